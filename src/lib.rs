@@ -3,10 +3,30 @@
 //! Index a model directory or a list of files by reading only their JSON headers, get tensors as
 //! zero-copy views into memory-mapped files, and convert dtypes exactly at memory speed.
 //! The C ABI in [`ffi`] wraps this Rust API; `include/stload.h` is generated from it.
+//!
+//! ```no_run
+//! let model = stload::Model::open_dir("models/llama", &stload::Options::default())?;
+//! let t = model.get("lm_head.weight")?;
+//! println!("{} {:?} {} bytes", t.dtype(), t.shape(), t.data().len());
+//! # Ok::<(), stload::Error>(())
+//! ```
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 pub mod dtype;
+pub mod error;
+pub mod ffi;
+pub mod file;
+pub mod header;
+pub mod index;
+pub mod model;
+pub mod nulstr;
+pub mod options;
+pub mod tensor;
 
 pub use dtype::Dtype;
+pub use error::{Error, Result};
+pub use model::{Model, TensorInfo};
+pub use options::Options;
+pub use tensor::Tensor;

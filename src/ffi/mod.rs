@@ -1,0 +1,80 @@
+//! The C ABI. Each export checks its arguments, calls the Rust API and maps the `Result`;
+//! no logic lives here. Every export runs under [`guard`], so no panic crosses into C.
+
+#![allow(non_camel_case_types)]
+
+pub mod dtype;
+pub mod error;
+pub mod model;
+pub mod options;
+pub mod tensor;
+
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::{Error, Result};
+pub use error::{stload_error, stload_status};
+
+/// Runs `f` for an export that returns a status: maps its error (or a panic) to a status and,
+/// when `err` is not NULL, stores an owned error object there. Nothing is written on success.
+pub(crate) fn guard(err: *mut *mut stload_error, f: impl FnOnce() -> Result<()>) -> stload_status {
+    let failure = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => return stload_status::STLOAD_OK,
+        Ok(Err(e)) => (error::status_of(&e), e.to_string()),
+        Err(panic) => (stload_status::STLOAD_ERR_INTERNAL, format!("internal error: {}", panic_text(&*panic))),
+    };
+    error::store(err, failure.0, &failure.1);
+    failure.0
+}
+
+/// Runs `f` for an export that returns a plain value; a panic yields `fallback`.
+pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "panic"
+    }
+}
+
+/// Borrows the object behind a handle, or refuses NULL naming the argument.
+///
+/// # Safety
+/// `p` must be NULL or point to a live `T` for `'a`.
+pub(crate) unsafe fn arg<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
+    // SAFETY: the caller guarantees `p` is NULL or valid for 'a.
+    unsafe { p.as_ref() }.ok_or_else(|| Error::InvalidArgument(format!("{what} is NULL")))
+}
+
+/// Borrows a C string argument as UTF-8, refusing NULL and invalid UTF-8.
+///
+/// # Safety
+/// `p` must be NULL or a NUL-terminated string alive for `'a`.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
+}
+
+/// Checks that an out-parameter is writable before any work is done.
+pub(crate) fn out_arg<T>(p: *mut T, what: &str) -> Result<*mut T> {
+    if p.is_null() {
+        Err(Error::InvalidArgument(format!("{what} (output) is NULL")))
+    } else {
+        Ok(p)
+    }
+}
+
+/// The library version ("MAJOR.MINOR.PATCH"), a static string. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

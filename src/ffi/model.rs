@@ -1,0 +1,234 @@
+//! Model handles: open, list, describe, get, release.
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+
+use super::dtype::{requested, stload_dtype};
+use super::options::stload_options;
+use super::tensor::stload_tensor;
+use super::{arg, guard, guard_value, out_arg, str_arg, stload_error, stload_status};
+use crate::error::Error;
+use crate::model::Model;
+use crate::options::Options;
+
+/// An opened model: the index of its tensors. Create with `stload_open_dir` or
+/// `stload_open_files`, free with `stload_model_free`. A `const stload_model*` may be used from
+/// many threads at once; caches are synchronised inside.
+pub struct stload_model {
+    pub(crate) inner: Model,
+}
+
+/// What the index knows of one tensor. Pointers are borrowed from the model and live until
+/// `stload_model_free` (they survive `stload_model_release_all`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct stload_tensor_info {
+    /// The stored dtype.
+    pub dtype: stload_dtype,
+    /// Number of dimensions.
+    pub rank: usize,
+    /// `rank` dimensions, outermost first.
+    pub shape: *const u64,
+    /// Stored byte length.
+    pub nbytes: u64,
+    /// Path of the file that holds the data, NUL-terminated.
+    pub file: *const c_char,
+    /// Absolute offset of the data in that file.
+    pub data_offset: u64,
+    /// The name in the file before any renaming (equal to the listed name when none applies).
+    pub original_name: *const c_char,
+}
+
+fn open_with(
+    opts: *const stload_options,
+    out: *mut *mut stload_model,
+    err: *mut *mut stload_error,
+    open: impl FnOnce(&Options) -> Result<Model, Error>,
+) -> stload_status {
+    guard(err, || {
+        let out = out_arg(out, "model")?;
+        let defaults = Options::default();
+        // SAFETY: `opts` is NULL (defaults) or a live options handle.
+        let options = unsafe { opts.as_ref() }.map_or(&defaults, |o| &o.inner);
+        let model = open(options)?;
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { *out = Box::into_raw(Box::new(stload_model { inner: model })) };
+        Ok(())
+    })
+}
+
+/// Opens a model directory: the shards named by `model.safetensors.index.json` when present
+/// (each shard's header must agree with it), else every `*.safetensors` file in sorted order.
+/// Reads headers only. `opts` may be NULL for defaults; it is copied, not kept.
+/// On success `*model` receives a handle owned by the caller (free with `stload_model_free`).
+#[no_mangle]
+pub extern "C" fn stload_open_dir(
+    dir: *const c_char,
+    opts: *const stload_options,
+    model: *mut *mut stload_model,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    open_with(opts, model, err, |o| {
+        // SAFETY: NULL or a NUL-terminated string per the API contract.
+        let dir = unsafe { str_arg(dir, "dir") }?;
+        Model::open_dir(dir, o)
+    })
+}
+
+/// Opens an explicit list of `n` safetensors files (blob stores, no directory layout).
+/// Same ownership as `stload_open_dir`. The same tensor name in two files is
+/// `STLOAD_ERR_DUPLICATE`, naming both files.
+#[no_mangle]
+pub extern "C" fn stload_open_files(
+    paths: *const *const c_char,
+    n: usize,
+    opts: *const stload_options,
+    model: *mut *mut stload_model,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    open_with(opts, model, err, |o| {
+        if paths.is_null() {
+            return Err(Error::InvalidArgument("paths is NULL".into()));
+        }
+        // SAFETY: `paths` points to `n` string pointers per the API contract.
+        let list = unsafe { std::slice::from_raw_parts(paths, n) };
+        let files = list
+            .iter()
+            // SAFETY: each element is NULL or a NUL-terminated string.
+            .map(|&p| unsafe { str_arg(p, "paths[i]") }.map(PathBuf::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        Model::open_files(&files, o)
+    })
+}
+
+/// Frees a model: its index, caches and mappings. Tensors obtained from it stay valid.
+/// Borrowed strings and shapes from it become invalid. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn stload_model_free(model: *mut stload_model) {
+    guard_value((), || {
+        if !model.is_null() {
+            // SAFETY: `model` came from stload_open_* and is freed once by contract.
+            drop(unsafe { Box::from_raw(model) });
+        }
+    })
+}
+
+/// Drops every cached tensor and file mapping of the model; the index stays and later gets
+/// map again. Tensors already handed out stay valid. NULL is a no-op. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_model_release_all(model: *const stload_model) {
+    // SAFETY: `model` is NULL or a live model handle.
+    guard_value((), || {
+        if let Some(m) = unsafe { model.as_ref() } {
+            m.inner.release_all();
+        }
+    })
+}
+
+/// Number of tensors; 0 when `model` is NULL.
+#[no_mangle]
+pub extern "C" fn stload_model_len(model: *const stload_model) -> usize {
+    // SAFETY: `model` is NULL or a live model handle.
+    guard_value(0, || unsafe { model.as_ref() }.map_or(0, |m| m.inner.len()))
+}
+
+/// The `i`-th tensor name in sorted (byte-wise) order, borrowed from the model until
+/// `stload_model_free`. NULL when `model` is NULL or `i >= stload_model_len(model)`.
+#[no_mangle]
+pub extern "C" fn stload_model_name(model: *const stload_model, i: usize) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: `model` is NULL or a live model handle.
+        let entry = unsafe { model.as_ref() }.and_then(|m| m.inner.entry_at(i));
+        entry.map_or(std::ptr::null(), |e| e.name.as_ptr())
+    })
+}
+
+/// Describes tensor `name` without reading its data; on success fills `*info`.
+/// Unknown names: `STLOAD_ERR_NOT_FOUND`.
+#[no_mangle]
+pub extern "C" fn stload_model_info(
+    model: *const stload_model,
+    name: *const c_char,
+    info: *mut stload_tensor_info,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or live handle / NUL-terminated string per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        // SAFETY: as above.
+        let name = unsafe { str_arg(name, "name") }?;
+        let info = out_arg(info, "info")?;
+        let e = model.inner.entry(name)?;
+        let value = stload_tensor_info {
+            dtype: e.dtype.code(),
+            rank: e.shape.len(),
+            shape: e.shape.as_ptr(),
+            nbytes: e.nbytes,
+            file: model.inner.file_display(e.file).as_ptr(),
+            data_offset: e.offset,
+            original_name: e.name.as_ptr(),
+        };
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { *info = value };
+        Ok(())
+    })
+}
+
+/// The `__metadata__` value for `key` (first file that has it), borrowed from the model until
+/// `stload_model_free`. NULL when absent or when an argument is NULL.
+#[no_mangle]
+pub extern "C" fn stload_model_metadata(model: *const stload_model, key: *const c_char) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: NULL or live handle / NUL-terminated string per the API contract.
+        let (Ok(model), Ok(key)) = (unsafe { arg(model, "model") }, unsafe { str_arg(key, "key") }) else {
+            return std::ptr::null();
+        };
+        model.inner.metadata_value(key).map_or(std::ptr::null(), |v| v.as_ptr())
+    })
+}
+
+/// Number of `__metadata__` keys; 0 when `model` is NULL.
+#[no_mangle]
+pub extern "C" fn stload_model_metadata_len(model: *const stload_model) -> usize {
+    // SAFETY: `model` is NULL or a live model handle.
+    guard_value(0, || unsafe { model.as_ref() }.map_or(0, |m| m.inner.metadata_pairs().count()))
+}
+
+/// The `i`-th `__metadata__` key in sorted order, borrowed until `stload_model_free`;
+/// NULL when out of range or `model` is NULL.
+#[no_mangle]
+pub extern "C" fn stload_model_metadata_key(model: *const stload_model, i: usize) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: `model` is NULL or a live model handle.
+        let key = unsafe { model.as_ref() }.and_then(|m| m.inner.metadata_key_at(i));
+        key.map_or(std::ptr::null(), |k| k.as_ptr())
+    })
+}
+
+/// Gets tensor `name`. With `STLOAD_DTYPE_NATIVE` (or the stored dtype) the result is a
+/// zero-copy view into the file mapping; with another dtype a converted tensor.
+/// On success `*tensor` receives a handle owned by the caller (free with `stload_tensor_free`),
+/// valid even after the model is freed. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_model_get(
+    model: *const stload_model,
+    name: *const c_char,
+    dtype: stload_dtype,
+    tensor: *mut *mut stload_tensor,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or live handle / NUL-terminated string per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        // SAFETY: as above.
+        let name = unsafe { str_arg(name, "name") }?;
+        let out = out_arg(tensor, "tensor")?;
+        let t = match requested(dtype)? {
+            None => model.inner.get(name)?,
+            Some(d) => model.inner.get_as(name, d)?,
+        };
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { *out = stload_tensor::into_raw(t) };
+        Ok(())
+    })
+}

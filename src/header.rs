@@ -1,0 +1,233 @@
+//! Parse and validate one safetensors header: JSON bytes in, a checked tensor table out. No I/O.
+//!
+//! The rules are those of the reference implementation (the `safetensors` crate 0.8), plus a few
+//! deliberate stricter ones listed in the README: duplicate names, NUL bytes in names, and a second
+//! `__metadata__` key are refused rather than silently resolved.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::dtype::Dtype;
+use crate::error::{Error, Result};
+
+/// The largest header the reference implementation accepts (bytes of JSON).
+pub const MAX_HEADER_SIZE: u64 = 100_000_000;
+
+/// One tensor as its header describes it, offsets relative to the data section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderTensor {
+    /// The tensor's name.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Dimensions, outermost first.
+    pub shape: Vec<u64>,
+    /// First byte in the data section.
+    pub start: u64,
+    /// One past the last byte in the data section.
+    pub end: u64,
+}
+
+/// A validated header.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    /// Tensors in data-offset order.
+    pub tensors: Vec<HeaderTensor>,
+    /// The `__metadata__` string map (empty when absent).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Parses the JSON `header` of `file` (for messages) and checks every tensor against
+/// `data_len`, the number of bytes after the header.
+pub fn parse(file: &str, header: &[u8], data_len: u64) -> Result<Header> {
+    let text = std::str::from_utf8(header).map_err(|e| {
+        Error::format(file, None, format!("header is not valid UTF-8 (byte {})", e.valid_up_to()))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = de
+        .deserialize_map(HeaderVisitor)
+        .and_then(|h| de.end().map(|()| h))
+        .map_err(|e| Error::format(file, None, format!("header is not a valid safetensors JSON object: {e}")))?;
+    validate(file, parsed, data_len)
+}
+
+/// A tensor entry exactly as the JSON spells it; unknown fields are ignored, like the reference.
+#[derive(Deserialize)]
+struct RawInfo<'a> {
+    #[serde(borrow)]
+    dtype: Cow<'a, str>,
+    shape: Vec<u64>,
+    data_offsets: (u64, u64),
+}
+
+struct HeaderVisitor;
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = Header;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object of tensors")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Header, A::Error> {
+        let mut header = Header::default();
+        let mut seen_metadata = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "__metadata__" {
+                if seen_metadata {
+                    return Err(de::Error::custom("__metadata__ appears twice"));
+                }
+                seen_metadata = true;
+                let meta: Option<BTreeMap<String, String>> = map
+                    .next_value()
+                    .map_err(|e| de::Error::custom(format!("__metadata__ must map strings to strings: {e}")))?;
+                header.metadata = meta.unwrap_or_default();
+                continue;
+            }
+            let raw: RawInfo = map
+                .next_value()
+                .map_err(|e| de::Error::custom(format!("tensor \"{key}\": {e}")))?;
+            let dtype = Dtype::from_header_name(&raw.dtype)
+                .ok_or_else(|| de::Error::custom(format!("tensor \"{key}\": unknown dtype \"{}\"", raw.dtype)))?;
+            header.tensors.push(HeaderTensor {
+                name: key.into_owned(),
+                dtype,
+                shape: raw.shape,
+                start: raw.data_offsets.0,
+                end: raw.data_offsets.1,
+            });
+        }
+        Ok(header)
+    }
+}
+
+/// Applies the reference's rules: offsets contiguous from 0 in offset order, each byte length
+/// equal to shape × dtype size without overflow, and the data section covered exactly.
+fn validate(file: &str, mut header: Header, data_len: u64) -> Result<Header> {
+    check_names(file, &header.tensors)?;
+    header.tensors.sort_by_key(|t| (t.start, t.end));
+    let mut expected_start = 0u64;
+    for t in &header.tensors {
+        let rule = |r: String| Error::format(file, Some(&t.name), r);
+        if t.end < t.start {
+            return Err(rule(format!("data_offsets [{}, {}) end before they start", t.start, t.end)));
+        }
+        if t.start != expected_start {
+            let what = if t.start > expected_start { "a gap" } else { "an overlap" };
+            return Err(rule(format!(
+                "data_offsets [{}, {}) start at {} but the previous tensor ends at {expected_start} ({what})",
+                t.start, t.end, t.start
+            )));
+        }
+        if t.end > data_len {
+            return Err(rule(format!(
+                "data_offsets [{}, {}) end past the {data_len} data bytes",
+                t.start, t.end
+            )));
+        }
+        let elements = t
+            .shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| rule(format!("shape {:?} overflows the element count", t.shape)))?;
+        let bits = elements
+            .checked_mul(u64::from(t.dtype.bits()))
+            .ok_or_else(|| rule(format!("shape {:?} of {} overflows the byte count", t.shape, t.dtype)))?;
+        if bits % 8 != 0 {
+            return Err(rule(format!(
+                "{elements} elements of {} ({} bits each) do not fill whole bytes",
+                t.dtype,
+                t.dtype.bits()
+            )));
+        }
+        if t.end - t.start != bits / 8 {
+            return Err(rule(format!(
+                "data_offsets [{}, {}) hold {} bytes but shape {:?} of {} needs {}",
+                t.start,
+                t.end,
+                t.end - t.start,
+                t.shape,
+                t.dtype,
+                bits / 8
+            )));
+        }
+        expected_start = t.end;
+    }
+    if expected_start != data_len {
+        return Err(Error::format(
+            file,
+            None,
+            format!("tensors cover {expected_start} of the {data_len} data bytes; the rest is unaccounted for"),
+        ));
+    }
+    Ok(header)
+}
+
+/// Refuses names the reference would silently merge (duplicates) or C cannot pass (NUL bytes).
+fn check_names(file: &str, tensors: &[HeaderTensor]) -> Result<()> {
+    let mut names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    if let Some(bad) = names.iter().find(|n| n.contains('\0')) {
+        return Err(Error::format(file, Some(&bad.escape_debug().to_string()), "name contains a NUL byte"));
+    }
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Duplicate(format!("{file}: tensor \"{}\" appears twice in the header", w[0])));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(json: &str, data_len: u64) -> Result<Header> {
+        parse("m.safetensors", json.as_bytes(), data_len)
+    }
+
+    #[test]
+    fn accepts_a_valid_header_and_orders_by_offset() {
+        let h = parse_str(
+            r#"{"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},
+                "a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},
+                "__metadata__":{"format":"pt"}}  "#,
+            12,
+        )
+        .unwrap();
+        assert_eq!(h.tensors[0].name, "a");
+        assert_eq!(h.tensors[1].shape, vec![2]);
+        assert_eq!(h.metadata.get("format").map(String::as_str), Some("pt"));
+    }
+
+    #[test]
+    fn refusals_name_file_tensor_and_rule() {
+        let cases = [
+            (r#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, 4, "needs 8"),
+            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, 8, "a gap"),
+            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 8, "unaccounted"),
+            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 2, "end past the 2 data bytes"),
+            (r#"{"x":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}}"#, 4, "unknown dtype"),
+            (r#"{"x":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}}"#, 1, "whole bytes"),
+            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, 4, "end before"),
+            (r#"{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#, 4, "overflows"),
+            (r#"{"x":{"dtype":"F32","shape":[1]}}"#, 4, "missing field"),
+            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, 8, "appears twice"),
+            (r#"{"__metadata__":{"a":1}}"#, 0, "strings to strings"),
+            (r#"[1,2]"#, 0, "valid safetensors JSON"),
+        ];
+        for (json, len, needle) in cases {
+            let err = parse_str(json, len).unwrap_err().to_string();
+            assert!(err.starts_with("m.safetensors: "), "{err}");
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused() {
+        let err = parse("m.safetensors", b"{\"\xff\":1}", 0).unwrap_err().to_string();
+        assert!(err.contains("UTF-8"), "{err}");
+    }
+}

@@ -1,0 +1,303 @@
+//! The model index: every tensor of a directory or file list by name, its metadata, and the
+//! caches of converted tensors. Opening reads headers only; data is mapped on first `get`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::dtype::Dtype;
+use crate::error::{Error, Result};
+use crate::file::ShardFile;
+use crate::header::Header;
+use crate::index::{ShardIndex, INDEX_FILE};
+use crate::nulstr::NulString;
+use crate::options::Options;
+use crate::tensor::Tensor;
+
+/// One tensor of the index.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) name: NulString,
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Arc<[u64]>,
+    pub(crate) nbytes: u64,
+    /// Index into `Model::files`.
+    pub(crate) file: usize,
+    /// Absolute offset of the first byte in the file.
+    pub(crate) offset: u64,
+}
+
+/// What the index knows of one tensor, without reading its data.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorInfo<'a> {
+    /// Name as listed by the model.
+    pub name: &'a str,
+    /// Element type as stored.
+    pub dtype: Dtype,
+    /// Dimensions, outermost first.
+    pub shape: &'a [u64],
+    /// Stored byte length.
+    pub nbytes: u64,
+    /// The file holding the data.
+    pub file: &'a Path,
+    /// Absolute offset of the data in that file.
+    pub data_offset: u64,
+}
+
+/// An opened model: the tensor index of one or more safetensors files.
+///
+/// `Model` is `Send + Sync`: any number of threads may `get` at once.
+#[derive(Debug)]
+pub struct Model {
+    files: Vec<ShardFile>,
+    entries: Vec<Entry>,
+    metadata: BTreeMap<NulString, NulString>,
+    options: Options,
+    converted: Mutex<HashMap<(usize, Dtype), Tensor>>,
+}
+
+impl Model {
+    /// Opens every `*.safetensors` file of `dir` in sorted order, or the shards named by its
+    /// `model.safetensors.index.json` when that exists (and checks they agree with it).
+    pub fn open_dir(dir: impl AsRef<Path>, options: &Options) -> Result<Model> {
+        let dir = dir.as_ref();
+        let index_path = dir.join(INDEX_FILE);
+        if index_path.is_file() {
+            return Model::open_indexed(dir, &index_path, options);
+        }
+        let listing = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
+        let mut paths = Vec::new();
+        for item in listing {
+            let item = item.map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
+            let path = item.path();
+            if path.extension().is_some_and(|x| x == "safetensors") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        if paths.is_empty() {
+            return Err(Error::NotFound(format!("{}: no *.safetensors files in this directory", dir.display())));
+        }
+        paths.sort();
+        Model::open_files(&paths, options)
+    }
+
+    /// Opens an explicit list of safetensors files (for blob stores without a directory layout).
+    pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
+        if paths.is_empty() {
+            return Err(Error::InvalidArgument("no files given".into()));
+        }
+        let opened = paths
+            .iter()
+            .map(|p| ShardFile::open(p.as_ref(), options.max_header_size))
+            .collect::<Result<Vec<_>>>()?;
+        Model::build(opened, options)
+    }
+
+    fn open_indexed(dir: &Path, index_path: &Path, options: &Options) -> Result<Model> {
+        let shown = index_path.display().to_string();
+        let json = std::fs::read(index_path).map_err(|e| Error::io(&shown, "cannot read", &e))?;
+        let index = ShardIndex::parse(&shown, &json)?;
+        let paths: Vec<PathBuf> = index.shards().iter().map(|s| dir.join(s)).collect();
+        let opened = paths
+            .iter()
+            .map(|p| ShardFile::open(p, options.max_header_size))
+            .collect::<Result<Vec<_>>>()?;
+        check_agreement(&shown, &index, &opened)?;
+        Model::build(opened, options)
+    }
+
+    fn build(opened: Vec<(ShardFile, Header)>, options: &Options) -> Result<Model> {
+        let mut files = Vec::with_capacity(opened.len());
+        let mut entries = Vec::new();
+        let mut metadata = BTreeMap::new();
+        for (file_index, (file, header)) in opened.into_iter().enumerate() {
+            for (key, value) in header.metadata {
+                metadata.entry(NulString::new(&key)).or_insert_with(|| NulString::new(&value));
+            }
+            entries.extend(header.tensors.into_iter().map(|t| Entry {
+                name: NulString::new(&t.name),
+                dtype: t.dtype,
+                nbytes: t.end - t.start,
+                shape: t.shape.into(),
+                file: file_index,
+                offset: file.data_start() + t.start,
+            }));
+            files.push(file);
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = entries.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(Error::Duplicate(format!(
+                "tensor \"{}\" is in both {} and {}",
+                w[0].name,
+                files[w[0].file].display(),
+                files[w[1].file].display()
+            )));
+        }
+        Ok(Model { files, entries, metadata, options: options.clone(), converted: Mutex::new(HashMap::new()) })
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the model has no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The `i`-th tensor name in sorted order.
+    pub fn name(&self, i: usize) -> Option<&str> {
+        self.entries.get(i).map(|e| e.name.as_str())
+    }
+
+    /// All tensor names in sorted order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.name.as_str())
+    }
+
+    /// A `__metadata__` value of any file (the first file that has the key wins).
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(NulString::as_str)
+    }
+
+    pub(crate) fn metadata_value(&self, key: &str) -> Option<&NulString> {
+        self.metadata.get(key)
+    }
+
+    pub(crate) fn metadata_key_at(&self, i: usize) -> Option<&NulString> {
+        self.metadata.keys().nth(i)
+    }
+
+    /// All `__metadata__` pairs, sorted by key.
+    pub fn metadata_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// What the index knows of `name`.
+    pub fn info(&self, name: &str) -> Result<TensorInfo<'_>> {
+        let e = self.entry(name)?;
+        Ok(TensorInfo {
+            name: e.name.as_str(),
+            dtype: e.dtype,
+            shape: &e.shape,
+            nbytes: e.nbytes,
+            file: self.files[e.file].path(),
+            data_offset: e.offset,
+        })
+    }
+
+    /// The tensor `name` as stored: a zero-copy view into its file's mapping.
+    pub fn get(&self, name: &str) -> Result<Tensor> {
+        let e = self.entry(name)?;
+        self.view(e)
+    }
+
+    /// The tensor `name` in `dtype`: zero-copy when that is the stored dtype, else converted.
+    pub fn get_as(&self, name: &str, dtype: Dtype) -> Result<Tensor> {
+        let e = self.entry(name)?;
+        if e.dtype == dtype {
+            return self.view(e);
+        }
+        Err(Error::Unsupported(format!(
+            "tensor \"{}\": no conversion from {} to {}",
+            e.name, e.dtype, dtype
+        )))
+    }
+
+    /// Drops every cached tensor and every file mapping. The index stays: a later `get` maps
+    /// again. Tensors already handed out stay valid.
+    pub fn release_all(&self) {
+        self.converted_cache().clear();
+        for f in &self.files {
+            f.release();
+        }
+    }
+
+    /// The options the model was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The files of the model, in open order.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(ShardFile::path)
+    }
+
+    pub(crate) fn entry(&self, name: &str) -> Result<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.name.as_str().cmp(name))
+            .map(|i| &self.entries[i])
+            .map_err(|_| Error::NotFound(format!("tensor \"{name}\" is not in the model")))
+    }
+
+    pub(crate) fn entry_at(&self, i: usize) -> Option<&Entry> {
+        self.entries.get(i)
+    }
+
+    pub(crate) fn file_display(&self, file: usize) -> &NulString {
+        self.files[file].display()
+    }
+
+    fn view(&self, e: &Entry) -> Result<Tensor> {
+        let file = &self.files[e.file];
+        let map = file.mapping()?;
+        let range = usize::try_from(e.offset)
+            .ok()
+            .zip(usize::try_from(e.nbytes).ok())
+            .filter(|(off, len)| off.checked_add(*len).is_some_and(|end| end <= map.len()));
+        let Some((offset, len)) = range else {
+            return Err(Error::Io {
+                path: file.display().to_string(),
+                message: format!("tensor \"{}\": data lies outside the mapped file", e.name),
+            });
+        };
+        Ok(Tensor::mapped(e.dtype, Arc::clone(&e.shape), map, offset, len))
+    }
+
+    fn converted_cache(&self) -> MutexGuard<'_, HashMap<(usize, Dtype), Tensor>> {
+        self.converted.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Every tensor the index names must be in its shard, and every shard tensor must be named there.
+fn check_agreement(index_path: &str, index: &ShardIndex, opened: &[(ShardFile, Header)]) -> Result<()> {
+    let shards = index.shards();
+    for (shard_name, (file, header)) in shards.iter().zip(opened) {
+        for t in &header.tensors {
+            match index.weight_map.get(&t.name) {
+                Some(listed) if listed == shard_name => {}
+                Some(listed) => {
+                    return Err(Error::format(
+                        file.display(),
+                        Some(&t.name),
+                        format!("{index_path} places this tensor in \"{listed}\""),
+                    ))
+                }
+                None => {
+                    return Err(Error::format(
+                        file.display(),
+                        Some(&t.name),
+                        format!("tensor is missing from the weight_map of {index_path}"),
+                    ))
+                }
+            }
+        }
+    }
+    let total: usize = opened.iter().map(|(_, h)| h.tensors.len()).sum();
+    if total != index.weight_map.len() {
+        // Some listed tensor was not found in its shard: name the first.
+        for (name, shard) in &index.weight_map {
+            let pos = shards.iter().position(|s| s == shard);
+            let found = pos.is_some_and(|p| opened[p].1.tensors.iter().any(|t| &t.name == name));
+            if !found {
+                return Err(Error::format(
+                    index_path,
+                    Some(name),
+                    format!("listed in shard \"{shard}\" but that file's header does not have it"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

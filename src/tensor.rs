@@ -1,0 +1,78 @@
+//! A tensor handed to a caller: dtype, shape and bytes that stay valid on their own, either a
+//! view into a file mapping (zero-copy) or memory owned by the tensor.
+
+use std::fmt;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::dtype::Dtype;
+
+/// Bytes shared by every clone of a tensor.
+#[derive(Clone)]
+enum Bytes {
+    /// A range of a file mapping; the `Arc` keeps the mapping alive after the model lets it go.
+    Mapped { map: Arc<Mmap>, offset: usize, len: usize },
+    /// Memory produced by stload (conversion, permutation, stacking).
+    Owned(Arc<dyn AsRef<[u8]> + Send + Sync>),
+}
+
+/// A tensor's dtype, shape and data. Cheap to clone; valid independently of its model.
+#[derive(Clone)]
+pub struct Tensor {
+    dtype: Dtype,
+    shape: Arc<[u64]>,
+    bytes: Bytes,
+}
+
+impl Tensor {
+    /// A view of `len` bytes at `offset` in `map`. The caller has checked the range.
+    pub(crate) fn mapped(dtype: Dtype, shape: Arc<[u64]>, map: Arc<Mmap>, offset: usize, len: usize) -> Tensor {
+        debug_assert!(offset.checked_add(len).is_some_and(|end| end <= map.len()));
+        Tensor { dtype, shape, bytes: Bytes::Mapped { map, offset, len } }
+    }
+
+    /// A tensor owning `data`.
+    pub fn owned(dtype: Dtype, shape: Arc<[u64]>, data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Tensor {
+        Tensor { dtype, shape, bytes: Bytes::Owned(data) }
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// Dimensions, outermost first.
+    pub fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    /// Number of elements (the product of the shape; 1 for a scalar).
+    pub fn elements(&self) -> u64 {
+        self.shape.iter().product()
+    }
+
+    /// The raw little-endian bytes.
+    pub fn data(&self) -> &[u8] {
+        match &self.bytes {
+            Bytes::Mapped { map, offset, len } => &map[*offset..*offset + *len],
+            Bytes::Owned(buf) => (**buf).as_ref(),
+        }
+    }
+
+    /// Whether the bytes alias a file mapping (no copy was made).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.bytes, Bytes::Mapped { .. })
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tensor")
+            .field("dtype", &self.dtype)
+            .field("shape", &self.shape)
+            .field("nbytes", &self.data().len())
+            .field("mapped", &self.is_mapped())
+            .finish()
+    }
+}
