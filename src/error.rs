@@ -45,11 +45,18 @@ pub enum Error {
 impl Error {
     /// An I/O error on `path`, keeping the OS message.
     pub fn io(path: impl std::fmt::Display, what: &str, err: &io::Error) -> Error {
-        Error::Io { path: path.to_string(), message: format!("{what}: {err}") }
+        Error::Io {
+            path: path.to_string(),
+            message: format!("{what}: {err}"),
+        }
     }
 
     /// A format error in `file`, optionally about `tensor`.
-    pub fn format(file: impl std::fmt::Display, tensor: Option<&str>, rule: impl std::fmt::Display) -> Error {
+    pub fn format(
+        file: impl std::fmt::Display,
+        tensor: Option<&str>,
+        rule: impl std::fmt::Display,
+    ) -> Error {
         match tensor {
             Some(t) => Error::Format(format!("{file}: tensor \"{t}\": {rule}")),
             None => Error::Format(format!("{file}: {rule}")),

@@ -31,7 +31,10 @@ impl ShardFile {
     pub fn open(path: &Path, max_header: u64) -> Result<(ShardFile, Header)> {
         let display = path.display().to_string();
         let mut file = File::open(path).map_err(|e| Error::io(&display, "cannot open", &e))?;
-        let size = file.metadata().map_err(|e| Error::io(&display, "cannot stat", &e))?.len();
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(&display, "cannot stat", &e))?
+            .len();
         if size < LEN_BYTES {
             return Err(Error::format(
                 &display,
@@ -40,7 +43,8 @@ impl ShardFile {
             ));
         }
         let mut len_bytes = [0u8; LEN_BYTES as usize];
-        file.read_exact(&mut len_bytes).map_err(|e| Error::io(&display, "cannot read", &e))?;
+        file.read_exact(&mut len_bytes)
+            .map_err(|e| Error::io(&display, "cannot read", &e))?;
         let n = u64::from_le_bytes(len_bytes);
         if n > max_header {
             return Err(Error::Limit(format!(
@@ -55,10 +59,14 @@ impl ShardFile {
             ));
         }
         // n ≤ size and ≤ the limit, so it fits in memory's address space on 64-bit targets.
-        let n_usize = usize::try_from(n)
-            .map_err(|_| Error::Limit(format!("{display}: header length {n} does not fit in memory")))?;
+        let n_usize = usize::try_from(n).map_err(|_| {
+            Error::Limit(format!(
+                "{display}: header length {n} does not fit in memory"
+            ))
+        })?;
         let mut json = vec![0u8; n_usize];
-        file.read_exact(&mut json).map_err(|e| Error::io(&display, "cannot read the header", &e))?;
+        file.read_exact(&mut json)
+            .map_err(|e| Error::io(&display, "cannot read the header", &e))?;
         let data_start = LEN_BYTES + n;
         let header = header::parse(&display, &json, size - data_start)?;
         let shard = ShardFile {
@@ -97,17 +105,25 @@ impl ShardFile {
         if let Some(map) = slot.as_ref() {
             return Ok(Arc::clone(map));
         }
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.display, "cannot reopen", &e))?;
-        let now = file.metadata().map_err(|e| Error::io(&self.display, "cannot stat", &e))?.len();
+        let file =
+            File::open(&self.path).map_err(|e| Error::io(&self.display, "cannot reopen", &e))?;
+        let now = file
+            .metadata()
+            .map_err(|e| Error::io(&self.display, "cannot stat", &e))?
+            .len();
         if now != self.size {
             return Err(Error::Io {
                 path: self.display.to_string(),
-                message: format!("file changed since open: {} bytes then, {now} now", self.size),
+                message: format!(
+                    "file changed since open: {} bytes then, {now} now",
+                    self.size
+                ),
             });
         }
         // SAFETY: the mapping is read-only and private to us. Another process may still truncate
         // or rewrite the file; that risk of mmap is documented in the README (SECURITY).
-        let map = unsafe { MmapOptions::new().map(&file) }.map_err(|e| Error::io(&self.display, "cannot map", &e))?;
+        let map = unsafe { MmapOptions::new().map(&file) }
+            .map_err(|e| Error::io(&self.display, "cannot map", &e))?;
         let map = Arc::new(map);
         *slot = Some(Arc::clone(&map));
         Ok(map)
@@ -120,6 +136,8 @@ impl ShardFile {
 
     fn lock(&self) -> MutexGuard<'_, Option<Arc<Mmap>>> {
         // A panic while holding this lock cannot leave the Option half-written, so recover.
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

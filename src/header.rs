@@ -45,13 +45,23 @@ pub struct Header {
 /// `data_len`, the number of bytes after the header.
 pub fn parse(file: &str, header: &[u8], data_len: u64) -> Result<Header> {
     let text = std::str::from_utf8(header).map_err(|e| {
-        Error::format(file, None, format!("header is not valid UTF-8 (byte {})", e.valid_up_to()))
+        Error::format(
+            file,
+            None,
+            format!("header is not valid UTF-8 (byte {})", e.valid_up_to()),
+        )
     })?;
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = de
         .deserialize_map(HeaderVisitor)
         .and_then(|h| de.end().map(|()| h))
-        .map_err(|e| Error::format(file, None, format!("header is not a valid safetensors JSON object: {e}")))?;
+        .map_err(|e| {
+            Error::format(
+                file,
+                None,
+                format!("header is not a valid safetensors JSON object: {e}"),
+            )
+        })?;
     validate(file, parsed, data_len)
 }
 
@@ -82,17 +92,18 @@ impl<'de> Visitor<'de> for HeaderVisitor {
                     return Err(de::Error::custom("__metadata__ appears twice"));
                 }
                 seen_metadata = true;
-                let meta: Option<BTreeMap<String, String>> = map
-                    .next_value()
-                    .map_err(|e| de::Error::custom(format!("__metadata__ must map strings to strings: {e}")))?;
+                let meta: Option<BTreeMap<String, String>> = map.next_value().map_err(|e| {
+                    de::Error::custom(format!("__metadata__ must map strings to strings: {e}"))
+                })?;
                 header.metadata = meta.unwrap_or_default();
                 continue;
             }
             let raw: RawInfo = map
                 .next_value()
                 .map_err(|e| de::Error::custom(format!("tensor \"{key}\": {e}")))?;
-            let dtype = Dtype::from_header_name(&raw.dtype)
-                .ok_or_else(|| de::Error::custom(format!("tensor \"{key}\": unknown dtype \"{}\"", raw.dtype)))?;
+            let dtype = Dtype::from_header_name(&raw.dtype).ok_or_else(|| {
+                de::Error::custom(format!("tensor \"{key}\": unknown dtype \"{}\"", raw.dtype))
+            })?;
             header.tensors.push(HeaderTensor {
                 name: key.into_owned(),
                 dtype,
@@ -114,10 +125,17 @@ fn validate(file: &str, mut header: Header, data_len: u64) -> Result<Header> {
     for t in &header.tensors {
         let rule = |r: String| Error::format(file, Some(&t.name), r);
         if t.end < t.start {
-            return Err(rule(format!("data_offsets [{}, {}) end before they start", t.start, t.end)));
+            return Err(rule(format!(
+                "data_offsets [{}, {}) end before they start",
+                t.start, t.end
+            )));
         }
         if t.start != expected_start {
-            let what = if t.start > expected_start { "a gap" } else { "an overlap" };
+            let what = if t.start > expected_start {
+                "a gap"
+            } else {
+                "an overlap"
+            };
             return Err(rule(format!(
                 "data_offsets [{}, {}) start at {} but the previous tensor ends at {expected_start} ({what})",
                 t.start, t.end, t.start
@@ -136,7 +154,12 @@ fn validate(file: &str, mut header: Header, data_len: u64) -> Result<Header> {
             .ok_or_else(|| rule(format!("shape {:?} overflows the element count", t.shape)))?;
         let bits = elements
             .checked_mul(u64::from(t.dtype.bits()))
-            .ok_or_else(|| rule(format!("shape {:?} of {} overflows the byte count", t.shape, t.dtype)))?;
+            .ok_or_else(|| {
+                rule(format!(
+                    "shape {:?} of {} overflows the byte count",
+                    t.shape, t.dtype
+                ))
+            })?;
         if bits % 8 != 0 {
             return Err(rule(format!(
                 "{elements} elements of {} ({} bits each) do not fill whole bytes",
@@ -171,11 +194,18 @@ fn validate(file: &str, mut header: Header, data_len: u64) -> Result<Header> {
 fn check_names(file: &str, tensors: &[HeaderTensor]) -> Result<()> {
     let mut names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
     if let Some(bad) = names.iter().find(|n| n.contains('\0')) {
-        return Err(Error::format(file, Some(&bad.escape_debug().to_string()), "name contains a NUL byte"));
+        return Err(Error::format(
+            file,
+            Some(&bad.escape_debug().to_string()),
+            "name contains a NUL byte",
+        ));
     }
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::Duplicate(format!("{file}: tensor \"{}\" appears twice in the header", w[0])));
+        return Err(Error::Duplicate(format!(
+            "{file}: tensor \"{}\" appears twice in the header",
+            w[0]
+        )));
     }
     Ok(())
 }
@@ -205,16 +235,52 @@ mod tests {
     #[test]
     fn refusals_name_file_tensor_and_rule() {
         let cases = [
-            (r#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, 4, "needs 8"),
-            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, 8, "a gap"),
-            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 8, "unaccounted"),
-            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 2, "end past the 2 data bytes"),
-            (r#"{"x":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}}"#, 4, "unknown dtype"),
-            (r#"{"x":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}}"#, 1, "whole bytes"),
-            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, 4, "end before"),
-            (r#"{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#, 4, "overflows"),
+            (
+                r#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#,
+                4,
+                "needs 8",
+            ),
+            (
+                r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                8,
+                "a gap",
+            ),
+            (
+                r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                8,
+                "unaccounted",
+            ),
+            (
+                r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                2,
+                "end past the 2 data bytes",
+            ),
+            (
+                r#"{"x":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}}"#,
+                4,
+                "unknown dtype",
+            ),
+            (
+                r#"{"x":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}}"#,
+                1,
+                "whole bytes",
+            ),
+            (
+                r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#,
+                4,
+                "end before",
+            ),
+            (
+                r#"{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#,
+                4,
+                "overflows",
+            ),
             (r#"{"x":{"dtype":"F32","shape":[1]}}"#, 4, "missing field"),
-            (r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, 8, "appears twice"),
+            (
+                r#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                8,
+                "appears twice",
+            ),
             (r#"{"__metadata__":{"a":1}}"#, 0, "strings to strings"),
             (r#"[1,2]"#, 0, "valid safetensors JSON"),
         ];
@@ -227,7 +293,9 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_refused() {
-        let err = parse("m.safetensors", b"{\"\xff\":1}", 0).unwrap_err().to_string();
+        let err = parse("m.safetensors", b"{\"\xff\":1}", 0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("UTF-8"), "{err}");
     }
 }

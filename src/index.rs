@@ -26,11 +26,18 @@ impl ShardIndex {
     /// Parses the index JSON of `path` (named in messages) and checks that every shard name
     /// stays inside the directory: relative, no `..`, no root or drive.
     pub fn parse(path: &str, json: &[u8]) -> Result<ShardIndex> {
-        let raw: RawIndex = serde_json::from_slice(json)
-            .map_err(|e| Error::format(path, None, format!("not a valid index (needs a \"weight_map\" of strings): {e}")))?;
+        let raw: RawIndex = serde_json::from_slice(json).map_err(|e| {
+            Error::format(
+                path,
+                None,
+                format!("not a valid index (needs a \"weight_map\" of strings): {e}"),
+            )
+        })?;
         for (tensor, shard) in &raw.weight_map {
             let inside = !shard.is_empty()
-                && Path::new(shard).components().all(|c| matches!(c, Component::Normal(_)));
+                && Path::new(shard)
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)));
             if !inside {
                 return Err(Error::format(
                     path,
@@ -39,7 +46,9 @@ impl ShardIndex {
                 ));
             }
         }
-        Ok(ShardIndex { weight_map: raw.weight_map })
+        Ok(ShardIndex {
+            weight_map: raw.weight_map,
+        })
     }
 
     /// The distinct shard names, sorted.
@@ -59,7 +68,9 @@ mod tests {
         assert_eq!(ok.shards(), vec!["m-1.safetensors", "sub/m-2.safetensors"]);
         for bad in ["../x.safetensors", "/etc/passwd", "a/../../b", ""] {
             let json = format!(r#"{{"weight_map":{{"t":"{bad}"}}}}"#);
-            let err = ShardIndex::parse("i.json", json.as_bytes()).unwrap_err().to_string();
+            let err = ShardIndex::parse("i.json", json.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("not a file name inside"), "{bad}: {err}");
         }
         assert!(ShardIndex::parse("i.json", b"{}").is_err());

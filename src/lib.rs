@@ -23,7 +23,9 @@ pub mod index;
 pub mod model;
 pub mod nulstr;
 pub mod options;
+pub mod sample;
 pub mod tensor;
+pub mod write;
 
 pub use dtype::Dtype;
 pub use error::{Error, Result};

@@ -65,7 +65,8 @@ impl Model {
         if index_path.is_file() {
             return Model::open_indexed(dir, &index_path, options);
         }
-        let listing = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
+        let listing = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
         let mut paths = Vec::new();
         for item in listing {
             let item = item.map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
@@ -75,7 +76,10 @@ impl Model {
             }
         }
         if paths.is_empty() {
-            return Err(Error::NotFound(format!("{}: no *.safetensors files in this directory", dir.display())));
+            return Err(Error::NotFound(format!(
+                "{}: no *.safetensors files in this directory",
+                dir.display()
+            )));
         }
         paths.sort();
         Model::open_files(&paths, options)
@@ -112,7 +116,9 @@ impl Model {
         let mut metadata = BTreeMap::new();
         for (file_index, (file, header)) in opened.into_iter().enumerate() {
             for (key, value) in header.metadata {
-                metadata.entry(NulString::new(&key)).or_insert_with(|| NulString::new(&value));
+                metadata
+                    .entry(NulString::new(&key))
+                    .or_insert_with(|| NulString::new(&value));
             }
             entries.extend(header.tensors.into_iter().map(|t| Entry {
                 name: NulString::new(&t.name),
@@ -133,7 +139,13 @@ impl Model {
                 files[w[1].file].display()
             )));
         }
-        Ok(Model { files, entries, metadata, options: options.clone(), converted: Mutex::new(HashMap::new()) })
+        Ok(Model {
+            files,
+            entries,
+            metadata,
+            options: options.clone(),
+            converted: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Number of tensors.
@@ -252,16 +264,28 @@ impl Model {
                 message: format!("tensor \"{}\": data lies outside the mapped file", e.name),
             });
         };
-        Ok(Tensor::mapped(e.dtype, Arc::clone(&e.shape), map, offset, len))
+        Ok(Tensor::mapped(
+            e.dtype,
+            Arc::clone(&e.shape),
+            map,
+            offset,
+            len,
+        ))
     }
 
     fn converted_cache(&self) -> MutexGuard<'_, HashMap<(usize, Dtype), Tensor>> {
-        self.converted.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.converted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 /// Every tensor the index names must be in its shard, and every shard tensor must be named there.
-fn check_agreement(index_path: &str, index: &ShardIndex, opened: &[(ShardFile, Header)]) -> Result<()> {
+fn check_agreement(
+    index_path: &str,
+    index: &ShardIndex,
+    opened: &[(ShardFile, Header)],
+) -> Result<()> {
     let shards = index.shards();
     for (shard_name, (file, header)) in shards.iter().zip(opened) {
         for t in &header.tensors {

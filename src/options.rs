@@ -15,7 +15,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { max_header_size: MAX_HEADER_SIZE, threads: 0, cache_converted: true }
+        Options {
+            max_header_size: MAX_HEADER_SIZE,
+            threads: 0,
+            cache_converted: true,
+        }
     }
 }
 

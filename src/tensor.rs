@@ -12,7 +12,11 @@ use crate::dtype::Dtype;
 #[derive(Clone)]
 enum Bytes {
     /// A range of a file mapping; the `Arc` keeps the mapping alive after the model lets it go.
-    Mapped { map: Arc<Mmap>, offset: usize, len: usize },
+    Mapped {
+        map: Arc<Mmap>,
+        offset: usize,
+        len: usize,
+    },
     /// Memory produced by stload (conversion, permutation, stacking).
     Owned(Arc<dyn AsRef<[u8]> + Send + Sync>),
 }
@@ -27,14 +31,32 @@ pub struct Tensor {
 
 impl Tensor {
     /// A view of `len` bytes at `offset` in `map`. The caller has checked the range.
-    pub(crate) fn mapped(dtype: Dtype, shape: Arc<[u64]>, map: Arc<Mmap>, offset: usize, len: usize) -> Tensor {
+    pub(crate) fn mapped(
+        dtype: Dtype,
+        shape: Arc<[u64]>,
+        map: Arc<Mmap>,
+        offset: usize,
+        len: usize,
+    ) -> Tensor {
         debug_assert!(offset.checked_add(len).is_some_and(|end| end <= map.len()));
-        Tensor { dtype, shape, bytes: Bytes::Mapped { map, offset, len } }
+        Tensor {
+            dtype,
+            shape,
+            bytes: Bytes::Mapped { map, offset, len },
+        }
     }
 
     /// A tensor owning `data`.
-    pub fn owned(dtype: Dtype, shape: Arc<[u64]>, data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Tensor {
-        Tensor { dtype, shape, bytes: Bytes::Owned(data) }
+    pub fn owned(
+        dtype: Dtype,
+        shape: Arc<[u64]>,
+        data: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    ) -> Tensor {
+        Tensor {
+            dtype,
+            shape,
+            bytes: Bytes::Owned(data),
+        }
     }
 
     /// Element type.

@@ -1,1 +1,207 @@
-fn main() {}
+//! The `stload` command: inspect and verify safetensors models.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use stload::{Dtype, Model, Options, Tensor};
+
+#[derive(Parser)]
+#[command(
+    name = "stload",
+    version,
+    about = "Inspect, verify and convert safetensors model weights"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every tensor: name, dtype, shape, bytes and first values. With no PATH, writes a
+    /// built-in sample model to a temporary directory and inspects that.
+    Inspect {
+        /// A model directory, or one or more .safetensors files.
+        paths: Vec<PathBuf>,
+        /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
+    Verify {
+        /// Model directories or .safetensors files, each checked on its own.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Inspect { paths, json } => inspect(&paths, json),
+        Command::Verify { paths } => return verify(&paths),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens a directory, or the listed files, as one model.
+fn open(paths: &[PathBuf]) -> stload::Result<Model> {
+    let options = Options::default();
+    match paths {
+        [one] if one.is_dir() => Model::open_dir(one, &options),
+        files => Model::open_files(files, &options),
+    }
+}
+
+fn inspect(paths: &[PathBuf], as_json: bool) -> stload::Result<()> {
+    let sample_dir;
+    let model = if paths.is_empty() {
+        sample_dir = tempfile::tempdir()
+            .map_err(|e| stload::Error::io("temporary directory", "cannot create", &e))?;
+        let path = stload::sample::write_sample(sample_dir.path())?;
+        if !as_json {
+            println!(
+                "no path given: inspecting the built-in sample {}\n",
+                path.display()
+            );
+        }
+        open(&[path])?
+    } else {
+        open(paths)?
+    };
+    if as_json {
+        print_json(&model)
+    } else {
+        print_table(&model)
+    }
+}
+
+fn print_json(model: &Model) -> stload::Result<()> {
+    let mut tensors = Vec::with_capacity(model.len());
+    for name in model.names() {
+        let info = model.info(name)?;
+        tensors.push(json!({
+            "name": info.name,
+            "dtype": info.dtype.name(),
+            "shape": info.shape,
+            "nbytes": info.nbytes,
+            "file": info.file.display().to_string(),
+            "data_offset": info.data_offset,
+        }));
+    }
+    let metadata: serde_json::Map<String, serde_json::Value> = model
+        .metadata_pairs()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    println!("{}", json!({ "tensors": tensors, "metadata": metadata }));
+    Ok(())
+}
+
+fn print_table(model: &Model) -> stload::Result<()> {
+    let width = model.names().map(str::len).max().unwrap_or(4).max(4);
+    println!(
+        "{:<width$}  {:<11}  {:<18}  {:>12}  FIRST VALUES",
+        "NAME", "DTYPE", "SHAPE", "BYTES"
+    );
+    let mut total = 0u64;
+    for name in model.names() {
+        let t = model.get(name)?;
+        total += t.data().len() as u64;
+        println!(
+            "{:<width$}  {:<11}  {:<18}  {:>12}  {}",
+            name,
+            t.dtype().name(),
+            format!("{:?}", t.shape()),
+            t.data().len(),
+            preview(&t, 4)
+        );
+    }
+    let files: Vec<&Path> = model.files().collect();
+    println!(
+        "\n{} tensors, {} bytes in {} file(s)",
+        model.len(),
+        total,
+        files.len()
+    );
+    for (k, v) in model.metadata_pairs() {
+        println!("metadata {k} = {v}");
+    }
+    Ok(())
+}
+
+/// The first `n` values of a tensor as text (raw hex bytes for dtypes shown as bits).
+fn preview(t: &Tensor, n: usize) -> String {
+    let data = t.data();
+    let Some(size) = t.dtype().byte_size() else {
+        return hex(&data[..data.len().min(n)]);
+    };
+    let values: Vec<String> = data
+        .chunks_exact(size)
+        .take(n)
+        .map(|b| match value(t.dtype(), b) {
+            Some(v) => format!("{v}"),
+            None => hex(b),
+        })
+        .collect();
+    let more = if t.elements() > n as u64 { ", ..." } else { "" };
+    format!("[{}{more}]", values.join(", "))
+}
+
+fn value(dtype: Dtype, b: &[u8]) -> Option<f64> {
+    let arr = |n: usize| -> Option<&[u8]> { b.get(..n) };
+    Some(match dtype {
+        Dtype::Bool | Dtype::U8 => f64::from(b[0]),
+        Dtype::I8 => f64::from(b[0] as i8),
+        Dtype::I16 => f64::from(i16::from_le_bytes(arr(2)?.try_into().ok()?)),
+        Dtype::U16 => f64::from(u16::from_le_bytes(arr(2)?.try_into().ok()?)),
+        Dtype::I32 => f64::from(i32::from_le_bytes(arr(4)?.try_into().ok()?)),
+        Dtype::U32 => f64::from(u32::from_le_bytes(arr(4)?.try_into().ok()?)),
+        Dtype::I64 => i64::from_le_bytes(arr(8)?.try_into().ok()?) as f64,
+        Dtype::U64 => u64::from_le_bytes(arr(8)?.try_into().ok()?) as f64,
+        Dtype::F16 => half::f16::from_le_bytes(arr(2)?.try_into().ok()?).to_f64(),
+        Dtype::BF16 => half::bf16::from_le_bytes(arr(2)?.try_into().ok()?).to_f64(),
+        Dtype::F32 => f64::from(f32::from_le_bytes(arr(4)?.try_into().ok()?)),
+        Dtype::F64 => f64::from_le_bytes(arr(8)?.try_into().ok()?),
+        _ => return None,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn verify(paths: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for path in paths {
+        let checked = open(std::slice::from_ref(path)).and_then(|model| {
+            for name in model.names() {
+                model.get(name)?;
+            }
+            Ok(model)
+        });
+        match checked {
+            Ok(model) => println!("ok: {} ({} tensors)", path.display(), model.len()),
+            Err(e) => {
+                failed = true;
+                println!("invalid: {e}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

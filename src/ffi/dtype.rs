@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::{guard, guard_value, out_arg, str_arg, stload_error, stload_status};
+use super::{guard, guard_value, out_arg, stload_error, stload_status, str_arg};
 use crate::dtype::Dtype;
 use crate::error::Error;
 
@@ -61,7 +61,9 @@ pub(crate) fn requested(dtype: stload_dtype) -> Result<Option<Dtype>, Error> {
     if dtype == STLOAD_DTYPE_NATIVE {
         return Ok(None);
     }
-    Dtype::from_code(dtype).map(Some).ok_or_else(|| Error::InvalidArgument(format!("{dtype} is not a dtype number")))
+    Dtype::from_code(dtype)
+        .map(Some)
+        .ok_or_else(|| Error::InvalidArgument(format!("{dtype} is not a dtype number")))
 }
 
 /// Parses a dtype name, case-insensitively: the safetensors spelling ("BF16", "F8_E4M3") or an
@@ -78,7 +80,8 @@ pub extern "C" fn stload_dtype_from_name(
         // SAFETY: NULL or a NUL-terminated string per the API contract.
         let name = unsafe { str_arg(name, "name") }?;
         let out = out_arg(out, "out")?;
-        let dtype = Dtype::from_name(name).ok_or_else(|| Error::NotFound(format!("unknown dtype name \"{name}\"")))?;
+        let dtype = Dtype::from_name(name)
+            .ok_or_else(|| Error::NotFound(format!("unknown dtype name \"{name}\"")))?;
         // SAFETY: checked non-NULL; the caller provides writable storage.
         unsafe { *out = dtype.code() };
         Ok(())

@@ -2,6 +2,9 @@
 //! no logic lives here. Every export runs under [`guard`], so no panic crosses into C.
 
 #![allow(non_camel_case_types)]
+// The exports are called from C, where the pointer contracts are documented in the header; marking
+// them `unsafe` would only add noise for Rust callers, who use the Rust API instead.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod dtype;
 pub mod error;
@@ -21,7 +24,10 @@ pub(crate) fn guard(err: *mut *mut stload_error, f: impl FnOnce() -> Result<()>)
     let failure = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => return stload_status::STLOAD_OK,
         Ok(Err(e)) => (error::status_of(&e), e.to_string()),
-        Err(panic) => (stload_status::STLOAD_ERR_INTERNAL, format!("internal error: {}", panic_text(&*panic))),
+        Err(panic) => (
+            stload_status::STLOAD_ERR_INTERNAL,
+            format!("internal error: {}", panic_text(&*panic)),
+        ),
     };
     error::store(err, failure.0, &failure.1);
     failure.0
@@ -61,7 +67,8 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
     }
     // SAFETY: non-NULL and NUL-terminated per the caller's contract.
     let s = unsafe { CStr::from_ptr(p) };
-    s.to_str().map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
+    s.to_str()
+        .map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
 }
 
 /// Checks that an out-parameter is writable before any work is done.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::dtype::{requested, stload_dtype};
 use super::options::stload_options;
 use super::tensor::stload_tensor;
-use super::{arg, guard, guard_value, out_arg, str_arg, stload_error, stload_status};
+use super::{arg, guard, guard_value, out_arg, stload_error, stload_status, str_arg};
 use crate::error::Error;
 use crate::model::Model;
 use crate::options::Options;
@@ -177,13 +177,21 @@ pub extern "C" fn stload_model_info(
 /// The `__metadata__` value for `key` (first file that has it), borrowed from the model until
 /// `stload_model_free`. NULL when absent or when an argument is NULL.
 #[no_mangle]
-pub extern "C" fn stload_model_metadata(model: *const stload_model, key: *const c_char) -> *const c_char {
+pub extern "C" fn stload_model_metadata(
+    model: *const stload_model,
+    key: *const c_char,
+) -> *const c_char {
     guard_value(std::ptr::null(), || {
         // SAFETY: NULL or live handle / NUL-terminated string per the API contract.
-        let (Ok(model), Ok(key)) = (unsafe { arg(model, "model") }, unsafe { str_arg(key, "key") }) else {
+        let (Ok(model), Ok(key)) = (unsafe { arg(model, "model") }, unsafe {
+            str_arg(key, "key")
+        }) else {
             return std::ptr::null();
         };
-        model.inner.metadata_value(key).map_or(std::ptr::null(), |v| v.as_ptr())
+        model
+            .inner
+            .metadata_value(key)
+            .map_or(std::ptr::null(), |v| v.as_ptr())
     })
 }
 
@@ -191,7 +199,9 @@ pub extern "C" fn stload_model_metadata(model: *const stload_model, key: *const 
 #[no_mangle]
 pub extern "C" fn stload_model_metadata_len(model: *const stload_model) -> usize {
     // SAFETY: `model` is NULL or a live model handle.
-    guard_value(0, || unsafe { model.as_ref() }.map_or(0, |m| m.inner.metadata_pairs().count()))
+    guard_value(0, || {
+        unsafe { model.as_ref() }.map_or(0, |m| m.inner.metadata_pairs().count())
+    })
 }
 
 /// The `i`-th `__metadata__` key in sorted order, borrowed until `stload_model_free`;

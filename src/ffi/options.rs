@@ -14,7 +14,11 @@ pub struct stload_options {
 /// Owned by the caller: free with `stload_options_free`. NULL only if memory ran out.
 #[no_mangle]
 pub extern "C" fn stload_options_new() -> *mut stload_options {
-    guard_value(std::ptr::null_mut(), || Box::into_raw(Box::new(stload_options { inner: Options::default() })))
+    guard_value(std::ptr::null_mut(), || {
+        Box::into_raw(Box::new(stload_options {
+            inner: Options::default(),
+        }))
+    })
 }
 
 /// Frees options. NULL is a no-op.
@@ -35,7 +39,8 @@ fn with_options(
 ) -> stload_status {
     guard(err, || {
         // SAFETY: `opts` is NULL or a live handle no other thread uses during the call.
-        let opts = unsafe { opts.as_mut() }.ok_or_else(|| Error::InvalidArgument("opts is NULL".into()))?;
+        let opts = unsafe { opts.as_mut() }
+            .ok_or_else(|| Error::InvalidArgument("opts is NULL".into()))?;
         f(&mut opts.inner)
     })
 }
@@ -50,7 +55,9 @@ pub extern "C" fn stload_options_set_max_header_size(
 ) -> stload_status {
     with_options(opts, err, |o| {
         if bytes == 0 {
-            return Err(Error::InvalidArgument("max header size must be at least 1 byte".into()));
+            return Err(Error::InvalidArgument(
+                "max header size must be at least 1 byte".into(),
+            ));
         }
         o.max_header_size = bytes;
         Ok(())
