@@ -71,7 +71,31 @@ struct RawInfo<'a> {
     #[serde(borrow)]
     dtype: Cow<'a, str>,
     shape: Vec<u64>,
-    data_offsets: (u64, u64),
+    data_offsets: Offsets,
+}
+
+/// `[start, end)`: exactly two numbers, with a message that says so.
+struct Offsets(u64, u64);
+
+impl<'de> Deserialize<'de> for Offsets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Offsets, D::Error> {
+        struct Two;
+        impl<'de> Visitor<'de> for Two {
+            type Value = Offsets;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("data_offsets as two numbers [start, end]")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Offsets, A::Error> {
+                let start = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let end = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(3, &self));
+                }
+                Ok(Offsets(start, end))
+            }
+        }
+        d.deserialize_seq(Two)
+    }
 }
 
 struct HeaderVisitor;

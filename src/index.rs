@@ -33,6 +33,9 @@ impl ShardIndex {
                 format!("not a valid index (needs a \"weight_map\" of strings): {e}"),
             )
         })?;
+        if raw.weight_map.is_empty() {
+            return Err(Error::format(path, None, "the weight_map lists no tensors"));
+        }
         for (tensor, shard) in &raw.weight_map {
             let inside = !shard.is_empty()
                 && Path::new(shard)

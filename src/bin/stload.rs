@@ -143,33 +143,30 @@ fn preview(t: &Tensor, n: usize) -> String {
     let Some(size) = t.dtype().byte_size() else {
         return hex(&data[..data.len().min(n)]);
     };
-    let values: Vec<String> = data
-        .chunks_exact(size)
-        .take(n)
-        .map(|b| match value(t.dtype(), b) {
-            Some(v) => format!("{v}"),
-            None => hex(b),
-        })
-        .collect();
+    let values: Vec<String> =
+        data.chunks_exact(size).take(n).map(|b| value(t.dtype(), b).unwrap_or_else(|| hex(b))).collect();
     let more = if t.elements() > n as u64 { ", ..." } else { "" };
     format!("[{}{more}]", values.join(", "))
 }
 
-fn value(dtype: Dtype, b: &[u8]) -> Option<f64> {
-    let arr = |n: usize| -> Option<&[u8]> { b.get(..n) };
+/// One element as text, or `None` for dtypes shown as raw bits.
+fn value(dtype: Dtype, b: &[u8]) -> Option<String> {
+    fn le<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
+        b.get(..N)?.try_into().ok()
+    }
     Some(match dtype {
-        Dtype::Bool | Dtype::U8 => f64::from(b[0]),
-        Dtype::I8 => f64::from(b[0] as i8),
-        Dtype::I16 => f64::from(i16::from_le_bytes(arr(2)?.try_into().ok()?)),
-        Dtype::U16 => f64::from(u16::from_le_bytes(arr(2)?.try_into().ok()?)),
-        Dtype::I32 => f64::from(i32::from_le_bytes(arr(4)?.try_into().ok()?)),
-        Dtype::U32 => f64::from(u32::from_le_bytes(arr(4)?.try_into().ok()?)),
-        Dtype::I64 => i64::from_le_bytes(arr(8)?.try_into().ok()?) as f64,
-        Dtype::U64 => u64::from_le_bytes(arr(8)?.try_into().ok()?) as f64,
-        Dtype::F16 => half::f16::from_le_bytes(arr(2)?.try_into().ok()?).to_f64(),
-        Dtype::BF16 => half::bf16::from_le_bytes(arr(2)?.try_into().ok()?).to_f64(),
-        Dtype::F32 => f64::from(f32::from_le_bytes(arr(4)?.try_into().ok()?)),
-        Dtype::F64 => f64::from_le_bytes(arr(8)?.try_into().ok()?),
+        Dtype::Bool | Dtype::U8 => b.first()?.to_string(),
+        Dtype::I8 => i8::from_le_bytes(le(b)?).to_string(),
+        Dtype::I16 => i16::from_le_bytes(le(b)?).to_string(),
+        Dtype::U16 => u16::from_le_bytes(le(b)?).to_string(),
+        Dtype::I32 => i32::from_le_bytes(le(b)?).to_string(),
+        Dtype::U32 => u32::from_le_bytes(le(b)?).to_string(),
+        Dtype::I64 => i64::from_le_bytes(le(b)?).to_string(),
+        Dtype::U64 => u64::from_le_bytes(le(b)?).to_string(),
+        Dtype::F16 => half::f16::from_le_bytes(le(b)?).to_string(),
+        Dtype::BF16 => half::bf16::from_le_bytes(le(b)?).to_string(),
+        Dtype::F32 => f32::from_le_bytes(le(b)?).to_string(),
+        Dtype::F64 => f64::from_le_bytes(le(b)?).to_string(),
         _ => return None,
     })
 }

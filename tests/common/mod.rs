@@ -1,0 +1,74 @@
+//! Shared helpers of the integration tests: the Python oracle and the fixtures it writes.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The Python interpreter with numpy, safetensors and ml_dtypes: `$STLOAD_PYTHON`, else the
+/// repository's `.venv`. Panics with the fix when neither works: these tests never skip.
+pub fn python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidate = std::env::var_os("STLOAD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let ok = Command::new(&candidate)
+        .args(["-c", "import numpy, safetensors, ml_dtypes"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{} lacks numpy/safetensors/ml_dtypes: run scripts/python-env.sh", candidate.display());
+    candidate
+}
+
+/// A directory of fixtures written once per test binary by tests/python/make_fixtures.py.
+pub fn fixtures() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_fixtures.py");
+        let status = Command::new(python()).arg(&script).arg(dir.path()).status().expect("run python");
+        assert!(status.success(), "make_fixtures.py failed");
+        dir
+    })
+    .path()
+}
+
+/// One expected tensor from expected.json.
+pub struct Expected {
+    pub name: String,
+    pub file: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub bytes: Vec<u8>,
+}
+
+/// The tensors of one fixture group ("all_dtypes" or "sharded").
+pub fn expected(group: &str) -> Vec<Expected> {
+    let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("expected.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let map = json[group].as_object().expect("group exists");
+    map.iter()
+        .map(|(name, v)| Expected {
+            name: name.clone(),
+            file: v["file"].as_str().unwrap().to_string(),
+            dtype: v["dtype"].as_str().unwrap().to_string(),
+            shape: v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect(),
+            bytes: hex(v["hex"].as_str().unwrap()),
+        })
+        .collect()
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Writes a safetensors file from a raw header string and data bytes.
+pub fn raw_file(dir: &Path, name: &str, header: &str, data: &[u8]) -> PathBuf {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write fixture");
+    path
+}

@@ -1,0 +1,126 @@
+//! The index and zero-copy gets against files written by Python's safetensors.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{expected, fixtures};
+use stload::{Dtype, Model, Options};
+
+fn all_dtypes_model() -> Model {
+    let dir = fixtures();
+    let files = [dir.join("all_dtypes.safetensors"), dir.join("subbyte_f6.safetensors")];
+    Model::open_files(&files, &Options::default()).expect("fixtures open")
+}
+
+#[test]
+fn every_dtype_reads_back_the_bytes_python_wrote() {
+    let model = all_dtypes_model();
+    let want = expected("all_dtypes");
+    assert_eq!(model.len(), want.len());
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &want {
+        let t = model.get(&e.name).unwrap();
+        assert_eq!(t.dtype().name(), e.dtype, "{}", e.name);
+        assert_eq!(t.shape(), e.shape.as_slice(), "{}", e.name);
+        assert_eq!(t.data(), e.bytes.as_slice(), "{}", e.name);
+        assert!(t.is_mapped(), "{}: native get must be zero-copy", e.name);
+        let info = model.info(&e.name).unwrap();
+        assert!(info.file.ends_with(&e.file), "{}", e.name);
+        assert_eq!(info.nbytes, e.bytes.len() as u64);
+        // The recorded offset really points at the tensor's bytes in the file.
+        let file = std::fs::read(info.file).unwrap();
+        let at = info.data_offset as usize;
+        assert_eq!(&file[at..at + e.bytes.len()], e.bytes.as_slice());
+        seen.insert(t.dtype());
+    }
+    assert_eq!(seen.len(), Dtype::ALL.len(), "the fixtures cover every dtype");
+}
+
+#[test]
+fn names_are_sorted_and_metadata_is_read() {
+    let model = all_dtypes_model();
+    let names: Vec<&str> = model.names().collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(model.name(0), Some(names[0]));
+    assert_eq!(model.name(model.len()), None);
+    assert_eq!(model.metadata("format"), Some("pt"));
+    assert_eq!(model.metadata("note"), Some("grüße ✓"));
+    assert_eq!(model.metadata("absent"), None);
+}
+
+#[test]
+fn sharded_directory_follows_its_index() {
+    let model = Model::open_dir(fixtures().join("sharded"), &Options::default()).unwrap();
+    let want = expected("sharded");
+    assert_eq!(model.len(), want.len());
+    for e in &want {
+        let t = model.get(&e.name).unwrap();
+        assert_eq!(t.data(), e.bytes.as_slice(), "{}", e.name);
+        assert!(model.info(&e.name).unwrap().file.ends_with(&e.file));
+    }
+}
+
+#[test]
+fn directory_without_index_opens_every_file_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["all_dtypes.safetensors", "subbyte_f6.safetensors"] {
+        std::fs::copy(fixtures().join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("README.md"), "not a model").unwrap();
+    let model = Model::open_dir(dir.path(), &Options::default()).unwrap();
+    let files: Vec<PathBuf> = model.files().map(PathBuf::from).collect();
+    assert_eq!(files, vec![dir.path().join("all_dtypes.safetensors"), dir.path().join("subbyte_f6.safetensors")]);
+    assert_eq!(model.len(), expected("all_dtypes").len());
+}
+
+#[test]
+fn tensors_outlive_their_model_and_release() {
+    let model = all_dtypes_model();
+    let t = model.get("f32").unwrap();
+    let before = t.data().to_vec();
+    model.release_all();
+    assert_eq!(t.data(), before.as_slice());
+    // After release the index stays and a get maps again.
+    assert_eq!(model.get("f32").unwrap().data(), before.as_slice());
+    drop(model);
+    assert_eq!(t.data(), before.as_slice());
+}
+
+#[test]
+fn eight_threads_get_concurrently() {
+    let model = all_dtypes_model();
+    let want = expected("all_dtypes");
+    std::thread::scope(|s| {
+        for thread in 0..8 {
+            let (model, want) = (&model, &want);
+            s.spawn(move || {
+                for round in 0..200 {
+                    let e = &want[(thread * 7 + round) % want.len()];
+                    let t = model.get(&e.name).unwrap();
+                    assert_eq!(t.data(), e.bytes.as_slice());
+                    if round % 50 == 0 {
+                        model.release_all();
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn missing_names_are_not_found() {
+    let model = all_dtypes_model();
+    let err = model.get("nope").unwrap_err();
+    assert!(matches!(err, stload::Error::NotFound(_)));
+    assert!(err.to_string().contains("\"nope\""));
+}
+
+#[test]
+fn stored_dtype_get_is_zero_copy() {
+    let model = all_dtypes_model();
+    let t = model.get_as("bf16", Dtype::BF16).unwrap();
+    assert!(t.is_mapped());
+}
