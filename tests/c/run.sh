@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the C tests and examples against the static and the shared library and runs them,
+# the tests also under valgrind memcheck (zero errors, zero leaks).
+# Usage: tests/c/run.sh   (needs the Python env of scripts/python-env.sh for the fixtures)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+python="${STLOAD_PYTHON:-$root/.venv/bin/python}"
+lib="$root/target/release"
+out="$root/tests/c/build"
+cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -I "$root/include")
+mkdir -p "$out"
+
+cargo build --release --lib --quiet
+
+echo "== header compiles alone as C and as C++"
+for std in c99 c11; do
+    gcc -std=$std -Wall -Wextra -Wpedantic -Werror -fsyntax-only -x c include/stload.h
+done
+g++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -x c++ include/stload.h
+
+fixtures="$(mktemp -d)"
+trap 'rm -rf "$fixtures"' EXIT
+"$python" tests/python/make_fixtures.py "$fixtures"
+
+build() { # name source kind
+    local name=$1 src=$2 kind=$3
+    if [ "$kind" = static ]; then
+        gcc "${cflags[@]}" "$src" -o "$out/$name-static" "$lib/libstload.a" -lpthread -ldl -lm
+    else
+        gcc "${cflags[@]}" "$src" -o "$out/$name-shared" -L "$lib" -lstload -Wl,-rpath,"$lib" -lpthread
+    fi
+}
+
+for kind in static shared; do
+    build test_core tests/c/test_core.c $kind
+    build inspect examples/c/inspect.c $kind
+    echo "== test_core ($kind)"
+    "$out/test_core-$kind" "$fixtures"
+    echo "== inspect ($kind)"
+    "$out/inspect-$kind" "$fixtures/sharded" | tail -3
+done
+
+echo "== test_core under valgrind"
+valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+    "$out/test_core-static" "$fixtures"
