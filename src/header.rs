@@ -85,9 +85,16 @@ impl<'de> Deserialize<'de> for Offsets {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("data_offsets as two numbers [start, end]")
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Offsets, A::Error> {
-                let start = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-                let end = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Offsets, A::Error> {
+                let start = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let end = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::invalid_length(3, &self));
                 }

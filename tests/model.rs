@@ -9,7 +9,10 @@ use stload::{Dtype, Model, Options};
 
 fn all_dtypes_model() -> Model {
     let dir = fixtures();
-    let files = [dir.join("all_dtypes.safetensors"), dir.join("subbyte_f6.safetensors")];
+    let files = [
+        dir.join("all_dtypes.safetensors"),
+        dir.join("subbyte_f6.safetensors"),
+    ];
     Model::open_files(&files, &Options::default()).expect("fixtures open")
 }
 
@@ -34,7 +37,11 @@ fn every_dtype_reads_back_the_bytes_python_wrote() {
         assert_eq!(&file[at..at + e.bytes.len()], e.bytes.as_slice());
         seen.insert(t.dtype());
     }
-    assert_eq!(seen.len(), Dtype::ALL.len(), "the fixtures cover every dtype");
+    assert_eq!(
+        seen.len(),
+        Dtype::ALL.len(),
+        "the fixtures cover every dtype"
+    );
 }
 
 #[test]
@@ -72,7 +79,13 @@ fn directory_without_index_opens_every_file_in_order() {
     std::fs::write(dir.path().join("README.md"), "not a model").unwrap();
     let model = Model::open_dir(dir.path(), &Options::default()).unwrap();
     let files: Vec<PathBuf> = model.files().map(PathBuf::from).collect();
-    assert_eq!(files, vec![dir.path().join("all_dtypes.safetensors"), dir.path().join("subbyte_f6.safetensors")]);
+    assert_eq!(
+        files,
+        vec![
+            dir.path().join("all_dtypes.safetensors"),
+            dir.path().join("subbyte_f6.safetensors")
+        ]
+    );
     assert_eq!(model.len(), expected("all_dtypes").len());
 }
 

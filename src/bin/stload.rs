@@ -143,8 +143,11 @@ fn preview(t: &Tensor, n: usize) -> String {
     let Some(size) = t.dtype().byte_size() else {
         return hex(&data[..data.len().min(n)]);
     };
-    let values: Vec<String> =
-        data.chunks_exact(size).take(n).map(|b| value(t.dtype(), b).unwrap_or_else(|| hex(b))).collect();
+    let values: Vec<String> = data
+        .chunks_exact(size)
+        .take(n)
+        .map(|b| value(t.dtype(), b).unwrap_or_else(|| hex(b)))
+        .collect();
     let more = if t.elements() > n as u64 { ", ..." } else { "" };
     format!("[{}{more}]", values.join(", "))
 }

@@ -17,7 +17,11 @@ pub fn python() -> PathBuf {
         .args(["-c", "import numpy, safetensors, ml_dtypes"])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "{} lacks numpy/safetensors/ml_dtypes: run scripts/python-env.sh", candidate.display());
+    assert!(
+        ok,
+        "{} lacks numpy/safetensors/ml_dtypes: run scripts/python-env.sh",
+        candidate.display()
+    );
     candidate
 }
 
@@ -27,7 +31,11 @@ pub fn fixtures() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temporary directory");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_fixtures.py");
-        let status = Command::new(python()).arg(&script).arg(dir.path()).status().expect("run python");
+        let status = Command::new(python())
+            .arg(&script)
+            .arg(dir.path())
+            .status()
+            .expect("run python");
         assert!(status.success(), "make_fixtures.py failed");
         dir
     })
@@ -53,14 +61,22 @@ pub fn expected(group: &str) -> Vec<Expected> {
             name: name.clone(),
             file: v["file"].as_str().unwrap().to_string(),
             dtype: v["dtype"].as_str().unwrap().to_string(),
-            shape: v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect(),
+            shape: v["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect(),
             bytes: hex(v["hex"].as_str().unwrap()),
         })
         .collect()
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Writes a safetensors file from a raw header string and data bytes.

