@@ -14,6 +14,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod buffer;
+pub mod convert;
 pub mod dtype;
 pub mod error;
 pub mod ffi;

@@ -1,0 +1,312 @@
+//! Element conversion between dtypes, bit-exact with numpy + `ml_dtypes` `astype`.
+//!
+//! Supported: every integer, float and FP8 type into F32, F16, BF16 and F64; F32, F16 and BF16
+//! into F8_E4M3 and F8_E5M2; and every dtype into itself (a plain copy). Each pair has a scalar
+//! reference ([`convert_scalar`]); [`convert`] picks the fastest kernel the CPU supports
+//! (AVX-512 or AVX2 + F16C on x86-64, table lookups for 8-bit sources) and [`convert_parallel`]
+//! also splits large inputs across threads. Every kernel is a single streaming pass.
+
+mod float;
+mod lut;
+mod parallel;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::buffer::AlignedBuf;
+use crate::Dtype;
+
+/// Why a conversion could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pair of dtypes has no conversion.
+    #[error("no conversion from {from} to {to}")]
+    Unsupported {
+        /// Source dtype.
+        from: Dtype,
+        /// Target dtype.
+        to: Dtype,
+    },
+    /// The buffers do not hold the same whole number of elements.
+    #[error("{}", length_message(*from, *to, *src_len, *dst_len))]
+    Length {
+        /// Source dtype.
+        from: Dtype,
+        /// Target dtype.
+        to: Dtype,
+        /// Source length in bytes.
+        src_len: usize,
+        /// Destination length in bytes.
+        dst_len: usize,
+    },
+}
+
+fn length_message(from: Dtype, to: Dtype, src_len: usize, dst_len: usize) -> String {
+    let (Some(fs), Some(ts)) = (from.byte_size(), to.byte_size()) else {
+        return format!(
+            "converting {from} to {to}: source has {src_len} bytes but destination has {dst_len} \
+             (a copy needs equal lengths)"
+        );
+    };
+    if src_len % fs != 0 {
+        return format!(
+            "converting {from} to {to}: source length {src_len} bytes is not a whole number of \
+             {fs}-byte {from} elements"
+        );
+    }
+    let n = src_len / fs;
+    format!(
+        "converting {from} to {to}: source has {n} elements ({src_len} bytes) which need {} \
+         destination bytes, but destination has {dst_len}",
+        n.saturating_mul(ts)
+    )
+}
+
+/// An instruction-set level for the kernels, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// The scalar reference only ([`convert_scalar`]).
+    Scalar,
+    /// Portable fast paths (table lookups for 8-bit sources); no CPU-specific instructions.
+    Portable,
+    /// x86-64 AVX2 + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL + F16C.
+    Avx512,
+}
+
+impl Isa {
+    /// The highest level this CPU supports.
+    pub fn detected() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            x86::detected()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Isa::Portable
+        }
+    }
+}
+
+/// A selected kernel for one pair.
+#[derive(Clone, Copy)]
+enum Kernel {
+    Copy,
+    Scalar(scalar::KernelFn),
+    Lut(&'static lut::Table, usize),
+    #[cfg(target_arch = "x86_64")]
+    Simd(x86::SimdFn),
+}
+
+impl Kernel {
+    /// Converts `src` into `dst` (whole, matching elements). `stream` asks for stores that
+    /// bypass the cache, worth it when the output is much larger than the caches.
+    fn run(self, src: &[u8], dst: &mut [u8], stream: bool) {
+        let _ = stream;
+        match self {
+            Kernel::Copy => dst.copy_from_slice(src),
+            Kernel::Scalar(f) => with_default_fp_env(|| f(src, dst)),
+            Kernel::Lut(t, 2) => lut::lookup::<2>(t, src, dst),
+            Kernel::Lut(t, 4) => lut::lookup::<4>(t, src, dst),
+            Kernel::Lut(t, _) => lut::lookup::<8>(t, src, dst),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Simd(f) => with_default_fp_env(|| f(src, dst, stream)),
+        }
+    }
+}
+
+/// Runs `f` with the FPU in its default mode (round to nearest, no flushing of subnormals):
+/// the host may have changed it, and the hardware conversions depend on it.
+fn with_default_fp_env<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::with_default_mxcsr(f)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        f()
+    }
+}
+
+fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
+    if from == to {
+        return Some(Kernel::Copy);
+    }
+    let reference = scalar::kernel(from, to)?;
+    let isa = isa.min(Isa::detected());
+    if isa == Isa::Scalar {
+        return Some(Kernel::Scalar(reference));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = x86::kernel(from, to, isa) {
+        return Some(Kernel::Simd(k));
+    }
+    if let (Some(t), Some(size)) = (lut::table(from, to), to.byte_size()) {
+        return Some(Kernel::Lut(t, size));
+    }
+    Some(Kernel::Scalar(reference))
+}
+
+/// Whether [`convert`] supports converting `from` into `to`.
+pub fn is_supported(from: Dtype, to: Dtype) -> bool {
+    from == to || scalar::kernel(from, to).is_some()
+}
+
+/// Picks the kernel and checks that both buffers hold the same number of whole elements.
+fn prepare(src: &[u8], from: Dtype, dst: &[u8], to: Dtype, isa: Isa) -> Result<Kernel, Error> {
+    let kernel = select(from, to, isa).ok_or(Error::Unsupported { from, to })?;
+    let length = Error::Length {
+        from,
+        to,
+        src_len: src.len(),
+        dst_len: dst.len(),
+    };
+    let ok = match (from.byte_size(), to.byte_size()) {
+        _ if from == to => src.len() == dst.len(),
+        (Some(fs), Some(ts)) => {
+            src.len() % fs == 0 && (src.len() / fs).checked_mul(ts) == Some(dst.len())
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(kernel)
+    } else {
+        Err(length)
+    }
+}
+
+/// Outputs at least this large use cache-bypassing stores.
+const STREAM_MIN_BYTES: usize = 16 << 20;
+
+/// Converts `src` (elements of `from`) into `dst` (elements of `to`) on the calling thread.
+///
+/// Lengths must match exactly: `src.len() == n * size(from)` and `dst.len() == n * size(to)`
+/// (for a copy of a sub-byte dtype, equal lengths).
+pub fn convert(src: &[u8], from: Dtype, dst: &mut [u8], to: Dtype) -> Result<(), Error> {
+    convert_with(src, from, dst, to, 1, Isa::detected())
+}
+
+/// Like [`convert`], but splits large inputs across up to `threads` scoped threads (the calling
+/// thread is one of them); small inputs stay on the calling thread.
+pub fn convert_parallel(
+    src: &[u8],
+    from: Dtype,
+    dst: &mut [u8],
+    to: Dtype,
+    threads: usize,
+) -> Result<(), Error> {
+    convert_with(src, from, dst, to, threads, Isa::detected())
+}
+
+/// The scalar reference path, always available; the tests compare every faster path with it.
+pub fn convert_scalar(src: &[u8], from: Dtype, dst: &mut [u8], to: Dtype) -> Result<(), Error> {
+    convert_with(src, from, dst, to, 1, Isa::Scalar)
+}
+
+/// Like [`convert_parallel`], using kernels of at most the given instruction-set level (the
+/// level is lowered to what the CPU supports). For tests and benchmarks of each level.
+pub fn convert_with(
+    src: &[u8],
+    from: Dtype,
+    dst: &mut [u8],
+    to: Dtype,
+    threads: usize,
+    isa: Isa,
+) -> Result<(), Error> {
+    let kernel = prepare(src, from, dst, to, isa)?;
+    let stream = dst.len() >= STREAM_MIN_BYTES;
+    // Identity copies split on bytes; conversions on whole elements.
+    let (fs, ts) = match (from.byte_size(), to.byte_size()) {
+        (Some(fs), Some(ts)) if from != to => (fs, ts),
+        _ => (1, 1),
+    };
+    parallel::split(src, fs, dst, ts, threads, |s, d| kernel.run(s, d, stream));
+    Ok(())
+}
+
+/// Converts into a freshly allocated, aligned buffer. The threads that convert are the ones
+/// that first touch their part of the new memory, so page faults run in parallel too.
+pub fn convert_to_new(
+    src: &[u8],
+    from: Dtype,
+    to: Dtype,
+    threads: usize,
+) -> Result<AlignedBuf, Error> {
+    if !is_supported(from, to) {
+        return Err(Error::Unsupported { from, to });
+    }
+    let len = match (from.byte_size(), to.byte_size()) {
+        _ if from == to => Some(src.len()),
+        (Some(fs), Some(ts)) if src.len() % fs == 0 => (src.len() / fs).checked_mul(ts),
+        _ => None,
+    };
+    let len = len.ok_or(Error::Length {
+        from,
+        to,
+        src_len: src.len(),
+        dst_len: 0,
+    })?;
+    // Allocation failure is reported like a length the system cannot hold.
+    let mut buf = AlignedBuf::new_uninit(len).map_err(|_| Error::Length {
+        from,
+        to,
+        src_len: src.len(),
+        dst_len: len,
+    })?;
+    convert_parallel(src, from, buf.as_mut_slice(), to, threads)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_dtypes_and_lengths() {
+        let mut dst = [0u8; 4];
+        let e = convert(&[0; 4], Dtype::F32, &mut dst, Dtype::Bool).unwrap_err();
+        assert_eq!(e.to_string(), "no conversion from F32 to BOOL");
+        let e = convert(&[0; 6], Dtype::F32, &mut dst, Dtype::F16).unwrap_err();
+        assert!(matches!(e, Error::Length { .. }), "{e}");
+        assert!(
+            e.to_string().contains("not a whole number of 4-byte F32"),
+            "{e}"
+        );
+        let e = convert(&[0; 4], Dtype::F32, &mut dst[..3], Dtype::F16).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("2 destination bytes, but destination has 3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn identity_copies_every_dtype() {
+        for d in Dtype::ALL {
+            let src: Vec<u8> = (0..64).collect();
+            let mut dst = vec![0u8; 64];
+            convert(&src, d, &mut dst, d).unwrap();
+            assert_eq!(src, dst, "{d}");
+            assert!(is_supported(d, d));
+        }
+    }
+
+    #[test]
+    fn empty_input_converts() {
+        convert(&[], Dtype::F32, &mut [], Dtype::BF16).unwrap();
+        let b = convert_to_new(&[], Dtype::BF16, Dtype::F32, 2).unwrap();
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn to_new_matches_into_buffer() {
+        let src: Vec<u8> = (0..4096u32)
+            .flat_map(|i| (i.wrapping_mul(2_654_435_761) as u16).to_le_bytes())
+            .collect();
+        let mut dst = vec![0u8; src.len() * 2];
+        convert(&src, Dtype::BF16, &mut dst, Dtype::F32).unwrap();
+        let b = convert_to_new(&src, Dtype::BF16, Dtype::F32, 2).unwrap();
+        assert_eq!(b.as_slice(), &dst[..]);
+    }
+}
