@@ -109,6 +109,13 @@ typedef struct stload_tensor stload_tensor;
 typedef uint32_t stload_dtype;
 
 /*
+ Called by `stload_model_load` after each tensor with the count done, the total, the tensor's
+ name (borrowed for the call only) and the caller's `user_data`. Return true to go on, false to
+ stop the load with `STLOAD_ERR_CANCELLED`.
+ */
+typedef bool (*stload_progress_fn)(void *user_data, size_t done, size_t total, const char *name);
+
+/*
  What the index knows of one tensor. Pointers are borrowed from the model and live until
  `stload_model_free` (they survive `stload_model_release_all`).
  */
@@ -268,6 +275,44 @@ extern "C" {
  The library version ("MAJOR.MINOR.PATCH"), a static string. Thread-safe.
  */
 const char *stload_version(void);
+
+/*
+ Converts `count` elements at `src` (dtype `from`) into `dst` (dtype `to`), bit-exact with
+ numpy/ml_dtypes `astype`. `dst` must hold `count` elements of `to`; the buffers must not
+ overlap. Pairs without a defined conversion return `STLOAD_ERR_UNSUPPORTED`. Runs on the
+ calling thread; allocates nothing. Thread-safe.
+ */
+enum stload_status stload_convert(const void *src,
+                                  stload_dtype from,
+                                  void *dst,
+                                  stload_dtype to,
+                                  size_t count,
+                                  struct stload_error **err);
+
+/*
+ Copies a tensor's values into the caller's buffer `dst` of `dst_len` bytes, converted to
+ `dtype` (`STLOAD_DTYPE_NATIVE`: the stored bytes). `dst_len` must equal the element count
+ times the size of `dtype` (else `STLOAD_ERR_BUFFER_SIZE`). Allocates nothing; large tensors
+ are converted by all cores. Thread-safe.
+ */
+enum stload_status stload_tensor_copy_to(const struct stload_tensor *tensor,
+                                         stload_dtype dtype,
+                                         void *dst,
+                                         size_t dst_len,
+                                         struct stload_error **err);
+
+/*
+ Materialises every tensor, like ollama's `ModelWeights.Load`. With `STLOAD_DTYPE_NATIVE`
+ every file is mapped. With a float dtype every floating-point tensor stored in another dtype
+ is converted, tensor by tensor so peak memory stays near the output size; integer and
+ boolean tensors stay as stored. Later `stload_model_get(model, name, dtype)` calls are served
+ from memory until `stload_model_release_all`. `progress` may be NULL. Thread-safe.
+ */
+enum stload_status stload_model_load(const struct stload_model *model,
+                                     stload_dtype dtype,
+                                     stload_progress_fn progress,
+                                     void *user_data,
+                                     struct stload_error **err);
 
 /*
  Parses a dtype name, case-insensitively: the safetensors spelling ("BF16", "F8_E4M3") or an

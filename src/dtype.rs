@@ -184,6 +184,25 @@ impl Dtype {
         }
     }
 
+    /// Whether the dtype holds floating-point numbers (including FP8, FP6, FP4 and E8M0 scales).
+    pub fn is_float(self) -> bool {
+        matches!(
+            self,
+            Dtype::F16
+                | Dtype::BF16
+                | Dtype::F32
+                | Dtype::F64
+                | Dtype::F8E4M3
+                | Dtype::F8E5M2
+                | Dtype::F8E8M0
+                | Dtype::F8E4M3Fnuz
+                | Dtype::F8E5M2Fnuz
+                | Dtype::F4
+                | Dtype::F6E2M3
+                | Dtype::F6E3M2
+        )
+    }
+
     /// Size of one element in whole bytes, or `None` for the sub-byte types.
     pub fn byte_size(self) -> Option<usize> {
         let bits = self.bits();

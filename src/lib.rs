@@ -22,6 +22,7 @@ pub mod ffi;
 pub mod file;
 pub mod header;
 pub mod index;
+mod materialize;
 pub mod model;
 pub mod nulstr;
 pub mod options;

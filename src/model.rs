@@ -13,6 +13,7 @@ use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
 use crate::options::Options;
 use crate::tensor::Tensor;
+use crate::{convert, materialize};
 
 /// One tensor of the index.
 #[derive(Debug)]
@@ -205,16 +206,87 @@ impl Model {
         self.view(e)
     }
 
-    /// The tensor `name` in `dtype`: zero-copy when that is the stored dtype, else converted.
+    /// The tensor `name` in `dtype`: zero-copy when that is the stored dtype, else converted
+    /// (and cached per name and dtype unless the options turn the cache off).
     pub fn get_as(&self, name: &str, dtype: Dtype) -> Result<Tensor> {
-        let e = self.entry(name)?;
+        let index = self.index_of(name)?;
+        self.get_index_as(index, dtype)
+    }
+
+    fn get_index_as(&self, index: usize, dtype: Dtype) -> Result<Tensor> {
+        let e = &self.entries[index];
         if e.dtype == dtype {
             return self.view(e);
         }
-        Err(Error::Unsupported(format!(
-            "tensor \"{}\": no conversion from {} to {}",
-            e.name, e.dtype, dtype
-        )))
+        if let Some(t) = self.converted_cache().get(&(index, dtype)) {
+            return Ok(t.clone());
+        }
+        let t = self.convert_entry(e, dtype, false)?;
+        if self.options.cache_converted {
+            // Two threads may race to convert the same tensor; the first result is kept.
+            return Ok(self
+                .converted_cache()
+                .entry((index, dtype))
+                .or_insert(t)
+                .clone());
+        }
+        Ok(t)
+    }
+
+    /// Materialises every tensor, like ollama's `ModelWeights.Load`: with `None` (as stored)
+    /// every file is mapped and its pages are requested; with a float dtype every floating-point
+    /// tensor of another dtype is converted, tensor by tensor (integer and boolean tensors, and
+    /// floats without a conversion such as F4, stay as stored, zero-copy). Later `get_as(name, dtype)` calls are served from memory.
+    ///
+    /// `progress(done, total, name)` runs after each tensor; returning `false` stops the load
+    /// with [`Error::Cancelled`] (tensors converted so far stay cached).
+    pub fn load(
+        &self,
+        dtype: Option<Dtype>,
+        mut progress: impl FnMut(usize, usize, &str) -> bool,
+    ) -> Result<()> {
+        let total = self.entries.len();
+        for (index, e) in self.entries.iter().enumerate() {
+            match dtype {
+                Some(d)
+                    if e.dtype != d && e.dtype.is_float() && convert::is_supported(e.dtype, d) =>
+                {
+                    if !self.converted_cache().contains_key(&(index, d)) {
+                        let t = self.convert_entry(e, d, true)?;
+                        self.converted_cache().insert((index, d), t);
+                    }
+                }
+                _ => {
+                    self.view(e)?;
+                }
+            }
+            if !progress(index + 1, total, e.name.as_str()) {
+                return Err(Error::Cancelled(format!(
+                    "load cancelled after tensor \"{}\"",
+                    e.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_entry(&self, e: &Entry, dtype: Dtype, drop_source: bool) -> Result<Tensor> {
+        let map = self.files[e.file].mapping()?;
+        let (offset, len) = mapped_range(&map, e.offset, e.nbytes).ok_or_else(|| Error::Io {
+            path: self.files[e.file].display().to_string(),
+            message: format!("tensor \"{}\": data lies outside the mapped file", e.name),
+        })?;
+        let threads = self.options.effective_threads();
+        let buf = materialize::convert_mapped(
+            &map,
+            offset..offset + len,
+            e.dtype,
+            dtype,
+            threads,
+            drop_source,
+            e.name.as_str(),
+        )?;
+        Ok(Tensor::owned(dtype, Arc::clone(&e.shape), Arc::new(buf)))
     }
 
     /// Drops every cached tensor and every file mapping. The index stays: a later `get` maps
@@ -237,9 +309,12 @@ impl Model {
     }
 
     pub(crate) fn entry(&self, name: &str) -> Result<&Entry> {
+        self.index_of(name).map(|i| &self.entries[i])
+    }
+
+    fn index_of(&self, name: &str) -> Result<usize> {
         self.entries
             .binary_search_by(|e| e.name.as_str().cmp(name))
-            .map(|i| &self.entries[i])
             .map_err(|_| Error::NotFound(format!("tensor \"{name}\" is not in the model")))
     }
 
@@ -254,11 +329,7 @@ impl Model {
     fn view(&self, e: &Entry) -> Result<Tensor> {
         let file = &self.files[e.file];
         let map = file.mapping()?;
-        let range = usize::try_from(e.offset)
-            .ok()
-            .zip(usize::try_from(e.nbytes).ok())
-            .filter(|(off, len)| off.checked_add(*len).is_some_and(|end| end <= map.len()));
-        let Some((offset, len)) = range else {
+        let Some((offset, len)) = mapped_range(&map, e.offset, e.nbytes) else {
             return Err(Error::Io {
                 path: file.display().to_string(),
                 message: format!("tensor \"{}\": data lies outside the mapped file", e.name),
@@ -278,6 +349,13 @@ impl Model {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// `[offset, offset + len)` as `usize`s when it lies inside `map`.
+fn mapped_range(map: &memmap2::Mmap, offset: u64, len: u64) -> Option<(usize, usize)> {
+    let offset = usize::try_from(offset).ok()?;
+    let len = usize::try_from(len).ok()?;
+    (offset.checked_add(len)? <= map.len()).then_some((offset, len))
 }
 
 /// Every tensor the index names must be in its shard, and every shard tensor must be named there.

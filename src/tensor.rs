@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use crate::convert;
 use crate::dtype::Dtype;
+use crate::error::{Error, Result};
 
 /// Bytes shared by every clone of a tensor.
 #[derive(Clone)]
@@ -82,9 +84,36 @@ impl Tensor {
         }
     }
 
+    /// Copies the values into `dst` as `dtype` (`None`: the stored bytes as they are), using up
+    /// to `threads` threads for large tensors. `dst` must have exactly the needed length.
+    /// Allocates nothing.
+    pub fn copy_to(&self, dtype: Option<Dtype>, dst: &mut [u8], threads: usize) -> Result<()> {
+        let to = dtype.unwrap_or(self.dtype);
+        let needed = self
+            .dtype
+            .byte_size()
+            .zip(to.byte_size())
+            .map_or(self.data().len(), |(fs, ts)| self.data().len() / fs * ts);
+        if dst.len() != needed {
+            return Err(Error::BufferSize(format!(
+                "{} elements of {to} need {needed} bytes but the buffer has {}",
+                self.elements(),
+                dst.len()
+            )));
+        }
+        convert::convert_parallel(self.data(), self.dtype, dst, to, threads)
+            .map_err(|e| Error::Unsupported(e.to_string()))
+    }
+
     /// Whether the bytes alias a file mapping (no copy was made).
     pub fn is_mapped(&self) -> bool {
         matches!(self.bytes, Bytes::Mapped { .. })
+    }
+}
+
+impl AsRef<[u8]> for crate::buffer::AlignedBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
     }
 }
 

@@ -6,6 +6,7 @@
 // them `unsafe` would only add noise for Rust callers, who use the Rust API instead.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod convert;
 pub mod dtype;
 pub mod error;
 pub mod model;

@@ -32,15 +32,20 @@ build() { # name source kind
     fi
 }
 
+tests=(test_core test_convert)
 for kind in static shared; do
-    build test_core tests/c/test_core.c $kind
+    for t in "${tests[@]}"; do
+        build "$t" "tests/c/$t.c" $kind
+        echo "== $t ($kind)"
+        "$out/$t-$kind" "$fixtures"
+    done
     build inspect examples/c/inspect.c $kind
-    echo "== test_core ($kind)"
-    "$out/test_core-$kind" "$fixtures"
     echo "== inspect ($kind)"
     "$out/inspect-$kind" "$fixtures/sharded" | tail -3
 done
 
-echo "== test_core under valgrind"
-valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-    "$out/test_core-static" "$fixtures"
+for t in "${tests[@]}"; do
+    echo "== $t under valgrind"
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+        "$out/$t-static" "$fixtures"
+done

@@ -49,6 +49,8 @@ pub struct Expected {
     pub dtype: String,
     pub shape: Vec<u64>,
     pub bytes: Vec<u8>,
+    /// What numpy/ml_dtypes `astype` gives, by target dtype name (F32, F16, BF16, F64).
+    pub converted: Vec<(String, Vec<u8>)>,
 }
 
 /// The tensors of one fixture group ("all_dtypes" or "sharded").
@@ -68,6 +70,14 @@ pub fn expected(group: &str) -> Vec<Expected> {
                 .map(|d| d.as_u64().unwrap())
                 .collect(),
             bytes: hex(v["hex"].as_str().unwrap()),
+            converted: v["as"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, h)| (k.clone(), hex(h.as_str().unwrap())))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect()
 }

@@ -85,6 +85,18 @@ def spec(dtype, value):
     return {"dtype": dtype, "shape": shape, "data": data}
 
 
+# Targets of the conversion oracle: what numpy/ml_dtypes astype gives for each stored array.
+CONVERSION_TARGETS = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F64": np.float64}
+NOT_CONVERTIBLE = {"C64"}
+
+
+def conversions(dtype, value):
+    if isinstance(value, tuple) or dtype in NOT_CONVERTIBLE:
+        return {}
+    with np.errstate(all="ignore"):
+        return {to: value.astype(t).tobytes().hex() for to, t in CONVERSION_TARGETS.items()}
+
+
 def write(path, tensors, metadata, expected):
     specs = {name: spec(dtype, value) for name, (dtype, value) in tensors.items()}
     writer_specs = {}
@@ -106,6 +118,7 @@ def write(path, tensors, metadata, expected):
             "dtype": s["dtype"],
             "shape": s["shape"],
             "hex": s["data"].hex(),
+            "as": conversions(*tensors[name]),
         }
 
 

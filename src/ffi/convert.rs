@@ -1,0 +1,142 @@
+//! Conversion exports: buffer to buffer, tensor into a caller's buffer, whole-model load.
+
+use std::ffi::{c_char, c_void};
+
+use super::dtype::{requested, stload_dtype};
+use super::model::stload_model;
+use super::tensor::stload_tensor;
+use super::{arg, guard, stload_error, stload_status};
+use crate::convert;
+use crate::dtype::Dtype;
+use crate::error::Error;
+
+/// Called by `stload_model_load` after each tensor with the count done, the total, the tensor's
+/// name (borrowed for the call only) and the caller's `user_data`. Return true to go on, false to
+/// stop the load with `STLOAD_ERR_CANCELLED`.
+pub type stload_progress_fn = Option<
+    extern "C" fn(user_data: *mut c_void, done: usize, total: usize, name: *const c_char) -> bool,
+>;
+
+fn dtype_arg(code: stload_dtype, what: &str) -> Result<Dtype, Error> {
+    requested(code)?
+        .ok_or_else(|| Error::InvalidArgument(format!("{what} must be a dtype, not NATIVE")))
+}
+
+/// Borrows `len` bytes at `p`; NULL is accepted only for zero bytes.
+///
+/// # Safety
+/// `p` must be NULL or valid for `len` bytes for `'a`.
+unsafe fn bytes<'a>(p: *const c_void, len: usize, what: &str) -> Result<&'a [u8], Error> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL and valid for `len` bytes per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len) })
+}
+
+/// Mutable twin of [`bytes`].
+///
+/// # Safety
+/// `p` must be NULL or valid for writes of `len` bytes for `'a`, aliasing nothing else in use.
+unsafe fn bytes_mut<'a>(p: *mut c_void, len: usize, what: &str) -> Result<&'a mut [u8], Error> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL, writable for `len` bytes and unaliased per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p.cast(), len) })
+}
+
+/// Converts `count` elements at `src` (dtype `from`) into `dst` (dtype `to`), bit-exact with
+/// numpy/ml_dtypes `astype`. `dst` must hold `count` elements of `to`; the buffers must not
+/// overlap. Pairs without a defined conversion return `STLOAD_ERR_UNSUPPORTED`. Runs on the
+/// calling thread; allocates nothing. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_convert(
+    src: *const c_void,
+    from: stload_dtype,
+    dst: *mut c_void,
+    to: stload_dtype,
+    count: usize,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        let (from, to) = (dtype_arg(from, "from")?, dtype_arg(to, "to")?);
+        if !convert::is_supported(from, to) {
+            return Err(Error::Unsupported(format!(
+                "no conversion from {from} to {to}"
+            )));
+        }
+        let size = |d: Dtype| {
+            d.bytes_for(count as u64)
+                .and_then(|b| usize::try_from(b).ok())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "{count} elements of {d} do not fill whole bytes"
+                    ))
+                })
+        };
+        let (src_len, dst_len) = (size(from)?, size(to)?);
+        // SAFETY: the caller provides `count` elements at `src` and room for them at `dst`.
+        let (src, dst) = unsafe { (bytes(src, src_len, "src")?, bytes_mut(dst, dst_len, "dst")?) };
+        convert::convert(src, from, dst, to).map_err(|e| Error::Unsupported(e.to_string()))
+    })
+}
+
+/// Copies a tensor's values into the caller's buffer `dst` of `dst_len` bytes, converted to
+/// `dtype` (`STLOAD_DTYPE_NATIVE`: the stored bytes). `dst_len` must equal the element count
+/// times the size of `dtype` (else `STLOAD_ERR_BUFFER_SIZE`). Allocates nothing; large tensors
+/// are converted by all cores. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_tensor_copy_to(
+    tensor: *const stload_tensor,
+    dtype: stload_dtype,
+    dst: *mut c_void,
+    dst_len: usize,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live tensor handle per the API contract.
+        let t = unsafe { arg(tensor, "tensor") }?;
+        let to = requested(dtype)?;
+        // SAFETY: the caller provides `dst_len` writable bytes at `dst`.
+        let dst = unsafe { bytes_mut(dst, dst_len, "dst") }?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        t.inner.copy_to(to, dst, threads)
+    })
+}
+
+/// Materialises every tensor, like ollama's `ModelWeights.Load`. With `STLOAD_DTYPE_NATIVE`
+/// every file is mapped. With a float dtype every floating-point tensor stored in another dtype
+/// is converted, tensor by tensor so peak memory stays near the output size; integer and
+/// boolean tensors stay as stored. Later `stload_model_get(model, name, dtype)` calls are served
+/// from memory until `stload_model_release_all`. `progress` may be NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_model_load(
+    model: *const stload_model,
+    dtype: stload_dtype,
+    progress: stload_progress_fn,
+    user_data: *mut c_void,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live model handle per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        let dtype = requested(dtype)?;
+        let mut name_buf = Vec::new();
+        model.inner.load(dtype, |done, total, name| match progress {
+            None => true,
+            Some(f) => {
+                name_buf.clear();
+                name_buf.extend_from_slice(name.as_bytes());
+                name_buf.push(0);
+                f(user_data, done, total, name_buf.as_ptr().cast())
+            }
+        })
+    })
+}
