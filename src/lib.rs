@@ -18,6 +18,7 @@ pub mod buffer;
 pub mod convert;
 pub mod dtype;
 pub mod error;
+pub mod export;
 pub mod ffi;
 pub mod file;
 pub mod header;

@@ -1,5 +1,5 @@
-//! Writing safetensors files: header JSON padded to 8 bytes, then the data, written to a
-//! temporary name and renamed so a file that may be mapped elsewhere is never truncated.
+//! Writing safetensors files: header JSON padded to 8 bytes, then the data, streamed to a
+//! temporary name and renamed, so a file that may be mapped elsewhere is never truncated.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 
-/// One tensor to write.
+/// One tensor to write, with its bytes in memory.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorRef<'a> {
     /// Name in the header.
@@ -23,31 +23,58 @@ pub struct TensorRef<'a> {
     pub data: &'a [u8],
 }
 
+/// One tensor to write whose bytes are produced later, while streaming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// Name in the header.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Dimensions, outermost first.
+    pub shape: Vec<u64>,
+}
+
+impl TensorSpec {
+    /// Byte length of the tensor's data, or an error naming it on overflow.
+    pub fn nbytes(&self) -> Result<u64> {
+        self.shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .and_then(|n| self.dtype.bytes_for(n))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "tensor \"{}\": shape {:?} of {} has no byte size",
+                    self.name, self.shape, self.dtype
+                ))
+            })
+    }
+}
+
 /// Serialises the header for `tensors` (data laid out in the given order) and `metadata`,
 /// padded with spaces to a multiple of 8 bytes as the reference writer does.
-pub fn header_bytes(tensors: &[TensorRef], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+pub fn header_bytes(
+    tensors: &[TensorSpec],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut map = Map::new();
     if !metadata.is_empty() {
         map.insert("__metadata__".into(), json!(metadata));
     }
     let mut offset = 0u64;
     for t in tensors {
-        let elements = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
-        let expected = elements.and_then(|n| t.dtype.bytes_for(n));
-        if expected != Some(t.data.len() as u64) {
-            return Err(Error::InvalidArgument(format!(
-                "tensor \"{}\": {} data bytes do not match shape {:?} of {}",
-                t.name,
-                t.data.len(),
-                t.shape,
-                t.dtype
+        let end = offset + t.nbytes()?;
+        if map
+            .insert(
+                t.name.clone(),
+                json!({"dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [offset, end]}),
+            )
+            .is_some()
+        {
+            return Err(Error::Duplicate(format!(
+                "tensor \"{}\" would be written twice",
+                t.name
             )));
         }
-        let end = offset + t.data.len() as u64;
-        map.insert(
-            t.name.to_string(),
-            json!({"dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [offset, end]}),
-        );
         offset = end;
     }
     let mut bytes = serde_json::to_vec(&Value::Object(map))
@@ -56,12 +83,13 @@ pub fn header_bytes(tensors: &[TensorRef], metadata: &BTreeMap<String, String>) 
     Ok(bytes)
 }
 
-/// Writes a safetensors file at `path` atomically (temporary file in the same directory, then
-/// rename).
-pub fn write_file(
+/// Writes a safetensors file at `path` atomically: the header for `tensors`, then for each
+/// tensor in order whatever `emit(i, out)` writes, which must be exactly its byte length.
+pub fn write_streaming(
     path: &Path,
-    tensors: &[TensorRef],
+    tensors: &[TensorSpec],
     metadata: &BTreeMap<String, String>,
+    mut emit: impl FnMut(usize, &mut dyn Write) -> Result<()>,
 ) -> Result<()> {
     let header = header_bytes(tensors, metadata)?;
     let shown = path.display().to_string();
@@ -76,18 +104,70 @@ pub fn write_file(
         .tempfile_in(dir)
         .map_err(|e| io("cannot create a temporary file", e))?;
     {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+        let mut out = CountingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, tmp.as_file()),
+            written: 0,
+        };
         out.write_all(&(header.len() as u64).to_le_bytes())
             .map_err(|e| io("cannot write", e))?;
         out.write_all(&header).map_err(|e| io("cannot write", e))?;
-        for t in tensors {
-            out.write_all(t.data).map_err(|e| io("cannot write", e))?;
+        for (i, t) in tensors.iter().enumerate() {
+            let before = out.written;
+            emit(i, &mut out)?;
+            if out.written - before != t.nbytes()? {
+                return Err(Error::InvalidArgument(format!(
+                    "tensor \"{}\": {} bytes written but shape {:?} of {} needs {}",
+                    t.name,
+                    out.written - before,
+                    t.shape,
+                    t.dtype,
+                    t.nbytes()?
+                )));
+            }
         }
         out.flush().map_err(|e| io("cannot write", e))?;
     }
     tmp.persist(path)
         .map_err(|e| io("cannot rename into place", e.error))?;
     Ok(())
+}
+
+/// Writes a safetensors file at `path` atomically from tensors in memory.
+pub fn write_file(
+    path: &Path,
+    tensors: &[TensorRef],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let specs: Vec<TensorSpec> = tensors
+        .iter()
+        .map(|t| TensorSpec {
+            name: t.name.to_string(),
+            dtype: t.dtype,
+            shape: t.shape.to_vec(),
+        })
+        .collect();
+    write_streaming(path, &specs, metadata, |i, out| {
+        out.write_all(tensors[i].data)
+            .map_err(|e| Error::io(path.display(), "cannot write", &e))
+    })
+}
+
+/// Counts bytes so each tensor's output can be checked against its header entry.
+struct CountingWriter<W: Write> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]
@@ -125,5 +205,7 @@ mod tests {
             data: &data[..3],
         }];
         assert!(write_file(&path, &bad, &meta).is_err());
+        // The failed write left the earlier file intact.
+        assert!(crate::Model::open_files(&[&path], &crate::Options::default()).is_ok());
     }
 }

@@ -29,6 +29,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the model at SRC to DST, floats converted to --dtype: a file gives a file, a
+    /// directory gives a directory (shard names, metadata and index.json kept).
+    Convert {
+        /// A model directory or a .safetensors file.
+        src: PathBuf,
+        /// Target dtype for floating-point tensors (f32, f16, bf16, f64, f8_e4m3, ...);
+        /// integer and boolean tensors keep theirs. Default: keep every dtype.
+        #[arg(long)]
+        dtype: Option<String>,
+        /// Output file or directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
         /// Model directories or .safetensors files, each checked on its own.
@@ -42,6 +55,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Inspect { paths, json } => inspect(&paths, json),
         Command::Verify { paths } => return verify(&paths),
+        Command::Convert { src, dtype, out } => convert(&src, dtype.as_deref(), &out),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +194,42 @@ fn hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn convert(src: &Path, dtype: Option<&str>, out: &Path) -> stload::Result<()> {
+    let target = dtype
+        .map(|name| {
+            Dtype::from_name(name)
+                .ok_or_else(|| stload::Error::InvalidArgument(format!("unknown dtype \"{name}\"")))
+        })
+        .transpose()?;
+    if out == src {
+        return Err(stload::Error::InvalidArgument(
+            "--out must differ from the source".into(),
+        ));
+    }
+    let model = open(&[src.to_path_buf()])?;
+    let total: u64 = model
+        .names()
+        .filter_map(|n| model.info(n).ok())
+        .map(|i| {
+            let to = stload::export::output_dtype(i.dtype, target);
+            i.shape.iter().product::<u64>() * u64::from(to.bits()) / 8
+        })
+        .sum();
+    // Drawn only when stderr is a terminal.
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let written = stload::export::export(&model, src, target, out, &mut |bytes| bar.inc(bytes))?;
+    bar.finish_and_clear();
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn verify(paths: &[PathBuf]) -> ExitCode {
