@@ -204,15 +204,15 @@ func (m *Model) GetAs(name string, dtype Dtype) (*Tensor, error) {
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	var t *C.stload_tensor
-	var view C.stloadgo_view
-	var cerr *C.stload_error
-	status := C.stloadgo_get(m.ptr(), cname, C.stload_dtype(dtype), &t, &view, &cerr)
+	// The handle and its description land straight in the new Tensor: one allocation.
+	t := new(Tensor)
+	status := C.stloadgo_get(m.ptr(), cname, C.stload_dtype(dtype), &t.c)
 	runtime.KeepAlive(m)
 	if status != C.STLOAD_OK {
-		return nil, takeError(status, cerr)
+		return nil, takeError(status, t.c.err)
 	}
-	return newTensor(t, &view), nil
+	runtime.SetFinalizer(t, (*Tensor).Close)
+	return t, nil
 }
 
 // ReleaseAll drops every cached tensor and file mapping of the model; the index stays, and
