@@ -37,8 +37,8 @@ func TestRunPrintsEveryTensor(t *testing.T) {
 	text := out.String()
 	want := []string{
 		"t_f32 ", "F32 ", "[2, 6] 48 bytes [0, 1, -2.5, 0.333, ...]",
-		"[2, 6] 24 bytes [0, 1, -2.5, 0.33203125, ...]",   // BF16
-		"[2, 6] 24 bytes [0, 1, -2.5, 0.3330078, ...]", // F16, shortest float32 text
+		"[2, 6] 24 bytes [0, 1, -2.5, 0.33203125, ...]", // BF16
+		"[2, 6] 24 bytes [0, 1, -2.5, 0.3330078, ...]",  // F16, shortest float32 text
 		"[2, 6] 96 bytes [-9223372036854775808, 9223372036854775807, 0, 1, ...]",
 		"[2, 3] 6 bytes [true, false, true, false, ...]",
 		"scalar_f32", "[] 4 bytes [1.5]", "[0, 4] 0 bytes []",
