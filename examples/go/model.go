@@ -163,7 +163,7 @@ func (m *Model) Info(name string) (TensorInfo, error) {
 }
 
 // Metadata returns the __metadata__ value for key (from the first file that has it) and
-// whether it exists.
+// whether it exists. A key containing a NUL byte is never found.
 func (m *Model) Metadata(key string) (string, bool) {
 	if strings.IndexByte(key, 0) >= 0 {
 		return "", false
