@@ -1,0 +1,27 @@
+// Package stload loads safetensors model weights through the stload C library.
+//
+// Open indexes a model directory (or OpenFiles an explicit list of files) by reading headers
+// only; Get returns a tensor whose Bytes alias the read-only file mapping, without a copy.
+//
+// # Lifetimes
+//
+// A *Model and a *Tensor each own one native handle. Close releases it; both Close methods
+// are idempotent. A finalizer frees a handle that was never closed, but only as a safety
+// net: close what you open. Every other method panics once its receiver is closed.
+//
+// A Tensor stays valid after its Model is closed or its caches are released (ReleaseAll):
+// it holds its own reference to the mapping. The slice returned by (*Tensor).Bytes is not
+// Go memory: it is valid only until that Tensor is closed or becomes unreachable, so keep
+// the Tensor (and call runtime.KeepAlive on it, or Close it) after the last use of the slice.
+//
+// # Concurrency
+//
+// A Model and a Tensor may be used from many goroutines at once, except that Close must not
+// run concurrently with other methods on the same value.
+//
+// # Linking
+//
+// By default the package links the static library target/release/libstload.a of the
+// repository (build it with cargo build --release). Build with -tags stload_shared to link
+// target/release/libstload.so instead; see README.md.
+package stload

@@ -1,0 +1,3 @@
+module stload.dev/stload
+
+go 1.19

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the Rust library, then vets, tests (static and shared linking) and benchmarks the Go
+# package. Works from any directory. Needs Go >= 1.19 and the Python oracle environment
+# (scripts/python-env.sh, or STLOAD_PYTHON) for the fixtures.
+#
+#   examples/go/test.sh            everything
+#   STLOAD_GO_SKIP_BUILD=1 ...     reuse target/release as it is
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+step() { printf '\n== %s\n' "$*"; }
+
+if [ "${STLOAD_GO_SKIP_BUILD:-}" != 1 ]; then
+    step "cargo build --release"
+    (cd "$root" && cargo build --release)
+fi
+
+cd "$here"
+# Go needs a build cache; without HOME (some CI sandboxes) fall back to one in this directory.
+gocache="$(go env GOCACHE 2>/dev/null || true)"
+if [ -z "$gocache" ] || [ "$gocache" = off ]; then
+    export GOCACHE="$here/.cache/go-build"
+fi
+go version
+
+step "gofmt"
+unformatted="$(gofmt -l .)"
+if [ -n "$unformatted" ]; then
+    echo "gofmt: these files need formatting:" >&2
+    echo "$unformatted" >&2
+    exit 1
+fi
+
+step "go vet"
+go vet ./...
+go vet -tags stload_shared ./...
+
+# cgocheck=2 (full pointer checks) is a GODEBUG setting in Go 1.19 and 1.20; Go 1.21 made it
+# a build-time GOEXPERIMENT=cgocheck2 and ignores the GODEBUG value. GOGC=1 makes finalizers
+# and moving stacks run often.
+step "go test -race, GODEBUG=cgocheck=2 GOGC=1 (static library)"
+GODEBUG=cgocheck=2 GOGC=1 go test -race -count=1 ./...
+
+step "go test -tags stload_shared (shared library)"
+go test -tags stload_shared -count=1 ./...
+
+step "benchmarks"
+go test -run '^$' -bench . -benchtime 2000x .
