@@ -27,6 +27,7 @@ mod materialize;
 pub mod model;
 pub mod nulstr;
 pub mod options;
+pub mod rename;
 pub mod sample;
 pub mod tensor;
 pub mod write;
