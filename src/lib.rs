@@ -14,6 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod arch;
 pub mod buffer;
 pub mod convert;
 pub mod dtype;
@@ -29,7 +30,9 @@ pub mod nulstr;
 pub mod options;
 pub mod rename;
 pub mod sample;
+mod source;
 pub mod tensor;
+pub mod transform;
 pub mod write;
 
 pub use dtype::Dtype;

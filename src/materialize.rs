@@ -1,7 +1,10 @@
-//! Turning a mapped tensor into converted memory, chunk by chunk, so that the mapped source
-//! pages can be let go as soon as they are converted: peak memory stays at the output size.
+//! Building new memory for a tensor from mapped bytes: converting its dtype and/or gathering
+//! its pieces (permuted rows, stacked tensors), in chunks spread over threads. Each thread
+//! first-touches the output it writes, and converted source pages can be let go at once, so
+//! peak memory stays at the output size.
 
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
 
@@ -10,16 +13,25 @@ use crate::convert;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 
-/// Source bytes converted per step. Large enough that thread start-up is noise, small enough
-/// that the source pages held at once stay far below the 64 MiB the load budget allows.
-const CHUNK_BYTES: usize = 32 << 20;
+/// Source bytes per unit of work: large enough that scheduling is noise, small enough that the
+/// source pages held at once (one chunk per thread) stay far below 64 MiB.
+const MAX_CHUNK: usize = 16 << 20;
+/// Below this many source bytes everything runs on the calling thread.
+const MIN_PARALLEL: usize = 4 << 20;
 
-/// Converts the bytes `range` of `map` (elements of `from`) into a new buffer of `to`.
-/// With `drop_source`, each converted chunk of the mapping is released from this process's
+/// A range of a mapping, in output order.
+pub(crate) struct Part {
+    /// The mapping holding the bytes.
+    pub map: Arc<Mmap>,
+    /// Byte range in the mapping.
+    pub range: Range<usize>,
+}
+
+/// Concatenates `parts` (elements of `from`) converted to `to` into a new buffer.
+/// With `drop_source`, each converted chunk of the mappings is released from this process's
 /// resident memory (the page cache keeps it; a later read faults it back in).
-pub(crate) fn convert_mapped(
-    map: &Mmap,
-    range: Range<usize>,
+pub(crate) fn convert_parts(
+    parts: &[Part],
     from: Dtype,
     to: Dtype,
     threads: usize,
@@ -31,43 +43,82 @@ pub(crate) fn convert_mapped(
             "tensor \"{tensor}\": no conversion from {from} to {to}"
         ))
     };
-    let (Some(fs), Some(ts)) = (from.byte_size(), to.byte_size()) else {
-        return Err(unsupported());
-    };
     if !convert::is_supported(from, to) {
         return Err(unsupported());
     }
-    let offset = range.start;
-    let src = map.get(range).ok_or_else(|| {
-        Error::Format(format!(
-            "tensor \"{tensor}\": data lies outside the mapped file"
-        ))
-    })?;
-    let elements = src.len() / fs;
-    let out_len = elements.checked_mul(ts).ok_or_else(|| {
-        Error::OutOfMemory(format!(
-            "tensor \"{tensor}\": {elements} elements of {to} overflow"
-        ))
-    })?;
+    // Identity copies move bytes (any dtype, sub-byte too); conversions move whole elements.
+    let (fs, ts) = match (from.byte_size(), to.byte_size()) {
+        _ if from == to => (1, 1),
+        (Some(fs), Some(ts)) => (fs, ts),
+        _ => return Err(unsupported()),
+    };
+    let total: usize = parts.iter().map(|p| p.range.len()).sum();
+    let out_len = (total / fs)
+        .checked_mul(ts)
+        .ok_or_else(|| Error::OutOfMemory(format!("tensor \"{tensor}\": output size overflows")))?;
     let mut out = AlignedBuf::new_uninit(out_len).map_err(|e| {
         Error::OutOfMemory(format!(
             "tensor \"{tensor}\": cannot allocate {out_len} bytes: {e}"
         ))
     })?;
-    let per_chunk = (CHUNK_BYTES / fs).max(1);
-    for (i, (s, d)) in src
-        .chunks(per_chunk * fs)
-        .zip(out.as_mut_slice().chunks_mut(per_chunk * ts))
-        .enumerate()
-    {
-        convert::convert_parallel(s, from, d, to, threads)
-            .map_err(|e| Error::Unsupported(format!("tensor \"{tensor}\": {e}")))?;
-        if drop_source {
-            let start = offset + i * per_chunk * fs;
-            release_pages(map, start, s.len());
+    let threads = if total < MIN_PARALLEL {
+        1
+    } else {
+        threads.max(1)
+    };
+    // Chunks small enough that every thread gets several, in whole 4096-element groups so each
+    // output chunk starts cache-line aligned.
+    let granule = 4096 * fs;
+    let chunk = (total / (threads * 4)).clamp(granule, MAX_CHUNK.max(granule)) / granule * granule;
+    let work = chunks(parts, out.as_mut_slice(), fs, ts, chunk);
+    let failure = Mutex::new(None);
+    let queue = Mutex::new(work.into_iter());
+    let run = || loop {
+        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+        let Some((map, src, dst)) = next else { break };
+        let bytes = &map[src.clone()];
+        if let Err(e) = convert::convert(bytes, from, dst, to) {
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            break;
         }
+        if drop_source {
+            release_pages(map, src.start, src.len());
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            if std::thread::Builder::new().spawn_scoped(s, run).is_err() {
+                break;
+            }
+        }
+        run();
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(Error::Unsupported(format!("tensor \"{tensor}\": {e}")));
     }
     Ok(out)
+}
+
+/// Cuts the parts into units of at most `chunk` source bytes, each paired with its output.
+fn chunks<'a>(
+    parts: &'a [Part],
+    mut out: &'a mut [u8],
+    fs: usize,
+    ts: usize,
+    chunk: usize,
+) -> Vec<(&'a Mmap, Range<usize>, &'a mut [u8])> {
+    let mut work = Vec::new();
+    for part in parts {
+        let mut start = part.range.start;
+        while start < part.range.end {
+            let len = chunk.min(part.range.end - start);
+            let (dst, rest) = std::mem::take(&mut out).split_at_mut(len / fs * ts);
+            out = rest;
+            work.push((&*part.map, start..start + len, dst));
+            start += len;
+        }
+    }
+    work
 }
 
 /// Tells the kernel this process no longer needs the mapped pages fully inside
@@ -77,10 +128,9 @@ fn release_pages(map: &Mmap, start: usize, len: usize) {
     let first = start.next_multiple_of(page);
     let end = (start + len) / page * page;
     if end > first {
-        // The mapping is read-only and file-backed: dropping pages never loses data, a later
-        // access reads them back from the page cache. Failure only means memory stays resident.
-        // SAFETY: the range lies inside the mapping; DONTNEED on a shared read-only file mapping
-        // keeps its contents (they are re-read from the file).
+        // Failure only means the memory stays resident, so it is ignored.
+        // SAFETY: the range lies inside the mapping, which is a shared read-only file mapping:
+        // DONTNEED drops our copy of the pages and a later access reads them from the file again.
         let _ = unsafe {
             map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first)
         };

@@ -12,20 +12,25 @@ use crate::header::Header;
 use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
 use crate::options::Options;
+use crate::source::{Segment, Source};
 use crate::tensor::Tensor;
+use crate::transform::{self, Item};
 use crate::{convert, materialize};
 
 /// One tensor of the index.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) name: NulString,
+    /// The name in the file before renaming (the first part's, for stacked tensors).
+    pub(crate) original: NulString,
     pub(crate) dtype: Dtype,
     pub(crate) shape: Arc<[u64]>,
     pub(crate) nbytes: u64,
-    /// Index into `Model::files`.
+    /// Index into `Model::files` of the first byte.
     pub(crate) file: usize,
-    /// Absolute offset of the first byte in the file.
+    /// Absolute offset of the first byte in that file.
     pub(crate) offset: u64,
+    pub(crate) source: Source,
 }
 
 /// What the index knows of one tensor, without reading its data.
@@ -95,7 +100,9 @@ impl Model {
             .iter()
             .map(|p| ShardFile::open(p.as_ref(), options.max_header_size))
             .collect::<Result<Vec<_>>>()?;
-        Model::build(opened, options)
+        // Files given one by one: config.json (for architectures) sits beside the first.
+        let config_dir = paths[0].as_ref().parent().unwrap_or(Path::new("."));
+        Model::build(opened, options, config_dir)
     }
 
     fn open_indexed(dir: &Path, index_path: &Path, options: &Options) -> Result<Model> {
@@ -108,12 +115,16 @@ impl Model {
             .map(|p| ShardFile::open(p, options.max_header_size))
             .collect::<Result<Vec<_>>>()?;
         check_agreement(&shown, &index, &opened)?;
-        Model::build(opened, options)
+        Model::build(opened, options, dir)
     }
 
-    fn build(opened: Vec<(ShardFile, Header)>, options: &Options) -> Result<Model> {
+    fn build(
+        opened: Vec<(ShardFile, Header)>,
+        options: &Options,
+        config_dir: &Path,
+    ) -> Result<Model> {
         let mut files = Vec::with_capacity(opened.len());
-        let mut entries = Vec::new();
+        let mut items = Vec::new();
         let mut metadata = BTreeMap::new();
         for (file_index, (file, header)) in opened.into_iter().enumerate() {
             for (key, value) in header.metadata {
@@ -121,25 +132,45 @@ impl Model {
                     .entry(NulString::new(&key))
                     .or_insert_with(|| NulString::new(&value));
             }
-            entries.extend(header.tensors.into_iter().map(|t| Entry {
-                name: NulString::new(&t.name),
+            items.extend(header.tensors.into_iter().map(|t| Item {
+                original: t.name.clone(),
+                name: t.name,
                 dtype: t.dtype,
-                nbytes: t.end - t.start,
-                shape: t.shape.into(),
-                file: file_index,
-                offset: file.data_start() + t.start,
+                shape: t.shape,
+                source: Source::Contiguous(Segment {
+                    file: file_index,
+                    offset: file.data_start() + t.start,
+                    len: t.end - t.start,
+                }),
             }));
             files.push(file);
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        if let Some(w) = entries.windows(2).find(|w| w[0].name == w[1].name) {
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = items.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(Error::Duplicate(format!(
                 "tensor \"{}\" is in both {} and {}",
                 w[0].name,
-                files[w[0].file].display(),
-                files[w[1].file].display()
+                files[w[0].source.first().file].display(),
+                files[w[1].source.first().file].display()
             )));
         }
+        let items = transform::apply(items, options, config_dir)?;
+        let entries = items
+            .into_iter()
+            .map(|i| {
+                let first = i.source.first();
+                Entry {
+                    name: NulString::new(&i.name),
+                    original: NulString::new(&i.original),
+                    dtype: i.dtype,
+                    shape: i.shape.into(),
+                    nbytes: i.source.len(),
+                    file: first.file,
+                    offset: first.offset,
+                    source: i.source,
+                }
+            })
+            .collect();
         Ok(Model {
             files,
             entries,
@@ -200,10 +231,11 @@ impl Model {
         })
     }
 
-    /// The tensor `name` as stored: a zero-copy view into its file's mapping.
+    /// The tensor `name` as stored: a zero-copy view into its file's mapping (or, for tensors
+    /// gathered from several places by a transform, new memory in the stored dtype).
     pub fn get(&self, name: &str) -> Result<Tensor> {
-        let e = self.entry(name)?;
-        self.view(e)
+        let index = self.index_of(name)?;
+        self.get_index_as(index, self.entries[index].dtype)
     }
 
     /// The tensor `name` in `dtype`: zero-copy when that is the stored dtype, else converted
@@ -215,13 +247,13 @@ impl Model {
 
     fn get_index_as(&self, index: usize, dtype: Dtype) -> Result<Tensor> {
         let e = &self.entries[index];
-        if e.dtype == dtype {
+        if e.dtype == dtype && matches!(e.source, Source::Contiguous(_)) {
             return self.view(e);
         }
         if let Some(t) = self.converted_cache().get(&(index, dtype)) {
             return Ok(t.clone());
         }
-        let t = self.convert_entry(e, dtype, false)?;
+        let t = self.materialize(e, dtype, false)?;
         if self.options.cache_converted {
             // Two threads may race to convert the same tensor; the first result is kept.
             return Ok(self
@@ -234,9 +266,10 @@ impl Model {
     }
 
     /// Materialises every tensor, like ollama's `ModelWeights.Load`: with `None` (as stored)
-    /// every file is mapped and its pages are requested; with a float dtype every floating-point
-    /// tensor of another dtype is converted, tensor by tensor (integer and boolean tensors, and
-    /// floats without a conversion such as F4, stay as stored, zero-copy). Later `get_as(name, dtype)` calls are served from memory.
+    /// every file is mapped (and tensors gathered by transforms are built); with a float dtype
+    /// every floating-point tensor of another dtype is converted, tensor by tensor (integer and
+    /// boolean tensors, and floats without a conversion such as F4, stay as stored).
+    /// Later gets of that dtype are served from memory until [`Model::release_all`].
     ///
     /// `progress(done, total, name)` runs after each tensor; returning `false` stops the load
     /// with [`Error::Cancelled`] (tensors converted so far stay cached).
@@ -247,18 +280,15 @@ impl Model {
     ) -> Result<()> {
         let total = self.entries.len();
         for (index, e) in self.entries.iter().enumerate() {
-            match dtype {
-                Some(d)
-                    if e.dtype != d && e.dtype.is_float() && convert::is_supported(e.dtype, d) =>
-                {
-                    if !self.converted_cache().contains_key(&(index, d)) {
-                        let t = self.convert_entry(e, d, true)?;
-                        self.converted_cache().insert((index, d), t);
-                    }
-                }
-                _ => {
-                    self.view(e)?;
-                }
+            let target = match dtype {
+                Some(d) if e.dtype.is_float() && convert::is_supported(e.dtype, d) => d,
+                _ => e.dtype,
+            };
+            if target == e.dtype && matches!(e.source, Source::Contiguous(_)) {
+                self.view(e)?;
+            } else if !self.converted_cache().contains_key(&(index, target)) {
+                let t = self.materialize(e, target, true)?;
+                self.converted_cache().insert((index, target), t);
             }
             if !progress(index + 1, total, e.name.as_str()) {
                 return Err(Error::Cancelled(format!(
@@ -270,16 +300,34 @@ impl Model {
         Ok(())
     }
 
-    fn convert_entry(&self, e: &Entry, dtype: Dtype, drop_source: bool) -> Result<Tensor> {
-        let map = self.files[e.file].mapping()?;
-        let (offset, len) = mapped_range(&map, e.offset, e.nbytes).ok_or_else(|| Error::Io {
-            path: self.files[e.file].display().to_string(),
-            message: format!("tensor \"{}\": data lies outside the mapped file", e.name),
-        })?;
+    /// New memory holding entry `e` as `dtype`: converted from its mapping, or gathered from
+    /// its segments. `drop_source` lets converted source pages go (see `materialize`).
+    fn materialize(&self, e: &Entry, dtype: Dtype, drop_source: bool) -> Result<Tensor> {
+        let mut maps: Vec<(usize, Arc<memmap2::Mmap>)> = Vec::new();
+        let mut parts = Vec::with_capacity(e.source.segments().len());
+        for seg in e.source.segments() {
+            let map = match maps.iter().find(|(f, _)| *f == seg.file) {
+                Some((_, m)) => Arc::clone(m),
+                None => {
+                    let m = self.files[seg.file].mapping()?;
+                    maps.push((seg.file, Arc::clone(&m)));
+                    m
+                }
+            };
+            let Some((offset, len)) = mapped_range(&map, seg.offset, seg.len) else {
+                return Err(Error::Io {
+                    path: self.files[seg.file].display().to_string(),
+                    message: format!("tensor \"{}\": data lies outside the mapped file", e.name),
+                });
+            };
+            parts.push(materialize::Part {
+                map,
+                range: offset..offset + len,
+            });
+        }
         let threads = self.options.effective_threads();
-        let buf = materialize::convert_mapped(
-            &map,
-            offset..offset + len,
+        let buf = materialize::convert_parts(
+            &parts,
             e.dtype,
             dtype,
             threads,

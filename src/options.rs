@@ -1,6 +1,8 @@
 //! Settings for opening a model. New settings get defaults, so old callers keep working.
 
 use crate::header::MAX_HEADER_SIZE;
+use crate::rename::Replacer;
+use crate::transform::{SplitRule, StackRule};
 
 /// How a model is opened and served.
 #[derive(Debug, Clone)]
@@ -11,6 +13,15 @@ pub struct Options {
     pub threads: usize,
     /// Keep converted tensors so a second `get` of the same name and dtype is free.
     pub cache_converted: bool,
+    /// Renames applied to every tensor name (after the architecture's own).
+    pub rename: Replacer,
+    /// A built-in architecture ("llama", "mixtral", "phi3") whose renames and transforms apply;
+    /// it reads `config.json` beside the weights.
+    pub arch: Option<String>,
+    /// Tensors to split along axis 0 (names after renaming).
+    pub splits: Vec<SplitRule>,
+    /// Tensors to stack on a new axis 0 (names after renaming).
+    pub stacks: Vec<StackRule>,
 }
 
 impl Default for Options {
@@ -19,6 +30,10 @@ impl Default for Options {
             max_header_size: MAX_HEADER_SIZE,
             threads: 0,
             cache_converted: true,
+            rename: Replacer::default(),
+            arch: None,
+            splits: Vec::new(),
+            stacks: Vec::new(),
         }
     }
 }

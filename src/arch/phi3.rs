@@ -1,0 +1,73 @@
+//! phi3: llama-style renames, with the fused `qkv_proj` split into q, k, v by head counts and
+//! the fused `gate_up_proj` split into its gate and up halves (all zero-copy row ranges).
+
+use super::Config;
+use crate::error::Result;
+use crate::transform::{split, Item, SplitRule};
+
+/// Renames; the fused tensors get temporary names that the splits replace.
+pub const PAIRS: &[&str] = &[
+    "lm_head",
+    "output",
+    "model.embed_tokens",
+    "token_embd",
+    "model.norm",
+    "output_norm",
+    "model.layers",
+    "blk",
+    "input_layernorm",
+    "attn_norm",
+    "self_attn.qkv_proj",
+    "attn_qkv",
+    "self_attn.o_proj",
+    "attn_output",
+    "mlp.down_proj",
+    "ffn_down",
+    "mlp.gate_up_proj",
+    "ffn_gate_up",
+    "post_attention_layernorm",
+    "ffn_norm",
+];
+
+/// Splits every `attn_qkv.*` into `attn_q/k/v.*` and every `ffn_gate_up.*` into `ffn_gate/up.*`.
+pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
+    let (heads, kv_heads, head_dim) = config.attention()?;
+    let fused: Vec<(String, u64)> = items
+        .iter()
+        .filter(|i| i.name.contains("attn_qkv.") || i.name.contains("ffn_gate_up."))
+        .map(|i| (i.name.clone(), i.shape.first().copied().unwrap_or(0)))
+        .collect();
+    for (name, rows) in fused {
+        let rule = if name.contains("attn_qkv.") {
+            let (q, kv) = (heads * head_dim, kv_heads * head_dim);
+            if rows != q + 2 * kv {
+                return Err(config.inconsistent(&format!(
+                    "tensor \"{name}\" has {rows} rows but q + k + v heads need {q} + {kv} + {kv}"
+                )));
+            }
+            SplitRule {
+                name: name.clone(),
+                parts: vec![
+                    (name.replace("attn_qkv.", "attn_q."), q),
+                    (name.replace("attn_qkv.", "attn_k."), kv),
+                    (name.replace("attn_qkv.", "attn_v."), kv),
+                ],
+            }
+        } else {
+            if rows % 2 != 0 {
+                return Err(config.inconsistent(&format!(
+                    "tensor \"{name}\" has {rows} rows: not two equal halves"
+                )));
+            }
+            SplitRule {
+                name: name.clone(),
+                parts: vec![
+                    (name.replace("ffn_gate_up.", "ffn_gate."), rows / 2),
+                    (name.replace("ffn_gate_up.", "ffn_up."), rows / 2),
+                ],
+            }
+        };
+        items = split(items, &rule)?;
+    }
+    Ok(items)
+}
