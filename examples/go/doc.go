@@ -14,6 +14,13 @@
 // Go memory: it is valid only until that Tensor is closed or becomes unreachable, so keep
 // the Tensor (and call runtime.KeepAlive on it, or Close it) after the last use of the slice.
 //
+// # Conversion
+//
+// GetAs converts to another dtype (bit-exact with numpy / ml_dtypes astype) and caches the
+// result in the model per name and dtype; Load converts every float tensor in advance, with
+// an optional progress callback. CopyTo and Float32s convert into Go memory, and Convert
+// works on plain byte slices. C64, F4 and F6 have no conversion (ErrUnsupported).
+//
 // # Concurrency
 //
 // A Model and a Tensor may be used from many goroutines at once, except that Close must not

@@ -196,8 +196,16 @@ func (m *Model) Get(name string) (*Tensor, error) {
 }
 
 // GetAs returns tensor name converted to dtype. With Native or the stored dtype this is Get
-// (zero-copy); otherwise stload converts, and a conversion it does not implement gives an
-// error matching ErrUnsupported. The caller closes the tensor.
+// (zero-copy). Otherwise stload converts, bit-exact with numpy / ml_dtypes astype: every
+// integer, boolean, float and FP8 dtype converts to F32, F16, BF16 and F64, and F32, F16 and
+// BF16 also to F8_E4M3 and F8_E5M2. C64, F4 and F6 have no conversion, and pairs without
+// one give an error matching ErrUnsupported.
+//
+// The converted tensor is cached in the model per name and dtype (unless opened with
+// WithCache(false)), so a second GetAs of the same pair returns the same memory without
+// converting again, until ReleaseAll or Close; Load fills that cache in advance. Its Bytes
+// are native memory owned by stload, read-only like a mapping, and valid until the tensor is
+// closed. The caller closes the tensor.
 func (m *Model) GetAs(name string, dtype Dtype) (*Tensor, error) {
 	if strings.IndexByte(name, 0) >= 0 {
 		return nil, invalidArg("tensor name %q contains a NUL byte", name)

@@ -212,35 +212,53 @@ func TestConcurrentGet(t *testing.T) {
 	}
 }
 
-// GetAs to another dtype may not be implemented yet; when it is, the result must have the
-// requested dtype, the same shape and the right size. Either way nothing else may happen.
+// GetAs to another dtype converts exactly as numpy / ml_dtypes astype for every convertible
+// pair, and refuses with ErrUnsupported only the dtypes without a conversion (C64, F4, F6)
+// and targets that are not conversion targets. TestConvertedMatchesNumpy covers every pair.
 func TestGetAs(t *testing.T) {
-	m := openFixture(t, "dtypes")
+	m := openFixture(t, "dtypes", "f6")
 	cases := []struct {
 		name string
 		to   stload.Dtype
 	}{
 		{"t_f32", stload.F16}, {"t_f32", stload.BF16}, {"t_bf16", stload.F32},
 		{"t_f16", stload.F32}, {"t_f8_e4m3", stload.F32}, {"t_i32", stload.F64},
+		{"t_bool", stload.F16}, {"t_f32", stload.F8E5M2}, {"scalar_f32", stload.BF16},
+		{"empty_f32", stload.F16},
 	}
 	for _, c := range cases {
 		want := fx.Tensors[c.name]
+		exp, ok := want.AsBytes(c.to.String())
+		if !ok {
+			t.Fatalf("no expected %v bytes for %s", c.to, c.name)
+		}
 		tensor, err := m.GetAs(c.name, c.to)
 		if err != nil {
-			if !errors.Is(err, stload.ErrUnsupported) {
-				t.Errorf("GetAs(%s, %v): %v, want success or ErrUnsupported", c.name, c.to, err)
-			}
+			t.Errorf("GetAs(%s, %v): %v", c.name, c.to, err)
 			continue
 		}
-		elems := uint64(1)
-		for _, d := range want.Shape {
-			elems *= d
-		}
 		if tensor.Dtype() != c.to || !equalShape(tensor.Shape(), want.Shape) ||
-			uint64(tensor.NBytes()) != elems*uint64(c.to.Bits())/8 {
-			t.Errorf("GetAs(%s, %v) = %v %v %d bytes", c.name, c.to, tensor.Dtype(), tensor.Shape(), tensor.NBytes())
+			tensor.NBytes() != len(exp) || !bytes.Equal(tensor.Bytes(), exp) {
+			t.Errorf("GetAs(%s, %v) = %v %v %x, want %v %v %x", c.name, c.to,
+				tensor.Dtype(), tensor.Shape(), tensor.Bytes(), c.to, want.Shape, exp)
 		}
 		tensor.Close()
+	}
+	unsupported := []struct {
+		name string
+		to   stload.Dtype
+	}{
+		{"t_c64", stload.F32}, {"t_f4", stload.F16}, {"t_f6_e2m3", stload.BF16},
+		{"t_f6_e3m2", stload.F64}, {"t_f32", stload.Bool}, {"t_f64", stload.F8E4M3},
+	}
+	for _, c := range unsupported {
+		tensor, err := m.GetAs(c.name, c.to)
+		if !errors.Is(err, stload.ErrUnsupported) {
+			t.Errorf("GetAs(%s, %v): error %v, want ErrUnsupported", c.name, c.to, err)
+			if err == nil {
+				tensor.Close()
+			}
+		}
 	}
 	// The stored dtype and Native are both the zero-copy view.
 	for _, d := range []stload.Dtype{stload.Native, stload.F32} {

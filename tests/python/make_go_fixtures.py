@@ -8,6 +8,9 @@ the F6 tensors, which `safetensors` cannot serialise yet: those go in their own 
 here by hand (8-byte header length, JSON header, data), following the format's rules.
 OUTDIR/expected.json records, for every tensor, its dtype, shape and the hex of its bytes
 (`arr.tobytes()`, or the packed bytes for the sub-byte types), so the Go tests need no Python.
+For every tensor whose dtype stload converts (all but C64, F4 and F6) it also records, under
+"as", the hex of `arr.astype(target)` for the float targets (F32, F16, BF16, F64, and the FP8
+targets F8_E4M3 and F8_E5M2 for F32, F16 and BF16 sources): what a converted get must return.
 """
 
 import json
@@ -32,6 +35,28 @@ FLOATS = np.array(
 def float_array(dtype):
     """FLOATS rounded to `dtype` the way ml_dtypes / numpy round."""
     return FLOATS.astype(dtype)
+
+
+# Conversion targets of every convertible source, and the extra targets of 16/32-bit floats.
+AS_TARGETS = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F64": np.float64}
+FP8_TARGETS = {"F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2}
+NO_CONVERSION = {"C64", "F4", "F6_E2M3", "F6_E3M2"}
+
+
+def converted(dtype, arr):
+    """{target: hex of arr.astype(target)} for a stored dtype stload converts, else None.
+    Overflow to inf/NaN is intended (e.g. 65504 in FP8), so numpy's warnings are silenced."""
+    if dtype in NO_CONVERSION:
+        return None
+    targets = dict(AS_TARGETS)
+    if dtype in ("F32", "F16", "BF16"):
+        targets.update(FP8_TARGETS)
+    out = {}
+    with np.errstate(all="ignore"):
+        for name, target in targets.items():
+            if name != dtype:
+                out[name] = np.ascontiguousarray(arr.astype(target)).tobytes().hex()
+    return out
 
 
 def integer_array(dtype):
@@ -72,13 +97,16 @@ def main(out):
     os.makedirs(out, exist_ok=True)
     expected = {"files": {}, "tensors": {}, "metadata": METADATA}
 
-    def record(name, dtype, shape, data, file):
+    def record(name, dtype, shape, data, file, arr=None):
         expected["tensors"][name] = {
             "dtype": dtype,
             "shape": [int(s) for s in shape],
             "hex": bytes(data).hex(),
             "file": file,
         }
+        conv = converted(dtype, arr) if arr is not None else None
+        if conv is not None:
+            expected["tensors"][name]["as"] = conv
 
     # One tensor per byte-sized dtype, through safetensors.numpy (ml_dtypes arrays go through
     # TensorSpec, which names them as numpy does).
@@ -111,7 +139,7 @@ def main(out):
             arr = arr.copy(order="C")
         keep.append(arr)
         specs[name] = TensorSpec(dtype=arr.dtype.name, shape=list(arr.shape), data_ptr=arr.ctypes.data, data_len=arr.nbytes)
-        record(name, dtype, arr.shape, arr.tobytes(), "dtypes.safetensors")
+        record(name, dtype, arr.shape, arr.tobytes(), "dtypes.safetensors", arr)
     # F4 travels as float4_e2m1fn_x2: one byte holds two elements, the first in the low nibble.
     f4 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -6.0, 5.0, 0.25, -3.0, 2.5])
     f4 = f4.astype(ml_dtypes.float4_e2m1fn).reshape(2, 8)
@@ -146,7 +174,7 @@ def main(out):
         for name, arr in tensors.items():
             weight_map[name] = fname
             dtype = {"float32": "F32", "int64": "I64"}[arr.dtype.name]
-            record(name, dtype, arr.shape, arr.tobytes(), "sharded/" + fname)
+            record(name, dtype, arr.shape, arr.tobytes(), "sharded/" + fname, arr)
     with open(os.path.join(shard_dir, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": 72}, "weight_map": weight_map}, f)
     expected["files"]["sharded"] = "sharded"
@@ -175,9 +203,15 @@ def main(out):
     with open(os.path.join(bad, "huge_header.safetensors"), "wb") as f:
         f.write(b"\xff" * 16)  # header length far beyond any limit
 
-    # A larger tensor for the benchmarks: 4 MiB of F32.
+    # Larger tensors for the benchmarks: 4 MiB of F32, and the same values in BF16 (2 MiB) as
+    # the source of the BF16 -> F32 conversion benchmarks.
     big = np.random.default_rng(7).standard_normal((1024, 1024)).astype(np.float32)
-    safetensors.numpy.save_file({"big": big}, os.path.join(out, "bench.safetensors"))
+    big_bf16 = big.astype(ml_dtypes.bfloat16)
+    bench_specs = {
+        name: TensorSpec(dtype=arr.dtype.name, shape=list(arr.shape), data_ptr=arr.ctypes.data, data_len=arr.nbytes)
+        for name, arr in (("big", big), ("big_bf16", big_bf16))
+    }
+    safetensors.serialize_file(bench_specs, os.path.join(out, "bench.safetensors"))
     expected["files"]["bench"] = "bench.safetensors"
 
     with open(os.path.join(out, "expected.json"), "w") as f:

@@ -1,0 +1,20 @@
+/*
+ * The progress callback of (*Model).Load. stload calls a C function pointer with a void*
+ * user_data; this trampoline forwards to the exported Go function stloadgoProgress. user_data
+ * carries a runtime/cgo.Handle (an integer), so C never holds a Go pointer.
+ */
+#include <stdint.h>
+
+#include "stload.h"
+#include "_cgo_export.h"
+
+static bool stloadgo_progress(void *user_data, size_t done, size_t total, const char *name) {
+  /* The Go side only reads name (C.GoString); cgo declares the parameter without const. */
+  return stloadgoProgress((uintptr_t)user_data, done, total, (char *)name);
+}
+
+enum stload_status stloadgo_load(const stload_model *model, stload_dtype dtype,
+                                 uintptr_t handle, stload_error **err) {
+  return stload_model_load(model, dtype, handle != 0 ? stloadgo_progress : NULL,
+                           (void *)handle, err);
+}
