@@ -25,6 +25,7 @@ pub mod nulstr;
 pub mod options;
 pub mod sample;
 pub mod tensor;
+pub mod torch;
 pub mod write;
 
 pub use dtype::Dtype;
