@@ -477,6 +477,9 @@ impl Machine<'_> {
         let rest = &self.data[self.pos..];
         let window = &rest[..rest.len().min(MAX_GLOBAL_LEN + 1)];
         let Some(end) = window.iter().position(|&b| b == b'\n') else {
+            if window.len() == rest.len() {
+                return Err(self.format("truncated: a GLOBAL name runs to the end of the pickle"));
+            }
             return Err(self.format(format!(
                 "a GLOBAL name without a newline in its first {MAX_GLOBAL_LEN} bytes"
             )));
