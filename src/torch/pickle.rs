@@ -641,6 +641,12 @@ impl Machine<'_> {
     fn global(&mut self, module: &str, name: &str) -> Result<()> {
         match resolve(module, name) {
             Some(g) => self.push(Value::Global(g)),
+            None if module == "torch" || module.starts_with("torch.") => {
+                Err(self.unsupported(format!(
+                    "global {module}.{name}: a torch type or layout stload does not read (only \
+                     dense tensors of the stload dtypes are; allowed: {ALLOWED})"
+                )))
+            }
             None => Err(self.unsupported(format!(
                 "global {module}.{name}: only what torch.save writes for a state dict is allowed \
                  ({ALLOWED}); nothing named in the file is ever run"
@@ -811,5 +817,78 @@ fn opcode_name(op: u8) -> &'static str {
         b'g' => "GET",
         b'p' => "PUT",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: PickleLimits = PickleLimits {
+        max_depth: 8,
+        max_stack: 64,
+        max_memo: 4,
+        max_items: 100,
+        max_rank: 4,
+    };
+
+    fn run(body: &[u8]) -> Result<Value> {
+        let mut data = vec![0x80, 2];
+        data.extend_from_slice(body);
+        unpickle(&data, "t.pt: data.pkl", LIMITS)
+    }
+
+    fn int(body: &[u8]) -> i64 {
+        match run(body) {
+            Ok(Value::Int(i)) => i,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn integers_decode_like_python() {
+        assert_eq!(int(b"K\xff."), 255);
+        assert_eq!(int(b"M\xff\xff."), 65535);
+        assert_eq!(int(b"J\xff\xff\xff\xff."), -1);
+        assert_eq!(int(b"\x8a\x00."), 0);
+        assert_eq!(int(b"\x8a\x01\xff."), -1);
+        assert_eq!(int(b"\x8a\x02\xff\x00."), 255);
+        assert_eq!(int(b"\x8a\x05\x00\x00\x00\x00\x01."), 1 << 32);
+        assert_eq!(int(b"\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x80."), i64::MIN);
+    }
+
+    #[test]
+    fn memo_and_containers() {
+        // [1, 1] via the memo; dict {'a': (1,)} via SETITEM.
+        let Ok(Value::List(l)) = run(b"K\x01q\x01]q\x00(h\x01h\x01e.") else {
+            panic!("list");
+        };
+        assert_eq!(l.items.len(), 2);
+        let Ok(Value::Dict(d)) = run(b"}\x8c\x01aK\x01\x85s.") else {
+            panic!("dict");
+        };
+        assert!(matches!(&d.items[..], [(Value::Str(k), Value::Tuple(_))] if &**k == "a"));
+    }
+
+    #[test]
+    fn refusals_say_what_and_where() {
+        let msg = |body: &[u8]| run(body).expect_err("refused").to_string();
+        assert!(msg(b"\x80\x06.").contains("pickle protocol 6"));
+        assert!(msg(b"0.").contains("opcode 0x30 (POP)"));
+        assert!(msg(b"R.").contains("stack underflow"));
+        assert!(msg(b"h\x07.").contains("memo entry 7"));
+        assert!(msg(b"K\x01").contains("without a STOP"));
+        assert!(msg(b"ctorch\nComplexDoubleStorage\n.").contains("torch type or layout"));
+        let system = msg(b"cposix\nsystem\n.");
+        assert!(system.starts_with("t.pt: data.pkl: refused global posix.system"));
+        assert!(system.ends_with("(at byte 2)"), "{system}");
+        // Memo limit: 4 entries.
+        assert!(msg(b"Nq\x00q\x01q\x02q\x03q\x04.").contains("more than 4 memo entries"));
+        // Rank limit: 5 dimensions in a tensor size.
+        let mut v2 = b"ctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
+        v2.extend_from_slice(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\n");
+        v2.extend_from_slice(b"\x8c\x010\x8c\x03cpuK\x01tQK\x00(K\x01K\x01K\x01K\x01K\x01t");
+        v2.extend_from_slice(b"(K\x01K\x01K\x01K\x01K\x01t\x89}tR.");
+        assert!(msg(&v2).contains("5 dimensions, more than 4"));
     }
 }
