@@ -32,6 +32,7 @@ pub mod rename;
 pub mod sample;
 mod source;
 pub mod tensor;
+pub mod torch;
 pub mod transform;
 pub mod write;
 
