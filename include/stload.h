@@ -435,6 +435,21 @@ enum stload_status stload_model_get(const struct stload_model *model,
                                     struct stload_error **err);
 
 /*
+ Gets indices `[start, stop)` along `axis` of tensor `name` (tensor-parallel shards), as
+ `dtype` (`STLOAD_DTYPE_NATIVE`: as stored). Along axis 0 of a stored tensor in its own
+ dtype this is a zero-copy view; other axes give a strided copy. Out-of-range slices:
+ `STLOAD_ERR_INVALID_ARGUMENT`. Ownership as `stload_model_get`. Thread-safe.
+ */
+enum stload_status stload_model_get_slice(const struct stload_model *model,
+                                          const char *name,
+                                          size_t axis,
+                                          uint64_t start,
+                                          uint64_t stop,
+                                          stload_dtype dtype,
+                                          struct stload_tensor **tensor,
+                                          struct stload_error **err);
+
+/*
  Returns new options with defaults (100 MB header limit, all cores, converted-tensor cache on).
  Owned by the caller: free with `stload_options_free`. NULL only if memory ran out.
  */
@@ -466,6 +481,49 @@ enum stload_status stload_options_set_threads(struct stload_options *opts,
  */
 enum stload_status stload_options_set_cache(struct stload_options *opts,
                                             bool enabled,
+                                            struct stload_error **err);
+
+/*
+ Sets renames applied to every tensor name at open: `pairs` holds `2 * n_pairs` strings
+ `old, new, old, new, ...` with exactly the semantics of Go's `strings.NewReplacer` (left to
+ right, non-overlapping, at one position the earlier pair wins). They apply after an
+ architecture's own renames. Replaces earlier renames; `n_pairs` 0 clears them.
+ */
+enum stload_status stload_options_set_rename(struct stload_options *opts,
+                                             const char *const *pairs,
+                                             size_t n_pairs,
+                                             struct stload_error **err);
+
+/*
+ Selects a built-in architecture ("llama", "mixtral", "phi3"): ollama's renames plus its
+ transforms (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts stacked),
+ reading `config.json` beside the weights at open. NULL clears it. Unknown names:
+ `STLOAD_ERR_UNSUPPORTED`.
+ */
+enum stload_status stload_options_set_arch(struct stload_options *opts,
+                                           const char *arch,
+                                           struct stload_error **err);
+
+/*
+ Adds a split: tensor `name` (after renaming) is replaced by `n_parts` consecutive row ranges
+ along axis 0, named `part_names[i]` with `part_rows[i]` rows (they must add up to the first
+ dimension). Zero-copy. Checked at open.
+ */
+enum stload_status stload_options_add_split(struct stload_options *opts,
+                                            const char *name,
+                                            size_t n_parts,
+                                            const char *const *part_names,
+                                            const uint64_t *part_rows,
+                                            struct stload_error **err);
+
+/*
+ Adds a stack: the `n` equal-shaped tensors `names` (after renaming) are replaced by one
+ tensor `into` of shape `[n, ...]`, in the given order (one copy when read). Checked at open.
+ */
+enum stload_status stload_options_add_stack(struct stload_options *opts,
+                                            size_t n,
+                                            const char *const *names,
+                                            const char *into,
                                             struct stload_error **err);
 
 /*

@@ -38,6 +38,8 @@ pub(crate) struct Entry {
 pub struct TensorInfo<'a> {
     /// Name as listed by the model.
     pub name: &'a str,
+    /// Name in the file before renaming (the first part's, for stacked tensors).
+    pub original_name: &'a str,
     /// Element type as stored.
     pub dtype: Dtype,
     /// Dimensions, outermost first.
@@ -223,6 +225,7 @@ impl Model {
         let e = self.entry(name)?;
         Ok(TensorInfo {
             name: e.name.as_str(),
+            original_name: e.original.as_str(),
             dtype: e.dtype,
             shape: &e.shape,
             nbytes: e.nbytes,
@@ -303,9 +306,29 @@ impl Model {
     /// New memory holding entry `e` as `dtype`: converted from its mapping, or gathered from
     /// its segments. `drop_source` lets converted source pages go (see `materialize`).
     fn materialize(&self, e: &Entry, dtype: Dtype, drop_source: bool) -> Result<Tensor> {
+        self.build_tensor(
+            e.name.as_str(),
+            e.dtype,
+            &e.shape,
+            &e.source,
+            dtype,
+            drop_source,
+        )
+    }
+
+    /// New memory holding `source` (elements of `stored`, dimensions `shape`) as `dtype`.
+    fn build_tensor(
+        &self,
+        name: &str,
+        stored: Dtype,
+        shape: &Arc<[u64]>,
+        source: &Source,
+        dtype: Dtype,
+        drop_source: bool,
+    ) -> Result<Tensor> {
         let mut maps: Vec<(usize, Arc<memmap2::Mmap>)> = Vec::new();
-        let mut parts = Vec::with_capacity(e.source.segments().len());
-        for seg in e.source.segments() {
+        let mut parts = Vec::with_capacity(source.segments().len());
+        for seg in source.segments() {
             let map = match maps.iter().find(|(f, _)| *f == seg.file) {
                 Some((_, m)) => Arc::clone(m),
                 None => {
@@ -314,27 +337,68 @@ impl Model {
                     m
                 }
             };
-            let Some((offset, len)) = mapped_range(&map, seg.offset, seg.len) else {
-                return Err(Error::Io {
-                    path: self.files[seg.file].display().to_string(),
-                    message: format!("tensor \"{}\": data lies outside the mapped file", e.name),
-                });
-            };
+            let (offset, len) = self.checked_range(&map, *seg, name)?;
             parts.push(materialize::Part {
                 map,
                 range: offset..offset + len,
             });
         }
         let threads = self.options.effective_threads();
-        let buf = materialize::convert_parts(
-            &parts,
-            e.dtype,
-            dtype,
-            threads,
-            drop_source,
-            e.name.as_str(),
-        )?;
-        Ok(Tensor::owned(dtype, Arc::clone(&e.shape), Arc::new(buf)))
+        let buf = materialize::convert_parts(&parts, stored, dtype, threads, drop_source, name)?;
+        Ok(Tensor::owned(dtype, Arc::clone(shape), Arc::new(buf)))
+    }
+
+    /// Part of tensor `name` along `axis`: indices `[start, stop)`, as `dtype` (`None`: as
+    /// stored). Along axis 0 of a contiguous tensor in its stored dtype this is a zero-copy
+    /// view; otherwise a (strided) copy. Not cached.
+    pub fn get_slice(
+        &self,
+        name: &str,
+        axis: usize,
+        start: u64,
+        stop: u64,
+        dtype: Option<Dtype>,
+    ) -> Result<Tensor> {
+        let e = self.entry(name)?;
+        let dim = e.shape.get(axis).copied().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "tensor \"{name}\" has {} dimensions; axis {axis} does not exist",
+                e.shape.len()
+            ))
+        })?;
+        if start > stop || stop > dim {
+            return Err(Error::InvalidArgument(format!(
+                "tensor \"{name}\": slice [{start}, {stop}) is out of range for axis {axis} of size {dim}"
+            )));
+        }
+        let mut shape = e.shape.to_vec();
+        shape[axis] = stop - start;
+        let inner: u64 = e.shape[axis + 1..].iter().product();
+        let inner_bytes = e.dtype.bytes_for(inner).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "tensor \"{name}\": {inner} {} elements do not fill whole bytes",
+                e.dtype
+            ))
+        })?;
+        let outer: u64 = e.shape[..axis].iter().product();
+        let mut segments = Vec::new();
+        for o in 0..outer {
+            let at = (o * dim + start) * inner_bytes;
+            segments.extend_from_slice(
+                e.source
+                    .byte_range(at, (stop - start) * inner_bytes)?
+                    .segments(),
+            );
+        }
+        let source = Source::from_segments(segments);
+        let target = dtype.unwrap_or(e.dtype);
+        let shape: Arc<[u64]> = shape.into();
+        match source {
+            Source::Contiguous(seg) if target == e.dtype => {
+                self.view_segment(name, e.dtype, shape, seg)
+            }
+            _ => self.build_tensor(name, e.dtype, &shape, &source, target, false),
+        }
     }
 
     /// Drops every cached tensor and every file mapping. The index stays: a later `get` maps
@@ -375,21 +439,38 @@ impl Model {
     }
 
     fn view(&self, e: &Entry) -> Result<Tensor> {
-        let file = &self.files[e.file];
-        let map = file.mapping()?;
-        let Some((offset, len)) = mapped_range(&map, e.offset, e.nbytes) else {
-            return Err(Error::Io {
-                path: file.display().to_string(),
-                message: format!("tensor \"{}\": data lies outside the mapped file", e.name),
-            });
+        let seg = Segment {
+            file: e.file,
+            offset: e.offset,
+            len: e.nbytes,
         };
-        Ok(Tensor::mapped(
-            e.dtype,
-            Arc::clone(&e.shape),
-            map,
-            offset,
-            len,
-        ))
+        self.view_segment(e.name.as_str(), e.dtype, Arc::clone(&e.shape), seg)
+    }
+
+    /// A zero-copy view of one byte range.
+    fn view_segment(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        shape: Arc<[u64]>,
+        seg: Segment,
+    ) -> Result<Tensor> {
+        let map = self.files[seg.file].mapping()?;
+        let (offset, len) = self.checked_range(&map, seg, name)?;
+        Ok(Tensor::mapped(dtype, shape, map, offset, len))
+    }
+
+    /// The segment as a `usize` range inside `map`, or an I/O error naming file and tensor.
+    fn checked_range(
+        &self,
+        map: &memmap2::Mmap,
+        seg: Segment,
+        name: &str,
+    ) -> Result<(usize, usize)> {
+        mapped_range(map, seg.offset, seg.len).ok_or_else(|| Error::Io {
+            path: self.files[seg.file].display().to_string(),
+            message: format!("tensor \"{name}\": data lies outside the mapped file"),
+        })
     }
 
     fn converted_cache(&self) -> MutexGuard<'_, HashMap<(usize, Dtype), Tensor>> {

@@ -28,6 +28,9 @@ enum Command {
         /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
         #[arg(long)]
         json: bool,
+        /// Show the names and layouts a built-in architecture maps to (llama, mixtral, phi3).
+        #[arg(long)]
+        arch: Option<String>,
     },
     /// Write the model at SRC to DST, floats converted to --dtype: a file gives a file, a
     /// directory gives a directory (shard names, metadata and index.json kept).
@@ -41,6 +44,9 @@ enum Command {
         /// Output file or directory.
         #[arg(long)]
         out: PathBuf,
+        /// Apply a built-in architecture's renames and transforms (llama, mixtral, phi3).
+        #[arg(long)]
+        arch: Option<String>,
     },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
@@ -53,9 +59,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Inspect { paths, json } => inspect(&paths, json),
+        Command::Inspect { paths, json, arch } => inspect(&paths, json, &options(arch)),
         Command::Verify { paths } => return verify(&paths),
-        Command::Convert { src, dtype, out } => convert(&src, dtype.as_deref(), &out),
+        Command::Convert {
+            src,
+            dtype,
+            out,
+            arch,
+        } => convert(&src, dtype.as_deref(), &out, &options(arch)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,16 +77,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Opens a directory, or the listed files, as one model.
-fn open(paths: &[PathBuf]) -> stload::Result<Model> {
-    let options = Options::default();
-    match paths {
-        [one] if one.is_dir() => Model::open_dir(one, &options),
-        files => Model::open_files(files, &options),
+fn options(arch: Option<String>) -> Options {
+    Options {
+        arch,
+        ..Options::default()
     }
 }
 
-fn inspect(paths: &[PathBuf], as_json: bool) -> stload::Result<()> {
+/// Opens a directory, or the listed files, as one model.
+fn open(paths: &[PathBuf], options: &Options) -> stload::Result<Model> {
+    match paths {
+        [one] if one.is_dir() => Model::open_dir(one, options),
+        files => Model::open_files(files, options),
+    }
+}
+
+fn inspect(paths: &[PathBuf], as_json: bool, options: &Options) -> stload::Result<()> {
     let sample_dir;
     let model = if paths.is_empty() {
         sample_dir = tempfile::tempdir()
@@ -87,9 +104,9 @@ fn inspect(paths: &[PathBuf], as_json: bool) -> stload::Result<()> {
                 path.display()
             );
         }
-        open(&[path])?
+        open(&[path], options)?
     } else {
-        open(paths)?
+        open(paths, options)?
     };
     if as_json {
         print_json(&model)
@@ -196,7 +213,7 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-fn convert(src: &Path, dtype: Option<&str>, out: &Path) -> stload::Result<()> {
+fn convert(src: &Path, dtype: Option<&str>, out: &Path, options: &Options) -> stload::Result<()> {
     let target = dtype
         .map(|name| {
             Dtype::from_name(name)
@@ -208,7 +225,7 @@ fn convert(src: &Path, dtype: Option<&str>, out: &Path) -> stload::Result<()> {
             "--out must differ from the source".into(),
         ));
     }
-    let model = open(&[src.to_path_buf()])?;
+    let model = open(&[src.to_path_buf()], options)?;
     let total: u64 = model
         .names()
         .filter_map(|n| model.info(n).ok())
@@ -235,7 +252,7 @@ fn convert(src: &Path, dtype: Option<&str>, out: &Path) -> stload::Result<()> {
 fn verify(paths: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for path in paths {
-        let checked = open(std::slice::from_ref(path)).and_then(|model| {
+        let checked = open(std::slice::from_ref(path), &Options::default()).and_then(|model| {
             for name in model.names() {
                 model.get(name)?;
             }

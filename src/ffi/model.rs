@@ -242,3 +242,34 @@ pub extern "C" fn stload_model_get(
         Ok(())
     })
 }
+
+/// Gets indices `[start, stop)` along `axis` of tensor `name` (tensor-parallel shards), as
+/// `dtype` (`STLOAD_DTYPE_NATIVE`: as stored). Along axis 0 of a stored tensor in its own
+/// dtype this is a zero-copy view; other axes give a strided copy. Out-of-range slices:
+/// `STLOAD_ERR_INVALID_ARGUMENT`. Ownership as `stload_model_get`. Thread-safe.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // the C signature: inputs, then outputs, then err
+pub extern "C" fn stload_model_get_slice(
+    model: *const stload_model,
+    name: *const c_char,
+    axis: usize,
+    start: u64,
+    stop: u64,
+    dtype: stload_dtype,
+    tensor: *mut *mut stload_tensor,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or live handle / NUL-terminated string per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        // SAFETY: as above.
+        let name = unsafe { str_arg(name, "name") }?;
+        let out = out_arg(tensor, "tensor")?;
+        let t = model
+            .inner
+            .get_slice(name, axis, start, stop, requested(dtype)?)?;
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { *out = stload_tensor::into_raw(t) };
+        Ok(())
+    })
+}

@@ -1,8 +1,12 @@
 //! The options builder handle.
 
-use super::{guard, guard_value, stload_error, stload_status};
+use std::ffi::c_char;
+
+use super::{guard, guard_value, stload_error, stload_status, str_arg};
 use crate::error::Error;
 use crate::options::Options;
+use crate::rename::Replacer;
+use crate::transform::{SplitRule, StackRule};
 
 /// Settings for `stload_open_*`. Create with `stload_options_new`, free with
 /// `stload_options_free`; opening copies them, so they may be freed right after.
@@ -87,6 +91,127 @@ pub extern "C" fn stload_options_set_cache(
 ) -> stload_status {
     with_options(opts, err, |o| {
         o.cache_converted = enabled;
+        Ok(())
+    })
+}
+
+/// Reads `n` C strings from `list` as UTF-8.
+///
+/// # Safety
+/// `list` must be NULL (only when `n` is 0) or point to `n` NUL-terminated strings.
+unsafe fn strings(list: *const *const c_char, n: usize, what: &str) -> Result<Vec<String>, Error> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if list.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    // SAFETY: `list` holds `n` string pointers per the caller's contract.
+    let ptrs = unsafe { std::slice::from_raw_parts(list, n) };
+    // SAFETY: each is NULL or a NUL-terminated string.
+    ptrs.iter()
+        .map(|&p| unsafe { str_arg(p, what) }.map(str::to_string))
+        .collect()
+}
+
+/// Sets renames applied to every tensor name at open: `pairs` holds `2 * n_pairs` strings
+/// `old, new, old, new, ...` with exactly the semantics of Go's `strings.NewReplacer` (left to
+/// right, non-overlapping, at one position the earlier pair wins). They apply after an
+/// architecture's own renames. Replaces earlier renames; `n_pairs` 0 clears them.
+#[no_mangle]
+pub extern "C" fn stload_options_set_rename(
+    opts: *mut stload_options,
+    pairs: *const *const c_char,
+    n_pairs: usize,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        let count = n_pairs
+            .checked_mul(2)
+            .ok_or_else(|| Error::InvalidArgument("n_pairs is too large".into()))?;
+        // SAFETY: `pairs` holds 2 * n_pairs strings per the API contract.
+        let list = unsafe { strings(pairs, count, "pairs") }?;
+        o.rename = Replacer::from_flat(&list)?;
+        Ok(())
+    })
+}
+
+/// Selects a built-in architecture ("llama", "mixtral", "phi3"): ollama's renames plus its
+/// transforms (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts stacked),
+/// reading `config.json` beside the weights at open. NULL clears it. Unknown names:
+/// `STLOAD_ERR_UNSUPPORTED`.
+#[no_mangle]
+pub extern "C" fn stload_options_set_arch(
+    opts: *mut stload_options,
+    arch: *const c_char,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        if arch.is_null() {
+            o.arch = None;
+            return Ok(());
+        }
+        // SAFETY: non-NULL, NUL-terminated per the API contract.
+        let name = unsafe { str_arg(arch, "arch") }?;
+        crate::arch::lookup(name)?;
+        o.arch = Some(name.to_string());
+        Ok(())
+    })
+}
+
+/// Adds a split: tensor `name` (after renaming) is replaced by `n_parts` consecutive row ranges
+/// along axis 0, named `part_names[i]` with `part_rows[i]` rows (they must add up to the first
+/// dimension). Zero-copy. Checked at open.
+#[no_mangle]
+pub extern "C" fn stload_options_add_split(
+    opts: *mut stload_options,
+    name: *const c_char,
+    n_parts: usize,
+    part_names: *const *const c_char,
+    part_rows: *const u64,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        // SAFETY: NUL-terminated string and arrays of n_parts elements per the API contract.
+        let name = unsafe { str_arg(name, "name") }?.to_string();
+        // SAFETY: as above.
+        let names = unsafe { strings(part_names, n_parts, "part_names") }?;
+        if n_parts == 0 || part_rows.is_null() {
+            return Err(Error::InvalidArgument(
+                "a split needs at least one part and part_rows".into(),
+            ));
+        }
+        // SAFETY: `part_rows` holds n_parts values per the API contract.
+        let rows = unsafe { std::slice::from_raw_parts(part_rows, n_parts) };
+        o.splits.push(SplitRule {
+            name,
+            parts: names.into_iter().zip(rows.iter().copied()).collect(),
+        });
+        Ok(())
+    })
+}
+
+/// Adds a stack: the `n` equal-shaped tensors `names` (after renaming) are replaced by one
+/// tensor `into` of shape `[n, ...]`, in the given order (one copy when read). Checked at open.
+#[no_mangle]
+pub extern "C" fn stload_options_add_stack(
+    opts: *mut stload_options,
+    n: usize,
+    names: *const *const c_char,
+    into: *const c_char,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        // SAFETY: an array of n strings and a NUL-terminated string per the API contract.
+        let names = unsafe { strings(names, n, "names") }?;
+        // SAFETY: as above.
+        let into = unsafe { str_arg(into, "into") }?.to_string();
+        if names.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a stack needs at least one tensor".into(),
+            ));
+        }
+        o.stacks.push(StackRule { names, into });
         Ok(())
     })
 }
