@@ -6,6 +6,9 @@
 #   PREFIX/lib/pkgconfig/stload.pc
 #   PREFIX/lib/cmake/stload/stloadConfig.cmake, stloadConfigVersion.cmake
 # A plain script rather than cargo-c: nothing extra to compile before installing or in CI.
+# The soname (libstload.so.X) is written into the installed copy with patchelf, not at link
+# time: programs linked in the tree against target/release/libstload.so must keep finding it
+# under that name, and no libstload.so.X exists there.
 #
 # Usage: scripts/install.sh [--prefix DIR] [--destdir DIR] [--no-build]
 #   --prefix DIR   where the files will live (default /usr/local); written into stload.pc
@@ -41,6 +44,10 @@ version="$(sed -n 's/^version = "\([^"]*\)"$/\1/p' Cargo.toml | head -n 1)"
 IFS=. read -r major minor _ <<<"$version"
 built="${CARGO_TARGET_DIR:-$root/target}/release"
 
+if ! command -v patchelf >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "patchelf is missing: install it (apt-get install patchelf)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null
+fi
 if [ "$build" = 1 ]; then
     cargo build --release --lib --quiet
 fi
@@ -52,6 +59,7 @@ lib="$destdir$prefix/lib"
 inc="$destdir$prefix/include"
 install -d "$lib/pkgconfig" "$lib/cmake/stload" "$inc"
 install -m 755 "$built/libstload.so" "$lib/libstload.so.$version"
+patchelf --set-soname "libstload.so.$major" "$lib/libstload.so.$version"
 ln -sfn "libstload.so.$version" "$lib/libstload.so.$major"
 ln -sfn "libstload.so.$major" "$lib/libstload.so"
 install -m 644 "$built/libstload.a" "$lib/libstload.a"
