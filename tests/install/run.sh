@@ -76,7 +76,8 @@ soname() {
 symbols() {
     nm -D --defined-only "$prefix/lib/libstload.so.$version" >"$work/nm"
     awk '$2 != "T" { print "not a function:", $0; bad = 1 } END { exit bad }' "$work/nm"
-    diff <(python3 scripts/gen-api-docs.py --list-functions | sort) <(awk '{ print $3 }' "$work/nm" | sort)
+    diff <(python3 scripts/gen-api-docs.py --list-functions | sort) \
+        <(awk '{ print $3 }' "$work/nm" | sort)
 }
 
 staged() {
@@ -111,14 +112,16 @@ pkg_config_static() {
     local libs
     libs="$(pkg-config --static --libs stload | sed 's/-lstload\b/-l:libstload.a/')"
     # shellcheck disable=SC2046,SC2086 # flags from pkg-config, split into words
-    gcc "${cflags[@]}" examples/c/inspect.c $(pkg-config --cflags stload) $libs -o "$work/inspect-static"
+    gcc "${cflags[@]}" examples/c/inspect.c $(pkg-config --cflags stload) $libs \
+        -o "$work/inspect-static"
     if dynamic "$work/inspect-static" NEEDED | grep libstload; then return 1; fi
     "$work/inspect-static" "$model" >"$work/out"
     inspect_output_ok "$work/out"
 }
 
 cmake_find_package() {
-    cmake -S tests/install/cmake -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release
+    cmake -S tests/install/cmake -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_BUILD_TYPE=Release
     cmake --build "$work/cmake"
     [ "$("$work/cmake/count_tensors" "$model")" = "3 tensors" ]
     [ "$("$work/cmake/count_tensors_static" "$model")" = "3 tensors" ]
