@@ -22,6 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version this header declares; stload_version() reports the library's at run time. */
+#define STLOAD_VERSION_MAJOR 0
+#define STLOAD_VERSION_MINOR 1
+#define STLOAD_VERSION_PATCH 0
+
 /*
  Result of every fallible function. The numbers are stable: retired ones stay reserved.
  */

@@ -34,6 +34,9 @@ target/release/stload verify "$minilm"
 step "C tests and examples"
 tests/c/run.sh
 
+step "install into a temporary prefix; link with pkg-config and CMake"
+tests/install/run.sh
+
 if [ -x examples/go/test.sh ]; then
     step "Go package"
     examples/go/test.sh

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds the release library and installs it like any C library (Linux):
+#   PREFIX/lib/libstload.so.X.Y.Z, with links libstload.so.X (the soname) and libstload.so
+#   PREFIX/lib/libstload.a
+#   PREFIX/include/stload.h
+#   PREFIX/lib/pkgconfig/stload.pc
+#   PREFIX/lib/cmake/stload/stloadConfig.cmake, stloadConfigVersion.cmake
+# A plain script rather than cargo-c: nothing extra to compile before installing or in CI.
+# The soname (libstload.so.X) is written into the installed copy with patchelf, not at link
+# time: programs linked in the tree against target/release/libstload.so must keep finding it
+# under that name, and no libstload.so.X exists there.
+#
+# Usage: scripts/install.sh [--prefix DIR] [--destdir DIR] [--no-build]
+#   --prefix DIR   where the files will live (default /usr/local); written into stload.pc
+#   --destdir DIR  stage the files under DIR/PREFIX instead, for packaging
+#   --no-build     install what target/release already holds
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+usage() { sed -n '/^# Usage:/,/^[^#]/s/^# \{0,1\}//p' "$root/scripts/install.sh"; }
+die() { echo "install.sh: $*" >&2; exit 2; }
+
+prefix=/usr/local
+destdir=
+build=1
+while [ $# -gt 0 ]; do
+    case $1 in
+        --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; prefix=$2; shift 2 ;;
+        --prefix=*) prefix=${1#*=}; shift ;;
+        --destdir) [ $# -ge 2 ] || die "--destdir needs a directory"; destdir=$2; shift 2 ;;
+        --destdir=*) destdir=${1#*=}; shift ;;
+        --no-build) build=0; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+[ "$(uname -s)" = Linux ] || die "only Linux is supported (the soname and links are ELF-specific)"
+# pkg-config and CMake need an absolute prefix.
+prefix="$(realpath -m "$prefix")"
+[ -z "$destdir" ] || destdir="$(realpath -m "$destdir")"
+
+version="$(sed -n 's/^version = "\([^"]*\)"$/\1/p' Cargo.toml | head -n 1)"
+IFS=. read -r major minor _ <<<"$version"
+built="${CARGO_TARGET_DIR:-$root/target}/release"
+
+if ! command -v patchelf >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "patchelf is missing: install it (apt-get install patchelf)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null
+fi
+if [ "$build" = 1 ]; then
+    cargo build --release --lib --quiet
+fi
+for f in libstload.so libstload.a; do
+    [ -f "$built/$f" ] || die "$built/$f is missing: build first or drop --no-build"
+done
+
+lib="$destdir$prefix/lib"
+inc="$destdir$prefix/include"
+install -d "$lib/pkgconfig" "$lib/cmake/stload" "$inc"
+install -m 755 "$built/libstload.so" "$lib/libstload.so.$version"
+patchelf --set-soname "libstload.so.$major" "$lib/libstload.so.$version"
+ln -sfn "libstload.so.$version" "$lib/libstload.so.$major"
+ln -sfn "libstload.so.$major" "$lib/libstload.so"
+install -m 644 "$built/libstload.a" "$lib/libstload.a"
+install -m 644 include/stload.h "$inc/stload.h"
+
+# Fills a template from scripts/install/ and installs it with mode 644.
+fill() { # template destination
+    sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" \
+        -e "s|@MAJOR@|$major|g" -e "s|@MINOR@|$minor|g" \
+        -e "s|@LIBS_PRIVATE@|-lgcc_s -lutil -lrt -lpthread -lm -ldl|g" \
+        "scripts/install/$1" >"$2"
+    chmod 644 "$2"
+}
+fill stload.pc.in "$lib/pkgconfig/stload.pc"
+fill stloadConfig.cmake.in "$lib/cmake/stload/stloadConfig.cmake"
+fill stloadConfigVersion.cmake.in "$lib/cmake/stload/stloadConfigVersion.cmake"
+
+echo "installed stload $version into $destdir$prefix"
+if [ -z "$destdir" ] && [ "$(id -u)" = 0 ] && [[ $prefix == /usr || $prefix == /usr/local ]]; then
+    # A new soname in a system directory is found by the loader only after its cache is rebuilt.
+    ldconfig
+fi

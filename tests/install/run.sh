@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Installs stload into a temporary prefix with scripts/install.sh and uses it the way a C, C++
+# or Go project would: checks the file set, the soname and the exported symbols, builds
+# examples/c/inspect.c through pkg-config (shared and static) and tests/install/cmake through
+# find_package, and runs them on a small model written here.
+# Usage: tests/install/run.sh   (installs pkg-config, cmake, g++ with apt-get when missing)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+
+need() { # command apt-package
+    command -v "$1" >/dev/null 2>&1 && return
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+need pkg-config pkg-config
+need cmake cmake
+need g++ g++
+need python3 python3
+need readelf binutils
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+prefix="$work/prefix"
+model="$work/model"
+version="$(sed -n 's/^version = "\([^"]*\)"$/\1/p' Cargo.toml | head -n 1)"
+major="${version%%.*}"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror)
+passed=0
+failed=0
+
+# Runs one check in a subshell with errexit on, so any failing command inside fails the check.
+check() { # description function
+    local what=$1 rc=0
+    shift
+    set +e
+    (
+        set -e
+        "$@"
+    ) >"$work/log" 2>&1
+    rc=$?
+    set -e
+    if [ "$rc" = 0 ]; then
+        passed=$((passed + 1))
+        echo "ok   $what"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $what"
+        sed 's/^/     /' "$work/log"
+    fi
+}
+
+# The dynamic section entries of kind $2 (NEEDED, SONAME) of ELF file $1.
+dynamic() { readelf -d "$1" | sed -n "s/.*($2).*\[\(.*\)\]/\1/p"; }
+
+installs() { scripts/install.sh --prefix "$prefix"; }
+
+file_set() {
+    local want got
+    want="$(printf '%s\n' include/stload.h lib/cmake/stload/stloadConfig.cmake \
+        lib/cmake/stload/stloadConfigVersion.cmake lib/libstload.a lib/libstload.so \
+        "lib/libstload.so.$major" "lib/libstload.so.$version" lib/pkgconfig/stload.pc | sort)"
+    got="$(cd "$prefix" && find . -not -type d | sed 's|^\./||' | sort)"
+    diff <(echo "$want") <(echo "$got")
+}
+
+soname() {
+    [ "$(dynamic "$prefix/lib/libstload.so.$version" SONAME)" = "libstload.so.$major" ]
+    [ "$(readlink "$prefix/lib/libstload.so.$major")" = "libstload.so.$version" ]
+    [ "$(readlink "$prefix/lib/libstload.so")" = "libstload.so.$major" ]
+}
+
+# Exactly the functions the header declares, all code ("T"): nothing of Rust's std or the
+# dependencies leaks. rustc exports only the #[no_mangle] functions of a cdylib, so no linker
+# version script is needed; this check keeps it that way.
+symbols() {
+    nm -D --defined-only "$prefix/lib/libstload.so.$version" >"$work/nm"
+    awk '$2 != "T" { print "not a function:", $0; bad = 1 } END { exit bad }' "$work/nm"
+    diff <(python3 scripts/gen-api-docs.py --list-functions | sort) \
+        <(awk '{ print $3 }' "$work/nm" | sort)
+}
+
+staged() {
+    scripts/install.sh --no-build --prefix /opt/stload --destdir "$work/stage" >/dev/null
+    [ -L "$work/stage/opt/stload/lib/libstload.so.$major" ]
+    grep -qx 'prefix=/opt/stload' "$work/stage/opt/stload/lib/pkgconfig/stload.pc"
+    if grep -rl "$work/stage" "$work/stage"; then return 1; fi
+}
+
+model() {
+    mkdir -p "$model"
+    python3 tests/install/make_model.py "$model/model.safetensors"
+}
+
+# inspect's output on the model: three tensors, weight's values read through the library.
+inspect_output_ok() {
+    grep -q '^weight  *F32  *\[2, 2\] 16 bytes \[1, 2, 3, 4\]$' "$1"
+    grep -qx '3 tensors' "$1"
+}
+
+pkg_config_shared() {
+    [ "$(pkg-config --modversion stload)" = "$version" ]
+    # shellcheck disable=SC2046 # pkg-config prints flags to be split into words
+    gcc "${cflags[@]}" examples/c/inspect.c $(pkg-config --cflags --libs stload) -o "$work/inspect"
+    dynamic "$work/inspect" NEEDED | grep -qx "libstload.so.$major"
+    LD_LIBRARY_PATH="$prefix/lib" "$work/inspect" "$model" >"$work/out"
+    inspect_output_ok "$work/out"
+}
+
+# Both libraries sit in one directory, so the archive is asked for by file name.
+pkg_config_static() {
+    local libs
+    libs="$(pkg-config --static --libs stload | sed 's/-lstload\b/-l:libstload.a/')"
+    # shellcheck disable=SC2046,SC2086 # flags from pkg-config, split into words
+    gcc "${cflags[@]}" examples/c/inspect.c $(pkg-config --cflags stload) $libs \
+        -o "$work/inspect-static"
+    if dynamic "$work/inspect-static" NEEDED | grep libstload; then return 1; fi
+    "$work/inspect-static" "$model" >"$work/out"
+    inspect_output_ok "$work/out"
+}
+
+cmake_find_package() {
+    cmake -S tests/install/cmake -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_BUILD_TYPE=Release
+    cmake --build "$work/cmake"
+    [ "$("$work/cmake/count_tensors" "$model")" = "3 tensors" ]
+    [ "$("$work/cmake/count_tensors_static" "$model")" = "3 tensors" ]
+}
+
+# The Go package's pkg-config build, once it has a file with the stload_pkgconfig build tag.
+go_pkg_config() {
+    local mod
+    mod="$(dirname "$(grep -rl --include='*.go' 'stload_pkgconfig' examples/go | head -n 1)")"
+    while [ ! -f "$mod/go.mod" ]; do mod="$(dirname "$mod")"; done
+    cd "$mod"
+    go vet -tags stload_pkgconfig ./...
+    LD_LIBRARY_PATH="$prefix/lib" go test -tags stload_pkgconfig -count=1 -run '^$' ./...
+}
+
+check "scripts/install.sh --prefix installs" installs
+[ "$failed" = 0 ] || exit 1
+check "installed files: libraries, links, header, stload.pc, CMake package" file_set
+check "soname libstload.so.$major and its links" soname
+check "nm -D: exactly the header's stload_* functions are exported" symbols
+check "--destdir stages under DIR and writes only the prefix into files" staged
+check "sample model written" model
+check "inspect.c built with pkg-config --cflags --libs runs on the shared library" pkg_config_shared
+check "inspect.c built with pkg-config --static runs without libstload.so" pkg_config_static
+check "C++ find_package(stload): stload::stload and stload::stload_static" cmake_find_package
+if command -v go >/dev/null 2>&1 && grep -rqs --include='*.go' 'stload_pkgconfig' examples/go; then
+    check "Go package builds with -tags stload_pkgconfig" go_pkg_config
+fi
+
+echo "install: $passed passed, $failed failed"
+[ "$failed" = 0 ]
