@@ -28,6 +28,16 @@
 #define STLOAD_VERSION_PATCH 0
 
 /*
+ `stload_tensor_info.format` of a `.safetensors` file.
+ */
+#define STLOAD_FORMAT_SAFETENSORS 0
+
+/*
+ `stload_tensor_info.format` of a PyTorch zip checkpoint (`.bin`, `.pth`, `.pt`).
+ */
+#define STLOAD_FORMAT_PYTORCH 1
+
+/*
  Result of every fallible function. The numbers are stable: retired ones stay reserved.
  */
 typedef enum stload_status {
@@ -153,6 +163,10 @@ typedef struct stload_tensor_info {
    The name in the file before any renaming (equal to the listed name when none applies).
    */
   const char *original_name;
+  /*
+   The format of `file`: `STLOAD_FORMAT_SAFETENSORS` or `STLOAD_FORMAT_PYTORCH`.
+   */
+  uint32_t format;
 } stload_tensor_info;
 
 

@@ -97,25 +97,31 @@ pub fn export(
     let mut written = Vec::new();
     let mut weight_map = BTreeMap::new();
     let mut total_size = 0u64;
-    for file in model.files() {
+    let files: Vec<&Path> = model.files().collect();
+    for (i, &file) in files.iter().enumerate() {
         let names: Vec<&str> = model
             .names()
-            .filter(|n| model.info(n).is_ok_and(|i| i.file == file))
+            .filter(|n| model.info(n).is_ok_and(|info| info.file == file))
             .collect();
-        let file_name = file
-            .file_name()
-            .ok_or_else(|| Error::InvalidArgument(format!("{}: no file name", file.display())))?;
-        let out = dst.join(file_name);
+        // Safetensors shards keep their names; other formats get Hugging Face's shard names.
+        let file_name = match file.file_name() {
+            Some(n) if file.extension().is_some_and(|x| x == "safetensors") => {
+                n.to_string_lossy().into_owned()
+            }
+            _ if files.len() == 1 => "model.safetensors".to_string(),
+            _ => format!("model-{:05}-of-{:05}.safetensors", i + 1, files.len()),
+        };
+        let out = dst.join(&file_name);
         write_tensors(model, &names, target, &out, &mut |bytes| {
             total_size += bytes;
             progress(bytes);
         })?;
         for name in &names {
-            weight_map.insert(name.to_string(), file_name.to_string_lossy().into_owned());
+            weight_map.insert(name.to_string(), file_name.clone());
         }
         written.push(out);
     }
-    if src.join(INDEX_FILE).is_file() {
+    if src.join(INDEX_FILE).is_file() || files.len() > 1 {
         let index = json!({"metadata": {"total_size": total_size}, "weight_map": weight_map});
         let path = dst.join(INDEX_FILE);
         let text = serde_json::to_string_pretty(&index)

@@ -15,9 +15,29 @@ use crate::nulstr::NulString;
 /// Bytes of the little-endian header length that starts every file.
 const LEN_BYTES: u64 = 8;
 
-/// One safetensors file of a model.
+/// The format of a model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A `.safetensors` file.
+    Safetensors,
+    /// A zip checkpoint written by PyTorch's `torch.save` (`.bin`, `.pth`, `.pt`).
+    PyTorch,
+}
+
+impl Format {
+    /// The format's name, as reported to callers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Safetensors => "safetensors",
+            Format::PyTorch => "pytorch",
+        }
+    }
+}
+
+/// One file of a model.
 #[derive(Debug)]
 pub struct ShardFile {
+    format: Format,
     path: PathBuf,
     display: NulString,
     size: u64,
@@ -70,6 +90,7 @@ impl ShardFile {
         let data_start = LEN_BYTES + n;
         let header = header::parse(&display, &json, size - data_start)?;
         let shard = ShardFile {
+            format: Format::Safetensors,
             path: path.to_path_buf(),
             display: NulString::new(&display),
             size,
@@ -77,6 +98,32 @@ impl ShardFile {
             map: Mutex::new(None),
         };
         Ok((shard, header))
+    }
+
+    /// Opens a PyTorch zip checkpoint: reads its directory and `data.pkl` (never the data).
+    pub fn open_torch(
+        path: &Path,
+        limits: &crate::torch::TorchLimits,
+    ) -> Result<(ShardFile, crate::torch::Checkpoint)> {
+        let display = path.display().to_string();
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(&display, "cannot stat", &e))?
+            .len();
+        let checkpoint = crate::torch::read_checkpoint(path, limits)?;
+        let shard = ShardFile {
+            format: Format::PyTorch,
+            path: path.to_path_buf(),
+            display: NulString::new(&display),
+            size,
+            data_start: 0,
+            map: Mutex::new(None),
+        };
+        Ok((shard, checkpoint))
+    }
+
+    /// The file's format.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// The path as given at open.

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::buffer::AlignedBuf;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
-use crate::file::ShardFile;
+use crate::file::{Format, ShardFile};
 use crate::header::Header;
 use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
@@ -50,6 +51,8 @@ pub struct TensorInfo<'a> {
     pub file: &'a Path,
     /// Absolute offset of the data in that file.
     pub data_offset: u64,
+    /// The format of that file.
+    pub format: Format,
 }
 
 /// An opened model: the tensor index of one or more safetensors files.
@@ -84,8 +87,19 @@ impl Model {
             }
         }
         if paths.is_empty() {
+            // Like ollama's parseTensors: PyTorch checkpoints when there is no safetensors file.
+            let names: Vec<String> = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?
+                .filter_map(|item| item.ok()?.file_name().into_string().ok())
+                .collect();
+            paths = crate::torch::dir_patterns(&names)
+                .iter()
+                .map(|n| dir.join(n))
+                .collect();
+        }
+        if paths.is_empty() {
             return Err(Error::NotFound(format!(
-                "{}: no *.safetensors files in this directory",
+                "{}: no *.safetensors, pytorch_model*.bin or consolidated.*.pth files in this directory",
                 dir.display()
             )));
         }
@@ -93,14 +107,25 @@ impl Model {
         Model::open_files(&paths, options)
     }
 
-    /// Opens an explicit list of safetensors files (for blob stores without a directory layout).
+    /// Opens an explicit list of files (for blob stores without a directory layout):
+    /// safetensors, or PyTorch zip checkpoints (`.bin`, `.pth`, `.pt`) recognised by name and
+    /// content.
     pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
         if paths.is_empty() {
             return Err(Error::InvalidArgument("no files given".into()));
         }
         let opened = paths
             .iter()
-            .map(|p| ShardFile::open(p.as_ref(), options.max_header_size))
+            .map(|p| {
+                let p = p.as_ref();
+                if crate::torch::is_torch_checkpoint(p) {
+                    let (file, checkpoint) = ShardFile::open_torch(p, &Default::default())?;
+                    Ok((file, Contents::Torch(checkpoint)))
+                } else {
+                    let (file, header) = ShardFile::open(p, options.max_header_size)?;
+                    Ok((file, Contents::Safetensors(header)))
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         // Files given one by one: config.json (for architectures) sits beside the first.
         let config_dir = paths[0].as_ref().parent().unwrap_or(Path::new("."));
@@ -117,34 +142,62 @@ impl Model {
             .map(|p| ShardFile::open(p, options.max_header_size))
             .collect::<Result<Vec<_>>>()?;
         check_agreement(&shown, &index, &opened)?;
+        let opened: Vec<_> = opened
+            .into_iter()
+            .map(|(f, h)| (f, Contents::Safetensors(h)))
+            .collect();
         Model::build(opened, options, dir)
     }
 
     fn build(
-        opened: Vec<(ShardFile, Header)>,
+        opened: Vec<(ShardFile, Contents)>,
         options: &Options,
         config_dir: &Path,
     ) -> Result<Model> {
         let mut files = Vec::with_capacity(opened.len());
         let mut items = Vec::new();
         let mut metadata = BTreeMap::new();
-        for (file_index, (file, header)) in opened.into_iter().enumerate() {
-            for (key, value) in header.metadata {
-                metadata
-                    .entry(NulString::new(&key))
-                    .or_insert_with(|| NulString::new(&value));
+        for (file_index, (file, contents)) in opened.into_iter().enumerate() {
+            match contents {
+                Contents::Safetensors(header) => {
+                    for (key, value) in header.metadata {
+                        metadata
+                            .entry(NulString::new(&key))
+                            .or_insert_with(|| NulString::new(&value));
+                    }
+                    items.extend(header.tensors.into_iter().map(|t| Item {
+                        original: t.name.clone(),
+                        name: t.name,
+                        dtype: t.dtype,
+                        shape: t.shape,
+                        source: Source::Contiguous(Segment {
+                            file: file_index,
+                            offset: file.data_start() + t.start,
+                            len: t.end - t.start,
+                        }),
+                    }));
+                }
+                Contents::Torch(checkpoint) => {
+                    items.extend(checkpoint.tensors.into_iter().map(|t| Item {
+                        original: t.name.clone(),
+                        name: t.name.clone(),
+                        dtype: t.dtype,
+                        shape: t.shape.clone(),
+                        source: if t.contiguous {
+                            Source::Contiguous(Segment {
+                                file: file_index,
+                                offset: t.data_offset,
+                                len: t.nbytes(),
+                            })
+                        } else {
+                            Source::Strided {
+                                file: file_index,
+                                view: Arc::new(t),
+                            }
+                        },
+                    }));
+                }
             }
-            items.extend(header.tensors.into_iter().map(|t| Item {
-                original: t.name.clone(),
-                name: t.name,
-                dtype: t.dtype,
-                shape: t.shape,
-                source: Source::Contiguous(Segment {
-                    file: file_index,
-                    offset: file.data_start() + t.start,
-                    len: t.end - t.start,
-                }),
-            }));
             files.push(file);
         }
         items.sort_by(|a, b| a.name.cmp(&b.name));
@@ -231,6 +284,7 @@ impl Model {
             nbytes: e.nbytes,
             file: self.files[e.file].path(),
             data_offset: e.offset,
+            format: self.files[e.file].format(),
         })
     }
 
@@ -326,6 +380,9 @@ impl Model {
         dtype: Dtype,
         drop_source: bool,
     ) -> Result<Tensor> {
+        if let Source::Strided { file, view } = source {
+            return self.build_strided(*file, view, dtype);
+        }
         let mut maps: Vec<(usize, Arc<memmap2::Mmap>)> = Vec::new();
         let mut parts = Vec::with_capacity(source.segments().len());
         for seg in source.segments() {
@@ -346,6 +403,39 @@ impl Model {
         let threads = self.options.effective_threads();
         let buf = materialize::convert_parts(&parts, stored, dtype, threads, drop_source, name)?;
         Ok(Tensor::owned(dtype, Arc::clone(shape), Arc::new(buf)))
+    }
+
+    /// New memory holding a strided view of `file`, as `dtype`.
+    fn build_strided(
+        &self,
+        file: usize,
+        view: &crate::torch::TorchTensor,
+        dtype: Dtype,
+    ) -> Result<Tensor> {
+        let shown = || self.files[file].display().to_string();
+        let map = self.files[file].mapping()?;
+        let len = usize::try_from(view.nbytes()).map_err(|_| {
+            Error::OutOfMemory(format!(
+                "{}: tensor \"{}\" does not fit in memory",
+                shown(),
+                view.name
+            ))
+        })?;
+        let oom = |e: std::io::Error| {
+            Error::OutOfMemory(format!("{}: tensor \"{}\": {e}", shown(), view.name))
+        };
+        let mut native = AlignedBuf::new_uninit(len).map_err(oom)?;
+        crate::torch::gather_strided(&map, view, native.as_mut_slice())
+            .map_err(|e| Error::Format(format!("{}: {e}", shown())))?;
+        let buf = if dtype == view.dtype {
+            native
+        } else {
+            let threads = self.options.effective_threads();
+            convert::convert_to_new(native.as_slice(), view.dtype, dtype, threads)
+                .map_err(|e| Error::Unsupported(format!("tensor \"{}\": {e}", view.name)))?
+        };
+        let shape: Arc<[u64]> = view.shape.clone().into();
+        Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
     }
 
     /// Part of tensor `name` along `axis`: indices `[start, stop)`, as `dtype` (`None`: as
@@ -478,6 +568,12 @@ impl Model {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// What one opened file holds.
+enum Contents {
+    Safetensors(Header),
+    Torch(crate::torch::Checkpoint),
 }
 
 /// `[offset, offset + len)` as `usize`s when it lies inside `map`.

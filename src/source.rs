@@ -25,29 +25,47 @@ pub(crate) enum Source {
     Contiguous(Segment),
     /// Ranges concatenated in order: served as new memory.
     Gathered(Arc<[Segment]>),
+    /// A strided view into one file (a non-contiguous PyTorch tensor): copied out on get.
+    Strided {
+        /// Index into the model's files.
+        file: usize,
+        /// The view: shape, strides and bounds.
+        view: Arc<crate::torch::TorchTensor>,
+    },
 }
 
 impl Source {
-    /// The ranges, in output order.
+    /// The ranges, in output order (empty for a strided view, which is not made of ranges).
     pub fn segments(&self) -> &[Segment] {
         match self {
             Source::Contiguous(s) => std::slice::from_ref(s),
             Source::Gathered(parts) => parts,
+            Source::Strided { .. } => &[],
         }
     }
 
-    /// The first range (what `info` reports as the tensor's file and offset).
+    /// The first byte (what `info` reports as the tensor's file and offset).
     pub fn first(&self) -> Segment {
-        self.segments().first().copied().unwrap_or(Segment {
-            file: 0,
-            offset: 0,
-            len: 0,
-        })
+        match self {
+            Source::Strided { file, view } => Segment {
+                file: *file,
+                offset: view.data_offset,
+                len: view.nbytes(),
+            },
+            _ => self.segments().first().copied().unwrap_or(Segment {
+                file: 0,
+                offset: 0,
+                len: 0,
+            }),
+        }
     }
 
     /// Total bytes.
     pub fn len(&self) -> u64 {
-        self.segments().iter().map(|s| s.len).sum()
+        match self {
+            Source::Strided { view, .. } => view.nbytes(),
+            _ => self.segments().iter().map(|s| s.len).sum(),
+        }
     }
 
     /// Ranges concatenated, merging neighbours so contiguous results stay zero-copy.
@@ -100,6 +118,12 @@ impl Source {
 
     /// The bytes `[start, start + len)` of this source, as segments.
     pub fn byte_range(&self, start: u64, len: u64) -> Result<Source> {
+        if let Source::Strided { view, .. } = self {
+            return Err(Error::Unsupported(format!(
+                "tensor \"{}\" is stored non-contiguously: it cannot be split, sliced or permuted",
+                view.name
+            )));
+        }
         let mut parts = Vec::new();
         let (mut skip, mut want) = (start, len);
         for s in self.segments() {

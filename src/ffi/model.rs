@@ -8,6 +8,7 @@ use super::options::stload_options;
 use super::tensor::stload_tensor;
 use super::{arg, guard, guard_value, out_arg, stload_error, stload_status, str_arg};
 use crate::error::Error;
+use crate::file::Format;
 use crate::model::Model;
 use crate::options::Options;
 
@@ -37,7 +38,14 @@ pub struct stload_tensor_info {
     pub data_offset: u64,
     /// The name in the file before any renaming (equal to the listed name when none applies).
     pub original_name: *const c_char,
+    /// The format of `file`: `STLOAD_FORMAT_SAFETENSORS` or `STLOAD_FORMAT_PYTORCH`.
+    pub format: u32,
 }
+
+/// `stload_tensor_info.format` of a `.safetensors` file.
+pub const STLOAD_FORMAT_SAFETENSORS: u32 = 0;
+/// `stload_tensor_info.format` of a PyTorch zip checkpoint (`.bin`, `.pth`, `.pt`).
+pub const STLOAD_FORMAT_PYTORCH: u32 = 1;
 
 fn open_with(
     opts: *const stload_options,
@@ -159,7 +167,12 @@ pub extern "C" fn stload_model_info(
         let name = unsafe { str_arg(name, "name") }?;
         let info = out_arg(info, "info")?;
         let e = model.inner.entry(name)?;
+        let format = match model.inner.info(name)?.format {
+            Format::Safetensors => STLOAD_FORMAT_SAFETENSORS,
+            Format::PyTorch => STLOAD_FORMAT_PYTORCH,
+        };
         let value = stload_tensor_info {
+            format,
             dtype: e.dtype.code(),
             rank: e.shape.len(),
             shape: e.shape.as_ptr(),
