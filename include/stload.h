@@ -546,6 +546,39 @@ enum stload_status stload_options_add_stack(struct stload_options *opts,
                                             struct stload_error **err);
 
 /*
+ Read mode: data is read with positioned reads (`pread`, split across threads) into memory
+ instead of mapping the files. A file truncated after open then gives `STLOAD_ERR_IO`
+ instead of SIGBUS, and network file systems stream better; every get copies.
+ */
+enum stload_status stload_options_set_read_mode(struct stload_options *opts,
+                                                bool enabled,
+                                                struct stload_error **err);
+
+/*
+ How often, at most, a file is re-checked (size, inode, modification time) before data is
+ served from it, in milliseconds; 0 checks on every access. Default 100. A file that changed
+ since open gives `STLOAD_ERR_IO` saying so.
+ */
+enum stload_status stload_options_set_check_interval_ms(struct stload_options *opts,
+                                                        uint64_t ms,
+                                                        struct stload_error **err);
+
+/*
+ Most tensors a model may list (default 10,000,000); more is `STLOAD_ERR_LIMIT` at open.
+ */
+enum stload_status stload_options_set_max_tensors(struct stload_options *opts,
+                                                  size_t count,
+                                                  struct stload_error **err);
+
+/*
+ Most bytes `stload_model_load` may materialise as new memory (zero-copy tensors do not
+ count; default unlimited); more is `STLOAD_ERR_LIMIT` before anything is allocated.
+ */
+enum stload_status stload_options_set_max_load_bytes(struct stload_options *opts,
+                                                     uint64_t bytes,
+                                                     struct stload_error **err);
+
+/*
  Pointer to the tensor's bytes (little-endian, row-major), valid until `stload_tensor_free`.
  Read-only: the bytes may be a file mapping. NULL when `t` is NULL.
  */

@@ -1,15 +1,18 @@
-//! One opened safetensors file: its header, its size, and a shared read-only mapping made on
-//! first use (and dropped again by `release`).
+//! One opened model file: its header, its identity at open, and the two ways to its data: a
+//! shared read-only mapping, or positioned reads (`pread`) for read mode. Both are made on
+//! first use and dropped again by `release`.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header};
+use crate::identity::{Identity, Watch};
 use crate::nulstr::NulString;
 
 /// Bytes of the little-endian header length that starts every file.
@@ -40,27 +43,38 @@ pub struct ShardFile {
     format: Format,
     path: PathBuf,
     display: NulString,
-    size: u64,
+    watch: Watch,
     data_start: u64,
     map: Mutex<Option<Arc<Mmap>>>,
+    /// Open handle for read mode, made on first use like the mapping.
+    handle: Mutex<Option<Arc<File>>>,
 }
 
 impl ShardFile {
-    /// Opens `path`, reads and validates its header (and nothing else).
+    fn new(format: Format, path: &Path, identity: Identity, data_start: u64) -> ShardFile {
+        ShardFile {
+            format,
+            path: path.to_path_buf(),
+            display: NulString::new(&path.display().to_string()),
+            watch: Watch::new(identity),
+            data_start,
+            map: Mutex::new(None),
+            handle: Mutex::new(None),
+        }
+    }
+
+    /// Opens a safetensors file, reads and validates its header (and nothing else).
     /// `max_header` bounds the JSON size, so a hostile length cannot make us allocate.
     pub fn open(path: &Path, max_header: u64) -> Result<(ShardFile, Header)> {
         let display = path.display().to_string();
         let mut file = File::open(path).map_err(|e| Error::io(&display, "cannot open", &e))?;
-        let size = file
+        let meta = file
             .metadata()
-            .map_err(|e| Error::io(&display, "cannot stat", &e))?
-            .len();
+            .map_err(|e| Error::io(&display, "cannot stat", &e))?;
+        let size = meta.len();
         if size < LEN_BYTES {
-            return Err(Error::format(
-                &display,
-                None,
-                format!("file is {size} bytes, too small for the 8-byte header length"),
-            ));
+            let rule = format!("file is {size} bytes, too small for the 8-byte header length");
+            return Err(Error::format(&display, None, rule));
         }
         let mut len_bytes = [0u8; LEN_BYTES as usize];
         file.read_exact(&mut len_bytes)
@@ -72,13 +86,10 @@ impl ShardFile {
             )));
         }
         if n > size - LEN_BYTES {
-            return Err(Error::format(
-                &display,
-                None,
-                format!("header length {n} runs past the end of the {size}-byte file"),
-            ));
+            let rule = format!("header length {n} runs past the end of the {size}-byte file");
+            return Err(Error::format(&display, None, rule));
         }
-        // n ≤ size and ≤ the limit, so it fits in memory's address space on 64-bit targets.
+        // n is at most the file size and the limit; on 32-bit targets it may still not fit.
         let n_usize = usize::try_from(n).map_err(|_| {
             Error::Limit(format!(
                 "{display}: header length {n} does not fit in memory"
@@ -89,15 +100,10 @@ impl ShardFile {
             .map_err(|e| Error::io(&display, "cannot read the header", &e))?;
         let data_start = LEN_BYTES + n;
         let header = header::parse(&display, &json, size - data_start)?;
-        let shard = ShardFile {
-            format: Format::Safetensors,
-            path: path.to_path_buf(),
-            display: NulString::new(&display),
-            size,
-            data_start,
-            map: Mutex::new(None),
-        };
-        Ok((shard, header))
+        Ok((
+            ShardFile::new(Format::Safetensors, path, Identity::of(&meta), data_start),
+            header,
+        ))
     }
 
     /// Opens a PyTorch zip checkpoint: reads its directory and `data.pkl` (never the data).
@@ -106,19 +112,12 @@ impl ShardFile {
         limits: &crate::torch::TorchLimits,
     ) -> Result<(ShardFile, crate::torch::Checkpoint)> {
         let display = path.display().to_string();
-        let size = std::fs::metadata(path)
-            .map_err(|e| Error::io(&display, "cannot stat", &e))?
-            .len();
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(&display, "cannot stat", &e))?;
         let checkpoint = crate::torch::read_checkpoint(path, limits)?;
-        let shard = ShardFile {
-            format: Format::PyTorch,
-            path: path.to_path_buf(),
-            display: NulString::new(&display),
-            size,
-            data_start: 0,
-            map: Mutex::new(None),
-        };
-        Ok((shard, checkpoint))
+        Ok((
+            ShardFile::new(Format::PyTorch, path, Identity::of(&meta), 0),
+            checkpoint,
+        ))
     }
 
     /// The file's format.
@@ -143,48 +142,70 @@ impl ShardFile {
 
     /// File size recorded at open.
     pub fn size(&self) -> u64 {
-        self.size
+        self.watch.identity().len()
     }
 
-    /// The file's mapping, made now if it does not exist yet. Views keep it alive on their own.
+    /// Checks that the file is still the one opened (size, inode, mtime), unless that was
+    /// confirmed less than `interval` ago.
+    pub fn check(&self, interval: Duration) -> Result<()> {
+        self.watch
+            .check(&self.path, self.display.as_str(), interval)
+    }
+
+    /// The file's mapping, made now (after checking the file is unchanged) if it does not
+    /// exist yet. Views keep it alive on their own.
     pub fn mapping(&self) -> Result<Arc<Mmap>> {
-        let mut slot = self.lock();
+        let mut slot = lock(&self.map);
         if let Some(map) = slot.as_ref() {
             return Ok(Arc::clone(map));
         }
+        self.check(Duration::ZERO)?;
         let file =
             File::open(&self.path).map_err(|e| Error::io(&self.display, "cannot reopen", &e))?;
-        let now = file
-            .metadata()
-            .map_err(|e| Error::io(&self.display, "cannot stat", &e))?
-            .len();
-        if now != self.size {
-            return Err(Error::Io {
-                path: self.display.to_string(),
-                message: format!(
-                    "file changed since open: {} bytes then, {now} now",
-                    self.size
-                ),
-            });
-        }
-        // SAFETY: the mapping is read-only and private to us. Another process may still truncate
-        // or rewrite the file; that risk of mmap is documented in the README (SECURITY).
+        // SAFETY: the mapping is read-only. Another process may still truncate or rewrite the
+        // file later; `check` catches that before data is served, and the README (SECURITY)
+        // says what remains possible in mmap mode.
         let map = unsafe { MmapOptions::new().map(&file) }
             .map_err(|e| Error::io(&self.display, "cannot map", &e))?;
+        if map.len() as u64 != self.size() {
+            return Err(Error::Io {
+                path: self.display.to_string(),
+                message: "file changed while mapping it".into(),
+            });
+        }
         let map = Arc::new(map);
         *slot = Some(Arc::clone(&map));
         Ok(map)
     }
 
-    /// Drops this file's mapping; views handed out keep theirs alive until they are freed.
-    pub fn release(&self) {
-        *self.lock() = None;
+    /// Reads `dst.len()` bytes at `offset` with positioned reads (no mapping, so a file that
+    /// shrinks gives an error instead of SIGBUS), splitting large reads across `threads`.
+    pub fn read_at(&self, offset: u64, dst: &mut [u8], threads: usize) -> Result<()> {
+        let handle = {
+            let mut slot = lock(&self.handle);
+            match slot.as_ref() {
+                Some(h) => Arc::clone(h),
+                None => {
+                    let file = File::open(&self.path)
+                        .map_err(|e| Error::io(&self.display, "cannot reopen", &e))?;
+                    let h = Arc::new(file);
+                    *slot = Some(Arc::clone(&h));
+                    h
+                }
+            }
+        };
+        crate::read::read_parallel(&handle, offset, dst, threads)
+            .map_err(|e| Error::io(&self.display, "cannot read (file changed since open?)", &e))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Arc<Mmap>>> {
-        // A panic while holding this lock cannot leave the Option half-written, so recover.
-        self.map
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Drops this file's mapping and read handle; views handed out keep theirs alive.
+    pub fn release(&self) {
+        *lock(&self.map) = None;
+        *lock(&self.handle) = None;
     }
+}
+
+/// Locks a slot; a panic while holding it cannot leave the Option half-written, so recover.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

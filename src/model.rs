@@ -210,6 +210,13 @@ impl Model {
             )));
         }
         let items = transform::apply(items, options, config_dir)?;
+        if items.len() > options.max_tensors {
+            return Err(Error::Limit(format!(
+                "the model lists {} tensors, over the limit of {}",
+                items.len(),
+                options.max_tensors
+            )));
+        }
         let entries = items
             .into_iter()
             .map(|i| {
@@ -336,12 +343,38 @@ impl Model {
         mut progress: impl FnMut(usize, usize, &str) -> bool,
     ) -> Result<()> {
         let total = self.entries.len();
-        for (index, e) in self.entries.iter().enumerate() {
-            let target = match dtype {
-                Some(d) if e.dtype.is_float() && convert::is_supported(e.dtype, d) => d,
-                _ => e.dtype,
-            };
-            if target == e.dtype && matches!(e.source, Source::Contiguous(_)) {
+        let plan: Vec<(Dtype, bool)> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let target = match dtype {
+                    Some(d) if e.dtype.is_float() && convert::is_supported(e.dtype, d) => d,
+                    _ => e.dtype,
+                };
+                let zero_copy = target == e.dtype
+                    && !self.options.read_mode
+                    && matches!(e.source, Source::Contiguous(_));
+                (target, zero_copy)
+            })
+            .collect();
+        let new_bytes: u64 = self
+            .entries
+            .iter()
+            .zip(&plan)
+            .filter(|(_, (_, zero_copy))| !zero_copy)
+            .map(|(e, (target, _))| {
+                let elements: u64 = e.shape.iter().product();
+                target.bytes_for(elements).unwrap_or(e.nbytes)
+            })
+            .sum();
+        if new_bytes > self.options.max_load_bytes {
+            return Err(Error::Limit(format!(
+                "load would materialise {new_bytes} bytes, over the limit of {} bytes",
+                self.options.max_load_bytes
+            )));
+        }
+        for (index, (e, &(target, zero_copy))) in self.entries.iter().zip(&plan).enumerate() {
+            if zero_copy {
                 self.view(e)?;
             } else if !self.converted_cache().contains_key(&(index, target)) {
                 let t = self.materialize(e, target, true)?;
@@ -383,6 +416,10 @@ impl Model {
         if let Source::Strided { file, view } = source {
             return self.build_strided(*file, view, dtype);
         }
+        if self.options.read_mode {
+            let native = self.read_tensor(name, stored, shape, source.segments())?;
+            return self.convert_owned(name, &native, dtype);
+        }
         let mut maps: Vec<(usize, Arc<memmap2::Mmap>)> = Vec::new();
         let mut parts = Vec::with_capacity(source.segments().len());
         for seg in source.segments() {
@@ -390,6 +427,7 @@ impl Model {
                 Some((_, m)) => Arc::clone(m),
                 None => {
                     let m = self.files[seg.file].mapping()?;
+                    self.files[seg.file].check(self.options.check_interval)?;
                     maps.push((seg.file, Arc::clone(&m)));
                     m
                 }
@@ -405,6 +443,56 @@ impl Model {
         Ok(Tensor::owned(dtype, Arc::clone(shape), Arc::new(buf)))
     }
 
+    /// Reads `segments` (read mode) into new memory, in the stored dtype.
+    fn read_tensor(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        shape: &Arc<[u64]>,
+        segments: &[Segment],
+    ) -> Result<Tensor> {
+        let total: u64 = segments.iter().map(|s| s.len).sum();
+        let len = usize::try_from(total)
+            .map_err(|_| Error::OutOfMemory(format!("tensor \"{name}\" does not fit in memory")))?;
+        let mut buf = AlignedBuf::new_uninit(len).map_err(|e| {
+            Error::OutOfMemory(format!(
+                "tensor \"{name}\": cannot allocate {len} bytes: {e}"
+            ))
+        })?;
+        let threads = self.options.effective_threads();
+        let mut at = 0usize;
+        for seg in segments {
+            let file = &self.files[seg.file];
+            file.check(self.options.check_interval)?;
+            if seg
+                .offset
+                .checked_add(seg.len)
+                .is_none_or(|end| end > file.size())
+            {
+                return Err(Error::Io {
+                    path: file.display().to_string(),
+                    message: format!("tensor \"{name}\": data lies outside the file"),
+                });
+            }
+            let n = seg.len as usize;
+            file.read_at(seg.offset, &mut buf.as_mut_slice()[at..at + n], threads)?;
+            at += n;
+        }
+        Ok(Tensor::owned(dtype, Arc::clone(shape), Arc::new(buf)))
+    }
+
+    /// `native` converted to `dtype` in new memory (itself when the dtype already matches).
+    fn convert_owned(&self, name: &str, native: &Tensor, dtype: Dtype) -> Result<Tensor> {
+        if native.dtype() == dtype {
+            return Ok(native.clone());
+        }
+        let threads = self.options.effective_threads();
+        let buf = convert::convert_to_new(native.data(), native.dtype(), dtype, threads)
+            .map_err(|e| Error::Unsupported(format!("tensor \"{name}\": {e}")))?;
+        let shape: Arc<[u64]> = native.shape().into();
+        Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
+    }
+
     /// New memory holding a strided view of `file`, as `dtype`.
     fn build_strided(
         &self,
@@ -413,7 +501,35 @@ impl Model {
         dtype: Dtype,
     ) -> Result<Tensor> {
         let shown = || self.files[file].display().to_string();
-        let map = self.files[file].mapping()?;
+        // In read mode only the storage record is read; the view is then relative to it.
+        let (bytes, view): (
+            Arc<dyn AsRef<[u8]> + Send + Sync>,
+            crate::torch::TorchTensor,
+        ) = if self.options.read_mode {
+            let len = usize::try_from(view.storage_len).map_err(|_| {
+                Error::OutOfMemory(format!(
+                    "{}: storage of \"{}\" too large",
+                    shown(),
+                    view.name
+                ))
+            })?;
+            let mut storage = vec![0u8; len];
+            self.files[file].check(self.options.check_interval)?;
+            self.files[file].read_at(
+                view.storage_start,
+                &mut storage,
+                self.options.effective_threads(),
+            )?;
+            let mut relative = view.clone();
+            relative.data_offset = relative.data_offset.saturating_sub(view.storage_start);
+            relative.storage_start = 0;
+            (Arc::new(storage), relative)
+        } else {
+            self.files[file].check(self.options.check_interval)?;
+            (self.files[file].mapping()?, view.clone())
+        };
+        let view = &view;
+        let map = (*bytes).as_ref();
         let len = usize::try_from(view.nbytes()).map_err(|_| {
             Error::OutOfMemory(format!(
                 "{}: tensor \"{}\" does not fit in memory",
@@ -545,7 +661,12 @@ impl Model {
         shape: Arc<[u64]>,
         seg: Segment,
     ) -> Result<Tensor> {
-        let map = self.files[seg.file].mapping()?;
+        let file = &self.files[seg.file];
+        if self.options.read_mode {
+            return self.read_tensor(name, dtype, &shape, std::slice::from_ref(&seg));
+        }
+        let map = file.mapping()?;
+        file.check(self.options.check_interval)?;
         let (offset, len) = self.checked_range(&map, seg, name)?;
         Ok(Tensor::mapped(dtype, shape, map, offset, len))
     }

@@ -1,5 +1,7 @@
 //! Settings for opening a model. New settings get defaults, so old callers keep working.
 
+use std::time::Duration;
+
 use crate::header::MAX_HEADER_SIZE;
 use crate::rename::Replacer;
 use crate::transform::{SplitRule, StackRule};
@@ -22,6 +24,16 @@ pub struct Options {
     pub splits: Vec<SplitRule>,
     /// Tensors to stack on a new axis 0 (names after renaming).
     pub stacks: Vec<StackRule>,
+    /// Read data with positioned reads into memory instead of mapping files: no SIGBUS when a
+    /// file shrinks, and faster on network file systems; every get copies.
+    pub read_mode: bool,
+    /// How often a file is re-checked (size, inode, mtime) before data is served from it;
+    /// zero checks on every access.
+    pub check_interval: Duration,
+    /// Most tensors a model may list.
+    pub max_tensors: usize,
+    /// Most bytes `load` may materialise (new memory; zero-copy tensors do not count).
+    pub max_load_bytes: u64,
 }
 
 impl Default for Options {
@@ -34,6 +46,10 @@ impl Default for Options {
             arch: None,
             splits: Vec::new(),
             stacks: Vec::new(),
+            read_mode: false,
+            check_interval: Duration::from_millis(100),
+            max_tensors: 10_000_000,
+            max_load_bytes: u64::MAX,
         }
     }
 }

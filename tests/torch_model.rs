@@ -18,18 +18,36 @@ fn expected(file: &str) -> serde_json::Map<String, serde_json::Value> {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Every tensor of `model` that `torch.load` listed for `file` has its dense bytes.
 fn check_values(model: &Model, file: &str) -> usize {
     let want = expected(file);
     for (name, e) in &want {
-        let t = model.get(name).unwrap_or_else(|err| panic!("{file} {name}: {err}"));
-        let shape: Vec<u64> = e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+        let t = model
+            .get(name)
+            .unwrap_or_else(|err| panic!("{file} {name}: {err}"));
+        let shape: Vec<u64> = e["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
         assert_eq!(t.shape(), shape.as_slice(), "{file} {name}");
-        assert_eq!(t.data(), hex(e["hex"].as_str().unwrap()).as_slice(), "{file} {name}");
-        assert_eq!(t.is_mapped(), e["contiguous"].as_bool().unwrap(), "{file} {name}: zero-copy iff contiguous");
+        assert_eq!(
+            t.data(),
+            hex(e["hex"].as_str().unwrap()).as_slice(),
+            "{file} {name}"
+        );
+        assert_eq!(
+            t.is_mapped(),
+            e["contiguous"].as_bool().unwrap(),
+            "{file} {name}: zero-copy iff contiguous"
+        );
         assert_eq!(model.info(name).unwrap().format, Format::PyTorch);
     }
     want.len()
@@ -40,7 +58,13 @@ fn directories_open_with_ollamas_patterns() {
     for (dir, files) in [
         ("single", vec!["single/pytorch_model.bin"]),
         ("consolidated", vec!["consolidated/consolidated.00.pth"]),
-        ("sharded", vec!["sharded/pytorch_model-00001-of-00002.bin", "sharded/pytorch_model-00002-of-00002.bin"]),
+        (
+            "sharded",
+            vec![
+                "sharded/pytorch_model-00001-of-00002.bin",
+                "sharded/pytorch_model-00002-of-00002.bin",
+            ],
+        ),
     ] {
         let model = Model::open_dir(fixtures().join(dir), &Options::default()).unwrap();
         let n: usize = files.iter().map(|f| check_values(&model, f)).sum();
@@ -66,7 +90,11 @@ fn conversion_composes_with_strided_views() {
         }
         let mut want = vec![0u8; t.data().len() / t.dtype().byte_size().unwrap() * 8];
         stload::convert::convert(t.data(), t.dtype(), &mut want, Dtype::F64).unwrap();
-        assert_eq!(model.get_as(name, Dtype::F64).unwrap().data(), want.as_slice(), "{name}");
+        assert_eq!(
+            model.get_as(name, Dtype::F64).unwrap().data(),
+            want.as_slice(),
+            "{name}"
+        );
     }
 }
 
@@ -92,7 +120,11 @@ fn convert_turns_a_checkpoint_directory_into_safetensors() {
 fn check_safetensors(model: &Model, file: &str) -> usize {
     let want = expected(file);
     for (name, e) in &want {
-        assert_eq!(model.get(name).unwrap().data(), hex(e["hex"].as_str().unwrap()).as_slice(), "{name}");
+        assert_eq!(
+            model.get(name).unwrap().data(),
+            hex(e["hex"].as_str().unwrap()).as_slice(),
+            "{name}"
+        );
         assert_eq!(model.info(name).unwrap().format, Format::Safetensors);
     }
     want.len()

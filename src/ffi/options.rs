@@ -215,3 +215,60 @@ pub extern "C" fn stload_options_add_stack(
         Ok(())
     })
 }
+
+/// Read mode: data is read with positioned reads (`pread`, split across threads) into memory
+/// instead of mapping the files. A file truncated after open then gives `STLOAD_ERR_IO`
+/// instead of SIGBUS, and network file systems stream better; every get copies.
+#[no_mangle]
+pub extern "C" fn stload_options_set_read_mode(
+    opts: *mut stload_options,
+    enabled: bool,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        o.read_mode = enabled;
+        Ok(())
+    })
+}
+
+/// How often, at most, a file is re-checked (size, inode, modification time) before data is
+/// served from it, in milliseconds; 0 checks on every access. Default 100. A file that changed
+/// since open gives `STLOAD_ERR_IO` saying so.
+#[no_mangle]
+pub extern "C" fn stload_options_set_check_interval_ms(
+    opts: *mut stload_options,
+    ms: u64,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        o.check_interval = std::time::Duration::from_millis(ms);
+        Ok(())
+    })
+}
+
+/// Most tensors a model may list (default 10,000,000); more is `STLOAD_ERR_LIMIT` at open.
+#[no_mangle]
+pub extern "C" fn stload_options_set_max_tensors(
+    opts: *mut stload_options,
+    count: usize,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        o.max_tensors = count;
+        Ok(())
+    })
+}
+
+/// Most bytes `stload_model_load` may materialise as new memory (zero-copy tensors do not
+/// count; default unlimited); more is `STLOAD_ERR_LIMIT` before anything is allocated.
+#[no_mangle]
+pub extern "C" fn stload_options_set_max_load_bytes(
+    opts: *mut stload_options,
+    bytes: u64,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        o.max_load_bytes = bytes;
+        Ok(())
+    })
+}
