@@ -142,7 +142,7 @@ impl ShardFile {
 
     /// File size recorded at open.
     pub fn size(&self) -> u64 {
-        self.watch.identity().len()
+        self.watch.identity().size()
     }
 
     /// Checks that the file is still the one opened (size, inode, mtime), unless that was

@@ -49,7 +49,7 @@ impl Identity {
     }
 
     /// Size in bytes.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
     }
 
