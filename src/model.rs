@@ -541,7 +541,7 @@ impl Model {
             Error::OutOfMemory(format!("{}: tensor \"{}\": {e}", shown(), view.name))
         };
         let mut native = AlignedBuf::new_uninit(len).map_err(oom)?;
-        crate::torch::gather_strided(&map, view, native.as_mut_slice())
+        crate::torch::gather_strided(map, view, native.as_mut_slice())
             .map_err(|e| Error::Format(format!("{}: {e}", shown())))?;
         let buf = if dtype == view.dtype {
             native
