@@ -48,7 +48,7 @@ fn length_message(from: Dtype, to: Dtype, src_len: usize, dst_len: usize) -> Str
              (a copy needs equal lengths)"
         );
     };
-    if src_len % fs != 0 {
+    if !src_len.is_multiple_of(fs) {
         return format!(
             "converting {from} to {to}: source length {src_len} bytes is not a whole number of \
              {fs}-byte {from} elements"
@@ -94,24 +94,26 @@ impl Isa {
 enum Kernel {
     Copy,
     Scalar(scalar::KernelFn),
-    Lut(&'static lut::Table, usize),
+    /// Table lookup into elements of the given size, with gathers at [`Isa::Avx512`].
+    Lut(&'static lut::Table, usize, Isa),
     #[cfg(target_arch = "x86_64")]
-    Simd(x86::SimdFn),
+    Simd(x86::Simd),
 }
 
 impl Kernel {
     /// Converts `src` into `dst` (whole, matching elements). `stream` asks for stores that
     /// bypass the cache, worth it when the output is much larger than the caches.
     fn run(self, src: &[u8], dst: &mut [u8], stream: bool) {
-        let _ = stream;
         match self {
             Kernel::Copy => dst.copy_from_slice(src),
             Kernel::Scalar(f) => with_default_fp_env(|| f(src, dst)),
-            Kernel::Lut(t, 2) => lut::lookup::<2>(t, src, dst),
-            Kernel::Lut(t, 4) => lut::lookup::<4>(t, src, dst),
-            Kernel::Lut(t, _) => lut::lookup::<8>(t, src, dst),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Simd(f) => with_default_fp_env(|| f(src, dst, stream)),
+            Kernel::Lut(t, size, Isa::Avx512) => x86::lut_avx512(t, src, dst, stream, size),
+            Kernel::Lut(t, 2, _) => lut::lookup::<2>(t, src, dst),
+            Kernel::Lut(t, 4, _) => lut::lookup::<4>(t, src, dst),
+            Kernel::Lut(t, _, _) => lut::lookup::<8>(t, src, dst),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Simd(k) => with_default_fp_env(|| k.run(src, dst, stream)),
         }
     }
 }
@@ -143,7 +145,7 @@ fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
         return Some(Kernel::Simd(k));
     }
     if let (Some(t), Some(size)) = (lut::table(from, to), to.byte_size()) {
-        return Some(Kernel::Lut(t, size));
+        return Some(Kernel::Lut(t, size, isa));
     }
     Some(Kernel::Scalar(reference))
 }
@@ -165,7 +167,7 @@ fn prepare(src: &[u8], from: Dtype, dst: &[u8], to: Dtype, isa: Isa) -> Result<K
     let ok = match (from.byte_size(), to.byte_size()) {
         _ if from == to => src.len() == dst.len(),
         (Some(fs), Some(ts)) => {
-            src.len() % fs == 0 && (src.len() / fs).checked_mul(ts) == Some(dst.len())
+            src.len().is_multiple_of(fs) && (src.len() / fs).checked_mul(ts) == Some(dst.len())
         }
         _ => false,
     };
@@ -238,7 +240,7 @@ pub fn convert_to_new(
     }
     let len = match (from.byte_size(), to.byte_size()) {
         _ if from == to => Some(src.len()),
-        (Some(fs), Some(ts)) if src.len() % fs == 0 => (src.len() / fs).checked_mul(ts),
+        (Some(fs), Some(ts)) if src.len().is_multiple_of(fs) => (src.len() / fs).checked_mul(ts),
         _ => None,
     };
     let len = len.ok_or(Error::Length {

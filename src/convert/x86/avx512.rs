@@ -1,0 +1,363 @@
+//! AVX-512 (F, BW, VL) + F16C kernels, 32 elements per block.
+//!
+//! The hardware conversions are used where they are exact (`vcvtph2ps`, and `vcvtps2ph` with
+//! round-to-nearest-even), with a fix-up only in blocks that hold a NaN, since numpy does not set
+//! the quiet bit the hardware sets. BF16 and FP8 narrowing use integer round-to-nearest-even:
+//! AVX512_BF16's `vcvtneps2bf16` flushes subnormals and does not give ml_dtypes' NaN.
+
+use std::arch::x86_64::*;
+
+use super::super::float::{self, Format};
+use super::super::lut::{lookup, Table};
+use super::avx2::{fence, load256, store256};
+use super::{drive, has_avx512, Body};
+use crate::Dtype;
+
+/// Elements per SIMD block.
+pub(super) const BLOCK: usize = 32;
+
+/// The AVX-512 block loop for a pair, if there is one.
+pub(super) fn body(from: Dtype, to: Dtype) -> Option<Body> {
+    Some(match (from, to) {
+        (Dtype::BF16, Dtype::F32) => bf16_f32_body,
+        (Dtype::F16, Dtype::F32) => f16_f32_body,
+        (Dtype::F32, Dtype::BF16) => f32_bf16_body,
+        (Dtype::F32, Dtype::F16) => f32_f16_body,
+        (Dtype::F32, Dtype::F8E4M3) => f32_e4m3_body,
+        (Dtype::F32, Dtype::F8E5M2) => f32_e5m2_body,
+        (Dtype::F16, Dtype::F8E4M3) => f16_e4m3_body,
+        (Dtype::F16, Dtype::F8E5M2) => f16_e5m2_body,
+        (Dtype::BF16, Dtype::F8E4M3) => bf16_e4m3_body,
+        (Dtype::BF16, Dtype::F8E5M2) => bf16_e5m2_body,
+        _ => return None,
+    })
+}
+
+/// Table lookup for an 8-bit source into `out_size`-byte elements, with AVX-512 gathers.
+pub(crate) fn lut(table: &Table, src: &[u8], dst: &mut [u8], stream: bool, out_size: usize) {
+    let reference = |s: &[u8], d: &mut [u8]| match out_size {
+        2 => lookup::<2>(table, s, d),
+        4 => lookup::<4>(table, s, d),
+        _ => lookup::<8>(table, s, d),
+    };
+    if !has_avx512() {
+        return reference(src, dst);
+    }
+    drive(
+        src,
+        dst,
+        (1, out_size, BLOCK),
+        stream,
+        reference,
+        |s, d, st| {
+            // SAFETY: the CPU has AVX-512 F/BW/VL and F16C, the features the bodies are compiled for.
+            unsafe {
+                match out_size {
+                    2 => lut16_body(table, s, d, st),
+                    4 => lut32_body(table, s, d, st),
+                    _ => lut64_body(table, s, d, st),
+                }
+            }
+        },
+    );
+}
+
+// ---- loads and stores -------------------------------------------------------------------
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn load512(s: &[u8]) -> __m512i {
+    let s = &s[..64];
+    // SAFETY: `s` has 64 readable bytes; the load is unaligned.
+    unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn store512(d: &mut [u8], v: __m512i, stream: bool) {
+    let d = &mut d[..64];
+    let p = d.as_mut_ptr();
+    if stream && (p as usize).is_multiple_of(64) {
+        // SAFETY: `d` has 64 writable bytes and `p` is 64-byte aligned, as a streaming store needs.
+        unsafe { _mm512_stream_si512(p.cast(), v) }
+    } else {
+        // SAFETY: `d` has 64 writable bytes; the store is unaligned.
+        unsafe { _mm512_storeu_si512(p.cast(), v) }
+    }
+}
+
+/// Joins two halves into one register (low half first).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn join(lo: __m256i, hi: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn splat(x: u32) -> __m512i {
+    _mm512_set1_epi32(x as i32)
+}
+
+// ---- element math on 16 lanes ------------------------------------------------------------
+
+/// 16 F16 → F32 bits; NaN payloads as numpy (no quiet bit added).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f16x16_to_f32(h: __m256i) -> __m512i {
+    let bits = _mm512_castps_si512(_mm512_cvtph_ps(h));
+    let abs = _mm256_and_si256(h, _mm256_set1_epi16(0x7fff));
+    let nan = _mm256_cmpgt_epu16_mask(abs, _mm256_set1_epi16(0x7c00));
+    if nan == 0 {
+        return bits;
+    }
+    let x = _mm512_cvtepu16_epi32(h);
+    let sign = _mm512_slli_epi32::<16>(_mm512_and_si512(x, splat(0x8000)));
+    let payload = _mm512_slli_epi32::<13>(_mm512_and_si512(x, splat(0x3ff)));
+    let fix = _mm512_or_si512(_mm512_or_si512(sign, splat(0x7f80_0000)), payload);
+    _mm512_mask_blend_epi32(nan, bits, fix)
+}
+
+/// Mask of lanes holding an F32 NaN.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn nan_mask(x: __m512i) -> __mmask16 {
+    _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, splat(0x7fff_ffff)), splat(0x7f80_0000))
+}
+
+/// 16 F32 → F16, round to nearest even; NaN as numpy's software cast.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32x16_to_f16(x: __m512i) -> __m256i {
+    let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_castsi512_ps(x),
+    );
+    let nan = nan_mask(x);
+    if nan == 0 {
+        return h;
+    }
+    let payload = _mm512_max_epu32(
+        _mm512_and_si512(_mm512_srli_epi32::<13>(x), splat(0x3ff)),
+        splat(1),
+    );
+    let sign = _mm512_and_si512(_mm512_srli_epi32::<16>(x), splat(0x8000));
+    let fix = _mm512_or_si512(_mm512_or_si512(sign, splat(0x7c00)), payload);
+    _mm256_mask_blend_epi16(nan, h, _mm512_cvtepi32_epi16(fix))
+}
+
+/// 16 F32 → BF16, integer round to nearest even; canonical NaN.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32x16_to_bf16(x: __m512i) -> __m256i {
+    let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(x), splat(1));
+    let r = _mm512_srli_epi32::<16>(_mm512_add_epi32(_mm512_add_epi32(x, splat(0x7fff)), lsb));
+    let nan = _mm512_or_si512(
+        _mm512_and_si512(_mm512_srli_epi32::<16>(x), splat(0x8000)),
+        splat(0x7fc0),
+    );
+    _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan_mask(x), nan))
+}
+
+/// 16 F32 → an FP8 format, round to nearest even, with ml_dtypes' overflow and NaN rules.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32x16_to_f8(x: __m512i, f: &Format) -> __m128i {
+    let (m, rebias) = (f.man, (127 - f.bias) as u32);
+    let abs = _mm512_and_si512(x, splat(0x7fff_ffff));
+    let sign = _mm512_and_si512(_mm512_srli_epi32::<24>(x), splat(0x80));
+    // Normal results: round the F32 mantissa at the target's last bit, then rebias.
+    let shift = splat(23 - m);
+    let lsb = _mm512_and_si512(_mm512_srlv_epi32(abs, shift), splat(1));
+    let rounded = _mm512_add_epi32(_mm512_add_epi32(abs, splat((1 << (22 - m)) - 1)), lsb);
+    let normal = _mm512_sub_epi32(_mm512_srlv_epi32(rounded, shift), splat(rebias << m));
+    // Subnormal results: adding 2^k whose ulp is the target's smallest subnormal makes the FPU
+    // round (to nearest even) at exactly that bit; the low bits are then the encoding.
+    let magic = (rebias + (23 - m) + 1) << 23;
+    let sum = _mm512_add_ps(_mm512_castsi512_ps(abs), _mm512_castsi512_ps(splat(magic)));
+    let subnormal = _mm512_sub_epi32(_mm512_castps_si512(sum), splat(magic));
+    let tiny = _mm512_cmplt_epu32_mask(abs, splat((rebias + 1) << 23));
+    let enc = _mm512_mask_mov_epi32(normal, tiny, subnormal);
+    // Overflow (and infinity, and for E4M3FN NaN) clamps to infinity, or to E4M3FN's NaN.
+    let enc = _mm512_min_epu32(enc, splat(if f.inf { f.inf_bits() } else { f.nan }));
+    let enc = if f.inf {
+        _mm512_mask_mov_epi32(enc, nan_mask(x), splat(f.nan))
+    } else {
+        enc
+    };
+    _mm512_cvtepi32_epi8(_mm512_or_si512(enc, sign))
+}
+
+// ---- block loops ------------------------------------------------------------------------
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn bf16_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(64).zip(dst.chunks_exact_mut(128)) {
+        let (lo, hi) = (load256(s), load256(&s[32..]));
+        store512(
+            d,
+            _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(lo)),
+            stream,
+        );
+        store512(
+            &mut d[64..],
+            _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(hi)),
+            stream,
+        );
+    }
+    fence(stream);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f16_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(64).zip(dst.chunks_exact_mut(128)) {
+        let (lo, hi) = (load256(s), load256(&s[32..]));
+        store512(d, f16x16_to_f32(lo), stream);
+        store512(&mut d[64..], f16x16_to_f32(hi), stream);
+    }
+    fence(stream);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32_bf16_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(128).zip(dst.chunks_exact_mut(64)) {
+        let (lo, hi) = (load512(s), load512(&s[64..]));
+        store512(d, join(f32x16_to_bf16(lo), f32x16_to_bf16(hi)), stream);
+    }
+    fence(stream);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(128).zip(dst.chunks_exact_mut(64)) {
+        let (lo, hi) = (load512(s), load512(&s[64..]));
+        store512(d, join(f32x16_to_f16(lo), f32x16_to_f16(hi)), stream);
+    }
+    fence(stream);
+}
+
+/// How 16 source lanes become F32 bits before FP8 narrowing.
+#[derive(Clone, Copy)]
+enum Widen {
+    F32,
+    /// NaN bits do not matter here: FP8 NaN is canonical.
+    F16,
+    Bf16,
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn widen(s: &[u8], w: Widen) -> __m512i {
+    match w {
+        Widen::F32 => load512(s),
+        Widen::F16 => _mm512_castps_si512(_mm512_cvtph_ps(load256(s))),
+        Widen::Bf16 => _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(load256(s))),
+    }
+}
+
+/// FP8 narrowing of 32 elements per block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn to_f8_body(src: &[u8], dst: &mut [u8], stream: bool, w: Widen, f: &Format) {
+    let in_size = match w {
+        Widen::F32 => 4,
+        Widen::F16 | Widen::Bf16 => 2,
+    };
+    for (s, d) in src
+        .chunks_exact(BLOCK * in_size)
+        .zip(dst.chunks_exact_mut(BLOCK))
+    {
+        let lo = f32x16_to_f8(widen(s, w), f);
+        let hi = f32x16_to_f8(widen(&s[16 * in_size..], w), f);
+        store256(
+            d,
+            _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi),
+            stream,
+        );
+    }
+    fence(stream);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32_e4m3_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    to_f8_body(src, dst, stream, Widen::F32, &float::E4M3);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32_e5m2_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    to_f8_body(src, dst, stream, Widen::F32, &float::E5M2);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f16_e4m3_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    to_f8_body(src, dst, stream, Widen::F16, &float::E4M3);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f16_e5m2_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    to_f8_body(src, dst, stream, Widen::F16, &float::E5M2);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn bf16_e4m3_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    to_f8_body(src, dst, stream, Widen::Bf16, &float::E4M3);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn bf16_e5m2_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    to_f8_body(src, dst, stream, Widen::Bf16, &float::E5M2);
+}
+
+/// Byte indices of 16 elements, zero-extended to 32 bits.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn indices(s: &[u8]) -> __m512i {
+    let s = &s[..16];
+    // SAFETY: `s` has 16 readable bytes; the load is unaligned.
+    _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(s.as_ptr().cast()) })
+}
+
+/// 16 table entries (their low 32 bits) for the byte indices `idx`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn gather32(table: &Table, idx: __m512i) -> __m512i {
+    // SAFETY: every index is below 256, so each 8-byte-scaled read stays inside the table.
+    unsafe { _mm512_i32gather_epi32::<8>(idx, table.as_ptr().cast()) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn lut32_body(table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(128)) {
+        store512(d, gather32(table, indices(s)), stream);
+        store512(&mut d[64..], gather32(table, indices(&s[16..])), stream);
+    }
+    fence(stream);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn lut16_body(table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(64)) {
+        let lo = _mm512_cvtepi32_epi16(gather32(table, indices(s)));
+        let hi = _mm512_cvtepi32_epi16(gather32(table, indices(&s[16..])));
+        store512(d, join(lo, hi), stream);
+    }
+    fence(stream);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn lut64_body(table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(16).zip(dst.chunks_exact_mut(128)) {
+        let idx = indices(s);
+        for (half, out) in [
+            _mm512_castsi512_si256(idx),
+            _mm512_extracti64x4_epi64::<1>(idx),
+        ]
+        .into_iter()
+        .zip(d.chunks_exact_mut(64))
+        {
+            // SAFETY: every index is below 256, so each 8-byte read stays inside the table.
+            let v = unsafe { _mm512_i32gather_epi64::<8>(half, table.as_ptr().cast()) };
+            store512(out, v, stream);
+        }
+    }
+    fence(stream);
+}
