@@ -94,8 +94,8 @@ impl Isa {
 enum Kernel {
     Copy,
     Scalar(scalar::KernelFn),
-    /// Table lookup into elements of the given size, with gathers at [`Isa::Avx512`].
-    Lut(&'static lut::Table, usize, Isa),
+    /// Table lookup for a pair, with permutes at [`Isa::Avx512`].
+    Lut(&'static lut::Table, (Dtype, Dtype), Isa),
     #[cfg(target_arch = "x86_64")]
     Simd(x86::Simd),
 }
@@ -108,10 +108,14 @@ impl Kernel {
             Kernel::Copy => dst.copy_from_slice(src),
             Kernel::Scalar(f) => with_default_fp_env(|| f(src, dst)),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Lut(t, size, Isa::Avx512) => x86::lut_avx512(t, src, dst, stream, size),
-            Kernel::Lut(t, 2, _) => lut::lookup::<2>(t, src, dst),
-            Kernel::Lut(t, 4, _) => lut::lookup::<4>(t, src, dst),
-            Kernel::Lut(t, _, _) => lut::lookup::<8>(t, src, dst),
+            Kernel::Lut(t, (from, to), Isa::Avx512) => {
+                x86::lut_avx512(from, to, t, src, dst, stream)
+            }
+            Kernel::Lut(t, (_, to), _) => match to.byte_size() {
+                Some(2) => lut::lookup::<2>(t, src, dst),
+                Some(4) => lut::lookup::<4>(t, src, dst),
+                _ => lut::lookup::<8>(t, src, dst),
+            },
             #[cfg(target_arch = "x86_64")]
             Kernel::Simd(k) => with_default_fp_env(|| k.run(src, dst, stream)),
         }
@@ -144,8 +148,8 @@ fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
     if let Some(k) = x86::kernel(from, to, isa) {
         return Some(Kernel::Simd(k));
     }
-    if let (Some(t), Some(size)) = (lut::table(from, to), to.byte_size()) {
-        return Some(Kernel::Lut(t, size, isa));
+    if let Some(t) = lut::table(from, to) {
+        return Some(Kernel::Lut(t, (from, to), isa));
     }
     Some(Kernel::Scalar(reference))
 }
@@ -216,8 +220,20 @@ pub fn convert_with(
     threads: usize,
     isa: Isa,
 ) -> Result<(), Error> {
-    let kernel = prepare(src, from, dst, to, isa)?;
     let stream = dst.len() >= STREAM_MIN_BYTES;
+    run(src, from, dst, to, threads, isa, stream)
+}
+
+fn run(
+    src: &[u8],
+    from: Dtype,
+    dst: &mut [u8],
+    to: Dtype,
+    threads: usize,
+    isa: Isa,
+    stream: bool,
+) -> Result<(), Error> {
+    let kernel = prepare(src, from, dst, to, isa)?;
     // Identity copies split on bytes; conversions on whole elements.
     let (fs, ts) = match (from.byte_size(), to.byte_size()) {
         (Some(fs), Some(ts)) if from != to => (fs, ts),
@@ -256,7 +272,17 @@ pub fn convert_to_new(
         src_len: src.len(),
         dst_len: len,
     })?;
-    convert_parallel(src, from, buf.as_mut_slice(), to, threads)?;
+    // No streaming stores: a page the kernel has just zeroed is in the cache, and plain stores
+    // overwrite it there instead of writing the zeros and the results to memory.
+    run(
+        src,
+        from,
+        buf.as_mut_slice(),
+        to,
+        threads,
+        Isa::detected(),
+        false,
+    )?;
     Ok(buf)
 }
 

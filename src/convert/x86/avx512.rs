@@ -33,33 +33,47 @@ pub(super) fn body(from: Dtype, to: Dtype) -> Option<Body> {
     })
 }
 
-/// Table lookup for an 8-bit source into `out_size`-byte elements, with AVX-512 gathers.
-pub(crate) fn lut(table: &Table, src: &[u8], dst: &mut [u8], stream: bool, out_size: usize) {
+/// Table lookup for an 8-bit source (`table` is its table into `to`), with AVX-512 permutes.
+pub(crate) fn lut(from: Dtype, to: Dtype, table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
+    let out_size = to.byte_size().unwrap_or(8);
     let reference = |s: &[u8], d: &mut [u8]| match out_size {
         2 => lookup::<2>(table, s, d),
         4 => lookup::<4>(table, s, d),
         _ => lookup::<8>(table, s, d),
     };
+    // F32 and F64 results come from the high halves of the F32 table; check they suffice.
+    let f32_table = table_f32(from).filter(|t| t.iter().all(|&e| e & 0xffff == 0));
+    let body = match (to, f32_table) {
+        (Dtype::F16 | Dtype::BF16, _) => |t: &Table, s: &[u8], d: &mut [u8], st| {
+            // SAFETY: only run after the CPU check below.
+            unsafe { lut16_body(t, s, d, st) }
+        },
+        (Dtype::F32, Some(_)) => |t: &Table, s: &[u8], d: &mut [u8], st| {
+            // SAFETY: only run after the CPU check below.
+            unsafe { lut32_body(t, s, d, st) }
+        },
+        (Dtype::F64, Some(_)) => |t: &Table, s: &[u8], d: &mut [u8], st| {
+            // SAFETY: only run after the CPU check below.
+            unsafe { lut64_body(t, s, d, st) }
+        },
+        _ => return reference(src, dst),
+    };
     if !has_avx512() {
         return reference(src, dst);
     }
+    let t = f32_table.filter(|_| to == Dtype::F64).unwrap_or(table);
     drive(
         src,
         dst,
         (1, out_size, BLOCK),
         stream,
         reference,
-        |s, d, st| {
-            // SAFETY: the CPU has AVX-512 F/BW/VL and F16C, the features the bodies are compiled for.
-            unsafe {
-                match out_size {
-                    2 => lut16_body(table, s, d, st),
-                    4 => lut32_body(table, s, d, st),
-                    _ => lut64_body(table, s, d, st),
-                }
-            }
-        },
+        |s, d, st| body(t, s, d, st),
     );
+}
+
+fn table_f32(from: Dtype) -> Option<&'static Table> {
+    super::super::lut::table(from, Dtype::F32)
 }
 
 // ---- loads and stores -------------------------------------------------------------------
@@ -307,56 +321,96 @@ fn bf16_e5m2_body(src: &[u8], dst: &mut [u8], stream: bool) {
     to_f8_body(src, dst, stream, Widen::Bf16, &float::E5M2);
 }
 
-/// Byte indices of 16 elements, zero-extended to 32 bits.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-fn indices(s: &[u8]) -> __m512i {
-    let s = &s[..16];
-    // SAFETY: `s` has 16 readable bytes; the load is unaligned.
-    _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(s.as_ptr().cast()) })
+/// A 256-entry table of 16-bit values, as eight registers of 32 entries.
+struct Table16([__m512i; 8]);
+
+impl Table16 {
+    /// Takes bits `shift..shift + 16` of each entry.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    fn new(table: &Table, shift: u32) -> Table16 {
+        let mut words = [0u16; 256];
+        for (w, &e) in words.iter_mut().zip(table.iter()) {
+            *w = (e >> shift) as u16;
+        }
+        let mut regs = [_mm512_setzero_si512(); 8];
+        for (r, chunk) in regs.iter_mut().zip(words.chunks_exact(32)) {
+            // SAFETY: `chunk` is 32 u16 = 64 readable bytes; the load is unaligned.
+            *r = unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) };
+        }
+        Table16(regs)
+    }
+
+    /// Looks up 32 byte indices (zero-extended to 16-bit lanes): four 64-entry permutes, then
+    /// bits 6 and 7 of the index pick among them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    fn lookup(&self, idx: __m512i) -> __m512i {
+        let t = &self.0;
+        let r0 = _mm512_permutex2var_epi16(t[0], idx, t[1]);
+        let r1 = _mm512_permutex2var_epi16(t[2], idx, t[3]);
+        let r2 = _mm512_permutex2var_epi16(t[4], idx, t[5]);
+        let r3 = _mm512_permutex2var_epi16(t[6], idx, t[7]);
+        let bit6 = _mm512_test_epi16_mask(idx, _mm512_set1_epi16(0x40));
+        let bit7 = _mm512_test_epi16_mask(idx, _mm512_set1_epi16(0x80));
+        let lo = _mm512_mask_blend_epi16(bit6, r0, r1);
+        let hi = _mm512_mask_blend_epi16(bit6, r2, r3);
+        _mm512_mask_blend_epi16(bit7, lo, hi)
+    }
 }
 
-/// 16 table entries (their low 32 bits) for the byte indices `idx`.
+/// 8-bit sources into 16-bit targets: the entries themselves.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn lut16_body(table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
+    let t = Table16::new(table, 0);
+    for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(64)) {
+        store512(d, t.lookup(_mm512_cvtepu8_epi16(load256(s))), stream);
+    }
+    fence(stream);
+}
+
+/// 32 F32 results of 8-bit sources, as two registers: every such value has at most 8
+/// significant bits, so the low 16 bits of its F32 encoding are zero and a 16-bit table of the
+/// high halves is enough.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-fn gather32(table: &Table, idx: __m512i) -> __m512i {
-    // SAFETY: every index is below 256, so each 8-byte-scaled read stays inside the table.
-    unsafe { _mm512_i32gather_epi32::<8>(idx, table.as_ptr().cast()) }
+fn lut_f32x32(t: &Table16, s: &[u8]) -> (__m512i, __m512i) {
+    let hi16 = t.lookup(_mm512_cvtepu8_epi16(load256(s)));
+    let lo = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(hi16)));
+    let hi = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64::<1>(hi16)));
+    (lo, hi)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
 fn lut32_body(table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
+    let t = Table16::new(table, 16);
     for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(128)) {
-        store512(d, gather32(table, indices(s)), stream);
-        store512(&mut d[64..], gather32(table, indices(&s[16..])), stream);
+        let (lo, hi) = lut_f32x32(&t, s);
+        store512(d, lo, stream);
+        store512(&mut d[64..], hi, stream);
     }
     fence(stream);
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-fn lut16_body(table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
-    for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(64)) {
-        let lo = _mm512_cvtepi32_epi16(gather32(table, indices(s)));
-        let hi = _mm512_cvtepi32_epi16(gather32(table, indices(&s[16..])));
-        store512(d, join(lo, hi), stream);
-    }
-    fence(stream);
-}
-
+/// 8-bit sources into F64: the F32 result widened, which is exact (and keeps the canonical
+/// NaN canonical), so the F32 table of the same source is used.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
 fn lut64_body(table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
-    for (s, d) in src.chunks_exact(16).zip(dst.chunks_exact_mut(128)) {
-        let idx = indices(s);
-        for (half, out) in [
-            _mm512_castsi512_si256(idx),
-            _mm512_extracti64x4_epi64::<1>(idx),
-        ]
-        .into_iter()
-        .zip(d.chunks_exact_mut(64))
-        {
-            // SAFETY: every index is below 256, so each 8-byte read stays inside the table.
-            let v = unsafe { _mm512_i32gather_epi64::<8>(half, table.as_ptr().cast()) };
-            store512(out, v, stream);
+    let t = Table16::new(table, 16);
+    for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(256)) {
+        let (lo, hi) = lut_f32x32(&t, s);
+        let quarters = [
+            _mm512_castsi512_si256(lo),
+            _mm512_extracti64x4_epi64::<1>(lo),
+            _mm512_castsi512_si256(hi),
+            _mm512_extracti64x4_epi64::<1>(hi),
+        ];
+        for (q, out) in quarters.into_iter().zip(d.chunks_exact_mut(64)) {
+            store512(
+                out,
+                _mm512_castpd_si512(_mm512_cvtps_pd(_mm256_castsi256_ps(q))),
+                stream,
+            );
         }
     }
     fence(stream);
