@@ -89,9 +89,9 @@ impl Isa {
     }
 }
 
-/// A selected kernel for one pair.
+/// One conversion kernel.
 #[derive(Clone, Copy)]
-enum Kernel {
+enum Stage {
     Copy,
     Scalar(scalar::KernelFn),
     /// Table lookup for a pair, with permutes at [`Isa::Avx512`].
@@ -100,25 +100,76 @@ enum Kernel {
     Simd(x86::Simd),
 }
 
-impl Kernel {
+impl Stage {
     /// Converts `src` into `dst` (whole, matching elements). `stream` asks for stores that
     /// bypass the cache, worth it when the output is much larger than the caches.
     fn run(self, src: &[u8], dst: &mut [u8], stream: bool) {
         match self {
-            Kernel::Copy => dst.copy_from_slice(src),
-            Kernel::Scalar(f) => with_default_fp_env(|| f(src, dst)),
+            Stage::Copy => dst.copy_from_slice(src),
+            Stage::Scalar(f) => with_default_fp_env(|| f(src, dst)),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Lut(t, (from, to), Isa::Avx512) => {
+            Stage::Lut(t, (from, to), Isa::Avx512) => {
                 x86::lut_avx512(from, to, t, src, dst, stream)
             }
-            Kernel::Lut(t, (_, to), _) => match to.byte_size() {
+            Stage::Lut(t, (_, to), _) => match to.byte_size() {
                 Some(2) => lut::lookup::<2>(t, src, dst),
                 Some(4) => lut::lookup::<4>(t, src, dst),
                 _ => lut::lookup::<8>(t, src, dst),
             },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Simd(k) => with_default_fp_env(|| k.run(src, dst, stream)),
+            Stage::Simd(k) => with_default_fp_env(|| k.run(src, dst, stream)),
         }
+    }
+}
+
+/// Elements per round of a two-stage conversion: the F32 intermediate (8 KiB) stays in L1.
+const STAGE_ELEMENTS: usize = 2048;
+
+/// A selected kernel for one pair: one stage, or two through F32 where the reference is itself
+/// the composition of the two (e.g. integers into BF16 round to F32 first, as ml_dtypes does).
+#[derive(Clone, Copy)]
+enum Kernel {
+    One(Stage),
+    ViaF32 {
+        first: Stage,
+        second: Stage,
+        sizes: (usize, usize),
+    },
+}
+
+impl Kernel {
+    fn run(self, src: &[u8], dst: &mut [u8], stream: bool) {
+        let (first, second, (fs, ts)) = match self {
+            Kernel::One(k) => return k.run(src, dst, stream),
+            Kernel::ViaF32 {
+                first,
+                second,
+                sizes,
+            } => (first, second, sizes),
+        };
+        let mut tmp = [0u8; STAGE_ELEMENTS * 4];
+        for (s, d) in src
+            .chunks(STAGE_ELEMENTS * fs)
+            .zip(dst.chunks_mut(STAGE_ELEMENTS * ts))
+        {
+            let t = &mut tmp[..s.len() / fs * 4];
+            first.run(s, t, false);
+            second.run(t, d, stream);
+        }
+    }
+}
+
+/// Pairs whose reference conversion is exactly "into F32, then into the target".
+fn composes_through_f32(from: Dtype, to: Dtype) -> bool {
+    use Dtype::*;
+    match to {
+        F16 | BF16 => {
+            matches!(from, I16 | U16 | I32 | U32 | I64 | U64)
+                || (from, to) == (F16, BF16)
+                || (from, to) == (F64, BF16)
+        }
+        F64 => from == BF16,
+        _ => false,
     }
 }
 
@@ -135,23 +186,41 @@ fn with_default_fp_env<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
+/// The fastest single kernel for a pair at `isa`.
+fn stage(from: Dtype, to: Dtype, isa: Isa) -> Option<Stage> {
     if from == to {
-        return Some(Kernel::Copy);
+        return Some(Stage::Copy);
     }
     let reference = scalar::kernel(from, to)?;
-    let isa = isa.min(Isa::detected());
     if isa == Isa::Scalar {
-        return Some(Kernel::Scalar(reference));
+        return Some(Stage::Scalar(reference));
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = x86::kernel(from, to, isa) {
-        return Some(Kernel::Simd(k));
+        return Some(Stage::Simd(k));
     }
     if let Some(t) = lut::table(from, to) {
-        return Some(Kernel::Lut(t, (from, to), isa));
+        return Some(Stage::Lut(t, (from, to), isa));
     }
-    Some(Kernel::Scalar(reference))
+    Some(Stage::Scalar(reference))
+}
+
+fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
+    let isa = isa.min(Isa::detected());
+    let direct = stage(from, to, isa)?;
+    let simd_target = |k: Stage| !matches!(k, Stage::Scalar(_));
+    if isa >= Isa::Avx2 && matches!(direct, Stage::Scalar(_)) && composes_through_f32(from, to) {
+        let (first, second) = (stage(from, Dtype::F32, isa)?, stage(Dtype::F32, to, isa)?);
+        if simd_target(second) {
+            let sizes = (from.byte_size()?, to.byte_size()?);
+            return Some(Kernel::ViaF32 {
+                first,
+                second,
+                sizes,
+            });
+        }
+    }
+    Some(Kernel::One(direct))
 }
 
 /// Whether [`convert`] supports converting `from` into `to`.

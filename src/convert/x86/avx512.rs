@@ -29,6 +29,11 @@ pub(super) fn body(from: Dtype, to: Dtype) -> Option<Body> {
         (Dtype::F16, Dtype::F8E5M2) => f16_e5m2_body,
         (Dtype::BF16, Dtype::F8E4M3) => bf16_e4m3_body,
         (Dtype::BF16, Dtype::F8E5M2) => bf16_e5m2_body,
+        (Dtype::F32, Dtype::F64) => f32_f64_body,
+        (Dtype::F64, Dtype::F32) => f64_f32_body,
+        (Dtype::F64, Dtype::F16) => f64_f16_body,
+        (Dtype::BF16, Dtype::F16) => bf16_f16_body,
+        (Dtype::F16, Dtype::F64) => f16_f64_body,
         _ => return None,
     })
 }
@@ -411,6 +416,145 @@ fn lut64_body(table: &Table, src: &[u8], dst: &mut [u8], stream: bool) {
                 _mm512_castpd_si512(_mm512_cvtps_pd(_mm256_castsi256_ps(q))),
                 stream,
             );
+        }
+    }
+    fence(stream);
+}
+
+// ---- F64 and the remaining 16-bit pairs --------------------------------------------------
+
+/// The two 256-bit halves of a register.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn halves(v: __m512i) -> [__m256i; 2] {
+    [_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v)]
+}
+
+/// F32 → F64 with the FPU: exact, and NaN gets the quiet bit as numpy's cast does.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32_f64_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(64).zip(dst.chunks_exact_mut(128)) {
+        for (h, out) in halves(load512(s)).into_iter().zip(d.chunks_exact_mut(64)) {
+            store512(
+                out,
+                _mm512_castpd_si512(_mm512_cvtps_pd(_mm256_castsi256_ps(h))),
+                stream,
+            );
+        }
+    }
+    fence(stream);
+}
+
+/// F64 → F32 with the FPU (round to nearest even; NaN quiet with its top payload bits).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f64_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(128).zip(dst.chunks_exact_mut(64)) {
+        let lo = _mm256_castps_si256(_mm512_cvtpd_ps(_mm512_castsi512_pd(load512(s))));
+        let hi = _mm256_castps_si256(_mm512_cvtpd_ps(_mm512_castsi512_pd(load512(&s[64..]))));
+        store512(d, join(lo, hi), stream);
+    }
+    fence(stream);
+}
+
+/// 8 F64 → F16 rounded once, as numpy does: F64 → F32 rounding to odd (truncate, then set the
+/// last bit if anything was cut off) keeps enough information for the final F32 → F16 rounding
+/// to nearest even to be the correct rounding of the F64 (F32 has 13 more bits than F16).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f64x8_to_f16(x: __m512i) -> __m128i {
+    let v = _mm512_castsi512_pd(x);
+    let t = _mm512_cvt_roundpd_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+    let inexact = _mm512_cmp_pd_mask::<_CMP_NEQ_UQ>(_mm512_cvtps_pd(t), v);
+    let t = _mm256_castps_si256(t);
+    let odd = _mm256_mask_or_epi32(t, inexact, t, _mm256_set1_epi32(1));
+    let h = _mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm256_castsi256_ps(odd));
+    let nan = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(v, v);
+    if nan == 0 {
+        return h;
+    }
+    // numpy: sign, infinity exponent, top payload bits, never a zero payload.
+    let payload = _mm512_max_epu64(
+        _mm512_and_si512(_mm512_srli_epi64::<42>(x), _mm512_set1_epi64(0x3ff)),
+        _mm512_set1_epi64(1),
+    );
+    let sign = _mm512_and_si512(_mm512_srli_epi64::<48>(x), _mm512_set1_epi64(0x8000));
+    let fix = _mm512_or_si512(_mm512_or_si512(sign, _mm512_set1_epi64(0x7c00)), payload);
+    _mm_mask_blend_epi16(nan, h, _mm512_cvtepi64_epi16(fix))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f64_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(256).zip(dst.chunks_exact_mut(64)) {
+        let q: [__m128i; 4] = std::array::from_fn(|k| f64x8_to_f16(load512(&s[64 * k..])));
+        let lo = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(q[0]), q[1]);
+        let hi = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(q[2]), q[3]);
+        store512(d, join(lo, hi), stream);
+    }
+    fence(stream);
+}
+
+/// 16 BF16 → F16, round to nearest even; every NaN becomes the canonical one (ml_dtypes).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn bf16x16_to_f16(b: __m256i) -> __m256i {
+    let f = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(b)));
+    let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
+    let nan = _mm256_cmpgt_epu16_mask(
+        _mm256_and_si256(b, _mm256_set1_epi16(0x7fff)),
+        _mm256_set1_epi16(0x7f80),
+    );
+    let canonical = _mm256_or_si256(
+        _mm256_and_si256(b, _mm256_set1_epi16(i16::MIN)),
+        _mm256_set1_epi16(0x7e00),
+    );
+    _mm256_mask_blend_epi16(nan, h, canonical)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn bf16_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(64).zip(dst.chunks_exact_mut(64)) {
+        store512(
+            d,
+            join(
+                bf16x16_to_f16(load256(s)),
+                bf16x16_to_f16(load256(&s[32..])),
+            ),
+            stream,
+        );
+    }
+    fence(stream);
+}
+
+/// 8 F16 → F64, exact; NaN keeps its payload without the quiet bit (numpy).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f16x8_to_f64(h: __m128i) -> __m512i {
+    let bits = _mm512_castpd_si512(_mm512_cvtps_pd(_mm256_cvtph_ps(h)));
+    let nan = _mm_cmpgt_epu16_mask(
+        _mm_and_si128(h, _mm_set1_epi16(0x7fff)),
+        _mm_set1_epi16(0x7c00),
+    );
+    if nan == 0 {
+        return bits;
+    }
+    let x = _mm512_cvtepu16_epi64(h);
+    let sign = _mm512_slli_epi64::<48>(_mm512_and_si512(x, _mm512_set1_epi64(0x8000)));
+    let payload = _mm512_slli_epi64::<42>(_mm512_and_si512(x, _mm512_set1_epi64(0x3ff)));
+    let fix = _mm512_or_si512(
+        _mm512_or_si512(sign, _mm512_set1_epi64(0x7ff0_0000_0000_0000)),
+        payload,
+    );
+    _mm512_mask_blend_epi64(nan, bits, fix)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f16_f64_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(64).zip(dst.chunks_exact_mut(256)) {
+        for (k, out) in d.chunks_exact_mut(64).enumerate() {
+            let h = &s[16 * k..][..16];
+            // SAFETY: `h` has 16 readable bytes; the load is unaligned.
+            let v = unsafe { _mm_loadu_si128(h.as_ptr().cast()) };
+            store512(out, f16x8_to_f64(v), stream);
         }
     }
     fence(stream);
