@@ -71,7 +71,7 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 + F16C.
     Avx2,
-    /// x86-64 AVX-512 F/BW/VL + F16C.
+    /// x86-64 AVX-512 F/BW/VL/DQ + F16C.
     Avx512,
 }
 

@@ -1,4 +1,4 @@
-//! AVX-512 (F, BW, VL) + F16C kernels, 32 elements per block.
+//! AVX-512 (F, BW, VL, DQ) + F16C kernels, 32 elements per block.
 //!
 //! The hardware conversions are used where they are exact (`vcvtph2ps`, and `vcvtps2ph` with
 //! round-to-nearest-even), with a fix-up only in blocks that hold a NaN, since numpy does not set
@@ -34,6 +34,14 @@ pub(super) fn body(from: Dtype, to: Dtype) -> Option<Body> {
         (Dtype::F64, Dtype::F16) => f64_f16_body,
         (Dtype::BF16, Dtype::F16) => bf16_f16_body,
         (Dtype::F16, Dtype::F64) => f16_f64_body,
+        (Dtype::I32, Dtype::F32) => i32_f32_body,
+        (Dtype::U32, Dtype::F32) => u32_f32_body,
+        (Dtype::I64, Dtype::F32) => i64_f32_body,
+        (Dtype::U64, Dtype::F32) => u64_f32_body,
+        (Dtype::I32, Dtype::F64) => i32_f64_body,
+        (Dtype::U32, Dtype::F64) => u32_f64_body,
+        (Dtype::I64, Dtype::F64) => i64_f64_body,
+        (Dtype::U64, Dtype::F64) => u64_f64_body,
         _ => return None,
     })
 }
@@ -558,4 +566,106 @@ fn f16_f64_body(src: &[u8], dst: &mut [u8], stream: bool) {
         }
     }
     fence(stream);
+}
+
+// ---- wide integers (the FPU rounds to nearest even, as numpy's C casts do) ----------------
+
+/// An integer → float conversion of one register.
+#[derive(Clone, Copy)]
+enum IntOp {
+    I32F32,
+    U32F32,
+    I64F32,
+    U64F32,
+    I32F64,
+    U32F64,
+    I64F64,
+    U64F64,
+}
+
+/// Converts 64 input bytes: 16 lanes of 32 bits, or 8 of 64 bits (F32 results in the low half).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn int_to_float(op: IntOp, v: __m512i) -> __m512i {
+    let narrow = |f: __m256| _mm512_castsi256_si512(_mm256_castps_si256(f));
+    match op {
+        IntOp::I32F32 => _mm512_castps_si512(_mm512_cvtepi32_ps(v)),
+        IntOp::U32F32 => _mm512_castps_si512(_mm512_cvtepu32_ps(v)),
+        IntOp::I64F32 => narrow(_mm512_cvtepi64_ps(v)),
+        IntOp::U64F32 => narrow(_mm512_cvtepu64_ps(v)),
+        IntOp::I64F64 => _mm512_castpd_si512(_mm512_cvtepi64_pd(v)),
+        IntOp::U64F64 => _mm512_castpd_si512(_mm512_cvtepu64_pd(v)),
+        // 32-bit into F64 doubles the width: only the low 8 lanes are converted here.
+        IntOp::I32F64 => _mm512_castpd_si512(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v))),
+        IntOp::U32F64 => _mm512_castpd_si512(_mm512_cvtepu32_pd(_mm512_castsi512_si256(v))),
+    }
+}
+
+/// Block loop for integer sources: `in_step` input bytes give `out_step` output bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn int_body(src: &[u8], dst: &mut [u8], stream: bool, op: IntOp) {
+    let (in_step, out_step) = match op {
+        IntOp::I32F32 | IntOp::U32F32 | IntOp::I64F64 | IntOp::U64F64 => (64, 64),
+        IntOp::I64F32 | IntOp::U64F32 => (128, 64),
+        IntOp::I32F64 | IntOp::U32F64 => (32, 64),
+    };
+    for (s, d) in src
+        .chunks_exact(in_step)
+        .zip(dst.chunks_exact_mut(out_step))
+    {
+        let v = match in_step {
+            32 => _mm512_castsi256_si512(load256(s)),
+            _ => load512(s),
+        };
+        let r = int_to_float(op, v);
+        let r = if in_step == 128 {
+            let hi = int_to_float(op, load512(&s[64..]));
+            join(_mm512_castsi512_si256(r), _mm512_castsi512_si256(hi))
+        } else {
+            r
+        };
+        store512(d, r, stream);
+    }
+    fence(stream);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn i32_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    int_body(src, dst, stream, IntOp::I32F32);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn u32_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    int_body(src, dst, stream, IntOp::U32F32);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn i64_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    int_body(src, dst, stream, IntOp::I64F32);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn u64_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    int_body(src, dst, stream, IntOp::U64F32);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn i32_f64_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    int_body(src, dst, stream, IntOp::I32F64);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn u32_f64_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    int_body(src, dst, stream, IntOp::U32F64);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn i64_f64_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    int_body(src, dst, stream, IntOp::I64F64);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+fn u64_f64_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    int_body(src, dst, stream, IntOp::U64F64);
 }

@@ -1,4 +1,4 @@
-//! x86-64 kernels, chosen at run time: AVX-512 (F/BW/VL) and AVX2, both with F16C.
+//! x86-64 kernels, chosen at run time: AVX-512 (F/BW/VL/DQ) and AVX2, both with F16C.
 //!
 //! Each kernel converts a body of whole blocks with SIMD; the few elements before the first
 //! 64-byte aligned output (when streaming) and after the last block go through the scalar
@@ -51,6 +51,7 @@ fn has_avx512() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512dq")
         && is_x86_feature_detected!("f16c")
 }
 
