@@ -104,6 +104,9 @@ impl Stage {
     /// Converts `src` into `dst` (whole, matching elements). `stream` asks for stores that
     /// bypass the cache, worth it when the output is much larger than the caches.
     fn run(self, src: &[u8], dst: &mut [u8], stream: bool) {
+        // Only the x86 kernels have streaming stores.
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = stream;
         match self {
             Stage::Copy => dst.copy_from_slice(src),
             Stage::Scalar(f) => with_default_fp_env(|| f(src, dst)),
