@@ -206,7 +206,7 @@ impl Dtype {
     /// Size of one element in whole bytes, or `None` for the sub-byte types.
     pub fn byte_size(self) -> Option<usize> {
         let bits = self.bits();
-        (bits % 8 == 0).then_some(bits as usize / 8)
+        bits.is_multiple_of(8).then_some(bits as usize / 8)
     }
 
     /// Bytes needed for `elements` values, or `None` on overflow or when the

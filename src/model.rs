@@ -464,10 +464,10 @@ impl Model {
         for seg in segments {
             let file = &self.files[seg.file];
             file.check(self.options.check_interval)?;
-            if !seg
+            if seg
                 .offset
                 .checked_add(seg.len)
-                .is_some_and(|end| end <= file.size())
+                .is_none_or(|end| end > file.size())
             {
                 return Err(Error::Io {
                     path: file.display().to_string(),

@@ -21,7 +21,7 @@ impl Replacer {
 
     /// Builds a replacer from a flat list `old, new, old, new, ...`, as Go's `NewReplacer` takes.
     pub fn from_flat(list: &[impl AsRef<str>]) -> Result<Replacer> {
-        if list.len() % 2 != 0 {
+        if !list.len().is_multiple_of(2) {
             return Err(Error::InvalidArgument(format!(
                 "rename pairs need an even number of strings (old, new, ...), got {}",
                 list.len()

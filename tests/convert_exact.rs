@@ -54,7 +54,7 @@ type Way = (
 );
 
 fn paths() -> Vec<Way> {
-    vec![
+    let levels: [Way; 4] = [
         ("scalar", convert::convert_scalar),
         ("portable", |s, f, d, t| {
             convert::convert_with(s, f, d, t, 1, Isa::Portable)
@@ -65,11 +65,18 @@ fn paths() -> Vec<Way> {
         ("avx512", |s, f, d, t| {
             convert::convert_with(s, f, d, t, 1, Isa::Avx512)
         }),
-        ("convert", convert::convert),
-        ("parallel", |s, f, d, t| {
-            convert::convert_parallel(s, f, d, t, 2)
-        }),
-    ]
+    ];
+    // The level `convert` picks is checked through `convert` itself.
+    let detected = [Isa::Scalar, Isa::Portable, Isa::Avx2, Isa::Avx512]
+        .iter()
+        .position(|&l| l == Isa::detected())
+        .unwrap_or(levels.len());
+    let mut ways = levels[..detected].to_vec();
+    ways.push(("convert", convert::convert));
+    ways.push(("parallel", |s, f, d, t| {
+        convert::convert_parallel(s, f, d, t, 2)
+    }));
+    ways
 }
 
 fn hex(b: &[u8]) -> String {

@@ -32,7 +32,7 @@ impl Format {
         1 << (self.exp + self.man)
     }
 
-    const fn inf_bits(&self) -> u32 {
+    pub(crate) const fn inf_bits(&self) -> u32 {
         ((1 << self.exp) - 1) << self.man
     }
 

@@ -48,7 +48,7 @@ fn length_message(from: Dtype, to: Dtype, src_len: usize, dst_len: usize) -> Str
              (a copy needs equal lengths)"
         );
     };
-    if src_len % fs != 0 {
+    if !src_len.is_multiple_of(fs) {
         return format!(
             "converting {from} to {to}: source length {src_len} bytes is not a whole number of \
              {fs}-byte {from} elements"
@@ -71,7 +71,7 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 + F16C.
     Avx2,
-    /// x86-64 AVX-512 F/BW/VL + F16C.
+    /// x86-64 AVX-512 F/BW/VL/DQ + F16C.
     Avx512,
 }
 
@@ -89,30 +89,90 @@ impl Isa {
     }
 }
 
-/// A selected kernel for one pair.
+/// One conversion kernel.
 #[derive(Clone, Copy)]
-enum Kernel {
+enum Stage {
     Copy,
     Scalar(scalar::KernelFn),
-    Lut(&'static lut::Table, usize),
+    /// Table lookup for a pair, with permutes at [`Isa::Avx512`].
+    Lut(&'static lut::Table, (Dtype, Dtype), Isa),
     #[cfg(target_arch = "x86_64")]
-    Simd(x86::SimdFn),
+    Simd(x86::Simd),
 }
 
-impl Kernel {
+impl Stage {
     /// Converts `src` into `dst` (whole, matching elements). `stream` asks for stores that
     /// bypass the cache, worth it when the output is much larger than the caches.
     fn run(self, src: &[u8], dst: &mut [u8], stream: bool) {
+        // Only the x86 kernels have streaming stores.
+        #[cfg(not(target_arch = "x86_64"))]
         let _ = stream;
         match self {
-            Kernel::Copy => dst.copy_from_slice(src),
-            Kernel::Scalar(f) => with_default_fp_env(|| f(src, dst)),
-            Kernel::Lut(t, 2) => lut::lookup::<2>(t, src, dst),
-            Kernel::Lut(t, 4) => lut::lookup::<4>(t, src, dst),
-            Kernel::Lut(t, _) => lut::lookup::<8>(t, src, dst),
+            Stage::Copy => dst.copy_from_slice(src),
+            Stage::Scalar(f) => with_default_fp_env(|| f(src, dst)),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Simd(f) => with_default_fp_env(|| f(src, dst, stream)),
+            Stage::Lut(t, (from, to), Isa::Avx512) => {
+                x86::lut_avx512(from, to, t, src, dst, stream)
+            }
+            Stage::Lut(t, (_, to), _) => match to.byte_size() {
+                Some(2) => lut::lookup::<2>(t, src, dst),
+                Some(4) => lut::lookup::<4>(t, src, dst),
+                _ => lut::lookup::<8>(t, src, dst),
+            },
+            #[cfg(target_arch = "x86_64")]
+            Stage::Simd(k) => with_default_fp_env(|| k.run(src, dst, stream)),
         }
+    }
+}
+
+/// Elements per round of a two-stage conversion: the F32 intermediate (8 KiB) stays in L1.
+const STAGE_ELEMENTS: usize = 2048;
+
+/// A selected kernel for one pair: one stage, or two through F32 where the reference is itself
+/// the composition of the two (e.g. integers into BF16 round to F32 first, as ml_dtypes does).
+#[derive(Clone, Copy)]
+enum Kernel {
+    One(Stage),
+    ViaF32 {
+        first: Stage,
+        second: Stage,
+        sizes: (usize, usize),
+    },
+}
+
+impl Kernel {
+    fn run(self, src: &[u8], dst: &mut [u8], stream: bool) {
+        let (first, second, (fs, ts)) = match self {
+            Kernel::One(k) => return k.run(src, dst, stream),
+            Kernel::ViaF32 {
+                first,
+                second,
+                sizes,
+            } => (first, second, sizes),
+        };
+        let mut tmp = [0u8; STAGE_ELEMENTS * 4];
+        for (s, d) in src
+            .chunks(STAGE_ELEMENTS * fs)
+            .zip(dst.chunks_mut(STAGE_ELEMENTS * ts))
+        {
+            let t = &mut tmp[..s.len() / fs * 4];
+            first.run(s, t, false);
+            second.run(t, d, stream);
+        }
+    }
+}
+
+/// Pairs whose reference conversion is exactly "into F32, then into the target".
+fn composes_through_f32(from: Dtype, to: Dtype) -> bool {
+    use Dtype::*;
+    match to {
+        F16 | BF16 => {
+            matches!(from, I16 | U16 | I32 | U32 | I64 | U64)
+                || (from, to) == (F16, BF16)
+                || (from, to) == (F64, BF16)
+        }
+        F64 => from == BF16,
+        _ => false,
     }
 }
 
@@ -129,23 +189,41 @@ fn with_default_fp_env<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
+/// The fastest single kernel for a pair at `isa`.
+fn stage(from: Dtype, to: Dtype, isa: Isa) -> Option<Stage> {
     if from == to {
-        return Some(Kernel::Copy);
+        return Some(Stage::Copy);
     }
     let reference = scalar::kernel(from, to)?;
-    let isa = isa.min(Isa::detected());
     if isa == Isa::Scalar {
-        return Some(Kernel::Scalar(reference));
+        return Some(Stage::Scalar(reference));
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = x86::kernel(from, to, isa) {
-        return Some(Kernel::Simd(k));
+        return Some(Stage::Simd(k));
     }
-    if let (Some(t), Some(size)) = (lut::table(from, to), to.byte_size()) {
-        return Some(Kernel::Lut(t, size));
+    if let Some(t) = lut::table(from, to) {
+        return Some(Stage::Lut(t, (from, to), isa));
     }
-    Some(Kernel::Scalar(reference))
+    Some(Stage::Scalar(reference))
+}
+
+fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
+    let isa = isa.min(Isa::detected());
+    let direct = stage(from, to, isa)?;
+    let simd_target = |k: Stage| !matches!(k, Stage::Scalar(_));
+    if isa >= Isa::Avx2 && matches!(direct, Stage::Scalar(_)) && composes_through_f32(from, to) {
+        let (first, second) = (stage(from, Dtype::F32, isa)?, stage(Dtype::F32, to, isa)?);
+        if simd_target(second) {
+            let sizes = (from.byte_size()?, to.byte_size()?);
+            return Some(Kernel::ViaF32 {
+                first,
+                second,
+                sizes,
+            });
+        }
+    }
+    Some(Kernel::One(direct))
 }
 
 /// Whether [`convert`] supports converting `from` into `to`.
@@ -165,7 +243,7 @@ fn prepare(src: &[u8], from: Dtype, dst: &[u8], to: Dtype, isa: Isa) -> Result<K
     let ok = match (from.byte_size(), to.byte_size()) {
         _ if from == to => src.len() == dst.len(),
         (Some(fs), Some(ts)) => {
-            src.len() % fs == 0 && (src.len() / fs).checked_mul(ts) == Some(dst.len())
+            src.len().is_multiple_of(fs) && (src.len() / fs).checked_mul(ts) == Some(dst.len())
         }
         _ => false,
     };
@@ -214,8 +292,20 @@ pub fn convert_with(
     threads: usize,
     isa: Isa,
 ) -> Result<(), Error> {
-    let kernel = prepare(src, from, dst, to, isa)?;
     let stream = dst.len() >= STREAM_MIN_BYTES;
+    run(src, from, dst, to, threads, isa, stream)
+}
+
+fn run(
+    src: &[u8],
+    from: Dtype,
+    dst: &mut [u8],
+    to: Dtype,
+    threads: usize,
+    isa: Isa,
+    stream: bool,
+) -> Result<(), Error> {
+    let kernel = prepare(src, from, dst, to, isa)?;
     // Identity copies split on bytes; conversions on whole elements.
     let (fs, ts) = match (from.byte_size(), to.byte_size()) {
         (Some(fs), Some(ts)) if from != to => (fs, ts),
@@ -238,7 +328,7 @@ pub fn convert_to_new(
     }
     let len = match (from.byte_size(), to.byte_size()) {
         _ if from == to => Some(src.len()),
-        (Some(fs), Some(ts)) if src.len() % fs == 0 => (src.len() / fs).checked_mul(ts),
+        (Some(fs), Some(ts)) if src.len().is_multiple_of(fs) => (src.len() / fs).checked_mul(ts),
         _ => None,
     };
     let len = len.ok_or(Error::Length {
@@ -254,7 +344,17 @@ pub fn convert_to_new(
         src_len: src.len(),
         dst_len: len,
     })?;
-    convert_parallel(src, from, buf.as_mut_slice(), to, threads)?;
+    // No streaming stores: a page the kernel has just zeroed is in the cache, and plain stores
+    // overwrite it there instead of writing the zeros and the results to memory.
+    run(
+        src,
+        from,
+        buf.as_mut_slice(),
+        to,
+        threads,
+        Isa::detected(),
+        false,
+    )?;
     Ok(buf)
 }
 

@@ -366,7 +366,7 @@ fn view(shown: &str, name: String, t: &TensorRef, stored: Stored) -> Result<Torc
     let start = t.offset.checked_mul(elem);
     let span = view_span(&t.shape, &t.strides, elem);
     let end = start.zip(span).and_then(|(a, b)| a.checked_add(b));
-    if end.map_or(true, |end| end > stored.len) {
+    if end.is_none_or(|end| end > stored.len) {
         return Err(bad(format!(
             "view (storage offset {}, shape {:?}, strides {:?}) reaches past the {} bytes of \
              storage \"{}\"",

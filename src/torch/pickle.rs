@@ -577,7 +577,7 @@ impl Machine<'_> {
     }
 
     fn set_items(&mut self, flat: Vec<Value>) -> Result<()> {
-        if flat.len() % 2 != 0 {
+        if !flat.len().is_multiple_of(2) {
             return Err(self.format("SETITEMS with an odd number of values"));
         }
         let Value::Dict(mut dict) = self.pop()? else {

@@ -108,7 +108,7 @@ impl Archive {
         if stored
             .start
             .checked_add(stored.len)
-            .map_or(true, |end| end > self.file_len)
+            .is_none_or(|end| end > self.file_len)
         {
             return Err(Error::format(
                 &self.shown,

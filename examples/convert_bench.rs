@@ -1,0 +1,104 @@
+//! Times stload conversions (and memcpy) on an input file, printing one JSON object per line.
+//!
+//! Usage: convert_bench FILE FROM TO [REPS [THREADS...]]
+//!        convert_bench FILE memcpy [REPS [THREADS...]]
+//!
+//! The file is read into memory first. For each thread count it reports the best of REPS runs
+//! into a reused output buffer ("reuse") and into a freshly allocated one ("new", allocation
+//! and page faults included); GB/s counts input plus output bytes. benches/compare.py drives it.
+
+use std::time::Instant;
+
+use stload::buffer::AlignedBuf;
+use stload::convert;
+use stload::Dtype;
+
+fn best(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn report(kind: &str, from: &str, to: &str, threads: usize, mode: &str, bytes: usize, secs: f64) {
+    println!(
+        "{{\"kind\":\"{kind}\",\"from\":\"{from}\",\"to\":\"{to}\",\"threads\":{threads},\"mode\":\"{mode}\",\
+         \"bytes\":{bytes},\"seconds\":{secs:.6},\"gbps\":{:.3}}}",
+        bytes as f64 / secs / 1e9
+    );
+}
+
+/// Copies `src` into `dst` on `threads` threads (memcpy per part).
+fn parallel_copy(src: &[u8], dst: &mut [u8], threads: usize) {
+    let per = src.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        for (a, b) in src.chunks(per).zip(dst.chunks_mut(per)) {
+            s.spawn(move || b.copy_from_slice(a));
+        }
+    });
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let usage = "usage: convert_bench FILE (FROM TO | memcpy) [REPS [THREADS...]]";
+    let file = args.first().ok_or(usage)?;
+    let data = std::fs::read(file)?;
+    let mut src = AlignedBuf::new_uninit(data.len())?;
+    src.as_mut_slice().copy_from_slice(&data);
+    drop(data);
+    let src = src.as_slice();
+    let memcpy = args.get(1).map(String::as_str) == Some("memcpy");
+    let rest = if memcpy {
+        &args[2..]
+    } else {
+        args.get(3..).ok_or(usage)?
+    };
+    let reps: usize = rest.first().map(|r| r.parse()).transpose()?.unwrap_or(5);
+    let threads: Vec<usize> = match rest.get(1..) {
+        Some(t) if !t.is_empty() => t.iter().map(|t| t.parse()).collect::<Result<_, _>>()?,
+        _ => vec![1, 2],
+    };
+    if memcpy {
+        let mut dst = AlignedBuf::new_uninit(src.len())?;
+        for &t in &threads {
+            parallel_copy(src, dst.as_mut_slice(), t);
+            let secs = best(reps, || parallel_copy(src, dst.as_mut_slice(), t));
+            report("memcpy", "", "", t, "reuse", 2 * src.len(), secs);
+        }
+        return Ok(());
+    }
+    let from = Dtype::from_name(&args[1]).ok_or("unknown FROM dtype")?;
+    let to = Dtype::from_name(&args[2]).ok_or("unknown TO dtype")?;
+    let (fs, ts) = (
+        from.byte_size().ok_or("sub-byte FROM")?,
+        to.byte_size().ok_or("sub-byte TO")?,
+    );
+    let n = src.len() / fs;
+    let src = &src[..n * fs];
+    let bytes = n * (fs + ts);
+    let mut dst = AlignedBuf::new_uninit(n * ts)?;
+    for &t in &threads {
+        convert::convert_parallel(src, from, dst.as_mut_slice(), to, t)?;
+        let mut result: Result<(), String> = Ok(());
+        let secs = best(reps, || {
+            result = convert::convert_parallel(src, from, dst.as_mut_slice(), to, t)
+                .map_err(|e| e.to_string())
+        });
+        result.clone()?;
+        report("stload", from.name(), to.name(), t, "reuse", bytes, secs);
+        let secs = best(reps, || {
+            result = convert::convert_to_new(src, from, to, t)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
+        result.clone()?;
+        report("stload", from.name(), to.name(), t, "new", bytes, secs);
+    }
+    Ok(())
+}
