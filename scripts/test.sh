@@ -42,4 +42,10 @@ if [ -x examples/go/test.sh ]; then
     examples/go/test.sh
 fi
 
+step "C stress, ThreadSanitizer and AddressSanitizer runs"
+tests/c/run_stress.sh
+
+step "fuzzing (${FUZZ_SECONDS:-45} s per target)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-45}" scripts/fuzz.sh
+
 step "all tests passed"
