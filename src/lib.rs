@@ -25,6 +25,8 @@ pub mod file;
 pub mod header;
 pub mod index;
 mod materialize;
+#[cfg(feature = "mlx")]
+pub mod mlx;
 pub mod model;
 pub mod nulstr;
 pub mod options;

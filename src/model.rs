@@ -60,6 +60,9 @@ pub struct Model {
     metadata: BTreeMap<NulString, NulString>,
     options: Options,
     converted: Mutex<HashMap<(usize, Dtype), Tensor>>,
+    /// MLX arrays (feature `mlx`, methods in `src/mlx/model_ext.rs`).
+    #[cfg(feature = "mlx")]
+    pub(crate) mlx_cache: crate::mlx::MlxCache,
 }
 
 impl Model {
@@ -177,6 +180,8 @@ impl Model {
             metadata,
             options: options.clone(),
             converted: Mutex::new(HashMap::new()),
+            #[cfg(feature = "mlx")]
+            mlx_cache: crate::mlx::MlxCache::default(),
         })
     }
 
@@ -341,6 +346,8 @@ impl Model {
     /// again. Tensors already handed out stay valid.
     pub fn release_all(&self) {
         self.converted_cache().clear();
+        #[cfg(feature = "mlx")]
+        self.mlx_cache.clear();
         for f in &self.files {
             f.release();
         }
