@@ -9,6 +9,7 @@ use crate::convert;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::tensor::Tensor;
 
 /// MLX arrays a model keeps: by dtype, then tensor name. Cleared by `Model::release_all`.
 #[derive(Default)]
@@ -113,6 +114,12 @@ impl Model {
             };
             if self.mlx_cache.get(name, target).is_none() {
                 let array = self.build_mlx(name, stored, target)?;
+                if !array.is_wrapped() {
+                    // Copied or converted: the mapped source pages are not needed any more.
+                    if let Ok(t) = self.get(name) {
+                        release_resident(&t);
+                    }
+                }
                 self.mlx_cache.insert(name, target, array)?;
             }
             if !progress(i + 1, total, name) {
@@ -158,4 +165,26 @@ fn convertible(from: Dtype, to: Dtype) -> bool {
         && (from == to
             || convert::is_supported(from, to)
             || (has_dtype(from) && storage_dtype(from) == Some(from)))
+}
+
+/// Lets the kernel drop this process's resident copy of a mapped tensor's whole pages, so a
+/// load's peak memory stays near its output (the page cache keeps the file; a later read
+/// faults the pages back in). Does nothing for tensors stload allocated.
+fn release_resident(t: &Tensor) {
+    if !t.is_mapped() {
+        return;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let data = t.data();
+    let start = (data.as_ptr() as usize).next_multiple_of(page);
+    let end = (data.as_ptr() as usize + data.len()) / page * page;
+    if end > start {
+        // Failure only means the pages stay resident, so it is ignored.
+        // SAFETY: the whole pages of [start, end) lie inside the tensor's range of a shared
+        // read-only file mapping, which `t` keeps alive: DONTNEED drops this process's copy and
+        // any later access reads the same bytes from the file again.
+        let _ =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
 }
