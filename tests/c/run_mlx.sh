@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds stload with the `mlx` feature, runs its MLX tests (tests/mlx.rs: values against
-# Python's mx.load), then builds the C example examples/c/mlx_load.c against the shared library
-# and runs it, also under valgrind memcheck (definite leaks and errors fail; MLX's own
-# "still reachable" globals do not).
+# Python's mx.load), then builds the C example examples/c/mlx_load.c against the shared and the
+# static library and runs it, also under valgrind memcheck (definite leaks and errors fail;
+# MLX's own "still reachable" globals do not).
 # Usage: tests/c/run_mlx.sh   (needs the Python env of scripts/python-env.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -31,6 +31,14 @@ gcc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -I include examples/c/mlx_l
     -o "$out/mlx_load-shared" -L "$lib" -lstload -Wl,-rpath,"$lib"
 echo "== mlx_load (shared)"
 "$out/mlx_load-shared" "$fixtures/sharded"
+
+# The static library needs libmlx (and the C++ runtime) named on the link line.
+mlx_lib="${MLX_DIR:-$("$STLOAD_PYTHON" -c 'import mlx; print(list(mlx.__path__)[0])')}/lib"
+gcc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -I include examples/c/mlx_load.c \
+    -o "$out/mlx_load-static" "$lib/libstload.a" -L "$mlx_lib" -lmlx -lstdc++ -lpthread -ldl -lm \
+    -Wl,-rpath,"$mlx_lib"
+echo "== mlx_load (static)"
+"$out/mlx_load-static" "$fixtures/sharded" | tail -1
 
 if command -v valgrind >/dev/null 2>&1; then
     echo "== mlx_load under valgrind"
