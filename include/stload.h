@@ -97,6 +97,16 @@ typedef enum stload_status {
  */
 typedef struct stload_error stload_error;
 
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ An MLX array (`mlx::core::array`) made by stload, evaluated. Owned by the caller; release
+ with `stload_mlx_array_free`. It keeps its data alive on its own, so it stays valid after
+ `stload_model_release_all` and `stload_model_free`. A `const stload_mlx_array*` may be read
+ from many threads at once.
+ */
+typedef struct stload_mlx_array stload_mlx_array;
+#endif
+
 /*
  An opened model: the index of its tensors. Create with `stload_open_dir` or
  `stload_open_files`, free with `stload_model_free`. A `const stload_model*` may be used from
@@ -369,6 +379,119 @@ const char *stload_error_message(const struct stload_error *err);
  Frees an error object. NULL is a no-op.
  */
 void stload_error_free(struct stload_error *err);
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Gets tensor `name` as an evaluated MLX array. With `STLOAD_DTYPE_NATIVE` (or the stored
+ dtype) the array holds the stored values: MLX wraps the file mapping where it can (unified
+ memory) and copies it once otherwise (the CPU backend). One-byte FP8 tensors come as U8
+ arrays of their raw bytes, as `mx.load` gives them; F4/F6 tensors have no MLX form
+ (`STLOAD_ERR_UNSUPPORTED`). With another dtype (one MLX has) the values are converted.
+ Served from the model's MLX cache when `stload_model_load_mlx` (or an earlier get, when the
+ cache option is on) made the array. On success `*arr` receives a handle owned by the caller
+ (free with `stload_mlx_array_free`), valid after the model is freed. Thread-safe.
+ */
+enum stload_status stload_model_get_mlx(const struct stload_model *model,
+                                        const char *name,
+                                        stload_dtype dtype,
+                                        struct stload_mlx_array **arr,
+                                        struct stload_error **err);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Materialises every tensor as an MLX array, like `stload_model_load` does for tensors:
+ with `STLOAD_DTYPE_NATIVE` each as stored, with a float dtype every floating-point tensor
+ stored in another dtype is converted (integer and boolean tensors stay as stored). Later
+ `stload_model_get_mlx(model, name, dtype)` calls are served from these arrays until
+ `stload_model_release_all`. `progress` may be NULL; it is called as for
+ `stload_model_load`. Thread-safe.
+ */
+enum stload_status stload_model_load_mlx(const struct stload_model *model,
+                                         stload_dtype dtype,
+                                         stload_progress_fn progress,
+                                         void *user_data,
+                                         struct stload_error **err);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ The array's dtype (`STLOAD_DTYPE_*`, never NATIVE). 0 when `arr` is NULL.
+ */
+stload_dtype stload_mlx_array_dtype(const struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Number of dimensions (0 for a scalar). 0 when `arr` is NULL.
+ */
+size_t stload_mlx_array_rank(const struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ The dimensions, outermost first: `rank` values, valid until `stload_mlx_array_free`.
+ NULL when `arr` is NULL; may be a dangling non-NULL pointer for rank 0 (read no element).
+ */
+const uint64_t *stload_mlx_array_shape(const struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Byte length of the elements. 0 when `arr` is NULL.
+ */
+size_t stload_mlx_array_nbytes(const struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Evaluates the array (MLX's `eval`). Arrays from stload are already evaluated, so this is
+ a no-op for them; it is there for hosts that follow MLX's usual pattern. Thread-safe
+ (evaluations are serialised).
+ */
+enum stload_status stload_mlx_array_eval(const struct stload_mlx_array *arr,
+                                         struct stload_error **err);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Host pointer to the evaluated data (row-major, `stload_mlx_array_nbytes` bytes), valid until
+ `stload_mlx_array_free`. Read-only: it may be the file mapping. NULL when `arr` is NULL or
+ the array is not evaluated or not contiguous.
+ */
+const void *stload_mlx_array_data(const struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Whether the array aliases the file mapping (MLX wrapped the bytes; false when it copied
+ them, as the CPU backend does, or when the values were converted). False when `arr` is NULL.
+ */
+bool stload_mlx_array_is_wrapped(const struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ The underlying `mlx::core::array*` for C++ hosts, owned by the handle: valid until
+ `stload_mlx_array_free`; copy the `mlx::core::array` (a cheap reference) to keep it longer.
+ Never write through its data: it may be a read-only file mapping. NULL when `arr` is NULL.
+ */
+void *stload_mlx_array_raw(const struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Frees an array handle; the data is released when MLX no longer uses it. NULL is a no-op.
+ */
+void stload_mlx_array_free(struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ The version of the linked MLX library ("0.32.4"), a static string. Thread-safe.
+ */
+const char *stload_mlx_version(void);
+#endif
 
 /*
  Opens a model directory: the shards named by `model.safetensors.index.json` when present

@@ -22,6 +22,7 @@ scripts/python-env.sh
 step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --all-targets --features mlx --quiet -- -D warnings
 
 step "Rust tests (unit, integration, header freshness)"
 cargo test --release --quiet
@@ -36,6 +37,9 @@ tests/c/run.sh
 
 step "install into a temporary prefix; link with pkg-config and CMake"
 tests/install/run.sh
+
+step "MLX backend (feature mlx): arrays against mx.load, C example under valgrind"
+tests/c/run_mlx.sh
 
 if [ -x examples/go/test.sh ]; then
     step "Go package"

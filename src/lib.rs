@@ -26,6 +26,8 @@ pub mod header;
 pub mod identity;
 pub mod index;
 mod materialize;
+#[cfg(feature = "mlx")]
+pub mod mlx;
 pub mod model;
 pub mod nulstr;
 pub mod options;

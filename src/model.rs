@@ -65,6 +65,9 @@ pub struct Model {
     metadata: BTreeMap<NulString, NulString>,
     options: Options,
     converted: Mutex<HashMap<(usize, Dtype), Tensor>>,
+    /// MLX arrays (feature `mlx`, methods in `src/mlx/model_ext.rs`).
+    #[cfg(feature = "mlx")]
+    pub(crate) mlx_cache: crate::mlx::MlxCache,
 }
 
 impl Model {
@@ -239,6 +242,8 @@ impl Model {
             metadata,
             options: options.clone(),
             converted: Mutex::new(HashMap::new()),
+            #[cfg(feature = "mlx")]
+            mlx_cache: crate::mlx::MlxCache::default(),
         })
     }
 
@@ -611,6 +616,8 @@ impl Model {
     /// again. Tensors already handed out stay valid.
     pub fn release_all(&self) {
         self.converted_cache().clear();
+        #[cfg(feature = "mlx")]
+        self.mlx_cache.clear();
         for f in &self.files {
             f.release();
         }

@@ -128,15 +128,26 @@ pub extern "C" fn stload_model_load(
         // SAFETY: NULL or a live model handle per the API contract.
         let model = unsafe { arg(model, "model") }?;
         let dtype = requested(dtype)?;
-        let mut name_buf = Vec::new();
-        model.inner.load(dtype, |done, total, name| match progress {
-            None => true,
-            Some(f) => {
-                name_buf.clear();
-                name_buf.extend_from_slice(name.as_bytes());
-                name_buf.push(0);
-                f(user_data, done, total, name_buf.as_ptr().cast())
-            }
-        })
+        model
+            .inner
+            .load(dtype, progress_adapter(progress, user_data))
     })
+}
+
+/// The Rust progress closure of a load that calls the C `progress` (when not NULL) with a
+/// NUL-terminated copy of each tensor name.
+pub(crate) fn progress_adapter(
+    progress: stload_progress_fn,
+    user_data: *mut c_void,
+) -> impl FnMut(usize, usize, &str) -> bool {
+    let mut name_buf = Vec::new();
+    move |done, total, name| match progress {
+        None => true,
+        Some(f) => {
+            name_buf.clear();
+            name_buf.extend_from_slice(name.as_bytes());
+            name_buf.push(0);
+            f(user_data, done, total, name_buf.as_ptr().cast())
+        }
+    }
 }

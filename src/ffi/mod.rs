@@ -9,6 +9,8 @@
 pub mod convert;
 pub mod dtype;
 pub mod error;
+#[cfg(feature = "mlx")]
+pub mod mlx;
 pub mod model;
 pub mod options;
 pub mod tensor;

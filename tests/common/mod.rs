@@ -82,7 +82,8 @@ pub fn expected(group: &str) -> Vec<Expected> {
         .collect()
 }
 
-fn hex(s: &str) -> Vec<u8> {
+/// Decodes a hex string (the oracles write bytes as hex).
+pub fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())

@@ -1,0 +1,162 @@
+//! MLX arrays (feature `mlx`): tensors handed to the host as `mlx::core::array`s.
+
+use std::ffi::{c_char, c_void};
+
+use super::convert::{progress_adapter, stload_progress_fn};
+use super::dtype::{requested, stload_dtype};
+use super::model::stload_model;
+use super::{arg, guard, guard_value, out_arg, stload_error, stload_status, str_arg};
+use crate::mlx::MlxArray;
+
+/// An MLX array (`mlx::core::array`) made by stload, evaluated. Owned by the caller; release
+/// with `stload_mlx_array_free`. It keeps its data alive on its own, so it stays valid after
+/// `stload_model_release_all` and `stload_model_free`. A `const stload_mlx_array*` may be read
+/// from many threads at once.
+pub struct stload_mlx_array {
+    pub(crate) inner: MlxArray,
+}
+
+/// Gets tensor `name` as an evaluated MLX array. With `STLOAD_DTYPE_NATIVE` (or the stored
+/// dtype) the array holds the stored values: MLX wraps the file mapping where it can (unified
+/// memory) and copies it once otherwise (the CPU backend). One-byte FP8 tensors come as U8
+/// arrays of their raw bytes, as `mx.load` gives them; F4/F6 tensors have no MLX form
+/// (`STLOAD_ERR_UNSUPPORTED`). With another dtype (one MLX has) the values are converted.
+/// Served from the model's MLX cache when `stload_model_load_mlx` (or an earlier get, when the
+/// cache option is on) made the array. On success `*arr` receives a handle owned by the caller
+/// (free with `stload_mlx_array_free`), valid after the model is freed. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_model_get_mlx(
+    model: *const stload_model,
+    name: *const c_char,
+    dtype: stload_dtype,
+    arr: *mut *mut stload_mlx_array,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or live handle / NUL-terminated string per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        // SAFETY: as above.
+        let name = unsafe { str_arg(name, "name") }?;
+        let out = out_arg(arr, "arr")?;
+        let array = model.inner.get_mlx(name, requested(dtype)?)?;
+        let handle = Box::into_raw(Box::new(stload_mlx_array { inner: array }));
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { *out = handle };
+        Ok(())
+    })
+}
+
+/// Materialises every tensor as an MLX array, like `stload_model_load` does for tensors:
+/// with `STLOAD_DTYPE_NATIVE` each as stored, with a float dtype every floating-point tensor
+/// stored in another dtype is converted (integer and boolean tensors stay as stored). Later
+/// `stload_model_get_mlx(model, name, dtype)` calls are served from these arrays until
+/// `stload_model_release_all`. `progress` may be NULL; it is called as for
+/// `stload_model_load`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_model_load_mlx(
+    model: *const stload_model,
+    dtype: stload_dtype,
+    progress: stload_progress_fn,
+    user_data: *mut c_void,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live model handle per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        let dtype = requested(dtype)?;
+        model
+            .inner
+            .load_mlx(dtype, progress_adapter(progress, user_data))
+    })
+}
+
+/// The array's dtype (`STLOAD_DTYPE_*`, never NATIVE). 0 when `arr` is NULL.
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_dtype(arr: *const stload_mlx_array) -> stload_dtype {
+    array_value(arr, 0, |a| a.dtype().code())
+}
+
+/// Number of dimensions (0 for a scalar). 0 when `arr` is NULL.
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_rank(arr: *const stload_mlx_array) -> usize {
+    array_value(arr, 0, |a| a.shape().len())
+}
+
+/// The dimensions, outermost first: `rank` values, valid until `stload_mlx_array_free`.
+/// NULL when `arr` is NULL; may be a dangling non-NULL pointer for rank 0 (read no element).
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_shape(arr: *const stload_mlx_array) -> *const u64 {
+    array_value(arr, std::ptr::null(), |a| a.shape().as_ptr())
+}
+
+/// Byte length of the elements. 0 when `arr` is NULL.
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_nbytes(arr: *const stload_mlx_array) -> usize {
+    array_value(arr, 0, MlxArray::nbytes)
+}
+
+/// Evaluates the array (MLX's `eval`). Arrays from stload are already evaluated, so this is
+/// a no-op for them; it is there for hosts that follow MLX's usual pattern. Thread-safe
+/// (evaluations are serialised).
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_eval(
+    arr: *const stload_mlx_array,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live array handle per the API contract.
+        let a = unsafe { arg(arr, "arr") }?;
+        a.inner.eval()
+    })
+}
+
+/// Host pointer to the evaluated data (row-major, `stload_mlx_array_nbytes` bytes), valid until
+/// `stload_mlx_array_free`. Read-only: it may be the file mapping. NULL when `arr` is NULL or
+/// the array is not evaluated or not contiguous.
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_data(arr: *const stload_mlx_array) -> *const c_void {
+    array_value(arr, std::ptr::null(), MlxArray::data_ptr)
+}
+
+/// Whether the array aliases the file mapping (MLX wrapped the bytes; false when it copied
+/// them, as the CPU backend does, or when the values were converted). False when `arr` is NULL.
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_is_wrapped(arr: *const stload_mlx_array) -> bool {
+    array_value(arr, false, MlxArray::is_wrapped)
+}
+
+/// The underlying `mlx::core::array*` for C++ hosts, owned by the handle: valid until
+/// `stload_mlx_array_free`; copy the `mlx::core::array` (a cheap reference) to keep it longer.
+/// Never write through its data: it may be a read-only file mapping. NULL when `arr` is NULL.
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_raw(arr: *const stload_mlx_array) -> *mut c_void {
+    array_value(arr, std::ptr::null_mut(), MlxArray::raw)
+}
+
+/// Frees an array handle; the data is released when MLX no longer uses it. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_free(arr: *mut stload_mlx_array) {
+    guard_value((), || {
+        if !arr.is_null() {
+            // SAFETY: `arr` came from stload (Box::into_raw) and is freed once by contract.
+            drop(unsafe { Box::from_raw(arr) });
+        }
+    })
+}
+
+/// The version of the linked MLX library ("0.32.4"), a static string. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_mlx_version() -> *const c_char {
+    guard_value(std::ptr::null(), crate::mlx::version_ptr)
+}
+
+fn array_value<T: Copy>(
+    arr: *const stload_mlx_array,
+    fallback: T,
+    f: impl FnOnce(&MlxArray) -> T,
+) -> T {
+    guard_value(fallback, || {
+        // SAFETY: `arr` is NULL or a live array handle per the API contract.
+        unsafe { arr.as_ref() }.map_or(fallback, |a| f(&a.inner))
+    })
+}
