@@ -134,9 +134,10 @@ typedef struct stload_tensor stload_tensor;
 typedef uint32_t stload_dtype;
 
 /*
- Called by `stload_model_load` after each tensor with the count done, the total, the tensor's
- name (borrowed for the call only) and the caller's `user_data`. Return true to go on, false to
- stop the load with `STLOAD_ERR_CANCELLED`.
+ Progress of a long operation: called by `stload_model_load` after each tensor with the count
+ done, the total and the tensor's name (borrowed for the call only), and by
+ `stload_model_prefetch` with bytes done and total and a NULL name; `user_data` is the
+ caller's. Return true to go on, false to stop with `STLOAD_ERR_CANCELLED`.
  */
 typedef bool (*stload_progress_fn)(void *user_data, size_t done, size_t total, const char *name);
 
@@ -592,6 +593,19 @@ enum stload_status stload_model_get_slice(const struct stload_model *model,
                                           struct stload_error **err);
 
 /*
+ Brings the data of `n` tensors `names` (every tensor when `names` is NULL) into memory ahead
+ of use: read-ahead is requested and all cores touch the pages (in read mode: parallel reads
+ that fill the page cache). `progress` (may be NULL) is called with bytes done and total as
+ (done, total, NULL); returning false stops with `STLOAD_ERR_CANCELLED`. Thread-safe.
+ */
+enum stload_status stload_model_prefetch(const struct stload_model *model,
+                                         const char *const *names,
+                                         size_t n,
+                                         stload_progress_fn progress,
+                                         void *user_data,
+                                         struct stload_error **err);
+
+/*
  Returns new options with defaults (100 MB header limit, all cores, converted-tensor cache on).
  Owned by the caller: free with `stload_options_free`. NULL only if memory ran out.
  */
@@ -700,6 +714,14 @@ enum stload_status stload_options_set_max_tensors(struct stload_options *opts,
 enum stload_status stload_options_set_max_load_bytes(struct stload_options *opts,
                                                      uint64_t bytes,
                                                      struct stload_error **err);
+
+/*
+ Starts bringing every file's data into memory on a background thread at open (mmap mode):
+ the kernel is asked to read ahead and all cores touch the pages. Default off.
+ */
+enum stload_status stload_options_set_prefetch(struct stload_options *opts,
+                                               bool enabled,
+                                               struct stload_error **err);
 
 /*
  Pointer to the tensor's bytes (little-endian, row-major), valid until `stload_tensor_free`.

@@ -31,6 +31,8 @@ pub mod mlx;
 pub mod model;
 pub mod nulstr;
 pub mod options;
+mod parallel;
+mod prefetch;
 mod read;
 pub mod rename;
 pub mod sample;

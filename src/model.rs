@@ -117,21 +117,21 @@ impl Model {
         if paths.is_empty() {
             return Err(Error::InvalidArgument("no files given".into()));
         }
-        let opened = paths
-            .iter()
-            .map(|p| {
-                let p = p.as_ref();
-                if crate::torch::is_torch_checkpoint(p) {
-                    let (file, checkpoint) = ShardFile::open_torch(p, &Default::default())?;
-                    Ok((file, Contents::Torch(checkpoint)))
-                } else {
-                    let (file, header) = ShardFile::open(p, options.max_header_size)?;
-                    Ok((file, Contents::Safetensors(header)))
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // Headers are parsed in parallel: a model may have a thousand shards.
+        let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
+        let opened = crate::parallel::map(&paths, options.effective_threads(), |&p| {
+            if crate::torch::is_torch_checkpoint(p) {
+                let (file, checkpoint) = ShardFile::open_torch(p, &Default::default())?;
+                Ok((file, Contents::Torch(checkpoint)))
+            } else {
+                let (file, header) = ShardFile::open(p, options.max_header_size)?;
+                Ok((file, Contents::Safetensors(header)))
+            }
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
         // Files given one by one: config.json (for architectures) sits beside the first.
-        let config_dir = paths[0].as_ref().parent().unwrap_or(Path::new("."));
+        let config_dir = paths[0].parent().unwrap_or(Path::new("."));
         Model::build(opened, options, config_dir)
     }
 
@@ -140,10 +140,11 @@ impl Model {
         let json = std::fs::read(index_path).map_err(|e| Error::io(&shown, "cannot read", &e))?;
         let index = ShardIndex::parse(&shown, &json)?;
         let paths: Vec<PathBuf> = index.shards().iter().map(|s| dir.join(s)).collect();
-        let opened = paths
-            .iter()
-            .map(|p| ShardFile::open(p, options.max_header_size))
-            .collect::<Result<Vec<_>>>()?;
+        let opened = crate::parallel::map(&paths, options.effective_threads(), |p| {
+            ShardFile::open(p, options.max_header_size)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
         check_agreement(&shown, &index, &opened)?;
         let opened: Vec<_> = opened
             .into_iter()
@@ -236,7 +237,7 @@ impl Model {
                 }
             })
             .collect();
-        Ok(Model {
+        let model = Model {
             files,
             entries,
             metadata,
@@ -244,7 +245,11 @@ impl Model {
             converted: Mutex::new(HashMap::new()),
             #[cfg(feature = "mlx")]
             mlx_cache: crate::mlx::MlxCache::default(),
-        })
+        };
+        if options.prefetch && !options.read_mode {
+            model.prefetch_in_background()?;
+        }
+        Ok(model)
     }
 
     /// Number of tensors.
@@ -610,6 +615,61 @@ impl Model {
             }
             _ => self.build_tensor(name, e.dtype, &shape, &source, target, false),
         }
+    }
+
+    /// Brings the data of `names` (every tensor when `None`) into memory ahead of use: the kernel
+    /// is asked to read ahead and the pages are touched by all threads. In read mode the data is
+    /// read once with parallel positioned reads, which fills the page cache.
+    /// `progress(done, total)` counts bytes; returning false stops with [`Error::Cancelled`].
+    pub fn prefetch(
+        &self,
+        names: Option<&[&str]>,
+        mut progress: impl FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
+        let entries: Vec<&Entry> = match names {
+            None => self.entries.iter().collect(),
+            Some(list) => list.iter().map(|n| self.entry(n)).collect::<Result<_>>()?,
+        };
+        let threads = self.options.effective_threads();
+        let mut ranges = Vec::new();
+        for e in entries {
+            let segments = match &e.source {
+                Source::Strided { file, view } => {
+                    vec![Segment {
+                        file: *file,
+                        offset: view.storage_start,
+                        len: view.storage_len,
+                    }]
+                }
+                other => other.segments().to_vec(),
+            };
+            for seg in segments {
+                if self.options.read_mode {
+                    self.read_tensor(e.name.as_str(), e.dtype, &e.shape, &[seg])?;
+                    continue;
+                }
+                let map = self.files[seg.file].mapping()?;
+                let (offset, len) = self.checked_range(&map, seg, e.name.as_str())?;
+                ranges.push((map, offset..offset + len));
+            }
+        }
+        if !crate::prefetch::touch(&ranges, threads, &mut progress) {
+            return Err(Error::Cancelled("prefetch cancelled".into()));
+        }
+        Ok(())
+    }
+
+    /// Starts touching every tensor's pages on a background thread (the `prefetch` option).
+    fn prefetch_in_background(&self) -> Result<()> {
+        let mut ranges = Vec::new();
+        for f in &self.files {
+            let map = f.mapping()?;
+            let start = (f.data_start() as usize).min(map.len());
+            let end = map.len();
+            ranges.push((map, start..end));
+        }
+        crate::prefetch::spawn_background(ranges, self.options.effective_threads());
+        Ok(())
     }
 
     /// Drops every cached tensor and every file mapping. The index stays: a later `get` maps

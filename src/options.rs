@@ -34,6 +34,9 @@ pub struct Options {
     pub max_tensors: usize,
     /// Most bytes `load` may materialise (new memory; zero-copy tensors do not count).
     pub max_load_bytes: u64,
+    /// Start bringing every file's data into memory on a background thread at open
+    /// (mmap mode only).
+    pub prefetch: bool,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             check_interval: Duration::from_millis(100),
             max_tensors: 10_000_000,
             max_load_bytes: u64::MAX,
+            prefetch: false,
         }
     }
 }

@@ -137,3 +137,50 @@ fn stored_dtype_get_is_zero_copy() {
     let t = model.get_as("bf16", Dtype::BF16).unwrap();
     assert!(t.is_mapped());
 }
+
+#[test]
+fn prefetch_touches_all_or_named_tensors_and_can_stop() {
+    let model = all_dtypes_model();
+    let mut last = (0, 0);
+    model
+        .prefetch(None, |done, total| {
+            last = (done, total);
+            true
+        })
+        .unwrap();
+    let stored: u64 = model.names().map(|n| model.info(n).unwrap().nbytes).sum();
+    assert_eq!(last, (stored, stored));
+    model
+        .prefetch(Some(&["bf16", "f32"]), |_, total| total == 256 + 140)
+        .unwrap();
+    assert!(matches!(
+        model.prefetch(None, |_, _| false),
+        Err(stload::Error::Cancelled(_))
+    ));
+    assert!(matches!(
+        model.prefetch(Some(&["nope"]), |_, _| true),
+        Err(stload::Error::NotFound(_))
+    ));
+    let read = Model::open_files(
+        &[fixtures().join("all_dtypes.safetensors")],
+        &Options {
+            read_mode: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    read.prefetch(None, |_, _| true).unwrap();
+    // The open option prefetches in the background; values are the same.
+    let background = Model::open_files(
+        &[fixtures().join("all_dtypes.safetensors")],
+        &Options {
+            prefetch: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        background.get("f32").unwrap().data(),
+        model.get("f32").unwrap().data()
+    );
+}

@@ -10,9 +10,10 @@ use crate::convert;
 use crate::dtype::Dtype;
 use crate::error::Error;
 
-/// Called by `stload_model_load` after each tensor with the count done, the total, the tensor's
-/// name (borrowed for the call only) and the caller's `user_data`. Return true to go on, false to
-/// stop the load with `STLOAD_ERR_CANCELLED`.
+/// Progress of a long operation: called by `stload_model_load` after each tensor with the count
+/// done, the total and the tensor's name (borrowed for the call only), and by
+/// `stload_model_prefetch` with bytes done and total and a NULL name; `user_data` is the
+/// caller's. Return true to go on, false to stop with `STLOAD_ERR_CANCELLED`.
 pub type stload_progress_fn = Option<
     extern "C" fn(user_data: *mut c_void, done: usize, total: usize, name: *const c_char) -> bool,
 >;

@@ -286,3 +286,39 @@ pub extern "C" fn stload_model_get_slice(
         Ok(())
     })
 }
+
+/// Brings the data of `n` tensors `names` (every tensor when `names` is NULL) into memory ahead
+/// of use: read-ahead is requested and all cores touch the pages (in read mode: parallel reads
+/// that fill the page cache). `progress` (may be NULL) is called with bytes done and total as
+/// (done, total, NULL); returning false stops with `STLOAD_ERR_CANCELLED`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_model_prefetch(
+    model: *const stload_model,
+    names: *const *const c_char,
+    n: usize,
+    progress: super::convert::stload_progress_fn,
+    user_data: *mut std::ffi::c_void,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live model handle per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        let list = if names.is_null() {
+            None
+        } else {
+            // SAFETY: `names` holds `n` string pointers per the API contract.
+            let ptrs = unsafe { std::slice::from_raw_parts(names, n) };
+            // SAFETY: each is NULL or a NUL-terminated string.
+            Some(
+                ptrs.iter()
+                    .map(|&p| unsafe { str_arg(p, "names[i]") })
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        };
+        let report = |done: u64, total: u64| match progress {
+            None => true,
+            Some(f) => f(user_data, done as usize, total as usize, std::ptr::null()),
+        };
+        model.inner.prefetch(list.as_deref(), report)
+    })
+}

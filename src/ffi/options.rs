@@ -272,3 +272,17 @@ pub extern "C" fn stload_options_set_max_load_bytes(
         Ok(())
     })
 }
+
+/// Starts bringing every file's data into memory on a background thread at open (mmap mode):
+/// the kernel is asked to read ahead and all cores touch the pages. Default off.
+#[no_mangle]
+pub extern "C" fn stload_options_set_prefetch(
+    opts: *mut stload_options,
+    enabled: bool,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        o.prefetch = enabled;
+        Ok(())
+    })
+}
