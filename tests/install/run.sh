@@ -76,7 +76,8 @@ soname() {
 symbols() {
     nm -D --defined-only "$prefix/lib/libstload.so.$version" >"$work/nm"
     awk '$2 != "T" { print "not a function:", $0; bad = 1 } END { exit bad }' "$work/nm"
-    diff <(python3 scripts/gen-api-docs.py --list-functions | sort) \
+    # The default build has no `mlx` feature, so its functions (stload_*mlx*) are not exported.
+    diff <(python3 scripts/gen-api-docs.py --list-functions | grep -v mlx | sort) \
         <(awk '{ print $3 }' "$work/nm" | sort)
 }
 
@@ -133,6 +134,10 @@ go_pkg_config() {
     mod="$(dirname "$(grep -rl --include='*.go' 'stload_pkgconfig' examples/go | head -n 1)")"
     while [ ! -f "$mod/go.mod" ]; do mod="$(dirname "$mod")"; done
     cd "$mod"
+    # Go 1.19's build cache does not key cgo packages on PKG_CONFIG_PATH, so a package built
+    # against an earlier (deleted) temporary prefix would be reused; naming this prefix in
+    # CGO_LDFLAGS, which is part of the key, forces a build against it.
+    export CGO_LDFLAGS="-g -O2 -L$prefix/lib"
     go vet -tags stload_pkgconfig ./...
     LD_LIBRARY_PATH="$prefix/lib" go test -tags stload_pkgconfig -count=1 -run '^$' ./...
 }
