@@ -85,14 +85,20 @@ pub(crate) fn convert_parts(
             release_pages(map, src.start, src.len());
         }
     };
-    std::thread::scope(|s| {
-        for _ in 1..threads {
-            if std::thread::Builder::new().spawn_scoped(s, run).is_err() {
-                break;
-            }
-        }
+    if threads == 1 {
+        // No scope for one thread: on a thread the host created, a scope makes the standard
+        // library allocate that thread's handle, which small calls should not pay for.
         run();
-    });
+    } else {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                if std::thread::Builder::new().spawn_scoped(s, run).is_err() {
+                    break;
+                }
+            }
+            run();
+        });
+    }
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(Error::Unsupported(format!("tensor \"{tensor}\": {e}")));
     }

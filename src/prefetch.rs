@@ -33,6 +33,8 @@ pub(crate) fn touch(
         })
         .collect();
     let total: u64 = chunks.iter().map(|(_, r)| r.len() as u64).sum();
+    // Small models are touched faster than threads start.
+    let threads = if total < 2 * CHUNK as u64 { 1 } else { threads };
     let mut done = 0u64;
     for batch in chunks.chunks(threads.max(1) * 4) {
         crate::parallel::map(batch, threads, |(map, r)| touch_pages(map, r.clone()));

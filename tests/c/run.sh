@@ -22,6 +22,10 @@ g++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -x c++ include/stl
 fixtures="$(mktemp -d)"
 trap 'rm -rf "$fixtures"' EXIT
 "$python" tests/python/make_fixtures.py "$fixtures"
+"$python" tests/python/make_arch_fixtures.py "$fixtures/arch"
+
+# Each test reads the fixtures it was written for.
+fixtures_of() { if [ "$1" = test_transform ]; then echo "$fixtures/arch"; else echo "$fixtures"; fi; }
 
 build() { # name source kind
     local name=$1 src=$2 kind=$3
@@ -32,12 +36,12 @@ build() { # name source kind
     fi
 }
 
-tests=(test_core test_convert)
+tests=(test_core test_convert test_transform)
 for kind in static shared; do
     for t in "${tests[@]}"; do
         build "$t" "tests/c/$t.c" $kind
         echo "== $t ($kind)"
-        "$out/$t-$kind" "$fixtures"
+        "$out/$t-$kind" "$(fixtures_of "$t")"
     done
     build inspect examples/c/inspect.c $kind
     echo "== inspect ($kind)"
@@ -47,5 +51,6 @@ done
 for t in "${tests[@]}"; do
     echo "== $t under valgrind"
     valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-        "$out/$t-static" "$fixtures"
+        --suppressions=tests/c/valgrind.supp \
+        "$out/$t-static" "$(fixtures_of "$t")"
 done
