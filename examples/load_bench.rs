@@ -138,8 +138,7 @@ fn open_list(args: &[String]) -> Res<()> {
         let t = Instant::now();
         let model = Model::open_files(&[&file], &opts)?;
         opens.push(t.elapsed().as_secs_f64());
-        for name in model.names() {
-            let info = model.info(name)?;
+        for info in model.infos() {
             // Use every field so nothing is optimised away.
             check = check
                 .wrapping_add(info.name.len() as u64)

@@ -23,7 +23,8 @@ use crate::{convert, materialize};
 pub(crate) struct Entry {
     pub(crate) name: NulString,
     /// The name in the file before renaming (the first part's, for stacked tensors).
-    pub(crate) original: NulString,
+    /// Set only when it differs from `name` (most tensors are not renamed).
+    pub(crate) original: Option<NulString>,
     pub(crate) dtype: Dtype,
     pub(crate) shape: Arc<[u64]>,
     pub(crate) nbytes: u64,
@@ -32,6 +33,13 @@ pub(crate) struct Entry {
     /// Absolute offset of the first byte in that file.
     pub(crate) offset: u64,
     pub(crate) source: Source,
+}
+
+impl Entry {
+    /// The name in the file before renaming.
+    pub(crate) fn original_name(&self) -> &NulString {
+        self.original.as_ref().unwrap_or(&self.name)
+    }
 }
 
 /// What the index knows of one tensor, without reading its data.
@@ -170,7 +178,7 @@ impl Model {
                             .or_insert_with(|| NulString::new(&value));
                     }
                     items.extend(header.tensors.into_iter().map(|t| Item {
-                        original: t.name.clone(),
+                        original: None,
                         name: t.name,
                         dtype: t.dtype,
                         shape: t.shape,
@@ -183,7 +191,7 @@ impl Model {
                 }
                 Contents::Torch(checkpoint) => {
                     items.extend(checkpoint.tensors.into_iter().map(|t| Item {
-                        original: t.name.clone(),
+                        original: None,
                         name: t.name.clone(),
                         dtype: t.dtype,
                         shape: t.shape.clone(),
@@ -226,8 +234,8 @@ impl Model {
             .map(|i| {
                 let first = i.source.first();
                 Entry {
-                    name: NulString::new(&i.name),
-                    original: NulString::new(&i.original),
+                    original: i.original.map(NulString::from),
+                    name: NulString::from(i.name),
                     dtype: i.dtype,
                     shape: i.shape.into(),
                     nbytes: i.source.len(),
@@ -292,17 +300,30 @@ impl Model {
 
     /// What the index knows of `name`.
     pub fn info(&self, name: &str) -> Result<TensorInfo<'_>> {
-        let e = self.entry(name)?;
-        Ok(TensorInfo {
+        Ok(self.info_of(self.entry(name)?))
+    }
+
+    /// What the index knows of the `i`-th tensor in name order (no lookup by name).
+    pub fn info_at(&self, i: usize) -> Option<TensorInfo<'_>> {
+        self.entries.get(i).map(|e| self.info_of(e))
+    }
+
+    /// Every tensor's info, in name order.
+    pub fn infos(&self) -> impl Iterator<Item = TensorInfo<'_>> {
+        self.entries.iter().map(|e| self.info_of(e))
+    }
+
+    fn info_of<'a>(&'a self, e: &'a Entry) -> TensorInfo<'a> {
+        TensorInfo {
             name: e.name.as_str(),
-            original_name: e.original.as_str(),
+            original_name: e.original_name().as_str(),
             dtype: e.dtype,
             shape: &e.shape,
             nbytes: e.nbytes,
             file: self.files[e.file].path(),
             data_offset: e.offset,
             format: self.files[e.file].format(),
-        })
+        }
     }
 
     /// The tensor `name` as stored: a zero-copy view into its file's mapping (or, for tensors

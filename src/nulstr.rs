@@ -29,6 +29,17 @@ impl NulString {
     }
 }
 
+impl From<String> for NulString {
+    /// Takes `text` (cut at its first NUL byte), reusing its allocation where it has room.
+    fn from(mut text: String) -> NulString {
+        if let Some(at) = text.find('\0') {
+            text.truncate(at);
+        }
+        text.push('\0');
+        NulString(text.into_boxed_str())
+    }
+}
+
 // Ordering the stored bytes equals ordering the text: NUL sorts before every other byte and
 // only ever appears last, so borrowing as `str` keeps map lookups consistent.
 impl std::borrow::Borrow<str> for NulString {

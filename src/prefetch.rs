@@ -5,6 +5,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
 use memmap2::{Advice, Mmap};
 
 /// Bytes touched per unit of work.
@@ -14,16 +16,13 @@ const CHUNK: usize = 4 << 20;
 pub(crate) type MappedRange = (Arc<Mmap>, Range<usize>);
 
 /// Advises and touches every range on up to `threads` threads. `progress(done, total)` (bytes)
-/// runs on the calling thread between batches; returning false stops early (returns false).
+/// runs on the calling thread after each chunk it touches; returning false stops early (the
+/// function then returns false).
 pub(crate) fn touch(
     ranges: &[MappedRange],
     threads: usize,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> bool {
-    for (map, r) in ranges {
-        // Only a hint: failure changes nothing but speed.
-        let _ = map.advise_range(Advice::WillNeed, r.start, r.len());
-    }
     let chunks: Vec<(&Mmap, Range<usize>)> = ranges
         .iter()
         .flat_map(|(map, r)| {
@@ -34,16 +33,65 @@ pub(crate) fn touch(
         .collect();
     let total: u64 = chunks.iter().map(|(_, r)| r.len() as u64).sum();
     // Small models are touched faster than threads start.
-    let threads = if total < 2 * CHUNK as u64 { 1 } else { threads };
-    let mut done = 0u64;
-    for batch in chunks.chunks(threads.max(1) * 4) {
-        crate::parallel::map(batch, threads, |(map, r)| touch_pages(map, r.clone()));
-        done += batch.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
-        if !progress(done, total) {
-            return false;
+    let threads = if total < 2 * CHUNK as u64 {
+        1
+    } else {
+        threads.max(1)
+    };
+    // Read-ahead is requested one round ahead of the touching threads, so the file system
+    // works while they fault; asking for everything up front only delays the first touch.
+    let advise = |i: usize| {
+        if let Some((map, r)) = chunks.get(i) {
+            // Only a hint: failure changes nothing but speed.
+            let _ = map.advise_range(Advice::WillNeed, r.start, r.len());
         }
+    };
+    (0..threads).for_each(advise);
+    let next = AtomicUsize::new(0);
+    let done = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    // Claims and touches one chunk; false when none is left.
+    let step = || {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((map, r)) = chunks.get(i) else {
+            return false;
+        };
+        advise(i + threads);
+        touch_pages(map, r.clone());
+        done.fetch_add(r.len() as u64, Ordering::Relaxed);
+        true
+    };
+    let work = || {
+        while !stop.load(Ordering::Relaxed) {
+            if !step() {
+                break;
+            }
+        }
+    };
+    // The calling thread touches too, and reports between its chunks.
+    let lead = |progress: &mut dyn FnMut(u64, u64) -> bool| {
+        while !stop.load(Ordering::Relaxed) && step() {
+            if !progress(done.load(Ordering::Relaxed), total) {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    if threads == 1 {
+        lead(progress);
+    } else {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                    break;
+                }
+            }
+            lead(progress);
+        });
     }
-    true
+    if !stop.load(Ordering::Relaxed) && !progress(total, total) {
+        stop.store(true, Ordering::Relaxed);
+    }
+    !stop.load(Ordering::Relaxed)
 }
 
 /// Reads one byte of every page in `r`, so the page is resident when it is needed.

@@ -15,14 +15,30 @@ use crate::source::Source;
 pub(crate) struct Item {
     /// The name the model will list.
     pub name: String,
-    /// The name in the file (the first part's, for stacked tensors).
-    pub original: String,
+    /// The name in the file (the first part's, for stacked tensors), when it differs from
+    /// `name`; most tensors are never renamed, and this saves a copy of each name at open.
+    pub original: Option<String>,
     /// Element type.
     pub dtype: Dtype,
     /// Dimensions, outermost first.
     pub shape: Vec<u64>,
     /// Where the bytes are.
     pub source: Source,
+}
+
+impl Item {
+    /// The name in the file.
+    pub fn original(&self) -> &str {
+        self.original.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Gives the item a new name, remembering the first one.
+    pub fn rename(&mut self, name: String) {
+        if name != self.name {
+            let old = std::mem::replace(&mut self.name, name);
+            self.original.get_or_insert(old);
+        }
+    }
 }
 
 /// Split one tensor along axis 0 into consecutive row ranges, each listed under a new name.
@@ -59,7 +75,8 @@ pub(crate) fn apply(
     {
         if !replacer.is_empty() {
             for item in &mut items {
-                item.name = replacer.replace(&item.name)?;
+                let renamed = replacer.replace(&item.name)?;
+                item.rename(renamed);
             }
         }
     }
@@ -84,7 +101,9 @@ pub(crate) fn check_unique(items: &mut [Item]) -> Result<()> {
     if let Some(w) = items.windows(2).find(|w| w[0].name == w[1].name) {
         return Err(Error::Duplicate(format!(
             "tensors \"{}\" and \"{}\" both map to \"{}\"",
-            w[0].original, w[1].original, w[0].name
+            w[0].original(),
+            w[1].original(),
+            w[0].name
         )));
     }
     Ok(())
@@ -119,7 +138,7 @@ pub(crate) fn split(mut items: Vec<Item>, rule: &SplitRule) -> Result<Vec<Item>>
             .rows(&whole.shape, whole.dtype, start, start + n, &whole.name)?;
         items.push(Item {
             name: name.clone(),
-            original: whole.original.clone(),
+            original: Some(whole.original().to_string()),
             dtype: whole.dtype,
             shape,
             source,
@@ -164,7 +183,7 @@ pub(crate) fn stack(mut items: Vec<Item>, rule: &StackRule) -> Result<Vec<Item>>
         .collect();
     items.push(Item {
         name: rule.into.clone(),
-        original: first.original.clone(),
+        original: Some(first.original().to_string()),
         dtype: first.dtype,
         shape,
         source: Source::from_segments(segments),

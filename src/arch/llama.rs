@@ -56,14 +56,14 @@ pub fn repack_qk(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
         if rows != h * head_dim || rows % (2 * h) != 0 {
             return Err(config.inconsistent(&format!(
                 "tensor \"{}\" has {rows} rows, but {h} heads of size {head_dim} need {} (and an even head size)",
-                item.original,
+                item.original(),
                 h * head_dim
             )));
         }
         let order = repack_order(rows, h);
         item.source = item
             .source
-            .permute_rows(&item.shape, item.dtype, &order, &item.original)?;
+            .permute_rows(&item.shape, item.dtype, &order, item.original())?;
     }
     Ok(items)
 }

@@ -179,7 +179,7 @@ pub extern "C" fn stload_model_info(
             nbytes: e.nbytes,
             file: model.inner.file_display(e.file).as_ptr(),
             data_offset: e.offset,
-            original_name: e.original.as_ptr(),
+            original_name: e.original_name().as_ptr(),
         };
         // SAFETY: checked non-NULL; the caller provides writable storage.
         unsafe { *info = value };
