@@ -42,8 +42,11 @@ pub(crate) fn touch(
     // works while they fault; asking for everything up front only delays the first touch.
     let advise = |i: usize| {
         if let Some((map, r)) = chunks.get(i) {
-            // Only a hint: failure changes nothing but speed.
-            let _ = map.advise_range(Advice::WillNeed, r.start, r.len());
+            // Asking costs about as much as touching when the pages are cached already.
+            if !resident(map, r.clone()) {
+                // Only a hint: failure changes nothing but speed.
+                let _ = map.advise_range(Advice::WillNeed, r.start, r.len());
+            }
         }
     };
     (0..threads).for_each(advise);
@@ -92,6 +95,32 @@ pub(crate) fn touch(
         stop.store(true, Ordering::Relaxed);
     }
     !stop.load(Ordering::Relaxed)
+}
+
+/// Whether every page of `r` is in memory already (false when the system cannot tell).
+fn resident(map: &Mmap, r: Range<usize>) -> bool {
+    #[cfg(unix)]
+    {
+        let page = 4096;
+        let start = r.start / page * page;
+        let len = r.end - start;
+        let mut vec = vec![0u8; len.div_ceil(page)];
+        // SAFETY: [start, start + len) lies inside the mapping (page-aligned down from a range
+        // inside it, and mappings start page-aligned); `vec` has one byte per page.
+        let rc = unsafe {
+            libc::mincore(
+                map.as_ptr().add(start) as *mut libc::c_void,
+                len,
+                vec.as_mut_ptr(),
+            )
+        };
+        rc == 0 && vec.iter().all(|b| b & 1 == 1)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (map, r);
+        false
+    }
 }
 
 /// Reads one byte of every page in `r`, so the page is resident when it is needed.
