@@ -136,7 +136,12 @@ impl<'de> Visitor<'de> for HeaderVisitor {
                 de::Error::custom(format!("tensor \"{key}\": unknown dtype \"{}\"", raw.dtype))
             })?;
             header.tensors.push(HeaderTensor {
-                name: key.into_owned(),
+                // One spare byte: the index appends a NUL for C without reallocating.
+                name: {
+                    let mut name = String::with_capacity(key.len() + 1);
+                    name.push_str(&key);
+                    name
+                },
                 dtype,
                 shape: raw.shape,
                 start: raw.data_offsets.0,

@@ -68,6 +68,14 @@ pub(crate) fn apply(
     config_dir: &Path,
 ) -> Result<Vec<Item>> {
     let arch = options.arch.as_deref().map(arch::lookup).transpose()?;
+    let nothing_to_do = arch.is_none()
+        && options.rename.is_empty()
+        && options.stacks.is_empty()
+        && options.splits.is_empty();
+    if nothing_to_do {
+        // The caller has sorted the items and refused duplicates already.
+        return Ok(items);
+    }
     for replacer in arch
         .iter()
         .map(|a| &a.replacer)
