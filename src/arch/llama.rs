@@ -6,33 +6,21 @@ use crate::error::Result;
 use crate::transform::Item;
 
 /// ollama's llama replacements, in its order.
+#[rustfmt::skip]
 pub const PAIRS: &[&str] = &[
-    "lm_head",
-    "output",
-    "model.embed_tokens",
-    "token_embd",
-    "model.norm",
-    "output_norm",
-    "model.layers",
-    "blk",
-    "input_layernorm",
-    "attn_norm",
-    "self_attn.q_proj",
-    "attn_q",
-    "self_attn.k_proj",
-    "attn_k",
-    "self_attn.v_proj",
-    "attn_v",
-    "self_attn.o_proj",
-    "attn_output",
-    "mlp.gate_proj",
-    "ffn_gate",
-    "mlp.down_proj",
-    "ffn_down",
-    "mlp.up_proj",
-    "ffn_up",
-    "post_attention_layernorm",
-    "ffn_norm",
+    "lm_head", "output",
+    "model.embed_tokens", "token_embd",
+    "model.norm", "output_norm",
+    "model.layers", "blk",
+    "input_layernorm", "attn_norm",
+    "self_attn.q_proj", "attn_q",
+    "self_attn.k_proj", "attn_k",
+    "self_attn.v_proj", "attn_v",
+    "self_attn.o_proj", "attn_output",
+    "mlp.gate_proj", "ffn_gate",
+    "mlp.down_proj", "ffn_down",
+    "mlp.up_proj", "ffn_up",
+    "post_attention_layernorm", "ffn_norm",
 ];
 
 /// Repacks every `attn_q.weight` (num_attention_heads) and `attn_k.weight`

@@ -43,11 +43,15 @@ pub(crate) fn lookup(name: &str) -> Result<Arch> {
                 transform: mixtral::transform,
             }
         }
-        "phi3" => Arch {
-            name: "phi3",
-            replacer: pairs(phi3::PAIRS)?,
-            transform: phi3::transform,
-        },
+        "phi3" => {
+            let mut replacer = pairs(phi3::PAIRS)?;
+            replacer.extend(&pairs(llama::PAIRS)?);
+            Arch {
+                name: "phi3",
+                replacer,
+                transform: phi3::transform,
+            }
+        }
         _ => {
             return Err(Error::Unsupported(format!(
                 "unknown architecture \"{name}\" (known: {})",

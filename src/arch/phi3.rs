@@ -5,28 +5,12 @@ use super::Config;
 use crate::error::Result;
 use crate::transform::{split, Item, SplitRule};
 
-/// Renames; the fused tensors get temporary names that the splits replace.
+/// Renames applied before llama's (which cover the rest of phi3's names); the fused tensors get
+/// temporary names that the splits replace.
+#[rustfmt::skip]
 pub const PAIRS: &[&str] = &[
-    "lm_head",
-    "output",
-    "model.embed_tokens",
-    "token_embd",
-    "model.norm",
-    "output_norm",
-    "model.layers",
-    "blk",
-    "input_layernorm",
-    "attn_norm",
-    "self_attn.qkv_proj",
-    "attn_qkv",
-    "self_attn.o_proj",
-    "attn_output",
-    "mlp.down_proj",
-    "ffn_down",
-    "mlp.gate_up_proj",
-    "ffn_gate_up",
-    "post_attention_layernorm",
-    "ffn_norm",
+    "self_attn.qkv_proj", "attn_qkv",
+    "mlp.gate_up_proj", "ffn_gate_up",
 ];
 
 /// Splits every `attn_qkv.*` into `attn_q/k/v.*` and every `ffn_gate_up.*` into `ffn_gate/up.*`.

@@ -7,18 +7,10 @@
 #include <string.h>
 
 #include "stload.h"
+#include "check.h"
 
-static int passed, failed;
+int passed, failed;
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (cond) {                                                                 \
-            passed++;                                                               \
-        } else {                                                                    \
-            failed++;                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                           \
-    } while (0)
 
 /* bfloat16 -> float32 is exact: the bf16 bits are the upper half of the f32 bits. */
 static float bf16_to_f32(uint16_t b) {

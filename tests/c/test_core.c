@@ -8,19 +8,11 @@
 #include <string.h>
 
 #include "stload.h"
+#include "check.h"
 
-static int passed, failed;
+int passed, failed;
 static const char *fixtures;
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (cond) {                                                                 \
-            passed++;                                                               \
-        } else {                                                                    \
-            failed++;                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                           \
-    } while (0)
 
 static char *path_of(const char *name) {
     size_t len = strlen(fixtures) + strlen(name) + 2;

@@ -7,18 +7,10 @@
 #include <string.h>
 
 #include "stload.h"
+#include "check.h"
 
-static int passed, failed;
+int passed, failed;
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (cond) {                                                                 \
-            passed++;                                                               \
-        } else {                                                                    \
-            failed++;                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                           \
-    } while (0)
 
 static char dir[1024];
 
