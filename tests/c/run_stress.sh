@@ -50,13 +50,14 @@ echo "   $((SECONDS - start)) s"
 fixtures="$scratch/fixtures"
 mkdir -p "$fixtures"
 "$python" tests/python/make_fixtures.py "$fixtures"
+"$python" tests/python/make_arch_fixtures.py "$fixtures/arch"
 
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1"
-for t in test_core test_convert; do
+for t in test_core test_convert test_transform; do
     echo "== $t under AddressSanitizer + LeakSanitizer"
     gcc "${cflags[@]}" -O1 -fsanitize=address -fno-omit-frame-pointer "tests/c/$t.c" \
         -o "$out/$t-asan" "${libs[@]}"
-    "$out/$t-asan" "$fixtures"
+    if [ "$t" = test_transform ]; then "$out/$t-asan" "$fixtures/arch"; else "$out/$t-asan" "$fixtures"; fi
 done
 echo "== stress under AddressSanitizer + LeakSanitizer"
 gcc "${cflags[@]}" -O1 -fsanitize=address -fno-omit-frame-pointer tests/c/stress.c \
