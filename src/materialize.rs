@@ -4,7 +4,7 @@
 //! peak memory stays at the output size.
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -71,34 +71,13 @@ pub(crate) fn convert_parts(
     let granule = 4096 * fs;
     let chunk = (total / (threads * 4)).clamp(granule, MAX_CHUNK.max(granule)) / granule * granule;
     let work = chunks(parts, out.as_mut_slice(), fs, ts, chunk);
-    let failure = Mutex::new(None);
-    let queue = Mutex::new(work.into_iter());
-    let run = || loop {
-        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-        let Some((map, src, dst)) = next else { break };
-        let bytes = &map[src.clone()];
-        if let Err(e) = convert::convert(bytes, from, dst, to) {
-            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            break;
-        }
+    let converted = crate::parallel::try_for_each(work.into_iter(), threads, |(map, src, dst)| {
+        convert::convert(&map[src.clone()], from, dst, to)?;
         if drop_source {
             release_pages(map, src.start, src.len());
         }
-    };
-    if threads == 1 {
-        // No scope for one thread: on a thread the host created, a scope makes the standard
-        // library allocate that thread's handle, which small calls should not pay for.
-        run();
-    } else {
-        std::thread::scope(|s| {
-            for _ in 1..threads {
-                if std::thread::Builder::new().spawn_scoped(s, run).is_err() {
-                    break;
-                }
-            }
-            run();
-        });
-    }
+        Ok(())
+    });
     if drop_source {
         // Each chunk released only the pages wholly inside it, and a thread faulting in the
         // start of its chunk maps neighbouring pages of a chunk already released (fault-around,
@@ -109,9 +88,8 @@ pub(crate) fn convert_parts(
             release_pages(&part.map, part.range.start, part.range.len());
         }
     }
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(Error::Unsupported(format!("tensor \"{tensor}\": {e}")));
-    }
+    converted
+        .map_err(|e: convert::Error| Error::Unsupported(format!("tensor \"{tensor}\": {e}")))?;
     Ok(out)
 }
 

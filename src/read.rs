@@ -19,28 +19,9 @@ pub(crate) fn read_parallel(
     if dst.len() < MIN_PARALLEL || threads <= 1 {
         return read_exact_at(file, offset, dst);
     }
-    let queue = std::sync::Mutex::new(dst.chunks_mut(CHUNK).enumerate());
-    let failure = std::sync::Mutex::new(None);
-    let work = || loop {
-        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-        let Some((i, part)) = next else { break };
-        if let Err(e) = read_exact_at(file, offset + (i * CHUNK) as u64, part) {
-            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            break;
-        }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..threads {
-            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
-                break;
-            }
-        }
-        work();
-    });
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    crate::parallel::try_for_each(dst.chunks_mut(CHUNK).enumerate(), threads, |(i, part)| {
+        read_exact_at(file, offset + (i * CHUNK) as u64, part)
+    })
 }
 
 #[cfg(unix)]

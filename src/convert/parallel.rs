@@ -1,8 +1,5 @@
 //! Splitting one conversion across scoped threads.
 
-use std::sync::Mutex;
-use std::thread;
-
 /// Inputs plus outputs smaller than this stay on the calling thread: spawning costs more.
 const MIN_PARALLEL_BYTES: usize = 4 << 20;
 
@@ -30,27 +27,12 @@ pub(crate) fn split<F>(
         return;
     }
     let per = n.div_ceil(threads).next_multiple_of(SPLIT_GRANULE);
-    // A shared queue of parts: if the system refuses a thread, the others take its part.
-    let parts = Mutex::new(
-        src.chunks(per * src_size)
-            .zip(dst.chunks_mut(per * dst_size)),
-    );
-    let work = || loop {
-        let next = parts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .next();
-        match next {
-            Some((s, d)) => f(s, d),
-            None => break,
-        }
-    };
-    thread::scope(|s| {
-        for _ in 1..threads {
-            if thread::Builder::new().spawn_scoped(s, work).is_err() {
-                break;
-            }
-        }
-        work();
+    let parts = src
+        .chunks(per * src_size)
+        .zip(dst.chunks_mut(per * dst_size));
+    let done = crate::parallel::try_for_each(parts, threads, |(s, d)| {
+        f(s, d);
+        Ok::<(), std::convert::Infallible>(())
     });
+    let Ok(()) = done;
 }
