@@ -16,15 +16,6 @@ use crate::write::{write_streaming, TensorSpec};
 /// Source bytes converted per write.
 const CHUNK_ELEMENTS: usize = 1 << 20;
 
-/// The dtype `stored` is written as when the caller asks for `target`: floats convert, other
-/// tensors (integers, booleans, floats without a conversion) keep their dtype.
-pub fn output_dtype(stored: Dtype, target: Option<Dtype>) -> Dtype {
-    match target {
-        Some(t) if stored.is_float() && convert::is_supported(stored, t) => t,
-        _ => stored,
-    }
-}
-
 /// Writes the tensors `names` of `model` to one safetensors file at `path` with the model's
 /// metadata, converting floats to `target`. `progress(bytes)` is told each tensor's output size.
 pub fn write_tensors(
@@ -41,7 +32,7 @@ pub fn write_tensors(
             let info = model.info(name)?;
             Ok(TensorSpec {
                 name: name.to_string(),
-                dtype: output_dtype(info.dtype, target),
+                dtype: convert::whole_model_dtype(info.dtype, target),
                 shape: info.shape.to_vec(),
             })
         })

@@ -378,10 +378,7 @@ impl Model {
             .entries
             .iter()
             .map(|e| {
-                let target = match dtype {
-                    Some(d) if e.dtype.is_float() && convert::is_supported(e.dtype, d) => d,
-                    _ => e.dtype,
-                };
+                let target = convert::whole_model_dtype(e.dtype, dtype);
                 let zero_copy = target == e.dtype
                     && !self.options.read_mode
                     && matches!(e.source, Source::Contiguous(_));

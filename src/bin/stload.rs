@@ -230,7 +230,7 @@ fn convert(src: &Path, dtype: Option<&str>, out: &Path, options: &Options) -> st
         .names()
         .filter_map(|n| model.info(n).ok())
         .map(|i| {
-            let to = stload::export::output_dtype(i.dtype, target);
+            let to = stload::convert::whole_model_dtype(i.dtype, target);
             i.shape.iter().product::<u64>() * u64::from(to.bits()) / 8
         })
         .sum();

@@ -231,6 +231,16 @@ pub fn is_supported(from: Dtype, to: Dtype) -> bool {
     from == to || scalar::kernel(from, to).is_some()
 }
 
+/// The dtype a tensor stored as `stored` takes when a whole model is loaded or written as
+/// `target` (`None`: as stored): floating-point tensors convert; integers, booleans and floats
+/// without a conversion (F4, F6) keep their dtype.
+pub fn whole_model_dtype(stored: Dtype, target: Option<Dtype>) -> Dtype {
+    match target {
+        Some(t) if stored.is_float() && is_supported(stored, t) => t,
+        _ => stored,
+    }
+}
+
 /// Picks the kernel and checks that both buffers hold the same number of whole elements.
 fn prepare(src: &[u8], from: Dtype, dst: &[u8], to: Dtype, isa: Isa) -> Result<Kernel, Error> {
     let kernel = select(from, to, isa).ok_or(Error::Unsupported { from, to })?;
