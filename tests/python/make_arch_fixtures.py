@@ -58,12 +58,30 @@ def common_layer(i):
     }
 
 
-def llama_like(src, out, renames, extra_expected=None):
+def embeddings():
+    return {"model.embed_tokens.weight": bf16(10, HIDDEN), "model.norm.weight": bf16(HIDDEN), "lm_head.weight": bf16(10, HIDDEN)}
+
+
+def separate_qkv(i):
+    """Grouped-query attention: HEADS query heads, KV_HEADS key/value heads."""
+    return {
+        f"model.layers.{i}.self_attn.q_proj.weight": bf16(HEADS * HEAD_DIM, HIDDEN),
+        f"model.layers.{i}.self_attn.k_proj.weight": bf16(KV_HEADS * HEAD_DIM, HIDDEN),
+        f"model.layers.{i}.self_attn.v_proj.weight": bf16(KV_HEADS * HEAD_DIM, HIDDEN),
+    }
+
+
+def rename(name, renames):
+    """Plain replacement in order: these names never overlap, so it equals Go's Replacer."""
+    for old, rep in renames:
+        name = name.replace(old, rep)
+    return name
+
+
+def llama_like(src, out, renames):
     """Expected names by plain replacement (no overlaps in these names) plus Q/K repack."""
     for name, w in src.items():
-        new = name
-        for old, rep in renames:
-            new = new.replace(old, rep)
+        new = rename(name, renames)
         if new.endswith("attn_q.weight"):
             w = repack(w, HEADS)
         elif new.endswith("attn_k.weight"):
@@ -81,12 +99,10 @@ LLAMA_RENAMES = [
 
 
 def llama(out_dir, expected):
-    t = {"model.embed_tokens.weight": bf16(10, HIDDEN), "model.norm.weight": bf16(HIDDEN), "lm_head.weight": bf16(10, HIDDEN)}
+    t = embeddings()
     for i in range(LAYERS):
         t |= common_layer(i)
-        t[f"model.layers.{i}.self_attn.q_proj.weight"] = bf16(HEADS * HEAD_DIM, HIDDEN)
-        t[f"model.layers.{i}.self_attn.k_proj.weight"] = bf16(KV_HEADS * HEAD_DIM, HIDDEN)
-        t[f"model.layers.{i}.self_attn.v_proj.weight"] = bf16(KV_HEADS * HEAD_DIM, HIDDEN)
+        t |= separate_qkv(i)
         t[f"model.layers.{i}.mlp.gate_proj.weight"] = bf16(FFN, HIDDEN)
         t[f"model.layers.{i}.mlp.up_proj.weight"] = bf16(FFN, HIDDEN)
         t[f"model.layers.{i}.mlp.down_proj.weight"] = bf16(HIDDEN, FFN)
@@ -95,7 +111,7 @@ def llama(out_dir, expected):
 
 
 def phi3(out_dir, expected):
-    t = {"model.embed_tokens.weight": bf16(10, HIDDEN), "model.norm.weight": bf16(HIDDEN), "lm_head.weight": bf16(10, HIDDEN)}
+    t = embeddings()
     for i in range(LAYERS):
         t |= common_layer(i)
         t[f"model.layers.{i}.self_attn.qkv_proj.weight"] = bf16((HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN)
@@ -104,9 +120,7 @@ def phi3(out_dir, expected):
     save(os.path.join(out_dir, "model.safetensors"), t)
     q, kv = HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM
     for name, w in t.items():
-        new = name
-        for old, rep in LLAMA_RENAMES:
-            new = new.replace(old, rep)
+        new = rename(name, LLAMA_RENAMES)
         if "qkv_proj" in new:
             base = new.replace("self_attn.qkv_proj", "attn_{}")
             expected[base.format("q")] = entry(w[:q])
@@ -121,12 +135,10 @@ def phi3(out_dir, expected):
 
 
 def mixtral(out_dir, expected):
-    t = {"model.embed_tokens.weight": bf16(10, HIDDEN), "model.norm.weight": bf16(HIDDEN), "lm_head.weight": bf16(10, HIDDEN)}
+    t = embeddings()
     for i in range(LAYERS):
         t |= common_layer(i)
-        t[f"model.layers.{i}.self_attn.q_proj.weight"] = bf16(HEADS * HEAD_DIM, HIDDEN)
-        t[f"model.layers.{i}.self_attn.k_proj.weight"] = bf16(KV_HEADS * HEAD_DIM, HIDDEN)
-        t[f"model.layers.{i}.self_attn.v_proj.weight"] = bf16(KV_HEADS * HEAD_DIM, HIDDEN)
+        t |= separate_qkv(i)
         t[f"model.layers.{i}.block_sparse_moe.gate.weight"] = bf16(EXPERTS, HIDDEN)
         for e in range(EXPERTS):
             for w, shape in (("w1", (FFN, HIDDEN)), ("w2", (HIDDEN, FFN)), ("w3", (FFN, HIDDEN))):
