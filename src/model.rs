@@ -322,7 +322,7 @@ impl Model {
             nbytes: e.nbytes,
             file: self.files[e.file].path(),
             data_offset: e.offset,
-            format: self.files[e.file].format(),
+            format: self.file_format(e.file),
         }
     }
 
@@ -727,6 +727,10 @@ impl Model {
 
     pub(crate) fn file_display(&self, file: usize) -> &NulString {
         self.files[file].display()
+    }
+
+    pub(crate) fn file_format(&self, file: usize) -> Format {
+        self.files[file].format()
     }
 
     fn view(&self, e: &Entry) -> Result<Tensor> {

@@ -167,7 +167,7 @@ pub extern "C" fn stload_model_info(
         let name = unsafe { str_arg(name, "name") }?;
         let info = out_arg(info, "info")?;
         let e = model.inner.entry(name)?;
-        let format = match model.inner.info(name)?.format {
+        let format = match model.inner.file_format(e.file) {
             Format::Safetensors => STLOAD_FORMAT_SAFETENSORS,
             Format::PyTorch => STLOAD_FORMAT_PYTORCH,
         };
