@@ -13,6 +13,7 @@ use crate::header::Header;
 use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
 use crate::options::Options;
+use crate::shape::Shape;
 use crate::source::{Segment, Source};
 use crate::tensor::Tensor;
 use crate::transform::{self, Item};
@@ -26,7 +27,7 @@ pub(crate) struct Entry {
     /// Set only when it differs from `name` (most tensors are not renamed).
     pub(crate) original: Option<NulString>,
     pub(crate) dtype: Dtype,
-    pub(crate) shape: Arc<[u64]>,
+    pub(crate) shape: Shape,
     pub(crate) nbytes: u64,
     /// Index into `Model::files` of the first byte.
     pub(crate) file: usize,
@@ -194,7 +195,7 @@ impl Model {
                         original: None,
                         name: t.name.clone(),
                         dtype: t.dtype,
-                        shape: t.shape.clone(),
+                        shape: Shape::from_slice(&t.shape),
                         source: if t.contiguous {
                             Source::Contiguous(Segment {
                                 file: file_index,
@@ -212,7 +213,10 @@ impl Model {
             }
             files.push(file);
         }
-        items.sort_by(|a, b| a.name.cmp(&b.name));
+        // Each header comes sorted by name: one file needs no sort, shards only a merge.
+        if !items.is_sorted_by(|a, b| a.name <= b.name) {
+            items.sort_by(|a, b| a.name.cmp(&b.name));
+        }
         if let Some(w) = items.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(Error::Duplicate(format!(
                 "tensor \"{}\" is in both {} and {}",
@@ -237,7 +241,7 @@ impl Model {
                     original: i.original.map(NulString::from),
                     name: NulString::from(i.name),
                     dtype: i.dtype,
-                    shape: i.shape.into(),
+                    shape: i.shape,
                     nbytes: i.source.len(),
                     file: first.file,
                     offset: first.offset,
@@ -436,7 +440,7 @@ impl Model {
         &self,
         name: &str,
         stored: Dtype,
-        shape: &Arc<[u64]>,
+        shape: &Shape,
         source: &Source,
         dtype: Dtype,
         drop_source: bool,
@@ -468,7 +472,7 @@ impl Model {
         }
         let threads = self.options.effective_threads();
         let buf = materialize::convert_parts(&parts, stored, dtype, threads, drop_source, name)?;
-        Ok(Tensor::owned(dtype, Arc::clone(shape), Arc::new(buf)))
+        Ok(Tensor::owned(dtype, shape.clone(), Arc::new(buf)))
     }
 
     /// Reads `segments` (read mode) into new memory, in the stored dtype.
@@ -476,7 +480,7 @@ impl Model {
         &self,
         name: &str,
         dtype: Dtype,
-        shape: &Arc<[u64]>,
+        shape: &Shape,
         segments: &[Segment],
     ) -> Result<Tensor> {
         let total: u64 = segments.iter().map(|s| s.len).sum();
@@ -506,7 +510,7 @@ impl Model {
             file.read_at(seg.offset, &mut buf.as_mut_slice()[at..at + n], threads)?;
             at += n;
         }
-        Ok(Tensor::owned(dtype, Arc::clone(shape), Arc::new(buf)))
+        Ok(Tensor::owned(dtype, shape.clone(), Arc::new(buf)))
     }
 
     /// `native` converted to `dtype` in new memory (itself when the dtype already matches).
@@ -517,7 +521,7 @@ impl Model {
         let threads = self.options.effective_threads();
         let buf = convert::convert_to_new(native.data(), native.dtype(), dtype, threads)
             .map_err(|e| Error::Unsupported(format!("tensor \"{name}\": {e}")))?;
-        let shape: Arc<[u64]> = native.shape().into();
+        let shape = Shape::from_slice(native.shape());
         Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
     }
 
@@ -578,7 +582,7 @@ impl Model {
             convert::convert_to_new(native.as_slice(), view.dtype, dtype, threads)
                 .map_err(|e| Error::Unsupported(format!("tensor \"{}\": {e}", view.name)))?
         };
-        let shape: Arc<[u64]> = view.shape.clone().into();
+        let shape = Shape::from_slice(&view.shape);
         Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
     }
 
@@ -605,7 +609,7 @@ impl Model {
                 "tensor \"{name}\": slice [{start}, {stop}) is out of range for axis {axis} of size {dim}"
             )));
         }
-        let mut shape = e.shape.to_vec();
+        let mut shape = e.shape.clone();
         shape[axis] = stop - start;
         let inner: u64 = e.shape[axis + 1..].iter().product();
         let inner_bytes = e.dtype.bytes_for(inner).ok_or_else(|| {
@@ -626,7 +630,6 @@ impl Model {
         }
         let source = Source::from_segments(segments);
         let target = dtype.unwrap_or(e.dtype);
-        let shape: Arc<[u64]> = shape.into();
         match source {
             Source::Contiguous(seg) if target == e.dtype => {
                 self.view_segment(name, e.dtype, shape, seg)
@@ -739,17 +742,11 @@ impl Model {
             offset: e.offset,
             len: e.nbytes,
         };
-        self.view_segment(e.name.as_str(), e.dtype, Arc::clone(&e.shape), seg)
+        self.view_segment(e.name.as_str(), e.dtype, e.shape.clone(), seg)
     }
 
     /// A zero-copy view of one byte range.
-    fn view_segment(
-        &self,
-        name: &str,
-        dtype: Dtype,
-        shape: Arc<[u64]>,
-        seg: Segment,
-    ) -> Result<Tensor> {
+    fn view_segment(&self, name: &str, dtype: Dtype, shape: Shape, seg: Segment) -> Result<Tensor> {
         let file = &self.files[seg.file];
         if self.options.read_mode {
             return self.read_tensor(name, dtype, &shape, std::slice::from_ref(&seg));

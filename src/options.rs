@@ -64,7 +64,14 @@ impl Options {
         if self.threads > 0 {
             self.threads
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            available_cores()
         }
     }
+}
+
+/// The cores this process may use, asked once: the answer reads cgroup files, which costs
+/// more than a whole `get`, and does not change while a process runs.
+pub(crate) fn available_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

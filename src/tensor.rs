@@ -9,6 +9,7 @@ use memmap2::Mmap;
 use crate::convert;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::shape::Shape;
 
 /// Bytes shared by every clone of a tensor.
 #[derive(Clone)]
@@ -27,7 +28,7 @@ enum Bytes {
 #[derive(Clone)]
 pub struct Tensor {
     dtype: Dtype,
-    shape: Arc<[u64]>,
+    shape: Shape,
     bytes: Bytes,
 }
 
@@ -35,7 +36,7 @@ impl Tensor {
     /// A view of `len` bytes at `offset` in `map`. The caller has checked the range.
     pub(crate) fn mapped(
         dtype: Dtype,
-        shape: Arc<[u64]>,
+        shape: Shape,
         map: Arc<Mmap>,
         offset: usize,
         len: usize,
@@ -49,11 +50,7 @@ impl Tensor {
     }
 
     /// A tensor owning `data`.
-    pub fn owned(
-        dtype: Dtype,
-        shape: Arc<[u64]>,
-        data: Arc<dyn AsRef<[u8]> + Send + Sync>,
-    ) -> Tensor {
+    pub fn owned(dtype: Dtype, shape: Shape, data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Tensor {
         Tensor {
             dtype,
             shape,

@@ -8,6 +8,7 @@ use crate::arch;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::options::Options;
+use crate::shape::Shape;
 use crate::source::Source;
 
 /// A tensor on its way into the index.
@@ -21,7 +22,7 @@ pub(crate) struct Item {
     /// Element type.
     pub dtype: Dtype,
     /// Dimensions, outermost first.
-    pub shape: Vec<u64>,
+    pub shape: Shape,
     /// Where the bytes are.
     pub source: Source,
 }
@@ -183,7 +184,7 @@ pub(crate) fn stack(mut items: Vec<Item>, rule: &StackRule) -> Result<Vec<Item>>
             rule.into, odd.name, odd.dtype, odd.shape, first.name, first.dtype, first.shape
         )));
     }
-    let mut shape = vec![parts.len() as u64];
+    let mut shape = Shape::from_slice(&[parts.len() as u64]);
     shape.extend_from_slice(&first.shape);
     let segments = parts
         .iter()

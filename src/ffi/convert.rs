@@ -107,8 +107,7 @@ pub extern "C" fn stload_tensor_copy_to(
         let to = requested(dtype)?;
         // SAFETY: the caller provides `dst_len` writable bytes at `dst`.
         let dst = unsafe { bytes_mut(dst, dst_len, "dst") }?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        t.inner.copy_to(to, dst, threads)
+        t.inner.copy_to(to, dst, crate::options::available_cores())
     })
 }
 

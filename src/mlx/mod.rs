@@ -16,10 +16,11 @@ use std::ffi::{c_int, c_void, CStr};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 pub use model_ext::MlxCache;
@@ -149,7 +150,7 @@ fn eval_lock() -> std::sync::MutexGuard<'static, ()> {
 pub struct MlxArray {
     ptr: NonNull<c_void>,
     dtype: Dtype,
-    shape: Arc<[u64]>,
+    shape: Shape,
     wrapped: bool,
 }
 
@@ -217,7 +218,7 @@ impl MlxArray {
                 sys::stload_mlx_bridge_ndim(ptr.as_ptr()),
             )
         };
-        let shape: Arc<[u64]> = (0..rank)
+        let shape: Shape = (0..rank)
             // SAFETY: `i < rank` of a live array.
             .map(|i| unsafe { sys::stload_mlx_bridge_dim(ptr.as_ptr(), i) }.max(0) as u64)
             .collect();
@@ -390,7 +391,7 @@ impl MlxArray {
         Ok(MlxArray {
             ptr,
             dtype: self.dtype,
-            shape: Arc::clone(&self.shape),
+            shape: self.shape.clone(),
             wrapped: self.wrapped,
         })
     }
