@@ -4,7 +4,8 @@ Usage (from the repository root, after scripts/python-env.sh --mlx):
     .venv/bin/python benches/compare.py [--mib 1024] [--sweep-mib 64] [--reps 3] [--no-sweep]
 
 Main pairs run on --mib MiB inputs: memcpy of the same input (a Rust copy into a reused buffer,
-glibc memcpy), stload into a reused buffer on 1 and 2 threads, stload into a new buffer
+glibc memcpy, and a copy into new memory allocated and faulted as conversions do it; its row
+shows the limits of 2T/1T and new/reuse on this machine), stload into a reused buffer on 1 and 2 threads, stload into a new buffer
 (convert_to_new, allocation and page faults included), numpy `astype` (which allocates) and MLX
 `astype` (or from_fp8/to_fp8). The sweep runs every supported pair on --sweep-mib MiB inputs
 against numpy. GB/s counts input plus output bytes; each number is the best of --reps runs.
@@ -139,13 +140,19 @@ def main():
                 make_input(name, mib << 20, inputs[key])
             return inputs[key]
 
-        memcpy = {r["threads"]: r["gbps"] for r in run_bench([input_file("F32", args.mib), "memcpy", args.reps, 1, 2])}
+        copies = {(r["threads"], r["mode"]): r for r in
+                  run_bench([input_file("F32", args.mib), "memcpy", args.reps, 1, 2])}
+        memcpy = {t: copies[(t, "reuse")]["gbps"] for t in (1, 2)}
         print(f"memcpy of {args.mib} MiB (GB/s counts read + write): "
               f"1 thread {memcpy[1]:.1f} GB/s, 2 threads {memcpy[2]:.1f} GB/s\n")
 
         head = ("pair", "1T GB/s", "2T GB/s", "new 2T GB/s", "numpy GB/s", "MLX GB/s",
                 "1T/memcpy", "2T/1T", "new/reuse time", "stload/numpy", "stload/MLX")
-        rows = [head]
+        # The physical limits in the same columns: what a plain copy gains from a second thread
+        # and loses to new memory bounds what any conversion can.
+        c1, c2, cnew = copies[(1, "reuse")], copies[(2, "reuse")], copies[(2, "new")]
+        rows = [head, ("memcpy (limit)", fmt(c1["gbps"]), fmt(c2["gbps"]), fmt(cnew["gbps"]), "-", "-",
+                       "1.00", fmt(c2["gbps"] / c1["gbps"], 2), fmt(cnew["seconds"] / c2["seconds"], 2), "-", "-")]
         for src, dst in MAIN:
             path = input_file(src, args.mib)
             res = run_bench([path, src, dst, args.reps, 1, 2])

@@ -3,6 +3,7 @@
 Usage (from the repository root, after scripts/python-env.sh):
     cargo build --release --example load_bench
     .venv/bin/python benches/load.py [--quick] [--repeat 3] [--gib 2] [--f32-gib 1]
+        [--torch-python PYTHON]   # a separate environment with torch + safetensors
 
 Inputs, generated once into a cache directory (--cache-dir, default <system temp>/stload-load-bench)
 and reused by later runs of the same size:
@@ -142,8 +143,8 @@ def bench(*args):
     return [str(BENCH), *map(str, args)]
 
 
-def py(code, *args):
-    return [sys.executable, "-c", PY_PRELUDE + textwrap.dedent(code), *map(str, args)]
+def py(code, *args, python=sys.executable):
+    return [str(python), "-c", PY_PRELUDE + textwrap.dedent(code), *map(str, args)]
 
 
 # Python peers. Each prints {"seconds": ..., "peak_rss": ...}: the timed part only (after
@@ -269,14 +270,15 @@ LEGEND = """
 - numpy (safetensors): `safe_open(framework="numpy")`, `get_tensor` per tensor (+ `astype(float32)`)
 - numpy + ml_dtypes (raw bytes): safetensors' numpy loader refuses BF16, so the file is mapped and each
   tensor's bytes viewed with `np.frombuffer(dtype=ml_dtypes.bfloat16)`, then `.copy()` or `.astype(float32)`
-- torch (safetensors): `safetensors.torch.load_file` (+ `.float()`)
+- torch (safetensors): `safetensors.torch.load_file` (+ `.float()`); natively the storage is mapped
+  from the file and nothing is read yet, like "stload mmap, views only"
 - MLX: `mx.load(path)` (+ `astype(mx.float32)` for floats) + `mx.eval`, CPU device
 - memcpy: the output size copied on 2 threads into fresh 2 MiB-aligned THP-advised memory (page faults
   included), and into memory already touched; page-touch: one byte read per 4 KiB page of a fresh mapping"""
 
 
-def importable(module):
-    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
+def importable(module, python=sys.executable):
+    return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,6 +320,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="fresh-process runs per load measurement")
     ap.add_argument("--no-prime", action="store_true",
                     help="do not write fresh memory in a throwaway process before each load (see README)")
+    ap.add_argument("--torch-python", type=Path, default=Path(sys.executable),
+                    help="a Python with torch and safetensors for the torch rows (the default wheel "
+                         "brings gigabytes of CUDA libraries, so it is kept out of the project's venv)")
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "stload-load-bench")
     args = ap.parse_args()
     if not BENCH.exists():
@@ -338,7 +343,7 @@ def main():
         warm(path)
     warm(many)
     have_mlx = importable("mlx.core")
-    have_torch = importable("torch")
+    have_torch = importable("safetensors.torch", args.torch_python)
     results = {}  # (model, what) -> seconds, for the target checks
 
     # --- Header: open + list, and get ------------------------------------------------------
@@ -414,7 +419,7 @@ def main():
                 n = measure(py(PY_NUMPY_LOAD, path, dtype))
                 entries.append(("numpy (safetensors)", n))
             if have_torch:
-                entries.append(("torch (safetensors)", measure(py(PY_TORCH_LOAD, path, dtype))))
+                entries.append(("torch (safetensors)", measure(py(PY_TORCH_LOAD, path, dtype, python=args.torch_python))))
             else:
                 entries.append(("torch (safetensors)", None))
             if have_mlx:
