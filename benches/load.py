@@ -60,13 +60,14 @@ def write_safetensors(path, tensors, fill):
 
 
 def weights(dtype, nbytes, seed):
-    """Weight-like values (normal, scale 0.05): a random 4 MiB block tiled to `nbytes`."""
+    """Weight-like values (normal, scale 0.05), none repeated: a tiled block would let a
+    hypervisor merge identical pages and serve them from cache, which real weights never are."""
     import ml_dtypes
 
     np_dtype = {"F32": np.float32, "BF16": ml_dtypes.bfloat16}[dtype]
     itemsize = np.dtype(np_dtype).itemsize
-    block = (np.random.default_rng(seed).standard_normal((4 * MIB) // itemsize, dtype=np.float32) * 0.05)
-    return np.resize(block.astype(np_dtype), nbytes // itemsize).tobytes()
+    values = np.random.default_rng(seed).standard_normal(nbytes // itemsize, dtype=np.float32) * 0.05
+    return values.astype(np_dtype).tobytes()
 
 
 def many_tensors_file(cache):
@@ -82,7 +83,7 @@ def many_tensors_file(cache):
 
 def synthetic_file(cache, dtype, total):
     """`total` bytes of `dtype` in tensors of 128 MiB (smaller models: 8 tensors)."""
-    path = cache / f"{dtype.lower()}-{total // MIB}mib.safetensors"
+    path = cache / f"{dtype.lower()}-{total // MIB}mib-distinct.safetensors"
     if not path.exists():
         per = min(128 * MIB, total // 8)
         count = total // per

@@ -2,6 +2,7 @@
 //!
 //! Usage: convert_bench FILE FROM TO [REPS [THREADS...]]
 //!        convert_bench FILE memcpy [REPS [THREADS...]]
+//!        convert_bench FILE memset [REPS [THREADS...]]
 //!
 //! The file is read into memory first. For each thread count it reports the best of REPS runs
 //! into a reused output buffer ("reuse") and into a freshly allocated one ("new", allocation
@@ -31,6 +32,16 @@ fn report(kind: &str, from: &str, to: &str, threads: usize, mode: &str, bytes: u
     );
 }
 
+/// Fills `dst` on `threads` threads (memset per part): the write bandwidth alone.
+fn parallel_fill(dst: &mut [u8], threads: usize) {
+    let per = dst.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        for part in dst.chunks_mut(per) {
+            s.spawn(move || part.fill(0x3c));
+        }
+    });
+}
+
 /// Copies `src` into `dst` on `threads` threads (memcpy per part).
 fn parallel_copy(src: &[u8], dst: &mut [u8], threads: usize) {
     let per = src.len().div_ceil(threads.max(1)).max(1);
@@ -46,15 +57,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let usage = "usage: convert_bench FILE (FROM TO | memcpy) [REPS [THREADS...]]";
+    let usage = "usage: convert_bench FILE (FROM TO | memcpy | memset) [REPS [THREADS...]]";
     let file = args.first().ok_or(usage)?;
     let data = std::fs::read(file)?;
     let mut src = AlignedBuf::new_uninit(data.len())?;
     src.as_mut_slice().copy_from_slice(&data);
     drop(data);
     let src = src.as_slice();
-    let memcpy = args.get(1).map(String::as_str) == Some("memcpy");
-    let rest = if memcpy {
+    let mode = args.get(1).map(String::as_str);
+    let memcpy = mode == Some("memcpy");
+    let memset = mode == Some("memset");
+    let rest = if memcpy || memset {
         &args[2..]
     } else {
         args.get(3..).ok_or(usage)?
@@ -64,6 +77,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(t) if !t.is_empty() => t.iter().map(|t| t.parse()).collect::<Result<_, _>>()?,
         _ => vec![1, 2],
     };
+    if memset {
+        // GB/s here counts the bytes written: conversions that widen are bound by this.
+        let mut dst = AlignedBuf::new_uninit(src.len())?;
+        for &t in &threads {
+            parallel_fill(dst.as_mut_slice(), t);
+            let secs = best(reps, || parallel_fill(dst.as_mut_slice(), t));
+            report("memset", "", "", t, "reuse", src.len(), secs);
+        }
+        return Ok(());
+    }
     if memcpy {
         let mut dst = AlignedBuf::new_uninit(src.len())?;
         for &t in &threads {
