@@ -106,6 +106,35 @@ impl<'de> Deserialize<'de> for Offsets {
     }
 }
 
+/// A tensor name, borrowed from the JSON text unless escapes made the parser unescape it.
+/// (serde's own `Cow<str>` always copies.)
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Key<'de>, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a tensor name")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
 struct HeaderVisitor;
 
 impl<'de> Visitor<'de> for HeaderVisitor {
@@ -118,7 +147,7 @@ impl<'de> Visitor<'de> for HeaderVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Header, A::Error> {
         let mut header = Header::default();
         let mut seen_metadata = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if key == "__metadata__" {
                 if seen_metadata {
                     return Err(de::Error::custom("__metadata__ appears twice"));
@@ -344,6 +373,18 @@ mod tests {
             assert!(err.starts_with("m.safetensors: "), "{err}");
             assert!(err.contains(needle), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn escaped_names_are_unescaped() {
+        let h = parse_str(
+            r#"{"a\u0062.\"q\"":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},
+                "plain":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            8,
+        )
+        .unwrap();
+        assert_eq!(h.tensors[0].name, "ab.\"q\"");
+        assert_eq!(h.tensors[1].name, "plain");
     }
 
     #[test]
