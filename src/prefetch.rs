@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use memmap2::{Advice, Mmap};
 
-/// Bytes touched per unit of work.
-const CHUNK: usize = 4 << 20;
+/// Bytes touched per unit of work: large enough that the per-chunk residency question and
+/// bookkeeping cost little next to touching a cached chunk (about 50 us for 16 MiB).
+const CHUNK: usize = 16 << 20;
 
 /// A byte range of one mapping.
 pub(crate) type MappedRange = (Arc<Mmap>, Range<usize>);
@@ -97,17 +98,12 @@ pub(crate) fn touch(
     !stop.load(Ordering::Relaxed)
 }
 
-/// Whether `r` looks resident: its first, middle and last pages are in memory (false when the
-/// system cannot tell). A sample, because asking for every page costs a page-cache lookup each,
-/// about as much as touching them; a wrong guess only skips or repeats a read-ahead hint.
+/// Whether `r` looks resident: its middle page is in memory (false when the system cannot
+/// tell). One page, because asking for every page costs a page-cache lookup each, about as
+/// much as touching them, and each question is a system call; a file's pages are cached or
+/// evicted in runs, and a wrong guess only skips or repeats a read-ahead hint.
 fn resident(map: &Mmap, r: Range<usize>) -> bool {
-    if r.is_empty() {
-        return true;
-    }
-    let middle = r.start + (r.end - r.start) / 2;
-    [r.start, middle, r.end - 1]
-        .into_iter()
-        .all(|at| page_resident(map, at))
+    r.is_empty() || page_resident(map, r.start + (r.end - r.start) / 2)
 }
 
 /// Whether the page holding byte `at` of the mapping is in memory.
