@@ -6,7 +6,8 @@
 //!
 //! The file is read into memory first. For each thread count it reports the best of REPS runs
 //! into a reused output buffer ("reuse") and into a freshly allocated one ("new", allocation
-//! and page faults included); GB/s counts input plus output bytes. benches/compare.py drives it.
+//! and page faults included), the runs of all cases interleaved; GB/s counts input plus output
+//! bytes (memset: bytes written). benches/compare.py drives it.
 
 use std::time::Instant;
 
@@ -14,14 +15,28 @@ use stload::buffer::AlignedBuf;
 use stload::convert;
 use stload::Dtype;
 
-fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
+/// Best time of each (thread count, mode) over `reps` rounds. Every round runs every case once,
+/// in turn, after one untimed round: on a shared machine memory bandwidth changes from one
+/// second to the next, and interleaving gives each case the same chance of a quiet moment.
+fn best_interleaved(
+    reps: usize,
+    threads: &[usize],
+    modes: &[&str],
+    mut run: impl FnMut(usize, &str),
+) -> Vec<Vec<f64>> {
+    let mut best = vec![vec![f64::INFINITY; modes.len()]; threads.len()];
+    for round in 0..=reps {
+        for (ti, &t) in threads.iter().enumerate() {
+            for (mi, &mode) in modes.iter().enumerate() {
+                let start = Instant::now();
+                run(t, mode);
+                if round > 0 {
+                    best[ti][mi] = best[ti][mi].min(start.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+    best
 }
 
 fn report(kind: &str, from: &str, to: &str, threads: usize, mode: &str, bytes: usize, secs: f64) {
@@ -80,25 +95,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if memset {
         // GB/s here counts the bytes written: conversions that widen are bound by this.
         let mut dst = AlignedBuf::new_uninit(src.len())?;
-        for &t in &threads {
-            parallel_fill(dst.as_mut_slice(), t);
-            let secs = best(reps, || parallel_fill(dst.as_mut_slice(), t));
-            report("memset", "", "", t, "reuse", src.len(), secs);
+        let best = best_interleaved(reps, &threads, &["reuse"], |t, _| {
+            parallel_fill(dst.as_mut_slice(), t)
+        });
+        for (&t, secs) in threads.iter().zip(&best) {
+            report("memset", "", "", t, "reuse", src.len(), secs[0]);
         }
         return Ok(());
     }
     if memcpy {
         let mut dst = AlignedBuf::new_uninit(src.len())?;
-        for &t in &threads {
-            parallel_copy(src, dst.as_mut_slice(), t);
-            let secs = best(reps, || parallel_copy(src, dst.as_mut_slice(), t));
-            report("memcpy", "", "", t, "reuse", 2 * src.len(), secs);
-            // A copy into new memory, allocated and faulted exactly as conversions do it: the
-            // least any conversion into new memory can take.
-            let secs = best(reps, || {
-                drop(convert::convert_to_new(src, Dtype::U8, Dtype::U8, t).expect("identity"))
-            });
-            report("memcpy", "", "", t, "new", 2 * src.len(), secs);
+        // "new": a copy into new memory, allocated and faulted exactly as conversions do it,
+        // the least any conversion into new memory can take.
+        let modes = ["reuse", "new"];
+        let best = best_interleaved(reps, &threads, &modes, |t, mode| match mode {
+            "reuse" => parallel_copy(src, dst.as_mut_slice(), t),
+            _ => drop(convert::convert_to_new(src, Dtype::U8, Dtype::U8, t).expect("identity")),
+        });
+        for (&t, secs) in threads.iter().zip(&best) {
+            for (mode, &secs) in modes.iter().zip(secs) {
+                report("memcpy", "", "", t, mode, 2 * src.len(), secs);
+            }
         }
         return Ok(());
     }
@@ -112,22 +129,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let src = &src[..n * fs];
     let bytes = n * (fs + ts);
     let mut dst = AlignedBuf::new_uninit(n * ts)?;
-    for &t in &threads {
-        convert::convert_parallel(src, from, dst.as_mut_slice(), to, t)?;
-        let mut result: Result<(), String> = Ok(());
-        let secs = best(reps, || {
-            result = convert::convert_parallel(src, from, dst.as_mut_slice(), to, t)
-                .map_err(|e| e.to_string())
-        });
-        result.clone()?;
-        report("stload", from.name(), to.name(), t, "reuse", bytes, secs);
-        let secs = best(reps, || {
-            result = convert::convert_to_new(src, from, to, t)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        });
-        result.clone()?;
-        report("stload", from.name(), to.name(), t, "new", bytes, secs);
+    let mut result: Result<(), String> = Ok(());
+    let modes = ["reuse", "new"];
+    let best = best_interleaved(reps, &threads, &modes, |t, mode| {
+        let done = match mode {
+            "reuse" => convert::convert_parallel(src, from, dst.as_mut_slice(), to, t),
+            _ => convert::convert_to_new(src, from, to, t).map(drop),
+        };
+        if let Err(e) = done {
+            result = Err(e.to_string());
+        }
+    });
+    result?;
+    for (&t, secs) in threads.iter().zip(&best) {
+        for (mode, &secs) in modes.iter().zip(secs) {
+            report("stload", from.name(), to.name(), t, mode, bytes, secs);
+        }
     }
     Ok(())
 }

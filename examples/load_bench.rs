@@ -13,7 +13,7 @@
 //! load_bench memcpy BYTES [--threads N]       copy into fresh and into reused memory
 //! load_bench touch FILE [--threads N] [--willneed]
 //!                                             read one byte per page of a fresh mapping
-//! load_bench prime BYTES                      write BYTES of fresh memory once, then exit
+//! load_bench prime BYTES                      write BYTES of fresh memory once (timed), then exit
 //! ```
 //!
 //! `prime` exists for virtual machines whose host backs guest memory lazily and takes back
