@@ -184,3 +184,39 @@ fn prefetch_touches_all_or_named_tensors_and_can_stop() {
         model.get("f32").unwrap().data()
     );
 }
+
+#[test]
+fn shapes_of_every_rank_round_trip_inline_or_on_the_heap() {
+    // Ranks 0 (a scalar) to 8: six dimensions fit inline, seven and eight spill to the heap.
+    let mut header = String::from("{");
+    let mut offset = 0;
+    for rank in 0..=8usize {
+        let shape = vec![1u64; rank];
+        header += &format!(
+            "\"r{rank}\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[{offset},{}]}},",
+            offset + 4
+        );
+        offset += 4;
+    }
+    header.pop();
+    header.push('}');
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..offset as u8).collect();
+    let path = common::raw_file(dir.path(), "ranks.safetensors", &header, &data);
+    let model = Model::open_files(&[&path], &Options::default()).unwrap();
+    for rank in 0..=8usize {
+        let name = format!("r{rank}");
+        assert_eq!(
+            model.info(&name).unwrap().shape,
+            vec![1u64; rank].as_slice()
+        );
+        // Converted tensors carry the shape too, and outlive the model below.
+        let t = model.get_as(&name, Dtype::F64).unwrap();
+        assert_eq!(t.shape(), vec![1u64; rank].as_slice(), "{name}");
+        assert_eq!(t.data().len(), 8);
+    }
+    let kept = model.get("r8").unwrap();
+    drop(model);
+    assert_eq!(kept.shape().len(), 8);
+    assert_eq!(kept.data(), &data[32..36]);
+}
