@@ -213,7 +213,7 @@ impl Model {
             }
             files.push(file);
         }
-        // Each header comes sorted by name: one file needs no sort, shards only a merge.
+        // Safetensors headers come sorted by name: one file needs no sort, shards only a merge.
         if !items.is_sorted_by(|a, b| a.name <= b.name) {
             items.sort_by(|a, b| a.name.cmp(&b.name));
         }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use memmap2::{Advice, Mmap};
 
 /// Bytes touched per unit of work: large enough that the per-chunk residency question and
-/// bookkeeping cost little next to touching a cached chunk (about 50 us for 16 MiB).
+/// bookkeeping cost little next to touching a cached chunk (tens of microseconds for 16 MiB
+/// when the page cache holds the file in large folios).
 const CHUNK: usize = 16 << 20;
 
 /// A byte range of one mapping.
