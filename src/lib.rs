@@ -25,6 +25,7 @@ pub mod file;
 pub mod header;
 pub mod identity;
 pub mod index;
+pub mod kv;
 mod materialize;
 #[cfg(feature = "mlx")]
 pub mod mlx;
