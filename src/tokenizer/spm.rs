@@ -144,11 +144,11 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
     // Added tokens: added_tokens.json (content → id), then tokenizer_config.json's
     // added_tokens_decoder (id → {content, special}). Ids inside the model must name the piece
     // there; new ids must follow the pieces without a gap.
-    let mut added: BTreeMap<u64, (String, TokenType)> = BTreeMap::new();
+    let mut added: BTreeMap<u64, (String, TokenType, &Path)> = BTreeMap::new();
     let added_path = dir.join("added_tokens.json");
     if let Some(map) = files::read_json::<BTreeMap<String, u64>>(&added_path)? {
         for (content, id) in map {
-            added.insert(id, (content, TokenType::UserDefined));
+            added.insert(id, (content, TokenType::UserDefined, &added_path));
         }
     }
     let config_path = dir.join("tokenizer_config.json");
@@ -166,11 +166,11 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
             } else {
                 TokenType::UserDefined
             };
-            added.insert(id, (e.content, kind));
+            added.insert(id, (e.content, kind, &config_path));
         }
     }
     let n = tokens.len() as u64;
-    for (id, (content, kind)) in added {
+    for (id, (content, kind, source)) in added {
         if id < n {
             let i = id as usize;
             if tokens[i] != content {
@@ -178,7 +178,7 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
                 // reuse unused pieces for their own tokens); the new name must stay unique.
                 if index.contains_key(&content) {
                     return Err(Error::format(
-                        path.display(),
+                        source.display(),
                         None,
                         format!(
                             "added token {content:?} claims id {id} (the piece {:?}) but is already another piece",
@@ -198,7 +198,7 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
         }
         if id != tokens.len() as u64 {
             return Err(Error::format(
-                dir.display(),
+                source.display(),
                 None,
                 format!(
                     "added token {content:?} has id {id}, expected {} (ids must follow the {n} pieces without a gap)",
@@ -208,7 +208,7 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
         }
         if index.insert(content.clone(), tokens.len()).is_some() {
             return Err(Error::format(
-                dir.display(),
+                source.display(),
                 None,
                 format!("added token {content:?} (id {id}) is already a piece"),
             ));
