@@ -310,3 +310,69 @@ fn a_tokenizer_file_past_the_size_bound_is_refused_before_reading() {
         "{err}"
     );
 }
+
+/// stload's tokenizer keys as `[key, type, value]` triples for tokenizer_llama_cpp.py.
+fn keys_json(md: &Metadata) -> Json {
+    let triples: Vec<Json> = md
+        .iter()
+        .map(|(k, v)| {
+            let (t, v) = match v {
+                Value::String(s) => ("string", Json::from(s.as_str())),
+                Value::U32(n) => ("u32", Json::from(*n)),
+                Value::Bool(b) => ("bool", Json::from(*b)),
+                Value::Array(Array::String(v)) => ("strings", Json::from(v.clone())),
+                Value::Array(Array::I32(v)) => ("i32s", Json::from(v.clone())),
+                Value::Array(Array::F32(v)) => ("f32s", Json::from(v.clone())),
+                other => panic!("{k}: unexpected value {other:?}"),
+            };
+            Json::from(vec![Json::from(k), Json::from(t), v])
+        })
+        .collect();
+    Json::from(triples)
+}
+
+/// llama.cpp, reading the keys stload wrote for `case`, tokenizes like the reference library.
+fn llama_cpp_tokenizes_like_the_reference(case: &str) {
+    let o = &oracle()[case];
+    let dir = PathBuf::from(o["dir"].as_str().unwrap());
+    let mut md = Metadata::new();
+    tokenizer::write_kv(&dir, o["vocab_size"].as_u64(), &mut md).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path().join("keys.json");
+    std::fs::write(&keys, keys_json(&md).to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/tokenizer_llama_cpp.py");
+    let out = Command::new(common::python())
+        .arg(&script)
+        .arg(&keys)
+        .arg(&dir)
+        .arg(work.path().join("vocab.gguf"))
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "tokenizer_llama_cpp.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Json = serde_json::from_slice(&out.stdout).expect("JSON from the script");
+    let results = results.as_array().unwrap();
+    assert!(!results.is_empty());
+    for r in results {
+        assert!(!r["reference"].as_array().unwrap().is_empty());
+        assert_eq!(r["llama_cpp"], r["reference"], "{case}: {}", r["text"]);
+    }
+}
+
+#[test]
+fn llama_cpp_tokenizes_minilm_like_tokenizers() {
+    llama_cpp_tokenizes_like_the_reference("minilm");
+}
+
+#[test]
+fn llama_cpp_tokenizes_the_llama3_style_bpe_like_tokenizers() {
+    llama_cpp_tokenizes_like_the_reference("bpe_llama3");
+}
+
+#[test]
+fn llama_cpp_tokenizes_the_sentencepiece_bpe_like_sentencepiece() {
+    llama_cpp_tokenizes_like_the_reference("spm_bpe");
+}

@@ -233,7 +233,7 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
     }
     let add_space_prefix = proto
         .normalizer_spec
-        .map_or(true, |n| n.add_dummy_prefix.unwrap_or(true));
+        .is_none_or(|n| n.add_dummy_prefix.unwrap_or(true));
     Ok(Base {
         model: Model::Llama,
         pre: "default".to_string(),

@@ -180,6 +180,9 @@ def spm_case(out, name, model_type, vocab_size_pad):
         input=text, model_prefix=os.path.join(d, "tokenizer"), vocab_size=320,
         model_type=model_type, byte_fallback=True, hard_vocab_limit=False, user_defined_symbols=user,
         character_coverage=1.0, bos_id=1, eos_id=2, unk_id=0, pad_id=3, minloglevel=2,
+        # Trained like Llama's tokenizer.model: no NFKC, spaces kept (llama.cpp's SentencePiece
+        # tokenizer applies no normaliser).
+        normalization_rule_name="identity", remove_extra_whitespaces=False,
     )
     os.remove(os.path.join(d, "tokenizer.vocab"))
     sp = spm.SentencePieceProcessor(model_file=os.path.join(d, "tokenizer.model"))
