@@ -376,3 +376,59 @@ fn llama_cpp_tokenizes_the_llama3_style_bpe_like_tokenizers() {
 fn llama_cpp_tokenizes_the_sentencepiece_bpe_like_sentencepiece() {
     llama_cpp_tokenizes_like_the_reference("spm_bpe");
 }
+
+#[test]
+fn roberta_processing_config_ids_padding_and_a_jinja_chat_template() {
+    check("bpe_roberta");
+}
+
+#[test]
+fn tokenizer_model_wins_over_tokenizer_json_as_in_both_converters() {
+    let dir = copy_case("spm_bpe");
+    let json =
+        PathBuf::from(oracle()["bpe_bytelevel"]["dir"].as_str().unwrap()).join("tokenizer.json");
+    std::fs::copy(json, dir.path().join("tokenizer.json")).unwrap();
+    let mut md = Metadata::new();
+    tokenizer::write_kv(dir.path(), None, &mut md).unwrap();
+    assert_eq!(
+        md.get("tokenizer.ggml.model"),
+        Some(&Value::String("llama".into()))
+    );
+    assert_eq!(
+        strings(&md, "tokenizer.ggml.tokens"),
+        oracle_strings(&oracle()["spm_bpe"]["tokens"])
+    );
+}
+
+#[test]
+fn ids_missing_from_a_bpe_vocabulary_become_unused_pad_tokens() {
+    // Take the trained vocabulary and drop one token: its id becomes a hole that llama.cpp's
+    // converter fills with [PAD{id}] of type unused; every other id keeps its token.
+    let dir = copy_case("bpe_bytelevel");
+    let path = dir.path().join("tokenizer.json");
+    let mut j: Json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let want = oracle_strings(&oracle()["bpe_bytelevel"]["tokens"]);
+    let hole = 10;
+    let removed = j["model"]["vocab"]
+        .as_object_mut()
+        .unwrap()
+        .remove(&want[hole])
+        .expect("token in vocab");
+    assert_eq!(removed.as_u64(), Some(hole as u64));
+    std::fs::write(&path, j.to_string()).unwrap();
+    let mut md = Metadata::new();
+    tokenizer::write_kv(dir.path(), Some(want.len() as u64), &mut md).unwrap();
+    let tokens = strings(&md, "tokenizer.ggml.tokens");
+    assert_eq!(tokens.len(), want.len());
+    for (i, (a, b)) in tokens.iter().zip(&want).enumerate() {
+        if i == hole {
+            assert_eq!(*a, format!("[PAD{hole}]"));
+        } else {
+            assert_eq!(a, b, "token {i}");
+        }
+    }
+    match md.get("tokenizer.ggml.token_type") {
+        Some(Value::Array(Array::I32(t))) => assert_eq!(t[hole], 5),
+        other => panic!("{other:?}"),
+    }
+}

@@ -119,6 +119,45 @@ def bpe_case(out, name, llama3, pair_merges, config):
     }
 
 
+def roberta_case(out):
+    """RobertaProcessing, config.json ids and vocab_size padding, a single generation_config eos,
+    chat_template.jinja."""
+    d = os.path.join(out, "bpe_roberta")
+    os.makedirs(d)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=350, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(corpus(seed=3), trainer=trainer)
+    s_id, e_id = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.RobertaProcessing(("</s>", e_id), ("<s>", s_id))
+    tok.save(os.path.join(d, "tokenizer.json"))
+    write_json(os.path.join(d, "tokenizer_config.json"), {
+        "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
+        "unk_token": "<unk>",
+    })
+    with open(os.path.join(d, "chat_template.jinja"), "w", encoding="utf-8") as f:
+        f.write("{% for m in messages %}<s>{{ m.content }}</s>{% endfor %}")
+    tokens, types = hf_types(tok)
+    pad = 3
+    write_json(os.path.join(d, "config.json"), {
+        "pad_token_id": tok.token_to_id("<pad>"), "vocab_size": len(tokens) + pad,
+    })
+    write_json(os.path.join(d, "generation_config.json"), {"eos_token_id": e_id})
+    for k in range(pad):  # ollama's padding; BPE has no scores
+        tokens.append("[PAD%d]" % k)
+        types.append(int(gguf.TokenType.USER_DEFINED))
+    sv, ids, add, template = special_oracle(d, len(tokens))
+    return "bpe_roberta", {
+        "dir": d, "vocab_size": len(tokens), "model": "gpt2", "pre": "default",
+        "tokens": tokens, "types": types, "scores": None, "merges": sv.merges,
+        "ids": ids, "add": add, "eos_ids": [], "chat_template": template,
+    }
+
+
 def wordpiece_case(out):
     d = os.path.join(out, "wordpiece")
     os.makedirs(d)
@@ -237,6 +276,7 @@ def main():
             # object here would make it miss the bos the template adds (stload compares content).
             "bos_token": "<|begin|>", "eos_token": "<|end|>",
         }),
+        roberta_case(out),
         wordpiece_case(out),
         minilm_case(out),
         spm_case(out, "spm_bpe", "bpe", None),
