@@ -168,6 +168,13 @@ fn check(case: &str) {
             "{case}"
         );
     }
+    if let Some(n) = o.get("token_type_count") {
+        assert_eq!(
+            md.get("tokenizer.ggml.token_type_count").cloned(),
+            n.as_u64().map(|n| Value::U32(n as u32)),
+            "{case}: token_type_count"
+        );
+    }
     if let Some(p) = o.get("add_space_prefix") {
         assert_eq!(
             md.get("tokenizer.ggml.add_space_prefix"),

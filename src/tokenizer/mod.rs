@@ -105,6 +105,9 @@ pub struct Vocabulary {
     pub add_space_prefix: Option<bool>,
     /// WordPiece normalizer options.
     pub normalizer: Option<Normalizer>,
+    /// `tokenizer.ggml.token_type_count` (WordPiece): config.json's `type_vocab_size`, the rows
+    /// of BERT's token-type embedding that llama.cpp checks the tensor against.
+    pub token_type_count: Option<u32>,
 }
 
 /// Where the base vocabulary came from.
@@ -145,8 +148,10 @@ impl Vocabulary {
         };
         pad(dir, &mut base, vocab_size)?;
         let (special, chat_template) = special::read(dir, &base)?;
+        let mut token_type_count = None;
         if base.model == Model::Bert {
             base.tokens = base.tokens.into_iter().map(phantom).collect();
+            token_type_count = type_vocab_size(dir)?;
         }
         Ok(Vocabulary {
             model: base.model,
@@ -159,6 +164,7 @@ impl Vocabulary {
             chat_template,
             add_space_prefix: base.add_space_prefix,
             normalizer: base.normalizer,
+            token_type_count,
         })
     }
 
@@ -186,6 +192,9 @@ impl Vocabulary {
         if let Some(prefix) = self.add_space_prefix {
             md.set("tokenizer.ggml.add_space_prefix", prefix);
         }
+        if let Some(n) = self.token_type_count {
+            md.set("tokenizer.ggml.token_type_count", n);
+        }
         if let Some(n) = self.normalizer {
             md.set("tokenizer.ggml.normalizer.lowercase", n.lowercase);
             md.set("tokenizer.ggml.normalizer.strip_accents", n.strip_accents);
@@ -205,8 +214,20 @@ pub fn write_kv(dir: &Path, vocab_size: Option<u64>, md: &mut kv::Metadata) -> R
     Ok(())
 }
 
-/// The largest vocabulary accepted: token ids are written as u32 and read as i32.
-pub(crate) const MAX_TOKENS: u64 = i32::MAX as u64;
+/// The largest vocabulary accepted (16 Mi tokens, 60 times the largest real one): ids and
+/// `vocab_size` come from files, and padding or filling holes up to them allocates.
+pub(crate) const MAX_TOKENS: u64 = 1 << 24;
+
+/// config.json's `type_vocab_size`, when present.
+fn type_vocab_size(dir: &Path) -> Result<Option<u32>> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        type_vocab_size: Option<u32>,
+    }
+    let path = dir.join("config.json");
+    Ok(files::read_json::<Config>(&path)?.and_then(|c| c.type_vocab_size))
+}
 
 /// Pads with `[PAD{n}]` up to `vocab_size`, as ollama does.
 fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
@@ -218,7 +239,7 @@ fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
         return Err(Error::format(
             dir.join("config.json").display(),
             None,
-            format!("vocab_size {size} is above the {MAX_TOKENS} tokens a GGUF can hold"),
+            format!("vocab_size {size} is above the limit of {MAX_TOKENS} tokens"),
         ));
     }
     if size < have {

