@@ -275,6 +275,21 @@ fn hostile_tokenizer_files_are_errors_naming_the_file() {
             br#"{"added_tokens":[{"id":1,"content":"x"},{"id":1,"content":"y"}],"model":{"type":"BPE","vocab":{"a":0},"merges":["a a"]}}"#.to_vec(),
             "claimed",
         ),
+        (
+            "bpe_bytelevel",
+            "tokenizer.json",
+            b"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\xff\":0},\"merges\":[]}}".to_vec(),
+            "invalid JSON",
+        ),
+        (
+            "bpe_bytelevel",
+            "tokenizer.json",
+            // The recursive normalizer model nested past serde_json's depth limit: an
+            // error, not a stack overflow.
+            [b"{\"normalizer\":".to_vec(), b"{\"normalizers\":[".repeat(50_000)].concat(),
+            "recursion limit",
+        ),
+        ("wordpiece", "tokenizer_config.json", b"{\"cls_token\": 1}".to_vec(), "cls_token"),
         ("spm_bpe", "tokenizer.model", vec![0xff; 64], "not a sentencepiece model"),
         // Field 1 (pieces), a message whose field 1 (piece) holds the bytes ff fe: not UTF-8.
         (
@@ -304,6 +319,18 @@ fn hostile_tokenizer_files_are_errors_naming_the_file() {
             "{file}: want {want:?} in {err}"
         );
     }
+}
+
+#[test]
+fn a_directory_in_place_of_a_tokenizer_file_is_an_error() {
+    let dir = copy_case("bpe_bytelevel");
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    std::fs::create_dir(dir.path().join("tokenizer.json")).unwrap();
+    let err = error_of(dir.path(), None);
+    assert!(
+        err.contains("tokenizer.json") && err.contains("directory"),
+        "{err}"
+    );
 }
 
 #[test]
