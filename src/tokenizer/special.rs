@@ -439,3 +439,62 @@ fn chat_template(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::Vocabulary;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let tokenizer = r#"{"added_tokens":[{"id":2,"content":"<s>","special":true},{"id":3,"content":"</s>","special":true},{"id":4,"content":"<eot>","special":true}],
+            "model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}"#;
+        std::fs::write(dir.path().join("tokenizer.json"), tokenizer).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn generation_config_fills_an_unset_eos_and_lists_every_eos_as_ollama_does() {
+        let d = dir_with(&[("generation_config.json", r#"{"eos_token_id": 4}"#)]);
+        let v = Vocabulary::read(d.path(), None).unwrap();
+        assert_eq!(v.special.id(Special::Eos), Some(4));
+        assert!(v.special.eos_ids.is_empty());
+
+        let d = dir_with(&[
+            ("tokenizer_config.json", r#"{"eos_token": "</s>"}"#),
+            ("generation_config.json", r#"{"eos_token_id": [4, 3]}"#),
+        ]);
+        let v = Vocabulary::read(d.path(), None).unwrap();
+        assert_eq!(v.special.id(Special::Eos), Some(3), "tokenizer_config wins");
+        assert_eq!(v.special.eos_ids, [4, 3]);
+    }
+
+    #[test]
+    fn a_template_list_without_default_gives_no_template() {
+        let d = dir_with(&[(
+            "tokenizer_config.json",
+            r#"{"chat_template": [{"name": "tool_use", "template": "x"}]}"#,
+        )]);
+        assert_eq!(
+            Vocabulary::read(d.path(), None).unwrap().chat_template,
+            None
+        );
+    }
+
+    #[test]
+    fn special_tokens_map_stands_in_for_tokenizer_config() {
+        let d = dir_with(&[
+            ("tokenizer_config.json", r#"{"bos_token": "<s>"}"#),
+            (
+                "special_tokens_map.json",
+                r#"{"bos_token": "</s>", "eos_token": {"content": "<eot>"}}"#,
+            ),
+        ]);
+        let v = Vocabulary::read(d.path(), None).unwrap();
+        assert_eq!(v.special.id(Special::Bos), Some(2));
+        assert_eq!(v.special.id(Special::Eos), Some(4));
+    }
+}
