@@ -73,17 +73,6 @@ pub fn repack_order(rows: u64, heads: u64) -> Vec<u64> {
     order
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn order_interleaves_the_two_halves_of_each_head() {
-        // 2 heads of 4 rows: [0 1 | 2 3] [4 5 | 6 7] -> 0 2 1 3, 4 6 5 7
-        assert_eq!(repack_order(8, 2), vec![0, 2, 1, 3, 4, 6, 5, 7]);
-    }
-}
-
 /// llama's GGUF metadata: the shared sizes, `rope.dimension_count` (the head size),
 /// `rope.freq_base`, the RMS norm epsilon, key/value lengths when config.json sets `head_dim`,
 /// and linear or yarn rope scaling (llama3 scaling is the computed `rope_freqs.weight`).
@@ -171,4 +160,15 @@ pub fn llama3_factors(
             f as f32
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_interleaves_the_two_halves_of_each_head() {
+        // 2 heads of 4 rows: [0 1 | 2 3] [4 5 | 6 7] -> 0 2 1 3, 4 6 5 7
+        assert_eq!(repack_order(8, 2), vec![0, 2, 1, 3, 4, 6, 5, 7]);
+    }
 }
