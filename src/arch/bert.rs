@@ -85,13 +85,13 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
 }
 
 /// llama.cpp's pooling type numbers (`PoolingType` of the gguf package).
-pub const POOLING_NONE: u32 = 0;
+const POOLING_NONE: u32 = 0;
 /// Mean of the token embeddings.
-pub const POOLING_MEAN: u32 = 1;
+const POOLING_MEAN: u32 = 1;
 /// The first (CLS) token's embedding.
-pub const POOLING_CLS: u32 = 2;
+const POOLING_CLS: u32 = 2;
 /// The last token's embedding.
-pub const POOLING_LAST: u32 = 3;
+const POOLING_LAST: u32 = 3;
 
 fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read(path).map_err(|e| Error::io(path.display(), "reading", &e))?;
