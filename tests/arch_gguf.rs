@@ -570,3 +570,42 @@ fn bad_configs_are_errors_naming_config_json_and_the_key() {
         Some(&Value::U32(0))
     );
 }
+
+#[test]
+fn the_cli_takes_auto_and_lists_the_detected_layout() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args(["inspect", "--json", "--arch", "auto"])
+        .arg(fixtures().join("gemma2"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listing["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let all = json("expected.json");
+    let want: Vec<&str> = all["gemma2"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, want);
+    let out = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args(["inspect", "--arch", "gpt9"])
+        .arg(fixtures().join("gemma2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("gpt9") && err.contains("auto"),
+        "{err}"
+    );
+}
