@@ -181,3 +181,42 @@ pub fn rope_scaling(config: &Config, arch: &str, kv: &mut Metadata, llama3: bool
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::Value;
+
+    fn config(json: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), json).unwrap();
+        let c = Config::read(dir.path(), "test").unwrap();
+        (dir, c)
+    }
+
+    #[test]
+    fn yarn_writes_its_parameters_and_prefers_attention_factor() {
+        let (_d, c) = config(
+            r#"{"rope_scaling": {"rope_type": "YaRN", "factor": 4, "original_max_position_embeddings": 4096,
+                "attention_factor": 0.5, "attn_factor": 0.25, "beta_fast": 32, "beta_slow": 1}}"#,
+        );
+        let mut kv = Metadata::new();
+        rope_scaling(&c, "qwen2", &mut kv, false).unwrap();
+        let get = |k: &str| kv.get(&format!("qwen2.rope.scaling.{k}")).cloned();
+        assert_eq!(get("type"), Some(Value::from("yarn")));
+        assert_eq!(get("factor"), Some(Value::F32(4.0)));
+        assert_eq!(get("original_context_length"), Some(Value::U32(4096)));
+        assert_eq!(get("yarn_attn_factor"), Some(Value::F32(0.5)));
+        assert_eq!(get("yarn_beta_fast"), Some(Value::F32(32.0)));
+        assert_eq!(get("yarn_beta_slow"), Some(Value::F32(1.0)));
+        assert_eq!(get("yarn_ext_factor"), None);
+    }
+
+    #[test]
+    fn llama3_is_refused_where_no_tensor_carries_it() {
+        let (_d, c) = config(r#"{"rope_scaling": {"rope_type": "llama3", "factor": 8}}"#);
+        let err = rope_scaling(&c, "qwen2", &mut Metadata::new(), false).unwrap_err();
+        assert!(err.to_string().contains("rope_scaling.rope_type"), "{err}");
+        rope_scaling(&c, "llama", &mut Metadata::new(), true).unwrap();
+    }
+}
