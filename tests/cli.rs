@@ -88,14 +88,15 @@ fn check_with_python(group: &str, dtype: &str, files: &[&Path]) {
 
 #[test]
 fn inspect_without_a_path_shows_the_builtin_sample() {
-    let out = stload(&["inspect"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = stload_in(dir.path(), &["inspect"]);
     assert!(out.status.success(), "{}", text(&out));
     let shown = text(&out);
     assert!(
         shown.contains("embed.weight") && shown.contains("BF16") && shown.contains("[4, 8]"),
         "{shown}"
     );
-    let json = stload(&["inspect", "--json"]);
+    let json = stload_in(dir.path(), &["inspect", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["tensors"].as_array().unwrap().len(), 6);
     assert_eq!(v["metadata"]["format"], "pt");
@@ -604,4 +605,68 @@ fn the_sample_is_written_where_the_user_can_find_it() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert!(Path::new(v["tensors"][0]["file"].as_str().unwrap()).is_file());
     assert!(String::from_utf8_lossy(&json.stderr).contains("built-in sample"));
+}
+
+/// The README's command-line block, between "## Command line" and the next heading.
+fn readme_synopsis() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("## Command line")
+        .expect("a command-line section");
+    let block = &readme[start..];
+    let open = block.find("```\n").unwrap() + 4;
+    let close = open + block[open..].find("```").unwrap();
+    block[open..close].to_string()
+}
+
+/// Item 21: the README synopsis names every subcommand, and for `convert` every option, with
+/// brackets exactly around the optional ones (as `--help` says); `inspect --help` names the
+/// PyTorch files it reads.
+#[test]
+fn readme_synopsis_agrees_with_the_help() {
+    let synopsis = readme_synopsis();
+    let help = String::from_utf8(stload(&["--help"]).stdout).unwrap();
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .take_while(|w| !w.ends_with(':'))
+        .filter(|&w| w != "help")
+        .collect();
+    assert!(commands.len() >= 4, "{help}");
+    for command in &commands {
+        assert!(
+            synopsis.contains(&format!("stload {command}")),
+            "README synopsis lacks `stload {command}`:\n{synopsis}"
+        );
+    }
+    let help = String::from_utf8(stload(&["convert", "--help"]).stdout).unwrap();
+    let usage = help.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    let line = synopsis
+        .lines()
+        .find(|l| l.starts_with("stload convert"))
+        .unwrap();
+    for flag in help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|&f| f != "help")
+    {
+        let flag = format!("--{flag}");
+        let required = usage.contains(&flag);
+        assert!(
+            if required {
+                line.contains(&format!(" {flag}"))
+            } else {
+                line.contains(&format!("[{flag}"))
+            },
+            "README `{line}`: {flag} should be {}",
+            if required { "required" } else { "in brackets" }
+        );
+    }
+    let help = String::from_utf8(stload(&["inspect", "--help"]).stdout).unwrap();
+    assert!(help.contains(".bin") && help.contains(".pth"), "{help}");
 }
