@@ -86,7 +86,8 @@ stripped() {
     if readelf -S "$prefix/lib/libstload.so.$version" | grep -F '.debug_'; then return 1; fi
     if readelf -S "$prefix/lib/libstload.a" 2>/dev/null | grep -F '.debug_'; then return 1; fi
     # The archive still has the symbols programs link against.
-    nm "$prefix/lib/libstload.a" 2>/dev/null | grep -q ' T stload_model_get$'
+    nm "$prefix/lib/libstload.a" 2>/dev/null >"$work/nm-static" || true
+    grep -q ' T stload_model_get$' "$work/nm-static"
 }
 
 # --debug-file: the shared library names its debug file, which holds the debug sections.
