@@ -182,6 +182,8 @@ typedef struct stload_tensor_info {
 
 
 
+
+
 /*
  "As stored": a get with this dtype returns a zero-copy view.
  */
@@ -335,7 +337,8 @@ enum stload_status stload_tensor_copy_to(const struct stload_tensor *tensor,
  Materialises every tensor, like ollama's `ModelWeights.Load`. With `STLOAD_DTYPE_NATIVE`
  every file is mapped. With a float dtype every floating-point tensor stored in another dtype
  is converted, tensor by tensor so peak memory stays near the output size; integer and
- boolean tensors stay as stored. Later `stload_model_get(model, name, dtype)` calls are served
+ boolean tensors stay as stored. The float dtypes accepted are F32, F16, BF16, F64, F8_E4M3
+ and F8_E5M2; any other dtype returns `STLOAD_ERR_UNSUPPORTED`. Later `stload_model_get(model, name, dtype)` calls are served
  from memory until `stload_model_release_all`. `progress` may be NULL. Thread-safe.
  */
 enum stload_status stload_model_load(const struct stload_model *model,

@@ -9,11 +9,17 @@
 # The soname (libstload.so.X) is written into the installed copy with patchelf, not at link
 # time: programs linked in the tree against target/release/libstload.so must keep finding it
 # under that name, and no libstload.so.X exists there.
+# The installed libraries are stripped of debug information (the release profile keeps line
+# tables, which make the shared library several times larger and the archive larger still);
+# --debug-file keeps it instead in PREFIX/lib/debug/libstload.so.X.Y.Z.debug, linked from the
+# library by a .gnu_debuglink section so debuggers find it.
 #
-# Usage: scripts/install.sh [--prefix DIR] [--destdir DIR] [--no-build]
+# Usage: scripts/install.sh [--prefix DIR] [--destdir DIR] [--no-build] [--debug-file | --no-strip]
 #   --prefix DIR   where the files will live (default /usr/local); written into stload.pc
 #   --destdir DIR  stage the files under DIR/PREFIX instead, for packaging
 #   --no-build     install what target/release already holds
+#   --debug-file   also install the shared library's debug information as a separate file
+#   --no-strip     install the libraries with their debug information
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -24,6 +30,7 @@ die() { echo "install.sh: $*" >&2; exit 2; }
 prefix=/usr/local
 destdir=
 build=1
+strip_mode=strip
 while [ $# -gt 0 ]; do
     case $1 in
         --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; prefix=$2; shift 2 ;;
@@ -31,6 +38,8 @@ while [ $# -gt 0 ]; do
         --destdir) [ $# -ge 2 ] || die "--destdir needs a directory"; destdir=$2; shift 2 ;;
         --destdir=*) destdir=${1#*=}; shift ;;
         --no-build) build=0; shift ;;
+        --debug-file) strip_mode=split; shift ;;
+        --no-strip) strip_mode=keep; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -44,10 +53,13 @@ version="$(sed -n 's/^version = "\([^"]*\)"$/\1/p' Cargo.toml | head -n 1)"
 IFS=. read -r major minor _ <<<"$version"
 built="${CARGO_TARGET_DIR:-$root/target}/release"
 
-if ! command -v patchelf >/dev/null 2>&1; then
-    [ "$(id -u)" = 0 ] || die "patchelf is missing: install it (apt-get install patchelf)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null
-fi
+need() { # command apt-package
+    command -v "$1" >/dev/null 2>&1 && return
+    [ "$(id -u)" = 0 ] || die "$1 is missing: install it (apt-get install $2)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+need patchelf patchelf
+[ "$strip_mode" = keep ] || { need strip binutils; need objcopy binutils; }
 if [ "$build" = 1 ]; then
     cargo build --release --lib --quiet
 fi
@@ -59,10 +71,28 @@ lib="$destdir$prefix/lib"
 inc="$destdir$prefix/include"
 install -d "$lib/pkgconfig" "$lib/cmake/stload" "$inc"
 install -m 755 "$built/libstload.so" "$lib/libstload.so.$version"
+install -m 644 "$built/libstload.a" "$lib/libstload.a"
+# Stripped before patchelf edits the library: strip can break what patchelf rewrote.
+so="$lib/libstload.so.$version"
+case $strip_mode in
+    split)
+        install -d "$lib/debug"
+        objcopy --only-keep-debug "$so" "$lib/debug/libstload.so.$version.debug"
+        chmod 644 "$lib/debug/libstload.so.$version.debug"
+        strip --strip-unneeded "$so"
+        # Debuggers look for the named file beside the library and in its debug/ directory.
+        (cd "$lib/debug" && objcopy --add-gnu-debuglink="libstload.so.$version.debug" "$so")
+        strip --strip-debug "$lib/libstload.a"
+        ;;
+    strip)
+        strip --strip-unneeded "$so"
+        # Only debug sections: the archive's symbols are what programs link against.
+        strip --strip-debug "$lib/libstload.a"
+        ;;
+esac
 patchelf --set-soname "libstload.so.$major" "$lib/libstload.so.$version"
 ln -sfn "libstload.so.$version" "$lib/libstload.so.$major"
 ln -sfn "libstload.so.$major" "$lib/libstload.so"
-install -m 644 "$built/libstload.a" "$lib/libstload.a"
 install -m 644 include/stload.h "$inc/stload.h"
 
 # Fills a template from scripts/install/ and installs it with mode 644.

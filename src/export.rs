@@ -1,5 +1,10 @@
 //! Writing a model (or part of it) back to safetensors, optionally in another dtype: the engine
 //! of `stload convert`. Tensors stream through a small buffer, never the whole model in memory.
+//!
+//! Progress callbacks are told the output bytes of each chunk as it is written and return
+//! whether to go on: `false` stops the write with [`Error::Cancelled`], and nothing of the
+//! unfinished output stays behind (temporary files and, for a directory, the files written so
+//! far are removed).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,20 +16,43 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::index::INDEX_FILE;
 use crate::model::Model;
-use crate::write::{write_streaming, TensorSpec};
+use crate::write::{temporary_file, write_bytes, write_streaming, TensorSpec};
 
 /// Source bytes converted per write.
 const CHUNK_ELEMENTS: usize = 1 << 20;
 
+/// Extensions of files holding weights in some format: never copied into a converted directory.
+const WEIGHT_EXTENSIONS: [&str; 10] = [
+    "safetensors",
+    "bin",
+    "pt",
+    "pth",
+    "ckpt",
+    "gguf",
+    "h5",
+    "msgpack",
+    "onnx",
+    "ot",
+];
+
+/// The error of a progress callback that returned `false` while writing `path`.
+fn cancelled(path: &Path) -> Error {
+    Error::Cancelled(format!("{}: conversion cancelled", path.display()))
+}
+
 /// Writes the tensors `names` of `model` to one safetensors file at `path` with the model's
-/// metadata, converting floats to `target`. `progress(bytes)` is told each tensor's output size.
+/// metadata, converting floats to `target` (one of [`convert::WHOLE_MODEL_TARGETS`]).
+/// `progress(bytes)` is told the output bytes of each chunk written; `false` cancels.
 pub fn write_tensors(
     model: &Model,
     names: &[&str],
     target: Option<Dtype>,
     path: &Path,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<()> {
+    if let Some(t) = target {
+        convert::check_whole_model_target(t)?;
+    }
     let threads = model.options().effective_threads();
     let specs = names
         .iter()
@@ -48,7 +76,12 @@ pub fn write_tensors(
         let to = specs[i].dtype;
         let io = |e: std::io::Error| Error::io(&shown, "cannot write", &e);
         if to == source.dtype() {
-            out.write_all(source.data()).map_err(io)?;
+            for chunk in source.data().chunks(CHUNK_ELEMENTS * 4) {
+                out.write_all(chunk).map_err(io)?;
+                if !progress(chunk.len() as u64) {
+                    return Err(cancelled(path));
+                }
+            }
         } else {
             let (Some(fs), Some(ts)) = (source.dtype().byte_size(), to.byte_size()) else {
                 return Err(Error::Unsupported(format!(
@@ -61,31 +94,61 @@ pub fn write_tensors(
                 convert::convert_parallel(chunk, source.dtype(), &mut buf, to, threads)
                     .map_err(|e| Error::Unsupported(format!("tensor \"{}\": {e}", names[i])))?;
                 out.write_all(&buf).map_err(io)?;
+                if !progress(buf.len() as u64) {
+                    return Err(cancelled(path));
+                }
             }
         }
-        progress(specs[i].nbytes()?);
         Ok(())
     })
 }
 
 /// Converts the model directory (or file) `src` into `dst`: a file gives a file; a directory
-/// gives a directory with the same shard names, its metadata, and an index.json when `src` had
-/// one (with the new total size). Returns the files written.
+/// gives a directory with the same shard names, its metadata, an index.json when `src` had one
+/// (with the new total size), and copies of the directory's other files that are not weights
+/// (`config.json`, tokenizer files, `generation_config.json`, ...), so the output is a usable
+/// model. Returns the files written. On an error or a cancel, a directory output loses the
+/// files written so far (and the directory itself when this call created it).
 pub fn export(
     model: &Model,
     src: &Path,
     target: Option<Dtype>,
     dst: &Path,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<Vec<PathBuf>> {
+    if let Some(t) = target {
+        convert::check_whole_model_target(t)?;
+    }
     if !src.is_dir() {
         let names: Vec<&str> = model.names().collect();
         write_tensors(model, &names, target, dst, progress)?;
         return Ok(vec![dst.to_path_buf()]);
     }
+    let created = !dst.exists();
     std::fs::create_dir_all(dst)
         .map_err(|e| Error::io(dst.display(), "cannot create directory", &e))?;
     let mut written = Vec::new();
+    let result = export_dir(model, src, target, dst, progress, &mut written);
+    if result.is_err() {
+        for path in &written {
+            let _ = std::fs::remove_file(path);
+        }
+        if created {
+            let _ = std::fs::remove_dir(dst);
+        }
+    }
+    result.map(|()| written)
+}
+
+/// The body of [`export`] for a directory; `written` collects each file as it lands.
+fn export_dir(
+    model: &Model,
+    src: &Path,
+    target: Option<Dtype>,
+    dst: &Path,
+    progress: &mut dyn FnMut(u64) -> bool,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
     let mut weight_map = BTreeMap::new();
     let mut total_size = 0u64;
     let files: Vec<&Path> = model.files().collect();
@@ -105,7 +168,7 @@ pub fn export(
         let out = dst.join(&file_name);
         write_tensors(model, &names, target, &out, &mut |bytes| {
             total_size += bytes;
-            progress(bytes);
+            progress(bytes)
         })?;
         for name in &names {
             weight_map.insert(name.to_string(), file_name.clone());
@@ -117,8 +180,66 @@ pub fn export(
         let path = dst.join(INDEX_FILE);
         let text = serde_json::to_string_pretty(&index)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| Error::io(path.display(), "cannot write", &e))?;
+        write_bytes(&path, text.as_bytes())?;
         written.push(path);
     }
-    Ok(written)
+    copy_companions(src, &files, dst, written)
+}
+
+/// Copies `from` to `to` through a temporary file (streamed, never whole in memory).
+fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    let mut input =
+        std::fs::File::open(from).map_err(|e| Error::io(from.display(), "cannot open", &e))?;
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let shown = to.display().to_string();
+    let mut tmp =
+        temporary_file(dir).map_err(|e| Error::io(&shown, "cannot create a temporary file", &e))?;
+    std::io::copy(&mut input, &mut tmp).map_err(|e| Error::io(&shown, "cannot copy", &e))?;
+    tmp.persist(to)
+        .map_err(|e| Error::io(&shown, "cannot rename into place", &e.error))?;
+    Ok(())
+}
+
+/// Whether `name`, a file of a model directory, holds weights or a weight index (which a
+/// converted directory replaces) rather than configuration, tokenizer or documentation.
+pub fn is_weight_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".index.json")
+        || Path::new(&lower)
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| WEIGHT_EXTENSIONS.contains(&x))
+}
+
+/// Copies the regular files of `src` that are neither weights nor `files` (the model's own)
+/// nor hidden into `dst`, atomically each and with mode `0666 & !umask`; subdirectories are
+/// not copied.
+fn copy_companions(
+    src: &Path,
+    files: &[&Path],
+    dst: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let entries = std::fs::read_dir(src)
+        .map_err(|e| Error::io(src.display(), "cannot list directory", &e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(src.display(), "cannot list directory", &e))?;
+        let name = entry.file_name();
+        let Some(text) = name.to_str() else { continue };
+        let path = entry.path();
+        // Symbolic links (as in a Hugging Face cache snapshot) count as the file they name.
+        let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+        if !regular || text.starts_with('.') || is_weight_file(text) || files.contains(&&*path) {
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort();
+    for name in names {
+        let (from, to) = (src.join(&name), dst.join(&name));
+        copy_file(&from, &to)?;
+        written.push(to);
+    }
+    Ok(())
 }

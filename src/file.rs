@@ -80,6 +80,9 @@ impl ShardFile {
         file.read_exact(&mut len_bytes)
             .map_err(|e| Error::io(&display, "cannot read", &e))?;
         let n = u64::from_le_bytes(len_bytes);
+        if (n > max_header || n > size - LEN_BYTES) && header::sniff(&len_bytes).is_some() {
+            return Err(header::not_safetensors(&display, &len_bytes));
+        }
         if n > max_header {
             return Err(Error::Limit(format!(
                 "{display}: header length {n} exceeds the limit of {max_header} bytes"

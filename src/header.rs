@@ -42,6 +42,75 @@ pub struct Header {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// What the first bytes of a file that is not a safetensors file look like, when they match a
+/// known signature or read as text: `"a zip archive (a PyTorch checkpoint?)"`, `"a GGUF file"`,
+/// `"text"`, ... A safetensors file starts with its header length, whose upper bytes are zero.
+pub fn sniff(first: &[u8]) -> Option<&'static str> {
+    const SIGNATURES: [(&[u8], &str); 9] = [
+        (
+            b"PK\x03\x04",
+            "a zip archive (a PyTorch checkpoint or an .npz?)",
+        ),
+        (b"PK\x05\x06", "an empty zip archive"),
+        (b"GGUF", "a GGUF file"),
+        (b"\x89HDF", "an HDF5 file (a Keras .h5?)"),
+        (b"\x93NUMPY", "a numpy .npy array"),
+        (b"\x1f\x8b", "a gzip archive"),
+        (b"\x7fELF", "an ELF executable or library"),
+        (
+            b"version ",
+            "text (a Git LFS pointer? fetch the file with `git lfs pull`)",
+        ),
+        (b"<", "text (an HTML or XML page?)"),
+    ];
+    if let Some(&(_, what)) = SIGNATURES
+        .iter()
+        .find(|(magic, _)| first.starts_with(magic))
+    {
+        return Some(what);
+    }
+    if matches!(first, [0x80, 2..=5, ..]) {
+        return Some("a pickle (a PyTorch checkpoint in the legacy format?)");
+    }
+    if first.first() == Some(&b'{') {
+        return Some("JSON text (a config or index file?)");
+    }
+    // Text: UTF-8 (the last character may be cut) without control characters but whitespace.
+    let valid = match std::str::from_utf8(first) {
+        Ok(s) => s.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => return None,
+    };
+    let text = String::from_utf8_lossy(&first[..valid]);
+    let readable = !text.is_empty() && text.chars().all(|c| !c.is_control() || c.is_whitespace());
+    readable.then_some("text")
+}
+
+/// The error for `file` whose first bytes `first` give no plausible header length: names the
+/// file, says it is not a safetensors file, shows the bytes and what they look like.
+pub fn not_safetensors(file: &str, first: &[u8]) -> Error {
+    let hex: Vec<String> = first.iter().map(|b| format!("{b:02x}")).collect();
+    let shown: String = first
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    let what = sniff(first).unwrap_or("unknown binary data");
+    Error::format(
+        file,
+        None,
+        format!(
+            "not a safetensors file: it starts with bytes {} (\"{shown}\"), which look like {what}",
+            hex.join(" ")
+        ),
+    )
+}
+
 /// Parses the JSON `header` of `file` (for messages) and checks every tensor against
 /// `data_len`, the number of bytes after the header.
 pub fn parse(file: &str, header: &[u8], data_len: u64) -> Result<Header> {
@@ -314,6 +383,30 @@ mod tests {
         assert_eq!(h.tensors[0].dtype, Dtype::F32);
         assert_eq!((h.tensors[1].start, h.tensors[1].end), (0, 4));
         assert_eq!(h.metadata.get("format").map(String::as_str), Some("pt"));
+    }
+
+    #[test]
+    fn other_formats_are_named_by_their_first_bytes() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"PK\x03\x04\x14\x00\x00\x00", "zip archive"),
+            (b"GGUF\x03\x00\x00\x00", "GGUF file"),
+            (b"version https://git-lfs", "Git LFS pointer"),
+            (b"\x80\x02\x8a\x0alz\xfc", "pickle"),
+            (b"hello, w", "text"),
+            (b"\x00\x01\x02\x03\x04\x05\x06\xff", "unknown binary data"),
+        ];
+        for (bytes, what) in cases {
+            let e = not_safetensors("m.bin", bytes).to_string();
+            assert!(
+                e.starts_with("m.bin: not a safetensors file: it starts with bytes ")
+                    && e.contains(what),
+                "{e}"
+            );
+        }
+        // A real header length (small, upper bytes zero) is not mistaken for text, nor is an
+        // absurd one of bytes that are not UTF-8.
+        assert_eq!(sniff(&1234u64.to_le_bytes()), None);
+        assert_eq!(sniff(&u64::MAX.to_le_bytes()), None);
     }
 
     #[test]

@@ -367,7 +367,8 @@ impl Model {
     /// Materialises every tensor, like ollama's `ModelWeights.Load`: with `None` (as stored)
     /// every file is mapped (and tensors gathered by transforms are built); with a float dtype
     /// every floating-point tensor of another dtype is converted, tensor by tensor (integer and
-    /// boolean tensors, and floats without a conversion such as F4, stay as stored).
+    /// boolean tensors, and floats without a conversion such as F4, stay as stored). A dtype
+    /// outside [`convert::WHOLE_MODEL_TARGETS`] (an integer, F4, ...) is refused.
     /// Later gets of that dtype are served from memory until [`Model::release_all`].
     ///
     /// `progress(done, total, name)` runs after each tensor; returning `false` stops the load
@@ -377,6 +378,9 @@ impl Model {
         dtype: Option<Dtype>,
         mut progress: impl FnMut(usize, usize, &str) -> bool,
     ) -> Result<()> {
+        if let Some(target) = dtype {
+            convert::check_whole_model_target(target)?;
+        }
         let total = self.entries.len();
         let plan: Vec<(Dtype, bool)> = self
             .entries

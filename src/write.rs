@@ -1,5 +1,9 @@
 //! Writing safetensors files: header JSON padded to 8 bytes, then the data, streamed to a
 //! temporary name and renamed, so a file that may be mapped elsewhere is never truncated.
+//!
+//! Outputs are created with mode `0666 & !umask`, like any file a program writes (the temporary
+//! file already has it, so the rename keeps it). A write that fails or is cancelled removes its
+//! temporary file and leaves an earlier file at the path untouched.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -98,11 +102,8 @@ pub fn write_streaming(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let io = |what: &str, e: std::io::Error| Error::io(&shown, what, &e);
-    let tmp = tempfile::Builder::new()
-        .prefix(".stload-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| io("cannot create a temporary file", e))?;
+    // Dropped on every early return below, which removes the temporary file.
+    let tmp = temporary_file(dir).map_err(|e| io("cannot create a temporary file", e))?;
     {
         let mut out = CountingWriter {
             inner: std::io::BufWriter::with_capacity(1 << 20, tmp.as_file()),
@@ -129,6 +130,36 @@ pub fn write_streaming(
     }
     tmp.persist(path)
         .map_err(|e| io("cannot rename into place", e.error))?;
+    Ok(())
+}
+
+/// A temporary file in `dir` (removed when dropped unless persisted), created with mode
+/// `0666 & !umask` rather than tempfile's private 0600, since it becomes the output.
+pub fn temporary_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".stload-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
+/// Writes `bytes` to `path` atomically (temporary file + rename, mode `0666 & !umask`).
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    let shown = path.display().to_string();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp =
+        temporary_file(dir).map_err(|e| Error::io(&shown, "cannot create a temporary file", &e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.flush())
+        .map_err(|e| Error::io(&shown, "cannot write", &e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(&shown, "cannot rename into place", &e.error))?;
     Ok(())
 }
 
@@ -207,5 +238,62 @@ mod tests {
         assert!(write_file(&path, &bad, &meta).is_err());
         // The failed write left the earlier file intact.
         assert!(crate::Model::open_files(&[&path], &crate::Options::default()).is_ok());
+    }
+
+    /// The names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_cancelled_write_removes_its_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let specs = [
+            TensorSpec {
+                name: "a".into(),
+                dtype: Dtype::U8,
+                shape: vec![4],
+            },
+            TensorSpec {
+                name: "b".into(),
+                dtype: Dtype::U8,
+                shape: vec![4],
+            },
+        ];
+        let result = write_streaming(&path, &specs, &BTreeMap::new(), |i, out| {
+            out.write_all(&[0; 4]).unwrap();
+            if i == 1 {
+                return Err(Error::Cancelled("stopped".into()));
+            }
+            Ok(())
+        });
+        assert!(matches!(result, Err(Error::Cancelled(_))), "{result:?}");
+        assert_eq!(listing(dir.path()), Vec::<String>::new());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_follow_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // SAFETY: umask only swaps the process's mask; the old one is restored below. Other
+        // tests of this binary that create files meanwhile get a narrower mode, never a wider.
+        let old = unsafe { libc::umask(0o027) };
+        let a = dir.path().join("a.safetensors");
+        let b = dir.path().join("b.json");
+        let written = write_file(&a, &[], &BTreeMap::new()).and_then(|()| write_bytes(&b, b"{}"));
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        written.unwrap();
+        assert_eq!(mode(&a), 0o640);
+        assert_eq!(mode(&b), 0o640);
+        assert_eq!(listing(dir.path()), ["a.safetensors", "b.json"]);
     }
 }

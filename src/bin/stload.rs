@@ -1,7 +1,9 @@
-//! The `stload` command: inspect and verify safetensors models.
+//! The `stload` command: inspect, verify and convert safetensors models.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -20,10 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print every tensor: name, dtype, shape, bytes and first values. With no PATH, writes a
-    /// built-in sample model to a temporary directory and inspects that.
+    /// Print every tensor: name, dtype, shape, bytes and first values. With no PATH, inspects
+    /// the built-in sample model, written to the user's cache directory (the message says where).
     Inspect {
-        /// A model directory, or one or more .safetensors files.
+        /// A model directory, or one or more .safetensors or PyTorch (.bin, .pth, .pt) files.
         paths: Vec<PathBuf>,
         /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
         #[arg(long)]
@@ -32,47 +34,72 @@ enum Command {
         #[arg(long)]
         arch: Option<String>,
     },
-    /// Write the model at SRC to DST, floats converted to --dtype: a file gives a file, a
-    /// directory gives a directory (shard names, metadata and index.json kept).
+    /// Write the built-in sample model (one small tensor of each common dtype) to
+    /// DIR/sample.safetensors, creating DIR when needed.
+    Sample {
+        /// The directory to write sample.safetensors into.
+        dir: PathBuf,
+    },
+    /// Write the model at SRC to --out, floats converted to --dtype: a file gives a file; a
+    /// directory gives a directory (shard names, metadata, index.json, config.json, tokenizer
+    /// and the other non-weight files kept). Ctrl-C stops it and removes the unfinished output.
     Convert {
-        /// A model directory or a .safetensors file.
+        /// A model directory, or a .safetensors or PyTorch (.bin, .pth, .pt) file.
         src: PathBuf,
-        /// Target dtype for floating-point tensors (f32, f16, bf16, f64, f8_e4m3, ...);
+        /// Target dtype for floating-point tensors: f32, f16, bf16, f64, f8_e4m3 or f8_e5m2;
         /// integer and boolean tensors keep theirs. Default: keep every dtype.
         #[arg(long)]
         dtype: Option<String>,
-        /// Output file or directory.
+        /// Output file or directory; never one of the input's files.
         #[arg(long)]
         out: PathBuf,
+        /// Replace an existing output file, or write into a non-empty output directory.
+        #[arg(long)]
+        force: bool,
         /// Apply a built-in architecture's renames and transforms (llama, mixtral, phi3, qwen2, gemma, gemma2, bert, or auto from config.json).
         #[arg(long)]
         arch: Option<String>,
     },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
-        /// Model directories or .safetensors files, each checked on its own.
+        /// Model directories or .safetensors (or PyTorch) files, each checked on its own.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
 }
 
+/// Exit status after SIGINT or SIGTERM, as shells report a process killed by SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of stdout goes away
+    // (`stload inspect | head`) instead of panicking on the failed write.
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Inspect { paths, json, arch } => inspect(&paths, json, &options(arch)),
+        Command::Sample { dir } => sample(&dir),
         Command::Verify { paths } => return verify(&paths),
         Command::Convert {
             src,
             dtype,
             out,
+            force,
             arch,
-        } => convert(&src, dtype.as_deref(), &out, &options(arch)),
+        } => convert(&src, dtype.as_deref(), &out, force, &options(arch)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("stload: {e}");
-            ExitCode::FAILURE
+            eprintln!("stload: {}", escaped(&e.to_string()));
+            match e {
+                stload::Error::Cancelled(_) => ExitCode::from(EXIT_INTERRUPTED),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -92,17 +119,65 @@ fn open(paths: &[PathBuf], options: &Options) -> stload::Result<Model> {
     }
 }
 
+/// `text` with control characters (and the invisible ones that reorder or hide text) shown as
+/// Rust escapes, so a hostile tensor name or metadata value cannot drive the terminal.
+fn escaped(text: &str) -> Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn sample(dir: &Path) -> stload::Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| stload::Error::io(dir.display(), "cannot create directory", &e))?;
+    let path = stload::sample::write_sample(dir)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Where `inspect` with no path keeps the sample: the user's cache directory (`stload/` under
+/// `$XDG_CACHE_HOME` or `~/.cache` on Linux), or else a new directory under the temporary
+/// directory that is kept. Either way the path printed stays valid after the command.
+fn sample_dir() -> stload::Result<PathBuf> {
+    if let Some(cache) = dirs::cache_dir() {
+        let dir = cache.join("stload");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            return Ok(dir);
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("stload-sample-")
+        .tempdir()
+        .map_err(|e| stload::Error::io("temporary directory", "cannot create", &e))?;
+    Ok(dir.keep())
+}
+
 fn inspect(paths: &[PathBuf], as_json: bool, options: &Options) -> stload::Result<()> {
-    let sample_dir;
     let model = if paths.is_empty() {
-        sample_dir = tempfile::tempdir()
-            .map_err(|e| stload::Error::io("temporary directory", "cannot create", &e))?;
-        let path = stload::sample::write_sample(sample_dir.path())?;
-        if !as_json {
-            println!(
-                "no path given: inspecting the built-in sample {}\n",
-                path.display()
-            );
+        let path = stload::sample::write_sample(&sample_dir()?)?;
+        let note = format!(
+            "no path given: inspecting the built-in sample, written to {} \
+             (`stload sample DIR` writes it elsewhere)",
+            path.display()
+        );
+        // JSON goes alone on stdout, so it stays parseable.
+        if as_json {
+            eprintln!("{note}");
+        } else {
+            println!("{note}\n");
         }
         open(&[path], options)?
     } else {
@@ -137,7 +212,12 @@ fn print_json(model: &Model) -> stload::Result<()> {
 }
 
 fn print_table(model: &Model) -> stload::Result<()> {
-    let width = model.names().map(str::len).max().unwrap_or(4).max(4);
+    let width = model
+        .names()
+        .map(|n| escaped(n).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!(
         "{:<width$}  {:<11}  {:<18}  {:>12}  FIRST VALUES",
         "NAME", "DTYPE", "SHAPE", "BYTES"
@@ -148,7 +228,7 @@ fn print_table(model: &Model) -> stload::Result<()> {
         total += t.data().len() as u64;
         println!(
             "{:<width$}  {:<11}  {:<18}  {:>12}  {}",
-            name,
+            escaped(name),
             t.dtype().name(),
             format!("{:?}", t.shape()),
             t.data().len(),
@@ -163,7 +243,7 @@ fn print_table(model: &Model) -> stload::Result<()> {
         files.len()
     );
     for (k, v) in model.metadata_pairs() {
-        println!("metadata {k} = {v}");
+        println!("metadata {} = {}", escaped(k), escaped(v));
     }
     Ok(())
 }
@@ -213,25 +293,55 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-fn convert(src: &Path, dtype: Option<&str>, out: &Path, options: &Options) -> stload::Result<()> {
-    let target = dtype
-        .map(|name| {
-            Dtype::from_name(name)
-                .ok_or_else(|| stload::Error::InvalidArgument(format!("unknown dtype \"{name}\"")))
-        })
-        .transpose()?;
-    if out == src {
-        return Err(stload::Error::InvalidArgument(
-            "--out must differ from the source".into(),
-        ));
-    }
+/// The `--dtype` of a whole-model conversion: a name of one of
+/// [`stload::convert::WHOLE_MODEL_TARGETS`], else an error listing them.
+fn whole_model_target(name: &str) -> stload::Result<Dtype> {
+    let dtype = Dtype::from_name(name).ok_or_else(|| {
+        stload::Error::InvalidArgument(format!(
+            "unknown dtype \"{name}\": use one of {}",
+            stload::convert::whole_model_target_names()
+        ))
+    })?;
+    stload::convert::check_whole_model_target(dtype)?;
+    Ok(dtype)
+}
+
+/// Set by the SIGINT/SIGTERM handler; the conversion's progress callback then cancels.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes SIGINT and SIGTERM (and SIGHUP) ask the running conversion to stop, so its writer
+/// removes its temporary file; a second signal exits at once.
+fn stop_on_signals() -> stload::Result<()> {
+    ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    })
+    .map_err(|e| stload::Error::InvalidArgument(format!("cannot handle signals: {e}")))
+}
+
+fn convert(
+    src: &Path,
+    dtype: Option<&str>,
+    out: &Path,
+    force: bool,
+    options: &Options,
+) -> stload::Result<()> {
+    let target = dtype.map(whole_model_target).transpose()?;
+    stop_on_signals()?;
     let model = open(&[src.to_path_buf()], options)?;
+    let inputs: Vec<&Path> = model.files().collect();
+    check_output(src, &inputs, out, force)?;
     let total: u64 = model
         .names()
         .filter_map(|n| model.info(n).ok())
         .map(|i| {
             let to = stload::convert::whole_model_dtype(i.dtype, target);
-            i.shape.iter().product::<u64>() * u64::from(to.bits()) / 8
+            i.shape
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d))
+                .and_then(|n| to.bytes_for(n))
+                .unwrap_or(0)
         })
         .sum();
     // Drawn only when stderr is a terminal.
@@ -241,10 +351,102 @@ fn convert(src: &Path, dtype: Option<&str>, out: &Path, options: &Options) -> st
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let written = stload::export::export(&model, src, target, out, &mut |bytes| bar.inc(bytes))?;
+    let written = stload::export::export(&model, src, target, out, &mut |bytes| {
+        bar.inc(bytes);
+        !INTERRUPTED.load(Ordering::Relaxed)
+    });
     bar.finish_and_clear();
-    for path in written {
-        println!("wrote {}", path.display());
+    for path in written? {
+        println!("wrote {}", escaped(&path.display().to_string()));
+    }
+    Ok(())
+}
+
+/// A file's identity: device and inode where there are some, else its canonical path.
+#[derive(PartialEq, Eq)]
+enum FileId {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    #[cfg_attr(unix, allow(dead_code))]
+    Canonical(PathBuf),
+}
+
+/// The identity of the file or directory at `path` (symbolic links followed), if it exists.
+fn file_id(path: &Path) -> Option<FileId> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileId::Inode(meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        std::fs::canonicalize(path).ok().map(FileId::Canonical)
+    }
+}
+
+/// Refuses an output that is, or would replace, one of the input's files (whatever the path
+/// text: links, `./`, `..`, hard links), the input directory itself, or (without `force`) an
+/// existing file or non-empty directory.
+fn check_output(src: &Path, inputs: &[&Path], out: &Path, force: bool) -> stload::Result<()> {
+    let refuse =
+        |rule: String| stload::Error::InvalidArgument(format!("--out {}: {rule}", out.display()));
+    let Ok(meta) = std::fs::metadata(out) else {
+        return Ok(());
+    };
+    // The input's files, and then the source itself (a file again, or its directory).
+    let ids: Vec<(FileId, &Path)> = inputs
+        .iter()
+        .chain(std::iter::once(&src))
+        .filter_map(|&p| file_id(p).map(|id| (id, p)))
+        .collect();
+    let files = ids.len() - usize::from(file_id(src).is_some());
+    let input_named = |path: &Path, ids: &[(FileId, &'_ Path)]| {
+        let id = file_id(path)?;
+        ids.iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, p)| p.to_path_buf())
+    };
+    if let Some(input) = input_named(out, &ids) {
+        return Err(refuse(format!(
+            "is the input {}; write somewhere else",
+            input.display()
+        )));
+    }
+    if !meta.is_dir() {
+        if src.is_dir() {
+            return Err(refuse(
+                "is a file, but a directory converts into a directory".into(),
+            ));
+        }
+        if !force {
+            return Err(refuse("exists; pass --force to replace it".into()));
+        }
+        return Ok(());
+    }
+    if !src.is_dir() {
+        return Err(refuse("is a directory; name the output file".into()));
+    }
+    let entries = std::fs::read_dir(out)
+        .map_err(|e| stload::Error::io(out.display(), "cannot list directory", &e))?;
+    let mut empty = true;
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| stload::Error::io(out.display(), "cannot list directory", &e))?;
+        empty = false;
+        if let Some(input) = input_named(&entry.path(), &ids[..files]) {
+            return Err(refuse(format!(
+                "holds {}, which is the input {}; write somewhere else",
+                entry.file_name().to_string_lossy(),
+                input.display()
+            )));
+        }
+    }
+    if !empty && !force {
+        return Err(refuse(
+            "is a directory that is not empty; pass --force to write into it".into(),
+        ));
     }
     Ok(())
 }
@@ -258,11 +460,12 @@ fn verify(paths: &[PathBuf]) -> ExitCode {
             }
             Ok(model)
         });
+        let shown = path.display().to_string();
         match checked {
-            Ok(model) => println!("ok: {} ({} tensors)", path.display(), model.len()),
+            Ok(model) => println!("ok: {} ({} tensors)", escaped(&shown), model.len()),
             Err(e) => {
                 failed = true;
-                println!("invalid: {e}");
+                println!("invalid: {}", escaped(&e.to_string()));
             }
         }
     }

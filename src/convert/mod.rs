@@ -231,9 +231,43 @@ pub fn is_supported(from: Dtype, to: Dtype) -> bool {
     from == to || scalar::kernel(from, to).is_some()
 }
 
+/// The dtypes a whole model can be loaded or written as ([`whole_model_dtype`]'s targets): the
+/// float types the kernels produce. Integers, booleans, C64, F8_E8M0, the FNUZ types, F4 and F6
+/// are not produced, so asking for them is refused rather than silently keeping every tensor.
+pub const WHOLE_MODEL_TARGETS: [Dtype; 6] = [
+    Dtype::F32,
+    Dtype::F16,
+    Dtype::BF16,
+    Dtype::F64,
+    Dtype::F8E4M3,
+    Dtype::F8E5M2,
+];
+
+/// Checks that a whole model can be converted to `target`: `Ok` for the
+/// [`WHOLE_MODEL_TARGETS`], else an error naming the accepted dtypes.
+pub fn check_whole_model_target(target: Dtype) -> crate::Result<()> {
+    if WHOLE_MODEL_TARGETS.contains(&target) {
+        return Ok(());
+    }
+    Err(crate::Error::Unsupported(format!(
+        "a whole model cannot be converted to {target}: floats convert to one of {}",
+        whole_model_target_names()
+    )))
+}
+
+/// The [`WHOLE_MODEL_TARGETS`] as text, e.g. `"F32, F16, BF16, ..."`.
+pub fn whole_model_target_names() -> String {
+    WHOLE_MODEL_TARGETS
+        .iter()
+        .map(|d| d.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The dtype a tensor stored as `stored` takes when a whole model is loaded or written as
 /// `target` (`None`: as stored): floating-point tensors convert; integers, booleans and floats
-/// without a conversion (F4, F6) keep their dtype.
+/// without a conversion (F4, F6) keep their dtype. `target` should be one of the
+/// [`WHOLE_MODEL_TARGETS`] ([`check_whole_model_target`]).
 pub fn whole_model_dtype(stored: Dtype, target: Option<Dtype>) -> Dtype {
     match target {
         Some(t) if stored.is_float() && is_supported(stored, t) => t,

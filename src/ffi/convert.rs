@@ -114,7 +114,8 @@ pub extern "C" fn stload_tensor_copy_to(
 /// Materialises every tensor, like ollama's `ModelWeights.Load`. With `STLOAD_DTYPE_NATIVE`
 /// every file is mapped. With a float dtype every floating-point tensor stored in another dtype
 /// is converted, tensor by tensor so peak memory stays near the output size; integer and
-/// boolean tensors stay as stored. Later `stload_model_get(model, name, dtype)` calls are served
+/// boolean tensors stay as stored. The float dtypes accepted are F32, F16, BF16, F64, F8_E4M3
+/// and F8_E5M2; any other dtype returns `STLOAD_ERR_UNSUPPORTED`. Later `stload_model_get(model, name, dtype)` calls are served
 /// from memory until `stload_model_release_all`. `progress` may be NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn stload_model_load(

@@ -81,6 +81,27 @@ symbols() {
         <(awk '{ print $3 }' "$work/nm" | sort)
 }
 
+# Neither library carries debug sections (the release profile's line tables stay in target/).
+stripped() {
+    if readelf -S "$prefix/lib/libstload.so.$version" | grep -F '.debug_'; then return 1; fi
+    if readelf -S "$prefix/lib/libstload.a" 2>/dev/null | grep -F '.debug_'; then return 1; fi
+    # The archive still has the symbols programs link against.
+    nm "$prefix/lib/libstload.a" 2>/dev/null >"$work/nm-static" || true
+    grep -q ' T stload_model_get$' "$work/nm-static"
+}
+
+# --debug-file: the shared library names its debug file, which holds the debug sections.
+debug_file() {
+    local split="$work/split" so dbg
+    scripts/install.sh --no-build --debug-file --prefix "$split" >/dev/null
+    so="$split/lib/libstload.so.$version"
+    dbg="$split/lib/debug/libstload.so.$version.debug"
+    readelf -S "$dbg" | grep -qF '.debug_line'
+    if readelf -S "$so" | grep -F '.debug_'; then return 1; fi
+    readelf --string-dump=.gnu_debuglink "$so" | grep -qF "libstload.so.$version.debug"
+    [ "$(dynamic "$so" SONAME)" = "libstload.so.$major" ]
+}
+
 staged() {
     scripts/install.sh --no-build --prefix /opt/stload --destdir "$work/stage" >/dev/null
     [ -L "$work/stage/opt/stload/lib/libstload.so.$major" ]
@@ -147,6 +168,8 @@ check "scripts/install.sh --prefix installs" installs
 check "installed files: libraries, links, header, stload.pc, CMake package" file_set
 check "soname libstload.so.$major and its links" soname
 check "nm -D: exactly the header's stload_* functions are exported" symbols
+check "installed libraries are stripped of debug information" stripped
+check "--debug-file keeps it in lib/debug, named by .gnu_debuglink" debug_file
 check "--destdir stages under DIR and writes only the prefix into files" staged
 check "sample model written" model
 check "inspect.c built with pkg-config --cflags --libs runs on the shared library" pkg_config_shared
