@@ -110,15 +110,24 @@ class Env:
         arg, out = self.work / f"{tag}.in.json", self.work / f"{tag}.out.json"
         arg.write_text(json.dumps(data))
         cmd = [sys.executable, str(HERE / "llama_cpp_run.py"), mode, str(gguf_path), str(arg), str(out)]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        # No gdb backtrace on an abort: the assertion line is what the failure message needs.
+        run_env = dict(os.environ, GGML_NO_BACKTRACE="1")
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=run_env)
         if r.returncode != 0:
-            raise Failure(f"llama.cpp could not run {gguf_path.name} (exit {r.returncode}): {_tail(r.stderr)}")
+            raise Failure(f"llama.cpp could not run {gguf_path.name} (exit {r.returncode}): {_tail(r.stderr, errors=True)}")
         self._runs[key] = json.loads(out.read_text())
         return self._runs[key]
 
 
-def _tail(text: str, lines: int = 12) -> str:
-    kept = [l for l in text.strip().splitlines() if l.strip()][-lines:]
+ERROR_WORDS = ("error", "failed", "assert", "exception", "invalid", "unknown", "missing", "wrong")
+
+
+def _tail(text: str, lines: int = 12, errors: bool = False) -> str:
+    """The last lines of a log; with errors=True, the lines that report an error if any do."""
+    kept = [l for l in text.strip().splitlines() if l.strip()]
+    if errors:
+        kept = [l for l in kept if any(w in l.lower() for w in ERROR_WORDS)] or kept
+    kept = kept[-lines:]
     return "\n    " + "\n    ".join(kept) if kept else "(no output)"
 
 
