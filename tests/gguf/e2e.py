@@ -66,6 +66,8 @@ class Skip(Exception):
 
 
 class Env:
+    """The run's settings, work directory, and caches of fixtures, conversions and llama.cpp runs."""
+
     def __init__(self, args: argparse.Namespace, work: Path):
         self.writer = args.writer
         self.stload = Path(args.stload).resolve()
@@ -78,7 +80,8 @@ class Env:
     # -- fixtures -------------------------------------------------------------------------------
     def tiny_llama(self, tied: bool) -> Path:
         if tied not in self._tiny:
-            self._tiny[tied] = llama_oracle.make(self.work / f"tiny-llama-{'tied' if tied else 'untied'}", seed=1 if tied else 0, tied=tied)
+            name = f"tiny-llama-{'tied' if tied else 'untied'}"
+            self._tiny[tied] = llama_oracle.make(self.work / name, seed=int(tied), tied=tied)
         return self._tiny[tied]
 
     # -- conversion -----------------------------------------------------------------------------
@@ -117,7 +120,10 @@ class Env:
         run_env = dict(os.environ, GGML_NO_BACKTRACE="1")
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=run_env)
         if r.returncode != 0:
-            raise Failure(f"llama.cpp could not run {gguf_path.name} (exit {r.returncode}): {_tail(r.stderr, errors=True)}")
+            raise Failure(
+                f"llama.cpp could not run {gguf_path.name} (exit {r.returncode}): "
+                f"{_tail(r.stderr, errors=True)}"
+            )
         self._runs[key] = json.loads(out.read_text())
         return self._runs[key]
 
@@ -207,8 +213,8 @@ def _llama_logits(env: Env, writer: str, outtype: str, tied: bool) -> str:
     pos, tok = np.unravel_index(int(diff.argmax()), diff.shape)
     if not diff.max() <= bound:
         raise Failure(
-            f"{outtype} {'tied' if tied else 'untied'}: max |llama.cpp - numpy| = {diff.max():.3g} > {bound:.3g} "
-            f"at position {pos}, token {tok} (llama.cpp {have[pos, tok]:.6f}, numpy {want[pos, tok]:.6f}); "
+            f"{outtype} {'tied' if tied else 'untied'}: max |llama.cpp - numpy| = {diff.max():.3g} "
+            f"> {bound:.3g} at position {pos}, token {tok} (llama.cpp {have[pos, tok]:.6f}, numpy {want[pos, tok]:.6f}); "
             f"argmax agrees at {int((have.argmax(1) == want.argmax(1)).sum())} of {len(ids)} positions"
         )
     return f"{len(ids)} positions x {want.shape[1]} logits, max abs diff {diff.max():.2e} <= {bound:.2e}"
@@ -368,6 +374,10 @@ def main() -> int:
         start = time.monotonic()
         try:
             detail = test(env, args.writer)
+        except subprocess.TimeoutExpired as e:
+            failed += 1
+            print(f"FAIL {name}: {' '.join(map(str, e.cmd))} did not finish in {e.timeout} s")
+            continue
         except Skip as e:
             skipped += 1
             print(f"SKIP {name}: {e}")
