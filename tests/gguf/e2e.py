@@ -43,6 +43,9 @@ SENTENCES = [
     "Unbelievably, tokenization-heavy sentences split into word-pieces: 12345 and 3.14.",
     "A café in Zürich serves naïve crème brûlée.",
     "hello",
+    "  Multiple   spaces\tand\ttabs\nnewlines  ",
+    "中文字符 and 日本語 mixed in, emoji 🙂 and symbols © ™ ±",
+    "e-mail: someone@example.com, https://example.org/a?b=c don't",
 ]
 LLAMA_TEXT = "Hello world, 1234 tokens of text!"
 BERT_MIN_COSINE = {"f32": 0.999, "f16": 0.995, "q8_0": 0.995}
