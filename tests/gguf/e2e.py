@@ -250,7 +250,7 @@ def _snapshot(*dirs: Path) -> dict:
     return seen
 
 
-def _bad(env: Env, name: str, mutate, words: list, out_name: str = "model.gguf") -> str:
+def _bad(env: Env, name: str, mutate, words: list, extra: tuple = ()) -> str:
     """Copies the tiny llama, breaks it with `mutate(src, out)`, converts, checks the refusal.
 
     words: alternatives; each is a string or a tuple of strings that must all appear in the
@@ -262,10 +262,10 @@ def _bad(env: Env, name: str, mutate, words: list, out_name: str = "model.gguf")
     shutil.rmtree(case, ignore_errors=True)  # left by an earlier run in a --keep directory
     shutil.copytree(env.tiny_llama(False), src)
     dst.mkdir(parents=True)
-    out = dst / out_name
+    out = dst / "model.gguf"
     mutate(src, out)
     before = _snapshot(src, dst)
-    cmd = [str(env.stload), "convert", str(src), "--out", str(out)]
+    cmd = [str(env.stload), "convert", str(src), "--out", str(out), *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     message = (r.stderr + r.stdout).strip()
     if r.returncode == 0:
@@ -323,12 +323,26 @@ def bad_output_onto_input(env: Env, writer: str) -> str:
     def mutate(src: Path, out: Path) -> None:
         out.symlink_to(src / "model.safetensors")
 
-    return _bad(
+    detail = _bad(
         env,
         "output-onto-input",
         mutate,
         ["input", "source", "same file", "onto", "overwrite", "exists"],
     )
+    # With --force (overwrite an existing output), where the CLI has it, the refusal must come
+    # from recognising the input itself.
+    help_text = subprocess.run(
+        [str(env.stload), "convert", "--help"], capture_output=True, text=True, timeout=RUN_TIMEOUT
+    ).stdout
+    if "--force" in help_text:
+        detail += "; with --force: " + _bad(
+            env,
+            "output-onto-input-force",
+            mutate,
+            ["input", "source", "same file", "onto", "itself"],
+            extra=("--force",),
+        )
+    return detail
 
 
 TESTS = [
@@ -407,7 +421,7 @@ def _diagnose(env: Env, test) -> str:
         detail = test(env, "gguf-py")
         verdict = (
             f"on the reference file (gguf package writer) llama.cpp agrees with the oracle ({detail}): "
-            "the stload file is at fault"
+            "stload's conversion is at fault"
         )
     except Exception as e:  # noqa: BLE001
         verdict = (
