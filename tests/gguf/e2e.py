@@ -12,7 +12,10 @@ writer (the `gguf` package, ref_writer.py), which proves the oracles and the thr
 stload. When a stload file fails (a) or (b), the same case is run on the reference file and the
 message says whether llama.cpp agrees with the oracle there, i.e. whether stload is at fault.
 
-Usage: e2e.py [--writer stload|gguf-py] [--stload PATH] [--keep DIR] [-k SUBSTRING]
+--mutants runs the reference writer broken in known ways (Q/K order, rope_theta, epsilon,
+vocabulary, pooling, swapped weights) and checks that each breakage fails its test.
+
+Usage: e2e.py [--writer stload|gguf-py] [--stload PATH] [--keep DIR] [-k SUBSTRING] [--mutants]
 Prints one line per test and closes with "N passed, N failed[, N skipped]"; exit 1 on a failure.
 """
 
@@ -219,7 +222,8 @@ def _llama_logits(env: Env, writer: str, outtype: str, tied: bool) -> str:
     if not diff.max() <= bound:
         raise Failure(
             f"{outtype} {'tied' if tied else 'untied'}: max |llama.cpp - numpy| = {diff.max():.3g} "
-            f"> {bound:.3g} at position {pos}, token {tok} (llama.cpp {have[pos, tok]:.6f}, numpy {want[pos, tok]:.6f}); "
+            f"> {bound:.3g} at position {pos}, token {tok} "
+            f"(llama.cpp {have[pos, tok]:.6f}, numpy {want[pos, tok]:.6f}); "
             f"argmax agrees at {int((have.argmax(1) == want.argmax(1)).sum())} of {len(ids)} positions"
         )
     return f"{len(ids)} positions x {want.shape[1]} logits, max abs diff {diff.max():.2e} <= {bound:.2e}"
@@ -364,13 +368,96 @@ TESTS = [
 DIAGNOSABLE = {t.__name__ for t in TESTS if not t.__name__.startswith("bad_")}
 
 
+# -- mutants: the reference writer broken on purpose; each must make its test fail ------------------
+def _patch(obj, attr: str, make):
+    """Replaces obj.attr by make(original); returns the undo."""
+    original = getattr(obj, attr)
+    setattr(obj, attr, make(original))
+    return lambda: setattr(obj, attr, original)
+
+
+def _swap_bert(a: str, b: str):
+    def undo():
+        layer = ref_writer.BERT_LAYER
+        layer[a], layer[b] = layer[b], layer[a]
+
+    undo()  # swapping is its own inverse
+    return undo
+
+
+def _with(obj, attr: str, value):
+    return lambda: _patch(obj, attr, lambda original: value)
+
+
+def _with_arg(obj, attr: str, value):
+    """obj.attr(self, v) called with `value` instead of v."""
+    return lambda: _patch(obj, attr, lambda original: lambda self, v: original(self, value))
+
+
+W = ref_writer.gguf.GGUFWriter
+MUTANTS = [
+    ("llama q/k rows left in HF order", _with(ref_writer, "_permute", lambda w, n: w), llama_logits_f32),
+    (
+        "llama k permuted with the query head count",
+        lambda: _patch(ref_writer, "_permute", lambda f: lambda w, n: f(w, llama_oracle.HEADS)),
+        llama_logits_f32_tied,
+    ),
+    ("llama rope_theta dropped", _with_arg(W, "add_rope_freq_base", 10000.0), llama_logits_f16),
+    ("llama rms epsilon 1e-2", _with_arg(W, "add_layer_norm_rms_eps", 1e-2), llama_logits_f16),
+    (
+        "bert continuation tokens keep their ##",
+        _with(ref_writer, "_wordpiece_token", lambda t: t if t.startswith("##") else "\u2581" + t),
+        bert_tokens,
+    ),
+    (
+        "bert CLS pooling instead of mean",
+        _with(ref_writer, "_pooling", lambda src: ref_writer.gguf.PoolingType.CLS),
+        bert_embed_f32,
+    ),
+    (
+        "bert query and value weights swapped",
+        lambda: _swap_bert("attention.self.query", "attention.self.value"),
+        bert_embed_q8_0,
+    ),
+]
+
+
+def run_mutants(args: argparse.Namespace, work: Path, select: str) -> tuple:
+    """Runs each selected mutant's test on the broken reference writer; a pass is a failure."""
+    killed = survived = 0
+    for i, (what, apply, test) in enumerate(MUTANTS):
+        if select not in test.__name__ and select not in what:
+            continue
+        env = Env(args, work / f"mutant-{i}")
+        env.work.mkdir(parents=True, exist_ok=True)
+        undo = apply()
+        try:
+            detail = test(env, "gguf-py")
+        except Exception as e:  # noqa: BLE001 - any failure kills the mutant
+            killed += 1
+            print(f"PASS mutant {what!r} fails {test.__name__}: {str(e).splitlines()[0][:150]}")
+        else:
+            survived += 1
+            print(f"FAIL mutant {what!r} passes {test.__name__}: {detail}")
+        finally:
+            undo()
+    return killed, survived
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="End-to-end GGUF export checks with llama.cpp.")
     ap.add_argument("--writer", choices=["stload", "gguf-py"], default="stload")
     ap.add_argument("--stload", default=str(HERE.parent.parent / "target" / "release" / "stload"))
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
     ap.add_argument("-k", dest="select", default="", help="run only tests whose name contains this")
+    ap.add_argument(
+        "--mutants",
+        action="store_true",
+        help="instead of the tests, break the reference writer in known ways: each must fail its test",
+    )
     args = ap.parse_args()
+    if args.mutants:
+        args.writer = "gguf-py"
     if args.writer == "stload" and not Path(args.stload).is_file():
         print(f"stload binary not found: {args.stload} (build it, or pass --stload PATH)")
         print("0 passed, 1 failed")
@@ -386,7 +473,9 @@ def main() -> int:
     env = Env(args, work)
     print(f"writer: {args.writer}" + (f" ({env.stload})" if args.writer == "stload" else ""))
     passed = failed = skipped = 0
-    for test in TESTS:
+    if args.mutants:
+        passed, failed = run_mutants(args, work, args.select)
+    for test in [] if args.mutants else TESTS:
         name = test.__name__
         if args.select not in name:
             continue

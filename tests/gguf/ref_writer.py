@@ -151,6 +151,12 @@ def _pooling(src: Path) -> gguf.PoolingType:
     raise ValueError(f"{path}: no pooling mode llama.cpp has")
 
 
+def _wordpiece_token(tok: str) -> str:
+    """llama.cpp's WordPiece vocabulary: "##" continuations lose the prefix, word starts gain a
+    phantom space (U+2581)."""
+    return tok[2:] if tok.startswith("##") else "\u2581" + tok
+
+
 def write_bert(src: Path, out: Path, outtype: str) -> None:
     cfg = json.loads((src / "config.json").read_text())
     t = load_file(str(src / "model.safetensors"))
@@ -164,9 +170,7 @@ def write_bert(src: Path, out: Path, outtype: str) -> None:
             tokens.append(tok)  # control tokens keep their text
             types.append(gguf.TokenType.CONTROL)
         else:
-            # llama.cpp's WordPiece vocabulary: "##" continuations lose the prefix, word starts
-            # gain a phantom space (U+2581)
-            tokens.append(tok[2:] if tok.startswith("##") else "\u2581" + tok)
+            tokens.append(_wordpiece_token(tok))
             types.append(gguf.TokenType.NORMAL if i in by_id else gguf.TokenType.UNUSED)
 
     w = gguf.GGUFWriter(str(out), "bert")
