@@ -24,6 +24,12 @@ if [ "$writer" = stload ] && ! $given_binary; then
     cargo build --release --quiet --bin stload
 fi
 
+if ! "$python" -c 'import numpy, safetensors, gguf, tokenizers, llama_cpp' 2>/dev/null; then
+    echo "$python lacks numpy, safetensors, gguf, tokenizers or llama-cpp-python: run scripts/python-env.sh"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
 # llama.cpp on 2 threads (the runner passes n_threads); numpy's BLAS likewise.
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 exec "$python" tests/gguf/e2e.py "$@"
