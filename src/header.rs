@@ -1,7 +1,7 @@
 //! Parse and validate one safetensors header: JSON bytes in, a checked tensor table out. No I/O.
 //!
 //! The rules are those of the reference implementation (the `safetensors` crate 0.8), plus a few
-//! deliberate stricter ones listed in the README: duplicate names, NUL bytes in names, and a second
+//! deliberate stricter ones listed in docs/SECURITY.md: duplicate names, NUL bytes in names, and a second
 //! `__metadata__` key are refused rather than silently resolved.
 
 use std::borrow::Cow;

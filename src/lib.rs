@@ -40,6 +40,7 @@ pub mod sample;
 pub mod shape;
 mod source;
 pub mod tensor;
+pub mod tokenizer;
 pub mod torch;
 pub mod transform;
 pub mod write;

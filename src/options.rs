@@ -17,9 +17,13 @@ pub struct Options {
     pub cache_converted: bool,
     /// Renames applied to every tensor name (after the architecture's own).
     pub rename: Replacer,
-    /// A built-in architecture ("llama", "mixtral", "phi3") whose renames and transforms apply;
-    /// it reads `config.json` beside the weights.
+    /// A built-in architecture (one of [`crate::arch::NAMES`]: llama, mixtral, phi3, qwen2,
+    /// gemma, gemma2, bert) whose renames and transforms apply, or "auto" to pick it from
+    /// `config.json` `architectures[0]`; it reads `config.json` beside the weights.
     pub arch: Option<String>,
+    /// With `arch`: lay the tensors out as a GGUF file of the architecture stores them
+    /// (phi3 keeps its fused `attn_qkv` and gate/up `ffn_up` instead of splitting them).
+    pub gguf_layout: bool,
     /// Tensors to split along axis 0 (names after renaming).
     pub splits: Vec<SplitRule>,
     /// Tensors to stack on a new axis 0 (names after renaming).
@@ -47,6 +51,7 @@ impl Default for Options {
             cache_converted: true,
             rename: Replacer::default(),
             arch: None,
+            gguf_layout: false,
             splits: Vec::new(),
             stacks: Vec::new(),
             read_mode: false,

@@ -68,7 +68,11 @@ pub(crate) fn apply(
     options: &Options,
     config_dir: &Path,
 ) -> Result<Vec<Item>> {
-    let arch = options.arch.as_deref().map(arch::lookup).transpose()?;
+    let arch = options
+        .arch
+        .as_deref()
+        .map(|name| arch::for_open(name, config_dir, options.gguf_layout))
+        .transpose()?;
     let nothing_to_do = arch.is_none()
         && options.rename.is_empty()
         && options.stacks.is_empty()

@@ -1,6 +1,6 @@
 //! Differential check against the reference: on tens of thousands of generated and mutated
 //! files, stload accepts exactly what the Rust `safetensors` crate accepts, except the
-//! deliberate differences listed in [`DELIBERATE`] (and in the README), which are all stricter.
+//! deliberate differences listed in [`DELIBERATE`] (and in docs/SECURITY.md), which are all stricter.
 //!
 //! Valid files with random dtypes, shapes, offsets, metadata and key order are generated, then
 //! mutated at the JSON level (offset tweaks, dtype swaps, shape changes, duplicate keys, wrong

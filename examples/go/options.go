@@ -48,9 +48,11 @@ func WithRename(oldnew ...string) Option {
 	return func(c *config) { c.rename = append([]string(nil), oldnew...) }
 }
 
-// WithArch applies a built-in architecture ("llama", "mixtral", "phi3"): ollama's renames and
-// its transforms (llama Q/K repack, phi3 fused splits, mixtral expert stacking). It reads
-// config.json beside the weights; unknown names fail with ErrUnsupported.
+// WithArch applies a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "gemma",
+// "gemma2", "bert", or "auto" to pick it from config.json "architectures"): ollama's renames and
+// its transforms (llama Q/K repack, phi3 fused splits, mixtral expert stacking, bert drops
+// position ids and the pooler). It reads config.json beside the weights; unknown names fail
+// with ErrUnsupported.
 func WithArch(name string) Option {
 	return func(c *config) { c.arch = &name }
 }

@@ -74,3 +74,155 @@ impl Config {
         Error::format(self.path.display(), None, what)
     }
 }
+
+/// Typed reads for the GGUF metadata: floats, strings, nested objects and the counts llama.cpp
+/// reads as 32-bit. Every error names config.json and the key.
+impl Config {
+    /// The file read (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw value of `key`, `None` when absent or null.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.json.get(key).filter(|v| !v.is_null())
+    }
+
+    /// A finite number, if present. Present but not a finite number is an error.
+    pub fn optional_f64(&self, key: &str) -> Result<Option<f64>> {
+        number(self, key, self.value(key))
+    }
+
+    /// A finite number that must be present.
+    pub fn required_f64(&self, key: &str) -> Result<f64> {
+        self.optional_f64(key)?
+            .ok_or_else(|| self.inconsistent(&format!("\"{key}\" is missing")))
+    }
+
+    /// A string, if present. Present but not a string is an error.
+    pub fn optional_str(&self, key: &str) -> Result<Option<&str>> {
+        match self.value(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.inconsistent(&format!("\"{key}\" is {v}, not a string"))),
+        }
+    }
+
+    /// A boolean, if present. Present but not a boolean is an error.
+    pub fn optional_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.value(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.inconsistent(&format!("\"{key}\" is {v}, not true or false"))),
+        }
+    }
+
+    /// The first of `keys` present, as a positive integer that fits in 32 bits.
+    pub fn first_u32(&self, keys: &[&str]) -> Result<Option<u32>> {
+        for key in keys {
+            if let Some(n) = self.optional(key)? {
+                return self.to_u32(key, n).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Like [`Config::first_u32`], but one of `keys` must be present.
+    pub fn required_u32(&self, keys: &[&str]) -> Result<u32> {
+        self.first_u32(keys)?.ok_or_else(|| {
+            let names: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+            self.inconsistent(&format!("{} is missing", names.join(" or ")))
+        })
+    }
+
+    /// `n` (the value of `key`) as the 32-bit count llama.cpp reads.
+    pub fn to_u32(&self, key: &str, n: u64) -> Result<u32> {
+        u32::try_from(n).map_err(|_| {
+            self.inconsistent(&format!("\"{key}\" is {n}, more than a 32-bit count holds"))
+        })
+    }
+
+    /// An object such as `rope_scaling`, if present and not null.
+    pub fn object(&self, key: &str) -> Result<Option<Section<'_>>> {
+        match self.value(key) {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(Section {
+                config: self,
+                name: key.to_string(),
+                map,
+            })),
+            Some(v) => Err(self.inconsistent(&format!("\"{key}\" is {v}, not an object"))),
+        }
+    }
+}
+
+/// A nested object of config.json (e.g. `rope_scaling`), with the same checked reads.
+pub struct Section<'a> {
+    config: &'a Config,
+    name: String,
+    map: &'a serde_json::Map<String, Value>,
+}
+
+impl Section<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    /// An error about `key` of this object.
+    pub fn inconsistent(&self, key: &str, what: &str) -> Error {
+        self.config
+            .inconsistent(&format!("\"{}.{key}\" {what}", self.name))
+    }
+
+    /// A string field, if present.
+    pub fn optional_str(&self, key: &str) -> Result<Option<&str>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.inconsistent(key, &format!("is {v}, not a string"))),
+        }
+    }
+
+    /// A finite number field, if present.
+    pub fn optional_f64(&self, key: &str) -> Result<Option<f64>> {
+        let full = format!("{}.{key}", self.name);
+        number(self.config, &full, self.get(key))
+    }
+
+    /// A positive integer field that fits in 32 bits, if present.
+    pub fn optional_u32(&self, key: &str) -> Result<Option<u32>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n > 0 => Ok(Some(n)),
+                _ => Err(self.inconsistent(key, &format!("is {v}, not a positive 32-bit integer"))),
+            },
+        }
+    }
+
+    /// An array of finite numbers, if present.
+    pub fn optional_f64s(&self, key: &str) -> Result<Option<Vec<f64>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v.as_f64() {
+                    Some(x) if x.is_finite() => Ok(x),
+                    _ => Err(self.inconsistent(key, &format!("holds {v}, not a finite number"))),
+                })
+                .collect::<Result<Vec<f64>>>()
+                .map(Some),
+            Some(v) => Err(self.inconsistent(key, &format!("is {v}, not an array of numbers"))),
+        }
+    }
+}
+
+fn number(config: &Config, key: &str, value: Option<&Value>) -> Result<Option<f64>> {
+    match value {
+        None => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if x.is_finite() => Ok(Some(x)),
+            _ => Err(config.inconsistent(&format!("\"{key}\" is {v}, not a finite number"))),
+        },
+    }
+}

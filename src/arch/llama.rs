@@ -1,8 +1,10 @@
 //! llama: ollama's renames, and its Q/K repack: each head's rows go from
 //! `[2, rows/heads/2]` order to `[rows/heads/2, 2]` (reshape, swap axes 1 and 2, reshape back).
 
-use super::Config;
+use super::{keys, ComputedTensor, Config};
 use crate::error::Result;
+use crate::kv::Metadata;
+use crate::shape::Shape;
 use crate::transform::Item;
 
 /// ollama's llama replacements, in its order.
@@ -69,6 +71,95 @@ pub fn repack_order(rows: u64, heads: u64) -> Vec<u64> {
         }
     }
     order
+}
+
+/// llama's GGUF metadata: the shared sizes, `rope.dimension_count` (the head size),
+/// `rope.freq_base`, the RMS norm epsilon, key/value lengths when config.json sets `head_dim`,
+/// and linear or yarn rope scaling (llama3 scaling is the computed `rope_freqs.weight`).
+pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
+    kv_for(config, "llama", kv).map(|_| ())
+}
+
+/// [`kv`] under another `general.architecture` prefix (mixtral writes llama's keys).
+pub fn kv_for(config: &Config, arch: &str, kv: &mut Metadata) -> Result<keys::Heads> {
+    let heads = keys::base(config, arch, kv)?;
+    if heads.head_dim % 2 != 0 {
+        return Err(config.inconsistent(&format!(
+            "the head size {} is odd: rotary embeddings need an even one",
+            heads.head_dim
+        )));
+    }
+    kv.set(format!("{arch}.rope.dimension_count"), heads.head_dim);
+    keys::rope_base(config, arch, kv)?;
+    keys::rms_eps(config, arch, kv)?;
+    if config.first_u32(&["head_dim"])?.is_some() {
+        kv.set(format!("{arch}.attention.key_length"), heads.head_dim);
+        kv.set(format!("{arch}.attention.value_length"), heads.head_dim);
+    }
+    keys::rope_scaling(config, arch, kv, true)?;
+    Ok(heads)
+}
+
+/// `rope_freqs.weight` for llama3 rope scaling (`rope_scaling.rope_type == "llama3"`), none
+/// otherwise: one factor per pair of head dimensions, as llama.cpp's converter and ollama
+/// compute it (wavelengths shorter than `original / high_freq_factor` keep 1, longer than
+/// `original / low_freq_factor` get `factor`, those between a smooth mix).
+pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
+    match keys::rope_type(config)? {
+        Some((kind, section)) if kind == "llama3" => {
+            let (_, _, head_dim) = config.attention()?;
+            let theta = config.optional_f64("rope_theta")?.unwrap_or(10000.0);
+            let get = |key: &str, default: f64| -> Result<f64> {
+                Ok(section.optional_f64(key)?.unwrap_or(default))
+            };
+            let factor = get("factor", 8.0)?;
+            let low = get("low_freq_factor", 1.0)?;
+            let high = get("high_freq_factor", 4.0)?;
+            let original = get("original_max_position_embeddings", 8192.0)?;
+            if factor <= 0.0 || low <= 0.0 || high <= low || original <= 0.0 || theta <= 0.0 {
+                return Err(section.inconsistent(
+                    "rope_type",
+                    &format!(
+                        "is llama3 with factor {factor}, low_freq_factor {low}, high_freq_factor {high}, original_max_position_embeddings {original} and rope_theta {theta}: need all positive and high_freq_factor > low_freq_factor"
+                    ),
+                ));
+            }
+            let values = llama3_factors(head_dim, theta, factor, low, high, original);
+            Ok(vec![ComputedTensor {
+                name: "rope_freqs.weight".into(),
+                shape: Shape::from_slice(&[values.len() as u64]),
+                values,
+            }])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The llama3 rope factors for a head of `dim` dimensions, computed in f64.
+pub fn llama3_factors(
+    dim: u64,
+    theta: f64,
+    factor: f64,
+    low: f64,
+    high: f64,
+    original: f64,
+) -> Vec<f32> {
+    let (low_wavelen, high_wavelen) = (original / low, original / high);
+    (0..dim)
+        .step_by(2)
+        .map(|i| {
+            let wavelen = 2.0 * std::f64::consts::PI * theta.powf(i as f64 / dim as f64);
+            let f = if wavelen < high_wavelen {
+                1.0
+            } else if wavelen > low_wavelen {
+                factor
+            } else {
+                let smooth = (original / wavelen - low) / (high - low);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            };
+            f as f32
+        })
+        .collect()
 }
 
 #[cfg(test)]

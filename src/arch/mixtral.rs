@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{llama, Config};
 use crate::error::Result;
+use crate::kv::Metadata;
 use crate::transform::{stack, Item, StackRule};
 
 /// Renames added to llama's.
@@ -54,4 +55,20 @@ pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
         items = stack(items, &rule)?;
     }
     llama::repack_qk(items, config)
+}
+
+/// mixtral's GGUF metadata: llama's keys (its `general.architecture` is llama) plus
+/// `expert_count` (`num_local_experts`) and `expert_used_count` (`num_experts_per_tok`).
+pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
+    llama::kv_for(config, "llama", kv)?;
+    let experts = config.required_u32(&["num_local_experts"])?;
+    let used = config.required_u32(&["num_experts_per_tok"])?;
+    if used > experts {
+        return Err(config.inconsistent(&format!(
+            "\"num_experts_per_tok\" {used} is more than \"num_local_experts\" {experts}"
+        )));
+    }
+    kv.set("llama.expert_count", experts);
+    kv.set("llama.expert_used_count", used);
+    Ok(())
 }

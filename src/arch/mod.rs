@@ -1,31 +1,81 @@
 //! Built-in architectures: the renames and transforms ollama's converters apply, so engines get
-//! GGUF-style names and layouts straight from Hugging Face checkpoints.
+//! GGUF-style names and layouts straight from Hugging Face checkpoints, and for a GGUF file the
+//! metadata llama.cpp reads (KV), the tensors computed from config.json and per-tensor value
+//! fix-ups. One file per architecture, each with the same parts: parameters from config.json,
+//! KV, tensor mapping, replacements.
 
+mod bert;
 mod config;
+mod detect;
+mod gemma;
+mod keys;
 mod llama;
 mod mixtral;
 mod phi3;
+mod qwen2;
 
-pub use config::Config;
+use std::path::Path;
+
+pub use config::{Config, Section};
+pub use detect::{detect, HF_NAMES};
 
 use crate::error::{Error, Result};
+use crate::kv::Metadata;
 use crate::rename::Replacer;
+use crate::shape::Shape;
 use crate::transform::Item;
 
-/// One architecture: its rename pairs and its structural transform.
+/// A tensor the GGUF file needs that no checkpoint stores (llama3 `rope_freqs.weight`, phi3
+/// `rope_factors_long/short.weight`), computed in f32 from config.json.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputedTensor {
+    /// The GGUF tensor name.
+    pub name: String,
+    /// Dimensions, outermost first (row-major, as the model lists tensors).
+    pub shape: Shape,
+    /// The values, row-major.
+    pub values: Vec<f32>,
+}
+
+/// A value fix-up applied in f32 to one tensor before it is written (gemma's norms: +1).
+pub type Adjust = fn(&mut [f32]);
+
+/// One architecture: its rename pairs, its structural transform, and what a GGUF file of it
+/// needs besides the tensors.
 pub(crate) struct Arch {
     /// The name callers select it by.
     pub name: &'static str,
     /// Renames applied first.
     pub replacer: Replacer,
-    /// Repacks, splits and stacks on the renamed tensors.
+    /// Repacks, splits, stacks and drops on the renamed tensors.
     pub transform: fn(Vec<Item>, &Config) -> Result<Vec<Item>>,
+    /// The `general.architecture` value of its GGUF files.
+    pub gguf_name: &'static str,
+    /// Writes `general.architecture` and the `ARCH.*` keys llama.cpp reads.
+    pub kv: fn(&Config, &mut Metadata) -> Result<()>,
+    /// The tensors computed from config.json.
+    pub computed: fn(&Config) -> Result<Vec<ComputedTensor>>,
+    /// Per GGUF tensor name, the value fix-up to apply, if any.
+    pub adjust: fn(&str) -> Option<Adjust>,
 }
 
-/// The names `lookup` accepts.
-pub const NAMES: [&str; 3] = ["llama", "mixtral", "phi3"];
+/// The names `lookup` accepts. `Options::arch` also takes [`AUTO`].
+pub const NAMES: [&str; 7] = [
+    "llama", "mixtral", "phi3", "qwen2", "gemma", "gemma2", "bert",
+];
 
-/// The architecture called `name` (case-insensitive).
+/// The name that selects the architecture from `config.json` `architectures[0]` at open.
+pub const AUTO: &str = "auto";
+
+fn no_computed(_: &Config) -> Result<Vec<ComputedTensor>> {
+    Ok(Vec::new())
+}
+
+fn no_adjust(_: &str) -> Option<Adjust> {
+    None
+}
+
+/// The architecture called `name` (case-insensitive), with the tensor layout served at open.
 pub(crate) fn lookup(name: &str) -> Result<Arch> {
     let pairs = |list: &[&str]| Replacer::from_flat(list);
     let arch = match name.to_ascii_lowercase().as_str() {
@@ -33,6 +83,10 @@ pub(crate) fn lookup(name: &str) -> Result<Arch> {
             name: "llama",
             replacer: pairs(llama::PAIRS)?,
             transform: llama::transform,
+            gguf_name: "llama",
+            kv: llama::kv,
+            computed: llama::computed,
+            adjust: no_adjust,
         },
         "mixtral" => {
             let mut replacer = pairs(llama::PAIRS)?;
@@ -41,6 +95,10 @@ pub(crate) fn lookup(name: &str) -> Result<Arch> {
                 name: "mixtral",
                 replacer,
                 transform: mixtral::transform,
+                gguf_name: "llama",
+                kv: mixtral::kv,
+                computed: llama::computed,
+                adjust: no_adjust,
             }
         }
         "phi3" => {
@@ -50,14 +108,137 @@ pub(crate) fn lookup(name: &str) -> Result<Arch> {
                 name: "phi3",
                 replacer,
                 transform: phi3::transform,
+                gguf_name: "phi3",
+                kv: phi3::kv,
+                computed: phi3::computed,
+                adjust: no_adjust,
             }
         }
+        "qwen2" => Arch {
+            name: "qwen2",
+            replacer: pairs(qwen2::PAIRS)?,
+            transform: qwen2::transform,
+            gguf_name: "qwen2",
+            kv: qwen2::kv,
+            computed: no_computed,
+            adjust: no_adjust,
+        },
+        "gemma" => Arch {
+            name: "gemma",
+            replacer: pairs(gemma::PAIRS)?,
+            transform: gemma::transform,
+            gguf_name: "gemma",
+            kv: gemma::kv,
+            computed: no_computed,
+            adjust: gemma::adjust,
+        },
+        "gemma2" => Arch {
+            name: "gemma2",
+            replacer: pairs(gemma::PAIRS2)?,
+            transform: gemma::transform,
+            gguf_name: "gemma2",
+            kv: gemma::kv2,
+            computed: no_computed,
+            adjust: gemma::adjust,
+        },
+        "bert" => Arch {
+            name: "bert",
+            replacer: pairs(bert::PAIRS)?,
+            transform: bert::transform,
+            gguf_name: "bert",
+            kv: bert::kv,
+            computed: no_computed,
+            adjust: no_adjust,
+        },
         _ => {
             return Err(Error::Unsupported(format!(
-                "unknown architecture \"{name}\" (known: {})",
+                "unknown architecture \"{name}\" (known: {}, or {AUTO} to read config.json)",
                 NAMES.join(", ")
             )))
         }
     };
     Ok(arch)
+}
+
+/// Checks a name given to `Options::arch`: one of [`NAMES`] or [`AUTO`].
+pub fn check_name(name: &str) -> Result<()> {
+    if name.eq_ignore_ascii_case(AUTO) {
+        return Ok(());
+    }
+    lookup(name).map(|_| ())
+}
+
+/// The architecture name `name` selects: [`AUTO`] is detected from `config_dir/config.json`,
+/// any other name is checked and returned in its canonical spelling.
+pub fn resolve(name: &str, config_dir: &Path) -> Result<&'static str> {
+    if name.eq_ignore_ascii_case(AUTO) {
+        detect(config_dir)
+    } else {
+        lookup(name).map(|a| a.name)
+    }
+}
+
+/// The architecture for the model opened with `Options::arch = name` from a directory whose
+/// config.json is in `config_dir`; `gguf_layout` selects the tensor layout a GGUF file needs
+/// (phi3 keeps its fused tensors) instead of the one served by default.
+pub(crate) fn for_open(name: &str, config_dir: &Path, gguf_layout: bool) -> Result<Arch> {
+    let mut arch = lookup(resolve(name, config_dir)?)?;
+    if gguf_layout {
+        arch.transform = gguf_transform(arch.name, arch.transform);
+    }
+    Ok(arch)
+}
+
+fn gguf_transform(
+    name: &str,
+    open: fn(Vec<Item>, &Config) -> Result<Vec<Item>>,
+) -> fn(Vec<Item>, &Config) -> Result<Vec<Item>> {
+    match name {
+        "phi3" => phi3::gguf_transform,
+        _ => open,
+    }
+}
+
+/// The architecture of a GGUF export and the config.json it reads: `name` as given (or
+/// [`AUTO`]), detected from `config_dir/config.json` when `None`. Its `transform` is the GGUF
+/// layout.
+pub(crate) fn for_gguf(config_dir: &Path, name: Option<&str>) -> Result<(Arch, Config)> {
+    let arch = for_open(name.unwrap_or(AUTO), config_dir, true)?;
+    let config = Config::read(config_dir, arch.name)?;
+    Ok((arch, config))
+}
+
+/// What a GGUF file of an architecture needs besides the model's tensors.
+#[derive(Debug)]
+pub struct GgufParts {
+    /// The architecture's name (one of [`NAMES`]).
+    pub arch: &'static str,
+    /// `general.architecture` and the `ARCH.*` keys (plus bert's
+    /// `tokenizer.ggml.token_type_count`).
+    pub metadata: Metadata,
+    /// Tensors computed from config.json, to append.
+    pub computed: Vec<ComputedTensor>,
+    /// Per GGUF tensor name, the value fix-up to apply in f32 before conversion.
+    pub adjust: fn(&str) -> Option<Adjust>,
+}
+
+/// The metadata, computed tensors and fix-ups of a GGUF export of the checkpoint whose
+/// config.json is in `config_dir`; `name` selects the architecture (one of [`NAMES`] or
+/// [`AUTO`]), `None` detects it. Open the model with `Options { arch, gguf_layout: true, .. }`
+/// to get the tensors in the layout these describe.
+pub fn gguf_parts(config_dir: &Path, name: Option<&str>) -> Result<GgufParts> {
+    let (arch, config) = for_gguf(config_dir, name)?;
+    let mut metadata = Metadata::new();
+    (arch.kv)(&config, &mut metadata)?;
+    debug_assert!(
+        metadata.get("general.architecture") == Some(&arch.gguf_name.into()),
+        "{} writes general.architecture",
+        arch.name
+    );
+    Ok(GgufParts {
+        arch: arch.name,
+        metadata,
+        computed: (arch.computed)(&config)?,
+        adjust: arch.adjust,
+    })
 }

@@ -28,7 +28,7 @@ enum Command {
         /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
         #[arg(long)]
         json: bool,
-        /// Show the names and layouts a built-in architecture maps to (llama, mixtral, phi3).
+        /// Show the names and layouts a built-in architecture maps to (llama, mixtral, phi3, qwen2, gemma, gemma2, bert, or auto from config.json).
         #[arg(long)]
         arch: Option<String>,
     },
@@ -44,7 +44,7 @@ enum Command {
         /// Output file or directory.
         #[arg(long)]
         out: PathBuf,
-        /// Apply a built-in architecture's renames and transforms (llama, mixtral, phi3).
+        /// Apply a built-in architecture's renames and transforms (llama, mixtral, phi3, qwen2, gemma, gemma2, bert, or auto from config.json).
         #[arg(long)]
         arch: Option<String>,
     },

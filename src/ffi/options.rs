@@ -136,10 +136,11 @@ pub extern "C" fn stload_options_set_rename(
     })
 }
 
-/// Selects a built-in architecture ("llama", "mixtral", "phi3"): ollama's renames plus its
-/// transforms (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts stacked),
-/// reading `config.json` beside the weights at open. NULL clears it. Unknown names:
-/// `STLOAD_ERR_UNSUPPORTED`.
+/// Selects a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "gemma", "gemma2",
+/// "bert", or "auto" to pick it from `config.json` `architectures[0]` at open): ollama's renames
+/// plus its transforms (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts
+/// stacked; bert drops position ids and the pooler), reading `config.json` beside the weights at
+/// open. NULL clears it. Unknown names: `STLOAD_ERR_UNSUPPORTED`.
 #[no_mangle]
 pub extern "C" fn stload_options_set_arch(
     opts: *mut stload_options,
@@ -153,7 +154,7 @@ pub extern "C" fn stload_options_set_arch(
         }
         // SAFETY: non-NULL, NUL-terminated per the API contract.
         let name = unsafe { str_arg(arch, "arch") }?;
-        crate::arch::lookup(name)?;
+        crate::arch::check_name(name)?;
         o.arch = Some(name.to_string());
         Ok(())
     })

@@ -1,0 +1,165 @@
+//! bert: ollama's names (`token_embd`, `token_types`, `position_embd`, `token_embd_norm`,
+//! `blk.N.attn_q/k/v/output`, `attn_output_norm`, `ffn_up`, `ffn_down`, `layer_output_norm`);
+//! a `bert.` prefix (checkpoints saved from a task model) is removed, and the tensors an
+//! embedding model does not use (`embeddings.position_ids`, the pooler, pre-training heads)
+//! are dropped.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{keys, Config};
+use crate::error::{Error, Result};
+use crate::kv::Metadata;
+use crate::transform::Item;
+
+/// ollama's bert replacements, in its order.
+#[rustfmt::skip]
+pub const PAIRS: &[&str] = &[
+    "encoder.layer", "blk",
+    "encoder.layers", "blk",
+    "embeddings.word_embeddings", "token_embd",
+    "embeddings.token_type_embeddings", "token_types",
+    "embeddings.LayerNorm", "token_embd_norm",
+    "embeddings.position_embeddings", "position_embd",
+    "attention.self.query", "attn_q",
+    "attention.self.key", "attn_k",
+    "attention.self.value", "attn_v",
+    "attention.output.dense", "attn_output",
+    "attention.output.LayerNorm", "attn_output_norm",
+    "intermediate.dense", "ffn_up",
+    "output.dense", "ffn_down",
+    "output.LayerNorm", "layer_output_norm",
+];
+
+/// Prefixes (after `bert.` is removed) of tensors left out, besides `embeddings.position_ids`.
+const DROPPED_PREFIXES: [&str; 3] = ["pooler.", "cls.predictions.", "cls.seq_relationship."];
+
+/// Removes a leading `bert.`, renames TensorFlow-style `gamma`/`beta` norms to
+/// `weight`/`bias`, and drops position ids, the pooler and pre-training heads.
+pub fn transform(mut items: Vec<Item>, _config: &Config) -> Result<Vec<Item>> {
+    for item in &mut items {
+        let mut name = item
+            .name
+            .strip_prefix("bert.")
+            .unwrap_or(&item.name)
+            .to_string();
+        if let Some(stem) = name.strip_suffix(".gamma") {
+            name = format!("{stem}.weight");
+        } else if let Some(stem) = name.strip_suffix(".beta") {
+            name = format!("{stem}.bias");
+        }
+        item.rename(name);
+    }
+    items.retain(|i| {
+        i.name != "embeddings.position_ids"
+            && !DROPPED_PREFIXES.iter().any(|p| i.name.starts_with(p))
+    });
+    Ok(items)
+}
+
+/// bert's GGUF metadata: the shared sizes, `attention.layer_norm_epsilon`,
+/// `attention.causal` = false, `pooling_type` from the sentence-transformers files, and
+/// `tokenizer.ggml.token_type_count` (`type_vocab_size`, 2 when unset) that llama.cpp needs to
+/// read `token_types.weight`.
+pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
+    let arch = "bert";
+    keys::base(config, arch, kv)?;
+    let (key, eps) = match config.optional_f64("layer_norm_eps")? {
+        Some(e) => ("layer_norm_eps", e),
+        None => (
+            "layer_norm_epsilon",
+            config.required_f64("layer_norm_epsilon")?,
+        ),
+    };
+    kv.set(
+        format!("{arch}.attention.layer_norm_epsilon"),
+        keys::f32_of(config, key, eps)?,
+    );
+    kv.set(format!("{arch}.attention.causal"), false);
+    let dir = config.path().parent().unwrap_or(Path::new("."));
+    kv.set(format!("{arch}.pooling_type"), pooling_type(dir)?);
+    let types = config.first_u32(&["type_vocab_size"])?.unwrap_or(2);
+    kv.set("tokenizer.ggml.token_type_count", types);
+    Ok(())
+}
+
+/// llama.cpp's pooling type numbers (`PoolingType` of the gguf package).
+const POOLING_NONE: u32 = 0;
+/// Mean of the token embeddings.
+const POOLING_MEAN: u32 = 1;
+/// The first (CLS) token's embedding.
+const POOLING_CLS: u32 = 2;
+/// The last token's embedding.
+const POOLING_LAST: u32 = 3;
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path.display(), "reading", &e))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))
+}
+
+/// The pooling of a sentence-transformers checkpoint: `modules.json` names the Pooling module's
+/// directory, whose `config.json` says mean, cls or last token. Without `modules.json` or a
+/// Pooling module: none (per-token embeddings), as ollama writes it. A pooling llama.cpp does
+/// not have (max, mean of square roots) is an error naming the file.
+pub fn pooling_type(dir: &Path) -> Result<u32> {
+    let modules_path = dir.join("modules.json");
+    if !modules_path.exists() {
+        return Ok(POOLING_NONE);
+    }
+    let modules = read_json(&modules_path)?;
+    let Some(list) = modules.as_array() else {
+        return Err(Error::format(
+            modules_path.display(),
+            None,
+            "not a JSON list",
+        ));
+    };
+    let pooling = list.iter().find(|m| {
+        m.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.ends_with("Pooling"))
+    });
+    let Some(module) = pooling else {
+        return Ok(POOLING_NONE);
+    };
+    let Some(sub) = module.get("path").and_then(Value::as_str) else {
+        return Err(Error::format(
+            modules_path.display(),
+            None,
+            "the Pooling module has no \"path\"",
+        ));
+    };
+    if Path::new(sub)
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(Error::format(
+            modules_path.display(),
+            None,
+            format!("the Pooling module's path \"{sub}\" leaves the model directory"),
+        ));
+    }
+    let path = dir.join(sub).join("config.json");
+    let config = read_json(&path)?;
+    let flag = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(false);
+    if flag("pooling_mode_mean_tokens") {
+        return Ok(POOLING_MEAN);
+    }
+    if flag("pooling_mode_cls_token") {
+        return Ok(POOLING_CLS);
+    }
+    if flag("pooling_mode_lasttoken") {
+        return Ok(POOLING_LAST);
+    }
+    match config.get("pooling_mode").and_then(Value::as_str) {
+        Some("mean") => Ok(POOLING_MEAN),
+        Some("cls") => Ok(POOLING_CLS),
+        Some("lasttoken") => Ok(POOLING_LAST),
+        _ => Err(Error::Unsupported(format!(
+            "{}: the pooling is neither mean, cls nor last token, which llama.cpp does not run",
+            path.display()
+        ))),
+    }
+}

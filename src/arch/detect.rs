@@ -1,0 +1,76 @@
+//! Which architecture a Hugging Face directory holds: `config.json` `architectures[0]`, mapped
+//! the way ollama's converter maps it.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// `architectures[0]` values and the architecture each selects, in ollama's mapping.
+pub const HF_NAMES: [(&str, &str); 7] = [
+    ("LlamaForCausalLM", "llama"),
+    ("MixtralForCausalLM", "mixtral"),
+    ("Phi3ForCausalLM", "phi3"),
+    ("Qwen2ForCausalLM", "qwen2"),
+    ("GemmaForCausalLM", "gemma"),
+    ("Gemma2ForCausalLM", "gemma2"),
+    ("BertModel", "bert"),
+];
+
+/// The architecture of the checkpoint in `dir`, from `dir/config.json` `architectures[0]`.
+/// A missing file, a missing or empty list and an unknown name are errors naming the file.
+pub fn detect(dir: &Path) -> Result<&'static str> {
+    let path = dir.join("config.json");
+    let text = std::fs::read(&path).map_err(|e| {
+        Error::io(
+            path.display(),
+            "detecting the architecture needs config.json beside the weights",
+            &e,
+        )
+    })?;
+    let json: Value = serde_json::from_slice(&text)
+        .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))?;
+    let first =
+        match json.get("architectures") {
+            None | Some(Value::Null) => return Err(Error::format(
+                path.display(),
+                None,
+                "\"architectures\" is missing: cannot detect the architecture (give one by name)",
+            )),
+            Some(Value::Array(list)) => match list.first() {
+                None => return Err(Error::format(
+                    path.display(),
+                    None,
+                    "\"architectures\" is empty: cannot detect the architecture (give one by name)",
+                )),
+                Some(Value::String(s)) => s.as_str(),
+                Some(v) => {
+                    return Err(Error::format(
+                        path.display(),
+                        None,
+                        format!("\"architectures\"[0] is {v}, not a string"),
+                    ))
+                }
+            },
+            Some(v) => {
+                return Err(Error::format(
+                    path.display(),
+                    None,
+                    format!("\"architectures\" is {v}, not a list"),
+                ))
+            }
+        };
+    HF_NAMES
+        .iter()
+        .find(|(hf, _)| *hf == first)
+        .map(|(_, name)| *name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = HF_NAMES.iter().map(|(hf, _)| *hf).collect();
+            Error::Unsupported(format!(
+                "{}: architecture \"{first}\" is not supported (supported: {})",
+                path.display(),
+                known.join(", ")
+            ))
+        })
+}

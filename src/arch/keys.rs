@@ -1,0 +1,222 @@
+//! The `ARCH.*` keys every architecture shares (sizes, counts, head layout, rope scaling), with
+//! names and types as the `gguf` Python package's `Keys` and llama.cpp read them: counts as u32,
+//! floats as f32.
+
+use super::config::Section;
+use super::Config;
+use crate::error::Result;
+use crate::kv::Metadata;
+
+/// The attention layout all architectures check the same way.
+pub struct Heads {
+    /// Query heads.
+    pub heads: u32,
+    /// Size of one head.
+    pub head_dim: u32,
+    /// Model width.
+    pub hidden: u32,
+}
+
+/// Writes `general.architecture` and the keys every architecture has: context, embedding and
+/// feed-forward lengths, block count, head counts (and vocab_size when config.json has it).
+/// Head counts that do not divide the width, or key/value heads that do not divide the heads,
+/// are errors naming config.json and the key.
+pub fn base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<Heads> {
+    kv.set("general.architecture", arch);
+    if let Some(n) = config.first_u32(&["vocab_size"])? {
+        kv.set(format!("{arch}.vocab_size"), n);
+    }
+    let context = config.required_u32(&["max_position_embeddings", "n_ctx", "n_positions"])?;
+    kv.set(format!("{arch}.context_length"), context);
+    let hidden = config.required_u32(&["hidden_size", "n_embd"])?;
+    kv.set(format!("{arch}.embedding_length"), hidden);
+    let blocks = config.required_u32(&["num_hidden_layers", "n_layers", "n_layer"])?;
+    kv.set(format!("{arch}.block_count"), blocks);
+    let ffn = config.required_u32(&["intermediate_size", "n_inner"])?;
+    kv.set(format!("{arch}.feed_forward_length"), ffn);
+    let heads = config.required_u32(&["num_attention_heads", "n_head"])?;
+    kv.set(format!("{arch}.attention.head_count"), heads);
+    let kv_heads = config
+        .first_u32(&["num_key_value_heads", "n_head_kv"])?
+        .unwrap_or(heads);
+    if heads % kv_heads != 0 {
+        return Err(config.inconsistent(&format!(
+            "\"num_key_value_heads\" {kv_heads} does not divide \"num_attention_heads\" {heads}"
+        )));
+    }
+    kv.set(format!("{arch}.attention.head_count_kv"), kv_heads);
+    let head_dim = match config.first_u32(&["head_dim"])? {
+        Some(d) => d,
+        None => {
+            if hidden % heads != 0 {
+                return Err(config.inconsistent(&format!(
+                    "\"hidden_size\" {hidden} is not a multiple of \"num_attention_heads\" {heads}"
+                )));
+            }
+            hidden / heads
+        }
+    };
+    Ok(Heads {
+        heads,
+        head_dim,
+        hidden,
+    })
+}
+
+/// An f64 from config.json as the f32 GGUF stores; a value f32 cannot hold is an error.
+pub fn f32_of(config: &Config, key: &str, x: f64) -> Result<f32> {
+    let v = x as f32;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(config.inconsistent(&format!("\"{key}\" is {x}, out of the f32 range")))
+    }
+}
+
+/// `ARCH.attention.layer_norm_rms_epsilon` from `rms_norm_eps` (required: llama.cpp reads it).
+pub fn rms_eps(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
+    let eps = config.required_f64("rms_norm_eps")?;
+    kv.set(
+        format!("{arch}.attention.layer_norm_rms_epsilon"),
+        f32_of(config, "rms_norm_eps", eps)?,
+    );
+    Ok(())
+}
+
+/// `ARCH.rope.freq_base` from `rope_theta`, when present.
+pub fn rope_base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
+    if let Some(theta) = config.optional_f64("rope_theta")? {
+        if theta <= 0.0 {
+            return Err(config.inconsistent(&format!("\"rope_theta\" is {theta}, not positive")));
+        }
+        kv.set(
+            format!("{arch}.rope.freq_base"),
+            f32_of(config, "rope_theta", theta)?,
+        );
+    }
+    Ok(())
+}
+
+/// The `rope_scaling` type (`rope_type`, else `type`), lower case, when config.json has one.
+pub fn rope_type(config: &Config) -> Result<Option<(String, Section<'_>)>> {
+    let Some(section) = config.object("rope_scaling")? else {
+        return Ok(None);
+    };
+    let kind = match section.optional_str("rope_type")? {
+        Some(t) => Some(t),
+        None => section.optional_str("type")?,
+    }
+    .map(str::to_ascii_lowercase);
+    Ok(kind.map(|t| (t, section)))
+}
+
+/// The rope scaling keys of llama-style models: `linear` (type, factor) and `yarn` (type,
+/// factor, original context length and the optional yarn parameters). `llama3` is carried by
+/// the computed `rope_freqs.weight` tensor when `llama3` is true; `default` adds nothing. Any
+/// other type is an error naming config.json and the key.
+pub fn rope_scaling(config: &Config, arch: &str, kv: &mut Metadata, llama3: bool) -> Result<()> {
+    let Some((kind, section)) = rope_type(config)? else {
+        return Ok(());
+    };
+    let factor = |s: &Section| -> Result<f32> {
+        match s.optional_f64("factor")? {
+            Some(f) if f > 0.0 => f32_of(config, "rope_scaling.factor", f),
+            Some(f) => Err(s.inconsistent("factor", &format!("is {f}, not positive"))),
+            None => Err(s.inconsistent("factor", "is missing")),
+        }
+    };
+    match kind.as_str() {
+        "default" | "none" => {}
+        "llama3" if llama3 => {}
+        "linear" => {
+            kv.set(format!("{arch}.rope.scaling.type"), "linear");
+            kv.set(format!("{arch}.rope.scaling.factor"), factor(&section)?);
+        }
+        "yarn" => {
+            kv.set(format!("{arch}.rope.scaling.type"), "yarn");
+            kv.set(format!("{arch}.rope.scaling.factor"), factor(&section)?);
+            let original = match section.optional_u32("original_max_position_embeddings")? {
+                Some(n) => n,
+                None => config
+                    .first_u32(&["original_max_position_embeddings"])?
+                    .ok_or_else(|| {
+                        section.inconsistent("original_max_position_embeddings", "is missing")
+                    })?,
+            };
+            kv.set(
+                format!("{arch}.rope.scaling.original_context_length"),
+                original,
+            );
+            // `attention_factor` is the current name, `attn_factor` the older one.
+            let attn = if section.optional_f64("attention_factor")?.is_some() {
+                "attention_factor"
+            } else {
+                "attn_factor"
+            };
+            let optional = [
+                ("extrapolation_factor", "yarn_ext_factor"),
+                (attn, "yarn_attn_factor"),
+                ("beta_fast", "yarn_beta_fast"),
+                ("beta_slow", "yarn_beta_slow"),
+            ];
+            for (key, gguf) in optional {
+                if let Some(x) = section.optional_f64(key)? {
+                    let full = format!("rope_scaling.{key}");
+                    kv.set(
+                        format!("{arch}.rope.scaling.{gguf}"),
+                        f32_of(config, &full, x)?,
+                    );
+                }
+            }
+        }
+        other => {
+            return Err(section.inconsistent(
+                "rope_type",
+                &format!(
+                    "is \"{other}\": architecture {arch} supports linear, yarn{}",
+                    if llama3 { ", llama3" } else { "" }
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::Value;
+
+    fn config(json: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), json).unwrap();
+        let c = Config::read(dir.path(), "test").unwrap();
+        (dir, c)
+    }
+
+    #[test]
+    fn yarn_writes_its_parameters_and_prefers_attention_factor() {
+        let (_d, c) = config(
+            r#"{"rope_scaling": {"rope_type": "YaRN", "factor": 4, "original_max_position_embeddings": 4096,
+                "attention_factor": 0.5, "attn_factor": 0.25, "beta_fast": 32, "beta_slow": 1}}"#,
+        );
+        let mut kv = Metadata::new();
+        rope_scaling(&c, "qwen2", &mut kv, false).unwrap();
+        let get = |k: &str| kv.get(&format!("qwen2.rope.scaling.{k}")).cloned();
+        assert_eq!(get("type"), Some(Value::from("yarn")));
+        assert_eq!(get("factor"), Some(Value::F32(4.0)));
+        assert_eq!(get("original_context_length"), Some(Value::U32(4096)));
+        assert_eq!(get("yarn_attn_factor"), Some(Value::F32(0.5)));
+        assert_eq!(get("yarn_beta_fast"), Some(Value::F32(32.0)));
+        assert_eq!(get("yarn_beta_slow"), Some(Value::F32(1.0)));
+        assert_eq!(get("yarn_ext_factor"), None);
+    }
+
+    #[test]
+    fn llama3_is_refused_where_no_tensor_carries_it() {
+        let (_d, c) = config(r#"{"rope_scaling": {"rope_type": "llama3", "factor": 8}}"#);
+        let err = rope_scaling(&c, "qwen2", &mut Metadata::new(), false).unwrap_err();
+        assert!(err.to_string().contains("rope_scaling.rope_type"), "{err}");
+        rope_scaling(&c, "llama", &mut Metadata::new(), true).unwrap();
+    }
+}

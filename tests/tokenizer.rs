@@ -1,0 +1,468 @@
+//! The `tokenizer.*` GGUF keys stload writes for tokenizers trained at test time (BPE with a
+//! ByteLevel and a Llama 3 Split pre-tokenizer, WordPiece, SentencePiece BPE and unigram) and the
+//! real MiniLM checkpoint, against the `tokenizers` and `sentencepiece` libraries and the `gguf`
+//! package's vocab classes (tests/python/tokenizer_fixtures.py); then hostile directories.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value as Json;
+use stload::kv::{Array, Metadata, Value};
+use stload::tokenizer;
+
+/// The fixtures and oracle.json, written once per test binary.
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/tokenizer_fixtures.py");
+        let status = Command::new(common::python())
+            .arg(&script)
+            .arg(dir.path())
+            .status()
+            .expect("run python");
+        assert!(status.success(), "tokenizer_fixtures.py failed");
+        dir
+    })
+    .path()
+}
+
+fn oracle() -> &'static serde_json::Map<String, Json> {
+    static ORACLE: OnceLock<serde_json::Map<String, Json>> = OnceLock::new();
+    ORACLE.get_or_init(|| {
+        let text = std::fs::read_to_string(fixtures().join("oracle.json")).expect("oracle.json");
+        match serde_json::from_str(&text).expect("valid JSON") {
+            Json::Object(m) => m,
+            _ => panic!("oracle.json is not an object"),
+        }
+    })
+}
+
+fn strings(md: &Metadata, key: &str) -> Vec<String> {
+    match md.get(key) {
+        Some(Value::Array(Array::String(v))) => v.clone(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+fn oracle_strings(j: &Json) -> Vec<String> {
+    j.as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+/// Every key of one case equals the oracle's value.
+fn check(case: &str) {
+    let o = &oracle()[case];
+    let dir = PathBuf::from(o["dir"].as_str().expect("dir"));
+    let vocab_size = o["vocab_size"].as_u64();
+    let mut md = Metadata::new();
+    tokenizer::write_kv(&dir, vocab_size, &mut md).unwrap_or_else(|e| panic!("{case}: {e}"));
+
+    assert_eq!(
+        md.get("tokenizer.ggml.model"),
+        Some(&Value::String(o["model"].as_str().unwrap().into())),
+        "{case}"
+    );
+    assert_eq!(
+        md.get("tokenizer.ggml.pre"),
+        Some(&Value::String(o["pre"].as_str().unwrap().into())),
+        "{case}"
+    );
+    let tokens = strings(&md, "tokenizer.ggml.tokens");
+    let want = oracle_strings(&o["tokens"]);
+    assert_eq!(tokens.len(), want.len(), "{case}: token count");
+    for (i, (a, b)) in tokens.iter().zip(&want).enumerate() {
+        assert_eq!(a, b, "{case}: token {i}");
+    }
+    let types: Vec<i64> = o["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect();
+    match md.get("tokenizer.ggml.token_type") {
+        Some(Value::Array(Array::I32(v))) => {
+            let got: Vec<i64> = v.iter().map(|&t| t as i64).collect();
+            for (i, (a, b)) in got.iter().zip(&types).enumerate() {
+                assert_eq!(a, b, "{case}: type of token {i} {:?}", want[i]);
+            }
+            assert_eq!(got.len(), types.len(), "{case}: type count");
+        }
+        other => panic!("{case}: token_type {other:?}"),
+    }
+    match (&o["scores"], md.get("tokenizer.ggml.scores")) {
+        (Json::Null, None) => {}
+        (Json::Array(want), Some(Value::Array(Array::F32(got)))) => {
+            assert_eq!(got.len(), want.len(), "{case}: score count");
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                // The oracle holds the f32 scores as JSON doubles: exact after narrowing.
+                assert_eq!(*g, w.as_f64().unwrap() as f32, "{case}: score {i}");
+            }
+        }
+        (w, g) => panic!("{case}: scores {w:?} vs {g:?}"),
+    }
+    let merges = oracle_strings(&o["merges"]);
+    if merges.is_empty() {
+        assert_eq!(md.get("tokenizer.ggml.merges"), None, "{case}");
+    } else {
+        assert_eq!(strings(&md, "tokenizer.ggml.merges"), merges, "{case}");
+    }
+
+    let key = |kind: &str| match kind {
+        "unk" => "tokenizer.ggml.unknown_token_id".to_string(),
+        "sep" => "tokenizer.ggml.seperator_token_id".to_string(),
+        "pad" => "tokenizer.ggml.padding_token_id".to_string(),
+        k => format!("tokenizer.ggml.{k}_token_id"),
+    };
+    let ids = o["ids"].as_object().unwrap();
+    for kind in ["bos", "eos", "unk", "sep", "pad", "mask"] {
+        let want = ids
+            .get(kind)
+            .map(|v| Value::U32(v.as_u64().unwrap() as u32));
+        assert_eq!(md.get(&key(kind)).cloned(), want, "{case}: {kind} id");
+    }
+    let add = o["add"].as_object().unwrap();
+    for kind in ["bos", "eos", "sep"] {
+        let want = add.get(kind).map(|v| Value::Bool(v.as_bool().unwrap()));
+        let k = format!("tokenizer.ggml.add_{kind}_token");
+        assert_eq!(md.get(&k).cloned(), want, "{case}: {k}");
+    }
+    let eos_ids: Vec<i32> = o["eos_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap() as i32)
+        .collect();
+    if eos_ids.is_empty() {
+        assert_eq!(md.get("tokenizer.ggml.eos_token_ids"), None, "{case}");
+    } else {
+        assert_eq!(
+            md.get("tokenizer.ggml.eos_token_ids"),
+            Some(&Value::Array(Array::I32(eos_ids))),
+            "{case}"
+        );
+    }
+    assert_eq!(
+        md.get("tokenizer.chat_template").cloned(),
+        o["chat_template"]
+            .as_str()
+            .map(|s| Value::String(s.to_string())),
+        "{case}: chat template"
+    );
+    if let Some(n) = o.get("normalizer") {
+        assert_eq!(
+            md.get("tokenizer.ggml.normalizer.lowercase"),
+            Some(&Value::Bool(n[0].as_bool().unwrap())),
+            "{case}"
+        );
+        assert_eq!(
+            md.get("tokenizer.ggml.normalizer.strip_accents"),
+            Some(&Value::Bool(n[1].as_bool().unwrap())),
+            "{case}"
+        );
+    }
+    if let Some(n) = o.get("token_type_count") {
+        assert_eq!(
+            md.get("tokenizer.ggml.token_type_count").cloned(),
+            n.as_u64().map(|n| Value::U32(n as u32)),
+            "{case}: token_type_count"
+        );
+    }
+    if let Some(p) = o.get("add_space_prefix") {
+        assert_eq!(
+            md.get("tokenizer.ggml.add_space_prefix"),
+            Some(&Value::Bool(p.as_bool().unwrap())),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn bpe_with_a_byte_level_pre_tokenizer_and_pair_merges() {
+    check("bpe_bytelevel");
+}
+
+#[test]
+fn bpe_with_llama3_split_regex_is_llama_bpe_and_string_merges_pass_through() {
+    check("bpe_llama3");
+}
+
+#[test]
+fn wordpiece_gets_the_phantom_space_vocabulary() {
+    check("wordpiece");
+}
+
+#[test]
+fn real_minilm_tokenizer() {
+    check("minilm");
+}
+
+#[test]
+fn sentencepiece_bpe_with_added_tokens() {
+    check("spm_bpe");
+}
+
+#[test]
+fn sentencepiece_unigram_padded_to_config_vocab_size() {
+    check("spm_unigram_padded");
+}
+
+/// A copy of a fixture directory, to break.
+fn copy_case(case: &str) -> tempfile::TempDir {
+    let src = PathBuf::from(oracle()[case]["dir"].as_str().unwrap());
+    let dst = tempfile::tempdir().expect("temporary directory");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dst.path().join(e.file_name())).unwrap();
+        }
+    }
+    dst
+}
+
+fn error_of(dir: &Path, vocab_size: Option<u64>) -> String {
+    let mut md = Metadata::new();
+    match tokenizer::write_kv(dir, vocab_size, &mut md) {
+        Ok(()) => panic!("{}: accepted", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_directory_without_a_tokenizer_names_the_files_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = error_of(dir.path(), None);
+    assert!(err.contains(&dir.path().display().to_string()), "{err}");
+    assert!(
+        err.contains("tokenizer.model") && err.contains("tokenizer.json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_vocab_size_below_the_token_count_is_an_error() {
+    let n = oracle()["spm_bpe"]["tokens"].as_array().unwrap().len() as u64;
+    let dir = PathBuf::from(oracle()["spm_bpe"]["dir"].as_str().unwrap());
+    let err = error_of(&dir, Some(n - 1));
+    assert!(
+        err.contains("vocab_size") && err.contains("smaller"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hostile_tokenizer_files_are_errors_naming_the_file() {
+    // (case, file, new contents, expected words)
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        ("bpe_bytelevel", "tokenizer.json", b"{\"model\": ".to_vec(), "invalid JSON"),
+        ("bpe_bytelevel", "tokenizer.json", b"[1, 2]".to_vec(), "invalid JSON"),
+        (
+            "bpe_bytelevel",
+            "tokenizer.json",
+            br#"{"model":{"type":"BPE","vocab":{"a":0,"b":7},"merges":["a b"]}}"#.to_vec(),
+            "out of range",
+        ),
+        (
+            "bpe_bytelevel",
+            "tokenizer.json",
+            br#"{"added_tokens":[{"id":1,"content":"x"},{"id":1,"content":"y"}],"model":{"type":"BPE","vocab":{"a":0},"merges":["a a"]}}"#.to_vec(),
+            "claimed",
+        ),
+        (
+            "bpe_bytelevel",
+            "tokenizer.json",
+            b"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\xff\":0},\"merges\":[]}}".to_vec(),
+            "invalid JSON",
+        ),
+        (
+            "bpe_bytelevel",
+            "tokenizer.json",
+            // The recursive normalizer model nested past serde_json's depth limit: an
+            // error, not a stack overflow.
+            [b"{\"normalizer\":".to_vec(), b"{\"normalizers\":[".repeat(50_000)].concat(),
+            "recursion limit",
+        ),
+        ("wordpiece", "tokenizer_config.json", b"{\"cls_token\": 1}".to_vec(), "cls_token"),
+        ("spm_bpe", "tokenizer.model", vec![0xff; 64], "not a sentencepiece model"),
+        // Field 1 (pieces), a message whose field 1 (piece) holds the bytes ff fe: not UTF-8.
+        (
+            "spm_bpe",
+            "tokenizer.model",
+            vec![0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe],
+            "not a sentencepiece model",
+        ),
+        ("spm_bpe", "added_tokens.json", b"{\"<x>\": 100000}".to_vec(), "expected"),
+        ("spm_bpe", "tokenizer_config.json", b"{\"add_bos_token\": 3}".to_vec(), "add_bos_token"),
+        ("spm_bpe", "tokenizer_config.json", b"{\"chat_template\": 3}".to_vec(), "chat_template"),
+        ("spm_bpe", "config.json", b"{\"bos_token_id\": 99999}".to_vec(), "bos_token_id"),
+        (
+            "spm_bpe",
+            "generation_config.json",
+            b"{\"eos_token_id\": [2, -1]}".to_vec(),
+            "eos_token_id",
+        ),
+    ];
+    for (case, file, bytes, want) in cases {
+        let dir = copy_case(case);
+        std::fs::write(dir.path().join(file), &bytes).unwrap();
+        let err = error_of(dir.path(), None);
+        assert!(err.contains(file), "{file}: {err}");
+        assert!(
+            err.to_lowercase().contains(&want.to_lowercase()),
+            "{file}: want {want:?} in {err}"
+        );
+    }
+}
+
+#[test]
+fn a_directory_in_place_of_a_tokenizer_file_is_an_error() {
+    let dir = copy_case("bpe_bytelevel");
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    std::fs::create_dir(dir.path().join("tokenizer.json")).unwrap();
+    let err = error_of(dir.path(), None);
+    assert!(
+        err.contains("tokenizer.json") && err.contains("directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tokenizer_file_past_the_size_bound_is_refused_before_reading() {
+    let dir = copy_case("bpe_bytelevel");
+    let f = std::fs::File::create(dir.path().join("tokenizer.json")).unwrap();
+    f.set_len(tokenizer::MAX_FILE_BYTES + 1).unwrap(); // sparse: no disk used
+    let err = error_of(dir.path(), None);
+    assert!(
+        err.contains("tokenizer.json") && err.contains("larger"),
+        "{err}"
+    );
+}
+
+/// stload's tokenizer keys as `[key, type, value]` triples for tokenizer_llama_cpp.py.
+fn keys_json(md: &Metadata) -> Json {
+    let triples: Vec<Json> = md
+        .iter()
+        .map(|(k, v)| {
+            let (t, v) = match v {
+                Value::String(s) => ("string", Json::from(s.as_str())),
+                Value::U32(n) => ("u32", Json::from(*n)),
+                Value::Bool(b) => ("bool", Json::from(*b)),
+                Value::Array(Array::String(v)) => ("strings", Json::from(v.clone())),
+                Value::Array(Array::I32(v)) => ("i32s", Json::from(v.clone())),
+                Value::Array(Array::F32(v)) => ("f32s", Json::from(v.clone())),
+                other => panic!("{k}: unexpected value {other:?}"),
+            };
+            Json::from(vec![Json::from(k), Json::from(t), v])
+        })
+        .collect();
+    Json::from(triples)
+}
+
+/// llama.cpp, reading the keys stload wrote for `case`, tokenizes like the reference library.
+fn llama_cpp_tokenizes_like_the_reference(case: &str) {
+    let o = &oracle()[case];
+    let dir = PathBuf::from(o["dir"].as_str().unwrap());
+    let mut md = Metadata::new();
+    tokenizer::write_kv(&dir, o["vocab_size"].as_u64(), &mut md).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path().join("keys.json");
+    std::fs::write(&keys, keys_json(&md).to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/tokenizer_llama_cpp.py");
+    let out = Command::new(common::python())
+        .arg(&script)
+        .arg(&keys)
+        .arg(&dir)
+        .arg(work.path().join("vocab.gguf"))
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "tokenizer_llama_cpp.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Json = serde_json::from_slice(&out.stdout).expect("JSON from the script");
+    let results = results.as_array().unwrap();
+    assert!(!results.is_empty());
+    for r in results {
+        assert!(!r["reference"].as_array().unwrap().is_empty());
+        assert_eq!(r["llama_cpp"], r["reference"], "{case}: {}", r["text"]);
+    }
+}
+
+#[test]
+fn llama_cpp_tokenizes_minilm_like_tokenizers() {
+    llama_cpp_tokenizes_like_the_reference("minilm");
+}
+
+#[test]
+fn llama_cpp_tokenizes_the_llama3_style_bpe_like_tokenizers() {
+    llama_cpp_tokenizes_like_the_reference("bpe_llama3");
+}
+
+#[test]
+fn llama_cpp_tokenizes_the_sentencepiece_bpe_like_sentencepiece() {
+    llama_cpp_tokenizes_like_the_reference("spm_bpe");
+}
+
+#[test]
+fn roberta_processing_config_ids_padding_and_a_jinja_chat_template() {
+    check("bpe_roberta");
+}
+
+#[test]
+fn tokenizer_model_wins_over_tokenizer_json_as_in_both_converters() {
+    let dir = copy_case("spm_bpe");
+    let json =
+        PathBuf::from(oracle()["bpe_bytelevel"]["dir"].as_str().unwrap()).join("tokenizer.json");
+    std::fs::copy(json, dir.path().join("tokenizer.json")).unwrap();
+    let mut md = Metadata::new();
+    tokenizer::write_kv(dir.path(), None, &mut md).unwrap();
+    assert_eq!(
+        md.get("tokenizer.ggml.model"),
+        Some(&Value::String("llama".into()))
+    );
+    assert_eq!(
+        strings(&md, "tokenizer.ggml.tokens"),
+        oracle_strings(&oracle()["spm_bpe"]["tokens"])
+    );
+}
+
+#[test]
+fn ids_missing_from_a_bpe_vocabulary_become_unused_pad_tokens() {
+    // Take the trained vocabulary and drop one token: its id becomes a hole that llama.cpp's
+    // converter fills with [PAD{id}] of type unused; every other id keeps its token.
+    let dir = copy_case("bpe_bytelevel");
+    let path = dir.path().join("tokenizer.json");
+    let mut j: Json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let want = oracle_strings(&oracle()["bpe_bytelevel"]["tokens"]);
+    let hole = 10;
+    let removed = j["model"]["vocab"]
+        .as_object_mut()
+        .unwrap()
+        .remove(&want[hole])
+        .expect("token in vocab");
+    assert_eq!(removed.as_u64(), Some(hole as u64));
+    std::fs::write(&path, j.to_string()).unwrap();
+    let mut md = Metadata::new();
+    tokenizer::write_kv(dir.path(), Some(want.len() as u64), &mut md).unwrap();
+    let tokens = strings(&md, "tokenizer.ggml.tokens");
+    assert_eq!(tokens.len(), want.len());
+    for (i, (a, b)) in tokens.iter().zip(&want).enumerate() {
+        if i == hole {
+            assert_eq!(*a, format!("[PAD{hole}]"));
+        } else {
+            assert_eq!(a, b, "token {i}");
+        }
+    }
+    match md.get("tokenizer.ggml.token_type") {
+        Some(Value::Array(Array::I32(t))) => assert_eq!(t[hole], 5),
+        other => panic!("{other:?}"),
+    }
+}
