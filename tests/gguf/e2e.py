@@ -1,0 +1,589 @@
+"""End-to-end proof of GGUF export: llama.cpp runs what `stload convert` writes.
+
+(a) The real MiniLM checkpoint (BertModel) converted to F32, F16 and Q8_0: llama.cpp's pooled
+    embeddings against a numpy forward pass of the same weights (cosine >= 0.999 F32, >= 0.995 F16
+    and Q8_0), and llama.cpp's token ids against the `tokenizers` library's.
+(b) A tiny random llama with grouped-query attention and a trained BPE tokenizer, generated here:
+    llama.cpp's logits against a numpy llama forward pass (max abs diff <= 1e-3 F32; F16 below).
+(c) Bad input through the CLI: non-zero exit, a message naming the problem, nothing left behind.
+
+--writer stload (default) converts with the stload binary; --writer gguf-py with the reference
+writer (the `gguf` package, ref_writer.py), which proves the oracles and the thresholds without
+stload. When a stload file fails (a) or (b), the same case is run on the reference file and the
+message says whether llama.cpp agrees with the oracle there, i.e. whether stload is at fault.
+
+--mutants runs the reference writer broken in known ways (Q/K order, rope_theta, epsilon,
+vocabulary, pooling, swapped weights) and checks that each breakage fails its test.
+
+Usage: e2e.py [--writer stload|gguf-py] [--stload PATH] [--keep DIR] [-k SUBSTRING] [--mutants]
+Prints one line per test and closes with "N passed, N failed[, N skipped]"; exit 1 on a failure.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bert_oracle  # noqa: E402
+import llama_oracle  # noqa: E402
+import ref_writer  # noqa: E402
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "GGUF files are read by llama.cpp!",
+    "Unbelievably, tokenization-heavy sentences split into word-pieces: 12345 and 3.14.",
+    "A café in Zürich serves naïve crème brûlée.",
+    "hello",
+    "  Multiple   spaces\tand\ttabs\nnewlines  ",
+    "中文字符 and 日本語 mixed in, emoji 🙂 and symbols © ™ ±",
+    "e-mail: someone@example.com, https://example.org/a?b=c don't",
+]
+LLAMA_TEXT = "Hello world, 1234 tokens of text!"
+BERT_MIN_COSINE = {"f32": 0.999, "f16": 0.995, "q8_0": 0.995}
+LLAMA_F32_MAX_ABS = 1e-3
+# F16: the oracle rounds the same weights to f16, so what remains is llama.cpp's own rounding:
+# ggml's CPU matmul converts its activations to f16 (unit roundoff u = 2^-11) before every product
+# with an f16 weight, 7 such products per layer plus the output one, 15 in all for 2 layers.
+# Allowing each of them a full u of the logits' scale, all adding up, gives 15 u max|logit|
+# (0.038 for this model, whose logits reach about 5); measured: 0.0037, about 1.5 u max|logit|.
+# A converter bug (Q/K permutation, rope_theta, head counts, a norm epsilon) moves logits by 3 to
+# 5, a thousand times more: it was checked by breaking the reference writer in each of these ways.
+F16_ROUNDINGS = 7 * llama_oracle.LAYERS + 1
+LLAMA_F16_REL = F16_ROUNDINGS * 2.0**-11
+RUN_TIMEOUT = 300
+
+
+class Failure(Exception):
+    """A test's assertion, with a message saying what differed."""
+
+
+class Skip(Exception):
+    """A test that does not apply to this writer."""
+
+
+class Env:
+    """The run's settings, work directory, and caches of fixtures, conversions and llama.cpp runs."""
+
+    def __init__(self, args: argparse.Namespace, work: Path):
+        self.writer = args.writer
+        self.stload = Path(args.stload).resolve()
+        self.work = work
+        self._converted: dict = {}
+        self._runs: dict = {}
+        self._tiny: dict = {}
+        self.last_case = None
+
+    # -- fixtures -------------------------------------------------------------------------------
+    def tiny_llama(self, tied: bool) -> Path:
+        if tied not in self._tiny:
+            name = f"tiny-llama-{'tied' if tied else 'untied'}"
+            self._tiny[tied] = llama_oracle.make(self.work / name, seed=int(tied), tied=tied)
+        return self._tiny[tied]
+
+    # -- conversion -----------------------------------------------------------------------------
+    def convert(self, src: Path, outtype: str, writer: str) -> Path:
+        key = (src, outtype, writer)
+        self.last_case = (src, outtype)
+        if key in self._converted:
+            return self._converted[key]
+        out = self.work / "out" / writer / f"{src.name}-{outtype}.gguf"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)  # left by an earlier run in a --keep directory
+        if writer == "gguf-py":
+            ref_writer.write(src, out, outtype)
+        else:
+            cmd = [str(self.stload), "convert", str(src), "--out", str(out), "--outtype", outtype]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+            if r.returncode != 0 or not out.is_file():
+                raise Failure(
+                    f"`{' '.join(cmd[1:3])} ... --outtype {outtype}` exited {r.returncode} "
+                    f"{'without writing' if not out.is_file() else 'after writing'} {out.name}: "
+                    f"{_tail(r.stderr)}"
+                )
+        self._converted[key] = out
+        return out
+
+    # -- llama.cpp ------------------------------------------------------------------------------
+    def llama_cpp(self, mode: str, gguf_path: Path, data) -> dict:
+        key = (mode, gguf_path)
+        if key in self._runs:
+            return self._runs[key]
+        tag = hashlib.sha256(f"{mode}{gguf_path}".encode()).hexdigest()[:12]
+        arg, out = self.work / f"{tag}.in.json", self.work / f"{tag}.out.json"
+        arg.write_text(json.dumps(data))
+        cmd = [sys.executable, str(HERE / "llama_cpp_run.py"), mode, str(gguf_path), str(arg), str(out)]
+        # No gdb backtrace on an abort: the assertion line is what the failure message needs.
+        run_env = dict(os.environ, GGML_NO_BACKTRACE="1")
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=run_env)
+        if r.returncode != 0:
+            raise Failure(
+                f"llama.cpp could not run {gguf_path.name} (exit {r.returncode}): "
+                f"{_tail(r.stderr, errors=True)}"
+            )
+        self._runs[key] = json.loads(out.read_text())
+        return self._runs[key]
+
+
+ERROR_WORDS = ("error", "failed", "assert", "exception", "invalid", "unknown", "missing", "wrong")
+
+
+def _tail(text: str, lines: int = 12, errors: bool = False) -> str:
+    """The last lines of a log; with errors=True, the lines that report an error if any do."""
+    kept = [l for l in text.strip().splitlines() if l.strip()]
+    if errors:
+        kept = [l for l in kept if any(w in l.lower() for w in ERROR_WORDS)] or kept
+    kept = kept[-lines:]
+    return "\n    " + "\n    ".join(kept) if kept else "(no output)"
+
+
+# -- (a) real BERT ----------------------------------------------------------------------------------
+_bert_cache: dict = {}
+
+
+def _bert_reference():
+    """Oracle tokens and pooled embeddings of SENTENCES, computed once."""
+    if not _bert_cache:
+        d = bert_oracle.model_dir()
+        ids = bert_oracle.tokenize(d, SENTENCES)
+        model = bert_oracle.Bert(d)
+        _bert_cache["ids"] = ids
+        _bert_cache["emb"] = [model.embed(i) for i in ids]
+        _bert_cache["pooling"] = model.pooling
+    return _bert_cache
+
+
+def bert_tokens(env: Env, writer: str) -> str:
+    ref = _bert_reference()
+    path = env.convert(bert_oracle.model_dir(), "f32", writer)
+    got = env.llama_cpp("embed", path, SENTENCES)["tokens"]
+    for s, want, have in zip(SENTENCES, ref["ids"], got):
+        if want != have:
+            raise Failure(f"token ids of {s!r}: llama.cpp {have}, tokenizers {want}")
+    return f"{len(SENTENCES)} sentences, {sum(map(len, got))} ids equal"
+
+
+def _bert_embed(env: Env, writer: str, outtype: str) -> str:
+    ref = _bert_reference()
+    path = env.convert(bert_oracle.model_dir(), outtype, writer)
+    res = env.llama_cpp("embed", path, SENTENCES)
+    cosines = []
+    for s, want, have, ids, tok in zip(SENTENCES, ref["emb"], res["embeddings"], ref["ids"], res["tokens"]):
+        have = np.asarray(have, dtype=np.float64)
+        if have.shape != want.shape:
+            raise Failure(f"{s!r}: llama.cpp embedding has shape {have.shape}, oracle {want.shape}")
+        cos = float(have @ want / (np.linalg.norm(have) * np.linalg.norm(want)))
+        cosines.append(cos)
+        if not cos >= BERT_MIN_COSINE[outtype]:
+            note = "" if tok == ids else f" (llama.cpp tokenized it differently: {tok} vs {ids})"
+            raise Failure(
+                f"{outtype}: cosine(llama.cpp, numpy {ref['pooling']}-pooled BERT) = {cos:.6f} "
+                f"< {BERT_MIN_COSINE[outtype]} for {s!r}{note}"
+            )
+    return f"min cosine {min(cosines):.6f} >= {BERT_MIN_COSINE[outtype]}"
+
+
+def bert_embed_f32(env: Env, writer: str) -> str:
+    return _bert_embed(env, writer, "f32")
+
+
+def bert_embed_f16(env: Env, writer: str) -> str:
+    return _bert_embed(env, writer, "f16")
+
+
+def bert_embed_q8_0(env: Env, writer: str) -> str:
+    return _bert_embed(env, writer, "q8_0")
+
+
+# -- (b) tiny llama ---------------------------------------------------------------------------------
+def _llama_logits(env: Env, writer: str, outtype: str, tied: bool) -> str:
+    src = env.tiny_llama(tied)
+    ids = llama_oracle.tokenize(src, LLAMA_TEXT)
+    want = llama_oracle.forward(src, ids, round_f16=outtype == "f16")
+    path = env.convert(src, outtype, writer)
+    res = env.llama_cpp("logits", path, ids)
+    have = np.asarray(res["logits"], dtype=np.float64)
+    if have.shape != want.shape:
+        raise Failure(f"logits shape: llama.cpp {have.shape}, numpy {want.shape} (n_vocab {res['n_vocab']})")
+    diff = np.abs(have - want)
+    bound = LLAMA_F32_MAX_ABS if outtype == "f32" else LLAMA_F16_REL * float(np.abs(want).max())
+    pos, tok = np.unravel_index(int(diff.argmax()), diff.shape)
+    if not diff.max() <= bound:
+        raise Failure(
+            f"{outtype} {'tied' if tied else 'untied'}: max |llama.cpp - numpy| = {diff.max():.3g} "
+            f"> {bound:.3g} at position {pos}, token {tok} "
+            f"(llama.cpp {have[pos, tok]:.6f}, numpy {want[pos, tok]:.6f}); "
+            f"argmax agrees at {int((have.argmax(1) == want.argmax(1)).sum())} of {len(ids)} positions"
+        )
+    return f"{len(ids)} positions x {want.shape[1]} logits, max abs diff {diff.max():.2e} <= {bound:.2e}"
+
+
+def llama_logits_f32(env: Env, writer: str) -> str:
+    return _llama_logits(env, writer, "f32", tied=False)
+
+
+def llama_logits_f32_tied(env: Env, writer: str) -> str:
+    return _llama_logits(env, writer, "f32", tied=True)
+
+
+def llama_logits_f16(env: Env, writer: str) -> str:
+    return _llama_logits(env, writer, "f16", tied=False)
+
+
+# -- (c) bad input ----------------------------------------------------------------------------------
+def _snapshot(*dirs: Path) -> dict:
+    """Every file under `dirs` with a digest of its bytes (symlinks as their target)."""
+    seen = {}
+    for d in dirs:
+        for p in sorted(d.rglob("*")):
+            if p.is_symlink():
+                seen[str(p)] = "-> " + os.readlink(p)
+            elif p.is_file():
+                seen[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+            else:
+                seen[str(p)] = "dir"
+    return seen
+
+
+def _bad(env: Env, name: str, mutate, words: list, extra: tuple = ()) -> str:
+    """Copies the tiny llama, breaks it with `mutate(src, out)`, converts, checks the refusal.
+
+    words: alternatives; each is a string or a tuple of strings that must all appear in the
+    message (case-insensitive)."""
+    if env.writer != "stload":
+        raise Skip("checks the stload CLI")
+    case = env.work / "bad" / name
+    src, dst = case / "src", case / "dst"
+    shutil.rmtree(case, ignore_errors=True)  # left by an earlier run in a --keep directory
+    shutil.copytree(env.tiny_llama(False), src)
+    dst.mkdir(parents=True)
+    out = dst / "model.gguf"
+    mutate(src, out)
+    before = _snapshot(src, dst)
+    cmd = [str(env.stload), "convert", str(src), "--out", str(out), *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    message = (r.stderr + r.stdout).strip()
+    if r.returncode == 0:
+        raise Failure(f"{name}: stload convert exited 0; output: {_tail(message)}")
+    if r.returncode == 101 or "panicked" in message:
+        raise Failure(f"{name}: stload panicked (exit {r.returncode}): {_tail(message)}")
+    # The case's own paths (".../head-counts/src/config.json") must not supply the words.
+    low = message.replace(str(case), "<case>").lower()
+    if not any(all(w.lower() in low for w in ((a,) if isinstance(a, str) else a)) for a in words):
+        raise Failure(f"{name}: the message names none of {words}: {_tail(message)}")
+    after = _snapshot(src, dst)
+    if after != before:
+        added = sorted(set(after) - set(before))
+        changed = sorted(k for k in before if after.get(k) != before[k])
+        raise Failure(f"{name}: files left or changed behind: new {added}, changed or removed {changed}")
+    return f"exit {r.returncode}: {message.splitlines()[-1][:120] if message else ''}"
+
+
+def _set_config(src: Path, **changes) -> None:
+    path = src / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg.update(changes)
+    path.write_text(json.dumps(cfg, indent=2))
+
+
+def bad_missing_config(env: Env, writer: str) -> str:
+    return _bad(env, "missing-config", lambda src, out: (src / "config.json").unlink(), ["config.json"])
+
+
+def bad_unknown_arch(env: Env, writer: str) -> str:
+    # The message must name the value and list supported names (llama among them).
+    return _bad(
+        env,
+        "unknown-arch",
+        lambda src, out: _set_config(src, architectures=["FrobnicatorForCausalLM"]),
+        [("FrobnicatorForCausalLM", "llama")],
+    )
+
+
+def bad_missing_tokenizer(env: Env, writer: str) -> str:
+    return _bad(env, "missing-tokenizer", lambda src, out: (src / "tokenizer.json").unlink(), ["tokenizer"])
+
+
+def bad_head_counts(env: Env, writer: str) -> str:
+    # 3 key/value heads cannot serve 4 attention heads (nor match k_proj's 2 heads of rows).
+    return _bad(
+        env, "head-counts", lambda src, out: _set_config(src, num_key_value_heads=3), ["head"]
+    )
+
+
+def bad_output_onto_input(env: Env, writer: str) -> str:
+    # DST.gguf is a symbolic link to the source's weights: writing through it would destroy the
+    # input. Refusing it because it is an input or because it already exists is right; nothing in
+    # either directory may change (the link itself included).
+    def mutate(src: Path, out: Path) -> None:
+        out.symlink_to(src / "model.safetensors")
+
+    detail = _bad(
+        env,
+        "output-onto-input",
+        mutate,
+        ["input", "source", "same file", "onto", "overwrite", "exists"],
+    )
+    # With --force (overwrite an existing output), where the CLI has it, the refusal must come
+    # from recognising the input itself.
+    help_text = subprocess.run(
+        [str(env.stload), "convert", "--help"], capture_output=True, text=True, timeout=RUN_TIMEOUT
+    ).stdout
+    if "--force" in help_text:
+        detail += "; with --force: " + _bad(
+            env,
+            "output-onto-input-force",
+            mutate,
+            ["input", "source", "same file", "onto", "itself"],
+            extra=("--force",),
+        )
+    return detail
+
+
+TESTS = [
+    bert_tokens,
+    bert_embed_f32,
+    bert_embed_f16,
+    bert_embed_q8_0,
+    llama_logits_f32,
+    llama_logits_f32_tied,
+    llama_logits_f16,
+    bad_missing_config,
+    bad_unknown_arch,
+    bad_missing_tokenizer,
+    bad_head_counts,
+    bad_output_onto_input,
+]
+DIAGNOSABLE = {t.__name__ for t in TESTS if not t.__name__.startswith("bad_")}
+
+
+# -- mutants: the reference writer broken on purpose; each must make its test fail ------------------
+def _patch(obj, attr: str, make):
+    """Replaces obj.attr by make(original); returns the undo."""
+    original = getattr(obj, attr)
+    setattr(obj, attr, make(original))
+    return lambda: setattr(obj, attr, original)
+
+
+def _swap_bert(a: str, b: str):
+    def undo():
+        layer = ref_writer.BERT_LAYER
+        layer[a], layer[b] = layer[b], layer[a]
+
+    undo()  # swapping is its own inverse
+    return undo
+
+
+def _with(obj, attr: str, value):
+    return lambda: _patch(obj, attr, lambda original: value)
+
+
+def _with_arg(obj, attr: str, value):
+    """obj.attr(self, v) called with `value` instead of v."""
+    return lambda: _patch(obj, attr, lambda original: lambda self, v: original(self, value))
+
+
+W = ref_writer.gguf.GGUFWriter
+MUTANTS = [
+    ("llama q/k rows left in HF order", _with(ref_writer, "_permute", lambda w, n: w), llama_logits_f32),
+    (
+        "llama k permuted with the query head count",
+        lambda: _patch(ref_writer, "_permute", lambda f: lambda w, n: f(w, llama_oracle.HEADS)),
+        llama_logits_f32_tied,
+    ),
+    ("llama rope_theta dropped", _with_arg(W, "add_rope_freq_base", 10000.0), llama_logits_f16),
+    ("llama rms epsilon 1e-2", _with_arg(W, "add_layer_norm_rms_eps", 1e-2), llama_logits_f16),
+    (
+        "bert continuation tokens keep their ##",
+        _with(ref_writer, "_wordpiece_token", lambda t: t if t.startswith("##") else "\u2581" + t),
+        bert_tokens,
+    ),
+    (
+        "bert CLS pooling instead of mean",
+        _with(ref_writer, "_pooling", lambda src: ref_writer.gguf.PoolingType.CLS),
+        bert_embed_f32,
+    ),
+    (
+        "bert query and value weights swapped",
+        lambda: _swap_bert("attention.self.query", "attention.self.value"),
+        bert_embed_q8_0,
+    ),
+]
+
+
+def run_mutants(args: argparse.Namespace, work: Path, select: str) -> tuple:
+    """Runs each selected mutant's test on the broken reference writer; a pass is a failure."""
+    killed = survived = 0
+    for i, (what, apply, test) in enumerate(MUTANTS):
+        if select not in test.__name__ and select not in what:
+            continue
+        env = Env(args, work / f"mutant-{i}")
+        env.work.mkdir(parents=True, exist_ok=True)
+        undo = apply()
+        try:
+            detail = test(env, "gguf-py")
+        except Exception as e:  # noqa: BLE001 - any failure kills the mutant
+            killed += 1
+            print(f"PASS mutant {what!r} fails {test.__name__}: {str(e).splitlines()[0][:150]}")
+        else:
+            survived += 1
+            print(f"FAIL mutant {what!r} passes {test.__name__}: {detail}")
+        finally:
+            undo()
+    return killed, survived
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="End-to-end GGUF export checks with llama.cpp.")
+    ap.add_argument("--writer", choices=["stload", "gguf-py"], default="stload")
+    ap.add_argument("--stload", default=str(HERE.parent.parent / "target" / "release" / "stload"))
+    ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    ap.add_argument("-k", dest="select", default="", help="run only tests whose name contains this")
+    ap.add_argument(
+        "--mutants",
+        action="store_true",
+        help="instead of the tests, break the reference writer in known ways: each must fail its test",
+    )
+    args = ap.parse_args()
+    if args.mutants:
+        args.writer = "gguf-py"
+    if args.writer == "stload" and not Path(args.stload).is_file():
+        print(f"stload binary not found: {args.stload} (build it, or pass --stload PATH)")
+        print("0 passed, 1 failed")
+        return 1
+
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        work_ctx = None
+        work = args.keep.resolve()
+    else:
+        work_ctx = tempfile.TemporaryDirectory(prefix="stload-gguf-e2e-")
+        work = Path(work_ctx.name)
+    env = Env(args, work)
+    print(f"writer: {args.writer}" + (f" ({env.stload})" if args.writer == "stload" else ""))
+    passed = failed = skipped = 0
+    if args.mutants:
+        passed, failed = run_mutants(args, work, args.select)
+    for test in [] if args.mutants else TESTS:
+        name = test.__name__
+        if args.select not in name:
+            continue
+        start = time.monotonic()
+        try:
+            detail = test(env, args.writer)
+        except subprocess.TimeoutExpired as e:
+            failed += 1
+            print(f"FAIL {name}: {' '.join(map(str, e.cmd))} did not finish in {e.timeout} s")
+            continue
+        except Skip as e:
+            skipped += 1
+            print(f"SKIP {name}: {e}")
+            continue
+        except Exception as e:  # noqa: BLE001 - every error is this test's failure
+            failed += 1
+            msg = str(e) if isinstance(e, Failure) else traceback.format_exc().strip()
+            if args.writer == "stload" and name in DIAGNOSABLE:
+                msg += "\n  " + _diagnose(env, test)
+            print(f"FAIL {name}: {msg}")
+            continue
+        passed += 1
+        print(f"PASS {name} ({time.monotonic() - start:.1f} s): {detail}")
+    if work_ctx is not None:
+        work_ctx.cleanup()
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+    return 1 if failed else 0
+
+
+def _diagnose(env: Env, test) -> str:
+    """Runs a failed case on the reference writer's file: who is at fault, and how do the files differ?"""
+    env.last_case = None
+    try:
+        detail = test(env, "gguf-py")
+        verdict = (
+            f"on the reference file (gguf package writer) llama.cpp agrees with the oracle ({detail}): "
+            "stload's conversion is at fault"
+        )
+    except Exception as e:  # noqa: BLE001
+        verdict = (
+            "the reference file (gguf package writer) fails too, so the oracle, the threshold or "
+            f"llama.cpp is in question, not only stload: {e}"
+        )
+    if env.last_case is not None:
+        src, outtype = env.last_case
+        mine = env._converted.get((src, outtype, "stload"))
+        ref = env._converted.get((src, outtype, "gguf-py"))
+        if mine is not None and ref is not None:
+            try:
+                diffs = gguf_diff(mine, ref)
+            except Exception as e:  # noqa: BLE001
+                diffs = [f"could not compare the files: {e}"]
+            if diffs:
+                verdict += "\n  stload file vs reference file:\n    " + "\n    ".join(diffs[:25])
+                if len(diffs) > 25:
+                    verdict += f"\n    ... and {len(diffs) - 25} more"
+    return verdict
+
+
+def _field_value(field):
+    try:
+        value = field.contents()
+    except Exception:  # noqa: BLE001 - an unreadable value compares by its raw parts
+        value = [p.tobytes() for p in field.parts[field.data[0] :]] if field.data else None
+    if isinstance(value, list) and len(value) > 8:
+        digest = hashlib.sha256(repr(value).encode()).hexdigest()[:12]
+        return f"[{len(value)} items, digest {digest}]"
+    return value
+
+
+def gguf_diff(mine: Path, ref: Path) -> list:
+    """What differs between two GGUF files: keys, key types and values, tensor names, types, shapes."""
+    import gguf
+
+    a, b = gguf.GGUFReader(str(mine)), gguf.GGUFReader(str(ref))
+    out = []
+    # Keys both writers set differently by design, or that only name the file.
+    ignore = {"general.name", "general.alignment", "GGUF.version", "GGUF.tensor_count", "GGUF.kv_count"}
+    fa = {k: f for k, f in a.fields.items() if k not in ignore}
+    fb = {k: f for k, f in b.fields.items() if k not in ignore}
+    for k in sorted(fb.keys() - fa.keys()):
+        out.append(f"key {k} missing (reference: {_field_value(fb[k])!r})")
+    for k in sorted(fa.keys() - fb.keys()):
+        out.append(f"key {k} only in the stload file ({_field_value(fa[k])!r})")
+    for k in sorted(fa.keys() & fb.keys()):
+        ta, tb = [t.name for t in fa[k].types], [t.name for t in fb[k].types]
+        va, vb = _field_value(fa[k]), _field_value(fb[k])
+        if ta != tb:
+            out.append(f"key {k}: type {ta}, reference {tb}")
+        elif va != vb and not (
+            isinstance(va, float) and isinstance(vb, float) and np.isclose(va, vb, rtol=1e-6)
+        ):
+            out.append(f"key {k}: {va!r}, reference {vb!r}")
+    ta = {t.name: t for t in a.tensors}
+    tb = {t.name: t for t in b.tensors}
+    for n in sorted(tb.keys() - ta.keys()):
+        out.append(f"tensor {n} missing")
+    for n in sorted(ta.keys() - tb.keys()):
+        out.append(f"tensor {n} only in the stload file")
+    for n in sorted(ta.keys() & tb.keys()):
+        x, y = ta[n], tb[n]
+        sx, sy = [int(d) for d in x.shape], [int(d) for d in y.shape]  # GGUF order
+        if x.tensor_type != y.tensor_type or sx != sy:
+            out.append(f"tensor {n}: {x.tensor_type.name} {sx}, reference {y.tensor_type.name} {sy}")
+        elif not np.array_equal(np.asarray(x.data), np.asarray(y.data)):
+            out.append(f"tensor {n}: same type and shape, different values")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
