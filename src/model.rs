@@ -14,7 +14,7 @@ use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
 use crate::options::Options;
 use crate::shape::Shape;
-use crate::source::{Segment, Source};
+use crate::source::{Piece, Segment, Source};
 use crate::tensor::Tensor;
 use crate::transform::{self, Item};
 use crate::{convert, materialize};
@@ -196,18 +196,7 @@ impl Model {
                         name: t.name.clone(),
                         dtype: t.dtype,
                         shape: Shape::from_slice(&t.shape),
-                        source: if t.contiguous {
-                            Source::Contiguous(Segment {
-                                file: file_index,
-                                offset: t.data_offset,
-                                len: t.nbytes(),
-                            })
-                        } else {
-                            Source::Strided {
-                                file: file_index,
-                                view: Arc::new(t),
-                            }
-                        },
+                        source: Source::view(file_index, t),
                     }));
                 }
             }
@@ -226,6 +215,9 @@ impl Model {
             )));
         }
         let items = transform::apply(items, options, config_dir)?;
+        for item in &items {
+            check_shape(item, &files)?;
+        }
         if items.len() > options.max_tensors {
             return Err(Error::Limit(format!(
                 "the model lists {} tensors, over the limit of {}",
@@ -445,16 +437,17 @@ impl Model {
         dtype: Dtype,
         drop_source: bool,
     ) -> Result<Tensor> {
-        if let Source::Strided { file, view } = source {
-            return self.build_strided(*file, view, dtype);
-        }
+        let Some(segments) = source.segments() else {
+            let native = self.gather_pieces(name, stored, shape, &source.pieces())?;
+            return self.convert_owned(name, &native, dtype);
+        };
         if self.options.read_mode {
-            let native = self.read_tensor(name, stored, shape, source.segments())?;
+            let native = self.read_tensor(name, stored, shape, &segments)?;
             return self.convert_owned(name, &native, dtype);
         }
         let mut maps: Vec<(usize, Arc<memmap2::Mmap>)> = Vec::new();
-        let mut parts = Vec::with_capacity(source.segments().len());
-        for seg in source.segments() {
+        let mut parts = Vec::with_capacity(segments.len());
+        for seg in &segments {
             let map = match maps.iter().find(|(f, _)| *f == seg.file) {
                 Some((_, m)) => Arc::clone(m),
                 None => {
@@ -525,19 +518,54 @@ impl Model {
         Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
     }
 
-    /// New memory holding a strided view of `file`, as `dtype`.
-    fn build_strided(
+    /// New memory holding `pieces` (byte ranges and strided views) in the stored dtype.
+    fn gather_pieces(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        shape: &Shape,
+        pieces: &[Piece],
+    ) -> Result<Tensor> {
+        let total = pieces
+            .iter()
+            .try_fold(0u64, |acc, p| acc.checked_add(p.len()));
+        let len = total.and_then(|t| usize::try_from(t).ok()).ok_or_else(|| {
+            Error::OutOfMemory(format!("tensor \"{name}\" does not fit in memory"))
+        })?;
+        let mut buf = AlignedBuf::new_uninit(len).map_err(|e| {
+            Error::OutOfMemory(format!(
+                "tensor \"{name}\": cannot allocate {len} bytes: {e}"
+            ))
+        })?;
+        let mut at = 0usize;
+        for piece in pieces {
+            // Each piece's length fits: their sum does.
+            let n = piece.len() as usize;
+            let out = &mut buf.as_mut_slice()[at..at + n];
+            match piece {
+                Piece::Bytes(seg) => {
+                    let bytes = Shape::from_slice(&[seg.len]);
+                    let part = self.view_segment(name, Dtype::U8, bytes, *seg)?;
+                    out.copy_from_slice(part.data());
+                }
+                Piece::View { file, view } => self.gather_view(*file, view, out)?,
+            }
+            at += n;
+        }
+        Ok(Tensor::owned(dtype, shape.clone(), Arc::new(buf)))
+    }
+
+    /// Copies the strided view `view` of `file` densely into `out` (`view.nbytes()` long).
+    fn gather_view(
         &self,
         file: usize,
         view: &crate::torch::TorchTensor,
-        dtype: Dtype,
-    ) -> Result<Tensor> {
+        out: &mut [u8],
+    ) -> Result<()> {
         let shown = || self.files[file].display().to_string();
-        // In read mode only the storage record is read; the view is then relative to it.
-        let (bytes, view): (
-            Arc<dyn AsRef<[u8]> + Send + Sync>,
-            crate::torch::TorchTensor,
-        ) = if self.options.read_mode {
+        self.files[file].check(self.options.check_interval)?;
+        if self.options.read_mode {
+            // Only the storage record is read; the view is then relative to it.
             let len = usize::try_from(view.storage_len).map_err(|_| {
                 Error::OutOfMemory(format!(
                     "{}: storage of \"{}\" too large",
@@ -546,7 +574,6 @@ impl Model {
                 ))
             })?;
             let mut storage = vec![0u8; len];
-            self.files[file].check(self.options.check_interval)?;
             self.files[file].read_at(
                 view.storage_start,
                 &mut storage,
@@ -555,35 +582,12 @@ impl Model {
             let mut relative = view.clone();
             relative.data_offset = relative.data_offset.saturating_sub(view.storage_start);
             relative.storage_start = 0;
-            (Arc::new(storage), relative)
+            crate::torch::gather_strided(&storage, &relative, out)
         } else {
-            self.files[file].check(self.options.check_interval)?;
-            (self.files[file].mapping()?, view.clone())
-        };
-        let view = &view;
-        let map = (*bytes).as_ref();
-        let len = usize::try_from(view.nbytes()).map_err(|_| {
-            Error::OutOfMemory(format!(
-                "{}: tensor \"{}\" does not fit in memory",
-                shown(),
-                view.name
-            ))
-        })?;
-        let oom = |e: std::io::Error| {
-            Error::OutOfMemory(format!("{}: tensor \"{}\": {e}", shown(), view.name))
-        };
-        let mut native = AlignedBuf::new_uninit(len).map_err(oom)?;
-        crate::torch::gather_strided(map, view, native.as_mut_slice())
-            .map_err(|e| Error::Format(format!("{}: {e}", shown())))?;
-        let buf = if dtype == view.dtype {
-            native
-        } else {
-            let threads = self.options.effective_threads();
-            convert::convert_to_new(native.as_slice(), view.dtype, dtype, threads)
-                .map_err(|e| Error::Unsupported(format!("tensor \"{}\": {e}", view.name)))?
-        };
-        let shape = Shape::from_slice(&view.shape);
-        Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
+            let map = self.files[file].mapping()?;
+            crate::torch::gather_strided(&map, view, out)
+        }
+        .map_err(|e| Error::Format(format!("{}: {e}", shown())))
     }
 
     /// Part of tensor `name` along `axis`: indices `[start, stop)`, as `dtype` (`None`: as
@@ -619,17 +623,26 @@ impl Model {
             ))
         })?;
         let outer: u64 = e.shape[..axis].iter().product();
-        let mut segments = Vec::new();
-        for o in 0..outer {
-            let at = (o * dim + start) * inner_bytes;
-            segments.extend_from_slice(
-                e.source
-                    .byte_range(at, (stop - start) * inner_bytes)?
-                    .segments(),
+        let run = (stop - start) * inner_bytes;
+        let target = dtype.unwrap_or(e.dtype);
+        if run == 0 || outer == 0 {
+            // Nothing to copy, however many outer rows there are: O(1).
+            return self.build_tensor(
+                name,
+                e.dtype,
+                &shape,
+                &Source::from_pieces(Vec::new()),
+                target,
+                false,
             );
         }
-        let source = Source::from_segments(segments);
-        let target = dtype.unwrap_or(e.dtype);
+        // The open-time shape check bounds every product here by the tensor's byte length.
+        let mut pieces = Vec::new();
+        for o in 0..outer {
+            let at = (o * dim + start) * inner_bytes;
+            e.source.push_range(at, run, name, &mut pieces)?;
+        }
+        let source = Source::from_pieces(pieces);
         match source {
             Source::Contiguous(seg) if target == e.dtype => {
                 self.view_segment(name, e.dtype, shape, seg)
@@ -654,16 +667,19 @@ impl Model {
         let threads = self.options.effective_threads();
         let mut ranges = Vec::new();
         for e in entries {
-            let segments = match &e.source {
-                Source::Strided { file, view } => {
-                    vec![Segment {
+            let segments: Vec<Segment> = e
+                .source
+                .pieces()
+                .iter()
+                .map(|p| match p {
+                    Piece::Bytes(seg) => *seg,
+                    Piece::View { file, view } => Segment {
                         file: *file,
                         offset: view.storage_start,
                         len: view.storage_len,
-                    }]
-                }
-                other => other.segments().to_vec(),
-            };
+                    },
+                })
+                .collect();
             for seg in segments {
                 if self.options.read_mode {
                     self.read_tensor(e.name.as_str(), e.dtype, &e.shape, &[seg])?;
@@ -775,6 +791,37 @@ impl Model {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The invariant of every listed tensor: `product(shape) × dtype size == nbytes`, in
+/// overflow-checked arithmetic (a transform or a file that breaks it is refused at open).
+fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
+    let elements = item
+        .shape
+        .iter()
+        .try_fold(1u64, |acc, &n| acc.checked_mul(n));
+    let want = elements.and_then(|n| item.dtype.bytes_for(n));
+    let have = item
+        .source
+        .pieces()
+        .iter()
+        .try_fold(0u64, |acc, p| acc.checked_add(p.len()));
+    if want.is_some() && want == have {
+        return Ok(());
+    }
+    let file = files
+        .get(item.source.first().file)
+        .map_or_else(String::new, |f| f.display().to_string());
+    let want = want.map_or("more than 2^64".into(), |w| w.to_string());
+    let have = have.map_or("more than 2^64".into(), |h| h.to_string());
+    Err(Error::format(
+        file,
+        Some(&item.name),
+        format!(
+            "shape {:?} of {} needs {want} bytes but its data is {have} bytes",
+            item.shape, item.dtype
+        ),
+    ))
 }
 
 /// What one opened file holds.

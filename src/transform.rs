@@ -131,8 +131,12 @@ pub(crate) fn split(mut items: Vec<Item>, rule: &SplitRule) -> Result<Vec<Item>>
         })?;
     let whole = items.swap_remove(pos);
     let rows = whole.shape.first().copied().unwrap_or(0);
-    let total: u64 = rule.parts.iter().map(|p| p.1).sum();
-    if whole.shape.is_empty() || total != rows {
+    let total = rule
+        .parts
+        .iter()
+        .try_fold(0u64, |acc, p| acc.checked_add(p.1));
+    if whole.shape.is_empty() || total != Some(rows) {
+        let total = total.map_or("more than 2^64".to_string(), |t| t.to_string());
         return Err(Error::InvalidArgument(format!(
             "split: tensor \"{}\" has shape {:?}; the parts' rows add up to {total}",
             whole.name, whole.shape
@@ -186,16 +190,16 @@ pub(crate) fn stack(mut items: Vec<Item>, rule: &StackRule) -> Result<Vec<Item>>
     }
     let mut shape = Shape::from_slice(&[parts.len() as u64]);
     shape.extend_from_slice(&first.shape);
-    let segments = parts
+    let pieces = parts
         .iter()
-        .flat_map(|p| p.source.segments().iter().copied())
+        .flat_map(|p| p.source.pieces().into_owned())
         .collect();
     items.push(Item {
         name: rule.into.clone(),
         original: Some(first.original().to_string()),
         dtype: first.dtype,
         shape,
-        source: Source::from_segments(segments),
+        source: Source::from_pieces(pieces),
     });
     Ok(items)
 }

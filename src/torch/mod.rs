@@ -332,7 +332,7 @@ fn view_span(shape: &[u64], strides: &[u64], elem: u64) -> Option<u64> {
 
 /// Whether the strides are those of a dense row-major tensor of this shape (size-1 dimensions
 /// may have any stride, as torch's `is_contiguous` allows).
-fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
+pub(crate) fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
     if shape.contains(&0) {
         return true;
     }
