@@ -91,7 +91,7 @@ pub(crate) fn apply(
     }
     check_unique(&mut items)?;
     if let Some(arch) = arch {
-        let config = arch::Config::read(config_dir, arch.name)?;
+        let config = arch::Config::read_limited(config_dir, arch.name, options.max_json_size)?;
         items = (arch.transform)(items, &config)?;
     }
     for rule in &options.stacks {
@@ -173,10 +173,15 @@ pub(crate) fn stack(mut items: Vec<Item>, rule: &StackRule) -> Result<Vec<Item>>
         })?;
         parts.push(items.swap_remove(pos));
     }
+    items.push(stack_items(parts, &rule.into)?);
+    Ok(items)
+}
+
+/// One tensor `into` stacking `parts` (equal dtypes and shapes) on a new axis 0.
+pub(crate) fn stack_items(parts: Vec<Item>, into: &str) -> Result<Item> {
     let Some(first) = parts.first() else {
         return Err(Error::InvalidArgument(format!(
-            "stack into \"{}\": no tensors listed",
-            rule.into
+            "stack into \"{into}\": no tensors listed"
         )));
     };
     if let Some(odd) = parts
@@ -185,7 +190,7 @@ pub(crate) fn stack(mut items: Vec<Item>, rule: &StackRule) -> Result<Vec<Item>>
     {
         return Err(Error::InvalidArgument(format!(
             "stack into \"{}\": \"{}\" is {} {:?} but \"{}\" is {} {:?}",
-            rule.into, odd.name, odd.dtype, odd.shape, first.name, first.dtype, first.shape
+            into, odd.name, odd.dtype, odd.shape, first.name, first.dtype, first.shape
         )));
     }
     let mut shape = Shape::from_slice(&[parts.len() as u64]);
@@ -194,12 +199,11 @@ pub(crate) fn stack(mut items: Vec<Item>, rule: &StackRule) -> Result<Vec<Item>>
         .iter()
         .flat_map(|p| p.source.pieces().into_owned())
         .collect();
-    items.push(Item {
-        name: rule.into.clone(),
+    Ok(Item {
+        name: into.to_string(),
         original: Some(first.original().to_string()),
         dtype: first.dtype,
         shape,
         source: Source::from_pieces(pieces),
-    });
-    Ok(items)
+    })
 }
