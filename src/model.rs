@@ -128,12 +128,16 @@ impl Model {
         }
         // Headers are parsed in parallel: a model may have a thousand shards.
         let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
+        let listed = TensorCount::new(options.max_tensors);
         let opened = crate::parallel::map(&paths, options.effective_threads(), |&p| {
+            listed.check(p, 0)?;
             if crate::torch::is_torch_checkpoint(p) {
                 let (file, checkpoint) = ShardFile::open_torch(p, &Default::default())?;
+                listed.check(p, checkpoint.tensors.len())?;
                 Ok((file, Contents::Torch(checkpoint)))
             } else {
                 let (file, header) = ShardFile::open(p, options.max_header_size)?;
+                listed.check(p, header.tensors.len())?;
                 Ok((file, Contents::Safetensors(header)))
             }
         })
@@ -146,11 +150,15 @@ impl Model {
 
     fn open_indexed(dir: &Path, index_path: &Path, options: &Options) -> Result<Model> {
         let shown = index_path.display().to_string();
-        let json = std::fs::read(index_path).map_err(|e| Error::io(&shown, "cannot read", &e))?;
+        let json = crate::file::read_limited(index_path, options.max_json_size, "shard index")?;
         let index = ShardIndex::parse(&shown, &json)?;
         let paths: Vec<PathBuf> = index.shards().iter().map(|s| dir.join(s)).collect();
+        let listed = TensorCount::new(options.max_tensors);
         let opened = crate::parallel::map(&paths, options.effective_threads(), |p| {
-            ShardFile::open(p, options.max_header_size)
+            listed.check(p, 0)?;
+            let (file, header) = ShardFile::open(p, options.max_header_size)?;
+            listed.check(p, header.tensors.len())?;
+            Ok((file, header))
         })
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
@@ -822,6 +830,36 @@ fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
             item.shape, item.dtype
         ),
     ))
+}
+
+/// Tensors listed by the files parsed so far, against `max_tensors`: checked as each header is
+/// parsed, so a model over the limit stops before its other headers are read.
+struct TensorCount {
+    seen: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl TensorCount {
+    fn new(max: usize) -> TensorCount {
+        TensorCount {
+            seen: std::sync::atomic::AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Adds `n` tensors of `path`; an error once the total is over the limit.
+    fn check(&self, path: &Path, n: usize) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let total = self.seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if total > self.max {
+            return Err(Error::Limit(format!(
+                "{}: the model lists more than {} tensors (the limit) with this file",
+                path.display(),
+                self.max
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// What one opened file holds.

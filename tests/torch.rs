@@ -591,3 +591,42 @@ fn state_dict_shape_rules() {
     let err = read_checkpoint(&path, &TorchLimits::default()).expect_err("big-endian");
     assert_msg(&err, &["big.pt", "little-endian"]);
 }
+
+#[test]
+fn nul_bytes_in_tensor_names_are_refused() {
+    // Issue 16 item 11: "a\0b" and "a" were both listed as "a" through C, one unreachable.
+    let case = Case::new();
+    let pkl = Pkl::new()
+        .op(b"}(")
+        .str("a")
+        .tensor("FloatStorage", "0", 4, 0, &[4], &[1])
+        .str("a\0b")
+        .tensor("FloatStorage", "0", 4, 0, &[4], &[1])
+        .op(b"u")
+        .done();
+    let err = case.refuse("nul.pt", &pkl, &[0; 16]);
+    assert_msg(&err, &["a\\0b", "NUL"]);
+}
+
+#[test]
+fn zero_size_slices_of_a_huge_outer_dimension_are_immediate() {
+    // Issue 16 item 1 through the PyTorch path: shape [2^40, 0] sliced on axis 1 looped over
+    // 2^40 rows.
+    let case = Case::new();
+    let huge = 1i64 << 40;
+    let path = case.archive("empty.pt", &one_tensor(0, 0, &[huge, 0], &[0, 1]), &[]);
+    let model = stload::Model::open_files(&[path], &stload::Options::default()).expect("opens");
+    let started = std::time::Instant::now();
+    let t = model.get_slice("w", 1, 0, 0, None).expect("slice");
+    assert_eq!(t.shape(), [huge as u64, 0]);
+    assert!(t.data().is_empty());
+    let t = model
+        .get_slice("w", 0, 5, huge as u64, Some(Dtype::F16))
+        .expect("slice");
+    assert_eq!(t.shape(), [huge as u64 - 5, 0]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}

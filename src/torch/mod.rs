@@ -116,16 +116,13 @@ pub struct Checkpoint {
 /// file; `Limit` when `limits` are reached.
 pub fn read_checkpoint(path: &Path, limits: &TorchLimits) -> Result<Checkpoint> {
     let shown = path.display().to_string();
-    let mut file = File::open(path).map_err(|e| Error::io(&shown, "cannot open", &e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| Error::io(&shown, "cannot stat", &e))?
-        .len();
+    let (mut file, meta) = crate::file::open_regular(path)?;
+    let file_len = meta.len();
     let mut head = [0u8; 512];
     let got = read_up_to(&mut file, &mut head).map_err(|e| Error::io(&shown, "cannot read", &e))?;
     check_magic(&shown, &head[..got])?;
     // The zip reader seeks on its own; start it from a fresh handle.
-    let file = File::open(path).map_err(|e| Error::io(&shown, "cannot reopen", &e))?;
+    let (file, _) = crate::file::open_regular(path)?;
     let mut archive = Archive::open(file, &shown, file_len)?;
 
     if let Some(order) = archive.read("byteorder", 16)? {
@@ -248,6 +245,13 @@ fn state_dict_tensors(
             )));
         };
         match value {
+            Value::Tensor(_) if name.contains('\0') => {
+                return Err(Error::format(
+                    ctx,
+                    Some(&name.escape_debug().to_string()),
+                    "name contains a NUL byte",
+                ));
+            }
             Value::Tensor(t) => {
                 if out.len() >= max_tensors {
                     return Err(Error::Limit(format!(
@@ -482,7 +486,11 @@ pub fn is_torch_checkpoint(path: &Path) -> bool {
         return false;
     }
     let mut head = [0u8; 512];
-    let got = File::open(path).and_then(|mut f| read_up_to(&mut f, &mut head));
+    // Not a regular file: not a checkpoint (opening it as safetensors then says why).
+    let Ok((mut file, _)) = crate::file::open_regular(path) else {
+        return false;
+    };
+    let got = read_up_to(&mut file, &mut head);
     got.is_ok_and(|n| head[..n].starts_with(ZIP_MAGIC) || is_legacy(&head[..n]))
 }
 
