@@ -231,6 +231,11 @@ impl ShardFile {
             .check(&self.path, self.display.as_str(), interval)
     }
 
+    /// A handle that tells whether this file is still the one opened, checked now.
+    pub(crate) fn guard(&self) -> Result<crate::identity::Guard> {
+        crate::identity::Guard::new(&self.path, self.display.as_str(), *self.watch.identity())
+    }
+
     /// The file's mapping, made now (after checking the file is unchanged) if it does not
     /// exist yet. Views keep it alive on their own.
     pub fn mapping(&self) -> Result<Arc<Mmap>> {

@@ -674,6 +674,8 @@ impl Model {
         };
         let threads = self.options.effective_threads();
         let mut ranges = Vec::new();
+        let mut owners = Vec::new();
+        let mut guards: Vec<(usize, Arc<crate::identity::Guard>)> = Vec::new();
         for e in entries {
             let segments: Vec<Segment> = e
                 .source
@@ -693,25 +695,42 @@ impl Model {
                     self.read_tensor(e.name.as_str(), e.dtype, &e.shape, &[seg])?;
                     continue;
                 }
+                let guard = match guards.iter().find(|(f, _)| *f == seg.file) {
+                    Some((_, g)) => Arc::clone(g),
+                    None => {
+                        // The file is checked before anything of it is touched.
+                        let g = Arc::new(self.files[seg.file].guard()?);
+                        guards.push((seg.file, Arc::clone(&g)));
+                        g
+                    }
+                };
                 let map = self.files[seg.file].mapping()?;
                 let (offset, len) = self.checked_range(&map, seg, e.name.as_str())?;
-                ranges.push((map, offset..offset + len));
+                ranges.push((map, offset..offset + len, guard));
+                owners.push(seg.file);
             }
         }
-        if !crate::prefetch::touch(&ranges, threads, &mut progress) {
-            return Err(Error::Cancelled("prefetch cancelled".into()));
+        match crate::prefetch::touch(&ranges, threads, &mut progress) {
+            crate::prefetch::Outcome::Done => Ok(()),
+            crate::prefetch::Outcome::Cancelled => {
+                Err(Error::Cancelled("prefetch cancelled".into()))
+            }
+            crate::prefetch::Outcome::Changed(k) => Err(Error::Io {
+                path: self.files[owners[k]].display().to_string(),
+                message: "file changed since open: prefetch stopped".into(),
+            }),
         }
-        Ok(())
     }
 
     /// Starts touching every tensor's pages on a background thread (the `prefetch` option).
     fn prefetch_in_background(&self) -> Result<()> {
         let mut ranges = Vec::new();
         for f in &self.files {
+            let guard = Arc::new(f.guard()?);
             let map = f.mapping()?;
             let start = (f.data_start() as usize).min(map.len());
             let end = map.len();
-            ranges.push((map, start..end));
+            ranges.push((map, start..end, guard));
         }
         crate::prefetch::spawn_background(ranges, self.options.effective_threads());
         Ok(())

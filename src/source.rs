@@ -141,12 +141,6 @@ impl Source {
         }
     }
 
-    /// Byte ranges concatenated (see [`Source::from_pieces`]).
-    #[cfg(test)]
-    pub fn from_segments(parts: Vec<Segment>) -> Source {
-        Source::from_pieces(parts.into_iter().map(Piece::Bytes).collect())
-    }
-
     /// Rows `[start, stop)` along axis 0 of a tensor of `shape` and `dtype` stored here: a
     /// sub-range of the pieces (zero-copy when the source is contiguous).
     pub fn rows(

@@ -436,7 +436,7 @@ fn every_transform_keeps_the_shape_invariant() {
     assert!(ok, "make_arch_fixtures.py failed");
     for arch in ["llama", "phi3", "mixtral"] {
         let model = Model::open_dir(dir.path().join(arch), &with_arch(arch)).unwrap();
-        assert!(model.len() > 0);
+        assert!(!model.is_empty());
         assert_invariant(&model, arch);
     }
     let views = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/views.pt");
@@ -474,4 +474,28 @@ fn every_transform_keeps_the_shape_invariant() {
     let model = Model::open_files(&[views], &options).unwrap();
     assert_invariant(&model, "views.pt");
     assert_eq!(model.info("second").unwrap().shape, [1, 4, 6]);
+}
+
+#[test]
+fn prefetch_after_truncation_is_an_error_not_sigbus() {
+    // Item 9: the mapping exists (a get made it), the file is truncated, then prefetch.
+    let dir = tempfile::tempdir().unwrap();
+    let path = st(dir.path(), "m.safetensors", &[("a", "U8", &[4 << 20])]);
+    let options = Options {
+        check_interval: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let model = Model::open_files(std::slice::from_ref(&path), &options).unwrap();
+    drop(model.get("a").unwrap());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let err = model.prefetch(None, |_, _| true).unwrap_err();
+    assert!(
+        matches!(err, Error::Io { .. }) && err.to_string().contains("changed since open"),
+        "{err}"
+    );
 }
