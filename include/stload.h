@@ -49,6 +49,11 @@
 #define MAX_THREADS 1024
 
 /*
+ The default of [`TorchLimits::max_view_expansion`].
+ */
+#define DEFAULT_MAX_VIEW_EXPANSION 64
+
+/*
  Result of every fallible function. The numbers are stable: retired ones stay reserved.
  */
 typedef enum stload_status {
@@ -643,6 +648,15 @@ enum stload_status stload_options_set_max_header_size(struct stload_options *opt
 enum stload_status stload_options_set_max_json_size(struct stload_options *opts,
                                                     uint64_t bytes,
                                                     struct stload_error **err);
+
+/*
+ Sets how many bytes a PyTorch view may have per byte of its storage (64 by default); a
+ stride-0 view expanding further is refused at open with `STLOAD_ERR_LIMIT`. 0 is invalid.
+ Not thread-safe on the same options.
+ */
+enum stload_status stload_options_set_max_view_expansion(struct stload_options *opts,
+                                                         uint64_t factor,
+                                                         struct stload_error **err);
 
 /*
  Sets the number of threads that convert large tensors; 0 means one per available core.

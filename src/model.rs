@@ -132,7 +132,11 @@ impl Model {
         let opened = crate::parallel::map(&paths, options.effective_threads(), |&p| {
             listed.check(p, 0)?;
             if crate::torch::is_torch_checkpoint(p) {
-                let (file, checkpoint) = ShardFile::open_torch(p, &Default::default())?;
+                let limits = crate::torch::TorchLimits {
+                    max_view_expansion: options.max_view_expansion,
+                    ..Default::default()
+                };
+                let (file, checkpoint) = ShardFile::open_torch(p, &limits)?;
                 listed.check(p, checkpoint.tensors.len())?;
                 Ok((file, Contents::Torch(checkpoint)))
             } else {

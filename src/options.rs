@@ -41,6 +41,10 @@ pub struct Options {
     /// Largest `config.json` or `model.safetensors.index.json` read, in bytes
     /// ([`DEFAULT_MAX_JSON_SIZE`] by default).
     pub max_json_size: u64,
+    /// Most bytes a PyTorch view may have per byte of its storage
+    /// ([`crate::torch::DEFAULT_MAX_VIEW_EXPANSION`] by default): a stride-0 view of a few bytes
+    /// would otherwise expand to gigabytes on get.
+    pub max_view_expansion: u64,
 }
 
 /// The default bound on JSON files read beside the weights: 16 MiB, far above any real
@@ -66,6 +70,7 @@ impl Default for Options {
             max_load_bytes: u64::MAX,
             prefetch: false,
             max_json_size: DEFAULT_MAX_JSON_SIZE,
+            max_view_expansion: crate::torch::DEFAULT_MAX_VIEW_EXPANSION,
         }
     }
 }

@@ -88,6 +88,26 @@ pub extern "C" fn stload_options_set_max_json_size(
     })
 }
 
+/// Sets how many bytes a PyTorch view may have per byte of its storage (64 by default); a
+/// stride-0 view expanding further is refused at open with `STLOAD_ERR_LIMIT`. 0 is invalid.
+/// Not thread-safe on the same options.
+#[no_mangle]
+pub extern "C" fn stload_options_set_max_view_expansion(
+    opts: *mut stload_options,
+    factor: u64,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        if factor == 0 {
+            return Err(Error::InvalidArgument(
+                "max view expansion must be at least 1".into(),
+            ));
+        }
+        o.max_view_expansion = factor;
+        Ok(())
+    })
+}
+
 /// Sets the number of threads that convert large tensors; 0 means one per available core.
 /// More than 1024 is refused with `STLOAD_ERR_INVALID_ARGUMENT`.
 #[no_mangle]

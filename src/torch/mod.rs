@@ -40,7 +40,9 @@ pub struct TorchLimits {
     pub max_depth: usize,
     /// Most values on the unpickler's stack.
     pub max_stack: usize,
-    /// Most memo entries.
+    /// Most memo entries. Each costs at most 64 bytes (values are shared, never copied), so
+    /// this bounds the memo's memory: 128 MiB at the default of 2^21 entries, far above the
+    /// eight or so entries `torch.save` writes per tensor.
     pub max_memo: usize,
     /// Most container items the unpickler builds in total.
     pub max_items: u64,
@@ -48,7 +50,13 @@ pub struct TorchLimits {
     pub max_rank: usize,
     /// Most tensors in one checkpoint.
     pub max_tensors: usize,
+    /// Most bytes a view may have per byte of its storage: a stride-0 view of a few bytes
+    /// could otherwise expand to gigabytes when materialised.
+    pub max_view_expansion: u64,
 }
+
+/// The default of [`TorchLimits::max_view_expansion`].
+pub const DEFAULT_MAX_VIEW_EXPANSION: u64 = 64;
 
 impl Default for TorchLimits {
     fn default() -> TorchLimits {
@@ -56,10 +64,11 @@ impl Default for TorchLimits {
             max_pickle_bytes: 256 << 20,
             max_depth: 64,
             max_stack: 1 << 20,
-            max_memo: 1 << 24,
+            max_memo: 1 << 21,
             max_items: 1 << 25,
             max_rank: 64,
             max_tensors: 1 << 20,
+            max_view_expansion: DEFAULT_MAX_VIEW_EXPANSION,
         }
     }
 }
@@ -178,7 +187,18 @@ pub fn read_checkpoint(path: &Path, limits: &TorchLimits) -> Result<Checkpoint> 
                 stored
             }
         };
-        tensors.push(view(&shown, name, &t, stored)?);
+        let v = view(&shown, name, &t, stored)?;
+        if v.nbytes() > stored.len.saturating_mul(limits.max_view_expansion) {
+            return Err(Error::Limit(format!(
+                "{shown}: tensor \"{}\": the view is {} bytes over a storage of {} bytes, more \
+                 than {} times larger (raise max_view_expansion to accept it)",
+                v.name,
+                v.nbytes(),
+                stored.len,
+                limits.max_view_expansion
+            )));
+        }
+        tensors.push(v);
     }
     Ok(Checkpoint { tensors })
 }
