@@ -832,11 +832,7 @@ fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
         .iter()
         .try_fold(1u64, |acc, &n| acc.checked_mul(n));
     let want = elements.and_then(|n| item.dtype.bytes_for(n));
-    let have = item
-        .source
-        .pieces()
-        .iter()
-        .try_fold(0u64, |acc, p| acc.checked_add(p.len()));
+    let have = item.source.checked_len();
     if want.is_some() && want == have {
         return Ok(());
     }
@@ -876,7 +872,8 @@ impl TensorCount {
         let total = self.seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         if total > self.max {
             return Err(Error::Limit(format!(
-                "{}: the model lists more than {} tensors (the limit) with this file",
+                "{}: the model lists {total} tensors, over the limit of {} (counted as each \
+                 file's header is read)",
                 path.display(),
                 self.max
             )));

@@ -98,7 +98,11 @@ impl Source {
 
     /// The first byte (what `info` reports as the tensor's file and offset).
     pub fn first(&self) -> Segment {
-        match self.pieces().first() {
+        let first = match self {
+            Source::Contiguous(s) => return *s,
+            Source::Gathered(parts) => parts.first(),
+        };
+        match first {
             Some(Piece::Bytes(s)) => *s,
             Some(Piece::View { file, view }) => Segment {
                 file: *file,
@@ -118,6 +122,16 @@ impl Source {
         match self {
             Source::Contiguous(s) => s.len,
             Source::Gathered(parts) => parts.iter().fold(0u64, |a, p| a.saturating_add(p.len())),
+        }
+    }
+
+    /// Total bytes, or `None` when the sum overflows 64 bits.
+    pub fn checked_len(&self) -> Option<u64> {
+        match self {
+            Source::Contiguous(s) => Some(s.len),
+            Source::Gathered(parts) => parts
+                .iter()
+                .try_fold(0u64, |acc, p| acc.checked_add(p.len())),
         }
     }
 
