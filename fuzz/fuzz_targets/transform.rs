@@ -61,7 +61,8 @@ fuzz_target!(|input: &[u8]| {
                     into: "stacked".into(),
                 });
             }
-            if let (true, Some(info)) = (pick & 8 != 0, plain.info_at(names.len() - 1)) {
+            let last = names.len().checked_sub(1).and_then(|i| plain.info_at(i));
+            if let (true, Some(info)) = (pick & 8 != 0, last) {
                 if let Some(&rows) = info.shape.first() {
                     let cut = u64::from(pick >> 4).min(rows);
                     options.splits.push(SplitRule {
