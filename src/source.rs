@@ -74,7 +74,11 @@ pub(crate) enum Source {
 impl Source {
     /// A strided view of `file` (a non-contiguous PyTorch tensor), or its range when dense.
     pub fn view(file: usize, view: TorchTensor) -> Source {
-        Source::from_pieces(vec![Piece::of_view(file, view)])
+        match Piece::of_view(file, view) {
+            // Even an empty dense view stays a (zero-copy) range.
+            Piece::Bytes(s) => Source::Contiguous(s),
+            piece => Source::Gathered(Arc::from(vec![piece])),
+        }
     }
 
     /// The pieces, in output order.
