@@ -38,6 +38,22 @@
 #define STLOAD_FORMAT_PYTORCH 1
 
 /*
+ The default bound on JSON files read beside the weights: 16 MiB, far above any real
+ `config.json` or shard index.
+ */
+#define DEFAULT_MAX_JSON_SIZE (16 << 20)
+
+/*
+ Most threads one operation uses; larger settings are refused by the C API and clamped here.
+ */
+#define MAX_THREADS 1024
+
+/*
+ The default of [`TorchLimits::max_view_expansion`].
+ */
+#define DEFAULT_MAX_VIEW_EXPANSION 64
+
+/*
  Result of every fallible function. The numbers are stable: retired ones stay reserved.
  */
 typedef enum stload_status {
@@ -628,7 +644,26 @@ enum stload_status stload_options_set_max_header_size(struct stload_options *opt
                                                       struct stload_error **err);
 
 /*
+ Sets the largest `config.json` or `model.safetensors.index.json` read at open, in bytes
+ (16 MiB by default); a larger file is refused with `STLOAD_ERR_LIMIT`. 0 is invalid. Not
+ thread-safe on the same options.
+ */
+enum stload_status stload_options_set_max_json_size(struct stload_options *opts,
+                                                    uint64_t bytes,
+                                                    struct stload_error **err);
+
+/*
+ Sets how many bytes a PyTorch view may have per byte of its storage (64 by default); a
+ stride-0 view expanding further is refused at open with `STLOAD_ERR_LIMIT`. 0 is invalid.
+ Not thread-safe on the same options.
+ */
+enum stload_status stload_options_set_max_view_expansion(struct stload_options *opts,
+                                                         uint64_t factor,
+                                                         struct stload_error **err);
+
+/*
  Sets the number of threads that convert large tensors; 0 means one per available core.
+ More than 1024 is refused with `STLOAD_ERR_INVALID_ARGUMENT`.
  */
 enum stload_status stload_options_set_threads(struct stload_options *opts,
                                               size_t threads,

@@ -37,6 +37,89 @@ impl Format {
     }
 }
 
+/// Opens `path` for reading if it is a regular file, else refuses it with an error naming it.
+/// The open does not block on a FIFO (`O_NONBLOCK`), and the type is checked on the open handle
+/// (`fstat`), so a FIFO, device or directory is refused before anything is read from it.
+pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata)> {
+    let shown = path.display().to_string();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| Error::io(&shown, "cannot open", &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(&shown, "cannot stat", &e))?;
+    if !meta.is_file() {
+        return Err(Error::Io {
+            path: shown.to_string(),
+            message: format!(
+                "not a regular file (it is a {}): refused",
+                file_kind(&meta.file_type())
+            ),
+        });
+    }
+    Ok((file, meta))
+}
+
+/// Reads the whole regular file `path` if it is at most `limit` bytes (for JSON beside the
+/// weights: `config.json`, `model.safetensors.index.json`); `what` says who needs it.
+pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let shown = path.display().to_string();
+    let (file, meta) = open_regular(path).map_err(|e| match e {
+        Error::Io { path, message } => Error::Io {
+            path,
+            message: format!("{what}: {message}"),
+        },
+        other => other,
+    })?;
+    if meta.len() > limit {
+        return Err(Error::Limit(format!(
+            "{shown}: {} bytes, over the limit of {limit} bytes for JSON files beside the \
+             weights (raise max_json_size to accept it)",
+            meta.len()
+        )));
+    }
+    let mut text = Vec::new();
+    // The limit holds even if the file grows while it is read.
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut text)
+        .map_err(|e| Error::io(&shown, "cannot read", &e))?;
+    if text.len() as u64 > limit {
+        return Err(Error::Limit(format!(
+            "{shown}: grew past the limit of {limit} bytes while being read"
+        )));
+    }
+    Ok(text)
+}
+
+/// A file type in words.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "fifo";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "device";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+    }
+    if t.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}
+
 /// One file of a model.
 #[derive(Debug)]
 pub struct ShardFile {
@@ -67,10 +150,7 @@ impl ShardFile {
     /// `max_header` bounds the JSON size, so a hostile length cannot make us allocate.
     pub fn open(path: &Path, max_header: u64) -> Result<(ShardFile, Header)> {
         let display = path.display().to_string();
-        let mut file = File::open(path).map_err(|e| Error::io(&display, "cannot open", &e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io(&display, "cannot stat", &e))?;
+        let (mut file, meta) = open_regular(path)?;
         let size = meta.len();
         if size < LEN_BYTES {
             let rule = format!("file is {size} bytes, too small for the 8-byte header length");
@@ -114,8 +194,7 @@ impl ShardFile {
         path: &Path,
         limits: &crate::torch::TorchLimits,
     ) -> Result<(ShardFile, crate::torch::Checkpoint)> {
-        let display = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(&display, "cannot stat", &e))?;
+        let (_, meta) = open_regular(path)?;
         let checkpoint = crate::torch::read_checkpoint(path, limits)?;
         Ok((
             ShardFile::new(Format::PyTorch, path, Identity::of(&meta), 0),
@@ -155,6 +234,11 @@ impl ShardFile {
             .check(&self.path, self.display.as_str(), interval)
     }
 
+    /// A handle that tells whether this file is still the one opened, checked now.
+    pub(crate) fn guard(&self) -> Result<crate::identity::Guard> {
+        crate::identity::Guard::new(&self.path, self.display.as_str(), *self.watch.identity())
+    }
+
     /// The file's mapping, made now (after checking the file is unchanged) if it does not
     /// exist yet. Views keep it alive on their own.
     pub fn mapping(&self) -> Result<Arc<Mmap>> {
@@ -163,8 +247,7 @@ impl ShardFile {
             return Ok(Arc::clone(map));
         }
         self.check(Duration::ZERO)?;
-        let file =
-            File::open(&self.path).map_err(|e| Error::io(&self.display, "cannot reopen", &e))?;
+        let (file, _) = open_regular(&self.path)?;
         // SAFETY: the mapping is read-only. Another process may still truncate or rewrite the
         // file later; `check` catches that before data is served, and the README (SECURITY)
         // says what remains possible in mmap mode.
@@ -189,8 +272,7 @@ impl ShardFile {
             match slot.as_ref() {
                 Some(h) => Arc::clone(h),
                 None => {
-                    let file = File::open(&self.path)
-                        .map_err(|e| Error::io(&self.display, "cannot reopen", &e))?;
+                    let (file, _) = open_regular(&self.path)?;
                     let h = Arc::new(file);
                     *slot = Some(Arc::clone(&h));
                     h

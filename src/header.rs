@@ -257,6 +257,21 @@ impl<'de> Visitor<'de> for HeaderVisitor {
 /// does not sort its names a second time.
 fn validate(file: &str, mut header: Header, data_len: u64) -> Result<Header> {
     check_names(file, &mut header.tensors)?;
+    if let Some((k, v)) = header
+        .metadata
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(Error::format(
+            file,
+            None,
+            format!(
+                "__metadata__ entry \"{}\" = \"{}\" contains a NUL byte",
+                k.escape_debug(),
+                v.escape_debug()
+            ),
+        ));
+    }
     // Offset order through a permutation of indices: comparing two numbers and moving four
     // bytes is cheaper than moving whole tensors again.
     let mut by_offset: Vec<u32> = (0..header.tensors.len() as u32).collect();

@@ -17,6 +17,8 @@ pub struct Identity {
     device: u64,
     inode: u64,
     mtime_ns: i128,
+    /// Status change time: an in-place rewrite that restores the mtime still moves it.
+    ctime_ns: i128,
 }
 
 impl Identity {
@@ -30,6 +32,7 @@ impl Identity {
                 device: meta.dev(),
                 inode: meta.ino(),
                 mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+                ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
             }
         }
         #[cfg(not(unix))]
@@ -44,6 +47,7 @@ impl Identity {
                 device: 0,
                 inode: 0,
                 mtime_ns,
+                ctime_ns: 0,
             }
         }
     }
@@ -64,6 +68,8 @@ impl Identity {
             ))
         } else if self.mtime_ns != now.mtime_ns {
             Some("file changed since open: rewritten (modification time differs)".into())
+        } else if self.ctime_ns != now.ctime_ns {
+            Some("file changed since open: rewritten or its attributes changed (status change time differs)".into())
         } else {
             None
         }
@@ -113,6 +119,36 @@ impl Watch {
     }
 }
 
+/// An open handle on a file and its identity at open, for work that must stop when the file
+/// changes (prefetch touching mapped pages): asks the handle itself (`fstat`), so it keeps
+/// working after the model is freed and whatever the path now names.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    file: std::fs::File,
+    identity: Identity,
+}
+
+impl Guard {
+    /// Opens `path` and confirms it is still the file whose identity was `identity`.
+    pub fn new(path: &Path, shown: &str, identity: Identity) -> Result<Guard> {
+        let (file, meta) = crate::file::open_regular(path)?;
+        if let Some(change) = identity.change(&Identity::of(&meta)) {
+            return Err(Error::Io {
+                path: shown.to_string(),
+                message: change,
+            });
+        }
+        Ok(Guard { file, identity })
+    }
+
+    /// Whether the file is unchanged (false too when it cannot be asked).
+    pub fn holds(&self) -> bool {
+        self.file
+            .metadata()
+            .is_ok_and(|m| self.identity.change(&Identity::of(&m)).is_none())
+    }
+}
+
 /// A process-wide time origin for the check timestamps.
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -122,6 +158,46 @@ fn epoch() -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_in_place_rewrite_that_restores_the_mtime_is_seen() {
+        // Issue 16 item 9: same size, same inode, mtime put back; only the ctime moves.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"12345678").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let watch = Watch::new(Identity::of(&meta));
+        std::thread::sleep(Duration::from_millis(30));
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &file, b"abcdefgh").unwrap();
+        file.set_modified(meta.modified().unwrap()).unwrap();
+        drop(file);
+        let now = std::fs::metadata(&path).unwrap();
+        assert_eq!(now.modified().unwrap(), meta.modified().unwrap());
+        let err = watch
+            .check(&path, "f", Duration::ZERO)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("status change time"), "{err}");
+    }
+
+    #[test]
+    fn a_guard_sees_truncation_through_its_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [7u8; 8192]).unwrap();
+        let identity = Identity::of(&std::fs::metadata(&path).unwrap());
+        let guard = Guard::new(&path, "f", identity).unwrap();
+        assert!(guard.holds());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        assert!(!guard.holds());
+        assert!(Guard::new(&path, "f", identity).is_err());
+    }
 
     #[test]
     fn detects_truncation_rewrite_and_replacement() {

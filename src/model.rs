@@ -14,7 +14,7 @@ use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
 use crate::options::Options;
 use crate::shape::Shape;
-use crate::source::{Segment, Source};
+use crate::source::{Piece, Segment, Source};
 use crate::tensor::Tensor;
 use crate::transform::{self, Item};
 use crate::{convert, materialize};
@@ -128,12 +128,20 @@ impl Model {
         }
         // Headers are parsed in parallel: a model may have a thousand shards.
         let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
+        let listed = TensorCount::new(options.max_tensors);
         let opened = crate::parallel::map(&paths, options.effective_threads(), |&p| {
+            listed.check(p, 0)?;
             if crate::torch::is_torch_checkpoint(p) {
-                let (file, checkpoint) = ShardFile::open_torch(p, &Default::default())?;
+                let limits = crate::torch::TorchLimits {
+                    max_view_expansion: options.max_view_expansion,
+                    ..Default::default()
+                };
+                let (file, checkpoint) = ShardFile::open_torch(p, &limits)?;
+                listed.check(p, checkpoint.tensors.len())?;
                 Ok((file, Contents::Torch(checkpoint)))
             } else {
                 let (file, header) = ShardFile::open(p, options.max_header_size)?;
+                listed.check(p, header.tensors.len())?;
                 Ok((file, Contents::Safetensors(header)))
             }
         })
@@ -146,11 +154,15 @@ impl Model {
 
     fn open_indexed(dir: &Path, index_path: &Path, options: &Options) -> Result<Model> {
         let shown = index_path.display().to_string();
-        let json = std::fs::read(index_path).map_err(|e| Error::io(&shown, "cannot read", &e))?;
+        let json = crate::file::read_limited(index_path, options.max_json_size, "shard index")?;
         let index = ShardIndex::parse(&shown, &json)?;
         let paths: Vec<PathBuf> = index.shards().iter().map(|s| dir.join(s)).collect();
+        let listed = TensorCount::new(options.max_tensors);
         let opened = crate::parallel::map(&paths, options.effective_threads(), |p| {
-            ShardFile::open(p, options.max_header_size)
+            listed.check(p, 0)?;
+            let (file, header) = ShardFile::open(p, options.max_header_size)?;
+            listed.check(p, header.tensors.len())?;
+            Ok((file, header))
         })
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
@@ -196,18 +208,7 @@ impl Model {
                         name: t.name.clone(),
                         dtype: t.dtype,
                         shape: Shape::from_slice(&t.shape),
-                        source: if t.contiguous {
-                            Source::Contiguous(Segment {
-                                file: file_index,
-                                offset: t.data_offset,
-                                len: t.nbytes(),
-                            })
-                        } else {
-                            Source::Strided {
-                                file: file_index,
-                                view: Arc::new(t),
-                            }
-                        },
+                        source: Source::view(file_index, t),
                     }));
                 }
             }
@@ -226,6 +227,9 @@ impl Model {
             )));
         }
         let items = transform::apply(items, options, config_dir)?;
+        for item in &items {
+            check_shape(item, &files)?;
+        }
         if items.len() > options.max_tensors {
             return Err(Error::Limit(format!(
                 "the model lists {} tensors, over the limit of {}",
@@ -449,16 +453,17 @@ impl Model {
         dtype: Dtype,
         drop_source: bool,
     ) -> Result<Tensor> {
-        if let Source::Strided { file, view } = source {
-            return self.build_strided(*file, view, dtype);
-        }
+        let Some(segments) = source.segments() else {
+            let native = self.gather_pieces(name, stored, shape, &source.pieces())?;
+            return self.convert_owned(name, &native, dtype);
+        };
         if self.options.read_mode {
-            let native = self.read_tensor(name, stored, shape, source.segments())?;
+            let native = self.read_tensor(name, stored, shape, &segments)?;
             return self.convert_owned(name, &native, dtype);
         }
         let mut maps: Vec<(usize, Arc<memmap2::Mmap>)> = Vec::new();
-        let mut parts = Vec::with_capacity(source.segments().len());
-        for seg in source.segments() {
+        let mut parts = Vec::with_capacity(segments.len());
+        for seg in &segments {
             let map = match maps.iter().find(|(f, _)| *f == seg.file) {
                 Some((_, m)) => Arc::clone(m),
                 None => {
@@ -529,19 +534,54 @@ impl Model {
         Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
     }
 
-    /// New memory holding a strided view of `file`, as `dtype`.
-    fn build_strided(
+    /// New memory holding `pieces` (byte ranges and strided views) in the stored dtype.
+    fn gather_pieces(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        shape: &Shape,
+        pieces: &[Piece],
+    ) -> Result<Tensor> {
+        let total = pieces
+            .iter()
+            .try_fold(0u64, |acc, p| acc.checked_add(p.len()));
+        let len = total.and_then(|t| usize::try_from(t).ok()).ok_or_else(|| {
+            Error::OutOfMemory(format!("tensor \"{name}\" does not fit in memory"))
+        })?;
+        let mut buf = AlignedBuf::new_uninit(len).map_err(|e| {
+            Error::OutOfMemory(format!(
+                "tensor \"{name}\": cannot allocate {len} bytes: {e}"
+            ))
+        })?;
+        let mut at = 0usize;
+        for piece in pieces {
+            // Each piece's length fits: their sum does.
+            let n = piece.len() as usize;
+            let out = &mut buf.as_mut_slice()[at..at + n];
+            match piece {
+                Piece::Bytes(seg) => {
+                    let bytes = Shape::from_slice(&[seg.len]);
+                    let part = self.view_segment(name, Dtype::U8, bytes, *seg)?;
+                    out.copy_from_slice(part.data());
+                }
+                Piece::View { file, view } => self.gather_view(*file, view, out)?,
+            }
+            at += n;
+        }
+        Ok(Tensor::owned(dtype, shape.clone(), Arc::new(buf)))
+    }
+
+    /// Copies the strided view `view` of `file` densely into `out` (`view.nbytes()` long).
+    fn gather_view(
         &self,
         file: usize,
         view: &crate::torch::TorchTensor,
-        dtype: Dtype,
-    ) -> Result<Tensor> {
+        out: &mut [u8],
+    ) -> Result<()> {
         let shown = || self.files[file].display().to_string();
-        // In read mode only the storage record is read; the view is then relative to it.
-        let (bytes, view): (
-            Arc<dyn AsRef<[u8]> + Send + Sync>,
-            crate::torch::TorchTensor,
-        ) = if self.options.read_mode {
+        self.files[file].check(self.options.check_interval)?;
+        if self.options.read_mode {
+            // Only the storage record is read; the view is then relative to it.
             let len = usize::try_from(view.storage_len).map_err(|_| {
                 Error::OutOfMemory(format!(
                     "{}: storage of \"{}\" too large",
@@ -550,7 +590,6 @@ impl Model {
                 ))
             })?;
             let mut storage = vec![0u8; len];
-            self.files[file].check(self.options.check_interval)?;
             self.files[file].read_at(
                 view.storage_start,
                 &mut storage,
@@ -559,35 +598,12 @@ impl Model {
             let mut relative = view.clone();
             relative.data_offset = relative.data_offset.saturating_sub(view.storage_start);
             relative.storage_start = 0;
-            (Arc::new(storage), relative)
+            crate::torch::gather_strided(&storage, &relative, out)
         } else {
-            self.files[file].check(self.options.check_interval)?;
-            (self.files[file].mapping()?, view.clone())
-        };
-        let view = &view;
-        let map = (*bytes).as_ref();
-        let len = usize::try_from(view.nbytes()).map_err(|_| {
-            Error::OutOfMemory(format!(
-                "{}: tensor \"{}\" does not fit in memory",
-                shown(),
-                view.name
-            ))
-        })?;
-        let oom = |e: std::io::Error| {
-            Error::OutOfMemory(format!("{}: tensor \"{}\": {e}", shown(), view.name))
-        };
-        let mut native = AlignedBuf::new_uninit(len).map_err(oom)?;
-        crate::torch::gather_strided(map, view, native.as_mut_slice())
-            .map_err(|e| Error::Format(format!("{}: {e}", shown())))?;
-        let buf = if dtype == view.dtype {
-            native
-        } else {
-            let threads = self.options.effective_threads();
-            convert::convert_to_new(native.as_slice(), view.dtype, dtype, threads)
-                .map_err(|e| Error::Unsupported(format!("tensor \"{}\": {e}", view.name)))?
-        };
-        let shape = Shape::from_slice(&view.shape);
-        Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
+            let map = self.files[file].mapping()?;
+            crate::torch::gather_strided(&map, view, out)
+        }
+        .map_err(|e| Error::Format(format!("{}: {e}", shown())))
     }
 
     /// Part of tensor `name` along `axis`: indices `[start, stop)`, as `dtype` (`None`: as
@@ -623,17 +639,26 @@ impl Model {
             ))
         })?;
         let outer: u64 = e.shape[..axis].iter().product();
-        let mut segments = Vec::new();
-        for o in 0..outer {
-            let at = (o * dim + start) * inner_bytes;
-            segments.extend_from_slice(
-                e.source
-                    .byte_range(at, (stop - start) * inner_bytes)?
-                    .segments(),
+        let run = (stop - start) * inner_bytes;
+        let target = dtype.unwrap_or(e.dtype);
+        if run == 0 || outer == 0 {
+            // Nothing to copy, however many outer rows there are: O(1).
+            return self.build_tensor(
+                name,
+                e.dtype,
+                &shape,
+                &Source::from_pieces(Vec::new()),
+                target,
+                false,
             );
         }
-        let source = Source::from_segments(segments);
-        let target = dtype.unwrap_or(e.dtype);
+        // The open-time shape check bounds every product here by the tensor's byte length.
+        let mut pieces = Vec::new();
+        for o in 0..outer {
+            let at = (o * dim + start) * inner_bytes;
+            e.source.push_range(at, run, name, &mut pieces)?;
+        }
+        let source = Source::from_pieces(pieces);
         match source {
             Source::Contiguous(seg) if target == e.dtype => {
                 self.view_segment(name, e.dtype, shape, seg)
@@ -657,41 +682,63 @@ impl Model {
         };
         let threads = self.options.effective_threads();
         let mut ranges = Vec::new();
+        let mut owners = Vec::new();
+        let mut guards: Vec<(usize, Arc<crate::identity::Guard>)> = Vec::new();
         for e in entries {
-            let segments = match &e.source {
-                Source::Strided { file, view } => {
-                    vec![Segment {
+            let segments: Vec<Segment> = e
+                .source
+                .pieces()
+                .iter()
+                .map(|p| match p {
+                    Piece::Bytes(seg) => *seg,
+                    Piece::View { file, view } => Segment {
                         file: *file,
                         offset: view.storage_start,
                         len: view.storage_len,
-                    }]
-                }
-                other => other.segments().to_vec(),
-            };
+                    },
+                })
+                .collect();
             for seg in segments {
                 if self.options.read_mode {
                     self.read_tensor(e.name.as_str(), e.dtype, &e.shape, &[seg])?;
                     continue;
                 }
+                let guard = match guards.iter().find(|(f, _)| *f == seg.file) {
+                    Some((_, g)) => Arc::clone(g),
+                    None => {
+                        // The file is checked before anything of it is touched.
+                        let g = Arc::new(self.files[seg.file].guard()?);
+                        guards.push((seg.file, Arc::clone(&g)));
+                        g
+                    }
+                };
                 let map = self.files[seg.file].mapping()?;
                 let (offset, len) = self.checked_range(&map, seg, e.name.as_str())?;
-                ranges.push((map, offset..offset + len));
+                ranges.push((map, offset..offset + len, guard));
+                owners.push(seg.file);
             }
         }
-        if !crate::prefetch::touch(&ranges, threads, &mut progress) {
-            return Err(Error::Cancelled("prefetch cancelled".into()));
+        match crate::prefetch::touch(&ranges, threads, &mut progress) {
+            crate::prefetch::Outcome::Done => Ok(()),
+            crate::prefetch::Outcome::Cancelled => {
+                Err(Error::Cancelled("prefetch cancelled".into()))
+            }
+            crate::prefetch::Outcome::Changed(k) => Err(Error::Io {
+                path: self.files[owners[k]].display().to_string(),
+                message: "file changed since open: prefetch stopped".into(),
+            }),
         }
-        Ok(())
     }
 
     /// Starts touching every tensor's pages on a background thread (the `prefetch` option).
     fn prefetch_in_background(&self) -> Result<()> {
         let mut ranges = Vec::new();
         for f in &self.files {
+            let guard = Arc::new(f.guard()?);
             let map = f.mapping()?;
             let start = (f.data_start() as usize).min(map.len());
             let end = map.len();
-            ranges.push((map, start..end));
+            ranges.push((map, start..end, guard));
         }
         crate::prefetch::spawn_background(ranges, self.options.effective_threads());
         Ok(())
@@ -778,6 +825,64 @@ impl Model {
         self.converted
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The invariant of every listed tensor: `product(shape) × dtype size == nbytes`, in
+/// overflow-checked arithmetic (a transform or a file that breaks it is refused at open).
+fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
+    let elements = item
+        .shape
+        .iter()
+        .try_fold(1u64, |acc, &n| acc.checked_mul(n));
+    let want = elements.and_then(|n| item.dtype.bytes_for(n));
+    let have = item.source.checked_len();
+    if want.is_some() && want == have {
+        return Ok(());
+    }
+    let file = files
+        .get(item.source.first().file)
+        .map_or_else(String::new, |f| f.display().to_string());
+    let want = want.map_or("more than 2^64".into(), |w| w.to_string());
+    let have = have.map_or("more than 2^64".into(), |h| h.to_string());
+    Err(Error::format(
+        file,
+        Some(&item.name),
+        format!(
+            "shape {:?} of {} needs {want} bytes but its data is {have} bytes",
+            item.shape, item.dtype
+        ),
+    ))
+}
+
+/// Tensors listed by the files parsed so far, against `max_tensors`: checked as each header is
+/// parsed, so a model over the limit stops before its other headers are read.
+struct TensorCount {
+    seen: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl TensorCount {
+    fn new(max: usize) -> TensorCount {
+        TensorCount {
+            seen: std::sync::atomic::AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Adds `n` tensors of `path`; an error once the total is over the limit.
+    fn check(&self, path: &Path, n: usize) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let total = self.seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if total > self.max {
+            return Err(Error::Limit(format!(
+                "{}: the model lists {total} tensors, over the limit of {} (counted as each \
+                 file's header is read)",
+                path.display(),
+                self.max
+            )));
+        }
+        Ok(())
     }
 }
 

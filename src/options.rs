@@ -11,7 +11,8 @@ use crate::transform::{SplitRule, StackRule};
 pub struct Options {
     /// Largest accepted header (JSON bytes) per file; the reference's 100 MB by default.
     pub max_header_size: u64,
-    /// Threads used to convert large tensors; 0 means one per available core.
+    /// Threads used to convert large tensors; 0 means one per available core; at most
+    /// [`MAX_THREADS`] are used.
     pub threads: usize,
     /// Keep converted tensors so a second `get` of the same name and dtype is free.
     pub cache_converted: bool,
@@ -41,7 +42,21 @@ pub struct Options {
     /// Start bringing every file's data into memory on a background thread at open
     /// (mmap mode only).
     pub prefetch: bool,
+    /// Largest `config.json` or `model.safetensors.index.json` read, in bytes
+    /// ([`DEFAULT_MAX_JSON_SIZE`] by default).
+    pub max_json_size: u64,
+    /// Most bytes a PyTorch view may have per byte of its storage
+    /// ([`crate::torch::DEFAULT_MAX_VIEW_EXPANSION`] by default): a stride-0 view of a few bytes
+    /// would otherwise expand to gigabytes on get.
+    pub max_view_expansion: u64,
 }
+
+/// The default bound on JSON files read beside the weights: 16 MiB, far above any real
+/// `config.json` or shard index.
+pub const DEFAULT_MAX_JSON_SIZE: u64 = 16 << 20;
+
+/// Most threads one operation uses; larger settings are refused by the C API and clamped here.
+pub const MAX_THREADS: usize = 1024;
 
 impl Default for Options {
     fn default() -> Options {
@@ -59,17 +74,20 @@ impl Default for Options {
             max_tensors: 10_000_000,
             max_load_bytes: u64::MAX,
             prefetch: false,
+            max_json_size: DEFAULT_MAX_JSON_SIZE,
+            max_view_expansion: crate::torch::DEFAULT_MAX_VIEW_EXPANSION,
         }
     }
 }
 
 impl Options {
-    /// The thread count to use: the configured one, or the available cores.
+    /// The thread count to use: the configured one (at most [`MAX_THREADS`]), or the available
+    /// cores when it is 0.
     pub fn effective_threads(&self) -> usize {
         if self.threads > 0 {
-            self.threads
+            self.threads.min(MAX_THREADS)
         } else {
-            available_cores()
+            available_cores().min(MAX_THREADS)
         }
     }
 }

@@ -9,13 +9,27 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use memmap2::{Advice, Mmap};
 
+use crate::identity::Guard;
+
 /// Bytes touched per unit of work: large enough that the per-chunk residency question and
 /// bookkeeping cost little next to touching a cached chunk (tens of microseconds for 16 MiB
 /// when the page cache holds the file in large folios).
 const CHUNK: usize = 16 << 20;
 
-/// A byte range of one mapping.
-pub(crate) type MappedRange = (Arc<Mmap>, Range<usize>);
+/// A byte range of one mapping, with the guard of its file: no page is touched once the file
+/// changed (a truncated file's pages would raise SIGBUS).
+pub(crate) type MappedRange = (Arc<Mmap>, Range<usize>, Arc<Guard>);
+
+/// How a prefetch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every range was touched.
+    Done,
+    /// The progress callback asked to stop.
+    Cancelled,
+    /// A file changed: nothing more was touched. The index of the range whose file changed.
+    Changed(usize),
+}
 
 /// Advises and touches every range on up to `threads` threads. `progress(done, total)` (bytes)
 /// runs on the calling thread after each chunk it touches; returning false stops early (the
@@ -24,16 +38,19 @@ pub(crate) fn touch(
     ranges: &[MappedRange],
     threads: usize,
     progress: &mut dyn FnMut(u64, u64) -> bool,
-) -> bool {
-    let chunks: Vec<(&Mmap, Range<usize>)> = ranges
+) -> Outcome {
+    let chunks: Vec<(&Mmap, Range<usize>, usize)> = ranges
         .iter()
-        .flat_map(|(map, r)| {
+        .enumerate()
+        .flat_map(|(k, (map, r, _))| {
             r.clone()
                 .step_by(CHUNK)
-                .map(move |start| (&**map, start..(start + CHUNK).min(r.end)))
+                .map(move |start| (&**map, start..(start + CHUNK).min(r.end), k))
         })
         .collect();
-    let total: u64 = chunks.iter().map(|(_, r)| r.len() as u64).sum();
+    let total: u64 = chunks.iter().map(|(_, r, _)| r.len() as u64).sum();
+    // The range whose file changed, plus one (0: none).
+    let changed = AtomicUsize::new(0);
     // Small models are touched faster than threads start.
     let threads = if total < 2 * CHUNK as u64 {
         1
@@ -43,7 +60,7 @@ pub(crate) fn touch(
     // Read-ahead is requested one round ahead of the touching threads, so the file system
     // works while they fault; asking for everything up front only delays the first touch.
     let advise = |i: usize| {
-        if let Some((map, r)) = chunks.get(i) {
+        if let Some((map, r, _)) = chunks.get(i) {
             // Asking costs about as much as touching when the pages are cached already.
             if !resident(map, r.clone()) {
                 // Only a hint: failure changes nothing but speed.
@@ -58,9 +75,15 @@ pub(crate) fn touch(
     // Claims and touches one chunk; false when none is left.
     let step = || {
         let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some((map, r)) = chunks.get(i) else {
+        let Some((map, r, k)) = chunks.get(i) else {
             return false;
         };
+        // Asked before every chunk: a file that shrank must not have its pages touched.
+        if !ranges[*k].2.holds() {
+            changed.store(k + 1, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+            return false;
+        }
         advise(i + threads);
         touch_pages(map, r.clone());
         done.fetch_add(r.len() as u64, Ordering::Relaxed);
@@ -93,10 +116,13 @@ pub(crate) fn touch(
             lead(progress);
         });
     }
-    if !stop.load(Ordering::Relaxed) && !progress(total, total) {
-        stop.store(true, Ordering::Relaxed);
+    if let Some(k) = changed.load(Ordering::Relaxed).checked_sub(1) {
+        return Outcome::Changed(k);
     }
-    !stop.load(Ordering::Relaxed)
+    if stop.load(Ordering::Relaxed) || !progress(total, total) {
+        return Outcome::Cancelled;
+    }
+    Outcome::Done
 }
 
 /// Whether `r` looks resident: its middle page is in memory (false when the system cannot
@@ -152,6 +178,31 @@ pub(crate) fn spawn_background(ranges: Vec<MappedRange>, threads: usize) {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn nothing_is_touched_once_the_file_changed() {
+        // Issue 16 item 9: truncation after the mapping was made, then prefetch (the background
+        // thread runs this same loop): stop with Changed instead of dying of SIGBUS.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![1u8; 3 * CHUNK]).unwrap();
+        let identity = crate::identity::Identity::of(&std::fs::metadata(&path).unwrap());
+        let guard = Arc::new(Guard::new(&path, "f", identity).unwrap());
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: a private temporary file; the test truncates it on purpose and the guard
+        // must keep the pages past the end from being touched.
+        let map = Arc::new(unsafe { Mmap::map(&file) }.unwrap());
+        let ranges = vec![(Arc::clone(&map), 0..map.len(), Arc::clone(&guard))];
+        assert_eq!(touch(&ranges, 2, &mut |_, _| true), Outcome::Done);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        assert_eq!(touch(&ranges, 2, &mut |_, _| true), Outcome::Changed(0));
+        assert_eq!(touch(&ranges, 1, &mut |_, _| true), Outcome::Changed(0));
+    }
 
     #[test]
     fn touched_pages_are_seen_resident_and_sums_are_per_page() {

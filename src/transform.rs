@@ -95,7 +95,7 @@ pub(crate) fn apply(
     }
     check_unique(&mut items)?;
     if let Some(arch) = arch {
-        let config = arch::Config::read(config_dir, arch.name)?;
+        let config = arch::Config::read_limited(config_dir, arch.name, options.max_json_size)?;
         items = (arch.transform)(items, &config)?;
     }
     for rule in &options.stacks {
@@ -135,8 +135,12 @@ pub(crate) fn split(mut items: Vec<Item>, rule: &SplitRule) -> Result<Vec<Item>>
         })?;
     let whole = items.swap_remove(pos);
     let rows = whole.shape.first().copied().unwrap_or(0);
-    let total: u64 = rule.parts.iter().map(|p| p.1).sum();
-    if whole.shape.is_empty() || total != rows {
+    let total = rule
+        .parts
+        .iter()
+        .try_fold(0u64, |acc, p| acc.checked_add(p.1));
+    if whole.shape.is_empty() || total != Some(rows) {
+        let total = total.map_or("more than 2^64".to_string(), |t| t.to_string());
         return Err(Error::InvalidArgument(format!(
             "split: tensor \"{}\" has shape {:?}; the parts' rows add up to {total}",
             whole.name, whole.shape
@@ -173,10 +177,15 @@ pub(crate) fn stack(mut items: Vec<Item>, rule: &StackRule) -> Result<Vec<Item>>
         })?;
         parts.push(items.swap_remove(pos));
     }
+    items.push(stack_items(parts, &rule.into)?);
+    Ok(items)
+}
+
+/// One tensor `into` stacking `parts` (equal dtypes and shapes) on a new axis 0.
+pub(crate) fn stack_items(parts: Vec<Item>, into: &str) -> Result<Item> {
     let Some(first) = parts.first() else {
         return Err(Error::InvalidArgument(format!(
-            "stack into \"{}\": no tensors listed",
-            rule.into
+            "stack into \"{into}\": no tensors listed"
         )));
     };
     if let Some(odd) = parts
@@ -185,21 +194,20 @@ pub(crate) fn stack(mut items: Vec<Item>, rule: &StackRule) -> Result<Vec<Item>>
     {
         return Err(Error::InvalidArgument(format!(
             "stack into \"{}\": \"{}\" is {} {:?} but \"{}\" is {} {:?}",
-            rule.into, odd.name, odd.dtype, odd.shape, first.name, first.dtype, first.shape
+            into, odd.name, odd.dtype, odd.shape, first.name, first.dtype, first.shape
         )));
     }
     let mut shape = Shape::from_slice(&[parts.len() as u64]);
     shape.extend_from_slice(&first.shape);
-    let segments = parts
+    let pieces = parts
         .iter()
-        .flat_map(|p| p.source.segments().iter().copied())
+        .flat_map(|p| p.source.pieces().into_owned())
         .collect();
-    items.push(Item {
-        name: rule.into.clone(),
+    Ok(Item {
+        name: into.to_string(),
         original: Some(first.original().to_string()),
         dtype: first.dtype,
         shape,
-        source: Source::from_segments(segments),
-    });
-    Ok(items)
+        source: Source::from_pieces(pieces),
+    })
 }

@@ -591,3 +591,95 @@ fn state_dict_shape_rules() {
     let err = read_checkpoint(&path, &TorchLimits::default()).expect_err("big-endian");
     assert_msg(&err, &["big.pt", "little-endian"]);
 }
+
+#[test]
+fn nul_bytes_in_tensor_names_are_refused() {
+    // Issue 16 item 11: "a\0b" and "a" were both listed as "a" through C, one unreachable.
+    let case = Case::new();
+    let pkl = Pkl::new()
+        .op(b"}(")
+        .str("a")
+        .tensor("FloatStorage", "0", 4, 0, &[4], &[1])
+        .str("a\0b")
+        .tensor("FloatStorage", "0", 4, 0, &[4], &[1])
+        .op(b"u")
+        .done();
+    let err = case.refuse("nul.pt", &pkl, &[0; 16]);
+    assert_msg(&err, &["a\\0b", "NUL"]);
+}
+
+#[test]
+fn zero_size_slices_of_a_huge_outer_dimension_are_immediate() {
+    // Issue 16 item 1 through the PyTorch path: shape [2^40, 0] sliced on axis 1 looped over
+    // 2^40 rows.
+    let case = Case::new();
+    let huge = 1i64 << 40;
+    let path = case.archive("empty.pt", &one_tensor(0, 0, &[huge, 0], &[0, 1]), &[]);
+    let model = stload::Model::open_files(&[path], &stload::Options::default()).expect("opens");
+    let started = std::time::Instant::now();
+    let t = model.get_slice("w", 1, 0, 0, None).expect("slice");
+    assert_eq!(t.shape(), [huge as u64, 0]);
+    assert!(t.data().is_empty());
+    let t = model
+        .get_slice("w", 0, 5, huge as u64, Some(Dtype::F16))
+        .expect("slice");
+    assert_eq!(t.shape(), [huge as u64 - 5, 0]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn stride_zero_views_may_not_expand_without_an_option() {
+    // Issue 16 item 4: a 4-byte storage viewed as [2^28, 3] with strides [0, 0] expanded to
+    // 3 GiB on get. Refused at open unless the caller raises max_view_expansion.
+    let case = Case::new();
+    let pkl = one_tensor(1, 0, &[1 << 28, 3], &[0, 0]);
+    let err = case.refuse("expand.pt", &pkl, &[0; 4]);
+    assert!(matches!(err, Error::Limit(_)), "{err:?}");
+    assert_msg(&err, &["\"w\"", "max_view_expansion"]);
+    let path = case.archive("expand.pt", &pkl, &[0; 4]);
+    let err = stload::Model::open_files(std::slice::from_ref(&path), &stload::Options::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err:?}");
+    let raised = stload::Options {
+        max_view_expansion: u64::MAX,
+        ..stload::Options::default()
+    };
+    let model = stload::Model::open_files(&[path], &raised).expect("explicitly allowed");
+    assert_eq!(model.info("w").unwrap().nbytes, 3 << 30);
+    // Within the default factor the fixture's broadcast view still reads.
+    let limits = TorchLimits::default();
+    let small = case.archive("small.pt", &one_tensor(1, 0, &[4, 4], &[0, 0]), &[0; 4]);
+    assert_eq!(read_checkpoint(&small, &limits).unwrap().tensors.len(), 1);
+}
+
+/// Peak resident memory of this process so far, in KiB (VmHWM).
+fn peak_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_memo_flood_is_refused_early_with_bounded_memory() {
+    // Issue 16 item 5: MEMOIZE 16M times in a 16 MB pickle took 1.6 GB and 4.4 s to refuse.
+    let case = Case::new();
+    let mut pkl = Pkl::new().op(b"N");
+    pkl.0.extend(std::iter::repeat_n(0x94u8, 16 << 20));
+    let before = peak_kib();
+    let started = std::time::Instant::now();
+    let err = case.refuse("memo.pt", &pkl.done(), &[]);
+    let grew_mib = (peak_kib() - before) / 1024;
+    assert!(matches!(err, Error::Limit(_)), "{err:?}");
+    assert_msg(&err, &["memo entries"]);
+    // The pickle itself (16 MiB, read into memory) plus a bounded memo.
+    assert!(grew_mib < 300, "peak memory grew by {grew_mib} MiB");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -44,6 +44,10 @@ fuzz_target!(|input: &[u8]| {
     for name in &names {
         let info = model.info(name).expect("listed name has info");
         let (dtype, nbytes) = (info.dtype, info.nbytes);
+        // The shape invariant, in overflow-checked arithmetic.
+        let elements = info.shape.iter().try_fold(1u64, |a, &n| a.checked_mul(n));
+        let bits = elements.and_then(|n| n.checked_mul(u64::from(dtype.bits())));
+        assert_eq!(bits, nbytes.checked_mul(8), "{name}: shape {:?}", info.shape);
         let t = model
             .get(name)
             .expect("a listed tensor of a valid file loads");

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+pub use crate::options::DEFAULT_MAX_JSON_SIZE;
 
 /// A model's `config.json`, with checked accessors whose errors name the file.
 #[derive(Debug)]
@@ -14,16 +15,17 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads `dir/config.json`; `arch` names who needs it in the error.
+    /// Reads `dir/config.json` (a regular file of at most [`DEFAULT_MAX_JSON_SIZE`] bytes);
+    /// `arch` names who needs it in the error.
     pub fn read(dir: &Path, arch: &str) -> Result<Config> {
+        Config::read_limited(dir, arch, DEFAULT_MAX_JSON_SIZE)
+    }
+
+    /// Reads `dir/config.json` if it is a regular file of at most `max_bytes` bytes.
+    pub fn read_limited(dir: &Path, arch: &str, max_bytes: u64) -> Result<Config> {
         let path = dir.join("config.json");
-        let text = std::fs::read(&path).map_err(|e| {
-            Error::io(
-                path.display(),
-                &format!("architecture {arch} needs config.json beside the weights"),
-                &e,
-            )
-        })?;
+        let need = format!("architecture {arch} needs config.json beside the weights");
+        let text = crate::file::read_limited(&path, max_bytes, &need)?;
         let json: Value = serde_json::from_slice(&text)
             .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))?;
         if !json.is_object() {

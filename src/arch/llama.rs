@@ -43,12 +43,19 @@ pub fn repack_qk(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
             continue;
         };
         let rows = item.shape.first().copied().unwrap_or(0);
-        if rows != h * head_dim || rows % (2 * h) != 0 {
+        // Checked: config.json values are input; a wrapped product must not pass.
+        let need = h.checked_mul(head_dim);
+        let fits = need == Some(rows) && h.checked_mul(2).is_some_and(|p| rows % p == 0);
+        if !fits {
+            let need = need.map_or("more than 2^64".into(), |n| n.to_string());
             return Err(config.inconsistent(&format!(
-                "tensor \"{}\" has {rows} rows, but {h} heads of size {head_dim} need {} (and an even head size)",
+                "tensor \"{}\" has {rows} rows, but {h} heads of size {head_dim} need {need} (and an even head size)",
                 item.original(),
-                h * head_dim
             )));
+        }
+        if item.source.len() == 0 {
+            // No bytes to move, however many rows.
+            continue;
         }
         let order = repack_order(rows, h);
         item.source = item

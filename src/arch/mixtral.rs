@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{llama, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
-use crate::transform::{stack, Item, StackRule};
+use crate::transform::{stack_items, Item};
 
 /// Renames added to llama's.
 pub const EXTRA_PAIRS: &[&str] = &["block_sparse_moe.gate", "ffn_gate_inp"];
@@ -14,23 +14,38 @@ pub const EXTRA_PAIRS: &[&str] = &["block_sparse_moe.gate", "ffn_gate_inp"];
 const EXPERTS: &str = ".block_sparse_moe.experts.";
 
 /// Stacks `blk.L.block_sparse_moe.experts.E.wN.weight` over E, then repacks Q/K like llama.
-pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
-    // (prefix "blk.L", projection "w1.weight") -> expert index -> tensor name
-    let mut groups: BTreeMap<(String, String), BTreeMap<u64, String>> = BTreeMap::new();
-    for item in &items {
-        let Some((prefix, rest)) = item.name.split_once(EXPERTS) else {
+/// One pass over the tensors (no search per expert); an expert index must be written as a plain
+/// decimal number ("0", "17"): "00" or "+1" would alias another expert and is refused.
+pub fn transform(items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
+    // (prefix "blk.L", projection "w1.weight") -> expert index -> tensor
+    let mut groups: BTreeMap<(String, String), BTreeMap<u64, Item>> = BTreeMap::new();
+    let mut rest = Vec::with_capacity(items.len());
+    for item in items {
+        let Some((prefix, expert, projection)) = expert_of(&item.name) else {
+            rest.push(item);
             continue;
         };
-        let Some((expert, projection)) = rest.split_once('.') else {
+        let Ok(index) = expert.parse::<u64>() else {
+            rest.push(item);
             continue;
         };
-        let Ok(expert) = expert.parse::<u64>() else {
-            continue;
-        };
-        groups
-            .entry((prefix.to_string(), projection.to_string()))
-            .or_default()
-            .insert(expert, item.name.clone());
+        if index.to_string() != expert {
+            return Err(config.inconsistent(&format!(
+                "tensor \"{}\": expert index \"{expert}\" is not written as a plain decimal \
+                 number (it would alias expert {index})",
+                item.original()
+            )));
+        }
+        let key = (prefix.to_string(), projection.to_string());
+        let group = groups.entry(key).or_default();
+        if let Some(other) = group.get(&index) {
+            return Err(config.inconsistent(&format!(
+                "tensors \"{}\" and \"{}\" are both expert {index}",
+                other.original(),
+                item.original()
+            )));
+        }
+        group.insert(index, item);
     }
     let expected = config.optional("num_local_experts")?;
     for ((prefix, projection), experts) in groups {
@@ -46,15 +61,22 @@ pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
             Some(("w1", tail)) => format!("ffn_gate_exps.{tail}"),
             Some(("w2", tail)) => format!("ffn_down_exps.{tail}"),
             Some(("w3", tail)) => format!("ffn_up_exps.{tail}"),
-            _ => continue,
+            _ => {
+                rest.extend(experts.into_values());
+                continue;
+            }
         };
-        let rule = StackRule {
-            names: experts.into_values().collect(),
-            into: format!("{prefix}.{target}"),
-        };
-        items = stack(items, &rule)?;
+        let parts = experts.into_values().collect();
+        rest.push(stack_items(parts, &format!("{prefix}.{target}"))?);
     }
-    llama::repack_qk(items, config)
+    llama::repack_qk(rest, config)
+}
+
+/// `(prefix, expert, projection)` of an expert tensor's name.
+fn expert_of(name: &str) -> Option<(&str, &str, &str)> {
+    let (prefix, rest) = name.split_once(EXPERTS)?;
+    let (expert, projection) = rest.split_once('.')?;
+    Some((prefix, expert, projection))
 }
 
 /// mixtral's GGUF metadata: llama's keys (its `general.architecture` is llama) plus

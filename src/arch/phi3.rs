@@ -25,12 +25,17 @@ pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
         .collect();
     for (name, rows) in fused {
         let rule = if name.contains("attn_qkv.") {
-            let (q, kv) = (heads * head_dim, kv_heads * head_dim);
-            if rows != q + 2 * kv {
+            // Checked: config.json values are input; a wrapped sum must not pass.
+            let q = heads.checked_mul(head_dim);
+            let kv = kv_heads.checked_mul(head_dim);
+            let total = q
+                .zip(kv)
+                .and_then(|(q, kv)| q.checked_add(kv.checked_mul(2)?));
+            let (Some(q), Some(kv), true) = (q, kv, total == Some(rows)) else {
                 return Err(config.inconsistent(&format!(
-                    "tensor \"{name}\" has {rows} rows but q + k + v heads need {q} + {kv} + {kv}"
+                    "tensor \"{name}\" has {rows} rows but q + k + v heads need {heads} × {head_dim} + 2 × {kv_heads} × {head_dim}"
                 )));
-            }
+            };
             SplitRule {
                 name: name.clone(),
                 parts: vec![

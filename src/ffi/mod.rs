@@ -15,8 +15,10 @@ pub mod model;
 pub mod options;
 pub mod tensor;
 
+use std::cell::Cell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use crate::error::{Error, Result};
 pub use error::{stload_error, stload_status};
@@ -24,7 +26,7 @@ pub use error::{stload_error, stload_status};
 /// Runs `f` for an export that returns a status: maps its error (or a panic) to a status and,
 /// when `err` is not NULL, stores an owned error object there. Nothing is written on success.
 pub(crate) fn guard(err: *mut *mut stload_error, f: impl FnOnce() -> Result<()>) -> stload_status {
-    let failure = match catch_unwind(AssertUnwindSafe(f)) {
+    let failure = match quietly(f) {
         Ok(Ok(())) => return stload_status::STLOAD_OK,
         Ok(Err(e)) => (error::status_of(&e), e.to_string()),
         Err(panic) => (
@@ -38,7 +40,31 @@ pub(crate) fn guard(err: *mut *mut stload_error, f: impl FnOnce() -> Result<()>)
 
 /// Runs `f` for an export that returns a plain value; a panic yields `fallback`.
 pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+    quietly(f).unwrap_or(fallback)
+}
+
+thread_local! {
+    /// How many exports this thread is inside (a callback may re-enter the library).
+    static IN_EXPORT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f`, catching a panic without printing it: the message goes into the returned error,
+/// never onto the host's stderr. Panics outside exports are printed as before (the previous
+/// hook is kept and called).
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_EXPORT.with(Cell::get) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    IN_EXPORT.with(|n| n.set(n.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    IN_EXPORT.with(|n| n.set(n.get().saturating_sub(1)));
+    result
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
@@ -87,4 +113,35 @@ pub(crate) fn out_arg<T>(p: *mut T, what: &str) -> Result<*mut T> {
 #[no_mangle]
 pub extern "C" fn stload_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_inside_exports_reach_the_error_not_stderr() {
+        // Issue 16 item 10: the panic text of an export was printed on the host's stderr.
+        if std::env::var_os("STLOAD_PANIC_CHILD").is_some() {
+            let mut err = std::ptr::null_mut();
+            let status = guard(&mut err, || panic!("boom in an export"));
+            assert_eq!(status, stload_status::STLOAD_ERR_INTERNAL);
+            error::stload_error_free(err);
+            assert_eq!(guard_value(7, || panic!("boom in an export")), 7);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "ffi::tests::panics_inside_exports_reach_the_error_not_stderr",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("STLOAD_PANIC_CHILD", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("boom"), "{stderr}");
+    }
 }

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use super::{guard, guard_value, stload_error, stload_status, str_arg};
 use crate::error::Error;
-use crate::options::Options;
+use crate::options::{Options, MAX_THREADS};
 use crate::rename::Replacer;
 use crate::transform::{SplitRule, StackRule};
 
@@ -68,7 +68,48 @@ pub extern "C" fn stload_options_set_max_header_size(
     })
 }
 
+/// Sets the largest `config.json` or `model.safetensors.index.json` read at open, in bytes
+/// (16 MiB by default); a larger file is refused with `STLOAD_ERR_LIMIT`. 0 is invalid. Not
+/// thread-safe on the same options.
+#[no_mangle]
+pub extern "C" fn stload_options_set_max_json_size(
+    opts: *mut stload_options,
+    bytes: u64,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        if bytes == 0 {
+            return Err(Error::InvalidArgument(
+                "max JSON size must be at least 1 byte".into(),
+            ));
+        }
+        o.max_json_size = bytes;
+        Ok(())
+    })
+}
+
+/// Sets how many bytes a PyTorch view may have per byte of its storage (64 by default); a
+/// stride-0 view expanding further is refused at open with `STLOAD_ERR_LIMIT`. 0 is invalid.
+/// Not thread-safe on the same options.
+#[no_mangle]
+pub extern "C" fn stload_options_set_max_view_expansion(
+    opts: *mut stload_options,
+    factor: u64,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        if factor == 0 {
+            return Err(Error::InvalidArgument(
+                "max view expansion must be at least 1".into(),
+            ));
+        }
+        o.max_view_expansion = factor;
+        Ok(())
+    })
+}
+
 /// Sets the number of threads that convert large tensors; 0 means one per available core.
+/// More than 1024 is refused with `STLOAD_ERR_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn stload_options_set_threads(
     opts: *mut stload_options,
@@ -76,6 +117,11 @@ pub extern "C" fn stload_options_set_threads(
     err: *mut *mut stload_error,
 ) -> stload_status {
     with_options(opts, err, |o| {
+        if threads > MAX_THREADS {
+            return Err(Error::InvalidArgument(format!(
+                "threads {threads} is over the maximum of {MAX_THREADS} (0 means one per core)"
+            )));
+        }
         o.threads = threads;
         Ok(())
     })

@@ -40,7 +40,9 @@ pub struct TorchLimits {
     pub max_depth: usize,
     /// Most values on the unpickler's stack.
     pub max_stack: usize,
-    /// Most memo entries.
+    /// Most memo entries. Each costs at most 64 bytes (values are shared, never copied), so
+    /// this bounds the memo's memory: 128 MiB at the default of 2^21 entries, far above the
+    /// eight or so entries `torch.save` writes per tensor.
     pub max_memo: usize,
     /// Most container items the unpickler builds in total.
     pub max_items: u64,
@@ -48,7 +50,13 @@ pub struct TorchLimits {
     pub max_rank: usize,
     /// Most tensors in one checkpoint.
     pub max_tensors: usize,
+    /// Most bytes a view may have per byte of its storage: a stride-0 view of a few bytes
+    /// could otherwise expand to gigabytes when materialised.
+    pub max_view_expansion: u64,
 }
+
+/// The default of [`TorchLimits::max_view_expansion`].
+pub const DEFAULT_MAX_VIEW_EXPANSION: u64 = 64;
 
 impl Default for TorchLimits {
     fn default() -> TorchLimits {
@@ -56,10 +64,11 @@ impl Default for TorchLimits {
             max_pickle_bytes: 256 << 20,
             max_depth: 64,
             max_stack: 1 << 20,
-            max_memo: 1 << 24,
+            max_memo: 1 << 21,
             max_items: 1 << 25,
             max_rank: 64,
             max_tensors: 1 << 20,
+            max_view_expansion: DEFAULT_MAX_VIEW_EXPANSION,
         }
     }
 }
@@ -116,16 +125,13 @@ pub struct Checkpoint {
 /// file; `Limit` when `limits` are reached.
 pub fn read_checkpoint(path: &Path, limits: &TorchLimits) -> Result<Checkpoint> {
     let shown = path.display().to_string();
-    let mut file = File::open(path).map_err(|e| Error::io(&shown, "cannot open", &e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| Error::io(&shown, "cannot stat", &e))?
-        .len();
+    let (mut file, meta) = crate::file::open_regular(path)?;
+    let file_len = meta.len();
     let mut head = [0u8; 512];
     let got = read_up_to(&mut file, &mut head).map_err(|e| Error::io(&shown, "cannot read", &e))?;
     check_magic(&shown, &head[..got])?;
     // The zip reader seeks on its own; start it from a fresh handle.
-    let file = File::open(path).map_err(|e| Error::io(&shown, "cannot reopen", &e))?;
+    let (file, _) = crate::file::open_regular(path)?;
     let mut archive = Archive::open(file, &shown, file_len)?;
 
     if let Some(order) = archive.read("byteorder", 16)? {
@@ -181,7 +187,18 @@ pub fn read_checkpoint(path: &Path, limits: &TorchLimits) -> Result<Checkpoint> 
                 stored
             }
         };
-        tensors.push(view(&shown, name, &t, stored)?);
+        let v = view(&shown, name, &t, stored)?;
+        if v.nbytes() > stored.len.saturating_mul(limits.max_view_expansion) {
+            return Err(Error::Limit(format!(
+                "{shown}: tensor \"{}\": the view is {} bytes over a storage of {} bytes, more \
+                 than {} times larger (raise max_view_expansion to accept it)",
+                v.name,
+                v.nbytes(),
+                stored.len,
+                limits.max_view_expansion
+            )));
+        }
+        tensors.push(v);
     }
     Ok(Checkpoint { tensors })
 }
@@ -248,6 +265,13 @@ fn state_dict_tensors(
             )));
         };
         match value {
+            Value::Tensor(_) if name.contains('\0') => {
+                return Err(Error::format(
+                    ctx,
+                    Some(&name.escape_debug().to_string()),
+                    "name contains a NUL byte",
+                ));
+            }
             Value::Tensor(t) => {
                 if out.len() >= max_tensors {
                     return Err(Error::Limit(format!(
@@ -332,7 +356,7 @@ fn view_span(shape: &[u64], strides: &[u64], elem: u64) -> Option<u64> {
 
 /// Whether the strides are those of a dense row-major tensor of this shape (size-1 dimensions
 /// may have any stride, as torch's `is_contiguous` allows).
-fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
+pub(crate) fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
     if shape.contains(&0) {
         return true;
     }
@@ -482,7 +506,11 @@ pub fn is_torch_checkpoint(path: &Path) -> bool {
         return false;
     }
     let mut head = [0u8; 512];
-    let got = File::open(path).and_then(|mut f| read_up_to(&mut f, &mut head));
+    // Not a regular file: not a checkpoint (opening it as safetensors then says why).
+    let Ok((mut file, _)) = crate::file::open_regular(path) else {
+        return false;
+    };
+    let got = read_up_to(&mut file, &mut head);
     got.is_ok_and(|n| head[..n].starts_with(ZIP_MAGIC) || is_legacy(&head[..n]))
 }
 
