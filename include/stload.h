@@ -38,22 +38,6 @@
 #define STLOAD_FORMAT_PYTORCH 1
 
 /*
- The default bound on JSON files read beside the weights: 16 MiB, far above any real
- `config.json` or shard index.
- */
-#define DEFAULT_MAX_JSON_SIZE (16 << 20)
-
-/*
- Most threads one operation uses; larger settings are refused by the C API and clamped here.
- */
-#define MAX_THREADS 1024
-
-/*
- The default of [`TorchLimits::max_view_expansion`].
- */
-#define DEFAULT_MAX_VIEW_EXPANSION 64
-
-/*
  Result of every fallible function. The numbers are stable: retired ones stay reserved.
  */
 typedef enum stload_status {
@@ -314,6 +298,8 @@ typedef struct stload_tensor_info {
  MX FP6 E3M2, 6 bits.
  */
 #define STLOAD_DTYPE_F6_E3M2 22
+
+
 
 #ifdef __cplusplus
 extern "C" {
