@@ -22,6 +22,7 @@ pub mod error;
 pub mod export;
 pub mod ffi;
 pub mod file;
+pub mod gguf;
 pub mod header;
 pub mod identity;
 pub mod index;
