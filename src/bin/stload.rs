@@ -1,7 +1,10 @@
-//! The `stload` command: inspect and verify safetensors models.
+//! The `stload` command: inspect and verify safetensors models, convert them (also to GGUF).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+#[path = "cli/gguf.rs"]
+mod gguf;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -23,7 +26,7 @@ enum Command {
     /// Print every tensor: name, dtype, shape, bytes and first values. With no PATH, writes a
     /// built-in sample model to a temporary directory and inspects that.
     Inspect {
-        /// A model directory, or one or more .safetensors files.
+        /// A model directory, one or more .safetensors files, or one GGUF file.
         paths: Vec<PathBuf>,
         /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
         #[arg(long)]
@@ -47,6 +50,12 @@ enum Command {
         /// Apply a built-in architecture's renames and transforms (llama, mixtral, phi3).
         #[arg(long)]
         arch: Option<String>,
+        /// GGUF tensor types: auto (F16, small tensors F32), f32, f16, bf16 or q8_0.
+        #[arg(long)]
+        outtype: Option<String>,
+        /// Output format: gguf or safetensors. Default: gguf for a .gguf output.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
@@ -59,6 +68,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Inspect { paths, json, .. } if paths.len() == 1 && gguf::is_gguf(&paths[0]) => {
+            gguf::inspect(&paths[0], json)
+        }
         Command::Inspect { paths, json, arch } => inspect(&paths, json, &options(arch)),
         Command::Verify { paths } => return verify(&paths),
         Command::Convert {
@@ -66,7 +78,22 @@ fn main() -> ExitCode {
             dtype,
             out,
             arch,
-        } => convert(&src, dtype.as_deref(), &out, &options(arch)),
+            outtype,
+            format,
+        } => match gguf::wanted(&out, format.as_deref()) {
+            Ok(true) => gguf::convert(
+                &src,
+                &out,
+                outtype.as_deref(),
+                dtype.as_deref(),
+                &options(arch),
+            ),
+            Ok(false) if outtype.is_some() => Err(stload::Error::InvalidArgument(
+                "--outtype applies to GGUF output; for safetensors use --dtype".into(),
+            )),
+            Ok(false) => convert(&src, dtype.as_deref(), &out, &options(arch)),
+            Err(e) => Err(e),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,8 +4,10 @@
 //! Computed in f32 step by step as the `gguf` Python package's reference quantiser does, so
 //! the bytes are identical to `gguf.quants.quantize(values, Q8_0)`: the scale is divided in
 //! f32, its reciprocal taken in f32 (0 when the scale is 0), each value multiplied by it and
-//! rounded. Non-finite input follows numpy's results on x86-64: a block holding a NaN gets a
-//! NaN scale and zero bytes; a block holding an infinity gets an infinite scale and zero bytes
+//! rounded. Non-finite input follows numpy's results on x86-64: a block holding a NaN gets
+//! the canonical NaN scale (F16 0x7e00) and zero bytes (numpy's own scale keeps the payload of
+//! a non-canonical NaN at some positions of the block and not at others, as its SIMD max
+//! reduction happens to pick; for the canonical NaN every position gives 0x7e00); a block holding an infinity gets an infinite scale and zero bytes
 //! (its finite values become `x * 0`); a block whose maximum is so small that the scale is
 //! subnormal enough for `1 / d` to overflow also gets zero bytes.
 
@@ -29,12 +31,13 @@ fn to_i8_like_numpy(q: f32) -> u8 {
 
 /// Quantises one block of 32 values into 34 bytes.
 fn quantize_block(x: &[f32], out: &mut [u8]) {
-    // numpy's max propagates NaN: the first NaN (sign cleared by abs) wins.
+    // numpy's max propagates NaN; its payload is not reproducible (see the module comment),
+    // so every NaN block gets the canonical one.
     let mut amax = 0.0f32;
     for &v in x {
         let a = v.abs();
         if a.is_nan() {
-            amax = a;
+            amax = f32::NAN;
             break;
         }
         if a > amax {
