@@ -36,7 +36,7 @@ build() { # name source kind
     fi
 }
 
-tests=(test_core test_convert test_transform)
+tests=(test_core test_convert test_transform test_gguf)
 for kind in static shared; do
     for t in "${tests[@]}"; do
         build "$t" "tests/c/$t.c" $kind
