@@ -200,7 +200,7 @@ fn cli_converts_inspects_and_refuses_bad_input() {
     let before = files_in(dir.path());
     let bad = |args: &[&str], message: &str| {
         let mut all: Vec<&std::ffi::OsStr> = vec!["convert".as_ref(), src.as_os_str()];
-        all.extend(args.iter().map(|a| std::ffi::OsStr::new(a)));
+        all.extend(args.iter().map(std::ffi::OsStr::new));
         let o = stload(&all);
         assert!(!o.status.success(), "{args:?} succeeded");
         assert!(text(&o).contains(message), "{args:?}: {}", text(&o));
