@@ -142,6 +142,11 @@ typedef uint32_t stload_dtype;
 typedef bool (*stload_progress_fn)(void *user_data, size_t done, size_t total, const char *name);
 
 /*
+ A GGUF output type: one of the `STLOAD_GGUF_*` numbers.
+ */
+typedef uint32_t stload_gguf_type;
+
+/*
  What the index knows of one tensor. Pointers are borrowed from the model and live until
  `stload_model_free` (they survive `stload_model_release_all`).
  */
@@ -299,6 +304,51 @@ typedef struct stload_tensor_info {
  */
 #define STLOAD_DTYPE_F6_E3M2 22
 
+/*
+ ollama's default: F32 for 1-D tensors, biases, `*.ffn_gate_inp.weight` and
+ `token_types.weight`; F16 for every other float tensor.
+ */
+#define STLOAD_GGUF_AUTO 0
+
+/*
+ Every float tensor in F32.
+ */
+#define STLOAD_GGUF_F32 1
+
+/*
+ F16, except the tensors AUTO keeps in F32.
+ */
+#define STLOAD_GGUF_F16 2
+
+/*
+ BF16, except the tensors AUTO keeps in F32.
+ */
+#define STLOAD_GGUF_BF16 3
+
+/*
+ Q8_0 where the innermost dimension is a multiple of 32 (else F16), except the tensors AUTO
+ keeps in F32.
+ */
+#define STLOAD_GGUF_Q8_0 4
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 #ifdef __cplusplus
@@ -385,6 +435,31 @@ const char *stload_error_message(const struct stload_error *err);
  Frees an error object. NULL is a no-op.
  */
 void stload_error_free(struct stload_error *err);
+
+/*
+ Writes `model` as a GGUF v3 file at `path` (UTF-8), for llama.cpp and ollama.
+
+ Float tensors take the type `outtype` picks (see `STLOAD_GGUF_*`); signed integer tensors
+ keep theirs; unsigned integers and booleans are an error. The metadata holds
+ `general.architecture` (the `arch` option of the model, or "unknown"), `general.name`,
+ `general.file_type`, `general.quantization_version` and `general.alignment` (32).
+
+ The file is written under a temporary name in the destination directory and renamed at
+ the end: on any error, or when `progress` returns false (`STLOAD_ERR_CANCELLED`), nothing
+ is left at `path` and an existing file there is unchanged. Writing onto one of the model's
+ own files is `STLOAD_ERR_INVALID_ARGUMENT`. `progress` (may be NULL) is called as
+ (user_data, bytes done, bytes total, NULL) on the calling thread.
+
+ Does not take ownership of any argument. `model` and `path` must not be NULL. Thread-safe:
+ other threads may use the model meanwhile. Returns `STLOAD_OK`, or an error status with
+ `*err` set when `err` is not NULL (free it with `stload_error_free`).
+ */
+enum stload_status stload_model_write_gguf(const struct stload_model *model,
+                                           const char *path,
+                                           stload_gguf_type outtype,
+                                           stload_progress_fn progress,
+                                           void *user_data,
+                                           struct stload_error **err);
 
 #if defined(STLOAD_FEATURE_MLX)
 /*

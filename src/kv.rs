@@ -1,5 +1,8 @@
-//! GGUF key/value metadata: typed values and an ordered list of keys. A leaf module: the
-//! architectures and the tokenizer fill a [`Metadata`], the GGUF writer serialises it.
+//! What architectures and tokenizers hand the GGUF writer: key/value metadata (typed values
+//! in an ordered list of keys) and tensors computed from `config.json`. A leaf module, so the
+//! architectures, the tokenizer and the writer share these types without importing each other.
+
+use crate::shape::Shape;
 
 /// The value types of GGUF metadata, with their numbers in the file (`GGUFValueType` of the
 /// `gguf` Python package).
@@ -219,6 +222,18 @@ impl Metadata {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// A tensor computed in f32 rather than read from the weights (llama3's `rope_freqs.weight`,
+/// phi3's rope factors), written after the model's tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputedTensor {
+    /// GGUF tensor name.
+    pub name: String,
+    /// Dimensions, outermost first (row-major, as the model lists tensors).
+    pub shape: Shape,
+    /// Row-major values; as many as the shape holds.
+    pub values: Vec<f32>,
 }
 
 #[cfg(test)]

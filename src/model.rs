@@ -73,6 +73,9 @@ pub struct Model {
     entries: Vec<Entry>,
     metadata: BTreeMap<NulString, NulString>,
     options: Options,
+    /// Where `config.json` and the tokenizer files are: the directory opened, or the first
+    /// file's directory.
+    config_dir: PathBuf,
     converted: Mutex<HashMap<(usize, Dtype), Tensor>>,
     /// MLX arrays (feature `mlx`, methods in `src/mlx/model_ext.rs`).
     #[cfg(feature = "mlx")]
@@ -258,6 +261,7 @@ impl Model {
             entries,
             metadata,
             options: options.clone(),
+            config_dir: config_dir.to_path_buf(),
             converted: Mutex::new(HashMap::new()),
             #[cfg(feature = "mlx")]
             mlx_cache: crate::mlx::MlxCache::default(),
@@ -758,6 +762,12 @@ impl Model {
     /// The options the model was opened with.
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// The directory holding the model's `config.json` and tokenizer files: the directory
+    /// opened, or the directory of the first file given.
+    pub fn config_dir(&self) -> &Path {
+        &self.config_dir
     }
 
     /// The files of the model, in open order.

@@ -18,3 +18,10 @@ enum stload_status stloadgo_load(const stload_model *model, stload_dtype dtype,
   return stload_model_load(model, dtype, handle != 0 ? stloadgo_progress : NULL,
                            (void *)handle, err);
 }
+
+enum stload_status stloadgo_write_gguf(const stload_model *model, const char *path,
+                                       stload_gguf_type outtype, uintptr_t handle,
+                                       stload_error **err) {
+  return stload_model_write_gguf(model, path, outtype, handle != 0 ? stloadgo_progress : NULL,
+                                 (void *)handle, err);
+}

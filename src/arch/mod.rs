@@ -22,20 +22,10 @@ pub use detect::{detect, HF_NAMES};
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
 use crate::rename::Replacer;
-use crate::shape::Shape;
+
 use crate::transform::Item;
 
-/// A tensor the GGUF file needs that no checkpoint stores (llama3 `rope_freqs.weight`, phi3
-/// `rope_factors_long/short.weight`), computed in f32 from config.json.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ComputedTensor {
-    /// The GGUF tensor name.
-    pub name: String,
-    /// Dimensions, outermost first (row-major, as the model lists tensors).
-    pub shape: Shape,
-    /// The values, row-major.
-    pub values: Vec<f32>,
-}
+pub use crate::kv::ComputedTensor;
 
 /// A value fix-up applied in f32 to one tensor before it is written (gemma's norms: +1).
 pub type Adjust = fn(&mut [f32]);
@@ -220,6 +210,8 @@ pub struct GgufParts {
     pub computed: Vec<ComputedTensor>,
     /// Per GGUF tensor name, the value fix-up to apply in f32 before conversion.
     pub adjust: fn(&str) -> Option<Adjust>,
+    /// config.json's `vocab_size`, which the tokenizer's vocabulary is padded to.
+    pub vocab_size: Option<u64>,
 }
 
 /// The metadata, computed tensors and fix-ups of a GGUF export of the checkpoint whose
@@ -240,5 +232,6 @@ pub fn gguf_parts(config_dir: &Path, name: Option<&str>) -> Result<GgufParts> {
         metadata,
         computed: (arch.computed)(&config)?,
         adjust: arch.adjust,
+        vocab_size: config.optional("vocab_size")?,
     })
 }

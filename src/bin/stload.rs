@@ -1,9 +1,12 @@
-//! The `stload` command: inspect, verify and convert safetensors models.
+//! The `stload` command: inspect, verify and convert safetensors models (also to GGUF).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+#[path = "cli/gguf.rs"]
+mod gguf;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -25,7 +28,8 @@ enum Command {
     /// Print every tensor: name, dtype, shape, bytes and first values. With no PATH, inspects
     /// the built-in sample model, written to the user's cache directory (the message says where).
     Inspect {
-        /// A model directory, or one or more .safetensors or PyTorch (.bin, .pth, .pt) files.
+        /// A model directory, one or more .safetensors or PyTorch (.bin, .pth, .pt) files, or one
+        /// GGUF file.
         paths: Vec<PathBuf>,
         /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
         #[arg(long)]
@@ -56,9 +60,17 @@ enum Command {
         /// Replace an existing output file, or write into a non-empty output directory.
         #[arg(long)]
         force: bool,
-        /// Apply a built-in architecture's renames and transforms (llama, mixtral, phi3, qwen2, gemma, gemma2, bert, or auto from config.json).
+        /// A built-in architecture (llama, mixtral, phi3, qwen2, gemma, gemma2, bert, or auto from
+        /// config.json): its renames and transforms; for GGUF output, "none" writes the tensors
+        /// as listed with only general.* keys. GGUF output detects it from config.json when unset.
         #[arg(long)]
         arch: Option<String>,
+        /// GGUF tensor types: auto (F16, small tensors F32), f32, f16, bf16 or q8_0.
+        #[arg(long)]
+        outtype: Option<String>,
+        /// Output format: gguf or safetensors. Default: gguf for a .gguf output.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
@@ -81,6 +93,9 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Inspect { paths, json, .. } if paths.len() == 1 && gguf::is_gguf(&paths[0]) => {
+            gguf::inspect(&paths[0], json)
+        }
         Command::Inspect { paths, json, arch } => inspect(&paths, json, &options(arch)),
         Command::Sample { dir } => sample(&dir),
         Command::Verify { paths } => return verify(&paths),
@@ -90,7 +105,23 @@ fn main() -> ExitCode {
             out,
             force,
             arch,
-        } => convert(&src, dtype.as_deref(), &out, force, &options(arch)),
+            outtype,
+            format,
+        } => match gguf::wanted(&out, format.as_deref()) {
+            Ok(true) => gguf::convert(
+                &src,
+                &out,
+                force,
+                outtype.as_deref(),
+                dtype.as_deref(),
+                &options(arch),
+            ),
+            Ok(false) if outtype.is_some() => Err(stload::Error::InvalidArgument(
+                "--outtype applies to GGUF output; for safetensors use --dtype".into(),
+            )),
+            Ok(false) => convert(&src, dtype.as_deref(), &out, force, &options(arch)),
+            Err(e) => Err(e),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -331,7 +362,7 @@ fn convert(
     stop_on_signals()?;
     let model = open(&[src.to_path_buf()], options)?;
     let inputs: Vec<&Path> = model.files().collect();
-    check_output(src, &inputs, out, force)?;
+    check_output(src, &inputs, out, false, force)?;
     let total: u64 = model
         .names()
         .filter_map(|n| model.info(n).ok())
@@ -389,7 +420,13 @@ fn file_id(path: &Path) -> Option<FileId> {
 /// Refuses an output that is, or would replace, one of the input's files (whatever the path
 /// text: links, `./`, `..`, hard links), the input directory itself, or (without `force`) an
 /// existing file or non-empty directory.
-fn check_output(src: &Path, inputs: &[&Path], out: &Path, force: bool) -> stload::Result<()> {
+fn check_output(
+    src: &Path,
+    inputs: &[&Path],
+    out: &Path,
+    out_is_file: bool,
+    force: bool,
+) -> stload::Result<()> {
     let refuse =
         |rule: String| stload::Error::InvalidArgument(format!("--out {}: {rule}", out.display()));
     let Ok(meta) = std::fs::metadata(out) else {
@@ -415,7 +452,7 @@ fn check_output(src: &Path, inputs: &[&Path], out: &Path, force: bool) -> stload
         )));
     }
     if !meta.is_dir() {
-        if src.is_dir() {
+        if src.is_dir() && !out_is_file {
             return Err(refuse(
                 "is a file, but a directory converts into a directory".into(),
             ));
@@ -425,7 +462,7 @@ fn check_output(src: &Path, inputs: &[&Path], out: &Path, force: bool) -> stload
         }
         return Ok(());
     }
-    if !src.is_dir() {
+    if !src.is_dir() || out_is_file {
         return Err(refuse("is a directory; name the output file".into()));
     }
     let entries = std::fs::read_dir(out)

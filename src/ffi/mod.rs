@@ -9,6 +9,7 @@
 pub mod convert;
 pub mod dtype;
 pub mod error;
+pub mod gguf;
 #[cfg(feature = "mlx")]
 pub mod mlx;
 pub mod model;

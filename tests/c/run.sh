@@ -25,7 +25,7 @@ trap 'rm -rf "$fixtures"' EXIT
 "$python" tests/python/make_arch_fixtures.py "$fixtures/arch"
 
 # Each test reads the fixtures it was written for.
-fixtures_of() { if [ "$1" = test_transform ]; then echo "$fixtures/arch"; else echo "$fixtures"; fi; }
+fixtures_of() { case "$1" in test_transform | test_gguf) echo "$fixtures/arch" ;; *) echo "$fixtures" ;; esac; }
 
 build() { # name source kind
     local name=$1 src=$2 kind=$3
@@ -36,7 +36,7 @@ build() { # name source kind
     fi
 }
 
-tests=(test_core test_convert test_transform)
+tests=(test_core test_convert test_transform test_gguf)
 for kind in static shared; do
     for t in "${tests[@]}"; do
         build "$t" "tests/c/$t.c" $kind

@@ -4,6 +4,8 @@ config.json) and what ollama's converter makes of them, computed independently w
 Usage: make_arch_fixtures.py OUT_DIR
 
 OUT_DIR/<dir>/model.safetensors + config.json   (BF16 weights; bert also an int64 tensor)
+OUT_DIR/<dir>/tokenizer.json + tokenizer_config.json   a ten-token vocabulary (byte-level BPE, or
+                        WordPiece for bert), so every directory also converts to GGUF
 OUT_DIR/expected.json   dir -> converted name -> {dtype, shape, hex, f32_hex[, adjusted_hex]}
 OUT_DIR/computed.json   dir -> computed GGUF tensor name -> {shape, f32_hex}
 The llama Q/K repack is numpy's reshape [heads, 2, rows/heads/2, cols], swap axes 1 and 2,
@@ -318,6 +320,31 @@ CONFIGS = {
 assert len(CONFIGS["phi3"]["rope_scaling"]["long_factor"]) == HALF
 
 
+def tokenizer(out_dir, wordpiece):
+    """A ten-token tokenizer.json (vocab_size of every config here) and tokenizer_config.json."""
+    if wordpiece:
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        vocab = specials + ["a", "b", "##a", "##b", "ab"]
+        model = {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                 "max_input_chars_per_word": 100, "vocab": {v: i for i, v in enumerate(vocab)}}
+        pre, config = {"type": "BertPreTokenizer"}, {"cls_token": "[CLS]", "sep_token": "[SEP]",
+                                                     "unk_token": "[UNK]", "pad_token": "[PAD]",
+                                                     "mask_token": "[MASK]", "do_lower_case": True}
+    else:
+        specials = ["<s>", "</s>"]
+        vocab = specials + ["a", "b", "c", "ab", "bc", "abc", "\u0120", "\u0120a"]
+        model = {"type": "BPE", "vocab": {v: i for i, v in enumerate(vocab)},
+                 "merges": ["a b", "b c", "ab c", "\u0120 a"]}
+        pre, config = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                       "use_regex": True}, {"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True}
+    added = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, s in enumerate(vocab) if s in specials]
+    with open(os.path.join(out_dir, "tokenizer.json"), "w") as f:
+        json.dump({"version": "1.0", "added_tokens": added, "pre_tokenizer": pre, "model": model}, f)
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f)
+
+
 def main(out):
     expected = {}
     makers = (("llama", llama), ("phi3", phi3), ("mixtral", mixtral), ("qwen2", qwen2), ("gemma", gemma),
@@ -329,6 +356,7 @@ def main(out):
             json.dump(CONFIGS[name], f)
         expected[name] = {}
         make(d, expected[name])
+        tokenizer(d, wordpiece=name == "bert")
     expected["phi3_gguf"] = {}
     phi3_gguf(os.path.join(out, "phi3"), expected["phi3_gguf"])
     with open(os.path.join(out, "expected.json"), "w") as f:

@@ -1,4 +1,5 @@
-//! AVX2 + F16C kernels, 16 elements per block, for the main pairs.
+//! AVX2 + F16C kernels, 16 elements per block, for the main pairs (and BF16 → F16, which GGUF
+//! export lives on).
 //!
 //! Same methods as the AVX-512 kernels: hardware F16 conversions with a NaN fix-up in blocks
 //! that hold a NaN, integer round-to-nearest-even into BF16.
@@ -18,6 +19,7 @@ pub(super) fn body(from: Dtype, to: Dtype) -> Option<Body> {
         (Dtype::F16, Dtype::F32) => f16_f32_body,
         (Dtype::F32, Dtype::BF16) => f32_bf16_body,
         (Dtype::F32, Dtype::F16) => f32_f16_body,
+        (Dtype::BF16, Dtype::F16) => bf16_f16_body,
         _ => return None,
     })
 }
@@ -133,6 +135,35 @@ fn f32x8_to_f16(x: __m256i) -> __m256i {
     let sign = _mm256_and_si256(_mm256_srli_epi32::<16>(x), splat(0x8000));
     let fix = _mm256_or_si256(_mm256_or_si256(sign, splat(0x7c00)), payload);
     _mm256_blendv_epi8(h, fix, nan)
+}
+
+/// 8 BF16 → F16 in the low 16 bits of each lane: the exact F32 value rounded once by the
+/// hardware; NaN becomes the canonical one with its sign (ml_dtypes).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn bf16x8_to_f16(b: __m128i) -> __m256i {
+    let x = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(b));
+    let h = _mm256_cvtepu16_epi32(_mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(
+        _mm256_castsi256_ps(x),
+    ));
+    let nan = nan_mask(x);
+    if _mm256_movemask_epi8(nan) == 0 {
+        return h;
+    }
+    let sign = _mm256_and_si256(_mm256_srli_epi32::<16>(x), splat(0x8000));
+    _mm256_blendv_epi8(h, _mm256_or_si256(sign, splat(0x7e00)), nan)
+}
+
+#[target_feature(enable = "avx2,f16c")]
+fn bf16_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(32)) {
+        store256(
+            d,
+            pack(bf16x8_to_f16(load128(s)), bf16x8_to_f16(load128(&s[16..]))),
+            stream,
+        );
+    }
+    fence(stream);
 }
 
 #[target_feature(enable = "avx2,f16c")]

@@ -1,0 +1,68 @@
+package stload
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteGGUF(t *testing.T) {
+	// A Hugging Face llama directory (config.json, weights, tokenizer.json) of the arch fixtures.
+	dir, _ := archFixtures(t)
+	src := filepath.Join(dir, "llama")
+	m, err := Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := filepath.Join(t.TempDir(), "llama.gguf")
+	var last, total uint64
+	err = m.WriteGGUF(out, GGUFQ8_0, func(done, tot uint64) bool {
+		last, total = done, tot
+		return true
+	})
+	if err != nil {
+		t.Fatalf("WriteGGUF: %v", err)
+	}
+	if total == 0 || last != total {
+		t.Errorf("progress ended at %d of %d", last, total)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(raw, []byte("GGUF")) || binary.LittleEndian.Uint32(raw[4:]) != 3 {
+		t.Errorf("file starts %q, want GGUF version 3", raw[:8])
+	}
+	// The data progress counts is the file less its header.
+	if total >= uint64(len(raw)) {
+		t.Errorf("progress counted %d bytes of a %d-byte file", total, len(raw))
+	}
+	for _, key := range []string{"general.architecture", "llama.block_count", "tokenizer.ggml.tokens"} {
+		if !bytes.Contains(raw, []byte(key)) {
+			t.Errorf("the file has no %s key", key)
+		}
+	}
+
+	// A cancel or a bad argument leaves no file.
+	other := filepath.Join(t.TempDir(), "x.gguf")
+	err = m.WriteGGUF(other, GGUFF16, func(done, _ uint64) bool { return done == 0 })
+	if !errors.Is(err, ErrCancelled) {
+		t.Errorf("cancelled write: %v, want ErrCancelled", err)
+	}
+	if err := m.WriteGGUF(other, GGUFType(99), nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("outtype 99: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Errorf("a failed write left %s (%v)", other, err)
+	}
+
+	// Onto the model's own file: refused.
+	input := filepath.Join(src, "model.safetensors")
+	if err := m.WriteGGUF(input, GGUFAuto, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("onto the input: %v, want ErrInvalidArgument", err)
+	}
+}

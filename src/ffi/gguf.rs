@@ -1,0 +1,71 @@
+//! Writing a model as GGUF.
+
+use std::ffi::{c_char, c_void};
+use std::path::Path;
+
+use super::convert::stload_progress_fn;
+use super::model::stload_model;
+use super::{arg, guard, stload_error, stload_status, str_arg};
+use crate::error::Error;
+use crate::gguf::OutType;
+
+/// A GGUF output type: one of the `STLOAD_GGUF_*` numbers.
+pub type stload_gguf_type = u32;
+
+/// ollama's default: F32 for 1-D tensors, biases, `*.ffn_gate_inp.weight` and
+/// `token_types.weight`; F16 for every other float tensor.
+pub const STLOAD_GGUF_AUTO: stload_gguf_type = 0;
+/// Every float tensor in F32.
+pub const STLOAD_GGUF_F32: stload_gguf_type = 1;
+/// F16, except the tensors AUTO keeps in F32.
+pub const STLOAD_GGUF_F16: stload_gguf_type = 2;
+/// BF16, except the tensors AUTO keeps in F32.
+pub const STLOAD_GGUF_BF16: stload_gguf_type = 3;
+/// Q8_0 where the innermost dimension is a multiple of 32 (else F16), except the tensors AUTO
+/// keeps in F32.
+pub const STLOAD_GGUF_Q8_0: stload_gguf_type = 4;
+
+/// Writes `model` as a GGUF v3 file at `path` (UTF-8), for llama.cpp and ollama.
+///
+/// Float tensors take the type `outtype` picks (see `STLOAD_GGUF_*`); signed integer tensors
+/// keep theirs; unsigned integers and booleans are an error. The metadata holds
+/// `general.architecture` (the `arch` option of the model, or "unknown"), `general.name`,
+/// `general.file_type`, `general.quantization_version` and `general.alignment` (32).
+///
+/// The file is written under a temporary name in the destination directory and renamed at
+/// the end: on any error, or when `progress` returns false (`STLOAD_ERR_CANCELLED`), nothing
+/// is left at `path` and an existing file there is unchanged. Writing onto one of the model's
+/// own files is `STLOAD_ERR_INVALID_ARGUMENT`. `progress` (may be NULL) is called as
+/// (user_data, bytes done, bytes total, NULL) on the calling thread.
+///
+/// Does not take ownership of any argument. `model` and `path` must not be NULL. Thread-safe:
+/// other threads may use the model meanwhile. Returns `STLOAD_OK`, or an error status with
+/// `*err` set when `err` is not NULL (free it with `stload_error_free`).
+#[no_mangle]
+pub extern "C" fn stload_model_write_gguf(
+    model: *const stload_model,
+    path: *const c_char,
+    outtype: stload_gguf_type,
+    progress: stload_progress_fn,
+    user_data: *mut c_void,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live model handle per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        // SAFETY: NULL or a NUL-terminated string per the API contract.
+        let path = unsafe { str_arg(path, "path") }?;
+        let outtype = OutType::ALL.get(outtype as usize).copied().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "unknown GGUF output type {outtype} (STLOAD_GGUF_AUTO = 0 to STLOAD_GGUF_Q8_0 = 4)"
+            ))
+        })?;
+        let mut report = |done: u64, total: u64| match progress {
+            None => true,
+            Some(f) => f(user_data, done as usize, total as usize, std::ptr::null()),
+        };
+        model
+            .inner
+            .write_gguf(Path::new(path), outtype, &mut report)
+    })
+}

@@ -1,0 +1,239 @@
+//! GGUF output: the file format llama.cpp and ollama run. [`write_model`] writes a model with
+//! per-tensor types ([`OutType`], [`tensor_type`]), Q8_0 quantisation ([`q8_0`]) and the
+//! metadata and computed tensors of a [`GgufPlan`]; [`read`] reads a header back.
+//!
+//! This module knows nothing of architectures or tokenizers: their keys, extra tensors and
+//! value fix-ups arrive in the plan.
+
+pub mod q8_0;
+mod reader;
+mod types;
+mod writer;
+
+pub use reader::{parse, read, value_json, GgufFile, GgufTensorInfo};
+pub use types::{tensor_type, GgmlType, OutType};
+pub use writer::{
+    write_model, Adjust, ComputedTensor, GgufPlan, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS,
+    MAX_NAME_BYTES, QUANTIZATION_VERSION, VERSION,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{Array, Value};
+    use crate::write::{write_file, TensorRef};
+    use crate::{Model, Options};
+    use std::collections::BTreeMap;
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// A model of a 2-D F32 tensor, a 1-D one and an I32 one, in a fresh directory.
+    fn model(dir: &std::path::Path) -> Model {
+        let a: Vec<f32> = (0..64 * 3).map(|i| i as f32 * 0.25 - 7.0).collect();
+        let (a, b, c) = (
+            f32_bytes(&a),
+            f32_bytes(&[1.5, -2.0, 3.0]),
+            [1u8, 0, 0, 0, 2, 0, 0, 0],
+        );
+        let t = [
+            TensorRef {
+                name: "a.weight",
+                dtype: crate::Dtype::F32,
+                shape: &[3, 64],
+                data: &a,
+            },
+            TensorRef {
+                name: "b.weight",
+                dtype: crate::Dtype::F32,
+                shape: &[3],
+                data: &b,
+            },
+            TensorRef {
+                name: "c",
+                dtype: crate::Dtype::I32,
+                shape: &[2],
+                data: &c,
+            },
+        ];
+        let path = dir.join("m.safetensors");
+        write_file(&path, &t, &BTreeMap::new()).unwrap();
+        Model::open_files(&[path], &Options::default()).unwrap()
+    }
+
+    #[test]
+    fn layout_has_reversed_dims_aligned_offsets_and_general_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let out = dir.path().join("m.gguf");
+        let mut plan = GgufPlan::new("llama");
+        plan.metadata.set("llama.block_count", 1u32);
+        plan.metadata.set(
+            "tokenizer.ggml.tokens",
+            Array::String(vec!["a".into(), "bc".into()]),
+        );
+        plan.extra.push(ComputedTensor {
+            name: "rope_freqs.weight".into(),
+            shape: [4].into_iter().collect(),
+            values: vec![1.0, 2.0, 3.0, 4.0],
+        });
+        write_model(&m, &out, OutType::F16, plan, &mut |_, _| true).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        let f = parse("m.gguf", &bytes).unwrap();
+        assert_eq!(f.version, 3);
+        let keys: Vec<&str> = f.metadata.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys[0], "general.architecture");
+        assert_eq!(f.metadata.get("general.file_type"), Some(&Value::U32(1)));
+        assert_eq!(f.metadata.get("general.alignment"), Some(&Value::U32(32)));
+        assert_eq!(
+            f.metadata.get("general.quantization_version"),
+            Some(&Value::U32(2))
+        );
+        assert_eq!(f.metadata.get("llama.block_count"), Some(&Value::U32(1)));
+        let names: Vec<&str> = f.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a.weight", "b.weight", "c", "rope_freqs.weight"]);
+        assert_eq!(f.tensors[0].shape, [3, 64]);
+        assert_eq!(f.tensors[0].ty, GgmlType::F16);
+        assert_eq!(f.tensors[1].ty, GgmlType::F32);
+        assert_eq!(f.tensors[2].ty, GgmlType::I32);
+        assert_eq!(f.data_start % 32, 0);
+        for t in &f.tensors {
+            assert_eq!((t.data_offset - f.data_start) % 32, 0, "{}", t.name);
+        }
+        // The file stores dims innermost first: find a.weight's info and read them raw.
+        let at = bytes.windows(8).position(|w| w == b"a.weight").unwrap() + 8;
+        assert_eq!(&bytes[at..at + 4], &2u32.to_le_bytes());
+        assert_eq!(&bytes[at + 4..at + 12], &64u64.to_le_bytes());
+        assert_eq!(&bytes[at + 12..at + 20], &3u64.to_le_bytes());
+        // Values: F16 of the source, F32 kept, integers copied, computed tensor appended.
+        let a = &f.tensors[0];
+        let first = half::f16::from_le_bytes([
+            bytes[a.data_offset as usize],
+            bytes[a.data_offset as usize + 1],
+        ]);
+        assert_eq!(first.to_f32(), -7.0);
+        let c = &f.tensors[2];
+        assert_eq!(
+            &bytes[c.data_offset as usize..][..8],
+            &[1, 0, 0, 0, 2, 0, 0, 0]
+        );
+        let r = &f.tensors[3];
+        assert_eq!(
+            &bytes[r.data_offset as usize..][..16],
+            &f32_bytes(&[1.0, 2.0, 3.0, 4.0])[..]
+        );
+        assert_eq!(
+            bytes.len() as u64,
+            (r.data_offset + 16).next_multiple_of(32)
+        );
+    }
+
+    #[test]
+    fn adjust_skip_and_q8_0_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let out = dir.path().join("q.gguf");
+        fn plus_one(v: &mut [f32]) {
+            v.iter_mut().for_each(|x| *x += 1.0);
+        }
+        let adjust = |n: &str| (n == "b.weight").then_some(plus_one as Adjust);
+        let skip = |n: &str| n == "c";
+        let plan = GgufPlan {
+            adjust: &adjust,
+            skip: &skip,
+            ..GgufPlan::new("llama")
+        };
+        write_model(&m, &out, OutType::Q8_0, plan, &mut |_, _| true).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        let f = parse("q.gguf", &bytes).unwrap();
+        assert_eq!(f.metadata.get("general.file_type"), Some(&Value::U32(7)));
+        assert_eq!(f.tensors.len(), 2);
+        assert_eq!(f.tensors[0].ty, GgmlType::Q8_0);
+        assert_eq!(f.tensors[0].nbytes, 6 * 34);
+        let b = &f.tensors[1];
+        assert_eq!(
+            &bytes[b.data_offset as usize..][..12],
+            &f32_bytes(&[2.5, -1.0, 4.0])[..]
+        );
+    }
+
+    #[test]
+    fn cancel_and_bad_plans_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let out = dir.path().join("x.gguf");
+        let e = write_model(
+            &m,
+            &out,
+            OutType::F32,
+            GgufPlan::new("llama"),
+            &mut |d, _| d == 0,
+        );
+        assert!(matches!(e, Err(crate::Error::Cancelled(_))), "{e:?}");
+        let mut plan = GgufPlan::new("llama");
+        plan.metadata.remove("general.architecture");
+        let e = write_model(&m, &out, OutType::F32, plan, &mut |_, _| true).unwrap_err();
+        assert!(e.to_string().contains("general.architecture"), "{e}");
+        let mut plan = GgufPlan::new("llama");
+        plan.extra.push(ComputedTensor {
+            name: "a.weight".into(),
+            shape: [1].into_iter().collect(),
+            values: vec![0.0],
+        });
+        let e = write_model(&m, &out, OutType::F32, plan, &mut |_, _| true).unwrap_err();
+        assert!(e.to_string().contains("written twice"), "{e}");
+        let input = dir.path().join("m.safetensors");
+        let e = write_model(&m, &input, OutType::F32, GgufPlan::new("x"), &mut |_, _| {
+            true
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("input file"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["m.safetensors"]);
+    }
+
+    #[test]
+    fn hostile_headers_give_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let out = dir.path().join("h.gguf");
+        write_model(
+            &m,
+            &out,
+            OutType::F16,
+            GgufPlan::new("llama"),
+            &mut |_, _| true,
+        )
+        .unwrap();
+        let good = std::fs::read(&out).unwrap();
+        // Every truncation before the last tensor's end is an error, never a panic.
+        let f = parse("h.gguf", &good).unwrap();
+        let end = f
+            .tensors
+            .iter()
+            .map(|t| t.data_offset + t.nbytes)
+            .max()
+            .unwrap();
+        for n in 0..end as usize {
+            assert!(parse("h.gguf", &good[..n]).is_err(), "{n}");
+        }
+        // Huge counts and lengths are refused before allocating.
+        let mut bad = good.clone();
+        bad[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        let e = parse("h.gguf", &bad).unwrap_err().to_string();
+        assert!(e.contains("tensor count"), "{e}");
+        let mut bad = good.clone();
+        bad[24..32].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+        assert!(parse("h.gguf", &bad).is_err());
+        let mut bad = good;
+        bad[..4].copy_from_slice(b"GGUX");
+        assert!(parse("h.gguf", &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
+    }
+}

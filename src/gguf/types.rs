@@ -1,0 +1,311 @@
+//! GGUF tensor types: the ggml type numbers, the output types a user picks, and the rule that
+//! gives each tensor its type (ollama's: small and 1-D tensors stay F32, integers keep theirs).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::dtype::Dtype;
+use crate::error::{Error, Result};
+
+/// A ggml tensor type, by its number in the file (`GGMLQuantizationType` of the `gguf` Python
+/// package). The writer produces [`GgmlType::F32`], `F16`, `BF16`, `Q8_0` and the integer
+/// types; the reader knows the sizes of every type in the table below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GgmlType(pub u32);
+
+/// Number, name, elements per block and bytes per block of every known ggml type.
+const TABLE: &[(u32, &str, u64, u64)] = &[
+    (0, "F32", 1, 4),
+    (1, "F16", 1, 2),
+    (2, "Q4_0", 32, 18),
+    (3, "Q4_1", 32, 20),
+    (6, "Q5_0", 32, 22),
+    (7, "Q5_1", 32, 24),
+    (8, "Q8_0", 32, 34),
+    (9, "Q8_1", 32, 40),
+    (10, "Q2_K", 256, 84),
+    (11, "Q3_K", 256, 110),
+    (12, "Q4_K", 256, 144),
+    (13, "Q5_K", 256, 176),
+    (14, "Q6_K", 256, 210),
+    (15, "Q8_K", 256, 292),
+    (16, "IQ2_XXS", 256, 66),
+    (17, "IQ2_XS", 256, 74),
+    (18, "IQ3_XXS", 256, 98),
+    (19, "IQ1_S", 256, 50),
+    (20, "IQ4_NL", 32, 18),
+    (21, "IQ3_S", 256, 110),
+    (22, "IQ2_S", 256, 82),
+    (23, "IQ4_XS", 256, 136),
+    (24, "I8", 1, 1),
+    (25, "I16", 1, 2),
+    (26, "I32", 1, 4),
+    (27, "I64", 1, 8),
+    (28, "F64", 1, 8),
+    (29, "IQ1_M", 256, 56),
+    (30, "BF16", 1, 2),
+    (34, "TQ1_0", 256, 54),
+    (35, "TQ2_0", 256, 66),
+    (39, "MXFP4", 32, 17),
+];
+
+impl GgmlType {
+    /// IEEE single.
+    pub const F32: GgmlType = GgmlType(0);
+    /// IEEE half.
+    pub const F16: GgmlType = GgmlType(1);
+    /// Blocks of 32 values: an F16 scale and 32 signed bytes.
+    pub const Q8_0: GgmlType = GgmlType(8);
+    /// Signed 8-bit integer.
+    pub const I8: GgmlType = GgmlType(24);
+    /// Signed 16-bit integer.
+    pub const I16: GgmlType = GgmlType(25);
+    /// Signed 32-bit integer.
+    pub const I32: GgmlType = GgmlType(26);
+    /// Signed 64-bit integer.
+    pub const I64: GgmlType = GgmlType(27);
+    /// bfloat16.
+    pub const BF16: GgmlType = GgmlType(30);
+
+    fn entry(self) -> Option<&'static (u32, &'static str, u64, u64)> {
+        TABLE.iter().find(|e| e.0 == self.0)
+    }
+
+    /// The name ggml gives the type (`"Q8_0"`), or `None` for a number it does not define.
+    pub fn name(self) -> Option<&'static str> {
+        self.entry().map(|e| e.1)
+    }
+
+    /// Elements per block and bytes per block.
+    pub fn block(self) -> Option<(u64, u64)> {
+        self.entry().map(|e| (e.2, e.3))
+    }
+
+    /// Bytes of `elements` values of this type laid out as rows of `row` elements, or `None`
+    /// for an unknown type, a row that is not a whole number of blocks, or overflow.
+    pub fn nbytes(self, row: u64, elements: u64) -> Option<u64> {
+        let (block, size) = self.block()?;
+        if !row.is_multiple_of(block) || !elements.is_multiple_of(block) {
+            return None;
+        }
+        (elements / block).checked_mul(size)
+    }
+
+    /// The dtype of one element when the type is not block-quantised.
+    pub fn dtype(self) -> Option<Dtype> {
+        Some(match self {
+            GgmlType::F32 => Dtype::F32,
+            GgmlType::F16 => Dtype::F16,
+            GgmlType::BF16 => Dtype::BF16,
+            GgmlType::I8 => Dtype::I8,
+            GgmlType::I16 => Dtype::I16,
+            GgmlType::I32 => Dtype::I32,
+            GgmlType::I64 => Dtype::I64,
+            GgmlType(28) => Dtype::F64,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "type {}", self.0),
+        }
+    }
+}
+
+/// The tensor type a user asks for (`--outtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OutType {
+    /// ollama's default: F16 for every tensor the rule does not keep in F32.
+    #[default]
+    Auto,
+    /// Every float tensor in F32.
+    F32,
+    /// F16 except what the rule keeps in F32.
+    F16,
+    /// BF16 except what the rule keeps in F32.
+    BF16,
+    /// Q8_0 where the innermost dimension is a multiple of 32, else F16; the rule's F32 stays.
+    Q8_0,
+}
+
+impl OutType {
+    /// The names [`OutType::from_str`] accepts, in order.
+    pub const NAMES: [&'static str; 5] = ["auto", "f32", "f16", "bf16", "q8_0"];
+
+    /// Every output type, in the order of [`OutType::NAMES`] (and of the C enum).
+    pub const ALL: [OutType; 5] = [
+        OutType::Auto,
+        OutType::F32,
+        OutType::F16,
+        OutType::BF16,
+        OutType::Q8_0,
+    ];
+
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutType::Auto => "auto",
+            OutType::F32 => "f32",
+            OutType::F16 => "f16",
+            OutType::BF16 => "bf16",
+            OutType::Q8_0 => "q8_0",
+        }
+    }
+
+    /// The `general.file_type` value (`LlamaFileType`: ALL_F32 = 0, MOSTLY_F16 = 1,
+    /// MOSTLY_Q8_0 = 7, MOSTLY_BF16 = 32).
+    pub fn file_type(self) -> u32 {
+        match self {
+            OutType::F32 => 0,
+            OutType::Auto | OutType::F16 => 1,
+            OutType::Q8_0 => 7,
+            OutType::BF16 => 32,
+        }
+    }
+}
+
+impl fmt::Display for OutType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OutType {
+    type Err = Error;
+
+    /// Parses a name of [`OutType::NAMES`], case-insensitively.
+    fn from_str(s: &str) -> Result<OutType> {
+        let lower = s.trim().to_ascii_lowercase();
+        OutType::ALL
+            .into_iter()
+            .find(|t| t.name() == lower)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown GGUF output type \"{s}\" (known: {})",
+                    OutType::NAMES.join(", ")
+                ))
+            })
+    }
+}
+
+/// Whether ollama's rule keeps the tensor in F32 whatever the output type: 1-D tensors,
+/// biases, MoE router weights and BERT token-type embeddings.
+fn stays_f32(name: &str, shape: &[u64]) -> bool {
+    shape.len() <= 1
+        || name.ends_with(".bias")
+        || name.ends_with(".ffn_gate_inp.weight")
+        || name.ends_with("token_types.weight")
+}
+
+/// The GGUF type of the tensor `name` stored as `dtype` with `shape` (outermost first) when
+/// the output type is `out`. Integer tensors keep their type; unsigned integers, booleans and
+/// floats of less than a byte have no GGUF type and are refused.
+pub fn tensor_type(name: &str, dtype: Dtype, shape: &[u64], out: OutType) -> Result<GgmlType> {
+    let refuse = || {
+        Error::Unsupported(format!(
+            "tensor \"{name}\": {dtype} has no GGUF type (signed integers and floats only)"
+        ))
+    };
+    match dtype {
+        Dtype::I8 => return Ok(GgmlType::I8),
+        Dtype::I16 => return Ok(GgmlType::I16),
+        Dtype::I32 => return Ok(GgmlType::I32),
+        Dtype::I64 => return Ok(GgmlType::I64),
+        d if !d.is_float() || d.byte_size().is_none() => return Err(refuse()),
+        _ => {}
+    }
+    if stays_f32(name, shape) {
+        return Ok(GgmlType::F32);
+    }
+    Ok(match out {
+        OutType::F32 => GgmlType::F32,
+        OutType::Auto | OutType::F16 => GgmlType::F16,
+        OutType::BF16 => GgmlType::BF16,
+        OutType::Q8_0 => match shape.last() {
+            Some(&inner) if inner % 32 == 0 => GgmlType::Q8_0,
+            _ => GgmlType::F16,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_types_parse_and_errors_list_the_names() {
+        for t in OutType::ALL {
+            assert_eq!(t.name().parse::<OutType>().unwrap(), t);
+        }
+        assert_eq!("Q8_0".parse::<OutType>().unwrap(), OutType::Q8_0);
+        let e = "q4_k".parse::<OutType>().unwrap_err().to_string();
+        assert!(
+            e.contains("\"q4_k\"") && e.contains("auto, f32, f16, bf16, q8_0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_rule_keeps_small_tensors_in_f32() {
+        let t = |name, dtype, shape: &[u64], out| tensor_type(name, dtype, shape, out).unwrap();
+        assert_eq!(
+            t("a.weight", Dtype::BF16, &[4, 64], OutType::Auto),
+            GgmlType::F16
+        );
+        assert_eq!(
+            t("a.weight", Dtype::BF16, &[64], OutType::BF16),
+            GgmlType::F32
+        );
+        assert_eq!(
+            t("a.bias", Dtype::F16, &[4, 64], OutType::F16),
+            GgmlType::F32
+        );
+        assert_eq!(
+            t(
+                "blk.0.ffn_gate_inp.weight",
+                Dtype::F16,
+                &[8, 64],
+                OutType::Q8_0
+            ),
+            GgmlType::F32
+        );
+        assert_eq!(
+            t("token_types.weight", Dtype::F16, &[2, 64], OutType::F16),
+            GgmlType::F32
+        );
+        assert_eq!(
+            t("a.weight", Dtype::F32, &[4, 64], OutType::Q8_0),
+            GgmlType::Q8_0
+        );
+        assert_eq!(
+            t("a.weight", Dtype::F32, &[64, 48], OutType::Q8_0),
+            GgmlType::F16
+        );
+        assert_eq!(
+            t("a.weight", Dtype::F16, &[4, 64], OutType::BF16),
+            GgmlType::BF16
+        );
+        assert_eq!(
+            t("a.weight", Dtype::BF16, &[4, 64], OutType::F32),
+            GgmlType::F32
+        );
+        assert_eq!(t("pos", Dtype::I64, &[4, 64], OutType::Q8_0), GgmlType::I64);
+        let e = tensor_type("mask", Dtype::Bool, &[4], OutType::Auto).unwrap_err();
+        assert!(e.to_string().contains("tensor \"mask\": BOOL"), "{e}");
+        assert!(tensor_type("u", Dtype::U32, &[4], OutType::Auto).is_err());
+    }
+
+    #[test]
+    fn sizes_follow_the_block_table() {
+        assert_eq!(GgmlType::Q8_0.nbytes(64, 128), Some(136));
+        assert_eq!(GgmlType::Q8_0.nbytes(48, 96), None);
+        assert_eq!(GgmlType::BF16.nbytes(3, 6), Some(12));
+        assert_eq!(GgmlType(5).name(), None);
+        assert_eq!(GgmlType(5).to_string(), "type 5");
+        assert_eq!(GgmlType::Q8_0.to_string(), "Q8_0");
+    }
+}

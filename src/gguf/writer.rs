@@ -1,0 +1,527 @@
+//! Writing a model as GGUF v3: header, metadata, tensor infos with aligned offsets, then every
+//! tensor's data streamed from the model through the conversion kernels into the file.
+//!
+//! The file is written under a temporary name in the destination directory and renamed at
+//! the end: on an error or a cancel the temporary file is removed and nothing appears at the
+//! destination. Memory use is a few chunk buffers, not the model.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::convert;
+use crate::dtype::Dtype;
+use crate::error::{Error, Result};
+use crate::kv::{Array, Metadata, Value};
+use crate::model::Model;
+
+use super::q8_0;
+use super::types::{tensor_type, GgmlType, OutType};
+
+/// The file's first four bytes, "GGUF".
+pub const MAGIC: [u8; 4] = *b"GGUF";
+/// The format version written.
+pub const VERSION: u32 = 3;
+/// Data alignment written as `general.alignment` unless the plan sets another.
+pub const DEFAULT_ALIGNMENT: u32 = 32;
+/// Most dimensions ggml tensors have.
+pub const MAX_DIMS: usize = 4;
+/// Longest tensor name llama.cpp accepts, in bytes (its `GGML_MAX_NAME` less the terminator).
+pub const MAX_NAME_BYTES: usize = 63;
+/// `general.quantization_version` written.
+pub const QUANTIZATION_VERSION: u32 = 2;
+
+/// Elements converted per step: a multiple of the Q8_0 block, 4 MiB of f32.
+const CHUNK_ELEMENTS: usize = 1 << 20;
+
+/// A per-tensor value fix-up applied in f32 before conversion (e.g. gemma's norm "+1").
+pub type Adjust = fn(&mut [f32]);
+
+pub use crate::kv::ComputedTensor;
+
+/// What to write besides the model's own tensors: filled by the architecture and tokenizer
+/// code, so the writer knows nothing of either.
+pub struct GgufPlan<'a> {
+    /// Architecture and tokenizer keys; must hold `general.architecture`. The writer adds
+    /// `general.name`, `general.file_type`, `general.quantization_version` and
+    /// `general.alignment` when missing.
+    pub metadata: Metadata,
+    /// Tensors computed in f32, appended after the model's.
+    pub extra: Vec<ComputedTensor>,
+    /// For a tensor name, a fix-up applied to its values in f32 before conversion.
+    pub adjust: &'a dyn Fn(&str) -> Option<Adjust>,
+    /// Tensors of the model not written.
+    pub skip: &'a dyn Fn(&str) -> bool,
+}
+
+fn no_adjust(_: &str) -> Option<Adjust> {
+    None
+}
+
+fn no_skip(_: &str) -> bool {
+    false
+}
+
+impl GgufPlan<'static> {
+    /// A plan with only `general.architecture` = `arch`: every tensor written as it is.
+    pub fn new(arch: &str) -> GgufPlan<'static> {
+        let mut metadata = Metadata::new();
+        metadata.set("general.architecture", arch);
+        GgufPlan {
+            metadata,
+            extra: Vec::new(),
+            adjust: &no_adjust,
+            skip: &no_skip,
+        }
+    }
+}
+
+impl std::fmt::Debug for GgufPlan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufPlan")
+            .field("metadata", &self.metadata)
+            .field("extra", &self.extra.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a tensor's values come from.
+enum Origin {
+    Model,
+    Extra(usize),
+}
+
+/// One tensor as it will be written.
+struct Planned {
+    name: String,
+    origin: Origin,
+    /// Dimensions, outermost first (at least one).
+    shape: Vec<u64>,
+    ty: GgmlType,
+    nbytes: u64,
+    offset: u64,
+}
+
+/// Writes `model` as a GGUF v3 file at `path` with tensor types chosen by `outtype`, the
+/// metadata and extra tensors of `plan`. `progress(done, total)` is told the tensor bytes
+/// written so far; returning false cancels ([`Error::Cancelled`], no file left).
+pub fn write_model(
+    model: &Model,
+    path: &Path,
+    outtype: OutType,
+    plan: GgufPlan<'_>,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<()> {
+    let shown = path.display().to_string();
+    refuse_input_files(model, path, &shown)?;
+    let metadata = complete_metadata(model, &plan.metadata, outtype, &shown)?;
+    let alignment = match metadata.get("general.alignment") {
+        Some(Value::U32(a)) => u64::from(*a),
+        _ => u64::from(DEFAULT_ALIGNMENT),
+    };
+    let tensors = plan_tensors(model, &plan, outtype, alignment)?;
+    let header = header_bytes(&metadata, &tensors)?;
+    let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
+
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let io = |what: &str, e: std::io::Error| Error::io(&shown, what, &e);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".stload-").suffix(".gguf.tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The kernel applies the umask to this mode, as for any newly created file.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder.tempfile_in(dir).map_err(|e| {
+        io(
+            "cannot create a temporary file in the destination directory",
+            e,
+        )
+    })?;
+    {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+        let mut pos = header.len() as u64;
+        out.write_all(&header).map_err(|e| io("cannot write", e))?;
+        pad(&mut out, &mut pos, alignment).map_err(|e| io("cannot write", e))?;
+        let data_start = pos;
+        let mut stream = Stream::new(model.options().effective_threads());
+        let mut done = 0u64;
+        if !progress(0, total) {
+            return Err(cancelled(&shown));
+        }
+        for t in &tensors {
+            debug_assert_eq!(pos - data_start, t.offset);
+            let before = pos;
+            let mut sink = |bytes: &[u8]| -> Result<()> {
+                out.write_all(bytes).map_err(|e| io("cannot write", e))?;
+                pos += bytes.len() as u64;
+                done += bytes.len() as u64;
+                if progress(done, total) {
+                    Ok(())
+                } else {
+                    Err(cancelled(&shown))
+                }
+            };
+            let adjust = (plan.adjust)(&t.name);
+            match t.origin {
+                Origin::Model => {
+                    let source = model.get(&t.name)?;
+                    stream.tensor(
+                        &t.name,
+                        source.dtype(),
+                        source.data(),
+                        t.ty,
+                        adjust,
+                        &mut sink,
+                    )?;
+                }
+                Origin::Extra(i) => {
+                    let values: &[u8] = bytemuck::cast_slice(&plan.extra[i].values);
+                    stream.tensor(&t.name, Dtype::F32, values, t.ty, adjust, &mut sink)?;
+                }
+            }
+            if pos - before != t.nbytes {
+                return Err(Error::InvalidArgument(format!(
+                    "{shown}: tensor \"{}\": {} bytes written but {} planned",
+                    t.name,
+                    pos - before,
+                    t.nbytes
+                )));
+            }
+            pad(&mut out, &mut pos, alignment).map_err(|e| io("cannot write", e))?;
+        }
+        out.flush().map_err(|e| io("cannot write", e))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| io("cannot rename into place", e.error))?;
+    Ok(())
+}
+
+fn cancelled(shown: &str) -> Error {
+    Error::Cancelled(format!("{shown}: writing cancelled"))
+}
+
+/// Refuses a destination that is one of the model's files (same device and inode), whatever
+/// path spells it: renaming over it would break the mapping being read.
+fn refuse_input_files(model: &Model, path: &Path, shown: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(dst) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        for file in model.files() {
+            if let Ok(src) = std::fs::metadata(file) {
+                if (src.dev(), src.ino()) == (dst.dev(), dst.ino()) {
+                    return Err(Error::InvalidArgument(format!(
+                        "{shown}: is an input file of the model ({}); write the GGUF elsewhere",
+                        file.display()
+                    )));
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let dst = std::fs::canonicalize(path).ok();
+        if dst.is_some() && model.files().any(|f| std::fs::canonicalize(f).ok() == dst) {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: is an input file of the model; write the GGUF elsewhere"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The plan's metadata with `general.architecture` first and the generic keys added.
+fn complete_metadata(
+    model: &Model,
+    plan: &Metadata,
+    outtype: OutType,
+    shown: &str,
+) -> Result<Metadata> {
+    let mut m = Metadata::new();
+    match plan.get("general.architecture") {
+        Some(Value::String(a)) if !a.is_empty() => m.set("general.architecture", a.as_str()),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: the metadata has no general.architecture string"
+            )))
+        }
+    }
+    if plan.get("general.name").is_none() {
+        let first = model.files().next();
+        let name = first
+            .and_then(|f| f.parent())
+            .and_then(|d| d.file_name())
+            .or_else(|| first.and_then(|f| f.file_stem()))
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        m.set("general.name", name);
+    }
+    for (k, v) in plan.iter() {
+        m.set(k, v.clone());
+    }
+    if m.get("general.file_type").is_none() {
+        m.set("general.file_type", outtype.file_type());
+    }
+    if m.get("general.quantization_version").is_none() {
+        m.set("general.quantization_version", QUANTIZATION_VERSION);
+    }
+    match m.get("general.alignment") {
+        None => m.set("general.alignment", DEFAULT_ALIGNMENT),
+        Some(Value::U32(a)) if *a > 0 && a.is_multiple_of(8) => {}
+        Some(v) => {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: general.alignment {v:?} is not a u32 multiple of 8"
+            )))
+        }
+    }
+    Ok(m)
+}
+
+/// Every tensor to write, with its GGUF type, size and data offset.
+fn plan_tensors(
+    model: &Model,
+    plan: &GgufPlan<'_>,
+    outtype: OutType,
+    alignment: u64,
+) -> Result<Vec<Planned>> {
+    let mut tensors = Vec::new();
+    for name in model.names() {
+        if (plan.skip)(name) {
+            continue;
+        }
+        let info = model.info(name)?;
+        let ty = tensor_type(name, info.dtype, info.shape, outtype)?;
+        tensors.push((name.to_string(), Origin::Model, info.shape.to_vec(), ty));
+    }
+    for (i, t) in plan.extra.iter().enumerate() {
+        let ty = tensor_type(&t.name, Dtype::F32, &t.shape, outtype)?;
+        let elements = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        if elements != Some(t.values.len() as u64) {
+            return Err(Error::InvalidArgument(format!(
+                "computed tensor \"{}\": {} values for shape {:?}",
+                t.name,
+                t.values.len(),
+                t.shape
+            )));
+        }
+        tensors.push((t.name.clone(), Origin::Extra(i), t.shape.to_vec(), ty));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut offset = 0u64;
+    let mut planned = Vec::with_capacity(tensors.len());
+    for (name, origin, mut shape, ty) in tensors {
+        if !seen.insert(name.clone()) {
+            return Err(Error::Duplicate(format!(
+                "tensor \"{name}\" would be written twice"
+            )));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "tensor \"{name}\": name longer than the {MAX_NAME_BYTES} bytes llama.cpp accepts"
+            )));
+        }
+        if shape.len() > MAX_DIMS {
+            return Err(Error::Unsupported(format!(
+                "tensor \"{name}\": {} dimensions, GGUF tensors have at most {MAX_DIMS}",
+                shape.len()
+            )));
+        }
+        if shape.is_empty() {
+            // A scalar is written as one element of one dimension.
+            shape.push(1);
+        }
+        let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        let inner = shape.last().copied().unwrap_or(1);
+        let nbytes = elements.and_then(|n| ty.nbytes(inner, n)).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "tensor \"{name}\": shape {shape:?} has no {ty} byte size"
+            ))
+        })?;
+        planned.push(Planned {
+            name,
+            origin,
+            shape,
+            ty,
+            nbytes,
+            offset,
+        });
+        offset = offset
+            .checked_add(nbytes)
+            .map(|o| o.next_multiple_of(alignment))
+            .ok_or_else(|| Error::InvalidArgument("tensor data past 2^64 bytes".into()))?;
+    }
+    Ok(planned)
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::U8(x) => out.push(*x),
+        Value::I8(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::Bool(x) => out.push(u8::from(*x)),
+        Value::String(s) => put_str(out, s),
+        Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::Array(a) => {
+            out.extend_from_slice(&(a.element_type() as u32).to_le_bytes());
+            out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+            match a {
+                Array::String(v) => v.iter().for_each(|s| put_str(out, s)),
+                Array::F32(v) => v
+                    .iter()
+                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::I32(v) => v
+                    .iter()
+                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::U32(v) => v
+                    .iter()
+                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::Bool(v) => v.iter().for_each(|&x| out.push(u8::from(x))),
+            }
+        }
+    }
+}
+
+/// Magic, version, counts, metadata and tensor infos (dimensions innermost first).
+fn header_bytes(metadata: &Metadata, tensors: &[Planned]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    for (k, v) in metadata.iter() {
+        put_str(&mut out, k);
+        out.extend_from_slice(&(v.value_type() as u32).to_le_bytes());
+        put_value(&mut out, v);
+    }
+    for t in tensors {
+        put_str(&mut out, &t.name);
+        out.extend_from_slice(&(t.shape.len() as u32).to_le_bytes());
+        for d in t.shape.iter().rev() {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&t.ty.0.to_le_bytes());
+        out.extend_from_slice(&t.offset.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// Writes zeros up to the next multiple of `alignment`.
+fn pad(out: &mut impl Write, pos: &mut u64, alignment: u64) -> std::io::Result<()> {
+    let n = pos.next_multiple_of(alignment) - *pos;
+    out.write_all(&vec![0u8; n as usize])?;
+    *pos += n;
+    Ok(())
+}
+
+/// Reused buffers for converting one chunk at a time.
+struct Stream {
+    threads: usize,
+    f32s: Vec<f32>,
+    out: Vec<u8>,
+}
+
+impl Stream {
+    fn new(threads: usize) -> Stream {
+        Stream {
+            threads,
+            f32s: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Sends the tensor `data` (elements of `from`) to `sink` as `ty`, chunk by chunk.
+    fn tensor(
+        &mut self,
+        name: &str,
+        from: Dtype,
+        data: &[u8],
+        ty: GgmlType,
+        adjust: Option<Adjust>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let fail = |e: convert::Error| Error::Unsupported(format!("tensor \"{name}\": {e}"));
+        let fs = from.byte_size().ok_or_else(|| {
+            Error::Unsupported(format!("tensor \"{name}\": {from} has no GGUF type"))
+        })?;
+        let target = ty.dtype();
+        // Straight from the mapping when nothing changes the bytes.
+        if adjust.is_none() && target == Some(from) {
+            return sink(data);
+        }
+        if let (None, Some(to)) = (adjust, target) {
+            let ts = to.byte_size().unwrap_or(4);
+            for chunk in data.chunks(CHUNK_ELEMENTS * fs) {
+                self.out.resize(chunk.len() / fs * ts, 0);
+                convert::convert_parallel(chunk, from, &mut self.out, to, self.threads)
+                    .map_err(fail)?;
+                sink(&self.out)?;
+            }
+            return Ok(());
+        }
+        // Through f32: a fix-up, or Q8_0.
+        if !from.is_float() {
+            return Err(Error::Unsupported(format!(
+                "tensor \"{name}\": a value fix-up or {ty} needs a float tensor, not {from}"
+            )));
+        }
+        for chunk in data.chunks(CHUNK_ELEMENTS * fs) {
+            let n = chunk.len() / fs;
+            self.f32s.resize(n, 0.0);
+            convert::convert_parallel(
+                chunk,
+                from,
+                bytemuck::cast_slice_mut(&mut self.f32s),
+                Dtype::F32,
+                self.threads,
+            )
+            .map_err(fail)?;
+            if let Some(f) = adjust {
+                f(&mut self.f32s);
+            }
+            match target {
+                Some(Dtype::F32) => sink(bytemuck::cast_slice(&self.f32s))?,
+                Some(to) => {
+                    let ts = to.byte_size().unwrap_or(4);
+                    self.out.resize(n * ts, 0);
+                    convert::convert_parallel(
+                        bytemuck::cast_slice(&self.f32s),
+                        Dtype::F32,
+                        &mut self.out,
+                        to,
+                        self.threads,
+                    )
+                    .map_err(fail)?;
+                    sink(&self.out)?;
+                }
+                None if ty == GgmlType::Q8_0 => {
+                    self.out.resize(n / q8_0::BLOCK * q8_0::BLOCK_BYTES, 0);
+                    q8_0::quantize(&self.f32s, &mut self.out, self.threads);
+                    sink(&self.out)?;
+                }
+                None => {
+                    return Err(Error::Unsupported(format!(
+                        "tensor \"{name}\": no writer for {ty}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}

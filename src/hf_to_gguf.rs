@@ -1,0 +1,56 @@
+//! A Hugging Face model directory to a GGUF file, as ollama's converter does it: the
+//! architecture (from `config.json`, or the one the model was opened with) gives tensor names,
+//! layouts, `ARCH.*` keys, computed tensors and value fix-ups; the tokenizer files give the
+//! `tokenizer.*` keys; the GGUF writer streams it all out. This is the one place that knows all
+//! three, so `arch`, `tokenizer` and `gguf` need not know each other.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::gguf::{self, GgufPlan, OutType};
+use crate::model::Model;
+use crate::options::Options;
+use crate::{arch, tokenizer};
+
+impl Model {
+    /// Writes this model as a GGUF file that llama.cpp and ollama run, with tensor types
+    /// chosen by `outtype`. The architecture is the one the model was opened with, else
+    /// `config.json`'s `architectures[0]`; `config.json` and the tokenizer files are read from
+    /// [`Model::config_dir`]. A model opened without that architecture's GGUF layout is opened
+    /// again with it (headers only). `progress(done, total)` counts tensor bytes written;
+    /// returning false cancels with [`crate::Error::Cancelled`]. Nothing is left at `path` on
+    /// any error, and `path` may not be one of the model's files.
+    pub fn write_gguf(
+        &self,
+        path: impl AsRef<Path>,
+        outtype: OutType,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
+        let dir = self.config_dir();
+        let parts = arch::gguf_parts(dir, self.options().arch.as_deref())?;
+        let mut metadata = parts.metadata;
+        tokenizer::write_kv(dir, parts.vocab_size, &mut metadata)?;
+        let reopened;
+        let model =
+            if self.options().gguf_layout && self.options().arch.as_deref() == Some(parts.arch) {
+                self
+            } else {
+                let options = Options {
+                    arch: Some(parts.arch.to_string()),
+                    gguf_layout: true,
+                    ..self.options().clone()
+                };
+                let files: Vec<&Path> = self.files().collect();
+                reopened = Model::open_files(&files, &options)?;
+                &reopened
+            };
+        let adjust = parts.adjust;
+        let plan = GgufPlan {
+            metadata,
+            extra: parts.computed,
+            adjust: &adjust,
+            skip: &|_| false,
+        };
+        gguf::write_model(model, path.as_ref(), outtype, plan, progress)
+    }
+}

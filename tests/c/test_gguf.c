@@ -1,0 +1,89 @@
+/*
+ * stload_model_write_gguf from C: a written file starts with the GGUF header, progress reaches
+ * the total, a cancel or a bad argument leaves no file, and the input is never overwritten.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "stload.h"
+
+int passed, failed;
+
+struct progress {
+    size_t calls, done, total;
+    bool cancel;
+};
+
+static bool on_progress(void *user_data, size_t done, size_t total, const char *name) {
+    struct progress *p = user_data;
+    p->calls++;
+    p->done = done;
+    p->total = total;
+    return name == NULL && !p->cancel;
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+static void test_write(const char *dir) {
+    char src[1024], out[1024], input[1024];
+    stload_model *m = NULL;
+    stload_error *err = NULL;
+    struct progress p = {0, 0, 0, false};
+    unsigned char head[8];
+    uint32_t version;
+    FILE *f;
+    /* A Hugging Face llama directory: config.json, weights and tokenizer.json. */
+    snprintf(src, sizeof src, "%s/llama", dir);
+    snprintf(out, sizeof out, "%s/c_test.gguf", dir);
+    snprintf(input, sizeof input, "%s/llama/model.safetensors", dir);
+    CHECK(stload_open_dir(src, NULL, &m, NULL) == STLOAD_OK);
+
+    CHECK(stload_model_write_gguf(m, out, STLOAD_GGUF_Q8_0, on_progress, &p, NULL) == STLOAD_OK);
+    CHECK(p.calls > 0 && p.total > 0 && p.done == p.total);
+    f = fopen(out, "rb");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fread(head, 1, 8, f) == 8);
+        fclose(f);
+        memcpy(&version, head + 4, 4);
+        CHECK(memcmp(head, "GGUF", 4) == 0 && version == 3);
+    }
+    CHECK(remove(out) == 0);
+
+    /* A cancel leaves nothing behind. */
+    p.cancel = true;
+    CHECK(stload_model_write_gguf(m, out, STLOAD_GGUF_F32, on_progress, &p, &err) == STLOAD_ERR_CANCELLED);
+    CHECK(err && strstr(stload_error_message(err), "cancelled"));
+    stload_error_free(err);
+    err = NULL;
+    CHECK(!exists(out));
+
+    /* Bad arguments. */
+    CHECK(stload_model_write_gguf(NULL, out, STLOAD_GGUF_AUTO, NULL, NULL, NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(stload_model_write_gguf(m, NULL, STLOAD_GGUF_AUTO, NULL, NULL, NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(stload_model_write_gguf(m, out, 99, NULL, NULL, &err) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(err && strstr(stload_error_message(err), "99"));
+    stload_error_free(err);
+    err = NULL;
+    CHECK(!exists(out));
+
+    /* Onto an input file: refused, the input intact. */
+    CHECK(stload_model_write_gguf(m, input, STLOAD_GGUF_AUTO, NULL, NULL, &err) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(err && strstr(stload_error_message(err), "input file"));
+    stload_error_free(err);
+    stload_model_free(m);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
+        return 2;
+    }
+    test_write(argv[1]);
+    printf("c: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
