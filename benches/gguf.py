@@ -1,6 +1,7 @@
-"""Converting a BF16 llama-shaped checkpoint to an F16 GGUF: stload against the gguf package's
-GGUFWriter writing the same tensors from numpy, and both against copying the output's bytes
-into the page cache (the limit of any writer).
+"""Converting a BF16 llama-shaped Hugging Face directory to an F16 GGUF: stload against the gguf
+package's GGUFWriter writing the same tensors from numpy (with the Q/K permutation llama.cpp's
+converter applies), and both against copying the output's bytes into the page cache (the limit
+of any writer).
 
   python benches/gguf.py [--size-mib 1024] [--dir DIR]
 
@@ -25,9 +26,15 @@ import numpy as np  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_checkpoint(path, size_mib):
-    """Llama-like layers (hidden 2048, ffn 5632) until the size is reached, BF16."""
-    hidden, ffn, vocab = 2048, 5632, 8192
+HIDDEN, FFN, VOCAB, HEADS, KV_HEADS = 2048, 5632, 8192, 16, 4
+
+
+def make_checkpoint(model_dir, size_mib):
+    """Llama-like layers (hidden 2048, ffn 5632) until the size is reached, BF16, with the
+    config.json and a small tokenizer.json the converter needs."""
+    hidden, ffn, vocab = HIDDEN, FFN, VOCAB
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, "model.safetensors")
     layer = {
         "self_attn.q_proj.weight": (hidden, hidden), "self_attn.k_proj.weight": (hidden // 4, hidden),
         "self_attn.v_proj.weight": (hidden // 4, hidden), "self_attn.o_proj.weight": (hidden, hidden),
@@ -55,7 +62,26 @@ def make_checkpoint(path, size_mib):
         f.write(struct.pack("<Q", len(text)) + text)
         for name, s in shapes.items():
             f.write(rng.standard_normal(int(np.prod(s)), dtype=np.float32).astype(ml_dtypes.bfloat16).tobytes())
+    config = {"architectures": ["LlamaForCausalLM"], "hidden_size": hidden, "intermediate_size": ffn,
+              "num_hidden_layers": i, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS,
+              "vocab_size": vocab, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
+              "rope_theta": 10000.0}
+    with open(os.path.join(model_dir, "config.json"), "w") as f:
+        json.dump(config, f)
+    tokens = ["<s>", "</s>", "a", "b", "ab"]
+    tokenizer = {"model": {"type": "BPE", "vocab": {t: i for i, t in enumerate(tokens)}, "merges": ["a b"]},
+                 "added_tokens": [{"id": 0, "content": "<s>", "special": True},
+                                  {"id": 1, "content": "</s>", "special": True}],
+                 "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False}}
+    with open(os.path.join(model_dir, "tokenizer.json"), "w") as f:
+        json.dump(tokenizer, f)
     return total
+
+
+def permute(a, heads):
+    """llama.cpp's converter's Q/K row order (the repack stload applies)."""
+    rows = a.shape[0]
+    return a.reshape(heads, 2, rows // heads // 2, *a.shape[1:]).swapaxes(1, 2).reshape(a.shape)
 
 
 def read_checkpoint(path):
@@ -70,7 +96,11 @@ def read_checkpoint(path):
 def with_gguf_package(src, dst):
     w = gguf.GGUFWriter(dst, "llama")
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    for name, a in read_checkpoint(src):
+    for name, a in read_checkpoint(os.path.join(src, "model.safetensors")):
+        if name.endswith("q_proj.weight"):
+            a = permute(a, HEADS)
+        elif name.endswith("k_proj.weight"):
+            a = permute(a, KV_HEADS)
         w.add_tensor(name, a.astype(np.float32 if a.ndim == 1 else np.float16))
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -107,7 +137,7 @@ def main():
     p.add_argument("--dir")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
-        src = os.path.join(d, "model.safetensors")
+        src = os.path.join(d, "model")
         size = make_checkpoint(src, args.size_mib)
         out = os.path.join(d, "out.gguf")
         t_stload = best(lambda dst: with_stload(src, dst), args.rounds, out)
