@@ -396,6 +396,15 @@ impl MlxArray {
         })
     }
 
+    /// A new `mlx::core::array*` on the C++ heap sharing this array's data, owned by the
+    /// caller: exactly what mlx-c keeps in the `ctx` field of its `mlx_array`, so mlx-c's
+    /// `mlx_array_free` (a C++ `delete`) releases it. Both sides allocate with the global
+    /// `operator new` of the one libmlx they link, which is what makes the handover sound.
+    pub fn to_mlx_c(&self) -> Result<NonNull<c_void>> {
+        let copy = std::mem::ManuallyDrop::new(self.try_clone()?);
+        Ok(copy.ptr)
+    }
+
     /// Whether the array aliases the tensor's bytes (MLX wrapped them, no copy).
     pub fn is_wrapped(&self) -> bool {
         self.wrapped
