@@ -78,3 +78,19 @@ GODEBUG=cgocheck=2 GOGC=1 CGO_LDFLAGS="-L$mlx_lib -Wl,-rpath,$mlx_lib" \
 step "go test -tags 'stload_mlx stload_mlxc stload_shared' (shared library, a host using mlx-c)"
 CGO_CFLAGS="-I$mlxc_src" CGO_LDFLAGS="-L$mlxc_lib -Wl,-rpath,$mlxc_lib" \
     go test -count=1 -tags "stload_mlx stload_mlxc stload_shared" ./...
+
+step "example: cmd/mlxweights (ModelWeights, Load(BF16), one MLX operation through mlx-c)"
+wdir="$(mktemp -d)"
+trap 'rm -rf "$wdir"' EXIT
+want="$("$python" "$root/tests/python/make_mlx_weights_fixture.py" "$wdir")"
+got="$(CGO_CFLAGS="-I$mlxc_src" CGO_LDFLAGS="-L$mlxc_lib -Wl,-rpath,$mlxc_lib" \
+    go run -tags "stload_mlx stload_mlxc stload_shared" ./cmd/mlxweights "$wdir")"
+echo "$got"
+# Same dtype and shape; MLX sums in float32, numpy's reference in float64.
+"$python" - "$want" "$got" <<'EOF'
+import sys
+
+want, got = (a.split(" sum ") for a in sys.argv[1:])
+ok = want[0] == got[0] and abs(float(want[1]) - float(got[1])) <= 1e-4 * (1 + abs(float(want[1])))
+sys.exit(0 if ok else f"mlxweights printed {sys.argv[2]!r}, numpy expects {sys.argv[1]!r}")
+EOF
