@@ -27,6 +27,12 @@
 #define STLOAD_VERSION_MINOR 1
 #define STLOAD_VERSION_PATCH 0
 
+/* Optional features of the library. scripts/install.sh replaces the next line with
+   "#define STLOAD_FEATURE_MLX 1" when the library it installs was built with the mlx feature,
+   so the installed header declares exactly what the library has. In the source tree, define
+   STLOAD_FEATURE_MLX yourself when you link a library built with --features mlx. */
+/* STLOAD_FEATURES: none */
+
 /* mlx-c's array type (mlx/c/array.h: typedef struct mlx_array_ { void *ctx; } mlx_array),
    declared by its tag only, for stload_mlx_array_to_mlx_c. */
 struct mlx_array_;
