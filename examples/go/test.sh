@@ -79,6 +79,9 @@ step "go test -tags 'stload_mlx stload_mlxc stload_shared' (shared library, a ho
 CGO_CFLAGS="-I$mlxc_src" CGO_LDFLAGS="-L$mlxc_lib -Wl,-rpath,$mlxc_lib" \
     go test -count=1 -tags "stload_mlx stload_mlxc stload_shared" ./...
 
+step "MLX benchmarks (GetMLX latency, LoadMLX(F32) throughput)"
+go test -tags "stload_mlx stload_shared" -run '^$' -bench MLX -benchtime 2000x .
+
 step "example: cmd/mlxweights (ModelWeights, Load(BF16), one MLX operation through mlx-c)"
 wdir="$(mktemp -d)"
 trap 'rm -rf "$wdir"' EXIT
