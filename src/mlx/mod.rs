@@ -432,3 +432,40 @@ impl fmt::Debug for MlxArray {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// The mlx-c handle is a second `mlx::core::array` on the same data: a new object whose
+    /// data pointer is the array's own, valid after the `MlxArray` is dropped.
+    #[test]
+    fn to_mlx_c_shares_the_data_in_a_new_array() {
+        let values: Vec<u8> = (0u8..24).collect();
+        let tensor = Tensor::owned(
+            Dtype::U8,
+            [2u64, 3, 4].into_iter().collect(),
+            Arc::new(values),
+        );
+        let array = MlxArray::from_tensor(&tensor, "t").expect("array");
+        let ctx = array.to_mlx_c().expect("mlx-c handle");
+        assert_ne!(ctx.as_ptr(), array.raw());
+        // SAFETY: `ctx` is a live array from the bridge (what mlx-c keeps in `ctx`).
+        let (data, nbytes) = unsafe {
+            (
+                sys::stload_mlx_bridge_data(ctx.as_ptr()),
+                sys::stload_mlx_bridge_nbytes(ctx.as_ptr()),
+            )
+        };
+        assert_eq!(data, array.data_ptr());
+        assert_eq!(nbytes, 24);
+        drop(array);
+        // SAFETY: as above; the handle holds the data on its own.
+        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), nbytes) };
+        assert_eq!(bytes, tensor.data());
+        // SAFETY: freed once, as mlx-c's mlx_array_free would.
+        unsafe { sys::stload_mlx_bridge_free(ctx.as_ptr()) };
+    }
+}
