@@ -27,6 +27,16 @@
 #define STLOAD_VERSION_MINOR 1
 #define STLOAD_VERSION_PATCH 0
 
+/* Optional features of the library. scripts/install.sh replaces the next line with
+   "#define STLOAD_FEATURE_MLX 1" when the library it installs was built with the mlx feature,
+   so the installed header declares exactly what the library has. In the source tree, define
+   STLOAD_FEATURE_MLX yourself when you link a library built with --features mlx. */
+/* STLOAD_FEATURES: none */
+
+/* mlx-c's array type (mlx/c/array.h: typedef struct mlx_array_ { void *ctx; } mlx_array),
+   declared by its tag only, for stload_mlx_array_to_mlx_c. */
+struct mlx_array_;
+
 /*
  `stload_tensor_info.format` of a `.safetensors` file.
  */
@@ -558,6 +568,34 @@ bool stload_mlx_array_is_wrapped(const struct stload_mlx_array *arr);
  Never write through its data: it may be a read-only file mapping. NULL when `arr` is NULL.
  */
 void *stload_mlx_array_raw(const struct stload_mlx_array *arr);
+#endif
+
+#if defined(STLOAD_FEATURE_MLX)
+/*
+ Gives the array to mlx-c (MLX's C API): on success `*out` becomes a new mlx-c `mlx_array`
+ that shares the data, for hosts that run their MLX code through mlx-c.
+
+ Ownership and lifetime: `*out` is owned by the caller and released with mlx-c's
+ `mlx_array_free(*out)` (it never needs stload to free it). It is independent of `arr`, of
+ the model and of the model's MLX cache: it stays valid after `stload_mlx_array_free(arr)`,
+ `stload_model_release_all` and `stload_model_free`, keeping the data (and, when MLX wrapped
+ it, the file mapping) alive until the last MLX array using it is gone. The stload library
+ must stay loaded until then (the data's deleter is stload code). `arr` is not changed and
+ stays owned by the caller.
+
+ Compatibility: mlx-c's `mlx_array` is `struct mlx_array_ { void *ctx; }`, with `ctx` a
+ heap `mlx::core::array*` (mlx-c 0.x for MLX 0.2x-0.3x); stload writes a `new
+ mlx::core::array` there. mlx-c and stload must link the same libmlx. Never write through
+ the array's data: it may be a read-only file mapping (MLX operations make new arrays and
+ do not write to their inputs). Using the handle follows MLX's own thread rules; stload's
+ evaluation lock does not cover graphs the host builds with mlx-c.
+
+ `out` must point to writable storage for one `mlx_array`; it is written only on success.
+ NULL `arr` or `out` is `STLOAD_ERR_INVALID_ARGUMENT`. Thread-safe.
+ */
+enum stload_status stload_mlx_array_to_mlx_c(const struct stload_mlx_array *arr,
+                                             struct mlx_array_ *out,
+                                             struct stload_error **err);
 #endif
 
 #if defined(STLOAD_FEATURE_MLX)

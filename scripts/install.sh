@@ -94,6 +94,12 @@ patchelf --set-soname "libstload.so.$major" "$lib/libstload.so.$version"
 ln -sfn "libstload.so.$version" "$lib/libstload.so.$major"
 ln -sfn "libstload.so.$major" "$lib/libstload.so"
 install -m 644 include/stload.h "$inc/stload.h"
+# The installed header declares the mlx functions on its own when the library has them (built
+# with --features mlx, e.g. CARGO_TARGET_DIR=target/mlx ... --no-build). grep reads all of nm's
+# output: -q would close the pipe early and fail the test under pipefail.
+if nm --defined-only "$built/libstload.a" 2>/dev/null | grep ' T stload_model_get_mlx$' >/dev/null; then
+    sed -i 's|^/\* STLOAD_FEATURES: none \*/$|#define STLOAD_FEATURE_MLX 1|' "$inc/stload.h"
+fi
 
 # Fills a template from scripts/install/ and installs it with mode 644.
 fill() { # template destination

@@ -13,6 +13,10 @@ step "prerequisites"
 if ! command -v go >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
 fi
+# CMake builds mlx-c for the MLX interop tests (tests/c/build_mlx_c.sh).
+if ! command -v cmake >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null
+fi
 if ! command -v valgrind >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 fi
@@ -41,7 +45,7 @@ tests/c/run.sh
 step "install into a temporary prefix; link with pkg-config and CMake"
 tests/install/run.sh
 
-step "MLX backend (feature mlx): arrays against mx.load, C example under valgrind"
+step "MLX backend (feature mlx): arrays against mx.load, C example and mlx-c interop under valgrind"
 tests/c/run_mlx.sh
 
 if [ -x examples/go/test.sh ]; then

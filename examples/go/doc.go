@@ -31,4 +31,12 @@
 // By default the package links the static library target/release/libstload.a of the
 // repository (build it with cargo build --release). Build with -tags stload_shared to link
 // target/release/libstload.so instead; see README.md.
+//
+// # MLX
+//
+// With the build tag stload_mlx the package links the library built with the mlx feature
+// into its own target directory (cargo build --release --features mlx --target-dir
+// target/mlx) and adds MLX arrays: Model.GetMLX, Model.LoadMLX, MLXArray (MLXC hands a host
+// that uses mlx-c its own mlx_array), and ModelWeights, the API of ollama's imagegen
+// safetensors loader by its names. HasMLX tells which build this is.
 package stload

@@ -1,4 +1,4 @@
-//go:build stload_shared
+//go:build stload_shared && !stload_mlx
 
 package stload
 

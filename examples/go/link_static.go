@@ -1,4 +1,4 @@
-//go:build !stload_shared && !stload_pkgconfig
+//go:build !stload_shared && !stload_pkgconfig && !stload_mlx
 
 package stload
 

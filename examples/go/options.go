@@ -21,6 +21,8 @@ type config struct {
 	arch          *string
 	readMode      *bool
 	prefetch      *bool
+	// more holds the options of options_more.go, applied in order after the ones above.
+	more []func(p *C.stload_options, cerr **C.stload_error) (uint32, error)
 }
 
 // WithMaxHeaderSize sets the largest accepted header, in JSON bytes per file (default
@@ -146,6 +148,16 @@ func newOptions(opts []Option) (*C.stload_options, error) {
 	}
 	if status == C.STLOAD_OK && c.prefetch != nil {
 		status = C.stload_options_set_prefetch(p, C.bool(*c.prefetch), &cerr)
+	}
+	for _, apply := range c.more {
+		if status != C.STLOAD_OK {
+			break
+		}
+		var err error
+		if status, err = apply(p, &cerr); err != nil {
+			C.stload_options_free(p)
+			return nil, err
+		}
 	}
 	if status != C.STLOAD_OK {
 		C.stload_options_free(p)

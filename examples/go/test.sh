@@ -4,7 +4,12 @@
 # (scripts/python-env.sh, or STLOAD_PYTHON) for the fixtures.
 #
 #   examples/go/test.sh            everything
-#   STLOAD_GO_SKIP_BUILD=1 ...     reuse target/release as it is
+#   STLOAD_GO_SKIP_BUILD=1 ...     reuse target/release (and target/mlx/release) as they are
+#   STLOAD_GO_SKIP_MLX=1 ...       skip the MLX part (build tag stload_mlx)
+#
+# The MLX part builds the library with --features mlx into its own target directory
+# (target/mlx: the plain target/release/libstload.a stays as it is), finds libmlx in the Python
+# mlx-cpu wheel and mlx-c through tests/c/build_mlx_c.sh (built once, cached in target/mlx-c).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -47,3 +52,48 @@ go test -tags stload_shared -count=1 ./...
 
 step "benchmarks"
 go test -run '^$' -bench . -benchtime 2000x .
+
+if [ "${STLOAD_GO_SKIP_MLX:-}" = 1 ]; then
+    exit 0
+fi
+python="${STLOAD_PYTHON:-$root/.venv/bin/python}"
+export STLOAD_PYTHON="$python"
+if [ "${STLOAD_GO_SKIP_BUILD:-}" != 1 ]; then
+    step "cargo build --release --features mlx --target-dir target/mlx"
+    (cd "$root" && cargo build --release --features mlx --target-dir "$root/target/mlx")
+fi
+mlx_lib="${MLX_DIR:-$("$python" -c 'import mlx; print(list(mlx.__path__)[0])')}/lib"
+mlxc="$("$root/tests/c/build_mlx_c.sh")"
+mlxc_src="$(sed -n 1p <<<"$mlxc")"
+mlxc_lib="$(sed -n 2p <<<"$mlxc")"
+
+step "go vet -tags stload_mlx"
+go vet -tags stload_mlx ./...
+CGO_CFLAGS="-I$mlxc_src" go vet -tags "stload_mlx stload_mlxc stload_shared" ./...
+
+step "go test -race -tags stload_mlx, GODEBUG=cgocheck=2 GOGC=1 (static library + libmlx)"
+GODEBUG=cgocheck=2 GOGC=1 CGO_LDFLAGS="-L$mlx_lib -Wl,-rpath,$mlx_lib" \
+    go test -race -count=1 -tags stload_mlx ./...
+
+step "go test -tags 'stload_mlx stload_mlxc stload_shared' (shared library, a host using mlx-c)"
+CGO_CFLAGS="-I$mlxc_src" CGO_LDFLAGS="-L$mlxc_lib -Wl,-rpath,$mlxc_lib" \
+    go test -count=1 -tags "stload_mlx stload_mlxc stload_shared" ./...
+
+step "MLX benchmarks (GetMLX latency, LoadMLX(F32) throughput)"
+go test -tags "stload_mlx stload_shared" -run '^$' -bench MLX -benchtime 2000x .
+
+step "example: cmd/mlxweights (ModelWeights, Load(BF16), one MLX operation through mlx-c)"
+wdir="$(mktemp -d)"
+trap 'rm -rf "$wdir"' EXIT
+want="$("$python" "$root/tests/python/make_mlx_weights_fixture.py" "$wdir")"
+got="$(CGO_CFLAGS="-I$mlxc_src" CGO_LDFLAGS="-L$mlxc_lib -Wl,-rpath,$mlxc_lib" \
+    go run -tags "stload_mlx stload_mlxc stload_shared" ./cmd/mlxweights "$wdir")"
+echo "$got"
+# Same dtype and shape; MLX sums in float32, numpy's reference in float64.
+"$python" - "$want" "$got" <<'EOF'
+import sys
+
+want, got = (a.split(" sum ") for a in sys.argv[1:])
+ok = want[0] == got[0] and abs(float(want[1]) - float(got[1])) <= 1e-4 * (1 + abs(float(want[1])))
+sys.exit(0 if ok else f"mlxweights printed {sys.argv[2]!r}, numpy expects {sys.argv[1]!r}")
+EOF

@@ -133,6 +133,53 @@ pub extern "C" fn stload_mlx_array_raw(arr: *const stload_mlx_array) -> *mut c_v
     array_value(arr, std::ptr::null_mut(), MlxArray::raw)
 }
 
+/// mlx-c's array type, `mlx_array` of `mlx/c/array.h` (the struct tag `mlx_array_`): one
+/// pointer to a heap `mlx::core::array`. Declared in the header only by its tag, so
+/// `stload.h` does not need mlx-c's headers and a host that includes them passes its own
+/// `mlx_array*`.
+#[repr(C)]
+pub struct MlxCArray {
+    /// The `mlx::core::array*` (mlx-c's `ctx`).
+    pub ctx: *mut c_void,
+}
+
+/// Gives the array to mlx-c (MLX's C API): on success `*out` becomes a new mlx-c `mlx_array`
+/// that shares the data, for hosts that run their MLX code through mlx-c.
+///
+/// Ownership and lifetime: `*out` is owned by the caller and released with mlx-c's
+/// `mlx_array_free(*out)` (it never needs stload to free it). It is independent of `arr`, of
+/// the model and of the model's MLX cache: it stays valid after `stload_mlx_array_free(arr)`,
+/// `stload_model_release_all` and `stload_model_free`, keeping the data (and, when MLX wrapped
+/// it, the file mapping) alive until the last MLX array using it is gone. The stload library
+/// must stay loaded until then (the data's deleter is stload code). `arr` is not changed and
+/// stays owned by the caller.
+///
+/// Compatibility: mlx-c's `mlx_array` is `struct mlx_array_ { void *ctx; }`, with `ctx` a
+/// heap `mlx::core::array*` (mlx-c 0.x for MLX 0.2x-0.3x); stload writes a `new
+/// mlx::core::array` there. mlx-c and stload must link the same libmlx. Never write through
+/// the array's data: it may be a read-only file mapping (MLX operations make new arrays and
+/// do not write to their inputs). Using the handle follows MLX's own thread rules; stload's
+/// evaluation lock does not cover graphs the host builds with mlx-c.
+///
+/// `out` must point to writable storage for one `mlx_array`; it is written only on success.
+/// NULL `arr` or `out` is `STLOAD_ERR_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_mlx_array_to_mlx_c(
+    arr: *const stload_mlx_array,
+    out: *mut MlxCArray,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live array handle per the API contract.
+        let a = unsafe { arg(arr, "arr") }?;
+        let out = out_arg(out, "out")?;
+        let ctx = a.inner.to_mlx_c()?;
+        // SAFETY: checked non-NULL; the caller provides storage for one mlx_array.
+        unsafe { out.write(MlxCArray { ctx: ctx.as_ptr() }) };
+        Ok(())
+    })
+}
+
 /// Frees an array handle; the data is released when MLX no longer uses it. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn stload_mlx_array_free(arr: *mut stload_mlx_array) {

@@ -396,6 +396,15 @@ impl MlxArray {
         })
     }
 
+    /// A new `mlx::core::array*` on the C++ heap sharing this array's data, owned by the
+    /// caller: exactly what mlx-c keeps in the `ctx` field of its `mlx_array`, so mlx-c's
+    /// `mlx_array_free` (a C++ `delete`) releases it. Both sides allocate with the global
+    /// `operator new` of the one libmlx they link, which is what makes the handover sound.
+    pub fn to_mlx_c(&self) -> Result<NonNull<c_void>> {
+        let copy = std::mem::ManuallyDrop::new(self.try_clone()?);
+        Ok(copy.ptr)
+    }
+
     /// Whether the array aliases the tensor's bytes (MLX wrapped them, no copy).
     pub fn is_wrapped(&self) -> bool {
         self.wrapped
@@ -421,5 +430,42 @@ impl fmt::Debug for MlxArray {
             .field("shape", &self.shape)
             .field("wrapped", &self.wrapped)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// The mlx-c handle is a second `mlx::core::array` on the same data: a new object whose
+    /// data pointer is the array's own, valid after the `MlxArray` is dropped.
+    #[test]
+    fn to_mlx_c_shares_the_data_in_a_new_array() {
+        let values: Vec<u8> = (0u8..24).collect();
+        let tensor = Tensor::owned(
+            Dtype::U8,
+            [2u64, 3, 4].into_iter().collect(),
+            Arc::new(values),
+        );
+        let array = MlxArray::from_tensor(&tensor, "t").expect("array");
+        let ctx = array.to_mlx_c().expect("mlx-c handle");
+        assert_ne!(ctx.as_ptr(), array.raw());
+        // SAFETY: `ctx` is a live array from the bridge (what mlx-c keeps in `ctx`).
+        let (data, nbytes) = unsafe {
+            (
+                sys::stload_mlx_bridge_data(ctx.as_ptr()),
+                sys::stload_mlx_bridge_nbytes(ctx.as_ptr()),
+            )
+        };
+        assert_eq!(data, array.data_ptr());
+        assert_eq!(nbytes, 24);
+        drop(array);
+        // SAFETY: as above; the handle holds the data on its own.
+        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), nbytes) };
+        assert_eq!(bytes, tensor.data());
+        // SAFETY: freed once, as mlx-c's mlx_array_free would.
+        unsafe { sys::stload_mlx_bridge_free(ctx.as_ptr()) };
     }
 }

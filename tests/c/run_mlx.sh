@@ -2,7 +2,9 @@
 # Builds stload with the `mlx` feature, runs its MLX tests (tests/mlx.rs: values against
 # Python's mx.load), then builds the C example examples/c/mlx_load.c against the shared and the
 # static library and runs it, also under valgrind memcheck (definite leaks and errors fail;
-# MLX's own "still reachable" globals do not).
+# MLX's own "still reachable" globals do not). Last, the mlx-c interop test: mlx-c is built
+# from the source in the mlx-sys crate against the same libmlx (tests/c/build_mlx_c.sh, cached
+# under target/mlx-c), and tests/c/test_mlx_c.c uses stload's arrays through mlx-c's own API.
 # Usage: tests/c/run_mlx.sh   (needs the Python env of scripts/python-env.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -47,5 +49,19 @@ if command -v valgrind >/dev/null 2>&1; then
     echo "== mlx_load under valgrind"
     valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
         --show-leak-kinds=definite "$out/mlx_load-shared" "$fixtures/sharded" >/dev/null
+fi
+echo "== mlx-c: build (cached) and the interop test"
+mlxc="$(tests/c/build_mlx_c.sh)"
+mlxc_src="$(sed -n 1p <<<"$mlxc")"
+mlxc_lib="$(sed -n 2p <<<"$mlxc")"
+# mlx-c's headers are not ours to keep warning-free: a system include.
+gcc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -I include -I tests/c -isystem "$mlxc_src" \
+    tests/c/test_mlx_c.c -o "$out/test_mlx_c" -L "$lib" -lstload -L "$mlxc_lib" -lmlxc -lm \
+    -Wl,-rpath,"$lib" -Wl,-rpath,"$mlxc_lib"
+"$out/test_mlx_c" "$fixtures/sharded"
+if command -v valgrind >/dev/null 2>&1; then
+    echo "== test_mlx_c under valgrind"
+    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+        --show-leak-kinds=definite "$out/test_mlx_c" "$fixtures/sharded" >/dev/null
 fi
 echo "== MLX tests passed"

@@ -1,0 +1,127 @@
+package stload
+
+// #include <stdlib.h>
+// #include "stload.h"
+import "C"
+
+import (
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// WithMaxTensors sets the most tensors a model may list (default 10,000,000); more makes Open
+// fail with ErrLimit.
+func WithMaxTensors(count uint64) Option {
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			return C.stload_options_set_max_tensors(p, C.size_t(count), cerr), nil
+		})
+	}
+}
+
+// WithMaxLoadBytes sets the most bytes Load may materialise as new memory (zero-copy tensors
+// do not count; default unlimited); more is ErrLimit before anything is allocated.
+func WithMaxLoadBytes(bytes uint64) Option {
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			return C.stload_options_set_max_load_bytes(p, C.uint64_t(bytes), cerr), nil
+		})
+	}
+}
+
+// WithCheckInterval sets how often, at most, a file is re-checked (size, inode, modification
+// time) before data is served from it; 0 checks on every access (default 100 ms). A file that
+// changed since open gives ErrIO. Negative durations are invalid.
+func WithCheckInterval(d time.Duration) Option {
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			if d < 0 {
+				return C.STLOAD_OK, invalidArg("check interval %v is negative", d)
+			}
+			return C.stload_options_set_check_interval_ms(p, C.uint64_t(d/time.Millisecond), cerr), nil
+		})
+	}
+}
+
+// SplitPart is one part of a split tensor: its name and its number of rows along axis 0.
+type SplitPart struct {
+	Name string
+	Rows uint64
+}
+
+// WithSplit replaces tensor name (after renaming) by consecutive row ranges along axis 0, one
+// per part, whose rows must add up to the first dimension (checked at open). Zero-copy.
+func WithSplit(name string, parts ...SplitPart) Option {
+	parts = append([]SplitPart(nil), parts...)
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			names := make([]string, len(parts))
+			for i, part := range parts {
+				names[i] = part.Name
+			}
+			cname, cnames, free, err := cStrings(name, names)
+			if err != nil {
+				return C.STLOAD_OK, err
+			}
+			defer free()
+			var rows *C.uint64_t
+			if len(parts) > 0 {
+				mem := (*C.uint64_t)(C.malloc(C.size_t(len(parts)) * 8))
+				defer C.free(unsafe.Pointer(mem))
+				for i, r := range parts {
+					unsafe.Slice(mem, len(parts))[i] = C.uint64_t(r.Rows)
+				}
+				rows = mem
+			}
+			return C.stload_options_add_split(p, cname, C.size_t(len(parts)), cnames, rows, cerr), nil
+		})
+	}
+}
+
+// WithStack replaces the equal-shaped tensors names (after renaming) by one tensor into of
+// shape [len(names), ...], in the given order (one copy when read), as ollama stacks experts.
+// Checked at open.
+func WithStack(into string, names ...string) Option {
+	names = append([]string(nil), names...)
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			cinto, cnames, free, err := cStrings(into, names)
+			if err != nil {
+				return C.STLOAD_OK, err
+			}
+			defer free()
+			return C.stload_options_add_stack(p, C.size_t(len(names)), cnames, cinto, cerr), nil
+		})
+	}
+}
+
+// cStrings copies one string and a list of strings into C memory; free releases all of it.
+// C receives no Go pointer.
+func cStrings(one string, list []string) (*C.char, **C.char, func(), error) {
+	for _, s := range append([]string{one}, list...) {
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, nil, nil, invalidArg("name %q contains a NUL byte", s)
+		}
+	}
+	cone := C.CString(one)
+	var array **C.char
+	var items []*C.char
+	if len(list) > 0 {
+		array = (**C.char)(C.malloc(C.size_t(len(list)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		items = unsafe.Slice(array, len(list))
+		for i, s := range list {
+			items[i] = C.CString(s)
+		}
+	}
+	free := func() {
+		C.free(unsafe.Pointer(cone))
+		for _, s := range items {
+			C.free(unsafe.Pointer(s))
+		}
+		if array != nil {
+			C.free(unsafe.Pointer(array))
+		}
+	}
+	return cone, array, free, nil
+}
