@@ -14,9 +14,10 @@ use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
 use crate::options::Options;
 use crate::shape::Shape;
+use crate::source::item::Item;
 use crate::source::{Piece, Segment, Source};
 use crate::tensor::Tensor;
-use crate::transform::{self, Item};
+use crate::transform;
 use crate::{convert, materialize};
 
 /// One tensor of the index.

@@ -4,7 +4,24 @@ use std::time::Duration;
 
 use crate::header::MAX_HEADER_SIZE;
 use crate::rename::Replacer;
-use crate::transform::{SplitRule, StackRule};
+
+/// Split one tensor along axis 0 into consecutive row ranges, each listed under a new name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitRule {
+    /// The tensor to split (its name after renaming).
+    pub name: String,
+    /// `(new name, rows)` in order; the rows must add up to the tensor's first dimension.
+    pub parts: Vec<(String, u64)>,
+}
+
+/// Stack equal-shaped tensors on a new axis 0 under one new name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackRule {
+    /// The tensors to stack, in order (names after renaming).
+    pub names: Vec<String>,
+    /// The name of the stacked tensor.
+    pub into: String,
+}
 
 /// How a model is opened and served.
 #[derive(Debug, Clone)]
@@ -51,9 +68,7 @@ pub struct Options {
     pub max_view_expansion: u64,
 }
 
-/// The default bound on JSON files read beside the weights: 16 MiB, far above any real
-/// `config.json` or shard index.
-pub const DEFAULT_MAX_JSON_SIZE: u64 = 16 << 20;
+pub use crate::file::DEFAULT_MAX_JSON_SIZE;
 
 /// Most threads one operation uses; larger settings are refused by the C API and clamped here.
 pub const MAX_THREADS: usize = 1024;

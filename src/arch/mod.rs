@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::kv::Metadata;
 use crate::rename::Replacer;
 use crate::shape::Shape;
-use crate::transform::Item;
+use crate::source::item::Item;
 
 /// A tensor the GGUF file needs that no checkpoint stores (llama3 `rope_freqs.weight`, phi3
 /// `rope_factors_long/short.weight`), computed in f32 from config.json.

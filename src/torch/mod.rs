@@ -125,13 +125,13 @@ pub struct Checkpoint {
 /// file; `Limit` when `limits` are reached.
 pub fn read_checkpoint(path: &Path, limits: &TorchLimits) -> Result<Checkpoint> {
     let shown = path.display().to_string();
-    let (mut file, meta) = crate::file::open_regular(path)?;
+    let (mut file, meta) = crate::identity::open_regular(path)?;
     let file_len = meta.len();
     let mut head = [0u8; 512];
     let got = read_up_to(&mut file, &mut head).map_err(|e| Error::io(&shown, "cannot read", &e))?;
     check_magic(&shown, &head[..got])?;
     // The zip reader seeks on its own; start it from a fresh handle.
-    let (file, _) = crate::file::open_regular(path)?;
+    let (file, _) = crate::identity::open_regular(path)?;
     let mut archive = Archive::open(file, &shown, file_len)?;
 
     if let Some(order) = archive.read("byteorder", 16)? {
@@ -507,7 +507,7 @@ pub fn is_torch_checkpoint(path: &Path) -> bool {
     }
     let mut head = [0u8; 512];
     // Not a regular file: not a checkpoint (opening it as safetensors then says why).
-    let Ok((mut file, _)) = crate::file::open_regular(path) else {
+    let Ok((mut file, _)) = crate::identity::open_regular(path) else {
         return false;
     };
     let got = read_up_to(&mut file, &mut head);
