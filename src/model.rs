@@ -63,6 +63,10 @@ pub struct TensorInfo<'a> {
     pub data_offset: u64,
     /// The format of that file.
     pub format: Format,
+    /// `original_name`, NUL-terminated (the C API hands it out).
+    pub(crate) original_nul: &'a NulString,
+    /// The file as named in messages, NUL-terminated (the C API hands it out).
+    pub(crate) file_display: &'a NulString,
 }
 
 /// An opened model: the tensor index of one or more safetensors files.
@@ -84,6 +88,7 @@ impl Model {
     /// Opens every `*.safetensors` file of `dir` in sorted order, or the shards named by its
     /// `model.safetensors.index.json` when that exists (and checks they agree with it).
     pub fn open_dir(dir: impl AsRef<Path>, options: &Options) -> Result<Model> {
+        options.validate()?;
         let dir = dir.as_ref();
         let index_path = dir.join(INDEX_FILE);
         if index_path.is_file() {
@@ -124,6 +129,7 @@ impl Model {
     /// safetensors, or PyTorch zip checkpoints (`.bin`, `.pth`, `.pt`) recognised by name and
     /// content.
     pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
+        options.validate()?;
         if paths.is_empty() {
             return Err(Error::InvalidArgument("no files given".into()));
         }
@@ -332,6 +338,8 @@ impl Model {
             file: self.files[e.file].path(),
             data_offset: e.offset,
             format: self.file_format(e.file),
+            original_nul: e.original_name(),
+            file_display: self.files[e.file].display(),
         }
     }
 
@@ -530,7 +538,7 @@ impl Model {
         }
         let threads = self.options.effective_threads();
         let buf = convert::convert_to_new(native.data(), native.dtype(), dtype, threads)
-            .map_err(|e| Error::Unsupported(format!("tensor \"{name}\": {e}")))?;
+            .map_err(|e| e.in_tensor(name))?;
         let shape = Shape::from_slice(native.shape());
         Ok(Tensor::owned(dtype, shape, Arc::new(buf)))
     }
@@ -778,10 +786,6 @@ impl Model {
 
     pub(crate) fn entry_at(&self, i: usize) -> Option<&Entry> {
         self.entries.get(i)
-    }
-
-    pub(crate) fn file_display(&self, file: usize) -> &NulString {
-        self.files[file].display()
     }
 
     pub(crate) fn file_format(&self, file: usize) -> Format {

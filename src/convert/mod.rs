@@ -41,6 +41,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// This error as the library's, naming `tensor`.
+    pub(crate) fn in_tensor(self, tensor: &str) -> crate::Error {
+        crate::Error::Unsupported(format!("tensor \"{tensor}\": {self}"))
+    }
+}
+
+/// The one mapping of a conversion error into the library's: `STLOAD_ERR_UNSUPPORTED`.
+impl From<Error> for crate::Error {
+    fn from(e: Error) -> crate::Error {
+        crate::Error::Unsupported(e.to_string())
+    }
+}
+
 fn length_message(from: Dtype, to: Dtype, src_len: usize, dst_len: usize) -> String {
     let (Some(fs), Some(ts)) = (from.byte_size(), to.byte_size()) else {
         return format!(

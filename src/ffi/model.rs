@@ -166,20 +166,20 @@ pub extern "C" fn stload_model_info(
         // SAFETY: as above.
         let name = unsafe { str_arg(name, "name") }?;
         let info = out_arg(info, "info")?;
-        let e = model.inner.entry(name)?;
-        let format = match model.inner.file_format(e.file) {
+        let t = model.inner.info(name)?;
+        let format = match t.format {
             Format::Safetensors => STLOAD_FORMAT_SAFETENSORS,
             Format::PyTorch => STLOAD_FORMAT_PYTORCH,
         };
         let value = stload_tensor_info {
             format,
-            dtype: e.dtype.code(),
-            rank: e.shape.len(),
-            shape: e.shape.as_ptr(),
-            nbytes: e.nbytes,
-            file: model.inner.file_display(e.file).as_ptr(),
-            data_offset: e.offset,
-            original_name: e.original_name().as_ptr(),
+            dtype: t.dtype.code(),
+            rank: t.shape.len(),
+            shape: t.shape.as_ptr(),
+            nbytes: t.nbytes,
+            file: t.file_display.as_ptr(),
+            data_offset: t.data_offset,
+            original_name: t.original_nul.as_ptr(),
         };
         // SAFETY: checked non-NULL; the caller provides writable storage.
         unsafe { *info = value };
