@@ -216,23 +216,17 @@ impl ShardFile {
         Ok(map)
     }
 
-    /// Reads `dst.len()` bytes at `offset` with positioned reads (no mapping, so a file that
-    /// shrinks gives an error instead of SIGBUS), splitting large reads across `threads`.
-    pub fn read_at(&self, offset: u64, dst: &mut [u8], threads: usize) -> Result<()> {
-        let handle = {
-            let mut slot = lock(&self.handle);
-            match slot.as_ref() {
-                Some(h) => Arc::clone(h),
-                None => {
-                    let (file, _) = open_regular(&self.path)?;
-                    let h = Arc::new(file);
-                    *slot = Some(Arc::clone(&h));
-                    h
-                }
-            }
-        };
-        crate::read::read_parallel(&handle, offset, dst, threads)
-            .map_err(|e| Error::io(&self.display, "cannot read (file changed since open?)", &e))
+    /// The file opened for positioned reads (read mode), opened on first use and kept until
+    /// `release`.
+    pub(crate) fn handle(&self) -> Result<Arc<File>> {
+        let mut slot = lock(&self.handle);
+        if let Some(h) = slot.as_ref() {
+            return Ok(Arc::clone(h));
+        }
+        let (file, _) = open_regular(&self.path)?;
+        let h = Arc::new(file);
+        *slot = Some(Arc::clone(&h));
+        Ok(h)
     }
 
     /// Drops this file's mapping and read handle; views handed out keep theirs alive.
