@@ -8,8 +8,8 @@
 
 mod float;
 mod lut;
-mod parallel;
 mod scalar;
+mod split;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -369,7 +369,7 @@ fn run(
         (Some(fs), Some(ts)) if from != to => (fs, ts),
         _ => (1, 1),
     };
-    parallel::split(src, fs, dst, ts, threads, |s, d| kernel.run(s, d, stream));
+    split::split(src, fs, dst, ts, threads, |s, d| kernel.run(s, d, stream));
     Ok(())
 }
 

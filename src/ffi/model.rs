@@ -125,8 +125,8 @@ pub extern "C" fn stload_model_free(model: *mut stload_model) {
 /// map again. Tensors already handed out stay valid. NULL is a no-op. Thread-safe.
 #[no_mangle]
 pub extern "C" fn stload_model_release_all(model: *const stload_model) {
-    // SAFETY: `model` is NULL or a live model handle.
     guard_value((), || {
+        // SAFETY: `model` is NULL or a live model handle.
         if let Some(m) = unsafe { model.as_ref() } {
             m.inner.release_all();
         }
@@ -211,8 +211,8 @@ pub extern "C" fn stload_model_metadata(
 /// Number of `__metadata__` keys; 0 when `model` is NULL.
 #[no_mangle]
 pub extern "C" fn stload_model_metadata_len(model: *const stload_model) -> usize {
-    // SAFETY: `model` is NULL or a live model handle.
     guard_value(0, || {
+        // SAFETY: `model` is NULL or a live model handle.
         unsafe { model.as_ref() }.map_or(0, |m| m.inner.metadata_pairs().count())
     })
 }

@@ -21,7 +21,7 @@ use std::rc::Rc;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 
-use self::pickle::{PickleLimits, StorageRef, TensorRef, Value};
+use self::pickle::{PickleLimits, PickledTensor, StorageRef, Value};
 use self::zip::{Archive, Stored};
 
 /// The file patterns ollama's `parseTensors` tries after `*.safetensors`, in its order.
@@ -248,7 +248,7 @@ fn state_dict_tensors(
     ctx: &str,
     root: &Value,
     max_tensors: usize,
-) -> Result<Vec<(String, Rc<TensorRef>)>> {
+) -> Result<Vec<(String, Rc<PickledTensor>)>> {
     let Value::Dict(dict) = root else {
         return Err(Error::Unsupported(format!(
             "{ctx}: the checkpoint holds a {}, not a state dict of tensors",
@@ -371,7 +371,7 @@ pub(crate) fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
 }
 
 /// Checks the view of `t` inside its storage entry and builds the public description.
-fn view(shown: &str, name: String, t: &TensorRef, stored: Stored) -> Result<TorchTensor> {
+fn view(shown: &str, name: String, t: &PickledTensor, stored: Stored) -> Result<TorchTensor> {
     let bad = |rule: String| Error::format(shown, Some(&name), rule);
     let Some(elem) = t.dtype.byte_size().map(|s| s as u64) else {
         return Err(Error::Unsupported(format!(
