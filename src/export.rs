@@ -92,7 +92,7 @@ pub fn write_tensors(
             for chunk in source.data().chunks(CHUNK_ELEMENTS * fs) {
                 buf.resize(chunk.len() / fs * ts, 0);
                 convert::convert_parallel(chunk, source.dtype(), &mut buf, to, threads)
-                    .map_err(|e| Error::Unsupported(format!("tensor \"{}\": {e}", names[i])))?;
+                    .map_err(|e| e.in_tensor(names[i]))?;
                 out.write_all(&buf).map_err(io)?;
                 if !progress(buf.len() as u64) {
                     return Err(cancelled(path));

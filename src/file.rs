@@ -12,7 +12,7 @@ use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header};
-use crate::identity::{Identity, Watch};
+use crate::identity::{open_regular, Identity, Watch};
 use crate::nulstr::NulString;
 
 /// Bytes of the little-endian header length that starts every file.
@@ -37,35 +37,9 @@ impl Format {
     }
 }
 
-/// Opens `path` for reading if it is a regular file, else refuses it with an error naming it.
-/// The open does not block on a FIFO (`O_NONBLOCK`), and the type is checked on the open handle
-/// (`fstat`), so a FIFO, device or directory is refused before anything is read from it.
-pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata)> {
-    let shown = path.display().to_string();
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options
-        .open(path)
-        .map_err(|e| Error::io(&shown, "cannot open", &e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(&shown, "cannot stat", &e))?;
-    if !meta.is_file() {
-        return Err(Error::Io {
-            path: shown.to_string(),
-            message: format!(
-                "not a regular file (it is a {}): refused",
-                file_kind(&meta.file_type())
-            ),
-        });
-    }
-    Ok((file, meta))
-}
+/// The default bound on JSON files read beside the weights: 16 MiB, far above any real
+/// `config.json` or shard index.
+pub const DEFAULT_MAX_JSON_SIZE: u64 = 16 << 20;
 
 /// Reads the whole regular file `path` if it is at most `limit` bytes (for JSON beside the
 /// weights: `config.json`, `model.safetensors.index.json`); `what` says who needs it.
@@ -96,28 +70,6 @@ pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
         )));
     }
     Ok(text)
-}
-
-/// A file type in words.
-fn file_kind(t: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "fifo";
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return "device";
-        }
-        if t.is_socket() {
-            return "socket";
-        }
-    }
-    if t.is_dir() {
-        "directory"
-    } else {
-        "special file"
-    }
 }
 
 /// One file of a model.
@@ -264,23 +216,17 @@ impl ShardFile {
         Ok(map)
     }
 
-    /// Reads `dst.len()` bytes at `offset` with positioned reads (no mapping, so a file that
-    /// shrinks gives an error instead of SIGBUS), splitting large reads across `threads`.
-    pub fn read_at(&self, offset: u64, dst: &mut [u8], threads: usize) -> Result<()> {
-        let handle = {
-            let mut slot = lock(&self.handle);
-            match slot.as_ref() {
-                Some(h) => Arc::clone(h),
-                None => {
-                    let (file, _) = open_regular(&self.path)?;
-                    let h = Arc::new(file);
-                    *slot = Some(Arc::clone(&h));
-                    h
-                }
-            }
-        };
-        crate::read::read_parallel(&handle, offset, dst, threads)
-            .map_err(|e| Error::io(&self.display, "cannot read (file changed since open?)", &e))
+    /// The file opened for positioned reads (read mode), opened on first use and kept until
+    /// `release`.
+    pub(crate) fn handle(&self) -> Result<Arc<File>> {
+        let mut slot = lock(&self.handle);
+        if let Some(h) = slot.as_ref() {
+            return Ok(Arc::clone(h));
+        }
+        let (file, _) = open_regular(&self.path)?;
+        let h = Arc::new(file);
+        *slot = Some(Arc::clone(&h));
+        Ok(h)
     }
 
     /// Drops this file's mapping and read handle; views handed out keep theirs alive.

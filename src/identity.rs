@@ -2,7 +2,7 @@
 //! A shard truncated or rewritten under a mapping is how users get SIGBUS crashes and silent
 //! garbage; checking before data is served turns that into a clear error.
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -131,7 +131,7 @@ pub(crate) struct Guard {
 impl Guard {
     /// Opens `path` and confirms it is still the file whose identity was `identity`.
     pub fn new(path: &Path, shown: &str, identity: Identity) -> Result<Guard> {
-        let (file, meta) = crate::file::open_regular(path)?;
+        let (file, meta) = open_regular(path)?;
         if let Some(change) = identity.change(&Identity::of(&meta)) {
             return Err(Error::Io {
                 path: shown.to_string(),
@@ -153,6 +153,58 @@ impl Guard {
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
+}
+
+/// Opens `path` for reading if it is a regular file, else refuses it with an error naming it.
+/// The open does not block on a FIFO (`O_NONBLOCK`), and the type is checked on the open handle
+/// (`fstat`), so a FIFO, device or directory is refused before anything is read from it.
+pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata)> {
+    let shown = path.display().to_string();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| Error::io(&shown, "cannot open", &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(&shown, "cannot stat", &e))?;
+    if !meta.is_file() {
+        return Err(Error::Io {
+            path: shown.to_string(),
+            message: format!(
+                "not a regular file (it is a {}): refused",
+                file_kind(&meta.file_type())
+            ),
+        });
+    }
+    Ok((file, meta))
+}
+
+/// A file type in words.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "fifo";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "device";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+    }
+    if t.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod arch;
 pub mod buffer;
@@ -28,19 +29,17 @@ mod hf_to_gguf;
 pub mod identity;
 pub mod index;
 pub mod kv;
-mod materialize;
 #[cfg(feature = "mlx")]
 pub mod mlx;
 pub mod model;
 pub mod nulstr;
 pub mod options;
 mod parallel;
-mod prefetch;
-mod read;
 pub mod rename;
 pub mod sample;
 pub mod shape;
 mod source;
+mod store;
 pub mod tensor;
 pub mod tokenizer;
 pub mod torch;

@@ -2,9 +2,27 @@
 
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::header::MAX_HEADER_SIZE;
 use crate::rename::Replacer;
-use crate::transform::{SplitRule, StackRule};
+
+/// Split one tensor along axis 0 into consecutive row ranges, each listed under a new name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitRule {
+    /// The tensor to split (its name after renaming).
+    pub name: String,
+    /// `(new name, rows)` in order; the rows must add up to the tensor's first dimension.
+    pub parts: Vec<(String, u64)>,
+}
+
+/// Stack equal-shaped tensors on a new axis 0 under one new name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackRule {
+    /// The tensors to stack, in order (names after renaming).
+    pub names: Vec<String>,
+    /// The name of the stacked tensor.
+    pub into: String,
+}
 
 /// How a model is opened and served.
 #[derive(Debug, Clone)]
@@ -51,11 +69,10 @@ pub struct Options {
     pub max_view_expansion: u64,
 }
 
-/// The default bound on JSON files read beside the weights: 16 MiB, far above any real
-/// `config.json` or shard index.
-pub const DEFAULT_MAX_JSON_SIZE: u64 = 16 << 20;
+pub use crate::file::DEFAULT_MAX_JSON_SIZE;
 
-/// Most threads one operation uses; larger settings are refused by the C API and clamped here.
+/// Most threads one operation uses; [`Options::set_threads`] refuses more, and a larger
+/// `threads` set directly is clamped.
 pub const MAX_THREADS: usize = 1024;
 
 impl Default for Options {
@@ -81,6 +98,102 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Sets the largest accepted header (JSON bytes per file); 0 is refused.
+    pub fn set_max_header_size(&mut self, bytes: u64) -> Result<&mut Options> {
+        at_least_one(bytes, "max header size must be at least 1 byte")?;
+        self.max_header_size = bytes;
+        Ok(self)
+    }
+
+    /// Sets the largest `config.json` or shard index read at open, in bytes; 0 is refused.
+    pub fn set_max_json_size(&mut self, bytes: u64) -> Result<&mut Options> {
+        at_least_one(bytes, "max JSON size must be at least 1 byte")?;
+        self.max_json_size = bytes;
+        Ok(self)
+    }
+
+    /// Sets how many bytes a PyTorch view may have per byte of its storage; 0 is refused.
+    pub fn set_max_view_expansion(&mut self, factor: u64) -> Result<&mut Options> {
+        at_least_one(factor, "max view expansion must be at least 1")?;
+        self.max_view_expansion = factor;
+        Ok(self)
+    }
+
+    /// Sets the conversion threads (0: one per core); more than [`MAX_THREADS`] is refused.
+    pub fn set_threads(&mut self, threads: usize) -> Result<&mut Options> {
+        check_threads(threads)?;
+        self.threads = threads;
+        Ok(self)
+    }
+
+    /// Selects a built-in architecture (one of [`crate::arch::NAMES`] or
+    /// [`crate::arch::AUTO`]), or none; an unknown name is refused here, not at open.
+    pub fn set_arch(&mut self, name: Option<&str>) -> Result<&mut Options> {
+        if let Some(name) = name {
+            crate::arch::check_name(name)?;
+        }
+        self.arch = name.map(str::to_string);
+        Ok(self)
+    }
+
+    /// Adds a split of tensor `name` into `parts` (`(new name, rows)` in order); a split
+    /// without parts is refused. The rows are checked against the tensor at open.
+    pub fn add_split(
+        &mut self,
+        name: impl Into<String>,
+        parts: Vec<(String, u64)>,
+    ) -> Result<&mut Options> {
+        let rule = SplitRule {
+            name: name.into(),
+            parts,
+        };
+        rule.check()?;
+        self.splits.push(rule);
+        Ok(self)
+    }
+
+    /// Adds a stack of the tensors `names` into one tensor `into`; an empty list is refused.
+    /// Shapes and dtypes are checked at open.
+    pub fn add_stack(
+        &mut self,
+        names: Vec<String>,
+        into: impl Into<String>,
+    ) -> Result<&mut Options> {
+        let rule = StackRule {
+            names,
+            into: into.into(),
+        };
+        rule.check()?;
+        self.stacks.push(rule);
+        Ok(self)
+    }
+
+    /// Checks every setting as the setters do (for options built as a struct literal):
+    /// `Model::open_dir` and `Model::open_files` call it first, so Rust and C callers get the
+    /// same answers. One exception keeps old callers working: a thread count over
+    /// [`MAX_THREADS`] in a struct literal is clamped ([`Options::effective_threads`]).
+    pub fn validate(&self) -> Result<()> {
+        at_least_one(
+            self.max_header_size,
+            "max header size must be at least 1 byte",
+        )?;
+        at_least_one(self.max_json_size, "max JSON size must be at least 1 byte")?;
+        at_least_one(
+            self.max_view_expansion,
+            "max view expansion must be at least 1",
+        )?;
+        if let Some(name) = &self.arch {
+            crate::arch::check_name(name)?;
+        }
+        for rule in &self.splits {
+            rule.check()?;
+        }
+        for rule in &self.stacks {
+            rule.check()?;
+        }
+        Ok(())
+    }
+
     /// The thread count to use: the configured one (at most [`MAX_THREADS`]), or the available
     /// cores when it is 0.
     pub fn effective_threads(&self) -> usize {
@@ -90,6 +203,48 @@ impl Options {
             available_cores().min(MAX_THREADS)
         }
     }
+}
+
+impl SplitRule {
+    /// Refuses a split without parts.
+    fn check(&self) -> Result<()> {
+        if self.parts.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "split of \"{}\": a split needs at least one part",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl StackRule {
+    /// Refuses a stack of no tensors.
+    fn check(&self) -> Result<()> {
+        if self.names.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "stack into \"{}\": a stack needs at least one tensor",
+                self.into
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn at_least_one(value: u64, message: &str) -> Result<()> {
+    if value == 0 {
+        return Err(Error::InvalidArgument(message.to_string()));
+    }
+    Ok(())
+}
+
+fn check_threads(threads: usize) -> Result<()> {
+    if threads > MAX_THREADS {
+        return Err(Error::InvalidArgument(format!(
+            "threads {threads} is over the maximum of {MAX_THREADS} (0 means one per core)"
+        )));
+    }
+    Ok(())
 }
 
 /// The cores this process may use, asked once: the answer reads cgroup files, which costs

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{keys, Config};
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
-use crate::transform::Item;
+use crate::source::item::Item;
 
 /// ollama's bert replacements, in its order.
 #[rustfmt::skip]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-pub use crate::options::DEFAULT_MAX_JSON_SIZE;
+pub use crate::file::DEFAULT_MAX_JSON_SIZE;
 
 /// A model's `config.json`, with checked accessors whose errors name the file.
 #[derive(Debug)]

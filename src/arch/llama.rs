@@ -5,7 +5,7 @@ use super::{keys, ComputedTensor, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
 use crate::shape::Shape;
-use crate::transform::Item;
+use crate::source::item::Item;
 
 /// ollama's llama replacements, in its order.
 #[rustfmt::skip]

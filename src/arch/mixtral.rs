@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{llama, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
-use crate::transform::{stack_items, Item};
+use crate::source::item::{stack_items, Item};
 
 /// Renames added to llama's.
 pub const EXTRA_PAIRS: &[&str] = &["block_sparse_moe.gate", "ffn_gate_inp"];

@@ -22,8 +22,7 @@ pub use detect::{detect, HF_NAMES};
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
 use crate::rename::Replacer;
-
-use crate::transform::Item;
+use crate::source::item::Item;
 
 pub use crate::kv::ComputedTensor;
 

@@ -5,7 +5,7 @@ use super::{keys, ComputedTensor, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
 use crate::shape::Shape;
-use crate::transform::{split, Item, SplitRule};
+use crate::source::item::{split, Item};
 
 /// Renames applied before llama's (which cover the rest of phi3's names); the fused tensors get
 /// temporary names that the splits replace.
@@ -24,7 +24,7 @@ pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
         .map(|i| (i.name.clone(), i.shape.first().copied().unwrap_or(0)))
         .collect();
     for (name, rows) in fused {
-        let rule = if name.contains("attn_qkv.") {
+        let parts = if name.contains("attn_qkv.") {
             // Checked: config.json values are input; a wrapped sum must not pass.
             let q = heads.checked_mul(head_dim);
             let kv = kv_heads.checked_mul(head_dim);
@@ -36,29 +36,23 @@ pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
                     "tensor \"{name}\" has {rows} rows but q + k + v heads need {heads} × {head_dim} + 2 × {kv_heads} × {head_dim}"
                 )));
             };
-            SplitRule {
-                name: name.clone(),
-                parts: vec![
-                    (name.replace("attn_qkv.", "attn_q."), q),
-                    (name.replace("attn_qkv.", "attn_k."), kv),
-                    (name.replace("attn_qkv.", "attn_v."), kv),
-                ],
-            }
+            vec![
+                (name.replace("attn_qkv.", "attn_q."), q),
+                (name.replace("attn_qkv.", "attn_k."), kv),
+                (name.replace("attn_qkv.", "attn_v."), kv),
+            ]
         } else {
             if rows % 2 != 0 {
                 return Err(config.inconsistent(&format!(
                     "tensor \"{name}\" has {rows} rows: not two equal halves"
                 )));
             }
-            SplitRule {
-                name: name.clone(),
-                parts: vec![
-                    (name.replace("ffn_gate_up.", "ffn_gate."), rows / 2),
-                    (name.replace("ffn_gate_up.", "ffn_up."), rows / 2),
-                ],
-            }
+            vec![
+                (name.replace("ffn_gate_up.", "ffn_gate."), rows / 2),
+                (name.replace("ffn_gate_up.", "ffn_up."), rows / 2),
+            ]
         };
-        items = split(items, &rule)?;
+        items = split(items, &name, &parts)?;
     }
     Ok(items)
 }

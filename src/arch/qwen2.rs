@@ -5,7 +5,7 @@
 use super::{keys, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
-use crate::transform::Item;
+use crate::source::item::Item;
 
 /// ollama's qwen2 replacements, in its order.
 #[rustfmt::skip]

@@ -13,7 +13,7 @@
 
 /// A binary floating-point format narrower than F64, described by its bit fields.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Format {
+pub(crate) struct FloatLayout {
     /// Explicit mantissa bits.
     pub man: u32,
     /// Exponent bits.
@@ -27,7 +27,7 @@ pub(crate) struct Format {
     pub nan: u32,
 }
 
-impl Format {
+impl FloatLayout {
     const fn sign_bit(&self) -> u32 {
         1 << (self.exp + self.man)
     }
@@ -47,7 +47,7 @@ impl Format {
 }
 
 /// IEEE half precision.
-pub(crate) const F16: Format = Format {
+pub(crate) const F16: FloatLayout = FloatLayout {
     man: 10,
     exp: 5,
     bias: 15,
@@ -56,7 +56,7 @@ pub(crate) const F16: Format = Format {
 };
 /// bfloat16 (the kernels round to it with integer arithmetic; tests cross-check with this).
 #[cfg(test)]
-pub(crate) const BF16: Format = Format {
+pub(crate) const BF16: FloatLayout = FloatLayout {
     man: 7,
     exp: 8,
     bias: 127,
@@ -64,7 +64,7 @@ pub(crate) const BF16: Format = Format {
     nan: 0x7fc0,
 };
 /// FP8 E4M3FN: no infinities, `0x7f`/`0xff` are NaN.
-pub(crate) const E4M3: Format = Format {
+pub(crate) const E4M3: FloatLayout = FloatLayout {
     man: 3,
     exp: 4,
     bias: 7,
@@ -72,7 +72,7 @@ pub(crate) const E4M3: Format = Format {
     nan: 0x7f,
 };
 /// FP8 E5M2: IEEE-like.
-pub(crate) const E5M2: Format = Format {
+pub(crate) const E5M2: FloatLayout = FloatLayout {
     man: 2,
     exp: 5,
     bias: 15,
@@ -97,7 +97,7 @@ fn shift_rne(sig: u64, shift: u32) -> u64 {
 
 /// Rounds a non-NaN F64 (given as bits) to `f`: round to nearest even, subnormals kept,
 /// overflow to infinity (or to NaN for formats without infinity, as `ml_dtypes` does).
-pub(crate) fn round_f64(f: &Format, x: u64) -> u32 {
+pub(crate) fn round_f64(f: &FloatLayout, x: u64) -> u32 {
     let sign = if x & F64_SIGN != 0 { f.sign_bit() } else { 0 };
     let abs = x & !F64_SIGN;
     let biased = (abs >> 52) as i32;
@@ -229,7 +229,7 @@ pub(crate) fn bf16_to_f16(b: u16) -> u16 {
 
 /// F32 → an FP8 format (`ml_dtypes`): round to nearest even, canonical NaN with its sign,
 /// overflow to infinity or (E4M3FN) to NaN.
-pub(crate) fn f32_to_f8(f: &Format, x: u32) -> u8 {
+pub(crate) fn f32_to_f8(f: &FloatLayout, x: u32) -> u8 {
     if f32_is_nan(x) {
         return ((x >> 24) as u8 & 0x80) | f.nan as u8;
     }

@@ -8,8 +8,8 @@
 
 mod float;
 mod lut;
-mod parallel;
 mod scalar;
+mod split;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -39,6 +39,20 @@ pub enum Error {
         /// Destination length in bytes.
         dst_len: usize,
     },
+}
+
+impl Error {
+    /// This error as the library's, naming `tensor`.
+    pub(crate) fn in_tensor(self, tensor: &str) -> crate::Error {
+        crate::Error::Unsupported(format!("tensor \"{tensor}\": {self}"))
+    }
+}
+
+/// The one mapping of a conversion error into the library's: `STLOAD_ERR_UNSUPPORTED`.
+impl From<Error> for crate::Error {
+    fn from(e: Error) -> crate::Error {
+        crate::Error::Unsupported(e.to_string())
+    }
 }
 
 fn length_message(from: Dtype, to: Dtype, src_len: usize, dst_len: usize) -> String {
@@ -355,7 +369,7 @@ fn run(
         (Some(fs), Some(ts)) if from != to => (fs, ts),
         _ => (1, 1),
     };
-    parallel::split(src, fs, dst, ts, threads, |s, d| kernel.run(s, d, stream));
+    split::split(src, fs, dst, ts, threads, |s, d| kernel.run(s, d, stream));
     Ok(())
 }
 

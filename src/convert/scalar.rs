@@ -10,7 +10,7 @@ use crate::Dtype;
 pub(crate) type KernelFn = fn(&[u8], &mut [u8]);
 
 /// A source element type.
-pub(crate) trait Source: Copy {
+pub(crate) trait Element: Copy {
     /// Bytes per element.
     const SIZE: usize;
     /// Whether conversion into FP8 is supported from this type.
@@ -32,7 +32,7 @@ pub(crate) trait Source: Copy {
         float::f32_to_bf16(self.to_f32())
     }
     /// The value in an FP8 format.
-    fn to_f8(self, f: &float::Format) -> u8 {
+    fn to_f8(self, f: &float::FloatLayout) -> u8 {
         float::f32_to_f8(f, self.to_f32())
     }
 }
@@ -46,7 +46,7 @@ fn bytes<const N: usize>(b: &[u8]) -> [u8; N] {
 
 #[derive(Clone, Copy)]
 pub(crate) struct Bool(u8);
-impl Source for Bool {
+impl Element for Bool {
     const SIZE: usize = 1;
     fn read(b: &[u8]) -> Self {
         Bool(b[0])
@@ -68,7 +68,7 @@ macro_rules! int_source {
     ($name:ident, $t:ty) => {
         #[derive(Clone, Copy)]
         pub(crate) struct $name($t);
-        impl Source for $name {
+        impl Element for $name {
             const SIZE: usize = std::mem::size_of::<$t>();
             fn read(b: &[u8]) -> Self {
                 $name(<$t>::from_le_bytes(bytes(b)))
@@ -93,7 +93,7 @@ int_source!(U64, u64);
 
 #[derive(Clone, Copy)]
 pub(crate) struct F16(u16);
-impl Source for F16 {
+impl Element for F16 {
     const SIZE: usize = 2;
     const TO_F8: bool = true;
     fn read(b: &[u8]) -> Self {
@@ -109,7 +109,7 @@ impl Source for F16 {
 
 #[derive(Clone, Copy)]
 pub(crate) struct Bf16(u16);
-impl Source for Bf16 {
+impl Element for Bf16 {
     const SIZE: usize = 2;
     const TO_F8: bool = true;
     fn read(b: &[u8]) -> Self {
@@ -125,7 +125,7 @@ impl Source for Bf16 {
 
 #[derive(Clone, Copy)]
 pub(crate) struct F32(u32);
-impl Source for F32 {
+impl Element for F32 {
     const SIZE: usize = 4;
     const TO_F8: bool = true;
     fn read(b: &[u8]) -> Self {
@@ -139,7 +139,7 @@ impl Source for F32 {
 /// F64 into F16 rounds once (numpy); into BF16 it goes through F32 (`ml_dtypes`).
 #[derive(Clone, Copy)]
 pub(crate) struct F64(u64);
-impl Source for F64 {
+impl Element for F64 {
     const SIZE: usize = 8;
     fn read(b: &[u8]) -> Self {
         F64(u64::from_le_bytes(bytes(b)))
@@ -163,7 +163,7 @@ const E5M2: u8 = 1;
 const E8M0: u8 = 2;
 const E4M3FNUZ: u8 = 3;
 const E5M2FNUZ: u8 = 4;
-impl<const K: u8> Source for Fp8<K> {
+impl<const K: u8> Element for Fp8<K> {
     const SIZE: usize = 1;
     fn read(b: &[u8]) -> Self {
         Fp8(b[0])
@@ -185,13 +185,13 @@ pub(crate) trait Target {
     /// Bytes per element.
     const SIZE: usize;
     /// Writes `s` converted into exactly `SIZE` bytes, little-endian.
-    fn write<S: Source>(s: S, out: &mut [u8]);
+    fn write<S: Element>(s: S, out: &mut [u8]);
 }
 
 pub(crate) struct ToF32;
 impl Target for ToF32 {
     const SIZE: usize = 4;
-    fn write<S: Source>(s: S, out: &mut [u8]) {
+    fn write<S: Element>(s: S, out: &mut [u8]) {
         out.copy_from_slice(&s.to_f32().to_le_bytes());
     }
 }
@@ -199,7 +199,7 @@ impl Target for ToF32 {
 pub(crate) struct ToF64;
 impl Target for ToF64 {
     const SIZE: usize = 8;
-    fn write<S: Source>(s: S, out: &mut [u8]) {
+    fn write<S: Element>(s: S, out: &mut [u8]) {
         out.copy_from_slice(&s.to_f64().to_le_bytes());
     }
 }
@@ -207,7 +207,7 @@ impl Target for ToF64 {
 pub(crate) struct ToF16;
 impl Target for ToF16 {
     const SIZE: usize = 2;
-    fn write<S: Source>(s: S, out: &mut [u8]) {
+    fn write<S: Element>(s: S, out: &mut [u8]) {
         out.copy_from_slice(&s.to_f16().to_le_bytes());
     }
 }
@@ -215,7 +215,7 @@ impl Target for ToF16 {
 pub(crate) struct ToBf16;
 impl Target for ToBf16 {
     const SIZE: usize = 2;
-    fn write<S: Source>(s: S, out: &mut [u8]) {
+    fn write<S: Element>(s: S, out: &mut [u8]) {
         out.copy_from_slice(&s.to_bf16().to_le_bytes());
     }
 }
@@ -223,7 +223,7 @@ impl Target for ToBf16 {
 pub(crate) struct ToE4m3;
 impl Target for ToE4m3 {
     const SIZE: usize = 1;
-    fn write<S: Source>(s: S, out: &mut [u8]) {
+    fn write<S: Element>(s: S, out: &mut [u8]) {
         out[0] = s.to_f8(&float::E4M3);
     }
 }
@@ -231,19 +231,19 @@ impl Target for ToE4m3 {
 pub(crate) struct ToE5m2;
 impl Target for ToE5m2 {
     const SIZE: usize = 1;
-    fn write<S: Source>(s: S, out: &mut [u8]) {
+    fn write<S: Element>(s: S, out: &mut [u8]) {
         out[0] = s.to_f8(&float::E5M2);
     }
 }
 
 /// Converts every element of `src` into `dst`; the caller has checked the lengths.
-pub(crate) fn run<S: Source, T: Target>(src: &[u8], dst: &mut [u8]) {
+pub(crate) fn run<S: Element, T: Target>(src: &[u8], dst: &mut [u8]) {
     for (i, o) in src.chunks_exact(S::SIZE).zip(dst.chunks_exact_mut(T::SIZE)) {
         T::write(S::read(i), o);
     }
 }
 
-fn for_source<S: Source>(to: Dtype) -> Option<KernelFn> {
+fn for_source<S: Element>(to: Dtype) -> Option<KernelFn> {
     Some(match to {
         Dtype::F32 => run::<S, ToF32>,
         Dtype::F64 => run::<S, ToF64>,

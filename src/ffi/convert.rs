@@ -85,7 +85,7 @@ pub extern "C" fn stload_convert(
         let (src_len, dst_len) = (size(from)?, size(to)?);
         // SAFETY: the caller provides `count` elements at `src` and room for them at `dst`.
         let (src, dst) = unsafe { (bytes(src, src_len, "src")?, bytes_mut(dst, dst_len, "dst")?) };
-        convert::convert(src, from, dst, to).map_err(|e| Error::Unsupported(e.to_string()))
+        convert::convert(src, from, dst, to).map_err(Error::from)
     })
 }
 

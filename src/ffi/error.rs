@@ -72,8 +72,8 @@ pub(crate) fn store(err: *mut *mut stload_error, status: stload_status, message:
 /// The status of an error. Returns `STLOAD_ERR_INVALID_ARGUMENT` when `err` is NULL.
 #[no_mangle]
 pub extern "C" fn stload_error_status(err: *const stload_error) -> stload_status {
-    // SAFETY: `err` is NULL or an error from stload that has not been freed.
     guard_value(stload_status::STLOAD_ERR_INTERNAL, || {
+        // SAFETY: `err` is NULL or an error from stload that has not been freed.
         match unsafe { err.as_ref() } {
             Some(e) => e.status,
             None => stload_status::STLOAD_ERR_INVALID_ARGUMENT,

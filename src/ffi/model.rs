@@ -125,8 +125,8 @@ pub extern "C" fn stload_model_free(model: *mut stload_model) {
 /// map again. Tensors already handed out stay valid. NULL is a no-op. Thread-safe.
 #[no_mangle]
 pub extern "C" fn stload_model_release_all(model: *const stload_model) {
-    // SAFETY: `model` is NULL or a live model handle.
     guard_value((), || {
+        // SAFETY: `model` is NULL or a live model handle.
         if let Some(m) = unsafe { model.as_ref() } {
             m.inner.release_all();
         }
@@ -166,20 +166,20 @@ pub extern "C" fn stload_model_info(
         // SAFETY: as above.
         let name = unsafe { str_arg(name, "name") }?;
         let info = out_arg(info, "info")?;
-        let e = model.inner.entry(name)?;
-        let format = match model.inner.file_format(e.file) {
+        let t = model.inner.info(name)?;
+        let format = match t.format {
             Format::Safetensors => STLOAD_FORMAT_SAFETENSORS,
             Format::PyTorch => STLOAD_FORMAT_PYTORCH,
         };
         let value = stload_tensor_info {
             format,
-            dtype: e.dtype.code(),
-            rank: e.shape.len(),
-            shape: e.shape.as_ptr(),
-            nbytes: e.nbytes,
-            file: model.inner.file_display(e.file).as_ptr(),
-            data_offset: e.offset,
-            original_name: e.original_name().as_ptr(),
+            dtype: t.dtype.code(),
+            rank: t.shape.len(),
+            shape: t.shape.as_ptr(),
+            nbytes: t.nbytes,
+            file: t.file_display.as_ptr(),
+            data_offset: t.data_offset,
+            original_name: t.original_nul.as_ptr(),
         };
         // SAFETY: checked non-NULL; the caller provides writable storage.
         unsafe { *info = value };
@@ -211,8 +211,8 @@ pub extern "C" fn stload_model_metadata(
 /// Number of `__metadata__` keys; 0 when `model` is NULL.
 #[no_mangle]
 pub extern "C" fn stload_model_metadata_len(model: *const stload_model) -> usize {
-    // SAFETY: `model` is NULL or a live model handle.
     guard_value(0, || {
+        // SAFETY: `model` is NULL or a live model handle.
         unsafe { model.as_ref() }.map_or(0, |m| m.inner.metadata_pairs().count())
     })
 }

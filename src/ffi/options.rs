@@ -4,9 +4,8 @@ use std::ffi::c_char;
 
 use super::{guard, guard_value, stload_error, stload_status, str_arg};
 use crate::error::Error;
-use crate::options::{Options, MAX_THREADS};
+use crate::options::Options;
 use crate::rename::Replacer;
-use crate::transform::{SplitRule, StackRule};
 
 /// Settings for `stload_open_*`. Create with `stload_options_new`, free with
 /// `stload_options_free`; opening copies them, so they may be freed right after.
@@ -57,15 +56,7 @@ pub extern "C" fn stload_options_set_max_header_size(
     bytes: u64,
     err: *mut *mut stload_error,
 ) -> stload_status {
-    with_options(opts, err, |o| {
-        if bytes == 0 {
-            return Err(Error::InvalidArgument(
-                "max header size must be at least 1 byte".into(),
-            ));
-        }
-        o.max_header_size = bytes;
-        Ok(())
-    })
+    with_options(opts, err, |o| o.set_max_header_size(bytes).map(drop))
 }
 
 /// Sets the largest `config.json` or `model.safetensors.index.json` read at open, in bytes
@@ -77,15 +68,7 @@ pub extern "C" fn stload_options_set_max_json_size(
     bytes: u64,
     err: *mut *mut stload_error,
 ) -> stload_status {
-    with_options(opts, err, |o| {
-        if bytes == 0 {
-            return Err(Error::InvalidArgument(
-                "max JSON size must be at least 1 byte".into(),
-            ));
-        }
-        o.max_json_size = bytes;
-        Ok(())
-    })
+    with_options(opts, err, |o| o.set_max_json_size(bytes).map(drop))
 }
 
 /// Sets how many bytes a PyTorch view may have per byte of its storage (64 by default); a
@@ -97,15 +80,7 @@ pub extern "C" fn stload_options_set_max_view_expansion(
     factor: u64,
     err: *mut *mut stload_error,
 ) -> stload_status {
-    with_options(opts, err, |o| {
-        if factor == 0 {
-            return Err(Error::InvalidArgument(
-                "max view expansion must be at least 1".into(),
-            ));
-        }
-        o.max_view_expansion = factor;
-        Ok(())
-    })
+    with_options(opts, err, |o| o.set_max_view_expansion(factor).map(drop))
 }
 
 /// Sets the number of threads that convert large tensors; 0 means one per available core.
@@ -116,15 +91,7 @@ pub extern "C" fn stload_options_set_threads(
     threads: usize,
     err: *mut *mut stload_error,
 ) -> stload_status {
-    with_options(opts, err, |o| {
-        if threads > MAX_THREADS {
-            return Err(Error::InvalidArgument(format!(
-                "threads {threads} is over the maximum of {MAX_THREADS} (0 means one per core)"
-            )));
-        }
-        o.threads = threads;
-        Ok(())
-    })
+    with_options(opts, err, |o| o.set_threads(threads).map(drop))
 }
 
 /// Turns the cache of converted tensors on (default) or off. With it off, every converted get
@@ -200,9 +167,7 @@ pub extern "C" fn stload_options_set_arch(
         }
         // SAFETY: non-NULL, NUL-terminated per the API contract.
         let name = unsafe { str_arg(arch, "arch") }?;
-        crate::arch::check_name(name)?;
-        o.arch = Some(name.to_string());
-        Ok(())
+        o.set_arch(Some(name)).map(drop)
     })
 }
 
@@ -223,18 +188,16 @@ pub extern "C" fn stload_options_add_split(
         let name = unsafe { str_arg(name, "name") }?.to_string();
         // SAFETY: as above.
         let names = unsafe { strings(part_names, n_parts, "part_names") }?;
-        if n_parts == 0 || part_rows.is_null() {
-            return Err(Error::InvalidArgument(
-                "a split needs at least one part and part_rows".into(),
-            ));
-        }
-        // SAFETY: `part_rows` holds n_parts values per the API contract.
-        let rows = unsafe { std::slice::from_raw_parts(part_rows, n_parts) };
-        o.splits.push(SplitRule {
-            name,
-            parts: names.into_iter().zip(rows.iter().copied()).collect(),
-        });
-        Ok(())
+        let rows: &[u64] = if n_parts == 0 {
+            &[]
+        } else if part_rows.is_null() {
+            return Err(Error::InvalidArgument("part_rows is NULL".into()));
+        } else {
+            // SAFETY: `part_rows` holds n_parts values per the API contract.
+            unsafe { std::slice::from_raw_parts(part_rows, n_parts) }
+        };
+        let parts = names.into_iter().zip(rows.iter().copied()).collect();
+        o.add_split(name, parts).map(drop)
     })
 }
 
@@ -252,14 +215,8 @@ pub extern "C" fn stload_options_add_stack(
         // SAFETY: an array of n strings and a NUL-terminated string per the API contract.
         let names = unsafe { strings(names, n, "names") }?;
         // SAFETY: as above.
-        let into = unsafe { str_arg(into, "into") }?.to_string();
-        if names.is_empty() {
-            return Err(Error::InvalidArgument(
-                "a stack needs at least one tensor".into(),
-            ));
-        }
-        o.stacks.push(StackRule { names, into });
-        Ok(())
+        let into = unsafe { str_arg(into, "into") }?;
+        o.add_stack(names, into).map(drop)
     })
 }
 

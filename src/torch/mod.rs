@@ -21,7 +21,7 @@ use std::rc::Rc;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 
-use self::pickle::{PickleLimits, StorageRef, TensorRef, Value};
+use self::pickle::{PickleLimits, PickledTensor, StorageRef, Value};
 use self::zip::{Archive, Stored};
 
 /// The file patterns ollama's `parseTensors` tries after `*.safetensors`, in its order.
@@ -125,13 +125,13 @@ pub struct Checkpoint {
 /// file; `Limit` when `limits` are reached.
 pub fn read_checkpoint(path: &Path, limits: &TorchLimits) -> Result<Checkpoint> {
     let shown = path.display().to_string();
-    let (mut file, meta) = crate::file::open_regular(path)?;
+    let (mut file, meta) = crate::identity::open_regular(path)?;
     let file_len = meta.len();
     let mut head = [0u8; 512];
     let got = read_up_to(&mut file, &mut head).map_err(|e| Error::io(&shown, "cannot read", &e))?;
     check_magic(&shown, &head[..got])?;
     // The zip reader seeks on its own; start it from a fresh handle.
-    let (file, _) = crate::file::open_regular(path)?;
+    let (file, _) = crate::identity::open_regular(path)?;
     let mut archive = Archive::open(file, &shown, file_len)?;
 
     if let Some(order) = archive.read("byteorder", 16)? {
@@ -248,7 +248,7 @@ fn state_dict_tensors(
     ctx: &str,
     root: &Value,
     max_tensors: usize,
-) -> Result<Vec<(String, Rc<TensorRef>)>> {
+) -> Result<Vec<(String, Rc<PickledTensor>)>> {
     let Value::Dict(dict) = root else {
         return Err(Error::Unsupported(format!(
             "{ctx}: the checkpoint holds a {}, not a state dict of tensors",
@@ -371,7 +371,7 @@ pub(crate) fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
 }
 
 /// Checks the view of `t` inside its storage entry and builds the public description.
-fn view(shown: &str, name: String, t: &TensorRef, stored: Stored) -> Result<TorchTensor> {
+fn view(shown: &str, name: String, t: &PickledTensor, stored: Stored) -> Result<TorchTensor> {
     let bad = |rule: String| Error::format(shown, Some(&name), rule);
     let Some(elem) = t.dtype.byte_size().map(|s| s as u64) else {
         return Err(Error::Unsupported(format!(
@@ -507,7 +507,7 @@ pub fn is_torch_checkpoint(path: &Path) -> bool {
     }
     let mut head = [0u8; 512];
     // Not a regular file: not a checkpoint (opening it as safetensors then says why).
-    let Ok((mut file, _)) = crate::file::open_regular(path) else {
+    let Ok((mut file, _)) = crate::identity::open_regular(path) else {
         return false;
     };
     let got = read_up_to(&mut file, &mut head);

@@ -71,7 +71,7 @@ pub(crate) struct StorageRef {
 
 /// A tensor as `_rebuild_tensor_v2/v3` describes it; offsets and strides in elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TensorRef {
+pub(crate) struct PickledTensor {
     /// The storage holding the data.
     pub(crate) storage: Rc<StorageRef>,
     /// Element type.
@@ -107,7 +107,7 @@ pub(crate) enum Value {
     Str(Rc<str>),
     Global(Global),
     Storage(Rc<StorageRef>),
-    Tensor(Rc<TensorRef>),
+    Tensor(Rc<PickledTensor>),
     Tuple(Rc<Seq>),
     List(Rc<Seq>),
     Dict(Rc<Pairs>),
@@ -752,7 +752,7 @@ impl Machine<'_> {
                 return Err(self.format(format!("{name}: the dtype argument is a {}", other.kind())))
             }
         };
-        Ok(Value::Tensor(Rc::new(TensorRef {
+        Ok(Value::Tensor(Rc::new(PickledTensor {
             storage: Rc::clone(storage),
             dtype,
             offset,

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::float::{self, Format};
+use super::super::float::{self, FloatLayout};
 use super::super::lut::{lookup, Table};
 use super::avx2::{fence, load256, store256};
 use super::{drive, has_avx512, Body};
@@ -188,7 +188,7 @@ fn f32x16_to_bf16(x: __m512i) -> __m256i {
 /// 16 F32 → an FP8 format, round to nearest even, with ml_dtypes' overflow and NaN rules.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-fn f32x16_to_f8(x: __m512i, f: &Format) -> __m128i {
+fn f32x16_to_f8(x: __m512i, f: &FloatLayout) -> __m128i {
     let (m, rebias) = (f.man, (127 - f.bias) as u32);
     let abs = _mm512_and_si512(x, splat(0x7fff_ffff));
     let sign = _mm512_and_si512(_mm512_srli_epi32::<24>(x), splat(0x80));
@@ -284,7 +284,7 @@ fn widen(s: &[u8], w: Widen) -> __m512i {
 /// FP8 narrowing of 32 elements per block.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-fn to_f8_body(src: &[u8], dst: &mut [u8], stream: bool, w: Widen, f: &Format) {
+fn to_f8_body(src: &[u8], dst: &mut [u8], stream: bool, w: Widen, f: &FloatLayout) {
     let in_size = match w {
         Widen::F32 => 4,
         Widen::F16 | Widen::Bf16 => 2,

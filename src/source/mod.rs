@@ -4,6 +4,8 @@
 //! tensor), so every kind of source can be cut into rows, permuted and stacked.
 //! Sources are built at open, so `get` is a lookup; data is read only when asked for.
 
+pub(crate) mod item;
+
 use std::borrow::Cow;
 use std::sync::Arc;
 

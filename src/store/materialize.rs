@@ -88,8 +88,7 @@ pub(crate) fn convert_parts(
             release_pages(&part.map, part.range.start, part.range.len());
         }
     }
-    converted
-        .map_err(|e: convert::Error| Error::Unsupported(format!("tensor \"{tensor}\": {e}")))?;
+    converted.map_err(|e: convert::Error| e.in_tensor(tensor))?;
     Ok(out)
 }
 

@@ -1,0 +1,322 @@
+//! Opening a model: listing its files, parsing their headers in parallel, checking a shard
+//! index against them, and building the index through the transforms.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{Entry, Model};
+use crate::error::{Error, Result};
+use crate::file::ShardFile;
+use crate::header::Header;
+use crate::index::{ShardIndex, INDEX_FILE};
+use crate::nulstr::NulString;
+use crate::options::Options;
+use crate::shape::Shape;
+use crate::source::item::Item;
+use crate::source::{Segment, Source};
+use crate::store::Store;
+use crate::transform;
+
+impl Model {
+    /// Opens every `*.safetensors` file of `dir` in sorted order, or the shards named by its
+    /// `model.safetensors.index.json` when that exists (and checks they agree with it).
+    pub fn open_dir(dir: impl AsRef<Path>, options: &Options) -> Result<Model> {
+        options.validate()?;
+        let dir = dir.as_ref();
+        let index_path = dir.join(INDEX_FILE);
+        if index_path.is_file() {
+            return Model::open_indexed(dir, &index_path, options);
+        }
+        let listing = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
+        let mut paths = Vec::new();
+        for item in listing {
+            let item = item.map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
+            let path = item.path();
+            if path.extension().is_some_and(|x| x == "safetensors") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        if paths.is_empty() {
+            // Like ollama's parseTensors: PyTorch checkpoints when there is no safetensors file.
+            let names: Vec<String> = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?
+                .filter_map(|item| item.ok()?.file_name().into_string().ok())
+                .collect();
+            paths = crate::torch::dir_patterns(&names)
+                .iter()
+                .map(|n| dir.join(n))
+                .collect();
+        }
+        if paths.is_empty() {
+            return Err(Error::NotFound(format!(
+                "{}: no *.safetensors, pytorch_model*.bin or consolidated.*.pth files in this directory",
+                dir.display()
+            )));
+        }
+        paths.sort();
+        Model::open_files(&paths, options)
+    }
+
+    /// Opens an explicit list of files (for blob stores without a directory layout):
+    /// safetensors, or PyTorch zip checkpoints (`.bin`, `.pth`, `.pt`) recognised by name and
+    /// content.
+    pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
+        options.validate()?;
+        if paths.is_empty() {
+            return Err(Error::InvalidArgument("no files given".into()));
+        }
+        // Headers are parsed in parallel: a model may have a thousand shards.
+        let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
+        let listed = TensorCount::new(options.max_tensors);
+        let opened = crate::parallel::map(&paths, options.effective_threads(), |&p| {
+            listed.check(p, 0)?;
+            if crate::torch::is_torch_checkpoint(p) {
+                let limits = crate::torch::TorchLimits {
+                    max_view_expansion: options.max_view_expansion,
+                    ..Default::default()
+                };
+                let (file, checkpoint) = ShardFile::open_torch(p, &limits)?;
+                listed.check(p, checkpoint.tensors.len())?;
+                Ok((file, Contents::Torch(checkpoint)))
+            } else {
+                let (file, header) = ShardFile::open(p, options.max_header_size)?;
+                listed.check(p, header.tensors.len())?;
+                Ok((file, Contents::Safetensors(header)))
+            }
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        // Files given one by one: config.json (for architectures) sits beside the first.
+        let config_dir = paths[0].parent().unwrap_or(Path::new("."));
+        Model::build(opened, options, config_dir)
+    }
+
+    fn open_indexed(dir: &Path, index_path: &Path, options: &Options) -> Result<Model> {
+        let shown = index_path.display().to_string();
+        let json = crate::file::read_limited(index_path, options.max_json_size, "shard index")?;
+        let index = ShardIndex::parse(&shown, &json)?;
+        let paths: Vec<PathBuf> = index.shards().iter().map(|s| dir.join(s)).collect();
+        let listed = TensorCount::new(options.max_tensors);
+        let opened = crate::parallel::map(&paths, options.effective_threads(), |p| {
+            listed.check(p, 0)?;
+            let (file, header) = ShardFile::open(p, options.max_header_size)?;
+            listed.check(p, header.tensors.len())?;
+            Ok((file, header))
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        check_agreement(&shown, &index, &opened)?;
+        let opened: Vec<_> = opened
+            .into_iter()
+            .map(|(f, h)| (f, Contents::Safetensors(h)))
+            .collect();
+        Model::build(opened, options, dir)
+    }
+
+    fn build(
+        opened: Vec<(ShardFile, Contents)>,
+        options: &Options,
+        config_dir: &Path,
+    ) -> Result<Model> {
+        let mut files = Vec::with_capacity(opened.len());
+        let mut items = Vec::new();
+        let mut metadata = BTreeMap::new();
+        for (file_index, (file, contents)) in opened.into_iter().enumerate() {
+            match contents {
+                Contents::Safetensors(header) => {
+                    for (key, value) in header.metadata {
+                        metadata
+                            .entry(NulString::new(&key))
+                            .or_insert_with(|| NulString::new(&value));
+                    }
+                    items.extend(header.tensors.into_iter().map(|t| Item {
+                        original: None,
+                        name: t.name,
+                        dtype: t.dtype,
+                        shape: t.shape,
+                        source: Source::Contiguous(Segment {
+                            file: file_index,
+                            offset: file.data_start() + t.start,
+                            len: t.end - t.start,
+                        }),
+                    }));
+                }
+                Contents::Torch(checkpoint) => {
+                    items.extend(checkpoint.tensors.into_iter().map(|t| Item {
+                        original: None,
+                        name: t.name.clone(),
+                        dtype: t.dtype,
+                        shape: Shape::from_slice(&t.shape),
+                        source: Source::view(file_index, t),
+                    }));
+                }
+            }
+            files.push(file);
+        }
+        // Safetensors headers come sorted by name: one file needs no sort, shards only a merge.
+        if !items.is_sorted_by(|a, b| a.name <= b.name) {
+            items.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        if let Some(w) = items.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(Error::Duplicate(format!(
+                "tensor \"{}\" is in both {} and {}",
+                w[0].name,
+                files[w[0].source.first().file].display(),
+                files[w[1].source.first().file].display()
+            )));
+        }
+        let items = transform::apply(items, options, config_dir)?;
+        for item in &items {
+            check_shape(item, &files)?;
+        }
+        if items.len() > options.max_tensors {
+            return Err(Error::Limit(format!(
+                "the model lists {} tensors, over the limit of {}",
+                items.len(),
+                options.max_tensors
+            )));
+        }
+        let entries = items
+            .into_iter()
+            .map(|i| {
+                let first = i.source.first();
+                Entry {
+                    original: i.original.map(NulString::from),
+                    name: NulString::from(i.name),
+                    dtype: i.dtype,
+                    shape: i.shape,
+                    nbytes: i.source.len(),
+                    file: first.file,
+                    offset: first.offset,
+                    source: i.source,
+                }
+            })
+            .collect();
+        let model = Model {
+            store: Store::new(files, options),
+            entries,
+            metadata,
+            options: options.clone(),
+            config_dir: config_dir.to_path_buf(),
+            converted: Mutex::new(HashMap::new()),
+            #[cfg(feature = "mlx")]
+            mlx_cache: crate::mlx::MlxCache::default(),
+        };
+        if options.prefetch {
+            model.store.prefetch_in_background()?;
+        }
+        Ok(model)
+    }
+}
+
+/// The invariant of every listed tensor: `product(shape) × dtype size == nbytes`, in
+/// overflow-checked arithmetic (a transform or a file that breaks it is refused at open).
+fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
+    let elements = item
+        .shape
+        .iter()
+        .try_fold(1u64, |acc, &n| acc.checked_mul(n));
+    let want = elements.and_then(|n| item.dtype.bytes_for(n));
+    let have = item.source.checked_len();
+    if want.is_some() && want == have {
+        return Ok(());
+    }
+    let file = files
+        .get(item.source.first().file)
+        .map_or_else(String::new, |f| f.display().to_string());
+    let want = want.map_or("more than 2^64".into(), |w| w.to_string());
+    let have = have.map_or("more than 2^64".into(), |h| h.to_string());
+    Err(Error::format(
+        file,
+        Some(&item.name),
+        format!(
+            "shape {:?} of {} needs {want} bytes but its data is {have} bytes",
+            item.shape, item.dtype
+        ),
+    ))
+}
+
+/// Tensors listed by the files parsed so far, against `max_tensors`: checked as each header is
+/// parsed, so a model over the limit stops before its other headers are read.
+struct TensorCount {
+    seen: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl TensorCount {
+    fn new(max: usize) -> TensorCount {
+        TensorCount {
+            seen: std::sync::atomic::AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Adds `n` tensors of `path`; an error once the total is over the limit.
+    fn check(&self, path: &Path, n: usize) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let total = self.seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if total > self.max {
+            return Err(Error::Limit(format!(
+                "{}: the model lists {total} tensors, over the limit of {} (counted as each \
+                 file's header is read)",
+                path.display(),
+                self.max
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one opened file holds.
+enum Contents {
+    Safetensors(Header),
+    Torch(crate::torch::Checkpoint),
+}
+
+/// Every tensor the index names must be in its shard, and every shard tensor must be named there.
+fn check_agreement(
+    index_path: &str,
+    index: &ShardIndex,
+    opened: &[(ShardFile, Header)],
+) -> Result<()> {
+    let shards = index.shards();
+    for (shard_name, (file, header)) in shards.iter().zip(opened) {
+        for t in &header.tensors {
+            match index.weight_map.get(&t.name) {
+                Some(listed) if listed == shard_name => {}
+                Some(listed) => {
+                    return Err(Error::format(
+                        file.display(),
+                        Some(&t.name),
+                        format!("{index_path} places this tensor in \"{listed}\""),
+                    ))
+                }
+                None => {
+                    return Err(Error::format(
+                        file.display(),
+                        Some(&t.name),
+                        format!("tensor is missing from the weight_map of {index_path}"),
+                    ))
+                }
+            }
+        }
+    }
+    let total: usize = opened.iter().map(|(_, h)| h.tensors.len()).sum();
+    if total != index.weight_map.len() {
+        // Some listed tensor was not found in its shard: name the first.
+        for (name, shard) in &index.weight_map {
+            let pos = shards.iter().position(|s| s == shard);
+            let found = pos.is_some_and(|p| opened[p].1.tensors.iter().any(|t| &t.name == name));
+            if !found {
+                return Err(Error::format(
+                    index_path,
+                    Some(name),
+                    format!("listed in shard \"{shard}\" but that file's header does not have it"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

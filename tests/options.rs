@@ -1,0 +1,167 @@
+//! Every rule on an `Options` value holds in the Rust API: the setters refuse a bad value when
+//! it is set, and `Model::open_*` refuses options built as a struct literal with the same error
+//! before it reads anything. The C setters call these, so both give the same answers.
+
+use stload::options::MAX_THREADS;
+use stload::transform::{SplitRule, StackRule};
+use stload::{Error, Model, Options};
+
+/// The refusals of an opened model, of an opened file list, and of the setter.
+fn refused_at_open(options: &Options) -> (Error, Error) {
+    // The directory does not exist: an error other than the options' proves they come first.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let a = Model::open_dir(&missing, options).unwrap_err();
+    let b = Model::open_files(&[missing.join("m.safetensors")], options).unwrap_err();
+    (a, b)
+}
+
+fn assert_invalid(e: &Error, words: &str) {
+    assert!(
+        matches!(e, Error::InvalidArgument(m) if m.contains(words)),
+        "want an invalid argument saying \"{words}\", got {e:?}"
+    );
+}
+
+/// A setter of one limit to 0.
+type Setter = fn(&mut Options) -> stload::Result<&mut Options>;
+
+#[test]
+fn zero_limits_are_refused_when_set_and_at_open() {
+    let cases: [(Setter, &str); 3] = [
+        (|o| o.set_max_header_size(0), "max header size"),
+        (|o| o.set_max_json_size(0), "max JSON size"),
+        (|o| o.set_max_view_expansion(0), "max view expansion"),
+    ];
+    for (set, words) in cases {
+        let mut o = Options::default();
+        assert_invalid(&set(&mut o).unwrap_err(), words);
+        // A refused value leaves the options as they were.
+        assert!(o.validate().is_ok());
+    }
+    for (options, words) in [
+        (
+            Options {
+                max_header_size: 0,
+                ..Options::default()
+            },
+            "max header size",
+        ),
+        (
+            Options {
+                max_json_size: 0,
+                ..Options::default()
+            },
+            "max JSON size",
+        ),
+        (
+            Options {
+                max_view_expansion: 0,
+                ..Options::default()
+            },
+            "max view expansion",
+        ),
+    ] {
+        let (a, b) = refused_at_open(&options);
+        assert_invalid(&a, words);
+        assert_invalid(&b, words);
+    }
+    let mut o = Options::default();
+    o.set_max_header_size(1)
+        .unwrap()
+        .set_max_json_size(7)
+        .unwrap();
+    assert_eq!((o.max_header_size, o.max_json_size), (1, 7));
+}
+
+#[test]
+fn thread_counts_over_the_maximum_are_refused_by_the_setter() {
+    let mut o = Options::default();
+    o.set_threads(MAX_THREADS).unwrap();
+    assert_eq!(o.threads, MAX_THREADS);
+    o.set_threads(0).unwrap();
+    assert_invalid(&o.set_threads(MAX_THREADS + 1).unwrap_err(), "threads");
+    assert_eq!(o.threads, 0);
+    // Set directly, a larger count is clamped (tests/hostile_open.rs opens with one).
+    let direct = Options {
+        threads: usize::MAX,
+        ..Options::default()
+    };
+    assert!(direct.validate().is_ok());
+    assert_eq!(direct.effective_threads(), MAX_THREADS);
+}
+
+#[test]
+fn an_unknown_architecture_is_refused_when_set_and_at_open() {
+    let mut o = Options::default();
+    let e = o.set_arch(Some("llama9")).unwrap_err();
+    assert!(
+        matches!(&e, Error::Unsupported(m) if m.contains("llama9")),
+        "{e:?}"
+    );
+    assert_eq!(o.arch, None);
+    o.set_arch(Some("Mixtral")).unwrap();
+    assert_eq!(o.arch.as_deref(), Some("Mixtral"));
+    o.set_arch(Some("auto")).unwrap();
+    o.set_arch(None).unwrap();
+    assert_eq!(o.arch, None);
+    let (a, b) = refused_at_open(&Options {
+        arch: Some("llama9".into()),
+        ..Options::default()
+    });
+    for e in [a, b] {
+        assert!(
+            matches!(&e, Error::Unsupported(m) if m.contains("llama9")),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_stacks_and_splits_are_refused_when_added_and_at_open() {
+    let mut o = Options::default();
+    assert_invalid(
+        &o.add_stack(Vec::new(), "experts").unwrap_err(),
+        "at least one tensor",
+    );
+    assert_invalid(
+        &o.add_split("w", Vec::new()).unwrap_err(),
+        "at least one part",
+    );
+    assert!(o.stacks.is_empty() && o.splits.is_empty());
+    o.add_stack(vec!["a".into(), "b".into()], "ab")
+        .unwrap()
+        .add_split("ab", vec![("x".into(), 1), ("y".into(), 1)])
+        .unwrap();
+    assert_eq!(
+        o.stacks,
+        [StackRule {
+            names: vec!["a".into(), "b".into()],
+            into: "ab".into()
+        }]
+    );
+    assert_eq!(o.splits[0].parts.len(), 2);
+    let (a, b) = refused_at_open(&Options {
+        stacks: vec![StackRule {
+            names: Vec::new(),
+            into: "experts".into(),
+        }],
+        ..Options::default()
+    });
+    assert_invalid(&a, "experts");
+    assert_invalid(&b, "at least one tensor");
+    let (a, _) = refused_at_open(&Options {
+        splits: vec![SplitRule {
+            name: "w".into(),
+            parts: Vec::new(),
+        }],
+        ..Options::default()
+    });
+    assert_invalid(&a, "at least one part");
+}
+
+#[test]
+fn valid_options_reach_the_file_system() {
+    let (a, _) = refused_at_open(&Options::default());
+    assert!(matches!(a, Error::Io { .. }), "{a:?}");
+}
