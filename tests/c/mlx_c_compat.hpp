@@ -37,6 +37,9 @@ string format(string_view fmt, const Args &...args) {
 }  // namespace std
 #endif
 
+// CMake's compiler check compiles with this header forced in but without MLX on the include
+// path: only the real build sees (and needs) MLX.
+#if __has_include("mlx/mlx.h")
 #include "mlx/mlx.h"
 
 #if MLX_VERSION_NUMERIC > 32002
@@ -50,6 +53,7 @@ inline array gather_qmm(const array &x, const array &w, const array &scales,
                     transpose, group_size, bits, mode, std::nullopt, sorted_indices, s);
 }
 }  // namespace mlx::core
+#endif
 #endif
 
 #endif
