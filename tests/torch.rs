@@ -656,6 +656,36 @@ fn stride_zero_views_may_not_expand_without_an_option() {
     assert_eq!(read_checkpoint(&small, &limits).unwrap().tensors.len(), 1);
 }
 
+#[test]
+fn verify_checks_views_without_materialising() {
+    // Issue 16 item 4: `stload verify` got every tensor, so a 4-byte storage viewed as 3 GiB
+    // was expanded. verify checks ranges only: no memory grows, and a truncated file is seen.
+    let case = Case::new();
+    let path = case.archive(
+        "expand.pt",
+        &one_tensor(1, 0, &[1 << 28, 3], &[0, 0]),
+        &[0; 4],
+    );
+    let raised = stload::Options {
+        max_view_expansion: u64::MAX,
+        ..stload::Options::default()
+    };
+    let model = stload::Model::open_files(std::slice::from_ref(&path), &raised).unwrap();
+    let before = peak_kib();
+    model.verify().expect("a valid file verifies");
+    // Materialising would take 3 GiB; other tests of this binary stay far below 1 GiB.
+    assert!(peak_kib() - before < 1 << 20, "verify grew memory");
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = model.verify().unwrap_err();
+    assert!(err.to_string().contains("changed since open"), "{err}");
+}
+
 /// Peak resident memory of this process so far, in KiB (VmHWM).
 fn peak_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

@@ -491,12 +491,9 @@ fn check_output(
 fn verify(paths: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for path in paths {
-        let checked = open(std::slice::from_ref(path), &Options::default()).and_then(|model| {
-            for name in model.names() {
-                model.get(name)?;
-            }
-            Ok(model)
-        });
+        // Checks ranges without reading data: a small file may list views of gigabytes.
+        let checked = open(std::slice::from_ref(path), &Options::default())
+            .and_then(|model| model.verify().map(|()| model));
         let shown = path.display().to_string();
         match checked {
             Ok(model) => println!("ok: {} ({} tensors)", escaped(&shown), model.len()),

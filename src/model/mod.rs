@@ -339,6 +339,14 @@ impl Model {
         self.store.prefetch(&sources, &mut progress)
     }
 
+    /// Checks every tensor without reading its data: each file is still the one opened, and
+    /// every tensor's bytes (a strided view's whole storage) lie inside its file. Headers, views
+    /// and shapes were checked at open; this adds what may have changed since.
+    pub fn verify(&self) -> Result<()> {
+        self.store
+            .verify(self.entries.iter().map(|e| (e.name.as_str(), &e.source)))
+    }
+
     /// Drops every cached tensor and every file mapping. The index stays: a later `get` maps
     /// again. Tensors already handed out stay valid.
     pub fn release_all(&self) {

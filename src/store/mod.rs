@@ -237,6 +237,31 @@ impl Store {
         .map_err(|e| Error::Format(format!("{}: {e}", shown())))
     }
 
+    /// Checks, without reading or copying data, that every file is still the one opened and
+    /// that every byte `sources` name (each with its tensor's name) lies inside its file: the
+    /// ranges of byte pieces, and the whole storage record of strided views.
+    pub fn verify<'a>(&self, sources: impl Iterator<Item = (&'a str, &'a Source)>) -> Result<()> {
+        for file in &self.files {
+            file.check(Duration::ZERO)?;
+        }
+        for (name, source) in sources {
+            for piece in source.pieces().iter() {
+                let (file, start, len) = match piece {
+                    Piece::Bytes(seg) => (seg.file, seg.offset, seg.len),
+                    Piece::View { file, view } => (*file, view.storage_start, view.storage_len),
+                };
+                let file = &self.files[file];
+                if start.checked_add(len).is_none_or(|end| end > file.size()) {
+                    return Err(Error::Io {
+                        path: file.display().to_string(),
+                        message: format!("tensor \"{name}\": data lies outside the file"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Brings the bytes of `sources` (each with its tensor's name) into memory ahead of use:
     /// the kernel is asked to read ahead and the pages are touched by all threads. In read
     /// mode the data is read once with parallel positioned reads, which fills the page cache.
