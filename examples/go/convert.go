@@ -159,6 +159,19 @@ func (m *Model) Load(dtype Dtype, progress func(done, total int, name string) bo
 	var cerr *C.stload_error
 	status := C.stloadgo_load(p, C.stload_dtype(dtype), handle, &cerr)
 	runtime.KeepAlive(m)
+	return state.finish(status, cerr)
+}
+
+// loadState is what one Load call shares with its progress callback.
+type loadState struct {
+	progress   func(done, total int, name string) bool
+	panicked   bool
+	panicValue interface{}
+}
+
+// finish ends a call that took a progress callback (state is nil without one): the status as
+// an error, after raising again a panic the callback caught.
+func (state *loadState) finish(status uint32, cerr *C.stload_error) error {
 	var err error
 	if status != C.STLOAD_OK {
 		err = takeError(status, cerr)
@@ -167,13 +180,6 @@ func (m *Model) Load(dtype Dtype, progress func(done, total int, name string) bo
 		panic(state.panicValue)
 	}
 	return err
-}
-
-// loadState is what one Load call shares with its progress callback.
-type loadState struct {
-	progress   func(done, total int, name string) bool
-	panicked   bool
-	panicValue interface{}
 }
 
 // stloadgoProgress is the Go side of progress.c's trampoline: handle is the cgo.Handle of

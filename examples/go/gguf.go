@@ -60,12 +60,5 @@ func (m *Model) WriteGGUF(path string, outtype GGUFType, progress func(done, tot
 	var cerr *C.stload_error
 	status := C.stloadgo_write_gguf(p, cpath, C.stload_gguf_type(outtype), handle, &cerr)
 	runtime.KeepAlive(m)
-	var err error
-	if status != C.STLOAD_OK {
-		err = takeError(status, cerr)
-	}
-	if state != nil && state.panicked {
-		panic(state.panicValue)
-	}
-	return err
+	return state.finish(status, cerr)
 }

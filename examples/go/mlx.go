@@ -121,14 +121,7 @@ func (m *Model) LoadMLX(dtype Dtype, progress func(done, total int, name string)
 	var cerr *C.stload_error
 	status := C.stloadgo_load_mlx(p, C.stload_dtype(dtype), handle, &cerr)
 	runtime.KeepAlive(m)
-	var err error
-	if status != C.STLOAD_OK {
-		err = takeError(status, cerr)
-	}
-	if state != nil && state.panicked {
-		panic(state.panicValue)
-	}
-	return err
+	return state.finish(status, cerr)
 }
 
 // ptr returns the live handle, or panics if the array is closed.

@@ -100,14 +100,7 @@ func (m *Model) Prefetch(names []string, progress func(done, total int) bool) er
 	var cerr *C.stload_error
 	status := C.stloadgo_prefetch(p, cnames, C.size_t(len(names)), handle, &cerr)
 	runtime.KeepAlive(m)
-	var err error
-	if status != C.STLOAD_OK {
-		err = takeError(status, cerr)
-	}
-	if state != nil && state.panicked {
-		panic(state.panicValue)
-	}
-	return err
+	return state.finish(status, cerr)
 }
 
 // Files returns the paths of the files that hold the model's tensors, sorted, without
