@@ -4,43 +4,19 @@
 //! open keeps the stored values). gemma2 adds a norm after attention and one after the
 //! feed-forward block, and logit soft-capping.
 
-use super::{keys, Config};
+use super::{keys, llama, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
 use crate::source::item::Item;
 
-/// ollama's gemma replacements, in its order.
-#[rustfmt::skip]
-pub const PAIRS: &[&str] = &[
-    "model.embed_tokens", "token_embd",
-    "model.norm", "output_norm",
-    "model.layers", "blk",
-    "input_layernorm", "attn_norm",
-    "self_attn.q_proj", "attn_q",
-    "self_attn.k_proj", "attn_k",
-    "self_attn.v_proj", "attn_v",
-    "self_attn.o_proj", "attn_output",
-    "mlp.gate_proj", "ffn_gate",
-    "mlp.down_proj", "ffn_down",
-    "mlp.up_proj", "ffn_up",
-    "post_attention_layernorm", "ffn_norm",
-];
+/// ollama's gemma replacements, in its order: llama's without `lm_head` (tied embeddings).
+pub const PAIRS: &[&str] = llama::PAIRS.split_at(2).1;
 
-/// ollama's gemma2 replacements, in its order: gemma2's `post_attention_layernorm` follows the
-/// attention (`post_attention_norm`), its `pre_feedforward_layernorm` is the `ffn_norm`.
+/// gemma2's replacements, applied before gemma's (for an identical `old` the first pair wins):
+/// gemma2's `post_attention_layernorm` follows the attention (`post_attention_norm`, not gemma's
+/// `ffn_norm`), its `pre_feedforward_layernorm` is the `ffn_norm`.
 #[rustfmt::skip]
-pub const PAIRS2: &[&str] = &[
-    "model.embed_tokens", "token_embd",
-    "model.norm", "output_norm",
-    "model.layers", "blk",
-    "input_layernorm", "attn_norm",
-    "self_attn.q_proj", "attn_q",
-    "self_attn.k_proj", "attn_k",
-    "self_attn.v_proj", "attn_v",
-    "self_attn.o_proj", "attn_output",
-    "mlp.gate_proj", "ffn_gate",
-    "mlp.down_proj", "ffn_down",
-    "mlp.up_proj", "ffn_up",
+pub const EXTRA_PAIRS2: &[&str] = &[
     "post_attention_layernorm", "post_attention_norm",
     "pre_feedforward_layernorm", "ffn_norm",
     "post_feedforward_layernorm", "post_ffw_norm",

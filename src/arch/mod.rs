@@ -123,7 +123,11 @@ pub(crate) fn lookup(name: &str) -> Result<Arch> {
         },
         "gemma2" => Arch {
             name: "gemma2",
-            replacer: pairs(gemma::PAIRS2)?,
+            replacer: {
+                let mut replacer = pairs(gemma::EXTRA_PAIRS2)?;
+                replacer.extend(&pairs(gemma::PAIRS)?);
+                replacer
+            },
             transform: gemma::transform,
             gguf_name: "gemma2",
             kv: gemma::kv2,
