@@ -147,19 +147,24 @@ func convert(src []byte, from Dtype, dst []byte, to Dtype, count uint64) error {
 // Load may run concurrently with other methods of m, except Close.
 func (m *Model) Load(dtype Dtype, progress func(done, total int, name string) bool) error {
 	p := m.ptr()
-	var handle C.uintptr_t
-	var state *loadState
-	if progress != nil {
-		// C receives an integer handle, never a Go pointer; the callback turns it back.
-		state = &loadState{progress: progress}
-		h := cgo.NewHandle(state)
-		defer h.Delete()
-		handle = C.uintptr_t(h)
-	}
+	state, handle, release := newLoadState(progress)
+	defer release()
 	var cerr *C.stload_error
 	status := C.stloadgo_load(p, C.stload_dtype(dtype), handle, &cerr)
 	runtime.KeepAlive(m)
 	return state.finish(status, cerr)
+}
+
+// newLoadState prepares a call's progress callback for C: C receives an integer handle,
+// never a Go pointer, and the trampoline turns it back. With a nil progress the state is nil
+// and the handle 0 (no callback). release must run after the C call returns.
+func newLoadState(progress func(done, total int, name string) bool) (*loadState, C.uintptr_t, func()) {
+	if progress == nil {
+		return nil, 0, func() {}
+	}
+	state := &loadState{progress: progress}
+	h := cgo.NewHandle(state)
+	return state, C.uintptr_t(h), h.Delete
 }
 
 // loadState is what one Load call shares with its progress callback.

@@ -10,7 +10,6 @@ import "C"
 
 import (
 	"runtime"
-	"runtime/cgo"
 	"unsafe"
 )
 
@@ -46,17 +45,12 @@ func (m *Model) WriteGGUF(path string, outtype GGUFType, progress func(done, tot
 	p := m.ptr()
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	var handle C.uintptr_t
-	var state *loadState
+	var bytes func(done, total int, _ string) bool
 	if progress != nil {
-		// C receives an integer handle, never a Go pointer; the callback turns it back.
-		state = &loadState{progress: func(done, total int, _ string) bool {
-			return progress(uint64(done), uint64(total))
-		}}
-		h := cgo.NewHandle(state)
-		defer h.Delete()
-		handle = C.uintptr_t(h)
+		bytes = func(done, total int, _ string) bool { return progress(uint64(done), uint64(total)) }
 	}
+	state, handle, release := newLoadState(bytes)
+	defer release()
 	var cerr *C.stload_error
 	status := C.stloadgo_write_gguf(p, cpath, C.stload_gguf_type(outtype), handle, &cerr)
 	runtime.KeepAlive(m)

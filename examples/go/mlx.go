@@ -50,7 +50,6 @@ import "C"
 
 import (
 	"runtime"
-	"runtime/cgo"
 	"strings"
 	"unsafe"
 )
@@ -110,14 +109,8 @@ func (m *Model) GetMLX(name string, dtype Dtype) (*MLXArray, error) {
 // except Close.
 func (m *Model) LoadMLX(dtype Dtype, progress func(done, total int, name string) bool) error {
 	p := m.ptr()
-	var handle C.uintptr_t
-	var state *loadState
-	if progress != nil {
-		state = &loadState{progress: progress}
-		h := cgo.NewHandle(state)
-		defer h.Delete()
-		handle = C.uintptr_t(h)
-	}
+	state, handle, release := newLoadState(progress)
+	defer release()
 	var cerr *C.stload_error
 	status := C.stloadgo_load_mlx(p, C.stload_dtype(dtype), handle, &cerr)
 	runtime.KeepAlive(m)

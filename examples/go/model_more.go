@@ -30,7 +30,6 @@ import "C"
 
 import (
 	"runtime"
-	"runtime/cgo"
 	"sort"
 	"strings"
 	"unsafe"
@@ -89,14 +88,12 @@ func (m *Model) Prefetch(names []string, progress func(done, total int) bool) er
 		}()
 		cnames = (**C.char)(mem)
 	}
-	var handle C.uintptr_t
-	var state *loadState
+	var counted func(done, total int, _ string) bool
 	if progress != nil {
-		state = &loadState{progress: func(done, total int, _ string) bool { return progress(done, total) }}
-		h := cgo.NewHandle(state)
-		defer h.Delete()
-		handle = C.uintptr_t(h)
+		counted = func(done, total int, _ string) bool { return progress(done, total) }
 	}
+	state, handle, release := newLoadState(counted)
+	defer release()
 	var cerr *C.stload_error
 	status := C.stloadgo_prefetch(p, cnames, C.size_t(len(names)), handle, &cerr)
 	runtime.KeepAlive(m)
