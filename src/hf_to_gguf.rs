@@ -4,10 +4,10 @@
 //! `tokenizer.*` keys; the GGUF writer streams it all out. This is the one place that knows all
 //! three, so `arch`, `tokenizer` and `gguf` need not know each other.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Result;
-use crate::gguf::{self, GgufPlan, OutType};
+use crate::gguf::{self, GgufPlan, OutType, Split};
 use crate::model::Model;
 use crate::options::Options;
 use crate::{arch, tokenizer};
@@ -26,6 +26,37 @@ impl Model {
         outtype: OutType,
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
+        self.write_gguf_as(path.as_ref(), outtype, None, progress)
+            .map(drop)
+    }
+
+    /// [`Model::write_gguf`] cut into shards as llama.cpp's gguf-split does: files
+    /// `PREFIX-00001-of-0000N.gguf` beside `path` (`path` less its `.gguf` extension is the
+    /// prefix; see [`gguf::shard_path`]), the first holding all the metadata. Each shard closes
+    /// before `split.max_bytes` of tensor data or `split.max_tensors` tensors (0 = no limit,
+    /// at least one limit set); a tensor larger than `max_bytes` goes alone in a shard. Returns
+    /// the shards written, in order. On any error or a cancel no shard is left, and no shard
+    /// may be one of the model's files.
+    pub fn write_gguf_split(
+        &self,
+        path: impl AsRef<Path>,
+        outtype: OutType,
+        split: Split,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<Vec<PathBuf>> {
+        self.write_gguf_as(path.as_ref(), outtype, Some(split), progress)
+    }
+
+    fn write_gguf_as(
+        &self,
+        path: &Path,
+        outtype: OutType,
+        split: Option<Split>,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<Vec<PathBuf>> {
+        if let Some(s) = &split {
+            s.check()?;
+        }
         let dir = self.config_dir();
         let parts = arch::gguf_parts(dir, self.options().arch.as_deref())?;
         let mut metadata = parts.metadata;
@@ -50,7 +81,8 @@ impl Model {
             extra: parts.computed,
             adjust: &adjust,
             skip: &|_| false,
+            split,
         };
-        gguf::write_model(model, path.as_ref(), outtype, plan, progress)
+        gguf::write_model(model, path, outtype, plan, progress)
     }
 }

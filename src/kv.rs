@@ -68,19 +68,36 @@ pub enum Value {
     Array(Array),
 }
 
-/// An array value. Only the element types GGUF writers use are listed.
+/// An array value: every GGUF element type, and arrays of arrays (each inner array with its
+/// own element type).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Array {
-    /// Strings (tokens, merges).
-    String(Vec<String>),
-    /// `f32` (token scores).
-    F32(Vec<f32>),
-    /// `i32` (token types, per-layer counts).
-    I32(Vec<i32>),
+    /// `u8`.
+    U8(Vec<u8>),
+    /// `i8`.
+    I8(Vec<i8>),
+    /// `u16`.
+    U16(Vec<u16>),
+    /// `i16`.
+    I16(Vec<i16>),
     /// `u32`.
     U32(Vec<u32>),
+    /// `i32` (token types, per-layer counts).
+    I32(Vec<i32>),
+    /// `f32` (token scores).
+    F32(Vec<f32>),
     /// `bool`.
     Bool(Vec<bool>),
+    /// Strings (tokens, merges).
+    String(Vec<String>),
+    /// `u64`.
+    U64(Vec<u64>),
+    /// `i64`.
+    I64(Vec<i64>),
+    /// `f64`.
+    F64(Vec<f64>),
+    /// Arrays (llama.cpp itself refuses these; the `gguf` package writes and reads them).
+    Array(Vec<Array>),
 }
 
 impl Value {
@@ -108,28 +125,81 @@ impl Array {
     /// The element type number.
     pub fn element_type(&self) -> ValueType {
         match self {
-            Array::String(_) => ValueType::String,
-            Array::F32(_) => ValueType::F32,
-            Array::I32(_) => ValueType::I32,
+            Array::U8(_) => ValueType::U8,
+            Array::I8(_) => ValueType::I8,
+            Array::U16(_) => ValueType::U16,
+            Array::I16(_) => ValueType::I16,
             Array::U32(_) => ValueType::U32,
+            Array::I32(_) => ValueType::I32,
+            Array::F32(_) => ValueType::F32,
             Array::Bool(_) => ValueType::Bool,
+            Array::String(_) => ValueType::String,
+            Array::U64(_) => ValueType::U64,
+            Array::I64(_) => ValueType::I64,
+            Array::F64(_) => ValueType::F64,
+            Array::Array(_) => ValueType::Array,
         }
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
         match self {
-            Array::String(v) => v.len(),
-            Array::F32(v) => v.len(),
-            Array::I32(v) => v.len(),
+            Array::U8(v) => v.len(),
+            Array::I8(v) => v.len(),
+            Array::U16(v) => v.len(),
+            Array::I16(v) => v.len(),
             Array::U32(v) => v.len(),
+            Array::I32(v) => v.len(),
+            Array::F32(v) => v.len(),
             Array::Bool(v) => v.len(),
+            Array::String(v) => v.len(),
+            Array::U64(v) => v.len(),
+            Array::I64(v) => v.len(),
+            Array::F64(v) => v.len(),
+            Array::Array(v) => v.len(),
         }
     }
 
     /// Whether the array has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl ValueType {
+    /// The type of number `n` in the file, or `None` for a number GGUF does not define.
+    pub fn from_u32(n: u32) -> Option<ValueType> {
+        use ValueType::*;
+        [
+            U8, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64,
+        ]
+        .into_iter()
+        .find(|t| *t as u32 == n)
+    }
+
+    /// Bytes of one value of this type, or `None` for strings and arrays (whose size is in
+    /// the file).
+    pub fn fixed_size(self) -> Option<u64> {
+        use ValueType::*;
+        match self {
+            U8 | I8 | Bool => Some(1),
+            U16 | I16 => Some(2),
+            U32 | I32 | F32 => Some(4),
+            U64 | I64 | F64 => Some(8),
+            String | Array => None,
+        }
+    }
+}
+
+impl From<u16> for Value {
+    fn from(v: u16) -> Value {
+        Value::U16(v)
+    }
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Value {
+        Value::U64(v)
     }
 }
 

@@ -71,6 +71,14 @@ enum Command {
         /// Output format: gguf or safetensors. Default: gguf for a .gguf output.
         #[arg(long)]
         format: Option<String>,
+        /// GGUF output in shards of at most N bytes of tensor data (N, NK, NM or NG: thousands,
+        /// millions, billions), named as llama.cpp's gguf-split names them: OUT less ".gguf",
+        /// then -00001-of-0000K.gguf. A tensor larger than N goes alone in a shard.
+        #[arg(long, value_name = "N")]
+        split_max_size: Option<String>,
+        /// GGUF output in shards of at most N tensors (named as with --split-max-size).
+        #[arg(long, value_name = "N")]
+        split_max_tensors: Option<String>,
     },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
@@ -107,18 +115,29 @@ fn main() -> ExitCode {
             arch,
             outtype,
             format,
+            split_max_size,
+            split_max_tensors,
         } => match gguf::wanted(&out, format.as_deref()) {
-            Ok(true) => gguf::convert(
-                &src,
-                &out,
-                force,
-                outtype.as_deref(),
-                dtype.as_deref(),
-                &options(arch),
-            ),
+            Ok(true) => gguf::split_arg(split_max_size.as_deref(), split_max_tensors.as_deref())
+                .and_then(|split| {
+                    gguf::convert(
+                        &src,
+                        &out,
+                        force,
+                        outtype.as_deref(),
+                        dtype.as_deref(),
+                        split,
+                        &options(arch),
+                    )
+                }),
             Ok(false) if outtype.is_some() => Err(stload::Error::InvalidArgument(
                 "--outtype applies to GGUF output; for safetensors use --dtype".into(),
             )),
+            Ok(false) if split_max_size.is_some() || split_max_tensors.is_some() => {
+                Err(stload::Error::InvalidArgument(
+                    "--split-max-size and --split-max-tensors apply to GGUF output".into(),
+                ))
+            }
             Ok(false) => convert(&src, dtype.as_deref(), &out, force, &options(arch)),
             Err(e) => Err(e),
         },

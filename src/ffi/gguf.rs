@@ -7,7 +7,7 @@ use super::convert::stload_progress_fn;
 use super::model::stload_model;
 use super::{arg, guard, stload_error, stload_status, str_arg};
 use crate::error::Error;
-use crate::gguf::OutType;
+use crate::gguf::{OutType, Split};
 
 /// A GGUF output type: one of the `STLOAD_GGUF_*` numbers.
 pub type stload_gguf_type = u32;
@@ -55,11 +55,7 @@ pub extern "C" fn stload_model_write_gguf(
         let model = unsafe { arg(model, "model") }?;
         // SAFETY: NULL or a NUL-terminated string per the API contract.
         let path = unsafe { str_arg(path, "path") }?;
-        let outtype = OutType::ALL.get(outtype as usize).copied().ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown GGUF output type {outtype} (STLOAD_GGUF_AUTO = 0 to STLOAD_GGUF_Q8_0 = 4)"
-            ))
-        })?;
+        let outtype = out_type(outtype)?;
         let mut report = |done: u64, total: u64| match progress {
             None => true,
             Some(f) => f(user_data, done as usize, total as usize, std::ptr::null()),
@@ -67,5 +63,67 @@ pub extern "C" fn stload_model_write_gguf(
         model
             .inner
             .write_gguf(Path::new(path), outtype, &mut report)
+    })
+}
+
+fn out_type(outtype: stload_gguf_type) -> Result<OutType, Error> {
+    OutType::ALL.get(outtype as usize).copied().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "unknown GGUF output type {outtype} (STLOAD_GGUF_AUTO = 0 to STLOAD_GGUF_Q8_0 = 4)"
+        ))
+    })
+}
+
+/// Writes `model` as GGUF in shards, as llama.cpp's gguf-split cuts and names them: files
+/// `PREFIX-00001-of-0000N.gguf` in the directory of `path` (UTF-8), where PREFIX is `path`
+/// less a ".gguf" extension (any other name is the prefix whole). llama.cpp loads the model
+/// from the first shard, which holds all the metadata; every shard holds `split.no` (from 0),
+/// `split.count` and `split.tensors.count`. The shard names are used even when one shard holds
+/// everything.
+///
+/// A shard closes before the tensor that would take its tensor data past `max_bytes` bytes
+/// (each tensor counted padded to the alignment; the metadata is not counted) or past
+/// `max_tensors` tensors. 0 means no limit, but at least one must be set. A tensor larger than
+/// `max_bytes` goes alone in a shard. Tensor types and metadata are those of
+/// `stload_model_write_gguf`.
+///
+/// All shards are written under temporary names in the destination directory and renamed once
+/// all are complete: on any error, or when `progress` returns false (`STLOAD_ERR_CANCELLED`),
+/// no shard is left. Existing files with the shard names are replaced; writing onto one of the
+/// model's own files is `STLOAD_ERR_INVALID_ARGUMENT`. `progress` (may be NULL) is called as
+/// (user_data, bytes done, bytes total, NULL) on the calling thread, over all shards.
+///
+/// Does not take ownership of any argument. `model` and `path` must not be NULL. Thread-safe:
+/// other threads may use the model meanwhile. Returns `STLOAD_OK`, or an error status with
+/// `*err` set when `err` is not NULL (free it with `stload_error_free`).
+#[no_mangle]
+pub extern "C" fn stload_model_write_gguf_split(
+    model: *const stload_model,
+    path: *const c_char,
+    outtype: stload_gguf_type,
+    max_bytes: u64,
+    max_tensors: u64,
+    progress: stload_progress_fn,
+    user_data: *mut c_void,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live model handle per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        // SAFETY: NULL or a NUL-terminated string per the API contract.
+        let path = unsafe { str_arg(path, "path") }?;
+        let outtype = out_type(outtype)?;
+        let split = Split {
+            max_bytes,
+            max_tensors,
+        };
+        let mut report = |done: u64, total: u64| match progress {
+            None => true,
+            Some(f) => f(user_data, done as usize, total as usize, std::ptr::null()),
+        };
+        model
+            .inner
+            .write_gguf_split(Path::new(path), outtype, split, &mut report)
+            .map(drop)
     })
 }

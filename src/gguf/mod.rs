@@ -1,16 +1,22 @@
 //! GGUF output: the file format llama.cpp and ollama run. [`write_model`] writes a model with
 //! per-tensor types ([`OutType`], [`tensor_type`]), Q8_0 quantisation ([`q8_0`]) and the
-//! metadata and computed tensors of a [`GgufPlan`]; [`read`] reads a header back.
+//! metadata and computed tensors of a [`GgufPlan`], in one file or in shards as llama.cpp's
+//! gguf-split cuts them ([`Split`]); [`read`] reads a header back.
 //!
 //! This module knows nothing of architectures or tokenizers: their keys, extra tensors and
 //! value fix-ups arrive in the plan.
 
 pub mod q8_0;
 mod reader;
+mod split;
 mod types;
 mod writer;
 
-pub use reader::{parse, read, value_json, GgufFile, GgufTensorInfo};
+pub use reader::{parse, read, value_json, GgufFile, GgufTensorInfo, MAX_ARRAY_DEPTH};
+pub use split::{
+    is_shard_of, parse_size, shard_path, ShardInfo, Split, KEY_SPLIT_COUNT, KEY_SPLIT_NO,
+    KEY_SPLIT_TENSORS_COUNT,
+};
 pub use types::{tensor_type, GgmlType, OutType};
 pub use writer::{
     write_model, Adjust, ComputedTensor, GgufPlan, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS,
@@ -194,6 +200,97 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(left, ["m.safetensors"]);
+    }
+
+    fn names_in(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn split_output_marks_every_shard_and_is_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let out = dir.path().join("o.gguf");
+        let one_each = Split {
+            max_bytes: 0,
+            max_tensors: 1,
+        };
+        let plan = GgufPlan {
+            split: Some(one_each),
+            ..GgufPlan::new("llama")
+        };
+        let paths = write_model(&m, &out, OutType::F16, plan, &mut |_, _| true).unwrap();
+        let want: Vec<_> = (1..=3).map(|i| shard_path(&out, i, 3)).collect();
+        assert_eq!(paths, want);
+        assert!(!out.exists());
+        let mut names = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            let f = read(p).unwrap();
+            assert_eq!(
+                f.shard,
+                Some(ShardInfo {
+                    no: i as u16,
+                    count: 3,
+                    tensors: 3
+                })
+            );
+            assert_eq!(f.metadata.get(KEY_SPLIT_NO), Some(&Value::U16(i as u16)));
+            assert_eq!(
+                f.metadata.get(KEY_SPLIT_TENSORS_COUNT),
+                Some(&Value::I32(3))
+            );
+            // All metadata in the first shard, only the split keys in the others.
+            assert_eq!(
+                f.metadata.get("general.architecture").is_some(),
+                i == 0,
+                "{i}"
+            );
+            if i > 0 {
+                assert_eq!(f.metadata.len(), 3);
+            }
+            assert_eq!(f.tensors.len(), 1);
+            assert_eq!(f.tensors[0].data_offset, f.data_start);
+            names.push(f.tensors[0].name.clone());
+        }
+        assert_eq!(names, ["a.weight", "b.weight", "c"]);
+
+        // A cancel while the last shard is written, no limit, and a shard name that is an
+        // input file: no shard left, the earlier ones included.
+        for p in &paths {
+            std::fs::remove_file(p).unwrap();
+        }
+        let plan = GgufPlan {
+            split: Some(one_each),
+            ..GgufPlan::new("llama")
+        };
+        let e = write_model(&m, &out, OutType::F16, plan, &mut |d, _| d < 400).unwrap_err();
+        assert!(matches!(e, crate::Error::Cancelled(_)), "{e:?}");
+        let plan = GgufPlan {
+            split: Some(Split::default()),
+            ..GgufPlan::new("llama")
+        };
+        let e = write_model(&m, &out, OutType::F16, plan, &mut |_, _| true).unwrap_err();
+        assert!(e.to_string().contains("limit"), "{e}");
+        std::fs::hard_link(dir.path().join("m.safetensors"), &want[1]).unwrap();
+        let plan = GgufPlan {
+            split: Some(one_each),
+            ..GgufPlan::new("llama")
+        };
+        let e = write_model(&m, &out, OutType::F16, plan, &mut |_, _| true).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("o-00002-of-00003.gguf: is an input file"),
+            "{e}"
+        );
+        assert_eq!(
+            names_in(dir.path()),
+            ["m.safetensors", "o-00002-of-00003.gguf"]
+        );
     }
 
     #[test]

@@ -7,8 +7,13 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::kv::{Array, Metadata, Value, ValueType};
 
+use super::split::{shard_info, ShardInfo};
 use super::types::GgmlType;
 use super::writer::{DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
+
+/// Deepest nesting of arrays the reader accepts (an array of arrays is 2 deep): more is
+/// refused as hostile, since no writer needs it and each level costs stack.
+pub const MAX_ARRAY_DEPTH: usize = 8;
 
 /// One tensor listed by a GGUF file.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +41,8 @@ pub struct GgufFile {
     pub tensors: Vec<GgufTensorInfo>,
     /// Absolute offset of the data section.
     pub data_start: u64,
+    /// What the `split.*` keys say, for a shard of a split model.
+    pub shard: Option<ShardInfo>,
 }
 
 /// Reads the header of the GGUF file at `path`.
@@ -79,7 +86,7 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
     let mut metadata = Metadata::new();
     for _ in 0..n_kv {
         let key = r.string("key")?;
-        let ty = r.u32("value type")?;
+        let ty = r.u32(&format!("value type of key \"{key}\""))?;
         let value = r.value(ty, &key)?;
         if metadata.get(&key).is_some() {
             return Err(Error::format(
@@ -157,11 +164,13 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
             }
         }
     }
+    let shard = shard_info(shown, &metadata)?;
     Ok(GgufFile {
         version,
         metadata,
         tensors,
         data_start,
+        shard,
     })
 }
 
@@ -236,96 +245,145 @@ impl Cursor<'_> {
         })
     }
 
+    /// An error about the value of `key`.
+    fn bad_key(&self, key: &str, rule: impl std::fmt::Display) -> Error {
+        Error::format(self.shown, None, format!("key \"{key}\": {rule}"))
+    }
+
+    /// `n` bytes of the value of `key`.
+    fn key_bytes(&mut self, n: u64, key: &str) -> Result<&[u8]> {
+        if n > self.remaining() as u64 {
+            return Err(self.bad_key(
+                key,
+                format!(
+                    "value at byte {} needs {n} bytes but the file ends after {}",
+                    self.pos,
+                    self.remaining()
+                ),
+            ));
+        }
+        self.take(n, key)
+    }
+
+    fn key_array<const N: usize>(&mut self, key: &str) -> Result<[u8; N]> {
+        let s = self.key_bytes(N as u64, key)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn key_string(&mut self, key: &str) -> Result<String> {
+        let n = u64::from_le_bytes(self.key_array(key)?);
+        let at = self.pos;
+        let s = self.key_bytes(n, key)?.to_vec();
+        String::from_utf8(s)
+            .map_err(|_| self.bad_key(key, format!("string at byte {at} is not UTF-8")))
+    }
+
     fn value(&mut self, ty: u32, key: &str) -> Result<Value> {
-        Ok(match ty {
-            t if t == ValueType::U8 as u32 => Value::U8(self.array::<1>(key)?[0]),
-            t if t == ValueType::I8 as u32 => Value::I8(i8::from_le_bytes(self.array(key)?)),
-            t if t == ValueType::U16 as u32 => Value::U16(u16::from_le_bytes(self.array(key)?)),
-            t if t == ValueType::I16 as u32 => Value::I16(i16::from_le_bytes(self.array(key)?)),
-            t if t == ValueType::U32 as u32 => Value::U32(self.u32(key)?),
-            t if t == ValueType::I32 as u32 => Value::I32(i32::from_le_bytes(self.array(key)?)),
-            t if t == ValueType::F32 as u32 => Value::F32(f32::from_le_bytes(self.array(key)?)),
-            t if t == ValueType::Bool as u32 => Value::Bool(self.bool(key)?),
-            t if t == ValueType::String as u32 => Value::String(self.string(key)?),
-            t if t == ValueType::U64 as u32 => Value::U64(self.u64(key)?),
-            t if t == ValueType::I64 as u32 => Value::I64(i64::from_le_bytes(self.array(key)?)),
-            t if t == ValueType::F64 as u32 => Value::F64(f64::from_le_bytes(self.array(key)?)),
-            t if t == ValueType::Array as u32 => Value::Array(self.array_value(key)?),
-            t => {
-                return Err(Error::format(
-                    self.shown,
-                    None,
-                    format!("key \"{key}\": unknown value type {t}"),
-                ))
-            }
+        let Some(t) = ValueType::from_u32(ty) else {
+            return Err(self.bad_key(key, format!("unknown value type {ty}")));
+        };
+        Ok(match t {
+            ValueType::U8 => Value::U8(self.key_array::<1>(key)?[0]),
+            ValueType::I8 => Value::I8(i8::from_le_bytes(self.key_array(key)?)),
+            ValueType::U16 => Value::U16(u16::from_le_bytes(self.key_array(key)?)),
+            ValueType::I16 => Value::I16(i16::from_le_bytes(self.key_array(key)?)),
+            ValueType::U32 => Value::U32(u32::from_le_bytes(self.key_array(key)?)),
+            ValueType::I32 => Value::I32(i32::from_le_bytes(self.key_array(key)?)),
+            ValueType::F32 => Value::F32(f32::from_le_bytes(self.key_array(key)?)),
+            ValueType::Bool => Value::Bool(self.bool(key)?),
+            ValueType::String => Value::String(self.key_string(key)?),
+            ValueType::U64 => Value::U64(u64::from_le_bytes(self.key_array(key)?)),
+            ValueType::I64 => Value::I64(i64::from_le_bytes(self.key_array(key)?)),
+            ValueType::F64 => Value::F64(f64::from_le_bytes(self.key_array(key)?)),
+            ValueType::Array => Value::Array(self.array_value(key, 1)?),
         })
     }
 
     fn bool(&mut self, key: &str) -> Result<bool> {
-        match self.array::<1>(key)?[0] {
+        match self.key_array::<1>(key)?[0] {
             0 => Ok(false),
             1 => Ok(true),
-            b => Err(Error::format(
-                self.shown,
-                None,
-                format!("key \"{key}\": boolean byte {b} is neither 0 nor 1"),
-            )),
+            b => Err(self.bad_key(key, format!("boolean byte {b} is neither 0 nor 1"))),
         }
     }
 
-    fn array_value(&mut self, key: &str) -> Result<Array> {
-        let ty = self.u32(key)?;
-        let n = self.u64(key)?;
-        let size = match ty {
-            t if t == ValueType::String as u32 => 8,
-            t if t == ValueType::F32 as u32
-                || t == ValueType::I32 as u32
-                || t == ValueType::U32 as u32 =>
-            {
-                4
-            }
-            t if t == ValueType::Bool as u32 => 1,
-            t => {
-                return Err(Error::Unsupported(format!(
-                    "{}: key \"{key}\": arrays of value type {t} are not read",
-                    self.shown
-                )))
-            }
+    /// `n` fixed-size elements decoded by `f`, after checking that they fit in the file.
+    fn fixed<T, const N: usize>(
+        &mut self,
+        key: &str,
+        n: u64,
+        f: fn([u8; N]) -> T,
+    ) -> Result<Vec<T>> {
+        let bytes = self.key_bytes(n.saturating_mul(N as u64), key)?;
+        Ok(bytes
+            .chunks_exact(N)
+            .map(|b| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(b);
+                f(a)
+            })
+            .collect())
+    }
+
+    /// An array (element type, count, elements) at nesting `depth` (1 for a key's value).
+    fn array_value(&mut self, key: &str, depth: usize) -> Result<Array> {
+        if depth > MAX_ARRAY_DEPTH {
+            return Err(self.bad_key(
+                key,
+                format!("arrays nested more than {MAX_ARRAY_DEPTH} deep"),
+            ));
+        }
+        let ty = u32::from_le_bytes(self.key_array(key)?);
+        let n = u64::from_le_bytes(self.key_array(key)?);
+        let Some(t) = ValueType::from_u32(ty) else {
+            return Err(self.bad_key(key, format!("unknown array element type {ty}")));
         };
-        self.check_count(n, size, key)?;
-        let n = n as usize;
-        Ok(match ty {
-            t if t == ValueType::String as u32 => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(self.string(key)?);
-                }
-                Array::String(v)
-            }
-            t if t == ValueType::F32 as u32 => Array::F32(
-                self.take(n as u64 * 4, key)?
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
-            t if t == ValueType::I32 as u32 => Array::I32(
-                self.take(n as u64 * 4, key)?
-                    .chunks_exact(4)
-                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
-            t if t == ValueType::U32 as u32 => Array::U32(
-                self.take(n as u64 * 4, key)?
-                    .chunks_exact(4)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
-            _ => {
-                let mut v = Vec::with_capacity(n);
+        // Strings take at least their 8-byte length, inner arrays their 12-byte type and count.
+        let min_size = t
+            .fixed_size()
+            .unwrap_or(if t == ValueType::String { 8 } else { 12 });
+        if n.saturating_mul(min_size) > self.remaining() as u64 {
+            return Err(self.bad_key(
+                key,
+                format!(
+                    "{n} array elements of {min_size} or more bytes cannot fit in the {} bytes left of the file",
+                    self.remaining()
+                ),
+            ));
+        }
+        Ok(match t {
+            ValueType::U8 => Array::U8(self.key_bytes(n, key)?.to_vec()),
+            ValueType::I8 => Array::I8(self.fixed(key, n, i8::from_le_bytes)?),
+            ValueType::U16 => Array::U16(self.fixed(key, n, u16::from_le_bytes)?),
+            ValueType::I16 => Array::I16(self.fixed(key, n, i16::from_le_bytes)?),
+            ValueType::U32 => Array::U32(self.fixed(key, n, u32::from_le_bytes)?),
+            ValueType::I32 => Array::I32(self.fixed(key, n, i32::from_le_bytes)?),
+            ValueType::F32 => Array::F32(self.fixed(key, n, f32::from_le_bytes)?),
+            ValueType::U64 => Array::U64(self.fixed(key, n, u64::from_le_bytes)?),
+            ValueType::I64 => Array::I64(self.fixed(key, n, i64::from_le_bytes)?),
+            ValueType::F64 => Array::F64(self.fixed(key, n, f64::from_le_bytes)?),
+            ValueType::Bool => {
+                let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     v.push(self.bool(key)?);
                 }
                 Array::Bool(v)
+            }
+            ValueType::String => {
+                let mut v = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    v.push(self.key_string(key)?);
+                }
+                Array::String(v)
+            }
+            ValueType::Array => {
+                let mut v = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    v.push(self.array_value(key, depth + 1)?);
+                }
+                Array::Array(v)
             }
         })
     }
@@ -347,19 +405,33 @@ pub fn value_json(v: &Value) -> serde_json::Value {
         Value::U64(x) => json!(x),
         Value::I64(x) => json!(x),
         Value::F64(x) => json!(x),
-        Value::Array(a) => match a {
-            Array::String(v) => json!(v),
-            Array::F32(v) => json!(v),
-            Array::I32(v) => json!(v),
-            Array::U32(v) => json!(v),
-            Array::Bool(v) => json!(v),
-        },
+        Value::Array(a) => array_json(a),
+    }
+}
+
+fn array_json(a: &Array) -> serde_json::Value {
+    use serde_json::json;
+    match a {
+        Array::U8(v) => json!(v),
+        Array::I8(v) => json!(v),
+        Array::U16(v) => json!(v),
+        Array::I16(v) => json!(v),
+        Array::U32(v) => json!(v),
+        Array::I32(v) => json!(v),
+        Array::F32(v) => json!(v),
+        Array::Bool(v) => json!(v),
+        Array::String(v) => json!(v),
+        Array::U64(v) => json!(v),
+        Array::I64(v) => json!(v),
+        Array::F64(v) => json!(v),
+        Array::Array(v) => serde_json::Value::Array(v.iter().map(array_json).collect()),
     }
 }
 
 impl GgufFile {
     /// `{"format":"gguf","version","metadata":{...},"tensors":[{name,type,shape,nbytes,
-    /// data_offset}]}` with shapes outermost first and absolute data offsets.
+    /// data_offset}]}` with shapes outermost first and absolute data offsets; a shard adds
+    /// `"shard":{"number","count","tensors"}` (number from 1, tensors in all shards).
     pub fn to_json(&self) -> serde_json::Value {
         let metadata: serde_json::Map<String, serde_json::Value> = self
             .metadata
@@ -379,11 +451,19 @@ impl GgufFile {
                 })
             })
             .collect();
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "format": "gguf",
             "version": self.version,
             "metadata": metadata,
             "tensors": tensors,
-        })
+        });
+        if let Some(s) = &self.shard {
+            json["shard"] = serde_json::json!({
+                "number": u32::from(s.no) + 1,
+                "count": s.count,
+                "tensors": s.tensors,
+            });
+        }
+        json
     }
 }

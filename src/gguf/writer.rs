@@ -1,12 +1,15 @@
 //! Writing a model as GGUF v3: header, metadata, tensor infos with aligned offsets, then every
 //! tensor's data streamed from the model through the conversion kernels into the file.
 //!
-//! The file is written under a temporary name in the destination directory and renamed at
-//! the end: on an error or a cancel the temporary file is removed and nothing appears at the
-//! destination. Memory use is a few chunk buffers, not the model.
+//! With a [`Split`] in the plan the output is cut into shards as llama.cpp's gguf-split does
+//! ([`super::split`]).
+//!
+//! Every file is written under a temporary name in the destination directory and renamed at
+//! the end, once all are written: on an error or a cancel the temporary files are removed and
+//! nothing appears at the destination. Memory use is a few chunk buffers, not the model.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::convert;
 use crate::dtype::Dtype;
@@ -15,6 +18,7 @@ use crate::kv::{Array, Metadata, Value};
 use crate::model::Model;
 
 use super::q8_0;
+use super::split::{shard_keys, shard_path, Split};
 use super::types::{tensor_type, GgmlType, OutType};
 
 /// The file's first four bytes, "GGUF".
@@ -51,6 +55,8 @@ pub struct GgufPlan<'a> {
     pub adjust: &'a dyn Fn(&str) -> Option<Adjust>,
     /// Tensors of the model not written.
     pub skip: &'a dyn Fn(&str) -> bool,
+    /// Write shards `PREFIX-00001-of-0000N.gguf` (even when one is enough) instead of one file.
+    pub split: Option<Split>,
 }
 
 fn no_adjust(_: &str) -> Option<Adjust> {
@@ -71,6 +77,7 @@ impl GgufPlan<'static> {
             extra: Vec::new(),
             adjust: &no_adjust,
             skip: &no_skip,
+            split: None,
         }
     }
 }
@@ -80,6 +87,7 @@ impl std::fmt::Debug for GgufPlan<'_> {
         f.debug_struct("GgufPlan")
             .field("metadata", &self.metadata)
             .field("extra", &self.extra.len())
+            .field("split", &self.split)
             .finish_non_exhaustive()
     }
 }
@@ -98,71 +106,161 @@ struct Planned {
     shape: Vec<u64>,
     ty: GgmlType,
     nbytes: u64,
+    /// Offset in its file's data section.
     offset: u64,
 }
 
 /// Writes `model` as a GGUF v3 file at `path` with tensor types chosen by `outtype`, the
-/// metadata and extra tensors of `plan`. `progress(done, total)` is told the tensor bytes
-/// written so far; returning false cancels ([`Error::Cancelled`], no file left).
+/// metadata and extra tensors of `plan`, and returns the files written: `path`, or with
+/// `plan.split` the shards named after it ([`super::shard_path`]). `progress(done, total)` is
+/// told the tensor bytes written so far; returning false cancels ([`Error::Cancelled`]).
+/// Nothing is left at the destination on any error; no output may be one of the model's files.
 pub fn write_model(
     model: &Model,
     path: &Path,
     outtype: OutType,
     plan: GgufPlan<'_>,
     progress: &mut dyn FnMut(u64, u64) -> bool,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let shown = path.display().to_string();
-    refuse_input_files(model, path, &shown)?;
+    if let Some(split) = &plan.split {
+        split.check()?;
+    }
     let metadata = complete_metadata(model, &plan.metadata, outtype, &shown)?;
     let alignment = match metadata.get("general.alignment") {
         Some(Value::U32(a)) => u64::from(*a),
         _ => u64::from(DEFAULT_ALIGNMENT),
     };
-    let tensors = plan_tensors(model, &plan, outtype, alignment)?;
-    let header = header_bytes(&metadata, &tensors)?;
+    let mut tensors = plan_tensors(model, &plan, outtype)?;
+    let padded: Vec<u64> = tensors
+        .iter()
+        .map(|t| t.nbytes.next_multiple_of(alignment))
+        .collect();
+    let shards = match &plan.split {
+        None => vec![0..tensors.len()],
+        Some(split) => split.shards(&padded),
+    };
+    let paths: Vec<PathBuf> = match plan.split {
+        None => vec![path.to_path_buf()],
+        Some(_) => (1..=shards.len())
+            .map(|no| shard_path(path, no as u32, shards.len() as u32))
+            .collect(),
+    };
+    for p in &paths {
+        refuse_input_files(model, p, &p.display().to_string())?;
+    }
+    let mut headers = Vec::with_capacity(shards.len());
+    for (no, range) in shards.iter().enumerate() {
+        let mut offset = 0u64;
+        for t in &mut tensors[range.clone()] {
+            t.offset = offset;
+            offset = offset
+                .checked_add(t.nbytes)
+                .map(|o| o.next_multiple_of(alignment))
+                .ok_or_else(|| Error::InvalidArgument("tensor data past 2^64 bytes".into()))?;
+        }
+        let mut m = if no == 0 {
+            metadata.clone()
+        } else {
+            let mut m = Metadata::new();
+            if alignment != u64::from(DEFAULT_ALIGNMENT) {
+                m.set("general.alignment", alignment as u32);
+            }
+            m
+        };
+        if plan.split.is_some() {
+            shard_keys(&mut m, no, shards.len(), tensors.len())?;
+        }
+        headers.push(header_bytes(&m, &tensors[range.clone()])?);
+    }
     let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
 
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let io = |what: &str, e: std::io::Error| Error::io(&shown, what, &e);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".stload-").suffix(".gguf.tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // The kernel applies the umask to this mode, as for any newly created file.
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    let mut stream = Stream::new(model.options().effective_threads());
+    let mut done = 0u64;
+    if !progress(0, total) {
+        return Err(cancelled(&shown));
     }
-    let tmp = builder.tempfile_in(dir).map_err(|e| {
-        io(
-            "cannot create a temporary file in the destination directory",
-            e,
-        )
-    })?;
-    {
+    let mut written = Vec::with_capacity(shards.len());
+    for ((range, header), p) in shards.iter().zip(&headers).zip(&paths) {
+        let mut file = ShardFile {
+            shown: p.display().to_string(),
+            alignment,
+            done: &mut done,
+            total,
+            progress: &mut *progress,
+        };
+        written.push(file.write(
+            dir,
+            header,
+            &tensors[range.clone()],
+            &plan,
+            model,
+            &mut stream,
+        )?);
+    }
+    persist_all(written, &paths)?;
+    Ok(paths)
+}
+
+/// One output file being written: its name in errors, and the progress of the whole output.
+struct ShardFile<'a> {
+    shown: String,
+    alignment: u64,
+    done: &'a mut u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64) -> bool,
+}
+
+impl ShardFile<'_> {
+    /// Writes `header` and the data of `tensors` into a new temporary file in `dir`.
+    fn write(
+        &mut self,
+        dir: &Path,
+        header: &[u8],
+        tensors: &[Planned],
+        plan: &GgufPlan<'_>,
+        model: &Model,
+        stream: &mut Stream,
+    ) -> Result<tempfile::NamedTempFile> {
+        let shown = self.shown.as_str();
+        let io = |what: &str, e: std::io::Error| Error::io(shown, what, &e);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".stload-").suffix(".gguf.tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The kernel applies the umask to this mode, as for any newly created file.
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder.tempfile_in(dir).map_err(|e| {
+            io(
+                "cannot create a temporary file in the destination directory",
+                e,
+            )
+        })?;
+        let alignment = self.alignment;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         let mut pos = header.len() as u64;
-        out.write_all(&header).map_err(|e| io("cannot write", e))?;
+        out.write_all(header).map_err(|e| io("cannot write", e))?;
         pad(&mut out, &mut pos, alignment).map_err(|e| io("cannot write", e))?;
         let data_start = pos;
-        let mut stream = Stream::new(model.options().effective_threads());
-        let mut done = 0u64;
-        if !progress(0, total) {
-            return Err(cancelled(&shown));
-        }
-        for t in &tensors {
+        for t in tensors {
             debug_assert_eq!(pos - data_start, t.offset);
             let before = pos;
+            let (done, total) = (&mut *self.done, self.total);
+            let progress = &mut *self.progress;
             let mut sink = |bytes: &[u8]| -> Result<()> {
                 out.write_all(bytes).map_err(|e| io("cannot write", e))?;
                 pos += bytes.len() as u64;
-                done += bytes.len() as u64;
-                if progress(done, total) {
+                *done += bytes.len() as u64;
+                if progress(*done, total) {
                     Ok(())
                 } else {
-                    Err(cancelled(&shown))
+                    Err(cancelled(shown))
                 }
             };
             let adjust = (plan.adjust)(&t.name);
@@ -194,9 +292,22 @@ pub fn write_model(
             pad(&mut out, &mut pos, alignment).map_err(|e| io("cannot write", e))?;
         }
         out.flush().map_err(|e| io("cannot write", e))?;
+        drop(out);
+        Ok(tmp)
     }
-    tmp.persist(path)
-        .map_err(|e| io("cannot rename into place", e.error))?;
+}
+
+/// Renames every finished temporary file to its path. Should a rename fail, the files already
+/// renamed are removed again, so the output is all there or not at all.
+fn persist_all(files: Vec<tempfile::NamedTempFile>, paths: &[PathBuf]) -> Result<()> {
+    for (i, (tmp, p)) in files.into_iter().zip(paths).enumerate() {
+        if let Err(e) = tmp.persist(p) {
+            for done in &paths[..i] {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(Error::io(p.display(), "cannot rename into place", &e.error));
+        }
+    }
     Ok(())
 }
 
@@ -283,13 +394,8 @@ fn complete_metadata(
     Ok(m)
 }
 
-/// Every tensor to write, with its GGUF type, size and data offset.
-fn plan_tensors(
-    model: &Model,
-    plan: &GgufPlan<'_>,
-    outtype: OutType,
-    alignment: u64,
-) -> Result<Vec<Planned>> {
+/// Every tensor to write, with its GGUF type and size (offsets are set per file later).
+fn plan_tensors(model: &Model, plan: &GgufPlan<'_>, outtype: OutType) -> Result<Vec<Planned>> {
     let mut tensors = Vec::new();
     for name in model.names() {
         if (plan.skip)(name) {
@@ -313,7 +419,6 @@ fn plan_tensors(
         tensors.push((t.name.clone(), Origin::Extra(i), t.shape.to_vec(), ty));
     }
     let mut seen = std::collections::HashSet::new();
-    let mut offset = 0u64;
     let mut planned = Vec::with_capacity(tensors.len());
     for (name, origin, mut shape, ty) in tensors {
         if !seen.insert(name.clone()) {
@@ -349,12 +454,8 @@ fn plan_tensors(
             shape,
             ty,
             nbytes,
-            offset,
+            offset: 0,
         });
-        offset = offset
-            .checked_add(nbytes)
-            .map(|o| o.next_multiple_of(alignment))
-            .ok_or_else(|| Error::InvalidArgument("tensor data past 2^64 bytes".into()))?;
     }
     Ok(planned)
 }
@@ -378,23 +479,31 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
         Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
         Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
         Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::Array(a) => {
-            out.extend_from_slice(&(a.element_type() as u32).to_le_bytes());
-            out.extend_from_slice(&(a.len() as u64).to_le_bytes());
-            match a {
-                Array::String(v) => v.iter().for_each(|s| put_str(out, s)),
-                Array::F32(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::I32(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::U32(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::Bool(v) => v.iter().for_each(|&x| out.push(u8::from(x))),
-            }
-        }
+        Value::Array(a) => put_array(out, a),
+    }
+}
+
+/// Element type, count and elements; an inner array of an array of arrays likewise.
+fn put_array(out: &mut Vec<u8>, a: &Array) {
+    fn each<T: Copy, const N: usize>(out: &mut Vec<u8>, v: &[T], le: fn(T) -> [u8; N]) {
+        v.iter().for_each(|&x| out.extend_from_slice(&le(x)));
+    }
+    out.extend_from_slice(&(a.element_type() as u32).to_le_bytes());
+    out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+    match a {
+        Array::U8(v) => out.extend_from_slice(v),
+        Array::I8(v) => each(out, v, i8::to_le_bytes),
+        Array::U16(v) => each(out, v, u16::to_le_bytes),
+        Array::I16(v) => each(out, v, i16::to_le_bytes),
+        Array::U32(v) => each(out, v, u32::to_le_bytes),
+        Array::I32(v) => each(out, v, i32::to_le_bytes),
+        Array::F32(v) => each(out, v, f32::to_le_bytes),
+        Array::Bool(v) => v.iter().for_each(|&x| out.push(u8::from(x))),
+        Array::String(v) => v.iter().for_each(|s| put_str(out, s)),
+        Array::U64(v) => each(out, v, u64::to_le_bytes),
+        Array::I64(v) => each(out, v, i64::to_le_bytes),
+        Array::F64(v) => each(out, v, f64::to_le_bytes),
+        Array::Array(v) => v.iter().for_each(|inner| put_array(out, inner)),
     }
 }
 

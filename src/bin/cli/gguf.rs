@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use stload::gguf::{self, GgufPlan, OutType};
+use stload::gguf::{self, GgufPlan, OutType, Split};
 use stload::kv::{Array, Value};
 use stload::{Error, Options, Result};
 
@@ -32,8 +32,32 @@ pub fn is_gguf(path: &Path) -> bool {
         && magic == gguf::MAGIC
 }
 
-/// `stload convert SRC --out DST.gguf [--outtype T] [--arch A]`: a Hugging Face directory to a
-/// GGUF llama.cpp runs; with `--arch none`, the tensors under their listed names and only the
+/// The split limits of `--split-max-size` and `--split-max-tensors`, if either is given.
+pub fn split_arg(max_size: Option<&str>, max_tensors: Option<&str>) -> Result<Option<Split>> {
+    if max_size.is_none() && max_tensors.is_none() {
+        return Ok(None);
+    }
+    let max_bytes = max_size.map(gguf::parse_size).transpose()?.unwrap_or(0);
+    let max_tensors = match max_tensors {
+        None => 0,
+        Some(t) => match t.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "--split-max-tensors \"{t}\": not a positive whole number"
+                )))
+            }
+        },
+    };
+    Ok(Some(Split {
+        max_bytes,
+        max_tensors,
+    }))
+}
+
+/// `stload convert SRC --out DST.gguf [--outtype T] [--arch A] [--split-max-size N]
+/// [--split-max-tensors N]`: a Hugging Face directory to a GGUF llama.cpp runs (in shards
+/// with a split limit); with `--arch none`, the tensors under their listed names and only the
 /// `general.*` keys (for engines that look ggml tensors up by name).
 pub fn convert(
     src: &Path,
@@ -41,6 +65,7 @@ pub fn convert(
     force: bool,
     outtype: Option<&str>,
     dtype: Option<&str>,
+    split: Option<Split>,
     options: &Options,
 ) -> Result<()> {
     if dtype.is_some() {
@@ -58,7 +83,15 @@ pub fn convert(
     super::stop_on_signals()?;
     let model = super::open(&[PathBuf::from(src)], &options)?;
     let inputs: Vec<&Path> = model.files().collect();
-    super::check_output(src, &inputs, out, true, force)?;
+    if split.is_some() {
+        // Every existing file with a shard name of this prefix (whatever its count) is checked
+        // as the output would be: an input is refused, and the rest need --force.
+        for shard in existing_shards(out)? {
+            super::check_output(src, &inputs, &shard, true, force)?;
+        }
+    } else {
+        super::check_output(src, &inputs, out, true, force)?;
+    }
     // Drawn only when stderr is a terminal.
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
@@ -71,15 +104,45 @@ pub fn convert(
         bar.set_position(done);
         !super::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
     };
-    let written = if raw {
-        gguf::write_model(&model, out, outtype, GgufPlan::new(NO_ARCH), &mut progress)
-    } else {
-        model.write_gguf(out, outtype, &mut progress)
+    let written = match (raw, split) {
+        (true, split) => {
+            let plan = GgufPlan {
+                split,
+                ..GgufPlan::new(NO_ARCH)
+            };
+            gguf::write_model(&model, out, outtype, plan, &mut progress)
+        }
+        (false, Some(split)) => model.write_gguf_split(out, outtype, split, &mut progress),
+        (false, None) => model
+            .write_gguf(out, outtype, &mut progress)
+            .map(|()| vec![out.to_path_buf()]),
     };
     bar.finish_and_clear();
-    written?;
-    println!("wrote {}", super::escaped(&out.display().to_string()));
+    for path in written? {
+        println!("wrote {}", super::escaped(&path.display().to_string()));
+    }
     Ok(())
+}
+
+/// The files beside `out` named as shards of its prefix.
+fn existing_shards(out: &Path) -> Result<Vec<PathBuf>> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        // A missing directory: the writer reports it.
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
+        if gguf::is_shard_of(out, &entry.file_name().to_string_lossy()) {
+            found.push(dir.join(entry.file_name()));
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// The `--arch` value that writes a GGUF without architecture or tokenizer.
@@ -93,13 +156,22 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "GGUF version {}, {} keys, {} tensors\n",
+        "GGUF version {}, {} keys, {} tensors",
         file.version,
         file.metadata.len(),
         file.tensors.len()
     );
+    if let Some(s) = &file.shard {
+        println!(
+            "shard {} of {} of a split model ({} tensors in all shards)",
+            u32::from(s.no) + 1,
+            s.count,
+            s.tensors
+        );
+    }
+    println!();
     for (k, v) in file.metadata.iter() {
-        println!("{k} = {}", short(v));
+        println!("{} = {}", super::escaped(k), super::escaped(&short(v)));
     }
     let width = file
         .tensors
@@ -115,7 +187,7 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<()> {
     for t in &file.tensors {
         println!(
             "{:<width$}  {:<6}  {:<22}  {:>12}  {:>12}",
-            t.name,
+            super::escaped(&t.name),
             t.ty.to_string(),
             format!("{:?}", t.shape),
             t.nbytes,
@@ -134,11 +206,21 @@ fn short(v: &Value) -> String {
         format!("[{}{more}] ({} elements)", head.join(", "), v.len())
     }
     match v {
-        Value::Array(Array::String(a)) => list(a),
-        Value::Array(Array::F32(a)) => list(a),
-        Value::Array(Array::I32(a)) => list(a),
-        Value::Array(Array::U32(a)) => list(a),
-        Value::Array(Array::Bool(a)) => list(a),
+        Value::Array(a) => match a {
+            Array::U8(a) => list(a),
+            Array::I8(a) => list(a),
+            Array::U16(a) => list(a),
+            Array::I16(a) => list(a),
+            Array::U32(a) => list(a),
+            Array::I32(a) => list(a),
+            Array::F32(a) => list(a),
+            Array::Bool(a) => list(a),
+            Array::String(a) => list(a),
+            Array::U64(a) => list(a),
+            Array::I64(a) => list(a),
+            Array::F64(a) => list(a),
+            Array::Array(a) => list(a),
+        },
         Value::String(s) if s.chars().count() > 200 => {
             format!(
                 "{:?}... ({} bytes)",
