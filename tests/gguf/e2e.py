@@ -6,6 +6,8 @@
 (b) A tiny random llama with grouped-query attention and a trained BPE tokenizer, generated here:
     llama.cpp's logits against a numpy llama forward pass (max abs diff <= 1e-3 F32; F16 below).
 (c) Bad input through the CLI: non-zero exit, a message naming the problem, nothing left behind.
+(d) Split output (--split-max-tensors, --split-max-size): llama.cpp loads the tiny llama from its
+    first shard and gives the same logits as from the unsplit file, bit for bit.
 
 --writer stload (default) converts with the stload binary; --writer gguf-py with the reference
 writer (the `gguf` package, ref_writer.py), which proves the oracles and the thresholds without
@@ -93,25 +95,32 @@ class Env:
         return self._tiny[tied]
 
     # -- conversion -----------------------------------------------------------------------------
-    def convert(self, src: Path, outtype: str, writer: str) -> Path:
-        key = (src, outtype, writer)
+    def convert(self, src: Path, outtype: str, writer: str, split: tuple = ()) -> Path:
+        """The converted file; with `split` (extra CLI arguments), the first shard."""
+        key = (src, outtype, writer, split)
         self.last_case = (src, outtype)
         if key in self._converted:
             return self._converted[key]
-        out = self.work / "out" / writer / f"{src.name}-{outtype}.gguf"
+        tag = "-split" + "".join(split).replace("--split-max-", "-") if split else ""
+        out = self.work / "out" / writer / f"{src.name}-{outtype}{tag}.gguf"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.unlink(missing_ok=True)  # left by an earlier run in a --keep directory
+        for old in out.parent.glob(f"{out.stem}*.gguf"):
+            old.unlink()  # left by an earlier run in a --keep directory
         if writer == "gguf-py":
             ref_writer.write(src, out, outtype)
         else:
-            cmd = [str(self.stload), "convert", str(src), "--out", str(out), "--outtype", outtype]
+            cmd = [str(self.stload), "convert", str(src), "--out", str(out), "--outtype", outtype, *split]
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
-            if r.returncode != 0 or not out.is_file():
+            written = out
+            if split:
+                written = next(iter(sorted(out.parent.glob(f"{out.stem}-00001-of-*.gguf"))), out)
+            if r.returncode != 0 or not written.is_file():
                 raise Failure(
-                    f"`{' '.join(cmd[1:3])} ... --outtype {outtype}` exited {r.returncode} "
-                    f"{'without writing' if not out.is_file() else 'after writing'} {out.name}: "
-                    f"{_tail(r.stderr)}"
+                    f"`{' '.join(cmd[1:3])} ... --outtype {outtype} {' '.join(split)}` exited "
+                    f"{r.returncode} {'without writing' if not written.is_file() else 'after writing'} "
+                    f"{written.name}: {_tail(r.stderr)}"
                 )
+            out = written
         self._converted[key] = out
         return out
 
@@ -241,6 +250,49 @@ def llama_logits_f16(env: Env, writer: str) -> str:
     return _llama_logits(env, writer, "f16", tied=False)
 
 
+# -- (d) split output -------------------------------------------------------------------------------
+def _llama_split(env: Env, writer: str, split: tuple, want_shards: int) -> str:
+    if writer != "stload":
+        raise Skip("checks the stload CLI's split output")
+    src = env.tiny_llama(False)
+    ids = llama_oracle.tokenize(src, LLAMA_TEXT)
+    whole = env.llama_cpp("logits", env.convert(src, "f16", writer), ids)
+    first = env.convert(src, "f16", writer, split)
+    shards = sorted(first.parent.glob(first.name.replace("-00001-of-", "-*-of-")))
+    if len(shards) != want_shards or not first.name.endswith(f"-00001-of-{want_shards:05d}.gguf"):
+        raise Failure(f"{' '.join(split)}: shards {[p.name for p in shards]}, expected {want_shards}")
+    parts = env.llama_cpp("logits", first, ids)
+    have, want = np.asarray(parts["logits"]), np.asarray(whole["logits"])
+    if have.shape != want.shape or not np.array_equal(have, want):
+        diff = np.abs(have - want).max() if have.shape == want.shape else "shape"
+        raise Failure(f"{' '.join(split)}: logits from the shards differ from the unsplit file's: {diff}")
+    return f"{want_shards} shards, {have.shape[0]} x {have.shape[1]} logits equal to the unsplit file's"
+
+
+def llama_logits_split_tensors(env: Env, writer: str) -> str:
+    # 21 tensors, 5 a shard: 4 full shards and one of 1.
+    return _llama_split(env, writer, ("--split-max-tensors", "5"), 5)
+
+
+def llama_logits_split_size(env: Env, writer: str) -> str:
+    # 40K of tensor data a shard: the 51200-byte F16 token embedding is larger, so it goes alone.
+    return _llama_split(env, writer, ("--split-max-size", "40K"), llama_oracle_shards(env, 40_000))
+
+
+def llama_oracle_shards(env: Env, max_bytes: int) -> int:
+    """How many shards gguf-split's rule gives the unsplit F16 file at `max_bytes` a shard."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(env.convert(env.tiny_llama(False), "f16", env.writer)))
+    shards, used = 1, 0
+    for t in reader.tensors:
+        n = -(-int(t.n_bytes) // 32) * 32
+        if used and used + n > max_bytes:
+            shards, used = shards + 1, 0
+        used += n
+    return shards
+
+
 # -- (c) bad input ----------------------------------------------------------------------------------
 def _snapshot(*dirs: Path) -> dict:
     """Every file under `dirs` with a digest of its bytes (symlinks as their target)."""
@@ -359,6 +411,8 @@ TESTS = [
     llama_logits_f32,
     llama_logits_f32_tied,
     llama_logits_f16,
+    llama_logits_split_tensors,
+    llama_logits_split_size,
     bad_missing_config,
     bad_unknown_arch,
     bad_missing_tokenizer,
