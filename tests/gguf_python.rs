@@ -1,6 +1,7 @@
 //! GGUF files written by stload, read back by the `gguf` Python package and compared with an
 //! independent numpy oracle (tests/python/gguf_check.py); Q8_0 bytes against
-//! `gguf.quants.quantize`; the CLI's GGUF convert and inspect; bad input leaving no file.
+//! `gguf.quants.quantize`; the CLI's GGUF convert and inspect; bad input leaving no file; split
+//! output against the unsplit file (tests/gguf/split_check.py).
 
 mod common;
 
@@ -281,4 +282,130 @@ fn unsupported_tensors_and_hostile_files_give_clear_errors() {
     let o = stload(&["inspect".as_ref(), junk.as_os_str()]);
     assert!(!o.status.success());
     assert!(text(&o).contains("tensor count"), "{}", text(&o));
+}
+
+fn split_check(whole: &Path, out: &Path, max_bytes: u64, max_tensors: u64) -> usize {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gguf/split_check.py");
+    let o = Command::new(python())
+        .arg(script)
+        .arg(whole)
+        .arg(out)
+        .arg(max_bytes.to_string())
+        .arg(max_tensors.to_string())
+        .output()
+        .expect("run python");
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn split_shards_read_back_equal_to_the_unsplit_file() {
+    let dir = fixtures();
+    let src = dir.path().join("bf16.safetensors");
+    let convert = |out: &Path, extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "convert".as_ref(),
+            src.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--arch".as_ref(),
+            "none".as_ref(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        stload(&args)
+    };
+    let whole = dir.path().join("whole.gguf");
+    let o = convert(&whole, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    // By count; by size, where the 8192-byte F16 attn_q goes alone; by both.
+    for (i, (args, max_bytes, max_tensors)) in [
+        (&["--split-max-tensors", "4"][..], 0, 4),
+        (&["--split-max-size", "5K"][..], 5_000, 0),
+        (
+            &["--split-max-size", "10000", "--split-max-tensors", "3"][..],
+            10_000,
+            3,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sub = dir.path().join(format!("s{i}"));
+        std::fs::create_dir(&sub).unwrap();
+        let out = sub.join("m.gguf");
+        let o = convert(&out, args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let n = split_check(&whole, &out, max_bytes, max_tensors);
+        assert!(n > 1, "{args:?}: {n} shards");
+        let printed = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(printed.lines().count(), n, "{printed}");
+        let first = gguf::shard_path(&out, 1, n as u32);
+        let o = stload(&["inspect".as_ref(), first.as_os_str(), "--json".as_ref()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(json["shard"]["number"], 1);
+        assert_eq!(json["shard"]["count"], n);
+        let o = stload(&["inspect".as_ref(), first.as_os_str()]);
+        assert!(
+            text(&o).contains(&format!("shard 1 of {n} of a split model")),
+            "{}",
+            text(&o)
+        );
+    }
+
+    // Refusals: bad limits, split safetensors, an existing shard without --force, a shard
+    // name that is the input even with --force. Nothing is left behind.
+    let sub = dir.path().join("bad");
+    std::fs::create_dir(&sub).unwrap();
+    let out = sub.join("m.gguf");
+    let bad = |args: &[&str], message: &str| {
+        let o = convert(&out, args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(text(&o).contains(message), "{args:?}: {}", text(&o));
+    };
+    bad(
+        &["--split-max-size", "0"],
+        "split size \"0\": must be positive",
+    );
+    bad(
+        &["--split-max-size", "abc"],
+        "split size \"abc\": not a whole number",
+    );
+    bad(&["--split-max-size", "4T"], "split size \"4T\"");
+    bad(&["--split-max-tensors", "0"], "--split-max-tensors \"0\"");
+    bad(&["--split-max-tensors", "x"], "not a positive whole number");
+    let st = sub.join("m.safetensors");
+    let o = stload(&[
+        "convert".as_ref(),
+        src.as_os_str(),
+        "--out".as_ref(),
+        st.as_os_str(),
+        "--split-max-tensors".as_ref(),
+        "2".as_ref(),
+    ]);
+    assert!(
+        text(&o).contains("apply to GGUF output") && !o.status.success(),
+        "{}",
+        text(&o)
+    );
+    assert!(files_in(&sub).is_empty(), "{:?}", files_in(&sub));
+    let stale = sub.join("m-00002-of-00009.gguf");
+    std::fs::write(&stale, b"old").unwrap();
+    bad(&["--split-max-tensors", "4"], "exists; pass --force");
+    assert_eq!(files_in(&sub), ["m-00002-of-00009.gguf"]);
+    std::fs::remove_file(&stale).unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&src, &stale).unwrap();
+        bad(&["--split-max-tensors", "4", "--force"], "is the input");
+        assert_eq!(files_in(&sub), ["m-00002-of-00009.gguf"]);
+        assert!(std::fs::symlink_metadata(&stale).unwrap().is_symlink());
+        std::fs::remove_file(&stale).unwrap();
+    }
+    // --force replaces an existing shard (11 tensors, 4 a shard: 3 shards).
+    let old = sub.join("m-00001-of-00003.gguf");
+    std::fs::write(&old, b"old").unwrap();
+    let o = convert(&out, &["--split-max-tensors", "4", "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(split_check(&whole, &out, 0, 4), 3);
 }
