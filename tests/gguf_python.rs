@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 
 use common::python;
 use stload::gguf::{self, q8_0, GgufPlan, OutType};
+use stload::kv::{Array, Value};
 use stload::{Model, Options};
 
 fn script() -> PathBuf {
@@ -408,4 +409,107 @@ fn split_shards_read_back_equal_to_the_unsplit_file() {
     let o = convert(&out, &["--split-max-tensors", "4", "--force"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(split_check(&whole, &out, 0, 4), 3);
+}
+
+/// `w` with the numbers of F32 values rounded to f32: JSON parsing of the expected decimal
+/// text may be off in the last bits of an f64, never by half an f32 step.
+fn f32_rounded(w: &serde_json::Value) -> serde_json::Value {
+    let round = |x: &serde_json::Value| match x.as_f64() {
+        Some(f) => serde_json::json!(f as f32),
+        None => x.clone(),
+    };
+    let mut w = w.clone();
+    if w["t"] == "F32" {
+        w["v"] = round(&w["v"]);
+    } else if w["of"] == "F32" {
+        w["v"] = w["v"].as_array().unwrap().iter().map(round).collect();
+    } else if w["of"] == "Array" {
+        w["v"] = w["v"].as_array().unwrap().iter().map(f32_rounded).collect();
+    }
+    w
+}
+
+/// A value as kv_fixture.py describes what it wrote: `{"t", "v"}`, arrays with `"of"`.
+fn typed(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Array(a) => typed_array(a),
+        other => serde_json::json!({
+            "t": format!("{:?}", other.value_type()),
+            "v": gguf::value_json(other),
+        }),
+    }
+}
+
+fn typed_array(a: &Array) -> serde_json::Value {
+    let v = match a {
+        Array::Array(inner) => inner.iter().map(typed_array).collect(),
+        _ => gguf::value_json(&Value::Array(a.clone())),
+    };
+    serde_json::json!({"t": "Array", "of": format!("{:?}", a.element_type()), "v": v})
+}
+
+#[test]
+fn every_metadata_type_reads_back_as_the_gguf_package_wrote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, expected) = (dir.path().join("kv.gguf"), dir.path().join("kv.json"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gguf/kv_fixture.py");
+    let o = Command::new(python())
+        .arg(script)
+        .arg(&file)
+        .arg(&expected)
+        .output()
+        .expect("run python");
+    assert!(o.status.success(), "{}", text(&o));
+    let want: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&expected).unwrap()).unwrap();
+    let f = gguf::read(&file).unwrap();
+    let got: serde_json::Map<String, serde_json::Value> = f
+        .metadata
+        .iter()
+        .filter(|(k, _)| *k != "general.alignment")
+        .map(|(k, v)| (k.to_string(), typed(v)))
+        .collect();
+    for (k, w) in &want {
+        let g = got.get(k).map(f32_rounded);
+        assert_eq!(g, Some(f32_rounded(w)), "key {k}");
+    }
+    assert_eq!(got.len(), want.len(), "{:?}", got.keys());
+    // Every element type and arrays of arrays were in the file.
+    let of: std::collections::BTreeSet<String> = want
+        .values()
+        .filter_map(|w| w["of"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(of.len(), 13, "{of:?}");
+    // inspect --json prints the values themselves.
+    let o = stload(&["inspect".as_ref(), file.as_os_str(), "--json".as_ref()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    fn plain(w: &serde_json::Value) -> serde_json::Value {
+        match w["of"].as_str() {
+            Some("Array") => w["v"].as_array().unwrap().iter().map(plain).collect(),
+            _ => w["v"].clone(),
+        }
+    }
+    for (k, w) in &want {
+        let w = f32_rounded(w);
+        if w["t"] == "F32" || w["of"] == "F32" {
+            let f = |v: &serde_json::Value| v.as_f64().map(|x| x as f32);
+            let g: Vec<_> = json["metadata"][k].as_array().map_or_else(
+                || vec![f(&json["metadata"][k])],
+                |a| a.iter().map(f).collect(),
+            );
+            let e: Vec<_> = plain(&w)
+                .as_array()
+                .map_or_else(|| vec![f(&w["v"])], |a| a.iter().map(f).collect());
+            assert_eq!(g, e, "key {k}");
+        } else {
+            assert_eq!(json["metadata"][k], plain(&w), "key {k}");
+        }
+    }
+    let o = stload(&["inspect".as_ref(), file.as_os_str()]);
+    assert!(
+        text(&o).contains("test.nested = [[1,-2,3], [\"a\",\"bc\"], [0.5], [true,false]]"),
+        "{}",
+        text(&o)
+    );
 }

@@ -293,6 +293,121 @@ mod tests {
         );
     }
 
+    /// A GGUF v3 file of no tensors and one key `k.x` of value type `ty` and raw `value`.
+    fn one_key(ty: u32, value: &[u8]) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(3u64.to_le_bytes());
+        b.extend(b"k.x");
+        b.extend(ty.to_le_bytes());
+        b.extend(value);
+        b
+    }
+
+    fn array_head(elem: u32, n: u64) -> Vec<u8> {
+        let mut b = elem.to_le_bytes().to_vec();
+        b.extend(n.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn hostile_metadata_gives_errors_naming_the_key() {
+        let err = |bytes: Vec<u8>| parse("h.gguf", &bytes).unwrap_err().to_string();
+        let case = |bytes: Vec<u8>, rule: &str| {
+            let e = err(bytes);
+            assert!(
+                e.contains("h.gguf") && e.contains("key \"k.x\"") && e.contains(rule),
+                "{e}"
+            );
+        };
+        case(one_key(13, &[0; 16]), "unknown value type 13");
+        case(
+            one_key(9, &array_head(99, 1)),
+            "unknown array element type 99",
+        );
+        // Length times element size beyond the file, and overflowing.
+        case(one_key(9, &array_head(10, 1 << 40)), "cannot fit");
+        case(one_key(9, &array_head(12, u64::MAX)), "cannot fit");
+        case(one_key(9, &array_head(8, u64::MAX / 4)), "cannot fit");
+        case(one_key(9, &array_head(9, u64::MAX / 8)), "cannot fit");
+        // An array of strings whose second string runs past the end.
+        let mut v = array_head(8, 2);
+        v.extend(1u64.to_le_bytes());
+        v.push(b'a');
+        v.extend(50u64.to_le_bytes());
+        v.extend([b'b'; 30]);
+        case(one_key(9, &v), "needs 50 bytes");
+        let mut v = array_head(7, 3);
+        v.extend([1, 0, 2]);
+        case(one_key(9, &v), "boolean byte 2");
+        case(one_key(4, &[1, 2]), "needs 4 bytes");
+        // Nesting: MAX_ARRAY_DEPTH levels read, one more refused.
+        let nest = |levels: usize| {
+            let mut v = Vec::new();
+            for _ in 1..levels {
+                v.extend(array_head(9, 1));
+            }
+            v.extend(array_head(0, 2));
+            v.extend([7, 8]);
+            one_key(9, &v)
+        };
+        let f = parse("h.gguf", &nest(MAX_ARRAY_DEPTH)).unwrap();
+        let mut a = match f.metadata.get("k.x") {
+            Some(Value::Array(a)) => a,
+            other => panic!("{other:?}"),
+        };
+        for _ in 1..MAX_ARRAY_DEPTH {
+            a = match a {
+                Array::Array(v) if v.len() == 1 => &v[0],
+                other => panic!("{other:?}"),
+            };
+        }
+        assert_eq!(a, &Array::U8(vec![7, 8]));
+        case(nest(MAX_ARRAY_DEPTH + 1), "nested more than 8 deep");
+        // Every truncation of a file of every array type is an error, never a panic.
+        let mut m = crate::kv::Metadata::new();
+        m.set("general.architecture", "x");
+        m.set(
+            "a",
+            Array::Array(vec![
+                Array::I64(vec![-1, 2]),
+                Array::String(vec!["s".into()]),
+            ]),
+        );
+        m.set("b", Array::F64(vec![0.5]));
+        m.set("c", Array::U16(vec![1, 2, 3]));
+        let dir = tempfile::tempdir().unwrap();
+        let mm = model(dir.path());
+        let out = dir.path().join("t.gguf");
+        let plan = GgufPlan {
+            metadata: m,
+            skip: &|_| true,
+            ..GgufPlan::new("x")
+        };
+        write_model(&mm, &out, OutType::F32, plan, &mut |_, _| true).unwrap();
+        let good = std::fs::read(&out).unwrap();
+        let f = parse("t.gguf", &good).unwrap();
+        assert_eq!(
+            f.metadata.get("c"),
+            Some(&Value::Array(Array::U16(vec![1, 2, 3])))
+        );
+        assert_eq!(
+            f.metadata.get("a"),
+            Some(&Value::Array(Array::Array(vec![
+                Array::I64(vec![-1, 2]),
+                Array::String(vec!["s".into()])
+            ])))
+        );
+        for n in 0..f.data_start as usize {
+            if n < good.len() && parse("t.gguf", &good[..n]).is_ok() {
+                // Only the padding after the header may go.
+                assert!(good[n..].iter().all(|&b| b == 0), "{n}");
+            }
+        }
+    }
+
     #[test]
     fn hostile_headers_give_errors() {
         let dir = tempfile::tempdir().unwrap();

@@ -219,7 +219,15 @@ fn short(v: &Value) -> String {
             Array::U64(a) => list(a),
             Array::I64(a) => list(a),
             Array::F64(a) => list(a),
-            Array::Array(a) => list(a),
+            Array::Array(a) => {
+                let head: Vec<String> = a
+                    .iter()
+                    .take(SHOWN)
+                    .map(|x| gguf::value_json(&Value::Array(x.clone())).to_string())
+                    .collect();
+                let more = if a.len() > SHOWN { ", ..." } else { "" };
+                format!("[{}{more}] ({} elements)", head.join(", "), a.len())
+            }
         },
         Value::String(s) if s.chars().count() > 200 => {
             format!(
