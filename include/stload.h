@@ -471,6 +471,39 @@ enum stload_status stload_model_write_gguf(const struct stload_model *model,
                                            void *user_data,
                                            struct stload_error **err);
 
+/*
+ Writes `model` as GGUF in shards, as llama.cpp's gguf-split cuts and names them: files
+ `PREFIX-00001-of-0000N.gguf` in the directory of `path` (UTF-8), where PREFIX is `path`
+ less a ".gguf" extension (any other name is the prefix whole). llama.cpp loads the model
+ from the first shard, which holds all the metadata; every shard holds `split.no` (from 0),
+ `split.count` and `split.tensors.count`. The shard names are used even when one shard holds
+ everything.
+
+ A shard closes before the tensor that would take its tensor data past `max_bytes` bytes
+ (each tensor counted padded to the alignment; the metadata is not counted) or past
+ `max_tensors` tensors. 0 means no limit, but at least one must be set. A tensor larger than
+ `max_bytes` goes alone in a shard. Tensor types and metadata are those of
+ `stload_model_write_gguf`.
+
+ All shards are written under temporary names in the destination directory and renamed once
+ all are complete: on any error, or when `progress` returns false (`STLOAD_ERR_CANCELLED`),
+ no shard is left. Existing files with the shard names are replaced; writing onto one of the
+ model's own files is `STLOAD_ERR_INVALID_ARGUMENT`. `progress` (may be NULL) is called as
+ (user_data, bytes done, bytes total, NULL) on the calling thread, over all shards.
+
+ Does not take ownership of any argument. `model` and `path` must not be NULL. Thread-safe:
+ other threads may use the model meanwhile. Returns `STLOAD_OK`, or an error status with
+ `*err` set when `err` is not NULL (free it with `stload_error_free`).
+ */
+enum stload_status stload_model_write_gguf_split(const struct stload_model *model,
+                                                 const char *path,
+                                                 stload_gguf_type outtype,
+                                                 uint64_t max_bytes,
+                                                 uint64_t max_tensors,
+                                                 stload_progress_fn progress,
+                                                 void *user_data,
+                                                 struct stload_error **err);
+
 #if defined(STLOAD_FEATURE_MLX)
 /*
  Gets tensor `name` as an evaluated MLX array. With `STLOAD_DTYPE_NATIVE` (or the stored

@@ -12,7 +12,7 @@ mod split;
 mod types;
 mod writer;
 
-pub use reader::{parse, read, value_json, GgufFile, GgufTensorInfo, MAX_ARRAY_DEPTH};
+pub use reader::{parse, read, value_json, GgufFile, GgufTensorInfo};
 pub use split::{
     is_shard_of, parse_size, shard_path, ShardInfo, Split, KEY_SPLIT_COUNT, KEY_SPLIT_NO,
     KEY_SPLIT_TENSORS_COUNT,
@@ -25,6 +25,7 @@ pub use writer::{
 
 #[cfg(test)]
 mod tests {
+    use super::reader::MAX_ARRAY_DEPTH;
     use super::*;
     use crate::kv::{Array, Value};
     use crate::write::{write_file, TensorRef};

@@ -13,7 +13,7 @@ use super::writer::{DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
 
 /// Deepest nesting of arrays the reader accepts (an array of arrays is 2 deep): more is
 /// refused as hostile, since no writer needs it and each level costs stack.
-pub const MAX_ARRAY_DEPTH: usize = 8;
+pub(crate) const MAX_ARRAY_DEPTH: usize = 8;
 
 /// One tensor listed by a GGUF file.
 #[derive(Debug, Clone, PartialEq)]

@@ -137,7 +137,7 @@ pub fn write_model(
         .map(|t| t.nbytes.next_multiple_of(alignment))
         .collect();
     let shards = match &plan.split {
-        None => vec![0..tensors.len()],
+        None => std::iter::once(0..tensors.len()).collect(),
         Some(split) => split.shards(&padded),
     };
     let paths: Vec<PathBuf> = match plan.split {

@@ -1,6 +1,8 @@
 /*
  * stload_model_write_gguf from C: a written file starts with the GGUF header, progress reaches
  * the total, a cancel or a bad argument leaves no file, and the input is never overwritten.
+ * stload_model_write_gguf_split: shards named PREFIX-00001-of-0000N.gguf, none on a cancel or
+ * with no limit.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -78,12 +80,56 @@ static void test_write(const char *dir) {
     stload_model_free(m);
 }
 
+/* The N of the shards PREFIX-0000i-of-0000N.gguf found in dir, 0 when there are none. */
+static int shard_count(const char *dir, const char *prefix) {
+    char path[1200];
+    for (int n = 1; n < 100; n++) {
+        snprintf(path, sizeof path, "%s/%s-00001-of-%05d.gguf", dir, prefix, n);
+        if (exists(path)) {
+            return n;
+        }
+    }
+    return 0;
+}
+
+static void test_split(const char *dir) {
+    char src[1024], out[1024], shard[1200];
+    stload_model *m = NULL;
+    stload_error *err = NULL;
+    struct progress p = {0, 0, 0, false};
+    int n;
+    snprintf(src, sizeof src, "%s/llama", dir);
+    snprintf(out, sizeof out, "%s/c_split.gguf", dir);
+    CHECK(stload_open_dir(src, NULL, &m, NULL) == STLOAD_OK);
+
+    CHECK(stload_model_write_gguf_split(m, out, STLOAD_GGUF_F16, 0, 2, on_progress, &p, NULL) == STLOAD_OK);
+    CHECK(p.calls > 0 && p.done == p.total);
+    n = shard_count(dir, "c_split");
+    CHECK(n > 1 && !exists(out));
+    for (int i = 1; i <= n; i++) {
+        snprintf(shard, sizeof shard, "%s/c_split-%05d-of-%05d.gguf", dir, i, n);
+        CHECK(remove(shard) == 0);
+    }
+
+    /* A cancel, and no limit: no shard. */
+    p.cancel = true;
+    CHECK(stload_model_write_gguf_split(m, out, STLOAD_GGUF_F16, 0, 2, on_progress, &p, NULL) ==
+          STLOAD_ERR_CANCELLED);
+    CHECK(stload_model_write_gguf_split(m, out, STLOAD_GGUF_F16, 0, 0, NULL, NULL, &err) ==
+          STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(err && strstr(stload_error_message(err), "limit"));
+    stload_error_free(err);
+    CHECK(shard_count(dir, "c_split") == 0);
+    stload_model_free(m);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
         return 2;
     }
     test_write(argv[1]);
+    test_split(argv[1]);
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
