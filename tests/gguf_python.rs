@@ -513,3 +513,67 @@ fn every_metadata_type_reads_back_as_the_gguf_package_wrote_it() {
         text(&o)
     );
 }
+
+/// SIGINT while the second shard is written: exit 130, no shard and no temporary file left
+/// (the finished first shard included).
+#[cfg(unix)]
+#[test]
+fn interrupting_a_split_convert_leaves_no_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.safetensors");
+    // 64 F32 tensors of 8 MiB, sparse: reading is cheap, writing 256 MiB of F16 takes a while.
+    let (tensors, bytes) = (64u64, 2048u64 * 1024 * 4);
+    let mut header = serde_json::Map::new();
+    for i in 0..tensors {
+        header.insert(
+            format!("t.{i}.weight"),
+            serde_json::json!({"dtype": "F32", "shape": [2048, 1024],
+                               "data_offsets": [i * bytes, (i + 1) * bytes]}),
+        );
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut head = (json.len() as u64).to_le_bytes().to_vec();
+    head.extend_from_slice(&json);
+    std::fs::write(&src, &head).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
+    file.set_len(head.len() as u64 + tensors * bytes).unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args(["convert", src.to_str().unwrap(), "--arch", "none"])
+        .args(["--outtype", "f16", "--split-max-tensors", "4", "--out"])
+        .arg(out_dir.join("big.gguf"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let second = loop {
+        let tmps = files_in(&out_dir)
+            .iter()
+            .filter(|n| n.ends_with(".tmp"))
+            .count();
+        if tmps >= 2 {
+            break true;
+        }
+        if started.elapsed().as_secs() > 60 || child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    assert!(
+        second,
+        "no second temporary shard seen: {:?}",
+        files_in(&out_dir)
+    );
+    // SAFETY: sends a signal to the child this test started and has not yet waited for.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(text(&out).contains("cancelled"), "{}", text(&out));
+    assert_eq!(files_in(&out_dir), Vec::<String>::new());
+}
