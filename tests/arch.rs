@@ -4,10 +4,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
+use common::arch::{fixtures, hex, options};
 use stload::transform::{SplitRule, StackRule};
 use stload::{Dtype, Error, Model, Options};
 
@@ -15,31 +14,6 @@ struct Want {
     shape: Vec<u64>,
     bytes: Vec<u8>,
     f32: Vec<u8>,
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn fixtures() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_arch_fixtures.py");
-        let ok = Command::new(common::python())
-            .arg(script)
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "make_arch_fixtures.py failed");
-        dir
-    })
-    .path()
 }
 
 fn expected(arch: &str) -> BTreeMap<String, Want> {
@@ -68,10 +42,7 @@ fn expected(arch: &str) -> BTreeMap<String, Want> {
 }
 
 fn with_arch(arch: &str) -> Options {
-    Options {
-        arch: Some(arch.to_string()),
-        ..Options::default()
-    }
+    options(arch, false)
 }
 
 #[test]

@@ -9,52 +9,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
+use common::arch::{fixtures, hex, options, script};
 use stload::arch::{self, GgufParts};
 use stload::kv::{Metadata, Value};
-use stload::{Dtype, Error, Model, Options};
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn fixtures() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let script = script("make_arch_fixtures.py");
-        let ok = Command::new(common::python())
-            .arg(script)
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "make_arch_fixtures.py failed");
-        dir
-    })
-    .path()
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(name)
-}
+use stload::{Dtype, Error, Model};
 
 fn json(file: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(fixtures().join(file)).unwrap()).unwrap()
-}
-
-fn options(arch: &str, gguf_layout: bool) -> Options {
-    Options {
-        arch: Some(arch.to_string()),
-        gguf_layout,
-        ..Options::default()
-    }
 }
 
 fn write_config(dir: &Path, config: &str) {

@@ -17,17 +17,23 @@ GGML_TYPE_F32 = 0
 THREADS = 2
 
 
-def embed(model: str, sentences: list[str]) -> dict:
-    llm = llama_cpp.Llama(
+def load(model: str, n_ctx: int, **settings) -> "llama_cpp.Llama":
+    """llama.cpp on `model` with the settings every run shares: a batch of the whole context,
+    THREADS threads, and llama.cpp's log on stderr (shown when a test fails)."""
+    return llama_cpp.Llama(
         model_path=model,
-        embedding=True,
-        n_ctx=128,
-        n_batch=128,
-        n_ubatch=128,
+        n_ctx=n_ctx,
+        n_batch=n_ctx,
+        n_ubatch=n_ctx,
         n_threads=THREADS,
         n_threads_batch=THREADS,
-        verbose=True,  # llama.cpp's log goes to stderr, shown when a test fails
+        verbose=True,
+        **settings,
     )
+
+
+def embed(model: str, sentences: list[str]) -> dict:
+    llm = load(model, 128, embedding=True)
     tokens = [llm.tokenize(s.encode("utf-8"), add_bos=True, special=False) for s in sentences]
     # One sentence per call: no padding, no cross-sequence batching to reason about.
     embeddings = [llm.embed([s], normalize=False)[0] for s in sentences]
@@ -35,18 +41,13 @@ def embed(model: str, sentences: list[str]) -> dict:
 
 
 def logits(model: str, ids: list[int]) -> dict:
-    llm = llama_cpp.Llama(
-        model_path=model,
+    llm = load(
+        model,
+        64,
         logits_all=True,
-        n_ctx=64,
-        n_batch=64,
-        n_ubatch=64,
-        n_threads=THREADS,
-        n_threads_batch=THREADS,
         flash_attn=False,
         type_k=GGML_TYPE_F32,  # an F16 KV cache would round K and V: keep the f32 path exact
         type_v=GGML_TYPE_F32,
-        verbose=True,
     )
     llm.eval(ids)
     return {"logits": llm.scores[: len(ids)].tolist(), "n_vocab": llm.n_vocab()}
