@@ -55,7 +55,7 @@ impl Model {
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<Vec<PathBuf>> {
         if let Some(s) = &split {
-            s.check()?;
+            s.check(path)?;
         }
         let dir = self.config_dir();
         let parts = arch::gguf_parts(dir, self.options().arch.as_deref())?;

@@ -41,12 +41,13 @@ pub struct ShardInfo {
 }
 
 impl Split {
-    /// Refuses a split with no limit.
-    pub fn check(&self) -> Result<()> {
+    /// Refuses a split with no limit; `path` (the output) names it in the error.
+    pub fn check(&self, path: &Path) -> Result<()> {
         if self.max_bytes == 0 && self.max_tensors == 0 {
-            return Err(Error::InvalidArgument(
-                "split output needs a size or a tensor limit (both are 0)".into(),
-            ));
+            return Err(Error::InvalidArgument(format!(
+                "{}: split output needs a size or a tensor limit (both are 0)",
+                path.display()
+            )));
         }
         Ok(())
     }
@@ -254,6 +255,10 @@ mod tests {
             max_tensors: 2,
         };
         assert_eq!(both.shards(&[10, 10, 10, 95, 10]), [0..2, 2..3, 3..4, 4..5]);
-        assert!(Split::default().check().is_err());
+        let e = Split::default().check(Path::new("m.gguf")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("m.gguf: split output needs"),
+            "{e}"
+        );
     }
 }

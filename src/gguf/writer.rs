@@ -124,7 +124,7 @@ pub fn write_model(
 ) -> Result<Vec<PathBuf>> {
     let shown = path.display().to_string();
     if let Some(split) = &plan.split {
-        split.check()?;
+        split.check(path)?;
     }
     let metadata = complete_metadata(model, &plan.metadata, outtype, &shown)?;
     let alignment = match metadata.get("general.alignment") {
