@@ -133,16 +133,22 @@ pub fn is_shard_of(path: &Path, name: &str) -> bool {
 }
 
 /// The `split.*` keys of shard `no` (from 0) of `count`, with `tensors` tensors in all.
-pub(crate) fn shard_keys(m: &mut Metadata, no: usize, count: usize, tensors: usize) -> Result<()> {
+pub(crate) fn shard_keys(
+    shown: &str,
+    m: &mut Metadata,
+    no: usize,
+    count: usize,
+    tensors: usize,
+) -> Result<()> {
     let count16 = u16::try_from(count).map_err(|_| {
         Error::InvalidArgument(format!(
-            "{count} shards, more than the {} split.count holds; raise the split limits",
+            "{shown}: {count} shards, more than the {} split.count holds; raise the split limits",
             u16::MAX
         ))
     })?;
     let tensors32 = i32::try_from(tensors).map_err(|_| {
         Error::InvalidArgument(format!(
-            "{tensors} tensors, more than split.tensors.count (i32) holds"
+            "{shown}: {tensors} tensors, more than split.tensors.count (i32) holds"
         ))
     })?;
     // no < count, so it fits in u16 too.

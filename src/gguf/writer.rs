@@ -140,15 +140,6 @@ pub fn write_model(
         None => std::iter::once(0..tensors.len()).collect(),
         Some(split) => split.shards(&padded),
     };
-    let paths: Vec<PathBuf> = match plan.split {
-        None => vec![path.to_path_buf()],
-        Some(_) => (1..=shards.len())
-            .map(|no| shard_path(path, no as u32, shards.len() as u32))
-            .collect(),
-    };
-    for p in &paths {
-        refuse_input_files(model, p, &p.display().to_string())?;
-    }
     let mut headers = Vec::with_capacity(shards.len());
     for (no, range) in shards.iter().enumerate() {
         let mut offset = 0u64;
@@ -157,7 +148,9 @@ pub fn write_model(
             offset = offset
                 .checked_add(t.nbytes)
                 .map(|o| o.next_multiple_of(alignment))
-                .ok_or_else(|| Error::InvalidArgument("tensor data past 2^64 bytes".into()))?;
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("{shown}: tensor data past 2^64 bytes"))
+                })?;
         }
         let mut m = if no == 0 {
             metadata.clone()
@@ -169,9 +162,19 @@ pub fn write_model(
             m
         };
         if plan.split.is_some() {
-            shard_keys(&mut m, no, shards.len(), tensors.len())?;
+            shard_keys(&shown, &mut m, no, shards.len(), tensors.len())?;
         }
         headers.push(header_bytes(&m, &tensors[range.clone()])?);
+    }
+    // The shard count fits in u16 now (shard_keys checked it).
+    let paths: Vec<PathBuf> = match plan.split {
+        None => vec![path.to_path_buf()],
+        Some(_) => (1..=shards.len())
+            .map(|no| shard_path(path, no as u32, shards.len() as u32))
+            .collect(),
+    };
+    for p in &paths {
+        refuse_input_files(model, p, &p.display().to_string())?;
     }
     let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
 
