@@ -577,3 +577,47 @@ fn interrupting_a_split_convert_leaves_no_shard() {
     assert!(text(&out).contains("cancelled"), "{}", text(&out));
     assert_eq!(files_in(&out_dir), Vec::<String>::new());
 }
+
+/// 200 shards under a limit of 48 open files: finished shards are closed while they wait to be
+/// renamed, so the count of shards is not bounded by the descriptors a process may hold.
+#[cfg(unix)]
+#[test]
+fn many_shards_need_few_open_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("many.safetensors");
+    let n = 200u64;
+    let mut header = serde_json::Map::new();
+    for i in 0..n {
+        header.insert(
+            format!("t.{i:03}"),
+            serde_json::json!({"dtype": "F32", "shape": [32], "data_offsets": [i * 128, (i + 1) * 128]}),
+        );
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&json);
+    bytes.extend((0..n * 32).flat_map(|i| (i as f32).to_le_bytes()));
+    std::fs::write(&src, &bytes).unwrap();
+    let out = dir.path().join("many.gguf");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 48 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_stload"))
+        .args(["convert", src.to_str().unwrap(), "--arch", "none"])
+        .args(["--split-max-tensors", "1", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let last = gguf::read(&gguf::shard_path(&out, 200, 200)).unwrap();
+    assert_eq!(
+        last.shard,
+        Some(gguf::ShardInfo {
+            no: 199,
+            count: 200,
+            tensors: 200
+        })
+    );
+    assert_eq!(last.tensors[0].name, "t.199");
+    assert_eq!(files_in(dir.path()).len(), 201);
+}

@@ -228,7 +228,7 @@ impl ShardFile<'_> {
         plan: &GgufPlan<'_>,
         model: &Model,
         stream: &mut Stream,
-    ) -> Result<tempfile::NamedTempFile> {
+    ) -> Result<tempfile::TempPath> {
         let shown = self.shown.as_str();
         let io = |what: &str, e: std::io::Error| Error::io(shown, what, &e);
         let mut builder = tempfile::Builder::new();
@@ -296,13 +296,14 @@ impl ShardFile<'_> {
         }
         out.flush().map_err(|e| io("cannot write", e))?;
         drop(out);
-        Ok(tmp)
+        // Closed, so a model of many shards holds one descriptor at a time; still removed on drop.
+        Ok(tmp.into_temp_path())
     }
 }
 
 /// Renames every finished temporary file to its path. Should a rename fail, the files already
 /// renamed are removed again, so the output is all there or not at all.
-fn persist_all(files: Vec<tempfile::NamedTempFile>, paths: &[PathBuf]) -> Result<()> {
+fn persist_all(files: Vec<tempfile::TempPath>, paths: &[PathBuf]) -> Result<()> {
     for (i, (tmp, p)) in files.into_iter().zip(paths).enumerate() {
         if let Err(e) = tmp.persist(p) {
             for done in &paths[..i] {
