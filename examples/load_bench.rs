@@ -181,7 +181,8 @@ fn json_parse(args: &[String]) -> Res<()> {
     let mut ours = Vec::with_capacity(reps);
     for _ in 0..reps {
         ours.push(time(|| {
-            let h = stload::header::parse("bench", &json, data_len).expect("valid header");
+            let h =
+                stload::__private::header::parse("bench", &json, data_len).expect("valid header");
             assert_eq!(h.tensors.len() + usize::from(!h.metadata.is_empty()), keys);
         }));
     }
@@ -243,10 +244,11 @@ fn load(args: &[String]) -> Res<()> {
                 .ok_or_else(|| format!("unknown dtype {name}"))?,
         ),
     };
-    let opts = Options {
-        read_mode: has(args, "--read-mode"),
-        threads: flag(args, "--threads", 0)?,
-        ..Options::default()
+    let opts = {
+        let mut o = Options::default();
+        o.read_mode = has(args, "--read-mode");
+        o.threads = flag(args, "--threads", 0)?;
+        o
     };
     let t = Instant::now();
     let model = Model::open_files(&[&file], &opts)?;
@@ -302,12 +304,12 @@ fn memcpy(args: &[String]) -> Res<()> {
         "--threads",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     )?;
-    let mut src = stload::buffer::AlignedBuf::new_uninit(bytes)?;
+    let mut src = stload::__private::buffer::AlignedBuf::new_uninit(bytes)?;
     src.as_mut_slice()
         .iter_mut()
         .enumerate()
         .for_each(|(i, b)| *b = i as u8);
-    let mut dst = stload::buffer::AlignedBuf::new_uninit(bytes)?;
+    let mut dst = stload::__private::buffer::AlignedBuf::new_uninit(bytes)?;
     let fresh_s = time(|| parallel_copy(src.as_slice(), dst.as_mut_slice(), threads));
     let reused_s = (0..3)
         .map(|_| time(|| parallel_copy(src.as_slice(), dst.as_mut_slice(), threads)))
@@ -371,7 +373,7 @@ fn touch(args: &[String]) -> Res<()> {
 fn prime(args: &[String]) -> Res<()> {
     let bytes: usize = positional(args, 0, "BYTES")?.parse()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut buf = stload::buffer::AlignedBuf::new_uninit(bytes)?;
+    let mut buf = stload::__private::buffer::AlignedBuf::new_uninit(bytes)?;
     let secs = time(|| {
         let per = bytes.div_ceil(threads).max(1);
         std::thread::scope(|s| {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use stload::arch::{self, GgufParts};
+use stload::__private::arch::{self, GgufParts};
 use stload::kv::{Metadata, Value};
 use stload::{Dtype, Error, Model, Options};
 
@@ -50,10 +50,11 @@ fn json(file: &str) -> serde_json::Value {
 }
 
 fn options(arch: &str, gguf_layout: bool) -> Options {
-    Options {
-        arch: Some(arch.to_string()),
-        gguf_layout,
-        ..Options::default()
+    {
+        let mut o = Options::default();
+        o.arch = Some(arch.to_string());
+        o.gguf_layout = gguf_layout;
+        o
     }
 }
 

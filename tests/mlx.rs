@@ -306,9 +306,10 @@ fn rss_bytes() -> u64 {
 fn a_thousand_get_free_cycles_keep_memory_steady() {
     let t = tensor("big_f32");
     // No cache: every get makes a new array (1.2 MB each), so a leak shows at once.
-    let options = Options {
-        cache_converted: false,
-        ..Options::default()
+    let options = {
+        let mut o = Options::default();
+        o.cache_converted = false;
+        o
     };
     let model = Model::open_files(&[&t.file], &options).expect("open");
     let cycle = || {

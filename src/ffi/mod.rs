@@ -1,5 +1,5 @@
 //! The C ABI. Each export checks its arguments, calls the Rust API and maps the `Result`;
-//! no logic lives here. Every export runs under [`guard`], so no panic crosses into C.
+//! no logic lives here. Every export runs under `guard`, so no panic crosses into C.
 
 #![allow(non_camel_case_types)]
 // The exports are called from C, where the pointer contracts are documented in the header; marking
