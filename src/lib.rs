@@ -42,39 +42,30 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-// The public API, as listed in the crate documentation above.
-pub mod convert;
-pub mod ffi;
-pub mod gguf;
-pub mod kv;
-#[cfg(feature = "mlx")]
-pub mod mlx;
-
-pub use dtype::Dtype;
-pub use error::{Error, Result};
-pub use file::Format;
-pub use model::{Model, TensorInfo};
-pub use options::{Options, SplitRule, StackRule};
-pub use rename::Replacer;
-pub use shape::Shape;
-pub use tensor::Tensor;
-
-// Everything else is internal: its `pub` items are reachable from outside only through
+// Modules in name order (cbindgen reads them in this order, and the header depends on it).
+// Public: `convert`, `ffi`, `gguf`, `kv`, `mlx`, as listed in the crate documentation above.
+// Every other module is internal: its `pub` items are reachable from outside only through
 // `__private` (feature `internals`). Without that feature, what only the command and the tests
 // use (the safetensors export and writer, the sample model, re-exports) is unused, hence the
 // `allow`s.
 #[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 pub(crate) mod arch;
 pub(crate) mod buffer;
+pub mod convert;
 pub(crate) mod dtype;
 pub(crate) mod error;
 #[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 pub(crate) mod export;
+pub mod ffi;
 pub(crate) mod file;
+pub mod gguf;
 pub(crate) mod header;
 mod hf_to_gguf;
 pub(crate) mod identity;
 pub(crate) mod index;
+pub mod kv;
+#[cfg(feature = "mlx")]
+pub mod mlx;
 pub(crate) mod model;
 pub(crate) mod nulstr;
 pub(crate) mod options;
@@ -93,6 +84,15 @@ pub(crate) mod torch;
 pub(crate) mod transform;
 #[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 pub(crate) mod write;
+
+pub use dtype::Dtype;
+pub use error::{Error, Result};
+pub use file::Format;
+pub use model::{Model, TensorInfo};
+pub use options::{Options, SplitRule, StackRule};
+pub use rename::Replacer;
+pub use shape::Shape;
+pub use tensor::Tensor;
 
 /// Internal modules for the `stload` command, the integration tests, the fuzz targets and the
 /// benches: not part of the API, no stability promise, hidden from the documentation. Only with
