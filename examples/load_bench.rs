@@ -202,28 +202,35 @@ fn get(args: &[String]) -> Res<()> {
     let calls: usize = flag(args, "--calls", 20_000)?;
     let paths: [*const c_char; 1] = [file.as_ptr()];
     let mut model: *mut stload_model = std::ptr::null_mut();
-    let st = stload_open_files(
-        paths.as_ptr(),
-        1,
-        std::ptr::null(),
-        &mut model,
-        std::ptr::null_mut(),
-    );
+    // SAFETY: one valid path string, default options, a writable local for the handle.
+    let st = unsafe {
+        stload_open_files(
+            paths.as_ptr(),
+            1,
+            std::ptr::null(),
+            &mut model,
+            std::ptr::null_mut(),
+        )
+    };
     if st != stload_status::STLOAD_OK {
         return Err(format!("stload_open_files failed: {st:?}").into());
     }
     let once = || {
         let mut t: *mut stload_tensor = std::ptr::null_mut();
-        let st = stload_model_get(model, name.as_ptr(), NATIVE, &mut t, std::ptr::null_mut());
+        // SAFETY: the live model opened above, a NUL-terminated name, a writable local.
+        let st =
+            unsafe { stload_model_get(model, name.as_ptr(), NATIVE, &mut t, std::ptr::null_mut()) };
         assert_eq!(st, stload_status::STLOAD_OK, "stload_model_get failed");
-        stload_tensor_free(std::hint::black_box(t));
+        // SAFETY: the tensor just returned, freed once.
+        unsafe { stload_tensor_free(std::hint::black_box(t)) };
     };
     // The first get maps the file; that one-time cost is not what is measured here.
     once();
     let per_call: Vec<f64> = (0..batches)
         .map(|_| time(|| (0..calls).for_each(|_| once())) / calls as f64)
         .collect();
-    stload_model_free(model);
+    // SAFETY: the model opened above, freed once after its last use.
+    unsafe { stload_model_free(model) };
     let best = per_call.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
         "{{\"kind\":\"get\",\"batches\":{batches},\"calls\":{calls},\"median_ns\":{:.1},\"min_ns\":{:.1}}}",
