@@ -226,15 +226,18 @@ fn absurd_thread_counts_are_refused_or_clamped() {
         (usize::MAX, false),
     ] {
         let mut err = std::ptr::null_mut();
-        let status = stload_options_set_threads(opts, threads, &mut err);
+        // SAFETY: `opts` is a live handle from stload_options_new, `err` a local.
+        let status = unsafe { stload_options_set_threads(opts, threads, &mut err) };
         assert_eq!(
             status == stload::ffi::stload_status::STLOAD_OK,
             ok,
             "{threads}"
         );
-        stload::ffi::error::stload_error_free(err);
+        // SAFETY: NULL or the error object just stored, freed once.
+        unsafe { stload::ffi::error::stload_error_free(err) };
     }
-    stload_options_free(opts);
+    // SAFETY: the handle from stload_options_new, freed once and not used after.
+    unsafe { stload_options_free(opts) };
 }
 
 #[test]
