@@ -487,3 +487,44 @@ impl Model {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The path MLX arrays are filled by writes exactly what `get_as` returns, for every source
+    /// kind (contiguous, strided PyTorch views, a stack gathered from two tensors), mapped and
+    /// read, and refuses a buffer of the wrong length.
+    #[test]
+    fn materialize_into_writes_what_get_as_returns() {
+        let views = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/views.pt");
+        for read_mode in [false, true] {
+            let mut options = Options {
+                read_mode,
+                ..Options::default()
+            };
+            options
+                .add_stack(vec!["base".into(), "tied".into()], "pair")
+                .unwrap();
+            let model = Model::open_files(&[&views], &options).unwrap();
+            assert!(model.entries.iter().any(|e| e.name.as_str() == "pair"));
+            for e in &model.entries {
+                for to in [e.dtype, Dtype::F32, Dtype::BF16] {
+                    let want = model.get_as(e.name.as_str(), to).unwrap();
+                    let mut got = vec![0u8; want.data().len()];
+                    for drop_source in [false, true] {
+                        model
+                            .materialize_into(e, to, &mut got, drop_source)
+                            .unwrap();
+                        assert_eq!(got, want.data(), "{} as {to}, read {read_mode}", e.name);
+                    }
+                    let mut short = vec![0u8; want.data().len() + 1];
+                    let err = model
+                        .materialize_into(e, to, &mut short, false)
+                        .unwrap_err();
+                    assert!(err.to_string().contains(e.name.as_str()), "{err}");
+                }
+            }
+        }
+    }
+}
