@@ -4,7 +4,7 @@
 //! `cargo bench --bench convert`; `STLOAD_BENCH_MIB` sets the input size (default 64 MiB).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use stload::buffer::AlignedBuf;
+use stload::__private::buffer::AlignedBuf;
 use stload::convert;
 use stload::Dtype;
 

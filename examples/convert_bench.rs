@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use stload::buffer::AlignedBuf;
+use stload::__private::buffer::AlignedBuf;
 use stload::convert;
 use stload::Dtype;
 

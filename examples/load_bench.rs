@@ -181,7 +181,8 @@ fn json_parse(args: &[String]) -> Res<()> {
     let mut ours = Vec::with_capacity(reps);
     for _ in 0..reps {
         ours.push(time(|| {
-            let h = stload::header::parse("bench", &json, data_len).expect("valid header");
+            let h =
+                stload::__private::header::parse("bench", &json, data_len).expect("valid header");
             assert_eq!(h.tensors.len() + usize::from(!h.metadata.is_empty()), keys);
         }));
     }
@@ -201,28 +202,35 @@ fn get(args: &[String]) -> Res<()> {
     let calls: usize = flag(args, "--calls", 20_000)?;
     let paths: [*const c_char; 1] = [file.as_ptr()];
     let mut model: *mut stload_model = std::ptr::null_mut();
-    let st = stload_open_files(
-        paths.as_ptr(),
-        1,
-        std::ptr::null(),
-        &mut model,
-        std::ptr::null_mut(),
-    );
+    // SAFETY: one valid path string, default options, a writable local for the handle.
+    let st = unsafe {
+        stload_open_files(
+            paths.as_ptr(),
+            1,
+            std::ptr::null(),
+            &mut model,
+            std::ptr::null_mut(),
+        )
+    };
     if st != stload_status::STLOAD_OK {
         return Err(format!("stload_open_files failed: {st:?}").into());
     }
     let once = || {
         let mut t: *mut stload_tensor = std::ptr::null_mut();
-        let st = stload_model_get(model, name.as_ptr(), NATIVE, &mut t, std::ptr::null_mut());
+        // SAFETY: the live model opened above, a NUL-terminated name, a writable local.
+        let st =
+            unsafe { stload_model_get(model, name.as_ptr(), NATIVE, &mut t, std::ptr::null_mut()) };
         assert_eq!(st, stload_status::STLOAD_OK, "stload_model_get failed");
-        stload_tensor_free(std::hint::black_box(t));
+        // SAFETY: the tensor just returned, freed once.
+        unsafe { stload_tensor_free(std::hint::black_box(t)) };
     };
     // The first get maps the file; that one-time cost is not what is measured here.
     once();
     let per_call: Vec<f64> = (0..batches)
         .map(|_| time(|| (0..calls).for_each(|_| once())) / calls as f64)
         .collect();
-    stload_model_free(model);
+    // SAFETY: the model opened above, freed once after its last use.
+    unsafe { stload_model_free(model) };
     let best = per_call.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
         "{{\"kind\":\"get\",\"batches\":{batches},\"calls\":{calls},\"median_ns\":{:.1},\"min_ns\":{:.1}}}",
@@ -243,10 +251,11 @@ fn load(args: &[String]) -> Res<()> {
                 .ok_or_else(|| format!("unknown dtype {name}"))?,
         ),
     };
-    let opts = Options {
-        read_mode: has(args, "--read-mode"),
-        threads: flag(args, "--threads", 0)?,
-        ..Options::default()
+    let opts = {
+        let mut o = Options::default();
+        o.read_mode = has(args, "--read-mode");
+        o.threads = flag(args, "--threads", 0)?;
+        o
     };
     let t = Instant::now();
     let model = Model::open_files(&[&file], &opts)?;
@@ -302,12 +311,12 @@ fn memcpy(args: &[String]) -> Res<()> {
         "--threads",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     )?;
-    let mut src = stload::buffer::AlignedBuf::new_uninit(bytes)?;
+    let mut src = stload::__private::buffer::AlignedBuf::new_uninit(bytes)?;
     src.as_mut_slice()
         .iter_mut()
         .enumerate()
         .for_each(|(i, b)| *b = i as u8);
-    let mut dst = stload::buffer::AlignedBuf::new_uninit(bytes)?;
+    let mut dst = stload::__private::buffer::AlignedBuf::new_uninit(bytes)?;
     let fresh_s = time(|| parallel_copy(src.as_slice(), dst.as_mut_slice(), threads));
     let reused_s = (0..3)
         .map(|_| time(|| parallel_copy(src.as_slice(), dst.as_mut_slice(), threads)))
@@ -371,7 +380,7 @@ fn touch(args: &[String]) -> Res<()> {
 fn prime(args: &[String]) -> Res<()> {
     let bytes: usize = positional(args, 0, "BYTES")?.parse()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut buf = stload::buffer::AlignedBuf::new_uninit(bytes)?;
+    let mut buf = stload::__private::buffer::AlignedBuf::new_uninit(bytes)?;
     let secs = time(|| {
         let per = bytes.div_ceil(threads).max(1);
         std::thread::scope(|s| {

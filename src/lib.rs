@@ -10,45 +10,105 @@
 //! println!("{} {:?} {} bytes", t.dtype(), t.shape(), t.data().len());
 //! # Ok::<(), stload::Error>(())
 //! ```
+//!
+//! ## Public API
+//!
+//! These items are the whole API; every other module is internal (`tests/public_api.rs`
+//! checks that this list and the `pub` items of `lib.rs` agree).
+//!
+//! - [`Model`]: an opened model (`open_dir`, `open_files`, `get`, `get_as`, `get_slice`,
+//!   `load`, `prefetch`, `verify`, `release_all`, `write_gguf`).
+//! - [`TensorInfo`]: what the index knows of one tensor, without reading it.
+//! - [`Tensor`]: a tensor's bytes, a view into a mapped file or owned memory.
+//! - [`Options`]: how a model is opened, with its setters; [`SplitRule`], [`StackRule`] and
+//!   [`Replacer`] are the types of its fields.
+//! - [`Dtype`]: the element types. [`Shape`]: dimensions. [`Format`]: a file's format.
+//! - [`Error`], [`Result`]: every failure, each variant a status of the C ABI.
+//! - [`convert`]: exact dtype conversion of byte slices.
+//! - [`gguf`]: GGUF export for custom converters: [`gguf::write_model`] with a
+//!   [`gguf::GgufPlan`] (metadata as [`kv`] values, computed tensors, fix-ups), the type rule
+//!   [`gguf::OutType`], and the reader the `stload inspect` command uses. [`Model::write_gguf`]
+//!   is the whole converter; these are public deliberately, for engines with their own
+//!   architectures.
+//! - [`kv`]: GGUF metadata values ([`kv::Metadata`], [`kv::Value`]).
+//! - [`ffi`]: the C ABI (its functions are `unsafe`: they take raw pointers).
+//! - `mlx` (feature `mlx`): tensors as MLX arrays (`Model::get_mlx`, `Model::load_mlx`).
+//!
+//! The feature `internals` (on with the default `cli` feature) adds a hidden `__private`
+//! module through which the `stload` command, the integration tests, the fuzz targets and the
+//! benches reach internal modules. It is not part of the API and may change at any time.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod arch;
-pub mod buffer;
+// Modules in name order (cbindgen reads them in this order, and the header depends on it).
+// Public: `convert`, `ffi`, `gguf`, `kv`, `mlx`, as listed in the crate documentation above.
+// Every other module is internal: its `pub` items are reachable from outside only through
+// `__private` (feature `internals`). Without that feature, what only the command and the tests
+// use (the safetensors export and writer, the sample model, re-exports) is unused, hence the
+// `allow`s.
+#[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+pub(crate) mod arch;
+pub(crate) mod buffer;
 pub mod convert;
-pub mod dtype;
-pub mod error;
-pub mod export;
+pub(crate) mod dtype;
+pub(crate) mod error;
+#[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+pub(crate) mod export;
 pub mod ffi;
-pub mod file;
+pub(crate) mod file;
 pub mod gguf;
-pub mod header;
+pub(crate) mod header;
 mod hf_to_gguf;
-pub mod identity;
-pub mod index;
+pub(crate) mod identity;
+pub(crate) mod index;
 pub mod kv;
 #[cfg(feature = "mlx")]
 pub mod mlx;
-pub mod model;
-pub mod nulstr;
-pub mod options;
+pub(crate) mod model;
+pub(crate) mod nulstr;
+pub(crate) mod options;
 mod parallel;
-pub mod rename;
-pub mod sample;
-pub mod shape;
+pub(crate) mod rename;
+#[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+pub(crate) mod sample;
+pub(crate) mod shape;
 mod source;
 mod store;
-pub mod tensor;
-pub mod tokenizer;
-pub mod torch;
-pub mod transform;
-pub mod write;
+pub(crate) mod tensor;
+#[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+pub(crate) mod tokenizer;
+pub(crate) mod torch;
+#[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+pub(crate) mod transform;
+#[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+pub(crate) mod write;
 
 pub use dtype::Dtype;
 pub use error::{Error, Result};
+pub use file::Format;
 pub use model::{Model, TensorInfo};
-pub use options::Options;
+pub use options::{Options, SplitRule, StackRule};
+pub use rename::Replacer;
 pub use shape::Shape;
 pub use tensor::Tensor;
+
+/// Internal modules for the `stload` command, the integration tests, the fuzz targets and the
+/// benches: not part of the API, no stability promise, hidden from the documentation. Only with
+/// the feature `internals` (which the default `cli` feature enables for the command).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod __private {
+    macro_rules! reexport {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc(hidden)]
+            pub mod $name {
+                pub use crate::$name::*;
+            }
+        )*};
+    }
+    reexport!(
+        arch, buffer, export, header, index, options, sample, tokenizer, torch, transform, write,
+    );
+}

@@ -25,7 +25,11 @@ pub struct StackRule {
 }
 
 /// How a model is opened and served.
+///
+/// Outside this crate, start from `Options::default()` and set fields or call the setters
+/// (`#[non_exhaustive]`: new settings may be added without breaking callers).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Largest accepted header (JSON bytes) per file; the reference's 100 MB by default.
     pub max_header_size: u64,

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::arch::{fixtures, hex, options};
-use stload::transform::{SplitRule, StackRule};
 use stload::{Dtype, Error, Model, Options};
+use stload::{SplitRule, StackRule};
 
 struct Want {
     shape: Vec<u64>,
@@ -161,15 +161,16 @@ fn bad_configs_are_clear_errors_at_open() {
 
 #[test]
 fn renames_that_collide_name_both_originals() {
-    let options = Options {
-        rename: stload::rename::Replacer::from_flat(&[
+    let options = {
+        let mut o = Options::default();
+        o.rename = stload::Replacer::from_flat(&[
             "input_layernorm",
             "norm",
             "post_attention_layernorm",
             "norm",
         ])
-        .unwrap(),
-        ..Options::default()
+        .unwrap();
+        o
     };
     let err = Model::open_dir(fixtures().join("llama"), &options).unwrap_err();
     let text = err.to_string();
@@ -183,17 +184,18 @@ fn renames_that_collide_name_both_originals() {
 #[test]
 fn user_split_stack_and_slice_match_the_stored_bytes() {
     let want = expected("llama");
-    let options = Options {
-        arch: Some("llama".into()),
-        splits: vec![SplitRule {
+    let options = {
+        let mut o = Options::default();
+        o.arch = Some("llama".into());
+        o.splits = vec![SplitRule {
             name: "blk.0.ffn_gate.weight".into(),
             parts: vec![("g.a".into(), 10), ("g.b".into(), 6)],
-        }],
-        stacks: vec![StackRule {
+        }];
+        o.stacks = vec![StackRule {
             names: vec!["blk.0.ffn_up.weight".into(), "blk.1.ffn_up.weight".into()],
             into: "ups".into(),
-        }],
-        ..Options::default()
+        }];
+        o
     };
     let model = Model::open_dir(fixtures().join("llama"), &options).unwrap();
     let gate = &want["blk.0.ffn_gate.weight"].bytes;

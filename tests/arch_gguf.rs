@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::arch::{fixtures, hex, options, script};
-use stload::arch::{self, GgufParts};
+use stload::__private::arch::{self, GgufParts};
 use stload::kv::{Metadata, Value};
 use stload::{Dtype, Error, Model};
 

@@ -16,17 +16,16 @@ fn model_file(dir: &Path) -> PathBuf {
 }
 
 fn modes() -> [Options; 2] {
-    let strict = Options {
-        check_interval: Duration::ZERO,
-        ..Options::default()
+    let strict = {
+        let mut o = Options::default();
+        o.check_interval = Duration::ZERO;
+        o
     };
-    [
-        strict.clone(),
-        Options {
-            read_mode: true,
-            ..strict
-        },
-    ]
+    [strict.clone(), {
+        let mut o = strict;
+        o.read_mode = true;
+        o
+    }]
 }
 
 fn assert_changed(err: Error) {
@@ -89,13 +88,11 @@ fn read_mode_serves_the_same_values_as_mmap() {
     let dir = tempfile::tempdir().unwrap();
     let path = model_file(dir.path());
     let mapped = Model::open_files(&[&path], &Options::default()).unwrap();
-    let read = Model::open_files(
-        &[&path],
-        &Options {
-            read_mode: true,
-            ..Options::default()
-        },
-    )
+    let read = Model::open_files(&[&path], &{
+        let mut o = Options::default();
+        o.read_mode = true;
+        o
+    })
     .unwrap();
     for name in ["a", "b"] {
         let (m, r) = (mapped.get(name).unwrap(), read.get(name).unwrap());
@@ -117,26 +114,22 @@ fn read_mode_serves_the_same_values_as_mmap() {
 fn limits_are_enforced_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = model_file(dir.path());
-    let err = Model::open_files(
-        &[&path],
-        &Options {
-            max_tensors: 1,
-            ..Options::default()
-        },
-    )
+    let err = Model::open_files(&[&path], &{
+        let mut o = Options::default();
+        o.max_tensors = 1;
+        o
+    })
     .unwrap_err();
     assert!(
         matches!(err, Error::Limit(_))
             && err.to_string().contains("2 tensors, over the limit of 1"),
         "{err}"
     );
-    let model = Model::open_files(
-        &[&path],
-        &Options {
-            max_load_bytes: 8191,
-            ..Options::default()
-        },
-    )
+    let model = Model::open_files(&[&path], &{
+        let mut o = Options::default();
+        o.max_load_bytes = 8191;
+        o
+    })
     .unwrap();
     // F32 load: "a" stays zero-copy, "b" (2048 BF16) becomes 8192 new bytes.
     let err = model.load(Some(Dtype::F32), |_, _, _| true).unwrap_err();

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use stload::write::{write_file, TensorRef};
+use stload::__private::write::{write_file, TensorRef};
 use stload::{Dtype, Error, Model, Options};
 
 /// Item 13: `Model::load` refuses a dtype whole-model conversion does not produce, instead of
@@ -11,7 +11,7 @@ use stload::{Dtype, Error, Model, Options};
 #[test]
 fn load_refuses_dtypes_it_does_not_produce() {
     let dir = tempfile::tempdir().unwrap();
-    let path = stload::sample::write_sample(dir.path()).unwrap();
+    let path = stload::__private::sample::write_sample(dir.path()).unwrap();
     let model = Model::open_files(&[&path], &Options::default()).unwrap();
     for dtype in Dtype::ALL {
         let loaded = model.load(Some(dtype), |_, _, _| true);
@@ -62,10 +62,11 @@ fn a_cancelled_directory_export_leaves_nothing_behind() {
     for (dst_name, stop_at) in [("out", total * 2 / 3), ("out-late", total)] {
         let dst = dir.path().join(dst_name);
         let mut seen = 0u64;
-        let result = stload::export::export(&model, &src, Some(Dtype::F32), &dst, &mut |b| {
-            seen += b;
-            seen < stop_at
-        });
+        let result =
+            stload::__private::export::export(&model, &src, Some(Dtype::F32), &dst, &mut |b| {
+                seen += b;
+                seen < stop_at
+            });
         assert!(matches!(result, Err(Error::Cancelled(_))), "{result:?}");
         assert!(!dst.exists(), "{dst_name}: {:?}", listing(&dst));
     }
@@ -73,7 +74,7 @@ fn a_cancelled_directory_export_leaves_nothing_behind() {
     let dst = dir.path().join("kept");
     std::fs::create_dir(&dst).unwrap();
     std::fs::write(dst.join("mine.txt"), "x").unwrap();
-    let result = stload::export::export(&model, &src, None, &dst, &mut |_| false);
+    let result = stload::__private::export::export(&model, &src, None, &dst, &mut |_| false);
     assert!(matches!(result, Err(Error::Cancelled(_))), "{result:?}");
     assert_eq!(listing(&dst), ["mine.txt"]);
 }

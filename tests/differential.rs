@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use stload::header::{self, MAX_HEADER_SIZE};
+use stload::__private::header::{self, MAX_HEADER_SIZE};
 use stload::{Model, Options};
 
 /// A disagreement stload is allowed: the reference accepts, stload refuses with a message

@@ -261,7 +261,7 @@ fn cli_converts_inspects_and_refuses_bad_input() {
 #[test]
 fn unsupported_tensors_and_hostile_files_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let sample = stload::sample::write_sample(dir.path()).unwrap();
+    let sample = stload::__private::sample::write_sample(dir.path()).unwrap();
     let model = Model::open_files(&[&sample], &Options::default()).unwrap();
     let out = dir.path().join("s.gguf");
     if let Err(e) = gguf::write_model(

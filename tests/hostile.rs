@@ -268,9 +268,10 @@ fn header_limit_comes_from_options() {
         &format!("{{{OK_TENSOR}}}"),
         &[0; 8],
     );
-    let options = Options {
-        max_header_size: 16,
-        ..Options::default()
+    let options = {
+        let mut o = Options::default();
+        o.max_header_size = 16;
+        o
     };
     let err = Model::open_files(&[&path], &options).unwrap_err();
     assert!(matches!(err, Error::Limit(_)), "{err}");

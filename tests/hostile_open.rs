@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use stload::transform::{SplitRule, StackRule};
 use stload::{Error, Model, Options};
+use stload::{SplitRule, StackRule};
 
 /// Writes a safetensors file of zero-filled tensors `(name, dtype, shape)`.
 fn st(dir: &Path, file: &str, tensors: &[(&str, &str, &[u64])]) -> PathBuf {
@@ -52,9 +52,10 @@ fn mkfifo(path: &Path) {
 }
 
 fn with_arch(arch: &str) -> Options {
-    Options {
-        arch: Some(arch.into()),
-        ..Options::default()
+    {
+        let mut o = Options::default();
+        o.arch = Some(arch.into());
+        o
     }
 }
 
@@ -157,8 +158,7 @@ fn json_beside_the_weights_is_bounded() {
     st(dir.path(), "model-1.safetensors", &[("a", "F32", &[1])]);
     let index = dir.path().join("model.safetensors.index.json");
     let file = std::fs::File::create(&index).unwrap();
-    file.set_len(stload::options::DEFAULT_MAX_JSON_SIZE + 1)
-        .unwrap();
+    file.set_len(Options::default().max_json_size + 1).unwrap();
     let err = Model::open_dir(dir.path(), &Options::default()).unwrap_err();
     assert!(matches!(err, Error::Limit(_)), "{err}");
     assert!(
@@ -166,9 +166,10 @@ fn json_beside_the_weights_is_bounded() {
         "{err}"
     );
     // Raised, the same file is read and refused for what it is (zeros, not JSON).
-    let raised = Options {
-        max_json_size: 2 * stload::options::DEFAULT_MAX_JSON_SIZE,
-        ..Options::default()
+    let raised = {
+        let mut o = Options::default();
+        o.max_json_size = 2 * Options::default().max_json_size;
+        o
     };
     let err = Model::open_dir(dir.path(), &raised).unwrap_err();
     assert!(matches!(err, Error::Format(_)), "{err}");
@@ -184,9 +185,10 @@ fn json_beside_the_weights_is_bounded() {
         "x".repeat(4096)
     );
     std::fs::write(big.path().join("config.json"), config).unwrap();
-    let small = Options {
-        max_json_size: 1024,
-        ..with_arch("llama")
+    let small = {
+        let mut o = with_arch("llama");
+        o.max_json_size = 1024;
+        o
     };
     let err = Model::open_dir(big.path(), &small).unwrap_err();
     assert!(
@@ -201,9 +203,10 @@ fn absurd_thread_counts_are_refused_or_clamped() {
     let dir = tempfile::tempdir().unwrap();
     let path = st(dir.path(), "m.safetensors", &[("a", "BF16", &[1 << 20])]);
     for threads in [1usize << 62, usize::MAX] {
-        let options = Options {
-            threads,
-            ..Options::default()
+        let options = {
+            let mut o = Options::default();
+            o.threads = threads;
+            o
         };
         let p = path.clone();
         let n = within("threads", move || {
@@ -223,15 +226,18 @@ fn absurd_thread_counts_are_refused_or_clamped() {
         (usize::MAX, false),
     ] {
         let mut err = std::ptr::null_mut();
-        let status = stload_options_set_threads(opts, threads, &mut err);
+        // SAFETY: `opts` is a live handle from stload_options_new, `err` a local.
+        let status = unsafe { stload_options_set_threads(opts, threads, &mut err) };
         assert_eq!(
             status == stload::ffi::stload_status::STLOAD_OK,
             ok,
             "{threads}"
         );
-        stload::ffi::error::stload_error_free(err);
+        // SAFETY: NULL or the error object just stored, freed once.
+        unsafe { stload::ffi::error::stload_error_free(err) };
     }
-    stload_options_free(opts);
+    // SAFETY: the handle from stload_options_new, freed once and not used after.
+    unsafe { stload_options_free(opts) };
 }
 
 #[test]
@@ -300,8 +306,9 @@ fn split_rows_that_wrap_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = st(dir.path(), "m.safetensors", &[("t", "F32", &[4, 1])]);
     let q = 1u64 << 62;
-    let options = Options {
-        splits: vec![SplitRule {
+    let options = {
+        let mut o = Options::default();
+        o.splits = vec![SplitRule {
             name: "t".into(),
             parts: vec![
                 ("a".into(), q),
@@ -309,8 +316,8 @@ fn split_rows_that_wrap_are_refused() {
                 ("c".into(), q),
                 ("d".into(), q + 4),
             ],
-        }],
-        ..Options::default()
+        }];
+        o
     };
     let err = Model::open_files(&[path], &options).unwrap_err();
     assert!(
@@ -409,10 +416,11 @@ fn max_tensors_stops_at_the_first_header_over_the_limit() {
     let garbage = dir.path().join("m2.safetensors");
     std::fs::write(&garbage, [0xffu8; 64]).unwrap();
     paths.push(garbage);
-    let options = Options {
-        max_tensors: 1500,
-        threads: 1,
-        ..Options::default()
+    let options = {
+        let mut o = Options::default();
+        o.max_tensors = 1500;
+        o.threads = 1;
+        o
     };
     let err = Model::open_files(&paths, &options).unwrap_err();
     assert!(
@@ -440,36 +448,39 @@ fn every_transform_keeps_the_shape_invariant() {
         assert_invariant(&model, arch);
     }
     let views = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/views.pt");
-    let options = Options {
-        stacks: vec![StackRule {
+    let options = {
+        let mut o = Options::default();
+        o.stacks = vec![StackRule {
             names: vec!["transposed".into(), "transposed2".into()],
             into: "pair".into(),
-        }],
-        splits: vec![SplitRule {
+        }];
+        o.splits = vec![SplitRule {
             name: "pair".into(),
             parts: vec![("first".into(), 1), ("second".into(), 1)],
-        }],
-        rename: stload::rename::Replacer::from_flat(&["tied", "transposed2"]).unwrap(),
-        ..Options::default()
+        }];
+        o.rename = stload::Replacer::from_flat(&["tied", "transposed2"]).unwrap();
+        o
     };
     // "tied" is [4, 6] and "transposed" [6, 4]: the stack is refused, naming both.
     let err = Model::open_files(std::slice::from_ref(&views), &options).unwrap_err();
     assert!(err.to_string().contains("transposed2"), "{err}");
-    let options = Options {
-        stacks: vec![StackRule {
+    let options = {
+        let mut o = options;
+        o.stacks = vec![StackRule {
             names: vec!["base".into(), "transposed2".into(), "rows".into()],
             into: "mix".into(),
-        }],
-        ..options
+        }];
+        o
     };
     let err = Model::open_files(std::slice::from_ref(&views), &options).unwrap_err();
     assert!(err.to_string().contains("mix"), "{err}");
-    let options = Options {
-        stacks: vec![StackRule {
+    let options = {
+        let mut o = options;
+        o.stacks = vec![StackRule {
             names: vec!["base".into(), "transposed2".into()],
             into: "pair".into(),
-        }],
-        ..options
+        }];
+        o
     };
     let model = Model::open_files(&[views], &options).unwrap();
     assert_invariant(&model, "views.pt");
@@ -481,9 +492,10 @@ fn prefetch_after_truncation_is_an_error_not_sigbus() {
     // Item 9: the mapping exists (a get made it), the file is truncated, then prefetch.
     let dir = tempfile::tempdir().unwrap();
     let path = st(dir.path(), "m.safetensors", &[("a", "U8", &[4 << 20])]);
-    let options = Options {
-        check_interval: Duration::from_secs(3600),
-        ..Options::default()
+    let options = {
+        let mut o = Options::default();
+        o.check_interval = Duration::from_secs(3600);
+        o
     };
     let model = Model::open_files(std::slice::from_ref(&path), &options).unwrap();
     drop(model.get("a").unwrap());

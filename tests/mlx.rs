@@ -306,9 +306,10 @@ fn rss_bytes() -> u64 {
 fn a_thousand_get_free_cycles_keep_memory_steady() {
     let t = tensor("big_f32");
     // No cache: every get makes a new array (1.2 MB each), so a leak shows at once.
-    let options = Options {
-        cache_converted: false,
-        ..Options::default()
+    let options = {
+        let mut o = Options::default();
+        o.cache_converted = false;
+        o
     };
     let model = Model::open_files(&[&t.file], &options).expect("open");
     let cycle = || {
@@ -332,4 +333,51 @@ fn a_thousand_get_free_cycles_keep_memory_steady() {
         after < before + 64 * 1024 * 1024,
         "RSS grew from {before} to {after} bytes over 1,000 get/free cycles"
     );
+}
+
+/// `load_mlx` runs the core's load loop and materialize path: every source kind (contiguous,
+/// strided PyTorch views, a stacked tensor gathered from both), mapped or read, gives arrays
+/// equal to what `get_as` gives for the dtype the whole-model rule picks; the load limit holds.
+#[test]
+fn load_mlx_serves_every_source_kind_as_load_does() {
+    let views = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/views.pt");
+    for read_mode in [false, true] {
+        let mut options = Options::default();
+        options.read_mode = read_mode;
+        options
+            .add_stack(vec!["base".into(), "tied".into()], "pair")
+            .expect("stack rule");
+        let model = Model::open_files(std::slice::from_ref(&views), &options).expect("open");
+        model
+            .load_mlx(Some(Dtype::F32), |_, _, _| true)
+            .expect("load_mlx");
+        assert_eq!(model.mlx_cached(), model.len(), "read mode {read_mode}");
+        for info in model.infos() {
+            let want = if info.dtype.is_float() {
+                Dtype::F32
+            } else {
+                info.dtype
+            };
+            let array = model.get_mlx(info.name, Some(want)).expect("cached");
+            let core = model.get_as(info.name, want).expect("get_as");
+            assert_eq!(array.dtype(), want, "{}", info.name);
+            assert_eq!(array.shape(), core.shape(), "{}", info.name);
+            assert_eq!(
+                bytes(&array),
+                core.data(),
+                "{} (read mode {read_mode})",
+                info.name
+            );
+        }
+        assert!(model.infos().any(|i| i.name == "pair"));
+
+        let mut limited = options.clone();
+        limited.max_load_bytes = 1;
+        let model = Model::open_files(std::slice::from_ref(&views), &limited).expect("open");
+        let err = model
+            .load_mlx(Some(Dtype::F32), |_, _, _| true)
+            .expect_err("over the limit");
+        assert!(matches!(err, Error::Limit(_)), "{err}");
+        assert_eq!(model.mlx_cached(), 0);
+    }
 }

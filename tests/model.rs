@@ -161,23 +161,19 @@ fn prefetch_touches_all_or_named_tensors_and_can_stop() {
         model.prefetch(Some(&["nope"]), |_, _| true),
         Err(stload::Error::NotFound(_))
     ));
-    let read = Model::open_files(
-        &[fixtures().join("all_dtypes.safetensors")],
-        &Options {
-            read_mode: true,
-            ..Options::default()
-        },
-    )
+    let read = Model::open_files(&[fixtures().join("all_dtypes.safetensors")], &{
+        let mut o = Options::default();
+        o.read_mode = true;
+        o
+    })
     .unwrap();
     read.prefetch(None, |_, _| true).unwrap();
     // The open option prefetches in the background; values are the same.
-    let background = Model::open_files(
-        &[fixtures().join("all_dtypes.safetensors")],
-        &Options {
-            prefetch: true,
-            ..Options::default()
-        },
-    )
+    let background = Model::open_files(&[fixtures().join("all_dtypes.safetensors")], &{
+        let mut o = Options::default();
+        o.prefetch = true;
+        o
+    })
     .unwrap();
     assert_eq!(
         background.get("f32").unwrap().data(),

@@ -52,9 +52,10 @@ fn cache_serves_the_same_memory_unless_turned_off() {
     assert_ne!(a.data().as_ptr(), c.data().as_ptr());
     assert_eq!(a.data(), c.data());
 
-    let uncached = model(&Options {
-        cache_converted: false,
-        ..Options::default()
+    let uncached = model(&{
+        let mut o = Options::default();
+        o.cache_converted = false;
+        o
     });
     let a = uncached.get_as("bf16", Dtype::F32).unwrap();
     let b = uncached.get_as("bf16", Dtype::F32).unwrap();

@@ -59,9 +59,10 @@ fn open_allocates_once_per_tensor_plus_a_constant() {
     header.push('}');
     let dir = tempfile::tempdir().unwrap();
     let path = common::raw_file(dir.path(), "m.safetensors", &header, &vec![0; 8 * TENSORS]);
-    let options = stload::Options {
-        threads: 1,
-        ..Default::default()
+    let options = {
+        let mut o = stload::Options::default();
+        o.threads = 1;
+        o
     };
 
     let before = ALLOCATIONS.load(Ordering::Relaxed);

@@ -2,9 +2,9 @@
 //! it is set, and `Model::open_*` refuses options built as a struct literal with the same error
 //! before it reads anything. The C setters call these, so both give the same answers.
 
-use stload::options::MAX_THREADS;
-use stload::transform::{SplitRule, StackRule};
+use stload::__private::options::MAX_THREADS;
 use stload::{Error, Model, Options};
+use stload::{SplitRule, StackRule};
 
 /// The refusals of an opened model, of an opened file list, and of the setter.
 fn refused_at_open(options: &Options) -> (Error, Error) {
@@ -41,23 +41,26 @@ fn zero_limits_are_refused_when_set_and_at_open() {
     }
     for (options, words) in [
         (
-            Options {
-                max_header_size: 0,
-                ..Options::default()
+            {
+                let mut o = Options::default();
+                o.max_header_size = 0;
+                o
             },
             "max header size",
         ),
         (
-            Options {
-                max_json_size: 0,
-                ..Options::default()
+            {
+                let mut o = Options::default();
+                o.max_json_size = 0;
+                o
             },
             "max JSON size",
         ),
         (
-            Options {
-                max_view_expansion: 0,
-                ..Options::default()
+            {
+                let mut o = Options::default();
+                o.max_view_expansion = 0;
+                o
             },
             "max view expansion",
         ),
@@ -83,9 +86,10 @@ fn thread_counts_over_the_maximum_are_refused_by_the_setter() {
     assert_invalid(&o.set_threads(MAX_THREADS + 1).unwrap_err(), "threads");
     assert_eq!(o.threads, 0);
     // Set directly, a larger count is clamped (tests/hostile_open.rs opens with one).
-    let direct = Options {
-        threads: usize::MAX,
-        ..Options::default()
+    let direct = {
+        let mut o = Options::default();
+        o.threads = usize::MAX;
+        o
     };
     assert!(direct.validate().is_ok());
     assert_eq!(direct.effective_threads(), MAX_THREADS);
@@ -105,9 +109,10 @@ fn an_unknown_architecture_is_refused_when_set_and_at_open() {
     o.set_arch(Some("auto")).unwrap();
     o.set_arch(None).unwrap();
     assert_eq!(o.arch, None);
-    let (a, b) = refused_at_open(&Options {
-        arch: Some("llama9".into()),
-        ..Options::default()
+    let (a, b) = refused_at_open(&{
+        let mut o = Options::default();
+        o.arch = Some("llama9".into());
+        o
     });
     for e in [a, b] {
         assert!(
@@ -141,21 +146,23 @@ fn empty_stacks_and_splits_are_refused_when_added_and_at_open() {
         }]
     );
     assert_eq!(o.splits[0].parts.len(), 2);
-    let (a, b) = refused_at_open(&Options {
-        stacks: vec![StackRule {
+    let (a, b) = refused_at_open(&{
+        let mut o = Options::default();
+        o.stacks = vec![StackRule {
             names: Vec::new(),
             into: "experts".into(),
-        }],
-        ..Options::default()
+        }];
+        o
     });
     assert_invalid(&a, "experts");
     assert_invalid(&b, "at least one tensor");
-    let (a, _) = refused_at_open(&Options {
-        splits: vec![SplitRule {
+    let (a, _) = refused_at_open(&{
+        let mut o = Options::default();
+        o.splits = vec![SplitRule {
             name: "w".into(),
             parts: Vec::new(),
-        }],
-        ..Options::default()
+        }];
+        o
     });
     assert_invalid(&a, "at least one part");
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use stload::rename::Replacer;
+use stload::Replacer;
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);

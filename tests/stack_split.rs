@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use stload::transform::{SplitRule, StackRule};
 use stload::{Dtype, Model, Options};
+use stload::{SplitRule, StackRule};
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -41,9 +41,10 @@ fn oracle() -> (tempfile::TempDir, serde_json::Value) {
 }
 
 fn options(rules: &serde_json::Value, read_mode: bool) -> Options {
-    let mut options = Options {
-        read_mode,
-        ..Options::default()
+    let mut options = {
+        let mut o = Options::default();
+        o.read_mode = read_mode;
+        o
     };
     for s in rules["stacks"].as_array().unwrap() {
         options.stacks.push(StackRule {

@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value as Json;
+use stload::__private::tokenizer;
 use stload::kv::{Array, Metadata, Value};
-use stload::tokenizer;
 
 /// The fixtures and oracle.json, written once per test binary.
 fn fixtures() -> &'static Path {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use stload::torch::{
+use stload::__private::torch::{
     dir_patterns, gather_strided, is_torch_checkpoint, read_checkpoint, TorchLimits, TorchTensor,
 };
 use stload::{Dtype, Error};
@@ -644,9 +644,10 @@ fn stride_zero_views_may_not_expand_without_an_option() {
     let err = stload::Model::open_files(std::slice::from_ref(&path), &stload::Options::default())
         .unwrap_err();
     assert!(matches!(err, Error::Limit(_)), "{err:?}");
-    let raised = stload::Options {
-        max_view_expansion: u64::MAX,
-        ..stload::Options::default()
+    let raised = {
+        let mut o = stload::Options::default();
+        o.max_view_expansion = u64::MAX;
+        o
     };
     let model = stload::Model::open_files(&[path], &raised).expect("explicitly allowed");
     assert_eq!(model.info("w").unwrap().nbytes, 3 << 30);
@@ -666,9 +667,10 @@ fn verify_checks_views_without_materialising() {
         &one_tensor(1, 0, &[1 << 28, 3], &[0, 0]),
         &[0; 4],
     );
-    let raised = stload::Options {
-        max_view_expansion: u64::MAX,
-        ..stload::Options::default()
+    let raised = {
+        let mut o = stload::Options::default();
+        o.max_view_expansion = u64::MAX;
+        o
     };
     let model = stload::Model::open_files(std::slice::from_ref(&path), &raised).unwrap();
     let before = peak_kib();

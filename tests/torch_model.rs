@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use stload::file::Format;
+use stload::Format;
 use stload::{Dtype, Model, Options};
 
 fn fixtures() -> PathBuf {

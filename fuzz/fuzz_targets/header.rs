@@ -11,7 +11,7 @@ fuzz_target!(|input: &[u8]| {
     let mut le = [0u8; 8];
     le[..len_bytes.len()].copy_from_slice(len_bytes);
     let data_len = u64::from_le_bytes(le);
-    let Ok(mut header) = stload::header::parse("fuzz.safetensors", json, data_len) else {
+    let Ok(mut header) = stload::__private::header::parse("fuzz.safetensors", json, data_len) else {
         return;
     };
     // The parser lists tensors by name; the format's rules are about offset order.

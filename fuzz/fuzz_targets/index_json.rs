@@ -8,7 +8,7 @@ use std::path::{Component, Path};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
-    let Ok(index) = stload::index::ShardIndex::parse("fuzz.index.json", input) else {
+    let Ok(index) = stload::__private::index::ShardIndex::parse("fuzz.index.json", input) else {
         return;
     };
     assert!(!index.weight_map.is_empty());

@@ -31,11 +31,7 @@ fuzz_target!(|input: &[u8]| {
     drop(f);
     // One thread keeps runs reproducible; a rename that deletes "x" makes two names collide
     // when they differ only by it, exercising the duplicate-after-rename refusal.
-    let options = Options {
-        threads: 1,
-        rename: stload::rename::Replacer::new(vec![("x".into(), String::new())]),
-        ..Options::default()
-    };
+    let options = { let mut o = Options::default(); o.threads = 1; o.rename = stload::Replacer::new(vec![("x".into(), String::new())]); o };
     let Ok(model) = Model::open_files(&[path], &options) else {
         return;
     };

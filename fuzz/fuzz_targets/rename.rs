@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stload::rename::Replacer;
+use stload::Replacer;
 
 /// The definition, written independently: scan left to right; at each position the first pair
 /// (in argument order) whose old string starts there is replaced and the scan jumps past it; an

@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use stload::transform::{SplitRule, StackRule};
+use stload::{SplitRule, StackRule};
 use stload::{Model, Options};
 
 /// One scratch directory per fuzzing process, rewritten for each input.
@@ -46,11 +46,7 @@ fuzz_target!(|input: &[u8]| {
     let dir = scratch();
     std::fs::write(dir.join("config.json"), config).expect("write config");
     std::fs::write(dir.join("model.safetensors"), weights).expect("write weights");
-    let mut options = Options {
-        threads: 1,
-        arch: ARCHS[usize::from(pick & 3)].map(str::to_string),
-        ..Options::default()
-    };
+    let mut options = { let mut o = Options::default(); o.threads = 1; o.arch = ARCHS[usize::from(pick & 3)].map(str::to_string); o };
     // Rules over the file's own names (when it opens plainly), so they can apply.
     if pick & 12 != 0 {
         if let Ok(plain) = Model::open_dir(dir, &Options::default()) {

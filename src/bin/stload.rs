@@ -155,9 +155,10 @@ fn main() -> ExitCode {
 }
 
 fn options(arch: Option<String>) -> Options {
-    Options {
-        arch,
-        ..Options::default()
+    {
+        let mut o = Options::default();
+        o.arch = arch;
+        o
     }
 }
 
@@ -193,7 +194,7 @@ fn escaped(text: &str) -> Cow<'_, str> {
 fn sample(dir: &Path) -> stload::Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| stload::Error::io(dir.display(), "cannot create directory", &e))?;
-    let path = stload::sample::write_sample(dir)?;
+    let path = stload::__private::sample::write_sample(dir)?;
     println!("wrote {}", path.display());
     Ok(())
 }
@@ -217,7 +218,7 @@ fn sample_dir() -> stload::Result<PathBuf> {
 
 fn inspect(paths: &[PathBuf], as_json: bool, options: &Options) -> stload::Result<()> {
     let model = if paths.is_empty() {
-        let path = stload::sample::write_sample(&sample_dir()?)?;
+        let path = stload::__private::sample::write_sample(&sample_dir()?)?;
         let note = format!(
             "no path given: inspecting the built-in sample, written to {} \
              (`stload sample DIR` writes it elsewhere)",
@@ -401,7 +402,7 @@ fn convert(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let written = stload::export::export(&model, src, target, out, &mut |bytes| {
+    let written = stload::__private::export::export(&model, src, target, out, &mut |bytes| {
         bar.inc(bytes);
         !INTERRUPTED.load(Ordering::Relaxed)
     });

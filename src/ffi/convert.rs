@@ -57,8 +57,14 @@ unsafe fn bytes_mut<'a>(p: *mut c_void, len: usize, what: &str) -> Result<&'a mu
 /// numpy/ml_dtypes `astype`. `dst` must hold `count` elements of `to`; the buffers must not
 /// overlap. Pairs without a defined conversion return `STLOAD_ERR_UNSUPPORTED`. Runs on the
 /// calling thread; allocates nothing. Thread-safe.
+#[doc = safety!(
+    "- `src`: points to `count` readable elements of `from`.",
+    "- `dst`: points to `count` writable elements of `to`, overlapping nothing else in",
+    "  use (not `src`).",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_convert(
+pub unsafe extern "C" fn stload_convert(
     src: *const c_void,
     from: stload_dtype,
     dst: *mut c_void,
@@ -93,8 +99,14 @@ pub extern "C" fn stload_convert(
 /// `dtype` (`STLOAD_DTYPE_NATIVE`: the stored bytes). `dst_len` must equal the element count
 /// times the size of `dtype` (else `STLOAD_ERR_BUFFER_SIZE`). Allocates nothing; large tensors
 /// are converted by all cores. Thread-safe.
+#[doc = safety!(
+    "- `tensor`: NULL or a tensor from `stload_model_get` or `stload_model_get_slice`,",
+    "  not yet freed.",
+    "- `dst`: points to `dst_len` writable bytes, overlapping nothing else in use.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_tensor_copy_to(
+pub unsafe extern "C" fn stload_tensor_copy_to(
     tensor: *const stload_tensor,
     dtype: stload_dtype,
     dst: *mut c_void,
@@ -117,8 +129,14 @@ pub extern "C" fn stload_tensor_copy_to(
 /// boolean tensors stay as stored. The float dtypes accepted are F32, F16, BF16, F64, F8_E4M3
 /// and F8_E5M2; any other dtype returns `STLOAD_ERR_UNSUPPORTED`. Later `stload_model_get(model, name, dtype)` calls are served
 /// from memory until `stload_model_release_all`. `progress` may be NULL. Thread-safe.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `user_data`: what `progress` expects: it is handed to `progress` unchanged.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_load(
+pub unsafe extern "C" fn stload_model_load(
     model: *const stload_model,
     dtype: stload_dtype,
     progress: stload_progress_fn,

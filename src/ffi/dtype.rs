@@ -70,8 +70,13 @@ pub(crate) fn requested(dtype: stload_dtype) -> Result<Option<Dtype>, Error> {
 /// alias ("float32", "bfloat16", "int64", "half", "float8_e4m3fn", ...).
 /// On success writes the dtype to `*out`. Unknown names: `STLOAD_ERR_NOT_FOUND`.
 /// Thread-safe.
+#[doc = safety!(
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `out`: NULL or points to a writable `stload_dtype`.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_dtype_from_name(
+pub unsafe extern "C" fn stload_dtype_from_name(
     name: *const c_char,
     out: *mut stload_dtype,
     err: *mut *mut stload_error,

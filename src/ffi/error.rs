@@ -70,8 +70,11 @@ pub(crate) fn store(err: *mut *mut stload_error, status: stload_status, message:
 }
 
 /// The status of an error. Returns `STLOAD_ERR_INVALID_ARGUMENT` when `err` is NULL.
+#[doc = safety!(
+    "- `err`: NULL or an error object this library stored, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_error_status(err: *const stload_error) -> stload_status {
+pub unsafe extern "C" fn stload_error_status(err: *const stload_error) -> stload_status {
     guard_value(stload_status::STLOAD_ERR_INTERNAL, || {
         // SAFETY: `err` is NULL or an error from stload that has not been freed.
         match unsafe { err.as_ref() } {
@@ -83,8 +86,11 @@ pub extern "C" fn stload_error_status(err: *const stload_error) -> stload_status
 
 /// The UTF-8 message of an error, borrowed from it: valid until `stload_error_free(err)`.
 /// Returns NULL when `err` is NULL.
+#[doc = safety!(
+    "- `err`: NULL or an error object this library stored, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_error_message(err: *const stload_error) -> *const c_char {
+pub unsafe extern "C" fn stload_error_message(err: *const stload_error) -> *const c_char {
     // SAFETY: `err` is NULL or an error from stload that has not been freed.
     guard_value(std::ptr::null(), || match unsafe { err.as_ref() } {
         Some(e) => e.message.as_ptr(),
@@ -93,8 +99,12 @@ pub extern "C" fn stload_error_message(err: *const stload_error) -> *const c_cha
 }
 
 /// Frees an error object. NULL is a no-op.
+#[doc = safety!(
+    "- `err`: NULL or an error object this library stored, not yet freed, and not used",
+    "  after this call.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_error_free(err: *mut stload_error) {
+pub unsafe extern "C" fn stload_error_free(err: *mut stload_error) {
     guard_value((), || {
         if !err.is_null() {
             // SAFETY: `err` came from `store` (Box::into_raw) and is freed only once by contract.

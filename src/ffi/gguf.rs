@@ -41,8 +41,15 @@ pub const STLOAD_GGUF_Q8_0: stload_gguf_type = 4;
 /// Does not take ownership of any argument. `model` and `path` must not be NULL. Thread-safe:
 /// other threads may use the model meanwhile. Returns `STLOAD_OK`, or an error status with
 /// `*err` set when `err` is not NULL (free it with `stload_error_free`).
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `path`: NULL or a NUL-terminated string.",
+    "- `user_data`: what `progress` expects: it is handed to `progress` unchanged.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_write_gguf(
+pub unsafe extern "C" fn stload_model_write_gguf(
     model: *const stload_model,
     path: *const c_char,
     outtype: stload_gguf_type,
@@ -96,8 +103,15 @@ fn out_type(outtype: stload_gguf_type) -> Result<OutType, Error> {
 /// Does not take ownership of any argument. `model` and `path` must not be NULL. Thread-safe:
 /// other threads may use the model meanwhile. Returns `STLOAD_OK`, or an error status with
 /// `*err` set when `err` is not NULL (free it with `stload_error_free`).
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `path`: NULL or a NUL-terminated string.",
+    "- `user_data`: what `progress` expects: it is handed to `progress` unchanged.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_write_gguf_split(
+pub unsafe extern "C" fn stload_model_write_gguf_split(
     model: *const stload_model,
     path: *const c_char,
     outtype: stload_gguf_type,

@@ -24,8 +24,15 @@ pub struct stload_mlx_array {
 /// Served from the model's MLX cache when `stload_model_load_mlx` (or an earlier get, when the
 /// cache option is on) made the array. On success `*arr` receives a handle owned by the caller
 /// (free with `stload_mlx_array_free`), valid after the model is freed. Thread-safe.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `arr`: NULL or points to writable storage for a pointer.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_get_mlx(
+pub unsafe extern "C" fn stload_model_get_mlx(
     model: *const stload_model,
     name: *const c_char,
     dtype: stload_dtype,
@@ -52,8 +59,14 @@ pub extern "C" fn stload_model_get_mlx(
 /// `stload_model_get_mlx(model, name, dtype)` calls are served from these arrays until
 /// `stload_model_release_all`. `progress` may be NULL; it is called as for
 /// `stload_model_load`. Thread-safe.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `user_data`: what `progress` expects: it is handed to `progress` unchanged.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_load_mlx(
+pub unsafe extern "C" fn stload_model_load_mlx(
     model: *const stload_model,
     dtype: stload_dtype,
     progress: stload_progress_fn,
@@ -71,35 +84,51 @@ pub extern "C" fn stload_model_load_mlx(
 }
 
 /// The array's dtype (`STLOAD_DTYPE_*`, never NATIVE). 0 when `arr` is NULL.
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_dtype(arr: *const stload_mlx_array) -> stload_dtype {
+pub unsafe extern "C" fn stload_mlx_array_dtype(arr: *const stload_mlx_array) -> stload_dtype {
     array_value(arr, 0, |a| a.dtype().code())
 }
 
 /// Number of dimensions (0 for a scalar). 0 when `arr` is NULL.
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_rank(arr: *const stload_mlx_array) -> usize {
+pub unsafe extern "C" fn stload_mlx_array_rank(arr: *const stload_mlx_array) -> usize {
     array_value(arr, 0, |a| a.shape().len())
 }
 
 /// The dimensions, outermost first: `rank` values, valid until `stload_mlx_array_free`.
 /// NULL when `arr` is NULL; may be a dangling non-NULL pointer for rank 0 (read no element).
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_shape(arr: *const stload_mlx_array) -> *const u64 {
+pub unsafe extern "C" fn stload_mlx_array_shape(arr: *const stload_mlx_array) -> *const u64 {
     array_value(arr, std::ptr::null(), |a| a.shape().as_ptr())
 }
 
 /// Byte length of the elements. 0 when `arr` is NULL.
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_nbytes(arr: *const stload_mlx_array) -> usize {
+pub unsafe extern "C" fn stload_mlx_array_nbytes(arr: *const stload_mlx_array) -> usize {
     array_value(arr, 0, MlxArray::nbytes)
 }
 
 /// Evaluates the array (MLX's `eval`). Arrays from stload are already evaluated, so this is
 /// a no-op for them; it is there for hosts that follow MLX's usual pattern. Thread-safe
 /// (evaluations are serialised).
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_eval(
+pub unsafe extern "C" fn stload_mlx_array_eval(
     arr: *const stload_mlx_array,
     err: *mut *mut stload_error,
 ) -> stload_status {
@@ -113,23 +142,32 @@ pub extern "C" fn stload_mlx_array_eval(
 /// Host pointer to the evaluated data (row-major, `stload_mlx_array_nbytes` bytes), valid until
 /// `stload_mlx_array_free`. Read-only: it may be the file mapping. NULL when `arr` is NULL or
 /// the array is not evaluated or not contiguous.
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_data(arr: *const stload_mlx_array) -> *const c_void {
+pub unsafe extern "C" fn stload_mlx_array_data(arr: *const stload_mlx_array) -> *const c_void {
     array_value(arr, std::ptr::null(), MlxArray::data_ptr)
 }
 
 /// Whether the array aliases the file mapping (MLX wrapped the bytes; false when it copied
 /// them, as the CPU backend does, or when the values were converted). False when `arr` is NULL.
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_is_wrapped(arr: *const stload_mlx_array) -> bool {
+pub unsafe extern "C" fn stload_mlx_array_is_wrapped(arr: *const stload_mlx_array) -> bool {
     array_value(arr, false, MlxArray::is_wrapped)
 }
 
 /// The underlying `mlx::core::array*` for C++ hosts, owned by the handle: valid until
 /// `stload_mlx_array_free`; copy the `mlx::core::array` (a cheap reference) to keep it longer.
 /// Never write through its data: it may be a read-only file mapping. NULL when `arr` is NULL.
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_raw(arr: *const stload_mlx_array) -> *mut c_void {
+pub unsafe extern "C" fn stload_mlx_array_raw(arr: *const stload_mlx_array) -> *mut c_void {
     array_value(arr, std::ptr::null_mut(), MlxArray::raw)
 }
 
@@ -163,8 +201,13 @@ pub struct MlxCArray {
 ///
 /// `out` must point to writable storage for one `mlx_array`; it is written only on success.
 /// NULL `arr` or `out` is `STLOAD_ERR_INVALID_ARGUMENT`. Thread-safe.
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed.",
+    "- `out`: NULL or points to a writable `MlxCArray`.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_to_mlx_c(
+pub unsafe extern "C" fn stload_mlx_array_to_mlx_c(
     arr: *const stload_mlx_array,
     out: *mut MlxCArray,
     err: *mut *mut stload_error,
@@ -181,8 +224,12 @@ pub extern "C" fn stload_mlx_array_to_mlx_c(
 }
 
 /// Frees an array handle; the data is released when MLX no longer uses it. NULL is a no-op.
+#[doc = safety!(
+    "- `arr`: NULL or an array from `stload_model_get_mlx`, not yet freed, and not used",
+    "  after this call.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_mlx_array_free(arr: *mut stload_mlx_array) {
+pub unsafe extern "C" fn stload_mlx_array_free(arr: *mut stload_mlx_array) {
     guard_value((), || {
         if !arr.is_null() {
             // SAFETY: `arr` came from stload (Box::into_raw) and is freed once by contract.

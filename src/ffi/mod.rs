@@ -1,10 +1,25 @@
 //! The C ABI. Each export checks its arguments, calls the Rust API and maps the `Result`;
-//! no logic lives here. Every export runs under [`guard`], so no panic crosses into C.
+//! no logic lives here. Every export runs under `guard`, so no panic crosses into C.
+
+//!
+//! Every export that takes a raw pointer is an `unsafe extern "C" fn` whose `# Safety` section
+//! states, argument by argument, what the pointer must be for the whole call. Those sections
+//! are written with `safety!` rather than `///`: cbindgen copies only literal doc
+//! comments into `include/stload.h`, whose prose already states the same contract in C terms,
+//! so the header stays as it was.
 
 #![allow(non_camel_case_types)]
-// The exports are called from C, where the pointer contracts are documented in the header; marking
-// them `unsafe` would only add noise for Rust callers, who use the Rust API instead.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+/// The `# Safety` section of an export: one Markdown line per literal, under a fixed heading.
+/// A macro, not `///`, so that cbindgen leaves it out of the generated header.
+macro_rules! safety {
+    ($($line:literal),+ $(,)?) => {
+        concat!(
+            "# Safety\n\nThe caller guarantees, for the whole call:\n\n",
+            $($line, "\n"),+
+        )
+    };
+}
 
 pub mod convert;
 pub mod dtype;
@@ -127,7 +142,8 @@ mod tests {
             let mut err = std::ptr::null_mut();
             let status = guard(&mut err, || panic!("boom in an export"));
             assert_eq!(status, stload_status::STLOAD_ERR_INTERNAL);
-            error::stload_error_free(err);
+            // SAFETY: `err` is the error object `guard` just stored, freed once.
+            unsafe { error::stload_error_free(err) };
             assert_eq!(guard_value(7, || panic!("boom in an export")), 7);
             return;
         }

@@ -69,8 +69,14 @@ fn open_with(
 /// (each shard's header must agree with it), else every `*.safetensors` file in sorted order.
 /// Reads headers only. `opts` may be NULL for defaults; it is copied, not kept.
 /// On success `*model` receives a handle owned by the caller (free with `stload_model_free`).
+#[doc = safety!(
+    "- `dir`: NULL or a NUL-terminated string.",
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed.",
+    "- `model`: NULL or points to writable storage for a pointer.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_open_dir(
+pub unsafe extern "C" fn stload_open_dir(
     dir: *const c_char,
     opts: *const stload_options,
     model: *mut *mut stload_model,
@@ -86,8 +92,14 @@ pub extern "C" fn stload_open_dir(
 /// Opens an explicit list of `n` safetensors files (blob stores, no directory layout).
 /// Same ownership as `stload_open_dir`. The same tensor name in two files is
 /// `STLOAD_ERR_DUPLICATE`, naming both files.
+#[doc = safety!(
+    "- `paths`: NULL or points to `n` pointers, each NULL or a NUL-terminated string.",
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed.",
+    "- `model`: NULL or points to writable storage for a pointer.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_open_files(
+pub unsafe extern "C" fn stload_open_files(
     paths: *const *const c_char,
     n: usize,
     opts: *const stload_options,
@@ -111,8 +123,12 @@ pub extern "C" fn stload_open_files(
 
 /// Frees a model: its index, caches and mappings. Tensors obtained from it stay valid.
 /// Borrowed strings and shapes from it become invalid. NULL is a no-op.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed, and not used after this call.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_free(model: *mut stload_model) {
+pub unsafe extern "C" fn stload_model_free(model: *mut stload_model) {
     guard_value((), || {
         if !model.is_null() {
             // SAFETY: `model` came from stload_open_* and is freed once by contract.
@@ -123,8 +139,12 @@ pub extern "C" fn stload_model_free(model: *mut stload_model) {
 
 /// Drops every cached tensor and file mapping of the model; the index stays and later gets
 /// map again. Tensors already handed out stay valid. NULL is a no-op. Thread-safe.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_release_all(model: *const stload_model) {
+pub unsafe extern "C" fn stload_model_release_all(model: *const stload_model) {
     guard_value((), || {
         // SAFETY: `model` is NULL or a live model handle.
         if let Some(m) = unsafe { model.as_ref() } {
@@ -134,16 +154,24 @@ pub extern "C" fn stload_model_release_all(model: *const stload_model) {
 }
 
 /// Number of tensors; 0 when `model` is NULL.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_len(model: *const stload_model) -> usize {
+pub unsafe extern "C" fn stload_model_len(model: *const stload_model) -> usize {
     // SAFETY: `model` is NULL or a live model handle.
     guard_value(0, || unsafe { model.as_ref() }.map_or(0, |m| m.inner.len()))
 }
 
 /// The `i`-th tensor name in sorted (byte-wise) order, borrowed from the model until
 /// `stload_model_free`. NULL when `model` is NULL or `i >= stload_model_len(model)`.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_name(model: *const stload_model, i: usize) -> *const c_char {
+pub unsafe extern "C" fn stload_model_name(model: *const stload_model, i: usize) -> *const c_char {
     guard_value(std::ptr::null(), || {
         // SAFETY: `model` is NULL or a live model handle.
         let entry = unsafe { model.as_ref() }.and_then(|m| m.inner.entry_at(i));
@@ -153,8 +181,15 @@ pub extern "C" fn stload_model_name(model: *const stload_model, i: usize) -> *co
 
 /// Describes tensor `name` without reading its data; on success fills `*info`.
 /// Unknown names: `STLOAD_ERR_NOT_FOUND`.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `info`: NULL or points to a writable `stload_tensor_info`.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_info(
+pub unsafe extern "C" fn stload_model_info(
     model: *const stload_model,
     name: *const c_char,
     info: *mut stload_tensor_info,
@@ -189,8 +224,13 @@ pub extern "C" fn stload_model_info(
 
 /// The `__metadata__` value for `key` (first file that has it), borrowed from the model until
 /// `stload_model_free`. NULL when absent or when an argument is NULL.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `key`: NULL or a NUL-terminated string.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_metadata(
+pub unsafe extern "C" fn stload_model_metadata(
     model: *const stload_model,
     key: *const c_char,
 ) -> *const c_char {
@@ -209,8 +249,12 @@ pub extern "C" fn stload_model_metadata(
 }
 
 /// Number of `__metadata__` keys; 0 when `model` is NULL.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_metadata_len(model: *const stload_model) -> usize {
+pub unsafe extern "C" fn stload_model_metadata_len(model: *const stload_model) -> usize {
     guard_value(0, || {
         // SAFETY: `model` is NULL or a live model handle.
         unsafe { model.as_ref() }.map_or(0, |m| m.inner.metadata_pairs().count())
@@ -219,8 +263,15 @@ pub extern "C" fn stload_model_metadata_len(model: *const stload_model) -> usize
 
 /// The `i`-th `__metadata__` key in sorted order, borrowed until `stload_model_free`;
 /// NULL when out of range or `model` is NULL.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_metadata_key(model: *const stload_model, i: usize) -> *const c_char {
+pub unsafe extern "C" fn stload_model_metadata_key(
+    model: *const stload_model,
+    i: usize,
+) -> *const c_char {
     guard_value(std::ptr::null(), || {
         // SAFETY: `model` is NULL or a live model handle.
         let key = unsafe { model.as_ref() }.and_then(|m| m.inner.metadata_key_at(i));
@@ -232,8 +283,15 @@ pub extern "C" fn stload_model_metadata_key(model: *const stload_model, i: usize
 /// zero-copy view into the file mapping; with another dtype a converted tensor.
 /// On success `*tensor` receives a handle owned by the caller (free with `stload_tensor_free`),
 /// valid even after the model is freed. Thread-safe.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `tensor`: NULL or points to writable storage for a pointer.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_get(
+pub unsafe extern "C" fn stload_model_get(
     model: *const stload_model,
     name: *const c_char,
     dtype: stload_dtype,
@@ -260,9 +318,16 @@ pub extern "C" fn stload_model_get(
 /// `dtype` (`STLOAD_DTYPE_NATIVE`: as stored). Along axis 0 of a stored tensor in its own
 /// dtype this is a zero-copy view; other axes give a strided copy. Out-of-range slices:
 /// `STLOAD_ERR_INVALID_ARGUMENT`. Ownership as `stload_model_get`. Thread-safe.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `tensor`: NULL or points to writable storage for a pointer.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
 #[allow(clippy::too_many_arguments)] // the C signature: inputs, then outputs, then err
-pub extern "C" fn stload_model_get_slice(
+pub unsafe extern "C" fn stload_model_get_slice(
     model: *const stload_model,
     name: *const c_char,
     axis: usize,
@@ -291,8 +356,15 @@ pub extern "C" fn stload_model_get_slice(
 /// of use: read-ahead is requested and all cores touch the pages (in read mode: parallel reads
 /// that fill the page cache). `progress` (may be NULL) is called with bytes done and total as
 /// (done, total, NULL); returning false stops with `STLOAD_ERR_CANCELLED`. Thread-safe.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `names`: NULL or points to `n` pointers, each NULL or a NUL-terminated string.",
+    "- `user_data`: what `progress` expects: it is handed to `progress` unchanged.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_model_prefetch(
+pub unsafe extern "C" fn stload_model_prefetch(
     model: *const stload_model,
     names: *const *const c_char,
     n: usize,

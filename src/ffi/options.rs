@@ -25,8 +25,12 @@ pub extern "C" fn stload_options_new() -> *mut stload_options {
 }
 
 /// Frees options. NULL is a no-op.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and",
+    "  not used after this call.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_free(opts: *mut stload_options) {
+pub unsafe extern "C" fn stload_options_free(opts: *mut stload_options) {
     guard_value((), || {
         if !opts.is_null() {
             // SAFETY: `opts` came from stload_options_new and is freed once by contract.
@@ -50,8 +54,13 @@ fn with_options(
 
 /// Sets the largest accepted header (JSON bytes per file). A larger header is refused at open
 /// with `STLOAD_ERR_LIMIT`. 0 is invalid. Not thread-safe on the same options.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_max_header_size(
+pub unsafe extern "C" fn stload_options_set_max_header_size(
     opts: *mut stload_options,
     bytes: u64,
     err: *mut *mut stload_error,
@@ -62,8 +71,13 @@ pub extern "C" fn stload_options_set_max_header_size(
 /// Sets the largest `config.json` or `model.safetensors.index.json` read at open, in bytes
 /// (16 MiB by default); a larger file is refused with `STLOAD_ERR_LIMIT`. 0 is invalid. Not
 /// thread-safe on the same options.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_max_json_size(
+pub unsafe extern "C" fn stload_options_set_max_json_size(
     opts: *mut stload_options,
     bytes: u64,
     err: *mut *mut stload_error,
@@ -74,8 +88,13 @@ pub extern "C" fn stload_options_set_max_json_size(
 /// Sets how many bytes a PyTorch view may have per byte of its storage (64 by default); a
 /// stride-0 view expanding further is refused at open with `STLOAD_ERR_LIMIT`. 0 is invalid.
 /// Not thread-safe on the same options.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_max_view_expansion(
+pub unsafe extern "C" fn stload_options_set_max_view_expansion(
     opts: *mut stload_options,
     factor: u64,
     err: *mut *mut stload_error,
@@ -85,8 +104,13 @@ pub extern "C" fn stload_options_set_max_view_expansion(
 
 /// Sets the number of threads that convert large tensors; 0 means one per available core.
 /// More than 1024 is refused with `STLOAD_ERR_INVALID_ARGUMENT`.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_threads(
+pub unsafe extern "C" fn stload_options_set_threads(
     opts: *mut stload_options,
     threads: usize,
     err: *mut *mut stload_error,
@@ -96,8 +120,13 @@ pub extern "C" fn stload_options_set_threads(
 
 /// Turns the cache of converted tensors on (default) or off. With it off, every converted get
 /// converts again and the model keeps no converted memory.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_cache(
+pub unsafe extern "C" fn stload_options_set_cache(
     opts: *mut stload_options,
     enabled: bool,
     err: *mut *mut stload_error,
@@ -131,8 +160,15 @@ unsafe fn strings(list: *const *const c_char, n: usize, what: &str) -> Result<Ve
 /// `old, new, old, new, ...` with exactly the semantics of Go's `strings.NewReplacer` (left to
 /// right, non-overlapping, at one position the earlier pair wins). They apply after an
 /// architecture's own renames. Replaces earlier renames; `n_pairs` 0 clears them.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `pairs`: NULL or points to `2 * n_pairs` pointers, each NULL or a NUL-terminated",
+    "  string.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_rename(
+pub unsafe extern "C" fn stload_options_set_rename(
     opts: *mut stload_options,
     pairs: *const *const c_char,
     n_pairs: usize,
@@ -154,8 +190,14 @@ pub extern "C" fn stload_options_set_rename(
 /// plus its transforms (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts
 /// stacked; bert drops position ids and the pooler), reading `config.json` beside the weights at
 /// open. NULL clears it. Unknown names: `STLOAD_ERR_UNSUPPORTED`.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `arch`: NULL or a NUL-terminated string.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_arch(
+pub unsafe extern "C" fn stload_options_set_arch(
     opts: *mut stload_options,
     arch: *const c_char,
     err: *mut *mut stload_error,
@@ -174,8 +216,17 @@ pub extern "C" fn stload_options_set_arch(
 /// Adds a split: tensor `name` (after renaming) is replaced by `n_parts` consecutive row ranges
 /// along axis 0, named `part_names[i]` with `part_rows[i]` rows (they must add up to the first
 /// dimension). Zero-copy. Checked at open.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `part_names`: NULL or points to `n_parts` pointers, each NULL or a NUL-terminated",
+    "  string.",
+    "- `part_rows`: NULL or points to `n_parts` readable values.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_add_split(
+pub unsafe extern "C" fn stload_options_add_split(
     opts: *mut stload_options,
     name: *const c_char,
     n_parts: usize,
@@ -203,8 +254,15 @@ pub extern "C" fn stload_options_add_split(
 
 /// Adds a stack: the `n` equal-shaped tensors `names` (after renaming) are replaced by one
 /// tensor `into` of shape `[n, ...]`, in the given order (one copy when read). Checked at open.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `names`: NULL or points to `n` pointers, each NULL or a NUL-terminated string.",
+    "- `into`: NULL or a NUL-terminated string.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_add_stack(
+pub unsafe extern "C" fn stload_options_add_stack(
     opts: *mut stload_options,
     n: usize,
     names: *const *const c_char,
@@ -223,8 +281,13 @@ pub extern "C" fn stload_options_add_stack(
 /// Read mode: data is read with positioned reads (`pread`, split across threads) into memory
 /// instead of mapping the files. A file truncated after open then gives `STLOAD_ERR_IO`
 /// instead of SIGBUS, and network file systems stream better; every get copies.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_read_mode(
+pub unsafe extern "C" fn stload_options_set_read_mode(
     opts: *mut stload_options,
     enabled: bool,
     err: *mut *mut stload_error,
@@ -238,8 +301,13 @@ pub extern "C" fn stload_options_set_read_mode(
 /// How often, at most, a file is re-checked (size, inode, modification time) before data is
 /// served from it, in milliseconds; 0 checks on every access. Default 100. A file that changed
 /// since open gives `STLOAD_ERR_IO` saying so.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_check_interval_ms(
+pub unsafe extern "C" fn stload_options_set_check_interval_ms(
     opts: *mut stload_options,
     ms: u64,
     err: *mut *mut stload_error,
@@ -251,8 +319,13 @@ pub extern "C" fn stload_options_set_check_interval_ms(
 }
 
 /// Most tensors a model may list (default 10,000,000); more is `STLOAD_ERR_LIMIT` at open.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_max_tensors(
+pub unsafe extern "C" fn stload_options_set_max_tensors(
     opts: *mut stload_options,
     count: usize,
     err: *mut *mut stload_error,
@@ -265,8 +338,13 @@ pub extern "C" fn stload_options_set_max_tensors(
 
 /// Most bytes `stload_model_load` may materialise as new memory (zero-copy tensors do not
 /// count; default unlimited); more is `STLOAD_ERR_LIMIT` before anything is allocated.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_max_load_bytes(
+pub unsafe extern "C" fn stload_options_set_max_load_bytes(
     opts: *mut stload_options,
     bytes: u64,
     err: *mut *mut stload_error,
@@ -279,8 +357,13 @@ pub extern "C" fn stload_options_set_max_load_bytes(
 
 /// Starts bringing every file's data into memory on a background thread at open (mmap mode):
 /// the kernel is asked to read ahead and all cores touch the pages. Default off.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_options_set_prefetch(
+pub unsafe extern "C" fn stload_options_set_prefetch(
     opts: *mut stload_options,
     enabled: bool,
     err: *mut *mut stload_error,

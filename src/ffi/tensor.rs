@@ -22,40 +22,64 @@ impl stload_tensor {
 
 /// Pointer to the tensor's bytes (little-endian, row-major), valid until `stload_tensor_free`.
 /// Read-only: the bytes may be a file mapping. NULL when `t` is NULL.
+#[doc = safety!(
+    "- `t`: NULL or a tensor from `stload_model_get` or `stload_model_get_slice`, not yet",
+    "  freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_tensor_data(t: *const stload_tensor) -> *const c_void {
+pub unsafe extern "C" fn stload_tensor_data(t: *const stload_tensor) -> *const c_void {
     tensor_value(t, std::ptr::null(), |t| t.data().as_ptr().cast())
 }
 
 /// Byte length of the data. 0 when `t` is NULL.
+#[doc = safety!(
+    "- `t`: NULL or a tensor from `stload_model_get` or `stload_model_get_slice`, not yet",
+    "  freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_tensor_nbytes(t: *const stload_tensor) -> usize {
+pub unsafe extern "C" fn stload_tensor_nbytes(t: *const stload_tensor) -> usize {
     tensor_value(t, 0, |t| t.data().len())
 }
 
 /// The tensor's dtype (never NATIVE). 0 when `t` is NULL.
+#[doc = safety!(
+    "- `t`: NULL or a tensor from `stload_model_get` or `stload_model_get_slice`, not yet",
+    "  freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_tensor_dtype(t: *const stload_tensor) -> stload_dtype {
+pub unsafe extern "C" fn stload_tensor_dtype(t: *const stload_tensor) -> stload_dtype {
     tensor_value(t, 0, |t| t.dtype().code())
 }
 
 /// Number of dimensions (0 for a scalar). 0 when `t` is NULL.
+#[doc = safety!(
+    "- `t`: NULL or a tensor from `stload_model_get` or `stload_model_get_slice`, not yet",
+    "  freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_tensor_rank(t: *const stload_tensor) -> usize {
+pub unsafe extern "C" fn stload_tensor_rank(t: *const stload_tensor) -> usize {
     tensor_value(t, 0, |t| t.shape().len())
 }
 
 /// The dimensions, outermost first: `rank` values, valid until `stload_tensor_free`.
 /// NULL when `t` is NULL; may be a dangling non-NULL pointer for rank 0 (read no element).
+#[doc = safety!(
+    "- `t`: NULL or a tensor from `stload_model_get` or `stload_model_get_slice`, not yet",
+    "  freed.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_tensor_shape(t: *const stload_tensor) -> *const u64 {
+pub unsafe extern "C" fn stload_tensor_shape(t: *const stload_tensor) -> *const u64 {
     tensor_value(t, std::ptr::null(), |t| t.shape().as_ptr())
 }
 
 /// Frees a tensor handle; the data stays valid for other handles and for the model.
 /// NULL is a no-op.
+#[doc = safety!(
+    "- `t`: NULL or a tensor from `stload_model_get` or `stload_model_get_slice`, not yet",
+    "  freed, and not used after this call.",
+)]
 #[no_mangle]
-pub extern "C" fn stload_tensor_free(t: *mut stload_tensor) {
+pub unsafe extern "C" fn stload_tensor_free(t: *mut stload_tensor) {
     guard_value((), || {
         if !t.is_null() {
             // SAFETY: `t` came from stload (Box::into_raw) and is freed once by contract.

@@ -23,8 +23,6 @@ use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-pub use model_ext::MlxCache;
-
 mod sys {
     use std::ffi::{c_char, c_int, c_void};
 
@@ -281,21 +279,36 @@ impl MlxArray {
         threads: usize,
         what: &str,
     ) -> Result<MlxArray> {
+        MlxArray::filled(dtype, tensor.shape(), what, |dst| {
+            tensor
+                .copy_to(Some(dtype), dst, threads)
+                .map_err(|e| Error::Unsupported(format!("{what}: {e}")))
+        })
+    }
+
+    /// A new array of `dtype` and `shape` in memory MLX allocated, its bytes written by
+    /// `fill` (given exactly `elements × size of dtype` bytes) before anything else sees it.
+    pub(crate) fn filled(
+        dtype: Dtype,
+        shape: &[u64],
+        what: &str,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<MlxArray> {
         let code = bridge_code(dtype)
             .ok_or_else(|| Error::Unsupported(format!("{what}: MLX has no {dtype} dtype")))?;
-        let shape = mlx_shape(tensor.shape(), what)?;
+        let dims = mlx_shape(shape, what)?;
         let needed = dtype
-            .bytes_for(tensor.elements())
+            .bytes_for(shape.iter().product())
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| Error::Limit(format!("{what}: too large for this machine")))?;
         let mut out = std::ptr::null_mut();
         let mut data = std::ptr::null_mut();
         let mut msg = [0u8; MSG_LEN];
-        // SAFETY: shape points to `shape.len()` dims; out-pointers are valid locals.
+        // SAFETY: dims points to `dims.len()` dims; out-pointers are valid locals.
         let status = unsafe {
             sys::stload_mlx_bridge_alloc(
-                shape.as_ptr(),
-                shape.len(),
+                dims.as_ptr(),
+                dims.len(),
                 code,
                 &mut out,
                 &mut data,
@@ -309,9 +322,7 @@ impl MlxArray {
             // SAFETY: the bridge allocated `needed` bytes (elements × size of `dtype`) at
             // `data` for this new array, which nothing else references yet.
             let dst = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), needed) };
-            tensor
-                .copy_to(Some(dtype), dst, threads)
-                .map_err(|e| Error::Unsupported(format!("{what}: {e}")))?;
+            fill(dst)?;
         }
         Ok(array)
     }

@@ -4,6 +4,7 @@
 
 mod open;
 
+use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -82,10 +83,13 @@ pub struct Model {
     /// file's directory.
     config_dir: PathBuf,
     converted: Mutex<HashMap<(usize, Dtype), Tensor>>,
-    /// MLX arrays (feature `mlx`, methods in `src/mlx/model_ext.rs`).
-    #[cfg(feature = "mlx")]
-    pub(crate) mlx_cache: crate::mlx::MlxCache,
+    /// What layers above build from tensors and keep (MLX arrays, feature `mlx`), by tensor
+    /// index, dtype and type. The model does not know those types; `release_all` drops them.
+    attached: Mutex<Attached>,
 }
+
+/// Values kept for a tensor by a layer above the model, keyed by tensor index, dtype and type.
+pub(crate) type Attached = HashMap<(usize, Dtype, TypeId), Box<dyn Any + Send + Sync>>;
 
 impl Model {
     /// Number of tensors.
@@ -202,19 +206,44 @@ impl Model {
     pub fn load(
         &self,
         dtype: Option<Dtype>,
-        mut progress: impl FnMut(usize, usize, &str) -> bool,
+        progress: impl FnMut(usize, usize, &str) -> bool,
     ) -> Result<()> {
         if let Some(target) = dtype {
             convert::check_whole_model_target(target)?;
         }
+        self.load_each(
+            |stored| convert::whole_model_dtype(stored, dtype),
+            |index, e, target, zero_copy| {
+                if zero_copy {
+                    self.view(e)?;
+                } else if !self.converted_cache().contains_key(&(index, target)) {
+                    let t = self.materialize(e, target, true)?;
+                    self.converted_cache().insert((index, target), t);
+                }
+                Ok(())
+            },
+            progress,
+        )
+    }
+
+    /// The loop of every whole-model load ([`Model::load`], and `load_mlx` of the `mlx`
+    /// feature): picks each tensor's dtype with `target(stored dtype)`, refuses a load whose
+    /// new memory would pass `max_load_bytes`, then runs `step(index, entry, dtype, zero_copy)`
+    /// for every tensor in name order (`zero_copy`: the stored bytes are served in place) and
+    /// `progress(done, total, name)` after it; `false` stops with [`Error::Cancelled`].
+    pub(crate) fn load_each(
+        &self,
+        target: impl Fn(Dtype) -> Dtype,
+        mut step: impl FnMut(usize, &Entry, Dtype, bool) -> Result<()>,
+        mut progress: impl FnMut(usize, usize, &str) -> bool,
+    ) -> Result<()> {
         let total = self.entries.len();
         let plan: Vec<(Dtype, bool)> = self
             .entries
             .iter()
             .map(|e| {
-                let target = convert::whole_model_dtype(e.dtype, dtype);
-                let zero_copy = target == e.dtype && self.store.zero_copy(&e.source);
-                (target, zero_copy)
+                let to = target(e.dtype);
+                (to, to == e.dtype && self.store.zero_copy(&e.source))
             })
             .collect();
         let new_bytes: u64 = self
@@ -222,9 +251,9 @@ impl Model {
             .iter()
             .zip(&plan)
             .filter(|(_, (_, zero_copy))| !zero_copy)
-            .map(|(e, (target, _))| {
+            .map(|(e, (to, _))| {
                 let elements: u64 = e.shape.iter().product();
-                target.bytes_for(elements).unwrap_or(e.nbytes)
+                to.bytes_for(elements).unwrap_or(e.nbytes)
             })
             .sum();
         if new_bytes > self.options.max_load_bytes {
@@ -233,13 +262,8 @@ impl Model {
                 self.options.max_load_bytes
             )));
         }
-        for (index, (e, &(target, zero_copy))) in self.entries.iter().zip(&plan).enumerate() {
-            if zero_copy {
-                self.view(e)?;
-            } else if !self.converted_cache().contains_key(&(index, target)) {
-                let t = self.materialize(e, target, true)?;
-                self.converted_cache().insert((index, target), t);
-            }
+        for (index, (e, &(to, zero_copy))) in self.entries.iter().zip(&plan).enumerate() {
+            step(index, e, to, zero_copy)?;
             if !progress(index + 1, total, e.name.as_str()) {
                 return Err(Error::Cancelled(format!(
                     "load cancelled after tensor \"{}\"",
@@ -248,6 +272,29 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// Writes entry `e` as `dtype` into `dst` (exactly its size in `dtype`) through the store:
+    /// gathered, read and converted by all threads. `drop_source` lets converted source pages
+    /// go, as a whole-model load does.
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    pub(crate) fn materialize_into(
+        &self,
+        e: &Entry,
+        dtype: Dtype,
+        dst: &mut [u8],
+        drop_source: bool,
+    ) -> Result<()> {
+        let name = e.name.as_str();
+        self.store
+            .materialize_into(name, &e.source, &e.shape, e.dtype, dtype, dst, drop_source)
+    }
+
+    /// Lets this process's resident copy of entry `e`'s mapped source pages go (the page cache
+    /// keeps them): for a whole-model load once the bytes were copied elsewhere.
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    pub(crate) fn release_source(&self, e: &Entry) {
+        self.store.release_pages(&e.source);
     }
 
     /// New memory holding entry `e` as `dtype`. `drop_source` lets converted source pages go.
@@ -351,9 +398,53 @@ impl Model {
     /// again. Tensors already handed out stay valid.
     pub fn release_all(&self) {
         self.converted_cache().clear();
-        #[cfg(feature = "mlx")]
-        self.mlx_cache.clear();
+        // Dropped outside the lock: freeing what a layer above kept may release mappings.
+        let attached = std::mem::take(&mut *self.attached());
+        drop(attached);
         self.store.release();
+    }
+
+    /// What a layer above kept for tensor `index` as `dtype` with type `T`, seen through `f`.
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    pub(crate) fn attached_get<T: Any + Send + Sync, R>(
+        &self,
+        index: usize,
+        dtype: Dtype,
+        f: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
+        let attached = self.attached();
+        let value = attached.get(&(index, dtype, TypeId::of::<T>()))?;
+        value.downcast_ref::<T>().map(f)
+    }
+
+    /// Keeps `value` for tensor `index` as `dtype`, unless another thread kept one first;
+    /// returns `f` of the one kept (always `Some`: the key holds the value's type).
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    pub(crate) fn attach<T: Any + Send + Sync, R>(
+        &self,
+        index: usize,
+        dtype: Dtype,
+        value: T,
+        f: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
+        let mut attached = self.attached();
+        let kept = attached
+            .entry((index, dtype, TypeId::of::<T>()))
+            .or_insert_with(|| Box::new(value));
+        kept.downcast_ref::<T>().map(f)
+    }
+
+    /// How many values of type `T` layers above keep.
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    pub(crate) fn attached_count<T: Any>(&self) -> usize {
+        let id = TypeId::of::<T>();
+        self.attached().keys().filter(|k| k.2 == id).count()
+    }
+
+    fn attached(&self) -> MutexGuard<'_, Attached> {
+        self.attached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The options the model was opened with.
@@ -376,7 +467,7 @@ impl Model {
         self.index_of(name).map(|i| &self.entries[i])
     }
 
-    fn index_of(&self, name: &str) -> Result<usize> {
+    pub(crate) fn index_of(&self, name: &str) -> Result<usize> {
         self.entries
             .binary_search_by(|e| e.name.as_str().cmp(name))
             .map_err(|_| Error::NotFound(format!("tensor \"{name}\" is not in the model")))
@@ -394,5 +485,46 @@ impl Model {
         self.converted
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The path MLX arrays are filled by writes exactly what `get_as` returns, for every source
+    /// kind (contiguous, strided PyTorch views, a stack gathered from two tensors), mapped and
+    /// read, and refuses a buffer of the wrong length.
+    #[test]
+    fn materialize_into_writes_what_get_as_returns() {
+        let views = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/views.pt");
+        for read_mode in [false, true] {
+            let mut options = Options {
+                read_mode,
+                ..Options::default()
+            };
+            options
+                .add_stack(vec!["base".into(), "tied".into()], "pair")
+                .unwrap();
+            let model = Model::open_files(&[&views], &options).unwrap();
+            assert!(model.entries.iter().any(|e| e.name.as_str() == "pair"));
+            for e in &model.entries {
+                for to in [e.dtype, Dtype::F32, Dtype::BF16] {
+                    let want = model.get_as(e.name.as_str(), to).unwrap();
+                    let mut got = vec![0u8; want.data().len()];
+                    for drop_source in [false, true] {
+                        model
+                            .materialize_into(e, to, &mut got, drop_source)
+                            .unwrap();
+                        assert_eq!(got, want.data(), "{} as {to}, read {read_mode}", e.name);
+                    }
+                    let mut short = vec![0u8; want.data().len() + 1];
+                    let err = model
+                        .materialize_into(e, to, &mut short, false)
+                        .unwrap_err();
+                    assert!(err.to_string().contains(e.name.as_str()), "{err}");
+                }
+            }
+        }
     }
 }

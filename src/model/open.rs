@@ -201,8 +201,7 @@ impl Model {
             options: options.clone(),
             config_dir: config_dir.to_path_buf(),
             converted: Mutex::new(HashMap::new()),
-            #[cfg(feature = "mlx")]
-            mlx_cache: crate::mlx::MlxCache::default(),
+            attached: Mutex::new(HashMap::new()),
         };
         if options.prefetch {
             model.store.prefetch_in_background()?;

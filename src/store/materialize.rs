@@ -38,6 +38,36 @@ pub(crate) fn convert_parts(
     drop_source: bool,
     tensor: &str,
 ) -> Result<AlignedBuf> {
+    let out_len = output_len(parts, from, to, tensor)?;
+    let mut out = AlignedBuf::new_uninit(out_len).map_err(|e| {
+        Error::OutOfMemory(format!(
+            "tensor \"{tensor}\": cannot allocate {out_len} bytes: {e}"
+        ))
+    })?;
+    convert_parts_into(
+        parts,
+        from,
+        to,
+        threads,
+        drop_source,
+        tensor,
+        out.as_mut_slice(),
+    )?;
+    Ok(out)
+}
+
+/// The byte length of `parts` (elements of `from`) as `to`, or why they cannot convert.
+pub(crate) fn output_len(parts: &[Part], from: Dtype, to: Dtype, tensor: &str) -> Result<usize> {
+    let (fs, ts) = sizes(from, to, tensor)?;
+    let total: usize = parts.iter().map(|p| p.range.len()).sum();
+    (total / fs)
+        .checked_mul(ts)
+        .ok_or_else(|| Error::OutOfMemory(format!("tensor \"{tensor}\": output size overflows")))
+}
+
+/// The source and output unit sizes of a conversion: bytes for identity copies (any dtype,
+/// sub-byte too), whole elements for conversions.
+fn sizes(from: Dtype, to: Dtype, tensor: &str) -> Result<(usize, usize)> {
     let unsupported = || {
         Error::Unsupported(format!(
             "tensor \"{tensor}\": no conversion from {from} to {to}"
@@ -46,21 +76,31 @@ pub(crate) fn convert_parts(
     if !convert::is_supported(from, to) {
         return Err(unsupported());
     }
-    // Identity copies move bytes (any dtype, sub-byte too); conversions move whole elements.
-    let (fs, ts) = match (from.byte_size(), to.byte_size()) {
-        _ if from == to => (1, 1),
-        (Some(fs), Some(ts)) => (fs, ts),
-        _ => return Err(unsupported()),
-    };
+    match (from.byte_size(), to.byte_size()) {
+        _ if from == to => Ok((1, 1)),
+        (Some(fs), Some(ts)) => Ok((fs, ts)),
+        _ => Err(unsupported()),
+    }
+}
+
+/// [`convert_parts`] into `out`, which must be exactly [`output_len`] bytes long.
+pub(crate) fn convert_parts_into(
+    parts: &[Part],
+    from: Dtype,
+    to: Dtype,
+    threads: usize,
+    drop_source: bool,
+    tensor: &str,
+    out: &mut [u8],
+) -> Result<()> {
+    let (fs, ts) = sizes(from, to, tensor)?;
     let total: usize = parts.iter().map(|p| p.range.len()).sum();
-    let out_len = (total / fs)
-        .checked_mul(ts)
-        .ok_or_else(|| Error::OutOfMemory(format!("tensor \"{tensor}\": output size overflows")))?;
-    let mut out = AlignedBuf::new_uninit(out_len).map_err(|e| {
-        Error::OutOfMemory(format!(
-            "tensor \"{tensor}\": cannot allocate {out_len} bytes: {e}"
-        ))
-    })?;
+    if Some(out.len()) != (total / fs).checked_mul(ts) {
+        return Err(Error::BufferSize(format!(
+            "tensor \"{tensor}\": {total} bytes of {from} do not fill {} bytes of {to}",
+            out.len()
+        )));
+    }
     let threads = if total < MIN_PARALLEL {
         1
     } else {
@@ -70,7 +110,7 @@ pub(crate) fn convert_parts(
     // output chunk starts cache-line aligned.
     let granule = 4096 * fs;
     let chunk = (total / (threads * 4)).clamp(granule, MAX_CHUNK.max(granule)) / granule * granule;
-    let work = chunks(parts, out.as_mut_slice(), fs, ts, chunk);
+    let work = chunks(parts, out, fs, ts, chunk);
     let converted = crate::parallel::try_for_each(work.into_iter(), threads, |(map, src, dst)| {
         convert::convert(&map[src.clone()], from, dst, to)?;
         if drop_source {
@@ -88,8 +128,7 @@ pub(crate) fn convert_parts(
             release_pages(&part.map, part.range.start, part.range.len());
         }
     }
-    converted.map_err(|e: convert::Error| e.in_tensor(tensor))?;
-    Ok(out)
+    converted.map_err(|e: convert::Error| e.in_tensor(tensor))
 }
 
 /// Cuts the parts into units of at most `chunk` source bytes, each paired with its output.
@@ -116,7 +155,7 @@ fn chunks<'a>(
 
 /// Tells the kernel this process no longer needs the mapped pages fully inside
 /// `[start, start + len)`. Only whole pages are released, so neighbours are untouched.
-fn release_pages(map: &Mmap, start: usize, len: usize) {
+pub(crate) fn release_pages(map: &Mmap, start: usize, len: usize) {
     let page = page_size();
     let first = start.next_multiple_of(page);
     let end = (start + len) / page * page;

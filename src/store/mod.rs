@@ -83,9 +83,43 @@ impl Store {
             let native = Tensor::owned(from, shape.clone(), Arc::new(buf));
             return self.convert_owned(name, &native, to);
         }
+        let parts = self.mapped_parts(name, &segments)?;
+        let buf = materialize::convert_parts(&parts, from, to, self.threads, drop_source, name)?;
+        Ok(Tensor::owned(to, shape.clone(), Arc::new(buf)))
+    }
+
+    /// Writes `source` (elements of `from`, dimensions `shape`) as `to` into `dst`, which must
+    /// be exactly that long: memory a caller allocated (an MLX array). Mapped ranges convert
+    /// straight into `dst` by all threads, with `drop_source` letting their pages go as
+    /// [`Store::materialize`] does; gathered views and read mode read into new memory first.
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    #[allow(clippy::too_many_arguments)] // materialize's arguments and the output
+    pub fn materialize_into(
+        &self,
+        name: &str,
+        source: &Source,
+        shape: &Shape,
+        from: Dtype,
+        to: Dtype,
+        dst: &mut [u8],
+        drop_source: bool,
+    ) -> Result<()> {
+        let parts = match source.segments() {
+            Some(segments) if !self.read_mode => self.mapped_parts(name, &segments)?,
+            _ => {
+                let native = self.materialize(name, source, shape, from, from, false)?;
+                return convert::convert_parallel(native.data(), from, dst, to, self.threads)
+                    .map_err(|e| e.in_tensor(name));
+            }
+        };
+        materialize::convert_parts_into(&parts, from, to, self.threads, drop_source, name, dst)
+    }
+
+    /// The mapped ranges of `segments`, each file mapped and checked once.
+    fn mapped_parts(&self, name: &str, segments: &[Segment]) -> Result<Vec<materialize::Part>> {
         let mut maps: Vec<(usize, Arc<memmap2::Mmap>)> = Vec::new();
         let mut parts = Vec::with_capacity(segments.len());
-        for seg in &segments {
+        for seg in segments {
             let map = match maps.iter().find(|(f, _)| *f == seg.file) {
                 Some((_, m)) => Arc::clone(m),
                 None => {
@@ -101,8 +135,27 @@ impl Store {
                 range: offset..offset + len,
             });
         }
-        let buf = materialize::convert_parts(&parts, from, to, self.threads, drop_source, name)?;
-        Ok(Tensor::owned(to, shape.clone(), Arc::new(buf)))
+        Ok(parts)
+    }
+
+    /// Lets this process's resident copy of the mapped pages of `source`'s byte ranges go (the
+    /// page cache keeps them; a later read faults them back in), once their bytes were copied
+    /// elsewhere. Nothing in read mode, and nothing for a file that is not mapped.
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    pub fn release_pages(&self, source: &Source) {
+        if self.read_mode {
+            return;
+        }
+        for piece in source.pieces().iter() {
+            if let Piece::Bytes(seg) = piece {
+                let Ok(map) = self.files[seg.file].mapping() else {
+                    continue;
+                };
+                if let Some((offset, len)) = mapped_range(&map, seg.offset, seg.len) {
+                    materialize::release_pages(&map, offset, len);
+                }
+            }
+        }
     }
 
     /// A zero-copy view of one byte range (read mode: a read into new memory).

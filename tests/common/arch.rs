@@ -43,9 +43,8 @@ pub fn hex(s: &str) -> Vec<u8> {
 
 /// Options opening a model as `arch`, with GGUF's names and layouts or ollama's renames.
 pub fn options(arch: &str, gguf_layout: bool) -> Options {
-    Options {
-        arch: Some(arch.to_string()),
-        gguf_layout,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.arch = Some(arch.to_string());
+    o.gguf_layout = gguf_layout;
+    o
 }

@@ -76,9 +76,10 @@ pub fn convert(
     }
     let outtype: OutType = outtype.unwrap_or("auto").parse()?;
     let raw = options.arch.as_deref() == Some(NO_ARCH);
-    let options = Options {
-        arch: if raw { None } else { options.arch.clone() },
-        ..options.clone()
+    let options = {
+        let mut o = options.clone();
+        o.arch = if raw { None } else { options.arch.clone() };
+        o
     };
     super::stop_on_signals()?;
     let model = super::open(&[PathBuf::from(src)], &options)?;
