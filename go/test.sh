@@ -3,7 +3,7 @@
 # package. Works from any directory. Needs Go >= 1.19 and the Python oracle environment
 # (scripts/python-env.sh, or STLOAD_PYTHON) for the fixtures.
 #
-#   examples/go/test.sh            everything
+#   go/test.sh            everything
 #   STLOAD_GO_SKIP_BUILD=1 ...     reuse target/release (and target/mlx/release) as they are
 #   STLOAD_GO_SKIP_MLX=1 ...       skip the MLX part (build tag stload_mlx)
 #
@@ -12,7 +12,7 @@
 # mlx-cpu wheel and mlx-c through tests/c/build_mlx_c.sh (built once, cached in target/mlx-c).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+root="$(cd "$here/.." && pwd)"
 
 step() { printf '\n== %s\n' "$*"; }
 

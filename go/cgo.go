@@ -3,7 +3,7 @@ package stload
 // The include path is shared by every file of the package; the link flags are in
 // link_static.go (default) and link_shared.go (-tags stload_shared).
 
-// #cgo CFLAGS: -I${SRCDIR}/../../include
+// #cgo CFLAGS: -I${SRCDIR}/../include
 // #include "stload.h"
 import "C"
 
