@@ -152,7 +152,7 @@ cmake_find_package() {
 # The Go package's pkg-config build, once it has a file with the stload_pkgconfig build tag.
 go_pkg_config() {
     local mod
-    mod="$(dirname "$(grep -rl --include='*.go' 'stload_pkgconfig' examples/go | head -n 1)")"
+    mod="$(dirname "$(grep -rl --include='*.go' 'stload_pkgconfig' go | head -n 1)")"
     while [ ! -f "$mod/go.mod" ]; do mod="$(dirname "$mod")"; done
     cd "$mod"
     # Go 1.19's build cache does not key cgo packages on PKG_CONFIG_PATH, so a package built
@@ -175,7 +175,7 @@ check "sample model written" model
 check "inspect.c built with pkg-config --cflags --libs runs on the shared library" pkg_config_shared
 check "inspect.c built with pkg-config --static runs without libstload.so" pkg_config_static
 check "C++ find_package(stload): stload::stload and stload::stload_static" cmake_find_package
-if command -v go >/dev/null 2>&1 && grep -rqs --include='*.go' 'stload_pkgconfig' examples/go; then
+if command -v go >/dev/null 2>&1 && grep -rqs --include='*.go' 'stload_pkgconfig' go; then
     check "Go package builds with -tags stload_pkgconfig" go_pkg_config
 fi
 
