@@ -1,9 +1,9 @@
 package stload
 
-// The include path is shared by every file of the package; the link flags are in
-// link_static.go (default) and link_shared.go (-tags stload_shared).
+// The include path is in include_tree.go (the repository's include/) or comes from pkg-config
+// (link_pkgconfig.go, -tags stload_pkgconfig); the link flags are in the link_*.go files, one
+// per build: see README.md, "Build tags".
 
-// #cgo CFLAGS: -I${SRCDIR}/../include
 // #include "stload.h"
 import "C"
 

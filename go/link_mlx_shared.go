@@ -1,4 +1,4 @@
-//go:build stload_mlx && stload_shared
+//go:build stload_mlx && stload_shared && !stload_pkgconfig
 
 package stload
 

@@ -1,4 +1,4 @@
-//go:build stload_shared && !stload_mlx
+//go:build stload_shared && !stload_mlx && !stload_pkgconfig
 
 package stload
 
