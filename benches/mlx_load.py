@@ -1,6 +1,6 @@
 """stload's MLX loading against Python MLX on a synthetic BF16 model, each run in a fresh process.
 
-Usage: benches/mlx_load.py [--gib 1.5] [--keep DIR] [--runs 3] [--go]
+Usage: benches/mlx_load.py [--gib 1.5] [--keep DIR] [--runs 3] [--go [--thp]]
   (run from the repository root with the venv of scripts/python-env.sh; builds
    `cargo build --release --features mlx --example mlx_load_bench --target-dir target/mlx`
    first, and with --go mlx-c (tests/c/build_mlx_c.sh) and go/cmd/mlxbench)
@@ -11,8 +11,11 @@ cache, then measures, alternating the sides in each run:
   stload   stload_model_load_mlx(F32) (Model::load_mlx through examples/mlx_load_bench.rs)
   go       with --go: Open + LoadMLX(F32) from Go (go/cmd/mlxbench load)
   mlx      mx.load(path) + astype(mx.float32) for every array + mx.eval
-  memcpy   with --go: the physical limit, copying the output's size from the file mapping into
-           new memory on every core (go/cmd/mlxbench memcpy)
+  memcpy   with --go: the physical limit, copying the output's size from the file mapping
+           (faulted in first) into new memory on every core (go/cmd/mlxbench memcpy)
+  --thp    go, mlx and memcpy once more each with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, which
+           makes malloc ask for transparent huge pages (madvise): the cost of first touching
+           the new output memory is mostly page faults, one per 4 KiB page without it
 wall time (whole process, and the load alone as timed inside) and peak RSS (ru_maxrss of the
 process). Then, per tensor, converting BF16 to F32 with stload's kernel straight into MLX memory
 against wrapping the bytes as an MLX array and running MLX's astype + eval. With --go, last, the
@@ -69,9 +72,12 @@ def write_model(directory, gib):
     return path, count
 
 
-def run(cmd):
+THP = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
+
+
+def run(cmd, env=None):
     start = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     wall = time.perf_counter() - start
     result = json.loads(out.strip().splitlines()[-1])
     result["wall"] = round(wall, 3)
@@ -104,6 +110,7 @@ def main():
     parser.add_argument("--keep", help="write the model here and keep it")
     parser.add_argument("--runs", type=int, default=3, help="processes per side, alternating")
     parser.add_argument("--go", action="store_true", help="also Go's LoadMLX, memcpy and GetMLX")
+    parser.add_argument("--thp", action="store_true", help="with --go: also with malloc on huge pages")
     args = parser.parse_args()
     subprocess.run(
         ["cargo", "build", "--release", "--quiet", "--features", "mlx", "--example", "mlx_load_bench",
@@ -120,6 +127,7 @@ def main():
             while f.read(1 << 24):
                 pass
         stloads, gos, mlxs, memcpys, convs = [], [], [], [], []
+        thp = {"go": [], "mlx": [], "memcpy": []}
         small, large = [], []
         for _ in range(args.runs):  # alternate, so drifting machine load hits every side
             stloads.append(run([BENCH, "load", directory, "F32"]))
@@ -129,6 +137,10 @@ def main():
             if args.go:
                 memcpys.append(run([GO_BENCH, "memcpy", directory]))
             convs.append(run([BENCH, "convert", directory]))
+            if args.go and args.thp:
+                thp["go"].append(run([GO_BENCH, "load", directory], THP))
+                thp["mlx"].append(run([sys.executable, "-c", PY_MLX, path], THP))
+                thp["memcpy"].append(run([GO_BENCH, "memcpy", directory], THP))
         if args.go:
             for _ in range(args.runs):
                 small.append(run([GO_BENCH, "get", directory, "model.norm.weight", "20000"]))
@@ -148,6 +160,10 @@ def main():
     rows.append(("mx.load + astype(float32) + eval", mlx))
     if args.go:
         rows.append((f"memcpy of the output size ({memcpys[0]['workers']} threads)", median(memcpys)))
+    if args.go and args.thp:
+        rows.append(("Go Open + LoadMLX(F32), malloc on huge pages", median(thp["go"])))
+        rows.append(("mx.load + astype + eval, malloc on huge pages", median(thp["mlx"])))
+        rows.append(("memcpy of the output size, huge pages", median(thp["memcpy"])))
     for label, r in rows:
         print(f"| {label} | {r['seconds']:.2f} s | {r['wall']:.2f} s | {gib(r['peak_rss'])} | {r['spread']} |")
     if args.go:
