@@ -52,9 +52,9 @@ arrays = {k: v.astype(mx.float32) for k, v in arrays.items()}
 mx.eval(arrays)
 seconds = time.perf_counter() - start
 nbytes = sum(a.nbytes for a in arrays.values())
-print(json.dumps({"seconds": round(seconds, 3),
-                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "array_bytes": nbytes}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": round(seconds, 3), "peak_rss": usage.ru_maxrss * 1024,
+                  "minor_faults": usage.ru_minflt, "array_bytes": nbytes}))
 """
 
 
@@ -152,8 +152,8 @@ def main():
     print()
     print(f"median of {args.runs} fresh processes per side (all load times in the last column)")
     print()
-    print("| run | load time | process wall time | peak RSS | all load times (s) |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print("| run | load time | process wall time | peak RSS | minor page faults | all load times (s) |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     rows = [("stload_model_load_mlx(F32) (Rust)", stload)]
     if args.go:
         rows.append(("Go Open + LoadMLX(F32)", median(gos)))
@@ -165,7 +165,9 @@ def main():
         rows.append(("mx.load + astype + eval, malloc on huge pages", median(thp["mlx"])))
         rows.append(("memcpy of the output size, huge pages", median(thp["memcpy"])))
     for label, r in rows:
-        print(f"| {label} | {r['seconds']:.2f} s | {r['wall']:.2f} s | {gib(r['peak_rss'])} | {r['spread']} |")
+        faults = r.get("minor_faults", "")
+        print(f"| {label} | {r['seconds']:.2f} s | {r['wall']:.2f} s | {gib(r['peak_rss'])} | {faults} "
+              f"| {r['spread']} |")
     if args.go:
         go, limit = median(gos), median(memcpys)
         print()

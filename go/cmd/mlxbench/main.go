@@ -1,7 +1,8 @@
 //go:build stload_mlx && stload_mlxc
 
 // Command mlxbench times stload's MLX loading from Go for benches/mlx_load.py, one measurement
-// per process, and prints one JSON object on stdout:
+// per process, and prints one JSON object on stdout (with the process's peak RSS and its minor
+// page faults, most of them first touches of new memory):
 //
 //	mlxbench load DIR         Open + LoadMLX(F32): seconds, peak RSS, bytes of the arrays
 //	mlxbench memcpy DIR       the physical limit of that load: copy the output's size (the
@@ -40,6 +41,11 @@ package main
 // static long peak_rss_kib(void) {
 //   struct rusage u;
 //   return getrusage(RUSAGE_SELF, &u) == 0 ? u.ru_maxrss : 0;
+// }
+//
+// static long minor_faults(void) {
+//   struct rusage u;
+//   return getrusage(RUSAGE_SELF, &u) == 0 ? u.ru_minflt : 0;
 // }
 import "C"
 
@@ -82,6 +88,7 @@ func main() {
 		log.Fatal(err)
 	}
 	out["peak_rss"] = int64(C.peak_rss_kib()) * 1024
+	out["minor_faults"] = int64(C.minor_faults())
 	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
 		log.Fatal(err)
 	}
