@@ -48,9 +48,9 @@ tests/install/run.sh
 step "MLX backend (feature mlx): arrays against mx.load, C example and mlx-c interop under valgrind"
 tests/c/run_mlx.sh
 
-if [ -x examples/go/test.sh ]; then
+if [ -x go/test.sh ]; then
     step "Go package"
-    examples/go/test.sh
+    go/test.sh
 fi
 
 step "C stress, ThreadSanitizer and AddressSanitizer runs"

@@ -3,6 +3,11 @@
 # or Go project would: checks the file set, the soname and the exported symbols, builds
 # examples/c/inspect.c through pkg-config (shared and static) and tests/install/cmake through
 # find_package, and runs them on a small model written here.
+# Then, when the Python environment has MLX ($STLOAD_PYTHON, else .venv/bin/python), installs
+# the MLX build (scripts/install.sh --mlx) into a second prefix and proves that what it
+# installs is enough to link: tests/install/mlx_bias.c through pkg-config (shared and static)
+# and tests/install/cmake_mlx through find_package, and the Go package with the tags
+# stload_mlx and stload_pkgconfig, whose MLX tests compare with Python's mx.load.
 # Usage: tests/install/run.sh   (installs pkg-config, cmake, g++ with apt-get when missing)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -152,7 +157,7 @@ cmake_find_package() {
 # The Go package's pkg-config build, once it has a file with the stload_pkgconfig build tag.
 go_pkg_config() {
     local mod
-    mod="$(dirname "$(grep -rl --include='*.go' 'stload_pkgconfig' examples/go | head -n 1)")"
+    mod="$(dirname "$(grep -rl --include='*.go' 'stload_pkgconfig' go | head -n 1)")"
     while [ ! -f "$mod/go.mod" ]; do mod="$(dirname "$mod")"; done
     cd "$mod"
     # Go 1.19's build cache does not key cgo packages on PKG_CONFIG_PATH, so a package built
@@ -161,6 +166,79 @@ go_pkg_config() {
     export CGO_LDFLAGS="-g -O2 -L$prefix/lib"
     go vet -tags stload_pkgconfig ./...
     LD_LIBRARY_PATH="$prefix/lib" go test -tags stload_pkgconfig -count=1 -run '^$' ./...
+}
+
+# --- The MLX build (feature mlx), installed into its own prefix. ---
+mprefix="$work/prefix-mlx"
+python="${STLOAD_PYTHON:-$root/.venv/bin/python}"
+
+installs_mlx() { scripts/install.sh --mlx --prefix "$mprefix"; }
+
+mlx_files() {
+    grep -qx '#define STLOAD_FEATURE_MLX 1' "$mprefix/include/stload.h"
+    # Everything the header declares is exported, the mlx functions included.
+    nm -D --defined-only "$mprefix/lib/libstload.so.$version" | awk '$2 == "T" { print $3 }' |
+        grep '^stload_' | sort >"$work/nm-mlx"
+    diff <(python3 scripts/gen-api-docs.py --list-functions | sort) "$work/nm-mlx"
+    local mlx_lib
+    mlx_lib="$("$python" -c 'import mlx, os; print(os.path.realpath(list(mlx.__path__)[0]))')/lib"
+    grep -qxF "Libs.private: -L$mlx_lib -Wl,-rpath,$mlx_lib -lmlx -lstdc++ -lgcc_s -lutil -lrt -lpthread -lm -ldl" \
+        "$mprefix/lib/pkgconfig/stload.pc"
+    grep -qF "\"$mlx_lib/libmlx.so;stdc++;Threads::Threads;" "$mprefix/lib/cmake/stload/stloadConfig.cmake"
+}
+
+# mlx_bias's output: the linked MLX is the Python package's, "bias" (I32 7, -1) as F32.
+mlx_output_ok() {
+    [ "$(sed -n 1p "$1")" = "mlx $("$python" -c 'import mlx.core as mx; print(mx.__version__)')" ]
+    [ "$(sed -n 2p "$1")" = "bias F32 [2] 7 -1" ]
+}
+
+mlx_pkg_config_shared() {
+    export PKG_CONFIG_PATH="$mprefix/lib/pkgconfig"
+    # shellcheck disable=SC2046 # pkg-config prints flags to be split into words
+    gcc "${cflags[@]}" tests/install/mlx_bias.c $(pkg-config --cflags --libs stload) -o "$work/mlx_bias"
+    # libmlx comes in through libstload.so's own run path, not the program's.
+    dynamic "$work/mlx_bias" NEEDED | grep -qx "libstload.so.$major"
+    if dynamic "$work/mlx_bias" NEEDED | grep -x libmlx.so; then return 1; fi
+    LD_LIBRARY_PATH="$mprefix/lib" "$work/mlx_bias" "$model" >"$work/out"
+    mlx_output_ok "$work/out"
+}
+
+mlx_pkg_config_static() {
+    export PKG_CONFIG_PATH="$mprefix/lib/pkgconfig"
+    local libs
+    libs="$(pkg-config --static --libs stload | sed 's/-lstload\b/-l:libstload.a/')"
+    # shellcheck disable=SC2046,SC2086 # flags from pkg-config, split into words
+    gcc "${cflags[@]}" tests/install/mlx_bias.c $(pkg-config --cflags stload) $libs \
+        -o "$work/mlx_bias-static"
+    if dynamic "$work/mlx_bias-static" NEEDED | grep libstload; then return 1; fi
+    dynamic "$work/mlx_bias-static" NEEDED | grep -qx libmlx.so
+    "$work/mlx_bias-static" "$model" >"$work/out"
+    mlx_output_ok "$work/out"
+}
+
+mlx_cmake_find_package() {
+    cmake -S tests/install/cmake_mlx -B "$work/cmake-mlx" -DCMAKE_PREFIX_PATH="$mprefix" \
+        -DCMAKE_BUILD_TYPE=Release
+    cmake --build "$work/cmake-mlx"
+    LD_LIBRARY_PATH="$mprefix/lib" "$work/cmake-mlx/mlx_bias" "$model" >"$work/out"
+    mlx_output_ok "$work/out"
+    "$work/cmake-mlx/mlx_bias_static" "$model" >"$work/out"
+    mlx_output_ok "$work/out"
+}
+
+# The Go package linked through pkg-config against the installed MLX build, running its MLX
+# tests (arrays against Python's mx.load and astype).
+go_mlx_pkg_config() {
+    export PKG_CONFIG_PATH="$mprefix/lib/pkgconfig" STLOAD_PYTHON="$python"
+    cd go
+    export CGO_LDFLAGS="-g -O2 -L$mprefix/lib" # see go_pkg_config: keys the build cache
+    go vet -tags 'stload_mlx stload_pkgconfig' ./...
+    LD_LIBRARY_PATH="$mprefix/lib" go test -tags 'stload_mlx stload_pkgconfig' -count=1 \
+        -run 'TestMLXGetMatchesMxLoad|TestModelWeights' .
+    # The test binary links the installed library, not the tree's.
+    go test -tags 'stload_mlx stload_pkgconfig' -c -o "$work/stload-go.test" .
+    dynamic "$work/stload-go.test" NEEDED | grep -qx "libstload.so.$major"
 }
 
 check "scripts/install.sh --prefix installs" installs
@@ -175,8 +253,22 @@ check "sample model written" model
 check "inspect.c built with pkg-config --cflags --libs runs on the shared library" pkg_config_shared
 check "inspect.c built with pkg-config --static runs without libstload.so" pkg_config_static
 check "C++ find_package(stload): stload::stload and stload::stload_static" cmake_find_package
-if command -v go >/dev/null 2>&1 && grep -rqs --include='*.go' 'stload_pkgconfig' examples/go; then
+if command -v go >/dev/null 2>&1 && grep -rqs --include='*.go' 'stload_pkgconfig' go; then
     check "Go package builds with -tags stload_pkgconfig" go_pkg_config
+fi
+
+
+if "$python" -c 'import mlx.core' 2>/dev/null; then
+    check "scripts/install.sh --mlx installs the MLX build" installs_mlx
+    check "MLX build: the header defines STLOAD_FEATURE_MLX, stload.pc and the CMake package name libmlx" mlx_files
+    check "mlx_bias.c built with pkg-config --cflags --libs runs on the shared MLX library" mlx_pkg_config_shared
+    check "mlx_bias.c built with pkg-config --static runs without libstload.so" mlx_pkg_config_static
+    check "C find_package(stload) of the MLX build: shared and static" mlx_cmake_find_package
+    if command -v go >/dev/null 2>&1; then
+        check "Go package with -tags 'stload_mlx stload_pkgconfig' on the installed MLX build" go_mlx_pkg_config
+    fi
+else
+    echo "skip the MLX build: $python has no mlx (scripts/python-env.sh installs it)"
 fi
 
 echo "install: $passed passed, $failed failed"

@@ -1,4 +1,4 @@
-"""A tiny model directory for the Go MLX example (examples/go/cmd/mlxweights), and the line the
+"""A tiny model directory for the Go MLX example (go/cmd/mlxweights), and the line the
 example must print, computed with numpy and ml_dtypes.
 
     make_mlx_weights_fixture.py OUT_DIR

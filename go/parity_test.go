@@ -111,6 +111,22 @@ func TestMoreOptions(t *testing.T) {
 	if _, err := stload.Open(dir, stload.WithCheckInterval(-time.Second)); !errors.Is(err, stload.ErrInvalidArgument) {
 		t.Errorf("negative check interval: %v", err)
 	}
+	// The directory's model.safetensors.index.json is longer than 16 bytes.
+	if _, err := stload.Open(dir, stload.WithMaxJSONSize(16)); !errors.Is(err, stload.ErrLimit) {
+		t.Errorf("WithMaxJSONSize(16): %v", err)
+	}
+	for what, opt := range map[string]stload.Option{
+		"WithMaxJSONSize(0)": stload.WithMaxJSONSize(0), "WithMaxViewExpansion(0)": stload.WithMaxViewExpansion(0),
+	} {
+		if _, err := stload.Open(dir, opt); !errors.Is(err, stload.ErrInvalidArgument) {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	m, err = stload.Open(dir, stload.WithMaxJSONSize(1<<20), stload.WithMaxViewExpansion(1))
+	if err != nil {
+		t.Fatalf("WithMaxJSONSize(1 MiB), WithMaxViewExpansion(1): %v", err)
+	}
+	m.Close()
 
 	all := fx.Tensors["layers.0.w"].Bytes()
 	m, err = stload.Open(dir, stload.WithSplit("layers.0.w",

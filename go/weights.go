@@ -1,18 +1,18 @@
-//go:build stload_mlx
-
 package stload
 
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 )
 
 // ModelWeights is the API of ollama's x/imagegen/safetensors loader, by its names, as a thin
-// layer over Model and its MLX arrays: an engine written against it switches to stload by
-// changing the import. Opening reads headers only; Load makes every tensor an MLX array;
-// Get serves them.
+// layer over Model: an engine written against it switches to stload by changing the import.
+// Opening reads headers only; Load makes every tensor a WeightArray; Get serves them.
+//
+// What it hands out depends on the build: with the stload_mlx tag, MLX arrays (Model.LoadMLX
+// and Model.GetMLX, WeightArray = MLXArray); without it, host tensors (Model.Load and
+// Model.GetAs, WeightArray = Tensor). The rules are the same in both builds.
 //
 // Arrays returned by Get and GetTensor are owned by the ModelWeights (do not Close them):
 // they stay valid until Close, and after ReleaseAll for those Load made. A ModelWeights may
@@ -21,9 +21,9 @@ type ModelWeights struct {
 	m  *Model
 	mu sync.Mutex
 	// loaded holds the arrays Load made, by name; nil before Load.
-	loaded map[string]*MLXArray
+	loaded map[string]*WeightArray
 	// native holds the arrays GetTensor made outside Load, released by ReleaseAll.
-	native map[string]*MLXArray
+	native map[string]*WeightArray
 }
 
 // LoadModelWeights opens the safetensors files of directory dir (as Open does: the index
@@ -51,7 +51,7 @@ func newModelWeights(m *Model) (*ModelWeights, error) {
 		m.Close()
 		return nil, &Error{Status: StatusNotFound, Message: "no tensors found in the safetensors files"}
 	}
-	return &ModelWeights{m: m, native: map[string]*MLXArray{}}, nil
+	return &ModelWeights{m: m, native: map[string]*WeightArray{}}, nil
 }
 
 // Model returns the underlying Model, for what ModelWeights does not name (GetAs, Metadata,
@@ -60,25 +60,26 @@ func (w *ModelWeights) Model() *Model {
 	return w.m
 }
 
-// Load makes every tensor an MLX array (Model.LoadMLX). With dtype 0 (Native) each is as
-// stored; with a float dtype every floating-point tensor stored in another dtype is converted
-// by stload's exact kernels, and integer and boolean tensors stay as stored. Get then serves
-// the arrays. A second Load replaces the first one's arrays and closes them.
+// Load makes every tensor a WeightArray (Model.LoadMLX with stload_mlx, else Model.Load).
+// With dtype 0 (Native) each is as stored; with a float dtype every floating-point tensor
+// stored in another dtype is converted by stload's exact kernels, and integer and boolean
+// tensors stay as stored. Get then serves the arrays. A second Load replaces the first one's
+// arrays and closes them.
 func (w *ModelWeights) Load(dtype Dtype) error {
-	if err := w.m.LoadMLX(dtype, nil); err != nil {
+	if err := w.loadAll(dtype); err != nil {
 		return err
 	}
-	loaded := make(map[string]*MLXArray, w.m.Len())
+	loaded := make(map[string]*WeightArray, w.m.Len())
 	for _, name := range w.m.Names() {
-		// LoadMLX converted exactly the float tensors it could; ask for those in dtype (a
-		// lookup in the model's MLX cache) and for the others as stored.
-		var a *MLXArray
+		// loadAll converted exactly the float tensors; ask for those in dtype (a lookup in
+		// the model's cache) and for the others as stored.
+		var a *WeightArray
 		var err error
-		if dtype != Native && isFloatName(w, name) {
-			a, err = w.m.GetMLX(name, dtype)
+		if dtype != Native && isFloat(w, name) {
+			a, err = w.get(name, dtype)
 		}
-		if a == nil {
-			a, err = w.m.GetMLX(name, Native)
+		if a == nil && err == nil {
+			a, err = w.get(name, Native)
 		}
 		if err != nil {
 			closeAll(loaded)
@@ -94,20 +95,23 @@ func (w *ModelWeights) Load(dtype Dtype) error {
 	return nil
 }
 
-// isFloatName reports whether tensor name is stored in a floating-point dtype stload
-// converts (F16, BF16, F32, F64 and the FP8 types).
-func isFloatName(w *ModelWeights, name string) bool {
+// isFloat reports whether tensor name is stored in a floating-point dtype stload converts
+// (F16, BF16, F32, F64 and the FP8 types).
+func isFloat(w *ModelWeights, name string) bool {
 	info, err := w.m.Info(name)
 	if err != nil {
 		return false
 	}
-	s := info.Dtype.String()
-	return s == "F16" || s == "BF16" || s == "F32" || s == "F64" || strings.HasPrefix(s, "F8_")
+	switch info.Dtype {
+	case F16, BF16, F32, F64, F8E4M3, F8E5M2, F8E8M0, F8E4M3FNUZ, F8E5M2FNUZ:
+		return true
+	}
+	return false
 }
 
 // Get returns the array Load made for name. Before Load it is an error, as in the seed; an
 // unknown name matches ErrNotFound.
-func (w *ModelWeights) Get(name string) (*MLXArray, error) {
+func (w *ModelWeights) Get(name string) (*WeightArray, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.loaded == nil {
@@ -122,7 +126,7 @@ func (w *ModelWeights) Get(name string) (*MLXArray, error) {
 
 // GetTensor returns tensor name as stored without Load: the array Load made when there is
 // one, else a new one kept until ReleaseAll or Close.
-func (w *ModelWeights) GetTensor(name string) (*MLXArray, error) {
+func (w *ModelWeights) GetTensor(name string) (*WeightArray, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if a, ok := w.loaded[name]; ok {
@@ -131,7 +135,7 @@ func (w *ModelWeights) GetTensor(name string) (*MLXArray, error) {
 	if a, ok := w.native[name]; ok {
 		return a, nil
 	}
-	a, err := w.m.GetMLX(name, Native)
+	a, err := w.get(name, Native)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +171,7 @@ func (w *ModelWeights) Quantization() string {
 func (w *ModelWeights) ReleaseAll() {
 	w.mu.Lock()
 	native := w.native
-	w.native = map[string]*MLXArray{}
+	w.native = map[string]*WeightArray{}
 	w.mu.Unlock()
 	closeAll(native)
 	w.m.ReleaseAll()
@@ -178,14 +182,14 @@ func (w *ModelWeights) ReleaseAll() {
 func (w *ModelWeights) Close() error {
 	w.mu.Lock()
 	loaded, native := w.loaded, w.native
-	w.loaded, w.native = nil, map[string]*MLXArray{}
+	w.loaded, w.native = nil, map[string]*WeightArray{}
 	w.mu.Unlock()
 	closeAll(loaded)
 	closeAll(native)
 	return w.m.Close()
 }
 
-func closeAll(arrays map[string]*MLXArray) {
+func closeAll(arrays map[string]*WeightArray) {
 	for _, a := range arrays {
 		a.Close()
 	}

@@ -125,3 +125,23 @@ func cStrings(one string, list []string) (*C.char, **C.char, func(), error) {
 	}
 	return cone, array, free, nil
 }
+
+// WithMaxJSONSize sets the largest config.json or model.safetensors.index.json read at open,
+// in bytes (default 16 MiB); a larger file makes Open fail with ErrLimit. 0 is invalid.
+func WithMaxJSONSize(bytes uint64) Option {
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			return C.stload_options_set_max_json_size(p, C.uint64_t(bytes), cerr), nil
+		})
+	}
+}
+
+// WithMaxViewExpansion sets how many bytes a PyTorch view may have per byte of its storage
+// (default 64); a stride-0 view expanding further makes Open fail with ErrLimit. 0 is invalid.
+func WithMaxViewExpansion(factor uint64) Option {
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			return C.stload_options_set_max_view_expansion(p, C.uint64_t(factor), cerr), nil
+		})
+	}
+}

@@ -26,17 +26,24 @@
 // A Model and a Tensor may be used from many goroutines at once, except that Close must not
 // run concurrently with other methods on the same value.
 //
+// # Loader API of ollama's image generator
+//
+// ModelWeights is the API of ollama's imagegen safetensors loader by its names
+// (LoadModelWeights, Load, Get, GetTensor, ListTensors, ...), a thin layer over Model. It
+// hands out WeightArray values: host Tensors by default, MLX arrays with the stload_mlx tag.
+//
 // # Linking
 //
 // By default the package links the static library target/release/libstload.a of the
 // repository (build it with cargo build --release). Build with -tags stload_shared to link
-// target/release/libstload.so instead; see README.md.
+// target/release/libstload.so instead, or with -tags stload_pkgconfig to take the header and
+// library of an installed stload from pkg-config; README.md lists every build tag.
 //
 // # MLX
 //
 // With the build tag stload_mlx the package links the library built with the mlx feature
 // into its own target directory (cargo build --release --features mlx --target-dir
-// target/mlx) and adds MLX arrays: Model.GetMLX, Model.LoadMLX, MLXArray (MLXC hands a host
-// that uses mlx-c its own mlx_array), and ModelWeights, the API of ollama's imagegen
-// safetensors loader by its names. HasMLX tells which build this is.
+// target/mlx), or an installed MLX build with stload_pkgconfig, and adds MLX arrays:
+// Model.GetMLX, Model.LoadMLX, MLXArray (MLXC hands a host that uses mlx-c its own
+// mlx_array). HasMLX tells which build this is.
 package stload

@@ -82,18 +82,6 @@ func openMLXFixtures(t *testing.T, opts ...stload.Option) *stload.Model {
 	return m
 }
 
-func sameShape(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // GetMLX as stored and converted gives what mx.load and astype give.
 func TestMLXGetMatchesMxLoad(t *testing.T) {
 	want := mxLoad(t)

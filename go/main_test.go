@@ -38,3 +38,16 @@ func mustPanic(t *testing.T, what string, f func()) {
 	}()
 	f()
 }
+
+// sameShape reports whether two shapes are equal.
+func sameShape(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

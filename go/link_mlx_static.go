@@ -10,5 +10,5 @@ package stload
 //	mlx_lib="$(python -c 'import mlx; print(list(mlx.__path__)[0])')/lib"
 //	CGO_LDFLAGS="-L$mlx_lib -Wl,-rpath,$mlx_lib" go test -tags stload_mlx ./...
 
-// #cgo LDFLAGS: ${SRCDIR}/../../target/mlx/release/libstload.a -lmlx -lstdc++ -ldl -lpthread -lm -lrt -lutil -lgcc_s
+// #cgo LDFLAGS: ${SRCDIR}/../target/mlx/release/libstload.a -lmlx -lstdc++ -ldl -lpthread -lm -lrt -lutil -lgcc_s
 import "C"

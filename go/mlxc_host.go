@@ -4,7 +4,7 @@ package stload
 
 // What a Go host that runs MLX through mlx-c does with MLXArray.MLXC: this file builds only
 // with the tags stload_mlx and stload_mlxc and mlx-c's headers and library on the cgo flags
-// (examples/go/test.sh builds mlx-c with tests/c/build_mlx_c.sh), and the test in
+// (go/test.sh builds mlx-c with tests/c/build_mlx_c.sh), and the test in
 // mlxc_test.go calls it. It is not part of the package's API.
 
 // #cgo LDFLAGS: -lmlxc

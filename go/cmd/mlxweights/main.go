@@ -7,7 +7,7 @@
 //	mlxweights MODEL_DIR
 //
 // It prints the embeddings' dtype and shape and their sum as MLX computes it. Build with the
-// tags stload_mlx and stload_mlxc and mlx-c on the cgo flags (see examples/go/test.sh).
+// tags stload_mlx and stload_mlxc and mlx-c on the cgo flags (see go/test.sh).
 package main
 
 // #cgo LDFLAGS: -lmlxc

@@ -3,7 +3,7 @@
 # package. Works from any directory. Needs Go >= 1.19 and the Python oracle environment
 # (scripts/python-env.sh, or STLOAD_PYTHON) for the fixtures.
 #
-#   examples/go/test.sh            everything
+#   go/test.sh            everything
 #   STLOAD_GO_SKIP_BUILD=1 ...     reuse target/release (and target/mlx/release) as they are
 #   STLOAD_GO_SKIP_MLX=1 ...       skip the MLX part (build tag stload_mlx)
 #
@@ -12,7 +12,7 @@
 # mlx-cpu wheel and mlx-c through tests/c/build_mlx_c.sh (built once, cached in target/mlx-c).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+root="$(cd "$here/.." && pwd)"
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -96,4 +96,30 @@ import sys
 want, got = (a.split(" sum ") for a in sys.argv[1:])
 ok = want[0] == got[0] and abs(float(want[1]) - float(got[1])) <= 1e-4 * (1 + abs(float(want[1])))
 sys.exit(0 if ok else f"mlxweights printed {sys.argv[2]!r}, numpy expects {sys.argv[1]!r}")
+EOF
+
+step "benchmark program: cmd/mlxbench (load, memcpy, get) on the same model"
+mlxbench() {
+    CGO_CFLAGS="-I$mlxc_src" CGO_LDFLAGS="-L$mlxc_lib -Wl,-rpath,$mlxc_lib" \
+        go run -tags "stload_mlx stload_mlxc stload_shared" ./cmd/mlxbench "$@"
+}
+bench="$(mlxbench load "$wdir")"
+copy="$(mlxbench memcpy "$wdir")"
+get="$(mlxbench get "$wdir" model.embed_tokens.weight 100)"
+printf '%s\n' "$bench" "$copy" "$get"
+# LoadMLX(F32) and memcpy produce the F32 size of every float tensor and the stored size of the
+# others, as safetensors' numpy loader reads the file.
+"$python" - "$wdir/model.safetensors" "$bench" "$copy" "$get" <<'EOF'
+import json
+import sys
+
+from safetensors.numpy import load_file
+
+arrays = load_file(sys.argv[1])
+want = sum(a.size * 4 if a.dtype.kind == "f" else a.nbytes for a in arrays.values())
+load, copy, get = (json.loads(a) for a in sys.argv[2:])
+ok = load["array_bytes"] == want and copy["bytes"] == want
+ok = ok and get["nbytes"] == arrays["model.embed_tokens.weight"].nbytes
+ok = ok and all(get[k] > 0 for k in ("getmlx_uncached_ns", "getmlx_cached_ns", "mlxc_new_data_managed_ns"))
+sys.exit(0 if ok else f"mlxbench: expected {want} bytes of arrays, got {sys.argv[2:]}")
 EOF

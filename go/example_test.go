@@ -70,3 +70,22 @@ func ExampleConvert() {
 	fmt.Printf("% x\n", f32)
 	// Output: 00 00 80 3f 00 00 00 c0
 }
+
+// The loader API of ollama's image generator, by its names: in the default build Get gives
+// host tensors, with the stload_mlx tag MLX arrays; the code is the same.
+func ExampleModelWeights() {
+	w, err := stload.LoadModelWeights("path/to/model")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer w.Close() // also releases every array w handed out
+	// Convert every float tensor to BF16; Load(0) keeps every tensor as stored.
+	if err := w.Load(stload.BF16); err != nil {
+		log.Fatal(err)
+	}
+	emb, err := w.Get("model.embed_tokens.weight")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(emb.Dtype(), emb.Shape(), len(emb.Bytes()))
+}
