@@ -6,6 +6,10 @@ package stload
 // enum stload_status stloadgo_write_gguf(const stload_model *model, const char *path,
 //                                        stload_gguf_type outtype, uintptr_t handle,
 //                                        stload_error **err);
+// enum stload_status stloadgo_write_gguf_split(const stload_model *model, const char *path,
+//                                              stload_gguf_type outtype, uint64_t max_bytes,
+//                                              uint64_t max_tensors, uintptr_t handle,
+//                                              stload_error **err);
 import "C"
 
 import (
@@ -42,6 +46,27 @@ const (
 // A panic in progress stops the write and is raised again by WriteGGUF. Safe for concurrent
 // use with other methods of the model.
 func (m *Model) WriteGGUF(path string, outtype GGUFType, progress func(done, total uint64) bool) error {
+	return m.writeGGUF(path, progress, func(p *C.stload_model, cpath *C.char, handle C.uintptr_t, cerr **C.stload_error) C.enum_stload_status {
+		return C.stloadgo_write_gguf(p, cpath, C.stload_gguf_type(outtype), handle, cerr)
+	})
+}
+
+// WriteGGUFSplit writes the model as GGUF shards the way llama.cpp's gguf-split cuts and names
+// them: PREFIX-00001-of-0000N.gguf beside path, PREFIX being path less ".gguf". A shard closes
+// before the tensor that would take its tensor data past maxBytes or its tensor count past
+// maxTensors (0: no limit; at least one must be set); a tensor larger than maxBytes goes alone
+// in a shard. The first shard holds all the metadata and llama.cpp loads the model from it.
+// Tensor types, progress and errors are those of WriteGGUF; on any error or a cancel no shard
+// is left. Safe for concurrent use with other calls on m.
+func (m *Model) WriteGGUFSplit(path string, outtype GGUFType, maxBytes, maxTensors uint64, progress func(done, total uint64) bool) error {
+	return m.writeGGUF(path, progress, func(p *C.stload_model, cpath *C.char, handle C.uintptr_t, cerr **C.stload_error) C.enum_stload_status {
+		return C.stloadgo_write_gguf_split(p, cpath, C.stload_gguf_type(outtype), C.uint64_t(maxBytes), C.uint64_t(maxTensors), handle, cerr)
+	})
+}
+
+// writeGGUF runs one of the C GGUF writers with the path as a C string and progress as a
+// cgo handle, and turns its status into an error.
+func (m *Model) writeGGUF(path string, progress func(done, total uint64) bool, write func(*C.stload_model, *C.char, C.uintptr_t, **C.stload_error) C.enum_stload_status) error {
 	p := m.ptr()
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
@@ -52,7 +77,7 @@ func (m *Model) WriteGGUF(path string, outtype GGUFType, progress func(done, tot
 	state, handle, release := newLoadState(bytes)
 	defer release()
 	var cerr *C.stload_error
-	status := C.stloadgo_write_gguf(p, cpath, C.stload_gguf_type(outtype), handle, &cerr)
+	status := write(p, cpath, handle, &cerr)
 	runtime.KeepAlive(m)
 	return state.finish(status, cerr)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -64,5 +65,61 @@ func TestWriteGGUF(t *testing.T) {
 	input := filepath.Join(src, "model.safetensors")
 	if err := m.WriteGGUF(input, GGUFAuto, nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("onto the input: %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestWriteGGUFSplit(t *testing.T) {
+	dir, _ := archFixtures(t)
+	m, err := Open(filepath.Join(dir, "llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := t.TempDir()
+	var last, total uint64
+	err = m.WriteGGUFSplit(filepath.Join(out, "llama.gguf"), GGUFF16, 0, 2, func(done, tot uint64) bool {
+		last, total = done, tot
+		return true
+	})
+	if err != nil {
+		t.Fatalf("WriteGGUFSplit: %v", err)
+	}
+	if total == 0 || last != total {
+		t.Errorf("progress ended at %d of %d", last, total)
+	}
+	// Two tensors per shard, named as gguf-split names them; every shard a GGUF v3 file that
+	// carries the split keys, and only the first the architecture's metadata.
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards := len(entries)
+	if shards < 2 {
+		t.Fatalf("%d files written, want several shards of two tensors", shards)
+	}
+	for i := 1; i <= shards; i++ {
+		name := filepath.Join(out, fmt.Sprintf("llama-%05d-of-%05d.gguf", i, shards))
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatalf("shard %d of %d: %v", i, shards, err)
+		}
+		if !bytes.HasPrefix(raw, []byte("GGUF")) || binary.LittleEndian.Uint32(raw[4:]) != 3 {
+			t.Errorf("%s starts %q, want GGUF version 3", name, raw[:8])
+		}
+		if !bytes.Contains(raw, []byte("split.count")) {
+			t.Errorf("%s has no split.count key", name)
+		}
+		if got := bytes.Contains(raw, []byte("llama.block_count")); got != (i == 1) {
+			t.Errorf("%s: llama.block_count present = %v", name, got)
+		}
+	}
+
+	// No limit at all is refused, and leaves nothing behind.
+	empty := t.TempDir()
+	if err := m.WriteGGUFSplit(filepath.Join(empty, "x.gguf"), GGUFF16, 0, 0, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("no limit: %v, want ErrInvalidArgument", err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("a refused split left %d files", len(entries))
 	}
 }

@@ -25,3 +25,12 @@ enum stload_status stloadgo_write_gguf(const stload_model *model, const char *pa
   return stload_model_write_gguf(model, path, outtype, handle != 0 ? stloadgo_progress : NULL,
                                  (void *)handle, err);
 }
+
+enum stload_status stloadgo_write_gguf_split(const stload_model *model, const char *path,
+                                             stload_gguf_type outtype, uint64_t max_bytes,
+                                             uint64_t max_tensors, uintptr_t handle,
+                                             stload_error **err) {
+  return stload_model_write_gguf_split(model, path, outtype, max_bytes, max_tensors,
+                                       handle != 0 ? stloadgo_progress : NULL, (void *)handle,
+                                       err);
+}
