@@ -7,8 +7,12 @@ Main pairs run on --mib MiB inputs: memcpy of the same input (a Rust copy into a
 glibc memcpy, and a copy into new memory allocated and faulted as conversions do it; its row
 shows the limits of 2T/1T and new/reuse on this machine), stload into a reused buffer on 1 and 2 threads, stload into a new buffer
 (convert_to_new, allocation and page faults included), numpy `astype` (which allocates) and MLX
-`astype` (or from_fp8/to_fp8). The sweep runs every supported pair on --sweep-mib MiB inputs
-against numpy. GB/s counts input plus output bytes; each number is the best of --reps runs.
+`astype` (or from_fp8/to_fp8). Two more limit rows: a loop that reads 4-byte (2-byte) elements
+and writes 2 bytes each with the kernels' loads, prefetch and streaming stores, converting
+nothing: what a narrowing conversion (F32 into a 16-bit type; BF16 into F16) can reach. The
+sweep runs every supported pair on --sweep-mib MiB inputs against numpy. GB/s counts input plus
+output bytes; each number is the best of --reps runs, except "1T/memcpy median", the ratio of
+the median runs (on a shared machine the best run may be a lucky one).
 """
 
 import argparse
@@ -155,14 +159,28 @@ def main():
               f"(a second thread adds {fills[2] / fills[1]:.2f}x to the write bandwidth, the bound of "
               f"conversions that widen)\n")
 
+        moves = {}
+        for (ins, outs), name in (((4, 2), "F32"), ((2, 2), "BF16")):
+            res = run_bench([input_file(name, args.mib), "move", ins, outs, args.reps, 1, 2])
+            moves[(ins, outs)] = {r["threads"]: r for r in res}
+
         head = ("pair", "1T GB/s", "2T GB/s", "new 2T GB/s", "numpy GB/s", "MLX GB/s",
-                "1T/memcpy", "2T/1T", "2T writes/memset", "new/reuse time", "stload/numpy", "stload/MLX")
+                "1T/memcpy", "1T/memcpy median", "2T/1T", "2T writes/memset", "new/reuse time",
+                "stload/numpy", "stload/MLX")
         # The physical limits in the same columns: what a plain copy gains from a second thread
         # and loses to new memory bounds what any conversion can.
         c1, c2, cnew = copies[(1, "reuse")], copies[(2, "reuse")], copies[(2, "new")]
         rows = [head, ("memcpy (limit)", fmt(c1["gbps"]), fmt(c2["gbps"]), fmt(cnew["gbps"]), "-", "-",
-                       "1.00", fmt(c2["gbps"] / c1["gbps"], 2), fmt(c2["gbps"] / 2 / fills[2], 2),
+                       "1.00", "1.00", fmt(c2["gbps"] / c1["gbps"], 2), fmt(c2["gbps"] / 2 / fills[2], 2),
                        fmt(cnew["seconds"] / c2["seconds"], 2), "-", "-")]
+        for (ins, outs), m in moves.items():
+            m1, m2 = m[1], m[2]
+            rows.append((
+                f"load+store {ins}->{outs} bytes (limit)", fmt(m1["gbps"]), fmt(m2["gbps"]), "-", "-", "-",
+                fmt(m1["gbps"] / memcpy[1], 2), fmt(m1["median_gbps"] / c1["median_gbps"], 2),
+                fmt(m2["gbps"] / m1["gbps"], 2), fmt(m2["gbps"] * outs / (ins + outs) / fills[2], 2),
+                "-", "-", "-",
+            ))
         for src, dst in MAIN:
             path = input_file(src, args.mib)
             res = run_bench([path, src, dst, args.reps, 1, 2])
@@ -176,7 +194,8 @@ def main():
             best_gbps = max(t1["gbps"], t2["gbps"])
             rows.append((
                 f"{src}->{dst}", fmt(t1["gbps"]), fmt(t2["gbps"]), fmt(new2["gbps"]), fmt(np_gbps), fmt(mlx_gbps),
-                fmt(t1["gbps"] / memcpy[1], 2), fmt(t2["gbps"] / t1["gbps"], 2),
+                fmt(t1["gbps"] / memcpy[1], 2), fmt(t1["median_gbps"] / c1["median_gbps"], 2),
+                fmt(t2["gbps"] / t1["gbps"], 2),
                 fmt(t2["gbps"] * size_of(dst) / (size_of(src) + size_of(dst)) / fills[2], 2),
                 fmt(new2["seconds"] / t2["seconds"], 2), fmt(best_gbps / np_gbps, 1),
                 fmt(None if mlx_gbps is None else best_gbps / mlx_gbps, 1),

@@ -54,7 +54,7 @@ type Way = (
 );
 
 fn paths() -> Vec<Way> {
-    let levels: [Way; 4] = [
+    let levels: [Way; 5] = [
         ("scalar", convert::convert_scalar),
         ("portable", |s, f, d, t| {
             convert::convert_with(s, f, d, t, 1, Isa::Portable)
@@ -65,12 +65,21 @@ fn paths() -> Vec<Way> {
         ("avx512", |s, f, d, t| {
             convert::convert_with(s, f, d, t, 1, Isa::Avx512)
         }),
+        ("avx512bf16", |s, f, d, t| {
+            convert::convert_with(s, f, d, t, 1, Isa::Avx512Bf16)
+        }),
     ];
     // The level `convert` picks is checked through `convert` itself.
-    let detected = [Isa::Scalar, Isa::Portable, Isa::Avx2, Isa::Avx512]
-        .iter()
-        .position(|&l| l == Isa::detected())
-        .unwrap_or(levels.len());
+    let detected = [
+        Isa::Scalar,
+        Isa::Portable,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::Avx512Bf16,
+    ]
+    .iter()
+    .position(|&l| l == Isa::detected())
+    .unwrap_or(levels.len());
     let mut ways = levels[..detected].to_vec();
     ways.push(("convert", convert::convert));
     ways.push(("parallel", |s, f, d, t| {

@@ -3,7 +3,8 @@
 //! Supported: every integer, float and FP8 type into F32, F16, BF16 and F64; F32, F16 and BF16
 //! into F8_E4M3 and F8_E5M2; and every dtype into itself (a plain copy). Each pair has a scalar
 //! reference ([`convert_scalar`]); [`convert`] picks the fastest kernel the CPU supports
-//! (AVX-512 or AVX2 + F16C on x86-64, table lookups for 8-bit sources) and [`convert_parallel`]
+//! (AVX-512 with or without AVX512_BF16, or AVX2 + F16C on x86-64; table lookups for 8-bit
+//! sources) and [`convert_parallel`]
 //! also splits large inputs across threads. Every kernel is a single streaming pass.
 
 mod float;
@@ -87,6 +88,8 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512 F/BW/VL/DQ + F16C.
     Avx512,
+    /// x86-64 [`Isa::Avx512`] plus AVX512_BF16, whose `vcvtne2ps2bf16` narrows F32 into BF16.
+    Avx512Bf16,
 }
 
 impl Isa {
@@ -108,7 +111,7 @@ impl Isa {
 enum Stage {
     Copy,
     Scalar(scalar::KernelFn),
-    /// Table lookup for a pair, with permutes at [`Isa::Avx512`].
+    /// Table lookup for a pair, with permutes from [`Isa::Avx512`] up.
     Lut(&'static lut::Table, (Dtype, Dtype), Isa),
     #[cfg(target_arch = "x86_64")]
     Simd(x86::Simd),
@@ -125,7 +128,7 @@ impl Stage {
             Stage::Copy => dst.copy_from_slice(src),
             Stage::Scalar(f) => with_default_fp_env(|| f(src, dst)),
             #[cfg(target_arch = "x86_64")]
-            Stage::Lut(t, (from, to), Isa::Avx512) => {
+            Stage::Lut(t, (from, to), Isa::Avx512 | Isa::Avx512Bf16) => {
                 x86::lut_avx512(from, to, t, src, dst, stream)
             }
             Stage::Lut(t, (_, to), _) => match to.byte_size() {

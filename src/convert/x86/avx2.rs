@@ -2,11 +2,12 @@
 //! export lives on).
 //!
 //! Same methods as the AVX-512 kernels: hardware F16 conversions with a NaN fix-up in blocks
-//! that hold a NaN, integer round-to-nearest-even into BF16.
+//! that hold a NaN, integer round-to-nearest-even into BF16, and the narrowing loops prefetch
+//! their input.
 
 use std::arch::x86_64::*;
 
-use super::Body;
+use super::{prefetch_ahead, Body};
 use crate::Dtype;
 
 /// Elements per SIMD block.
@@ -157,6 +158,7 @@ fn bf16x8_to_f16(b: __m128i) -> __m256i {
 #[target_feature(enable = "avx2,f16c")]
 fn bf16_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
     for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(32)) {
+        prefetch_ahead(s);
         store256(
             d,
             pack(bf16x8_to_f16(load128(s)), bf16x8_to_f16(load128(&s[16..]))),
@@ -196,6 +198,7 @@ fn f16_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
 #[target_feature(enable = "avx2,f16c")]
 fn f32_bf16_body(src: &[u8], dst: &mut [u8], stream: bool) {
     for (s, d) in src.chunks_exact(64).zip(dst.chunks_exact_mut(32)) {
+        prefetch_ahead(s);
         store256(
             d,
             pack(f32x8_to_bf16(load256(s)), f32x8_to_bf16(load256(&s[32..]))),
@@ -208,6 +211,7 @@ fn f32_bf16_body(src: &[u8], dst: &mut [u8], stream: bool) {
 #[target_feature(enable = "avx2,f16c")]
 fn f32_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
     for (s, d) in src.chunks_exact(64).zip(dst.chunks_exact_mut(32)) {
+        prefetch_ahead(s);
         store256(
             d,
             pack(f32x8_to_f16(load256(s)), f32x8_to_f16(load256(&s[32..]))),

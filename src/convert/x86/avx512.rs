@@ -1,16 +1,23 @@
-//! AVX-512 (F, BW, VL, DQ) + F16C kernels, 32 elements per block.
+//! AVX-512 (F, BW, VL, DQ) + F16C kernels, 32 elements per block, and with AVX512_BF16 one more
+//! kernel for F32 → BF16.
 //!
 //! The hardware conversions are used where they are exact (`vcvtph2ps`, and `vcvtps2ph` with
 //! round-to-nearest-even), with a fix-up only in blocks that hold a NaN, since numpy does not set
-//! the quiet bit the hardware sets. BF16 and FP8 narrowing use integer round-to-nearest-even:
-//! AVX512_BF16's `vcvtneps2bf16` flushes subnormals and does not give ml_dtypes' NaN.
+//! the quiet bit the hardware sets. AVX512_BF16's `vcvtne2ps2bf16` rounds to nearest even too
+//! but reads subnormal inputs as zero and keeps NaN payloads, where ml_dtypes keeps subnormals
+//! and gives one NaN: blocks holding either go through the integer rounding, which every block
+//! uses on CPUs without AVX512_BF16. FP8 narrowing uses integer rounding.
+//!
+//! The narrowing loops (F32 → BF16 / F16, BF16 → F16) prefetch their input into L2 ahead of the
+//! loads (see `PREFETCH_AHEAD`), and use few instructions per block: a single permute gathers
+//! 32 results into one register, and the NaN checks are one compare per block.
 
 use std::arch::x86_64::*;
 
 use super::super::float::{self, FloatLayout};
 use super::super::lut::{lookup, Table};
 use super::avx2::{fence, load256, store256};
-use super::{drive, has_avx512, Body};
+use super::{drive, has_avx512, prefetch_ahead, Body};
 use crate::Dtype;
 
 /// Elements per SIMD block.
@@ -44,6 +51,14 @@ pub(super) fn body(from: Dtype, to: Dtype) -> Option<Body> {
         (Dtype::U64, Dtype::F64) => u64_f64_body,
         _ => return None,
     })
+}
+
+/// The AVX-512 + AVX512_BF16 block loop for a pair, if it has one of its own.
+pub(super) fn body_bf16(from: Dtype, to: Dtype) -> Option<Body> {
+    match (from, to) {
+        (Dtype::F32, Dtype::BF16) => Some(f32_bf16_ne_body),
+        _ => None,
+    }
 }
 
 /// Table lookup for an 8-bit source (`table` is its table into `to`), with AVX-512 permutes.
@@ -172,17 +187,36 @@ fn f32x16_to_f16(x: __m512i) -> __m256i {
     _mm256_mask_blend_epi16(nan, h, _mm512_cvtepi32_epi16(fix))
 }
 
-/// 16 F32 → BF16, integer round to nearest even; canonical NaN.
+/// The index of `_mm512_permutex2var_epi16` that takes the high 16 bits of each 32-bit lane of
+/// two registers: 32 words in order, the first register's first.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-fn f32x16_to_bf16(x: __m512i) -> __m256i {
+fn high_words() -> __m512i {
+    _mm512_set_epi16(
+        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21, 19,
+        17, 15, 13, 11, 9, 7, 5, 3, 1,
+    )
+}
+
+/// 16 F32 → BF16 in the high 16 bits of each lane, integer round to nearest even; NaN becomes
+/// the canonical one with its sign (ml_dtypes).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32x16_round_bf16(x: __m512i) -> __m512i {
+    let f = _mm512_castsi512_ps(x);
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(f, f);
+    // NaN lanes become sign | 0x7fc0_0000 first (the low half is then zero and rounding keeps
+    // it): one ternary-logic op, (x & sign) | quiet NaN.
+    let x = _mm512_mask_ternarylogic_epi32::<0xea>(x, nan, splat(0x8000_0000), splat(0x7fc0_0000));
     let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(x), splat(1));
-    let r = _mm512_srli_epi32::<16>(_mm512_add_epi32(_mm512_add_epi32(x, splat(0x7fff)), lsb));
-    let nan = _mm512_or_si512(
-        _mm512_and_si512(_mm512_srli_epi32::<16>(x), splat(0x8000)),
-        splat(0x7fc0),
-    );
-    _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan_mask(x), nan))
+    _mm512_add_epi32(_mm512_add_epi32(x, splat(0x7fff)), lsb)
+}
+
+/// 32 F32 → BF16 (`lo`'s 16 first), integer round to nearest even; canonical NaN.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f32x32_to_bf16(lo: __m512i, hi: __m512i) -> __m512i {
+    _mm512_permutex2var_epi16(f32x16_round_bf16(lo), high_words(), f32x16_round_bf16(hi))
 }
 
 /// 16 F32 → an FP8 format, round to nearest even, with ml_dtypes' overflow and NaN rules.
@@ -247,17 +281,72 @@ fn f16_f32_body(src: &[u8], dst: &mut [u8], stream: bool) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
 fn f32_bf16_body(src: &[u8], dst: &mut [u8], stream: bool) {
     for (s, d) in src.chunks_exact(128).zip(dst.chunks_exact_mut(64)) {
+        prefetch_ahead(s);
+        prefetch_ahead(&s[64..]);
         let (lo, hi) = (load512(s), load512(&s[64..]));
-        store512(d, join(f32x16_to_bf16(lo), f32x16_to_bf16(hi)), stream);
+        store512(d, f32x32_to_bf16(lo, hi), stream);
     }
     fence(stream);
+}
+
+/// F32 → BF16 with `vcvtne2ps2bf16` (32 elements per instruction), and the integer rounding
+/// for blocks holding a NaN or a subnormal, which the instruction does not give as ml_dtypes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c")]
+fn f32_bf16_ne_body(src: &[u8], dst: &mut [u8], stream: bool) {
+    // vfpclassps categories: quiet NaN (0x01), subnormal (0x20), signalling NaN (0x80).
+    const NAN_OR_SUBNORMAL: i32 = 0x01 | 0x20 | 0x80;
+    for (s, d) in src.chunks_exact(128).zip(dst.chunks_exact_mut(64)) {
+        prefetch_ahead(s);
+        prefetch_ahead(&s[64..]);
+        let (lo, hi) = (load512(s), load512(&s[64..]));
+        let (flo, fhi) = (_mm512_castsi512_ps(lo), _mm512_castsi512_ps(hi));
+        let special = _mm512_kor(
+            _mm512_fpclass_ps_mask::<NAN_OR_SUBNORMAL>(flo),
+            _mm512_fpclass_ps_mask::<NAN_OR_SUBNORMAL>(fhi),
+        );
+        let r = if special == 0 {
+            // The second operand fills the low half.
+            let bh = _mm512_cvtne2ps_pbh(fhi, flo);
+            // SAFETY: both are 512-bit vectors of plain bits; every bit pattern is valid in each.
+            unsafe { std::mem::transmute::<__m512bh, __m512i>(bh) }
+        } else {
+            f32x32_to_bf16(lo, hi)
+        };
+        store512(d, r, stream);
+    }
+    fence(stream);
+}
+
+/// Mask of the 32 16-bit lanes of `h` that hold an F16 NaN.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+fn f16_nan_mask(h: __m512i) -> __mmask32 {
+    _mm512_cmpgt_epu16_mask(
+        _mm512_and_si512(h, _mm512_set1_epi16(0x7fff)),
+        _mm512_set1_epi16(0x7c00),
+    )
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
 fn f32_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
     for (s, d) in src.chunks_exact(128).zip(dst.chunks_exact_mut(64)) {
+        prefetch_ahead(s);
+        prefetch_ahead(&s[64..]);
         let (lo, hi) = (load512(s), load512(&s[64..]));
-        store512(d, join(f32x16_to_f16(lo), f32x16_to_f16(hi)), stream);
+        let cvt = |x: __m512i| {
+            _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm512_castsi512_ps(x),
+            )
+        };
+        let h = join(cvt(lo), cvt(hi));
+        // The hardware gives a NaN exactly for a NaN, but with the quiet bit set: one check of
+        // the 32 results, and the rare block with a NaN is redone with numpy's NaN.
+        let h = if f16_nan_mask(h) == 0 {
+            h
+        } else {
+            join(f32x16_to_f16(lo), f32x16_to_f16(hi))
+        };
+        store512(d, h, stream);
     }
     fence(stream);
 }
@@ -501,34 +590,42 @@ fn f64_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
     fence(stream);
 }
 
-/// 16 BF16 → F16, round to nearest even; every NaN becomes the canonical one (ml_dtypes).
+/// 32 BF16 → F16, round to nearest even; every NaN becomes the canonical one with its sign
+/// (ml_dtypes).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-fn bf16x16_to_f16(b: __m256i) -> __m256i {
-    let f = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(b)));
-    let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
-    let nan = _mm256_cmpgt_epu16_mask(
-        _mm256_and_si256(b, _mm256_set1_epi16(0x7fff)),
-        _mm256_set1_epi16(0x7f80),
+fn bf16x32_to_f16(b: __m512i) -> __m512i {
+    // Interleaving with zeros makes F32s whose high half is the BF16 (exact), in the order
+    // 0-3, 8-11, .. (low) and 4-7, 12-15, .. (high) within 128-bit lanes; the final
+    // permute of 64-bit groups restores the order.
+    let zero = _mm512_setzero_si512();
+    let cvt = |x: __m512i| {
+        _mm512_castsi256_si512(_mm512_cvtps_ph::<
+            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+        >(_mm512_castsi512_ps(x)))
+    };
+    let lo = cvt(_mm512_unpacklo_epi16(zero, b));
+    let hi = cvt(_mm512_unpackhi_epi16(zero, b));
+    let h = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0), hi);
+    let nan = _mm512_cmpgt_epu16_mask(
+        _mm512_and_si512(b, _mm512_set1_epi16(0x7fff)),
+        _mm512_set1_epi16(0x7f80),
     );
-    let canonical = _mm256_or_si256(
-        _mm256_and_si256(b, _mm256_set1_epi16(i16::MIN)),
-        _mm256_set1_epi16(0x7e00),
+    if nan == 0 {
+        return h;
+    }
+    let canonical = _mm512_or_si512(
+        _mm512_and_si512(b, _mm512_set1_epi16(i16::MIN)),
+        _mm512_set1_epi16(0x7e00),
     );
-    _mm256_mask_blend_epi16(nan, h, canonical)
+    _mm512_mask_blend_epi16(nan, h, canonical)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
 fn bf16_f16_body(src: &[u8], dst: &mut [u8], stream: bool) {
     for (s, d) in src.chunks_exact(64).zip(dst.chunks_exact_mut(64)) {
-        store512(
-            d,
-            join(
-                bf16x16_to_f16(load256(s)),
-                bf16x16_to_f16(load256(&s[32..])),
-            ),
-            stream,
-        );
+        prefetch_ahead(s);
+        store512(d, bf16x32_to_f16(load512(s)), stream);
     }
     fence(stream);
 }
