@@ -35,6 +35,7 @@ pub mod model;
 pub mod nulstr;
 pub mod options;
 mod parallel;
+pub mod remote;
 pub mod rename;
 pub mod sample;
 pub mod shape;
