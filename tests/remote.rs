@@ -526,3 +526,40 @@ fn unknown_remote_options_and_locations_are_refused() {
     let mixed = Model::open_files(&["s3://b/x.safetensors", "local.safetensors"], &o);
     assert!(matches!(mixed, Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn a_truncated_body_is_an_error_never_short_data() {
+    let (dir, _) = large_model(6);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/short_server.py");
+    let _server = Stopped(
+        Command::new(common::python())
+            .arg(&script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .spawn()
+            .unwrap(),
+    );
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "short_server.py did not start");
+    let url = format!("http://127.0.0.1:{port}/model.safetensors");
+    let mut options = Options::default();
+    options.set_remote("max_retries", "1").unwrap();
+    let model = Model::open_files(&[&url], &options).unwrap();
+    assert_eq!(model.len(), 4);
+    let err = io_message(model.get("a.bf16"));
+    assert!(
+        err.contains("truncated body") && err.contains("tensor \"a.bf16\""),
+        "{err}"
+    );
+    assert!(err.contains(&url), "{err}");
+    let err = io_message(model.load(Some(Dtype::F32), |_, _, _| true));
+    assert!(err.contains("truncated body"), "{err}");
+}

@@ -113,7 +113,7 @@ impl Object {
         let mut body = self.body(range.clone(), what).await?;
         let mut out = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| self.failure(what, &range, e))?;
+            let chunk = chunk.map_err(|e| self.broken(what, &range, out.len() as u64, e))?;
             if (out.len() + chunk.len()) as u64 > want {
                 return Err(self.too_long(what, &range));
             }
@@ -168,6 +168,25 @@ impl Object {
             what,
             format!(
                 "the response ended after {got} of the {} bytes {}..{} (truncated body)",
+                range.end - range.start,
+                range.start,
+                range.end
+            ),
+        )
+    }
+
+    /// The error for a body that broke off (after retries) after `got` of the bytes of `range`.
+    pub(crate) fn broken(
+        &self,
+        what: &str,
+        range: &Range<u64>,
+        got: u64,
+        e: object_store::Error,
+    ) -> Error {
+        self.error(
+            what,
+            format!(
+                "the response broke off after {got} of the {} bytes {}..{} (truncated body): {e}",
                 range.end - range.start,
                 range.start,
                 range.end

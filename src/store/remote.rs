@@ -150,7 +150,7 @@ async fn fetch_chunk(
         convert::convert(src, job.from, dst, job.to).map_err(|e| e.in_tensor(job.tensor))
     };
     while let Some(frame) = body.next().await {
-        let frame = frame.map_err(|e| object.failure(what, &range, e))?;
+        let frame = frame.map_err(|e| object.broken(what, &range, got, e))?;
         got += frame.len() as u64;
         if got > want {
             return Err(object.too_long(what, &range));
