@@ -21,13 +21,23 @@ pub const SCHEMES: &[&str] = &[
 
 /// Bytes fetched speculatively from the start of every remote file at open: the header and
 /// often the first tensors, in one round trip.
-pub const HEADER_PREFETCH: u64 = 1 << 20;
+pub(crate) const HEADER_PREFETCH: u64 = 1 << 20;
 
 /// The URL in `text` when it is one (`scheme://...` with a scheme of [`SCHEMES`]), else `None`:
 /// the text is then a local path, exactly as before remote locations existed.
 pub fn url_of(text: &str) -> Option<&str> {
     let (scheme, rest) = text.split_once("://")?;
     (SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) && !rest.is_empty()).then_some(text)
+}
+
+/// Whether `text` is a URL of a prefix (a directory of files) rather than of one file: a URL
+/// whose last part does not name a `.safetensors`, `.bin`, `.pth` or `.pt` file.
+pub fn is_prefix_url(text: &str) -> bool {
+    let last = text.rsplit('/').next().unwrap_or_default();
+    url_of(text).is_some()
+        && ![".safetensors", ".bin", ".pth", ".pt"]
+            .iter()
+            .any(|x| last.ends_with(x))
 }
 
 #[cfg(test)]
@@ -43,5 +53,9 @@ mod tests {
         assert!(url_of("file://x").is_none());
         assert!(url_of("s3://").is_none());
         assert!(url_of("/tmp/s3://x").is_none());
+        assert!(is_prefix_url("s3://b/llama-3.1/"));
+        assert!(is_prefix_url("s3://b/llama-3.1"));
+        assert!(!is_prefix_url("s3://b/m/model.safetensors"));
+        assert!(!is_prefix_url("models/llama"));
     }
 }

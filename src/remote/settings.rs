@@ -15,18 +15,18 @@ use crate::error::{Error, Result};
 
 /// Ranged reads in flight at once per `load` or `get`, by default (measured on loopback S3:
 /// 16 keeps a 2-core machine busy; more adds memory, not speed).
-pub const DEFAULT_CONCURRENCY: usize = 16;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 /// Bytes per ranged read, by default.
-pub const DEFAULT_CHUNK_SIZE: u64 = 8 << 20;
+pub(crate) const DEFAULT_CHUNK_SIZE: u64 = 8 << 20;
 /// Smallest accepted chunk size.
-pub const MIN_CHUNK_SIZE: u64 = 64 << 10;
+pub(crate) const MIN_CHUNK_SIZE: u64 = 64 << 10;
 
 /// Settings for models in object storage or behind HTTP.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteOptions {
     /// Ranged reads in flight at once (at least 1).
     pub concurrency: usize,
-    /// Bytes per ranged read (at least [`MIN_CHUNK_SIZE`]).
+    /// Bytes per ranged read (at least 64 KiB).
     pub chunk_size: u64,
     /// Retries of a request that failed with a 5xx status, throttling or a reset connection.
     pub max_retries: usize,
