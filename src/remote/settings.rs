@@ -13,8 +13,9 @@ use object_store::ClientConfigKey;
 
 use crate::error::{Error, Result};
 
-/// Ranged reads in flight at once per `load` or `get`, by default (measured on loopback S3:
-/// 16 keeps a 2-core machine busy; more adds memory, not speed).
+/// Ranged reads in flight at once per `load` or `get`, by default. On loopback S3 (s3s-fs, 2
+/// cores) 8, 16 and 32 measured within noise of each other (benches/remote.py); 16 leaves room
+/// for the latency of a real network, at most 16 chunks of memory in flight.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 /// Bytes per ranged read, by default.
 pub(crate) const DEFAULT_CHUNK_SIZE: u64 = 8 << 20;
