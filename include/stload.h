@@ -649,6 +649,8 @@ const char *stload_mlx_version(void);
  Opens a model directory: the shards named by `model.safetensors.index.json` when present
  (each shard's header must agree with it), else every `*.safetensors` file in sorted order.
  Reads headers only. `opts` may be NULL for defaults; it is copied, not kept.
+ `dir` may be a URL (`s3://bucket/prefix/`, `gs://`, `az://`, `http(s)://`): see
+ `stload_options_set_remote`.
  On success `*model` receives a handle owned by the caller (free with `stload_model_free`).
  */
 enum stload_status stload_open_dir(const char *dir,
@@ -659,7 +661,7 @@ enum stload_status stload_open_dir(const char *dir,
 /*
  Opens an explicit list of `n` safetensors files (blob stores, no directory layout).
  Same ownership as `stload_open_dir`. The same tensor name in two files is
- `STLOAD_ERR_DUPLICATE`, naming both files.
+ `STLOAD_ERR_DUPLICATE`, naming both files. The files may be URLs (all of them, then).
  */
 enum stload_status stload_open_files(const char *const *paths,
                                      size_t n,
@@ -893,6 +895,23 @@ enum stload_status stload_options_set_max_load_bytes(struct stload_options *opts
 enum stload_status stload_options_set_prefetch(struct stload_options *opts,
                                                bool enabled,
                                                struct stload_error **err);
+
+/*
+ Sets a remote option for models opened from URLs (`s3://bucket/prefix/`, `gs://...`,
+ `az://...`, `http(s)://...`), on top of what each store reads from the environment
+ (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_REGION`, `GOOGLE_*`, `AZURE_*`, ...).
+ `key` is one of stload's `concurrency` (ranged reads in flight, default 16), `chunk_size`
+ (bytes per ranged read, default 8 MiB), `max_retries` (default 10), `retry_timeout_ms`
+ (default 180000), `init_backoff_ms` (default 100), or a configuration key of the
+ `object_store` crate (`aws_endpoint`, `aws_access_key_id`, `aws_secret_access_key`,
+ `aws_region`, `google_service_account`, `azure_storage_account_name`, `allow_http`,
+ `timeout`, ...). An unknown key or a bad number is `STLOAD_ERR_INVALID_ARGUMENT` naming it.
+ Both strings are copied. Not thread-safe on the same options.
+ */
+enum stload_status stload_options_set_remote(struct stload_options *opts,
+                                             const char *key,
+                                             const char *value,
+                                             struct stload_error **err);
 
 /*
  Pointer to the tensor's bytes (little-endian, row-major), valid until `stload_tensor_free`.

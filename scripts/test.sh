@@ -21,6 +21,8 @@ if ! command -v valgrind >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The servers of the remote-model tests: s3s-fs (cargo install, cached) and nginx.
+tests/remote/install.sh
 scripts/python-env.sh
 
 step "format and lints"
@@ -38,6 +40,9 @@ target/release/stload verify "$minilm"
 
 step "GGUF export end to end: llama.cpp runs what stload convert writes (tests/gguf)"
 tests/gguf/run.sh --stload target/release/stload
+
+step "remote models: s3:// and http:// from s3s-fs and nginx on loopback (Rust, C, CLI)"
+tests/remote/run.sh
 
 step "C tests and examples"
 tests/c/run.sh

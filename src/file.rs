@@ -72,13 +72,22 @@ pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     Ok(text)
 }
 
+/// Where a file's bytes come from, chosen at open.
+#[derive(Debug)]
+enum Backend {
+    /// A local file: mapped, or read with `pread`; its identity is re-checked before use.
+    Local(Watch),
+    /// An object in a remote store, read with conditional ranged GETs.
+    Remote(Arc<crate::remote::object::Object>),
+}
+
 /// One file of a model.
 #[derive(Debug)]
 pub struct ShardFile {
     format: Format,
     path: PathBuf,
     display: NulString,
-    watch: Watch,
+    backend: Backend,
     data_start: u64,
     map: Mutex<Option<Arc<Mmap>>>,
     /// Open handle for read mode, made on first use like the mapping.
@@ -91,7 +100,7 @@ impl ShardFile {
             format,
             path: path.to_path_buf(),
             display: NulString::new(&path.display().to_string()),
-            watch: Watch::new(identity),
+            backend: Backend::Local(Watch::new(identity)),
             data_start,
             map: Mutex::new(None),
             handle: Mutex::new(None),
@@ -104,41 +113,55 @@ impl ShardFile {
         let display = path.display().to_string();
         let (mut file, meta) = open_regular(path)?;
         let size = meta.len();
-        if size < LEN_BYTES {
-            let rule = format!("file is {size} bytes, too small for the 8-byte header length");
-            return Err(Error::format(&display, None, rule));
-        }
         let mut len_bytes = [0u8; LEN_BYTES as usize];
-        file.read_exact(&mut len_bytes)
-            .map_err(|e| Error::io(&display, "cannot read", &e))?;
-        let n = u64::from_le_bytes(len_bytes);
-        if (n > max_header || n > size - LEN_BYTES) && header::sniff(&len_bytes).is_some() {
-            return Err(header::not_safetensors(&display, &len_bytes));
+        if size >= LEN_BYTES {
+            file.read_exact(&mut len_bytes)
+                .map_err(|e| Error::io(&display, "cannot read", &e))?;
         }
-        if n > max_header {
-            return Err(Error::Limit(format!(
-                "{display}: header length {n} exceeds the limit of {max_header} bytes"
-            )));
-        }
-        if n > size - LEN_BYTES {
-            let rule = format!("header length {n} runs past the end of the {size}-byte file");
-            return Err(Error::format(&display, None, rule));
-        }
-        // n is at most the file size and the limit; on 32-bit targets it may still not fit.
-        let n_usize = usize::try_from(n).map_err(|_| {
-            Error::Limit(format!(
-                "{display}: header length {n} does not fit in memory"
-            ))
-        })?;
+        let n_usize = header_length(&display, size, &len_bytes, max_header)?;
         let mut json = vec![0u8; n_usize];
         file.read_exact(&mut json)
             .map_err(|e| Error::io(&display, "cannot read the header", &e))?;
-        let data_start = LEN_BYTES + n;
+        let data_start = LEN_BYTES + n_usize as u64;
         let header = header::parse(&display, &json, size - data_start)?;
         Ok((
             ShardFile::new(Format::Safetensors, path, Identity::of(&meta), data_start),
             header,
         ))
+    }
+
+    /// A safetensors file in a remote store, from the first bytes its open fetched (the whole
+    /// header when it fits the limit and the object): the header is checked with the rules of
+    /// local files. Its path is its URL.
+    pub(crate) fn open_remote(
+        object: crate::remote::object::Object,
+        first: &[u8],
+        max_header: u64,
+    ) -> Result<(ShardFile, Header)> {
+        let display = object.url().to_string();
+        let size = object.size();
+        let mut len_bytes = [0u8; LEN_BYTES as usize];
+        if let Some(b) = first.get(..LEN_BYTES as usize) {
+            len_bytes.copy_from_slice(b);
+        }
+        let n = header_length(&display, size, &len_bytes, max_header)?;
+        let end = LEN_BYTES as usize + n;
+        let json = first
+            .get(LEN_BYTES as usize..end)
+            .ok_or_else(|| object.short("header", &(0..end as u64), first.len() as u64))?;
+        let data_start = end as u64;
+        let header = header::parse(&display, json, size - data_start)?;
+        let path = PathBuf::from(&display);
+        let file = ShardFile {
+            format: Format::Safetensors,
+            display: NulString::new(&display),
+            path,
+            backend: Backend::Remote(Arc::new(object)),
+            data_start,
+            map: Mutex::new(None),
+            handle: Mutex::new(None),
+        };
+        Ok((file, header))
     }
 
     /// Opens a PyTorch zip checkpoint: reads its directory and `data.pkl` (never the data).
@@ -176,24 +199,49 @@ impl ShardFile {
 
     /// File size recorded at open.
     pub fn size(&self) -> u64 {
-        self.watch.identity().size()
+        match &self.backend {
+            Backend::Local(watch) => watch.identity().size(),
+            Backend::Remote(object) => object.size(),
+        }
+    }
+
+    /// The remote object holding this file's bytes, `None` for a local file.
+    pub(crate) fn remote(&self) -> Option<&Arc<crate::remote::object::Object>> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Remote(object) => Some(object),
+        }
     }
 
     /// Checks that the file is still the one opened (size, inode, mtime), unless that was
-    /// confirmed less than `interval` ago.
+    /// confirmed less than `interval` ago. A remote file is asked now (size and ETag).
     pub fn check(&self, interval: Duration) -> Result<()> {
-        self.watch
-            .check(&self.path, self.display.as_str(), interval)
+        match &self.backend {
+            Backend::Local(watch) => watch.check(&self.path, self.display.as_str(), interval),
+            Backend::Remote(object) => object.check(),
+        }
     }
 
     /// A handle that tells whether this file is still the one opened, checked now.
     pub(crate) fn guard(&self) -> Result<crate::identity::Guard> {
-        crate::identity::Guard::new(&self.path, self.display.as_str(), *self.watch.identity())
+        crate::identity::Guard::new(&self.path, self.display.as_str(), *self.local()?.identity())
+    }
+
+    /// The local file's watch, or an error for a remote file (which has no mapping or handle).
+    fn local(&self) -> Result<&Watch> {
+        match &self.backend {
+            Backend::Local(watch) => Ok(watch),
+            Backend::Remote(object) => Err(Error::Unsupported(format!(
+                "{}: a remote file is not mapped or opened locally",
+                object.url()
+            ))),
+        }
     }
 
     /// The file's mapping, made now (after checking the file is unchanged) if it does not
     /// exist yet. Views keep it alive on their own.
     pub fn mapping(&self) -> Result<Arc<Mmap>> {
+        self.local()?;
         let mut slot = lock(&self.map);
         if let Some(map) = slot.as_ref() {
             return Ok(Arc::clone(map));
@@ -219,6 +267,7 @@ impl ShardFile {
     /// The file opened for positioned reads (read mode), opened on first use and kept until
     /// `release`.
     pub(crate) fn handle(&self) -> Result<Arc<File>> {
+        self.local()?;
         let mut slot = lock(&self.handle);
         if let Some(h) = slot.as_ref() {
             return Ok(Arc::clone(h));
@@ -234,6 +283,34 @@ impl ShardFile {
         *lock(&self.map) = None;
         *lock(&self.handle) = None;
     }
+}
+
+/// The header length a file's first 8 bytes `len_bytes` give, checked against the file's
+/// `size` and `max_header` (a hostile length cannot make us allocate).
+fn header_length(display: &str, size: u64, len_bytes: &[u8; 8], max_header: u64) -> Result<usize> {
+    if size < LEN_BYTES {
+        let rule = format!("file is {size} bytes, too small for the 8-byte header length");
+        return Err(Error::format(display, None, rule));
+    }
+    let n = u64::from_le_bytes(*len_bytes);
+    if (n > max_header || n > size - LEN_BYTES) && header::sniff(len_bytes).is_some() {
+        return Err(header::not_safetensors(display, len_bytes));
+    }
+    if n > max_header {
+        return Err(Error::Limit(format!(
+            "{display}: header length {n} exceeds the limit of {max_header} bytes"
+        )));
+    }
+    if n > size - LEN_BYTES {
+        let rule = format!("header length {n} runs past the end of the {size}-byte file");
+        return Err(Error::format(display, None, rule));
+    }
+    // n is at most the file size and the limit; on 32-bit targets it may still not fit.
+    usize::try_from(n).map_err(|_| {
+        Error::Limit(format!(
+            "{display}: header length {n} does not fit in memory"
+        ))
+    })
 }
 
 /// Locks a slot; a panic while holding it cannot leave the Option half-written, so recover.

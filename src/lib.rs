@@ -20,8 +20,9 @@
 //!   `load`, `prefetch`, `verify`, `release_all`, `write_gguf`).
 //! - [`TensorInfo`]: what the index knows of one tensor, without reading it.
 //! - [`Tensor`]: a tensor's bytes, a view into a mapped file or owned memory.
-//! - [`Options`]: how a model is opened, with its setters; [`SplitRule`], [`StackRule`] and
-//!   [`Replacer`] are the types of its fields.
+//! - [`Options`]: how a model is opened, with its setters; [`SplitRule`], [`StackRule`],
+//!   [`Replacer`] and [`RemoteOptions`] (object-store settings for `s3://`, `gs://`, `az://` and
+//!   `http(s)://` models) are the types of its fields.
 //! - [`Dtype`]: the element types. [`Shape`]: dimensions. [`Format`]: a file's format.
 //! - [`Error`], [`Result`]: every failure, each variant a status of the C ABI.
 //! - [`convert`]: exact dtype conversion of byte slices.
@@ -70,6 +71,8 @@ pub(crate) mod model;
 pub(crate) mod nulstr;
 pub(crate) mod options;
 mod parallel;
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub(crate) mod remote;
 pub(crate) mod rename;
 #[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 pub(crate) mod sample;
@@ -90,6 +93,7 @@ pub use error::{Error, Result};
 pub use file::Format;
 pub use model::{Model, TensorInfo};
 pub use options::{Options, SplitRule, StackRule};
+pub use remote::RemoteOptions;
 pub use rename::Replacer;
 pub use shape::Shape;
 pub use tensor::Tensor;
@@ -109,6 +113,7 @@ pub mod __private {
         )*};
     }
     reexport!(
-        arch, buffer, export, header, index, options, sample, tokenizer, torch, transform, write,
+        arch, buffer, export, header, index, options, remote, sample, tokenizer, torch, transform,
+        write,
     );
 }

@@ -71,7 +71,12 @@ pub struct Options {
     /// ([`crate::torch::DEFAULT_MAX_VIEW_EXPANSION`] by default): a stride-0 view of a few bytes
     /// would otherwise expand to gigabytes on get.
     pub max_view_expansion: u64,
+    /// Models in object storage or behind HTTP: store configuration on top of the
+    /// environment, parallel reads and retries ([`Options::set_remote`]).
+    pub remote: RemoteOptions,
 }
+
+pub use crate::remote::RemoteOptions;
 
 pub use crate::file::DEFAULT_MAX_JSON_SIZE;
 
@@ -97,6 +102,7 @@ impl Default for Options {
             prefetch: false,
             max_json_size: DEFAULT_MAX_JSON_SIZE,
             max_view_expansion: crate::torch::DEFAULT_MAX_VIEW_EXPANSION,
+            remote: RemoteOptions::default(),
         }
     }
 }
@@ -172,6 +178,16 @@ impl Options {
         Ok(self)
     }
 
+    /// Sets a remote option: `concurrency`, `chunk_size`, `max_retries`, `retry_timeout_ms`,
+    /// `init_backoff_ms`, or a store configuration key of the `object_store` crate
+    /// (`aws_endpoint`, `aws_access_key_id`, `aws_region`, `google_service_account`,
+    /// `azure_storage_account_name`, `allow_http`, `timeout`, ...). An unknown key is refused,
+    /// naming it. Store keys apply on top of the environment's `AWS_*`, `GOOGLE_*`, `AZURE_*`.
+    pub fn set_remote(&mut self, key: &str, value: &str) -> Result<&mut Options> {
+        self.remote.set(key, value)?;
+        Ok(self)
+    }
+
     /// Checks every setting as the setters do (for options built as a struct literal):
     /// `Model::open_dir` and `Model::open_files` call it first, so Rust and C callers get the
     /// same answers. One exception keeps old callers working: a thread count over
@@ -195,7 +211,7 @@ impl Options {
         for rule in &self.stacks {
             rule.check()?;
         }
-        Ok(())
+        self.remote.validate()
     }
 
     /// The thread count to use: the configured one (at most [`MAX_THREADS`]), or the available

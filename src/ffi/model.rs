@@ -68,6 +68,8 @@ fn open_with(
 /// Opens a model directory: the shards named by `model.safetensors.index.json` when present
 /// (each shard's header must agree with it), else every `*.safetensors` file in sorted order.
 /// Reads headers only. `opts` may be NULL for defaults; it is copied, not kept.
+/// `dir` may be a URL (`s3://bucket/prefix/`, `gs://`, `az://`, `http(s)://`): see
+/// `stload_options_set_remote`.
 /// On success `*model` receives a handle owned by the caller (free with `stload_model_free`).
 #[doc = safety!(
     "- `dir`: NULL or a NUL-terminated string.",
@@ -91,7 +93,7 @@ pub unsafe extern "C" fn stload_open_dir(
 
 /// Opens an explicit list of `n` safetensors files (blob stores, no directory layout).
 /// Same ownership as `stload_open_dir`. The same tensor name in two files is
-/// `STLOAD_ERR_DUPLICATE`, naming both files.
+/// `STLOAD_ERR_DUPLICATE`, naming both files. The files may be URLs (all of them, then).
 #[doc = safety!(
     "- `paths`: NULL or points to `n` pointers, each NULL or a NUL-terminated string.",
     "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed.",

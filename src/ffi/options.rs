@@ -373,3 +373,35 @@ pub unsafe extern "C" fn stload_options_set_prefetch(
         Ok(())
     })
 }
+
+/// Sets a remote option for models opened from URLs (`s3://bucket/prefix/`, `gs://...`,
+/// `az://...`, `http(s)://...`), on top of what each store reads from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_REGION`, `GOOGLE_*`, `AZURE_*`, ...).
+/// `key` is one of stload's `concurrency` (ranged reads in flight, default 16), `chunk_size`
+/// (bytes per ranged read, default 8 MiB), `max_retries` (default 10), `retry_timeout_ms`
+/// (default 180000), `init_backoff_ms` (default 100), or a configuration key of the
+/// `object_store` crate (`aws_endpoint`, `aws_access_key_id`, `aws_secret_access_key`,
+/// `aws_region`, `google_service_account`, `azure_storage_account_name`, `allow_http`,
+/// `timeout`, ...). An unknown key or a bad number is `STLOAD_ERR_INVALID_ARGUMENT` naming it.
+/// Both strings are copied. Not thread-safe on the same options.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `key`, `value`: NULL or NUL-terminated strings.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_options_set_remote(
+    opts: *mut stload_options,
+    key: *const c_char,
+    value: *const c_char,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        // SAFETY: NUL-terminated strings per the API contract.
+        let key = unsafe { str_arg(key, "key") }?;
+        // SAFETY: as above.
+        let value = unsafe { str_arg(value, "value") }?;
+        o.set_remote(key, value).map(drop)
+    })
+}

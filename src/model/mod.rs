@@ -3,6 +3,7 @@
 //! model's `Store` on first `get`.
 
 mod open;
+mod remote;
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
@@ -177,6 +178,12 @@ impl Model {
     fn get_index_as(&self, index: usize, dtype: Dtype) -> Result<Tensor> {
         let e = &self.entries[index];
         if e.dtype == dtype && matches!(e.source, Source::Contiguous(_)) {
+            // Read mode and remote files copy: what `load` kept is served first.
+            if !self.store.zero_copy(&e.source) {
+                if let Some(t) = self.converted_cache().get(&(index, dtype)) {
+                    return Ok(t.clone());
+                }
+            }
             return self.view(e);
         }
         if let Some(t) = self.converted_cache().get(&(index, dtype)) {

@@ -21,9 +21,15 @@ use crate::transform;
 impl Model {
     /// Opens every `*.safetensors` file of `dir` in sorted order, or the shards named by its
     /// `model.safetensors.index.json` when that exists (and checks they agree with it).
+    ///
+    /// `dir` may be a URL (`s3://`, `gs://`, `az://`, `http(s)://`, see [`crate::remote`]):
+    /// its prefix is listed with the same rules.
     pub fn open_dir(dir: impl AsRef<Path>, options: &Options) -> Result<Model> {
         options.validate()?;
         let dir = dir.as_ref();
+        if let Some(url) = dir.to_str().and_then(crate::remote::url_of) {
+            return Model::open_remote_dir(url, options);
+        }
         let index_path = dir.join(INDEX_FILE);
         if index_path.is_file() {
             return Model::open_indexed(dir, &index_path, options);
@@ -61,11 +67,18 @@ impl Model {
 
     /// Opens an explicit list of files (for blob stores without a directory layout):
     /// safetensors, or PyTorch zip checkpoints (`.bin`, `.pth`, `.pt`) recognised by name and
-    /// content.
+    /// content. Files may be URLs of safetensors files (all of them, then).
     pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
         options.validate()?;
         if paths.is_empty() {
             return Err(Error::InvalidArgument("no files given".into()));
+        }
+        let urls: Vec<&str> = paths
+            .iter()
+            .filter_map(|p| p.as_ref().to_str().and_then(crate::remote::url_of))
+            .collect();
+        if !urls.is_empty() {
+            return Model::open_remote_files(&urls, paths.len(), options);
         }
         // Headers are parsed in parallel: a model may have a thousand shards.
         let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
@@ -115,7 +128,7 @@ impl Model {
         Model::build(opened, options, dir)
     }
 
-    fn build(
+    pub(super) fn build(
         opened: Vec<(ShardFile, Contents)>,
         options: &Options,
         config_dir: &Path,
@@ -239,13 +252,13 @@ fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
 
 /// Tensors listed by the files parsed so far, against `max_tensors`: checked as each header is
 /// parsed, so a model over the limit stops before its other headers are read.
-struct TensorCount {
+pub(super) struct TensorCount {
     seen: std::sync::atomic::AtomicUsize,
     max: usize,
 }
 
 impl TensorCount {
-    fn new(max: usize) -> TensorCount {
+    pub(super) fn new(max: usize) -> TensorCount {
         TensorCount {
             seen: std::sync::atomic::AtomicUsize::new(0),
             max,
@@ -253,7 +266,7 @@ impl TensorCount {
     }
 
     /// Adds `n` tensors of `path`; an error once the total is over the limit.
-    fn check(&self, path: &Path, n: usize) -> Result<()> {
+    pub(super) fn check(&self, path: &Path, n: usize) -> Result<()> {
         use std::sync::atomic::Ordering;
         let total = self.seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         if total > self.max {
@@ -269,13 +282,13 @@ impl TensorCount {
 }
 
 /// What one opened file holds.
-enum Contents {
+pub(super) enum Contents {
     Safetensors(Header),
     Torch(crate::torch::Checkpoint),
 }
 
 /// Every tensor the index names must be in its shard, and every shard tensor must be named there.
-fn check_agreement(
+pub(super) fn check_agreement(
     index_path: &str,
     index: &ShardIndex,
     opened: &[(ShardFile, Header)],

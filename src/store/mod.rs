@@ -6,6 +6,7 @@
 mod materialize;
 mod prefetch;
 mod read;
+mod remote;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub(crate) struct Store {
     check_interval: Duration,
     /// Threads for reads, gathers and conversions.
     threads: usize,
+    /// How remote files are read (parallel ranged GETs).
+    remote: remote::Plan,
 }
 
 impl Store {
@@ -40,6 +43,11 @@ impl Store {
             read_mode: options.read_mode,
             check_interval: options.check_interval,
             threads: options.effective_threads(),
+            remote: remote::Plan {
+                threads: options.effective_threads(),
+                concurrency: options.remote.concurrency,
+                chunk_size: options.remote.chunk_size,
+            },
         }
     }
 
@@ -50,7 +58,8 @@ impl Store {
 
     /// Whether [`Store::view`] hands out `source` in place, without a copy.
     pub fn zero_copy(&self, source: &Source) -> bool {
-        !self.read_mode && matches!(source, Source::Contiguous(_))
+        !self.read_mode
+            && matches!(source, Source::Contiguous(s) if self.files[s.file].remote().is_none())
     }
 
     /// Tensor `name` (elements of `dtype`, dimensions `shape`) as stored in `source`: a
@@ -78,6 +87,10 @@ impl Store {
             let native = self.gather_pieces(name, from, shape, &source.pieces())?;
             return self.convert_owned(name, &native, to);
         };
+        if let Some(parts) = self.remote_parts(&segments) {
+            let buf = remote::fetch_convert(&parts, from, to, self.remote, name)?;
+            return Ok(Tensor::owned(to, shape.clone(), Arc::new(buf)));
+        }
         if self.read_mode {
             let buf = self.read_segments(name, &segments)?;
             let native = Tensor::owned(from, shape.clone(), Arc::new(buf));
@@ -160,6 +173,10 @@ impl Store {
 
     /// A zero-copy view of one byte range (read mode: a read into new memory).
     fn view_segment(&self, name: &str, dtype: Dtype, shape: Shape, seg: Segment) -> Result<Tensor> {
+        if let Some(parts) = self.remote_parts(std::slice::from_ref(&seg)) {
+            let buf = remote::fetch_convert(&parts, dtype, dtype, self.remote, name)?;
+            return Ok(Tensor::owned(dtype, shape, Arc::new(buf)));
+        }
         if self.read_mode {
             let buf = self.read_segments(name, std::slice::from_ref(&seg))?;
             return Ok(Tensor::owned(dtype, shape, Arc::new(buf)));
@@ -169,6 +186,21 @@ impl Store {
         file.check(self.check_interval)?;
         let (offset, len) = self.checked_range(&map, seg, name)?;
         Ok(Tensor::mapped(dtype, shape, map, offset, len))
+    }
+
+    /// The segments as ranges of remote objects when their files are remote (a model's files
+    /// are all local or all remote), else `None`.
+    fn remote_parts(&self, segments: &[Segment]) -> Option<Vec<remote::Part>> {
+        segments
+            .iter()
+            .map(|seg| {
+                let object = self.files[seg.file].remote()?;
+                Some(remote::Part {
+                    object: Arc::clone(object),
+                    range: seg.offset..seg.offset.saturating_add(seg.len),
+                })
+            })
+            .collect()
     }
 
     /// Reads `segments` (read mode) into new memory, in order.
@@ -324,6 +356,9 @@ impl Store {
         sources: &[(&str, &Source)],
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
+        if self.files.iter().any(|f| f.remote().is_some()) {
+            return self.prefetch_remote(sources, progress);
+        }
         let mut ranges = Vec::new();
         let mut owners = Vec::new();
         let mut guards: Vec<(usize, Arc<crate::identity::Guard>)> = Vec::new();
@@ -377,7 +412,7 @@ impl Store {
             return Ok(());
         }
         let mut ranges = Vec::new();
-        for f in &self.files {
+        for f in self.files.iter().filter(|f| f.remote().is_none()) {
             let guard = Arc::new(f.guard()?);
             let map = f.mapping()?;
             let start = (f.data_start() as usize).min(map.len());
@@ -385,6 +420,38 @@ impl Store {
             ranges.push((map, start..end, guard));
         }
         prefetch::spawn_background(ranges, self.threads);
+        Ok(())
+    }
+
+    /// Prefetch of a remote model: nothing is kept in memory by the store (a remote tensor is
+    /// fetched by the `get` or `load` that needs it), so this checks that every object holding
+    /// `sources` is still the one opened and reports all bytes done.
+    fn prefetch_remote(
+        &self,
+        sources: &[(&str, &Source)],
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
+        let mut files: Vec<usize> = sources
+            .iter()
+            .flat_map(|(_, s)| {
+                s.pieces()
+                    .iter()
+                    .map(|p| match p {
+                        Piece::Bytes(seg) => seg.file,
+                        Piece::View { file, .. } => *file,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        files.sort_unstable();
+        files.dedup();
+        for f in files {
+            self.files[f].check(Duration::ZERO)?;
+        }
+        let total: u64 = sources.iter().map(|(_, s)| s.len()).sum();
+        if !progress(total, total) {
+            return Err(Error::Cancelled("prefetch cancelled".into()));
+        }
         Ok(())
     }
 

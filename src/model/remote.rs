@@ -1,0 +1,167 @@
+//! Opening a model in object storage or behind HTTP: the prefix listed with the rules of a
+//! local directory (`model.safetensors.index.json` first, else `*.safetensors`; a plain HTTP
+//! server, which cannot list, serves `model.safetensors`), every file's header fetched with
+//! one speculative ranged GET, in parallel. The model built is the same as for local files;
+//! only its files' backend differs.
+
+use std::path::Path;
+
+use object_store::path::Path as ObjectPath;
+
+use super::open::{check_agreement, Contents, TensorCount};
+use super::Model;
+use crate::error::{Error, Result};
+use crate::file::ShardFile;
+use crate::header::Header;
+use crate::index::{ShardIndex, INDEX_FILE};
+use crate::options::Options;
+use crate::remote::{connect, Connection};
+
+/// The file a plain HTTP directory URL serves when it has no shard index.
+const SINGLE_FILE: &str = "model.safetensors";
+
+impl Model {
+    /// Opens the model under the URL prefix `url`.
+    pub(super) fn open_remote_dir(url: &str, options: &Options) -> Result<Model> {
+        refuse_arch(url, options)?;
+        let (conn, prefix) = connect(url, &options.remote, options.effective_threads())?;
+        let index_path = conn.join(&prefix, INDEX_FILE)?;
+        if let Some(json) = conn.read_small(&index_path, options.max_json_size)? {
+            let shown = conn.url(&index_path);
+            let index = ShardIndex::parse(&shown, &json)?;
+            let paths = index
+                .shards()
+                .iter()
+                .map(|s| conn.join(&prefix, s))
+                .collect::<Result<Vec<_>>>()?;
+            let opened = open_objects(&conn, &paths, options)?;
+            check_agreement(&shown, &index, &opened)?;
+            let opened = opened
+                .into_iter()
+                .map(|(f, h)| (f, Contents::Safetensors(h)))
+                .collect();
+            return Model::build(opened, options, Path::new(url));
+        }
+        let names = conn.list(&prefix)?;
+        let mut files: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n.ends_with(".safetensors"))
+            .collect();
+        if files.is_empty() && !conn.can_list() {
+            files.push(SINGLE_FILE);
+        }
+        if files.is_empty() {
+            if !crate::torch::dir_patterns(&names).is_empty() {
+                return Err(Error::Unsupported(format!(
+                    "{url}: PyTorch checkpoints are not read from remote stores (convert them \
+                     to safetensors, or copy them to a local directory)"
+                )));
+            }
+            return Err(Error::NotFound(format!(
+                "{url}: no {INDEX_FILE} and no *.safetensors files under this prefix"
+            )));
+        }
+        files.sort_unstable();
+        let paths = files
+            .iter()
+            .map(|n| conn.join(&prefix, n))
+            .collect::<Result<Vec<_>>>()?;
+        let opened = open_objects(&conn, &paths, options)?;
+        let opened = opened
+            .into_iter()
+            .map(|(f, h)| (f, Contents::Safetensors(h)))
+            .collect();
+        Model::build(opened, options, Path::new(url))
+    }
+
+    /// Opens the files `urls` (`given` paths were given: all must be URLs).
+    pub(super) fn open_remote_files(
+        urls: &[&str],
+        given: usize,
+        options: &Options,
+    ) -> Result<Model> {
+        if urls.len() != given {
+            return Err(Error::InvalidArgument(
+                "a model's files must be all local paths or all URLs".into(),
+            ));
+        }
+        let first = urls[0];
+        refuse_arch(first, options)?;
+        let threads = options.effective_threads();
+        // One connection per store; files on the same store share it (and its connections).
+        let mut conns: Vec<Connection> = Vec::new();
+        let mut groups: Vec<(usize, Vec<(usize, ObjectPath)>)> = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            if is_torch_name(url) {
+                return Err(Error::Unsupported(format!(
+                    "{url}: PyTorch checkpoints are not read from remote stores (convert them \
+                     to safetensors, or copy them to a local directory)"
+                )));
+            }
+            let found = conns.iter().position(|c| c.path_of(url).is_some());
+            let (c, path) = match found {
+                Some(c) => (c, conns[c].path_of(url).unwrap_or_default()),
+                None => {
+                    let (conn, path) = connect(url, &options.remote, threads)?;
+                    conns.push(conn);
+                    (conns.len() - 1, path)
+                }
+            };
+            match groups.iter_mut().find(|(g, _)| *g == c) {
+                Some((_, members)) => members.push((i, path)),
+                None => groups.push((c, vec![(i, path)])),
+            }
+        }
+        let mut slots: Vec<Option<(ShardFile, Header)>> = (0..urls.len()).map(|_| None).collect();
+        for (c, members) in groups {
+            let paths: Vec<ObjectPath> = members.iter().map(|(_, p)| p.clone()).collect();
+            let opened = open_objects(&conns[c], &paths, options)?;
+            for ((i, _), file) in members.into_iter().zip(opened) {
+                slots[i] = Some(file);
+            }
+        }
+        let opened = slots
+            .into_iter()
+            .flatten()
+            .map(|(f, h)| (f, Contents::Safetensors(h)))
+            .collect();
+        // Files given one by one: config.json would sit beside the first.
+        let config_dir = first.rsplit_once('/').map_or(first, |(dir, _)| dir);
+        Model::build(opened, options, Path::new(config_dir))
+    }
+}
+
+/// Fetches and checks the headers of `paths` (in parallel), counting their tensors.
+fn open_objects(
+    conn: &Connection,
+    paths: &[ObjectPath],
+    options: &Options,
+) -> Result<Vec<(ShardFile, Header)>> {
+    let listed = TensorCount::new(options.max_tensors);
+    conn.open_files(paths, options.max_header_size)?
+        .into_iter()
+        .map(|(object, first)| {
+            let (file, header) = ShardFile::open_remote(object, &first, options.max_header_size)?;
+            listed.check(file.path(), header.tensors.len())?;
+            Ok((file, header))
+        })
+        .collect()
+}
+
+/// Architectures read `config.json` beside the weights, which is not fetched from remote
+/// stores: refused with a clear error rather than a confusing "cannot open".
+fn refuse_arch(url: &str, options: &Options) -> Result<()> {
+    match &options.arch {
+        Some(arch) => Err(Error::Unsupported(format!(
+            "{url}: architecture \"{arch}\" needs config.json, which is not read from remote \
+             stores yet (open without an architecture, or copy the model to a local directory)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether `url` names a PyTorch checkpoint by its extension.
+fn is_torch_name(url: &str) -> bool {
+    [".bin", ".pth", ".pt"].iter().any(|x| url.ends_with(x))
+}

@@ -1,0 +1,277 @@
+//! A connection to one store, made from a URL: the `object_store` builder of its scheme,
+//! configured from the environment as the store's own tools read it (`AWS_*`, `GOOGLE_*`,
+//! `AZURE_*`), then from the caller's [`RemoteOptions`]. Lists prefixes, reads small files, and
+//! opens files with one speculative ranged GET each, in parallel.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreScheme};
+use url::Url;
+
+use super::object::Object;
+use super::{RemoteOptions, HEADER_PREFETCH};
+use crate::error::{Error, Result};
+
+/// Bytes of the little-endian header length that starts a safetensors file.
+const LEN_BYTES: u64 = 8;
+
+/// One store and how to name its objects.
+#[derive(Debug, Clone)]
+pub(crate) struct Connection {
+    store: Arc<dyn ObjectStore>,
+    /// `scheme://authority` of the URL, naming objects in messages.
+    origin: String,
+    /// Runtime workers.
+    threads: usize,
+    /// Requests in flight at once.
+    concurrency: usize,
+    /// Whether the store is plain HTTP, which cannot list.
+    http: bool,
+}
+
+/// Connects to the store of `url` and returns it with the path `url` names in it.
+pub(crate) fn connect(
+    url: &str,
+    options: &RemoteOptions,
+    threads: usize,
+) -> Result<(Connection, ObjectPath)> {
+    let bad = |rule: String| Error::InvalidArgument(format!("{url}: {rule}"));
+    let parsed = Url::parse(url).map_err(|e| bad(format!("not a valid URL: {e}")))?;
+    let (scheme, path) = ObjectStoreScheme::parse(&parsed)
+        .map_err(|e| bad(format!("not a URL of a known store: {e}")))?;
+    let built = |e: object_store::Error| bad(format!("cannot configure the store: {e}"));
+    let retry = options.retry();
+    let origin = parsed[..url::Position::BeforePath].to_string();
+    let mut http = false;
+    let store: Arc<dyn ObjectStore> = match scheme {
+        ObjectStoreScheme::AmazonS3 => {
+            let mut b = AmazonS3Builder::from_env().with_url(url).with_retry(retry);
+            for (k, v) in &options.config {
+                if let Ok(key) = AmazonS3ConfigKey::from_str(&k.to_ascii_lowercase()) {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.build().map_err(built)?)
+        }
+        ObjectStoreScheme::GoogleCloudStorage => {
+            let mut b = GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .with_retry(retry);
+            for (k, v) in &options.config {
+                if let Ok(key) = GoogleConfigKey::from_str(&k.to_ascii_lowercase()) {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.build().map_err(built)?)
+        }
+        ObjectStoreScheme::MicrosoftAzure => {
+            let mut b = MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .with_retry(retry);
+            for (k, v) in &options.config {
+                if let Ok(key) = AzureConfigKey::from_str(&k.to_ascii_lowercase()) {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.build().map_err(built)?)
+        }
+        ObjectStoreScheme::Http => {
+            http = true;
+            // The caller wrote http:// on purpose: plain HTTP is allowed for that URL.
+            let mut b = HttpBuilder::new()
+                .with_url(origin.clone())
+                .with_retry(retry)
+                .with_config(ClientConfigKey::AllowHttp, "true");
+            for (k, v) in &options.config {
+                if let Ok(key) = ClientConfigKey::from_str(&k.to_ascii_lowercase()) {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.build().map_err(built)?)
+        }
+        other => return Err(bad(format!("{other:?} locations are not remote stores"))),
+    };
+    let connection = Connection {
+        store,
+        origin,
+        threads,
+        concurrency: options.concurrency,
+        http,
+    };
+    Ok((connection, path))
+}
+
+impl Connection {
+    /// The URL of `path`, as named in messages.
+    pub(crate) fn url(&self, path: &ObjectPath) -> String {
+        format!("{}/{}", self.origin, path)
+    }
+
+    /// Whether the store can list a prefix (plain HTTP cannot).
+    pub(crate) fn can_list(&self) -> bool {
+        !self.http
+    }
+
+    /// The path of `url` in this store when `url` is on it (same scheme and authority).
+    pub(crate) fn path_of(&self, url: &str) -> Option<ObjectPath> {
+        let parsed = Url::parse(url).ok()?;
+        if parsed[..url::Position::BeforePath] != self.origin {
+            return None;
+        }
+        ObjectStoreScheme::parse(&parsed).ok().map(|(_, p)| p)
+    }
+
+    /// `path` joined with the relative `name` (`a/b.safetensors`), refusing a name that would
+    /// leave `path`: empty parts, `.`, `..`, a scheme, a backslash.
+    pub(crate) fn join(&self, path: &ObjectPath, name: &str) -> Result<ObjectPath> {
+        let refused = || {
+            Error::Format(format!(
+                "{}: \"{name}\" is not a file name inside the model's prefix: refused",
+                self.url(path)
+            ))
+        };
+        if name.contains("://") || name.contains('\\') {
+            return Err(refused());
+        }
+        let mut out = path.clone();
+        for part in name.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(refused());
+            }
+            out = out.clone().join(part);
+        }
+        Ok(out)
+    }
+
+    /// The names of the files directly under `prefix` (none for a plain HTTP server, which
+    /// cannot list).
+    pub(crate) fn list(&self, prefix: &ObjectPath) -> Result<Vec<String>> {
+        if self.http {
+            return Ok(Vec::new());
+        }
+        let store = Arc::clone(&self.store);
+        let listing = super::block_on(self.threads, async move {
+            store.list_with_delimiter(Some(prefix)).await
+        })?
+        .map_err(|e| Error::Io {
+            path: self.url(prefix),
+            message: format!("cannot list the prefix: {e}"),
+        })?;
+        Ok(listing
+            .objects
+            .iter()
+            .filter_map(|m| m.location.filename().map(str::to_string))
+            .collect())
+    }
+
+    /// The whole small file `path` (JSON beside the weights), `None` when it does not exist;
+    /// more than `limit` bytes is refused.
+    pub(crate) fn read_small(&self, path: &ObjectPath, limit: u64) -> Result<Option<Vec<u8>>> {
+        let url = self.url(path);
+        let store = Arc::clone(&self.store);
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(0..limit.saturating_add(1))),
+            ..GetOptions::default()
+        };
+        let got = super::block_on(self.threads, async move {
+            let result = store.get_opts(path, options).await?;
+            let size = result.meta.size;
+            result.bytes().await.map(|b| (size, b))
+        })?;
+        let (size, bytes) = match got {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: url,
+                    message: format!("cannot read: {e}"),
+                })
+            }
+        };
+        if size > limit || bytes.len() as u64 > limit {
+            return Err(Error::Limit(format!(
+                "{url}: {size} bytes, over the limit of {limit} bytes for JSON files beside the \
+                 weights (raise max_json_size to accept it)"
+            )));
+        }
+        if (bytes.len() as u64) < size {
+            return Err(Error::Io {
+                path: url,
+                message: format!(
+                    "the response ended after {} of {size} bytes (truncated body)",
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// Opens every file of `paths` with one ranged GET of its first [`HEADER_PREFETCH`] bytes
+    /// (a second only when a header of at most `max_header` bytes is longer), in parallel.
+    /// Returns each file's object and its first bytes, covering the whole header when it fits
+    /// the limit and the file: the caller parses and checks it.
+    pub(crate) fn open_files(
+        &self,
+        paths: &[ObjectPath],
+        max_header: u64,
+    ) -> Result<Vec<(Object, Vec<u8>)>> {
+        // Futures made first, then polled a few at a time, in order.
+        let opens: Vec<_> = paths.iter().map(|p| self.open_one(p, max_header)).collect();
+        let opened = super::block_on(self.threads, async {
+            futures::stream::iter(opens)
+                .buffered(self.concurrency)
+                .try_collect::<Vec<_>>()
+                .await
+        })?;
+        opened
+    }
+
+    async fn open_one(&self, path: &ObjectPath, max_header: u64) -> Result<(Object, Vec<u8>)> {
+        let url = self.url(path);
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(0..HEADER_PREFETCH)),
+            ..GetOptions::default()
+        };
+        let failed = |e: object_store::Error| Error::Io {
+            path: url.clone(),
+            message: match e {
+                object_store::Error::NotFound { .. } => "cannot open: not found".to_string(),
+                e => format!("cannot open: {e}"),
+            },
+        };
+        let result = self.store.get_opts(path, options).await.map_err(failed)?;
+        let object = Object::new(
+            Arc::clone(&self.store),
+            path.clone(),
+            url.clone(),
+            result.meta.size,
+            result.meta.e_tag.clone(),
+            self.threads,
+        );
+        let want = result.range.end - result.range.start;
+        let first = result.bytes().await.map_err(failed)?;
+        if first.len() as u64 != want {
+            return Err(object.short("header", &(0..want), first.len() as u64));
+        }
+        let mut bytes = first.to_vec();
+        if let Some(len) = bytes.get(..LEN_BYTES as usize) {
+            let mut n = [0u8; LEN_BYTES as usize];
+            n.copy_from_slice(len);
+            let end = LEN_BYTES.saturating_add(u64::from_le_bytes(n));
+            let fetched = bytes.len() as u64;
+            // Past the limit or the file, the caller refuses the header with the local rules.
+            if end > fetched && end - LEN_BYTES <= max_header && end <= object.size() {
+                let rest = object.read(fetched..end, "header").await?;
+                bytes.extend_from_slice(&rest);
+            }
+        }
+        Ok((object, bytes))
+    }
+}

@@ -1,0 +1,565 @@
+//! Models in object storage and behind HTTP, read from real servers on loopback: s3s-fs (an
+//! S3-compatible server) and nginx (ranges, ETags), started by tests/remote/servers.sh (by
+//! tests/remote/run.sh, or here when its variables are not set). Every remote result is
+//! compared bit for bit with the same files opened locally (local conversions are checked
+//! against numpy + ml_dtypes by the other tests).
+
+mod common;
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use stload::{Dtype, Error, Model, Options};
+
+/// The servers' addresses and credentials (the variables servers.sh writes).
+struct Servers {
+    env: HashMap<String, String>,
+    /// The directory servers.sh ran in, when this test started them.
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let keys = [
+            "STLOAD_TEST_S3_ENDPOINT",
+            "STLOAD_TEST_S3_FLAKY_ENDPOINT",
+            "STLOAD_TEST_S3_ROOT",
+            "STLOAD_TEST_HTTP_URL",
+            "STLOAD_TEST_HTTP_ROOT",
+            "STLOAD_TEST_FLAKY_SWITCH",
+            "STLOAD_TEST_S3S_FS",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ];
+        if keys.iter().all(|k| std::env::var_os(k).is_some()) {
+            let env = keys
+                .iter()
+                .map(|k| (k.to_string(), std::env::var(k).unwrap()))
+                .collect();
+            return Servers { env, _dir: None };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/servers.sh");
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg(dir.path())
+            .arg(std::process::id().to_string())
+            .env("STLOAD_PYTHON", common::python())
+            .status()
+            .expect("run servers.sh");
+        assert!(
+            status.success(),
+            "tests/remote/servers.sh could not start the servers"
+        );
+        let text = std::fs::read_to_string(dir.path().join("env")).unwrap();
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Servers {
+            env,
+            _dir: Some(dir),
+        }
+    })
+}
+
+fn var(key: &str) -> &'static str {
+    servers()
+        .env
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} not set by servers.sh"))
+}
+
+/// The flaky switch makes nginx answer 503 to everything: tests that turn it on run alone.
+fn shared() -> RwLockReadGuard<'static, ()> {
+    lock().read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    lock().write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock() -> &'static RwLock<()> {
+    static LOCK: RwLock<()> = RwLock::new(());
+    &LOCK
+}
+
+const BUCKET: &str = "models";
+
+/// Options reaching the S3 server at `endpoint`, set explicitly (not from the environment).
+fn s3_options_at(endpoint: &str) -> Options {
+    let mut o = Options::default();
+    o.set_remote("aws_endpoint", endpoint).unwrap();
+    o.set_remote("aws_access_key_id", var("AWS_ACCESS_KEY_ID"))
+        .unwrap();
+    o.set_remote("aws_secret_access_key", var("AWS_SECRET_ACCESS_KEY"))
+        .unwrap();
+    o.set_remote("aws_region", "us-east-1").unwrap();
+    o.set_remote("allow_http", "true").unwrap();
+    o
+}
+
+fn s3_options() -> Options {
+    s3_options_at(var("STLOAD_TEST_S3_ENDPOINT"))
+}
+
+/// A client of the test S3 server, for uploads (objects put through the API carry their
+/// ETag, as in a real store).
+fn s3() -> Arc<dyn ObjectStore> {
+    static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            std::fs::create_dir_all(Path::new(var("STLOAD_TEST_S3_ROOT")).join(BUCKET)).unwrap();
+            Arc::new(
+                AmazonS3Builder::new()
+                    .with_endpoint(var("STLOAD_TEST_S3_ENDPOINT"))
+                    .with_bucket_name(BUCKET)
+                    .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
+                    .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
+                    .with_region("us-east-1")
+                    .with_allow_http(true)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .clone()
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Puts `bytes` at `key` of the test bucket.
+fn put(key: &str, bytes: Vec<u8>) {
+    let store = s3();
+    block(store.put(&ObjectPath::from(key), PutPayload::from(bytes))).unwrap();
+}
+
+/// Uploads every file of `dir` (not recursive) under `prefix` of the test bucket, and copies
+/// them under `prefix` of the HTTP server's root. Returns the S3 and HTTP URLs of the prefix.
+fn publish(dir: &Path, prefix: &str) -> (String, String) {
+    let www = Path::new(var("STLOAD_TEST_HTTP_ROOT")).join(prefix);
+    std::fs::create_dir_all(&www).unwrap();
+    for item in std::fs::read_dir(dir).unwrap() {
+        let path = item.unwrap().path();
+        if path.is_file() {
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            put(&format!("{prefix}/{name}"), std::fs::read(&path).unwrap());
+            std::fs::copy(&path, www.join(&name)).unwrap();
+            // nginx's workers run as another user.
+            std::fs::set_permissions(www.join(&name), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
+    }
+    (
+        format!("s3://{BUCKET}/{prefix}/"),
+        format!("{}/{prefix}/", var("STLOAD_TEST_HTTP_URL")),
+    )
+}
+
+/// A directory holding only `file` of the fixtures, named `as_name`.
+fn single(file: &Path, as_name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(file, dir.path().join(as_name)).unwrap();
+    dir
+}
+
+/// Asserts that `remote` lists and serves exactly what `local` does: names, infos, metadata,
+/// every tensor as stored and in every dtype it converts to, and `load` of every whole-model
+/// target.
+fn assert_same(local: &Model, remote: &Model) {
+    let names: Vec<&str> = local.names().collect();
+    assert_eq!(names, remote.names().collect::<Vec<_>>());
+    assert!(!names.is_empty());
+    let pairs: Vec<_> = local.metadata_pairs().collect();
+    assert_eq!(pairs, remote.metadata_pairs().collect::<Vec<_>>());
+    for name in &names {
+        let (l, r) = (local.info(name).unwrap(), remote.info(name).unwrap());
+        assert_eq!(
+            (l.dtype, l.shape, l.nbytes, l.data_offset),
+            (r.dtype, r.shape, r.nbytes, r.data_offset),
+            "{name}"
+        );
+        assert!(r.file.to_str().unwrap().contains("://"), "{:?}", r.file);
+        let (lt, rt) = (local.get(name).unwrap(), remote.get(name).unwrap());
+        assert_eq!(lt.data(), rt.data(), "{name} as stored");
+        assert_eq!(lt.shape(), rt.shape());
+        for to in Dtype::ALL {
+            match (local.get_as(name, to), remote.get_as(name, to)) {
+                (Ok(a), Ok(b)) => assert_eq!(a.data(), b.data(), "{name} as {to}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{name} as {to}: local {a:?}, remote {b:?}"),
+            }
+        }
+    }
+    for target in stload::convert::WHOLE_MODEL_TARGETS {
+        local.load(Some(target), |_, _, _| true).unwrap();
+        remote.load(Some(target), |_, _, _| true).unwrap();
+        for name in &names {
+            let want = local.get_as(name, target).or_else(|_| local.get(name));
+            let got = remote.get_as(name, target).or_else(|_| remote.get(name));
+            assert_eq!(
+                want.unwrap().data(),
+                got.unwrap().data(),
+                "load {target}: {name}"
+            );
+        }
+        local.release_all();
+        remote.release_all();
+    }
+}
+
+#[test]
+fn single_file_every_dtype_from_s3_and_http() {
+    let _g = shared();
+    let file = common::fixtures().join("all_dtypes.safetensors");
+    let local = Model::open_files(&[&file], &Options::default()).unwrap();
+    let dir = single(&file, "model.safetensors");
+    let (s3_url, http_url) = publish(dir.path(), "single");
+    // A prefix (listed), one file by URL, and HTTP (no listing: model.safetensors).
+    let by_prefix = Model::open_dir(&s3_url, &s3_options()).unwrap();
+    assert_same(&local, &by_prefix);
+    let by_file = format!("{s3_url}model.safetensors");
+    assert_same(
+        &local,
+        &Model::open_files(&[&by_file], &s3_options()).unwrap(),
+    );
+    assert_same(
+        &local,
+        &Model::open_dir(&http_url, &Options::default()).unwrap(),
+    );
+    let http_file = format!("{http_url}model.safetensors");
+    assert_same(
+        &local,
+        &Model::open_files(&[&http_file], &Options::default()).unwrap(),
+    );
+}
+
+#[test]
+fn sharded_model_with_index_from_s3() {
+    let _g = shared();
+    let dir = common::fixtures().join("sharded");
+    let local = Model::open_dir(&dir, &Options::default()).unwrap();
+    let (s3_url, http_url) = publish(&dir, "sharded");
+    let remote = Model::open_dir(&s3_url, &s3_options()).unwrap();
+    assert!(remote.files().count() > 1);
+    assert_same(&local, &remote);
+    assert_same(
+        &local,
+        &Model::open_dir(&http_url, &Options::default()).unwrap(),
+    );
+}
+
+/// Deterministic bytes (xorshift), different for each `seed`.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A safetensors file with large tensors of several dtypes (about 6 MiB), in a new directory.
+fn large_model(seed: u64) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = [
+        ("a.bf16", "BF16", vec![1031u64, 1029]),
+        ("b.f32", "F32", vec![513, 1027]),
+        ("c.f16", "F16", vec![7, 3, 11]),
+        ("d.f8", "F8_E4M3", vec![700, 1001]),
+    ];
+    let mut header = String::from("{");
+    let mut data = Vec::new();
+    for (i, (name, dtype, shape)) in specs.iter().enumerate() {
+        let size = match *dtype {
+            "F32" => 4,
+            "F8_E4M3" => 1,
+            _ => 2,
+        };
+        let n = shape.iter().product::<u64>() as usize * size;
+        let start = data.len();
+        data.extend(noise(n, seed + i as u64));
+        if i > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            r#""{name}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[{start},{}]}}"#,
+            data.len()
+        ));
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let path = common::raw_file(dir.path(), "model.safetensors", &header, &data);
+    (dir, path)
+}
+
+#[test]
+fn small_chunks_and_few_requests_convert_exactly() {
+    let _g = shared();
+    let (dir, file) = large_model(1);
+    let local = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (s3_url, _) = publish(dir.path(), "large");
+    let mut options = s3_options();
+    options.set_remote("chunk_size", "65536").unwrap();
+    options.set_remote("concurrency", "3").unwrap();
+    options.set_threads(2).unwrap();
+    let remote = Model::open_dir(&s3_url, &options).unwrap();
+    for target in [Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::F64] {
+        local.load(Some(target), |_, _, _| true).unwrap();
+        remote.load(Some(target), |_, _, _| true).unwrap();
+        for name in local.names() {
+            let want = local.get_as(name, target).unwrap();
+            let got = remote.get_as(name, target).unwrap();
+            assert_eq!(want.data(), got.data(), "{name} as {target}");
+        }
+        local.release_all();
+        remote.release_all();
+    }
+}
+
+/// The message and status of an error the test expects.
+fn io_message(result: stload::Result<impl std::fmt::Debug>) -> String {
+    match result {
+        Err(e @ Error::Io { .. }) => e.to_string(),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_object_replaced_after_open_is_an_error() {
+    let _g = shared();
+    let (dir, _) = large_model(2);
+    let (s3_url, http_url) = publish(dir.path(), "replaced");
+    let s3_model = Model::open_dir(&s3_url, &s3_options()).unwrap();
+    let http_model = Model::open_dir(&http_url, &Options::default()).unwrap();
+    // Same size, other bytes: only the ETag tells.
+    let (other, _) = large_model(3);
+    std::thread::sleep(Duration::from_millis(1100)); // nginx's ETag has whole seconds
+    publish(other.path(), "replaced");
+    for model in [&s3_model, &http_model] {
+        let err = io_message(model.get("a.bf16"));
+        assert!(err.contains("file changed since open"), "{err}");
+        assert!(err.contains("replaced/model.safetensors"), "{err}");
+        assert!(err.contains("tensor \"a.bf16\""), "{err}");
+        let err = io_message(model.load(Some(Dtype::F32), |_, _, _| true));
+        assert!(err.contains("file changed since open"), "{err}");
+        assert!(model.verify().is_err());
+    }
+}
+
+#[test]
+fn keys_outside_the_prefix_are_refused() {
+    let _g = shared();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        common::fixtures().join("all_dtypes.safetensors"),
+        dir.path().join("model-1.safetensors"),
+    )
+    .unwrap();
+    for (i, bad) in [
+        "../single/model.safetensors",
+        "/models/single/model.safetensors",
+        "s3://other/model.safetensors",
+        "a//b.safetensors",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let index = format!(r#"{{"weight_map":{{"t":"{bad}"}}}}"#);
+        std::fs::write(dir.path().join("model.safetensors.index.json"), index).unwrap();
+        let (s3_url, _) = publish(dir.path(), &format!("hostile{i}"));
+        let err = Model::open_dir(&s3_url, &s3_options())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a file name inside"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_throttling_storm_is_retried_until_it_ends() {
+    let _g = exclusive();
+    let (dir, file) = large_model(4);
+    let local = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (_, _) = publish(dir.path(), "storm");
+    let switch = PathBuf::from(var("STLOAD_TEST_FLAKY_SWITCH"));
+    let url = format!("s3://{BUCKET}/storm/");
+    let mut options = s3_options_at(var("STLOAD_TEST_S3_FLAKY_ENDPOINT"));
+    options.set_remote("init_backoff_ms", "50").unwrap();
+    options.set_remote("max_retries", "20").unwrap();
+    let remote = Model::open_dir(&url, &options).unwrap();
+    std::fs::write(&switch, b"").unwrap();
+    let lifted = std::thread::spawn({
+        let switch = switch.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(800));
+            std::fs::remove_file(&switch).unwrap();
+        }
+    });
+    let started = std::time::Instant::now();
+    remote.load(Some(Dtype::F32), |_, _, _| true).unwrap();
+    lifted.join().unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "the storm was not seen"
+    );
+    local.load(Some(Dtype::F32), |_, _, _| true).unwrap();
+    for name in local.names() {
+        let want = local.get_as(name, Dtype::F32).unwrap();
+        assert_eq!(
+            want.data(),
+            remote.get_as(name, Dtype::F32).unwrap().data(),
+            "{name}"
+        );
+    }
+    // A storm longer than the retries allow: an error naming the URL and the tensor.
+    let mut impatient = s3_options_at(var("STLOAD_TEST_S3_FLAKY_ENDPOINT"));
+    impatient.set_remote("max_retries", "2").unwrap();
+    impatient.set_remote("init_backoff_ms", "10").unwrap();
+    let remote = Model::open_dir(&url, &impatient).unwrap();
+    std::fs::write(&switch, b"").unwrap();
+    let result = remote.get_as("a.bf16", Dtype::F32);
+    std::fs::remove_file(&switch).unwrap();
+    let err = io_message(result);
+    assert!(
+        err.contains("storm/model.safetensors") && err.contains("tensor \"a.bf16\""),
+        "{err}"
+    );
+}
+
+/// A server process, stopped (killed and waited for) by `stop` or when dropped.
+struct Stopped(std::process::Child);
+
+impl Stopped {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn a_server_stopped_mid_load_is_an_error_and_hands_out_nothing() {
+    let _g = shared();
+    let (dir, _) = large_model(5);
+    publish(dir.path(), "stopped");
+    // A second server over the same directory, stopped by the test.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Stopped(
+        Command::new(var("STLOAD_TEST_S3S_FS"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", var("AWS_ACCESS_KEY_ID")])
+            .args(["--secret-key", var("AWS_SECRET_ACCESS_KEY")])
+            .arg(var("STLOAD_TEST_S3_ROOT"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "second s3s-fs did not start");
+    let mut options = s3_options_at(&endpoint);
+    options.set_remote("max_retries", "2").unwrap();
+    options.set_remote("init_backoff_ms", "10").unwrap();
+    options.set_remote("retry_timeout_ms", "2000").unwrap();
+    let model = Model::open_dir(format!("s3://{BUCKET}/stopped/"), &options).unwrap();
+    let mut stopped = false;
+    let result = model.load(Some(Dtype::F32), |done, _, _| {
+        if done == 1 {
+            server.stop();
+            stopped = true;
+        }
+        true
+    });
+    assert!(stopped);
+    let err = io_message(result);
+    assert!(err.contains("stopped/model.safetensors"), "{err}");
+    assert!(err.contains("tensor \""), "{err}");
+    // Nothing of the failed tensors is served: a get asks the (stopped) server again.
+    assert!(model.get_as("d.f8", Dtype::F32).is_err());
+}
+
+#[test]
+fn unknown_remote_options_and_locations_are_refused() {
+    let mut o = Options::default();
+    let err = o
+        .set_remote("aws_endpoint_typo", "x")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"aws_endpoint_typo\""), "{err}");
+    // A string that is not a URL stays a path.
+    let err = Model::open_dir("no/such/s3:/dir", &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no/such/s3:/dir"), "{err}");
+    let mixed = Model::open_files(&["s3://b/x.safetensors", "local.safetensors"], &o);
+    assert!(matches!(mixed, Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn a_truncated_body_is_an_error_never_short_data() {
+    let (dir, _) = large_model(6);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/short_server.py");
+    let _server = Stopped(
+        Command::new(common::python())
+            .arg(&script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .spawn()
+            .unwrap(),
+    );
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "short_server.py did not start");
+    let url = format!("http://127.0.0.1:{port}/model.safetensors");
+    let mut options = Options::default();
+    options.set_remote("max_retries", "1").unwrap();
+    let model = Model::open_files(&[&url], &options).unwrap();
+    assert_eq!(model.len(), 4);
+    let err = io_message(model.get("a.bf16"));
+    assert!(
+        err.contains("truncated body") && err.contains("tensor \"a.bf16\""),
+        "{err}"
+    );
+    assert!(err.contains(&url), "{err}");
+    let err = io_message(model.load(Some(Dtype::F32), |_, _, _| true));
+    assert!(err.contains("truncated body"), "{err}");
+}

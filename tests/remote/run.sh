@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Remote models end to end, against real servers on loopback: installs s3s-fs (cached in
+# target/tools) and nginx when missing (install.sh), starts both (servers.sh), then runs the Rust tests
+# (tests/remote.rs), the C test (tests/c/test_remote.c, static and shared) and the CLI on
+# s3:// models, and stops the servers on exit.
+# Usage: tests/remote/run.sh   (needs the Python env of scripts/python-env.sh)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+export STLOAD_PYTHON="${STLOAD_PYTHON:-$root/.venv/bin/python}"
+tests/remote/install.sh
+
+work="$(mktemp -d)"
+chmod 755 "$work" # nginx workers run as an unprivileged user
+stop() {
+    if [ -f "$work/pids" ]; then
+        # shellcheck disable=SC2046
+        kill $(cat "$work/pids") 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap stop EXIT
+tests/remote/servers.sh "$work/servers" $$
+set -a
+# shellcheck disable=SC1091
+. "$work/servers/env"
+set +a
+cp "$work/servers/pids" "$work/pids"
+
+echo "== Rust tests against s3s-fs and nginx"
+cargo test --release --test remote
+
+# The C and CLI models: fixture files placed in the S3 server's directory (s3s-fs serves the
+# files of its root; bucket "cli" is a directory there).
+"$STLOAD_PYTHON" tests/python/make_fixtures.py "$work/fixtures"
+mkdir -p "$STLOAD_TEST_S3_ROOT/cli/single" "$STLOAD_TEST_S3_ROOT/cli/sharded"
+cp "$work/fixtures/all_dtypes.safetensors" "$STLOAD_TEST_S3_ROOT/cli/single/model.safetensors"
+cp "$work/fixtures/sharded/"* "$STLOAD_TEST_S3_ROOT/cli/sharded/"
+
+echo "== C test on an s3:// model (static and shared library)"
+cargo build --release --lib --quiet
+lib="$root/target/release"
+out="$root/tests/c/build"
+mkdir -p "$out"
+cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -I "$root/include")
+gcc "${cflags[@]}" tests/c/test_remote.c -o "$out/test_remote-static" "$lib/libstload.a" -lpthread -ldl -lm
+gcc "${cflags[@]}" tests/c/test_remote.c -o "$out/test_remote-shared" -L "$lib" -lstload -Wl,-rpath,"$lib" -lpthread
+for kind in static shared; do
+    "$out/test_remote-$kind" s3://cli/single/ "$work/fixtures/all_dtypes.safetensors"
+done
+
+echo "== CLI on s3:// models (endpoint from AWS_ENDPOINT_URL, as the AWS tools read it)"
+cargo build --release --quiet
+stload="$root/target/release/stload"
+export AWS_ENDPOINT_URL="$STLOAD_TEST_S3_ENDPOINT"
+names() { "$stload" inspect --json "$@" | "$STLOAD_PYTHON" -c \
+    'import json, sys; print("\n".join(t["name"] + " " + t["dtype"] + " " + str(t["shape"]) for t in json.load(sys.stdin)["tensors"]))'; }
+diff <(names "$work/fixtures/sharded") <(names s3://cli/sharded/)
+diff <(names "$work/fixtures/all_dtypes.safetensors") <(names s3://cli/single/model.safetensors)
+"$stload" inspect s3://cli/sharded/ >/dev/null
+"$stload" convert s3://cli/single/ --dtype f32 --out "$work/remote.safetensors"
+"$stload" convert "$work/fixtures/all_dtypes.safetensors" --dtype f32 --out "$work/local.safetensors"
+cmp "$work/local.safetensors" "$work/remote.safetensors"
+echo "cli: 4 passed, 0 failed"
