@@ -145,3 +145,21 @@ func WithMaxViewExpansion(factor uint64) Option {
 		})
 	}
 }
+
+// WithRemote sets a setting for models opened from URLs (s3://bucket/prefix/, gs://, az://,
+// http(s)://), on top of what each store reads from the environment (AWS_ACCESS_KEY_ID,
+// AWS_ENDPOINT_URL, AWS_REGION, GOOGLE_*, AZURE_*, ...): stload's "concurrency",
+// "chunk_size", "max_retries", "retry_timeout_ms", "init_backoff_ms", or a configuration key
+// of the object_store crate ("aws_endpoint", "allow_http", ...). An unknown key or a bad value
+// makes Open fail with ErrInvalidArgument naming it.
+func WithRemote(key, value string) Option {
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			ckey := C.CString(key)
+			defer C.free(unsafe.Pointer(ckey))
+			cvalue := C.CString(value)
+			defer C.free(unsafe.Pointer(cvalue))
+			return C.stload_options_set_remote(p, ckey, cvalue, cerr), nil
+		})
+	}
+}

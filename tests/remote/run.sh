@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Remote models end to end, against real servers on loopback: installs s3s-fs (cached in
 # target/tools) and nginx when missing (install.sh), starts both (servers.sh), then runs the Rust tests
-# (tests/remote.rs), the C test (tests/c/test_remote.c, static and shared) and the CLI on
-# s3:// models, and stops the servers on exit.
+# (tests/remote.rs), the C test (tests/c/test_remote.c, static and shared), the Go test
+# (go/remote_test.go) and the CLI on s3:// models, and stops the servers on exit.
 # Usage: tests/remote/run.sh   (needs the Python env of scripts/python-env.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -48,6 +48,12 @@ gcc "${cflags[@]}" tests/c/test_remote.c -o "$out/test_remote-shared" -L "$lib" 
 for kind in static shared; do
     "$out/test_remote-$kind" s3://cli/single/ "$work/fixtures/all_dtypes.safetensors"
 done
+
+echo "== Go on an s3:// model (WithRemote; the go/ package's build of the static library)"
+go_out="$(cd go && GOCACHE="$root/go/.cache/go-build" go test -count=1 -run TestRemoteS3 -v .)" ||
+    { echo "$go_out"; exit 1; }
+echo "$go_out" | grep -E '^(--- |ok|FAIL)'
+grep -q -- "--- PASS: TestRemoteS3" <<<"$go_out" # not skipped: the servers' env is exported
 
 echo "== CLI on s3:// models (endpoint from AWS_ENDPOINT_URL, as the AWS tools read it)"
 cargo build --release --quiet

@@ -1,0 +1,69 @@
+package stload_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"stload.dev/stload"
+)
+
+// TestRemoteS3 opens a model from the S3 server tests/remote/run.sh starts (it sets
+// STLOAD_TEST_S3_ENDPOINT and the credentials) and compares every tensor with the same file
+// opened locally. Elsewhere there is no server, and the test says so.
+func TestRemoteS3(t *testing.T) {
+	endpoint := os.Getenv("STLOAD_TEST_S3_ENDPOINT")
+	root := os.Getenv("STLOAD_TEST_S3_ROOT")
+	if endpoint == "" || root == "" {
+		t.Skip("no S3 server: tests/remote/run.sh runs this test against one")
+	}
+	local := fx.Path(fx.Files["dtypes"])
+	raw, err := os.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "gotest", "single"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "gotest", "single", "model.safetensors"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	want, err := stload.OpenFiles([]string{local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	got, err := stload.Open("s3://gotest/single/", stload.WithRemote("aws_endpoint", endpoint),
+		stload.WithRemote("allow_http", "true"), stload.WithRemote("concurrency", "4"))
+	if err != nil {
+		t.Fatalf("Open(s3://gotest/single/): %v", err)
+	}
+	defer got.Close()
+	if got.Len() != want.Len() || got.Len() == 0 {
+		t.Fatalf("%d tensors from S3, %d locally", got.Len(), want.Len())
+	}
+	for _, name := range want.Names() {
+		a, err := want.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := got.Get(name)
+		if err != nil {
+			t.Fatalf("Get(%s) from S3: %v", name, err)
+		}
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Errorf("%s: S3 bytes differ from the local file's", name)
+		}
+		a.Close()
+		b.Close()
+	}
+
+	// A setting stload does not know is refused, naming it.
+	_, err = stload.Open("s3://gotest/single/", stload.WithRemote("aws_endpoint_typo", "x"))
+	if !errors.Is(err, stload.ErrInvalidArgument) {
+		t.Errorf("unknown remote key: %v, want stload.ErrInvalidArgument", err)
+	}
+}
