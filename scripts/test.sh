@@ -29,6 +29,9 @@ step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo clippy --all-targets --features mlx --quiet -- -D warnings
+# The documentation a crate user reads (the narrow API, no internals feature) has no broken
+# or private links.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features --quiet
 
 step "Rust tests (unit, integration, header freshness)"
 cargo test --release --quiet

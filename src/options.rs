@@ -34,13 +34,13 @@ pub struct Options {
     /// Largest accepted header (JSON bytes) per file; the reference's 100 MB by default.
     pub max_header_size: u64,
     /// Threads used to convert large tensors; 0 means one per available core; at most
-    /// [`MAX_THREADS`] are used.
+    /// 1024 (`MAX_THREADS`) are used.
     pub threads: usize,
     /// Keep converted tensors so a second `get` of the same name and dtype is free.
     pub cache_converted: bool,
     /// Renames applied to every tensor name (after the architecture's own).
     pub rename: Replacer,
-    /// A built-in architecture (one of [`crate::arch::NAMES`]: llama, mixtral, phi3, qwen2,
+    /// A built-in architecture (one of llama, mixtral, phi3, qwen2,
     /// gemma, gemma2, bert) whose renames and transforms apply, or "auto" to pick it from
     /// `config.json` `architectures[0]`; it reads `config.json` beside the weights.
     pub arch: Option<String>,
@@ -65,10 +65,10 @@ pub struct Options {
     /// (mmap mode only).
     pub prefetch: bool,
     /// Largest `config.json` or `model.safetensors.index.json` read, in bytes
-    /// ([`DEFAULT_MAX_JSON_SIZE`] by default).
+    /// (16 MiB by default).
     pub max_json_size: u64,
     /// Most bytes a PyTorch view may have per byte of its storage
-    /// ([`crate::torch::DEFAULT_MAX_VIEW_EXPANSION`] by default): a stride-0 view of a few bytes
+    /// (64 by default): a stride-0 view of a few bytes
     /// would otherwise expand to gigabytes on get.
     pub max_view_expansion: u64,
     /// Models in object storage or behind HTTP: store configuration on top of the
@@ -129,15 +129,15 @@ impl Options {
         Ok(self)
     }
 
-    /// Sets the conversion threads (0: one per core); more than [`MAX_THREADS`] is refused.
+    /// Sets the conversion threads (0: one per core); more than 1024 (`MAX_THREADS`) is refused.
     pub fn set_threads(&mut self, threads: usize) -> Result<&mut Options> {
         check_threads(threads)?;
         self.threads = threads;
         Ok(self)
     }
 
-    /// Selects a built-in architecture (one of [`crate::arch::NAMES`] or
-    /// [`crate::arch::AUTO`]), or none; an unknown name is refused here, not at open.
+    /// Selects a built-in architecture (one of the names listed on [`Options::arch`], or
+    /// "auto"), or none; an unknown name is refused here, not at open.
     pub fn set_arch(&mut self, name: Option<&str>) -> Result<&mut Options> {
         if let Some(name) = name {
             crate::arch::check_name(name)?;
@@ -191,7 +191,7 @@ impl Options {
     /// Checks every setting as the setters do (for options built as a struct literal):
     /// `Model::open_dir` and `Model::open_files` call it first, so Rust and C callers get the
     /// same answers. One exception keeps old callers working: a thread count over
-    /// [`MAX_THREADS`] in a struct literal is clamped ([`Options::effective_threads`]).
+    /// 1024 (`MAX_THREADS`) in a struct literal is clamped ([`Options::effective_threads`]).
     pub fn validate(&self) -> Result<()> {
         at_least_one(
             self.max_header_size,
@@ -214,7 +214,7 @@ impl Options {
         self.remote.validate()
     }
 
-    /// The thread count to use: the configured one (at most [`MAX_THREADS`]), or the available
+    /// The thread count to use: the configured one (at most 1024 (`MAX_THREADS`)), or the available
     /// cores when it is 0.
     pub fn effective_threads(&self) -> usize {
         if self.threads > 0 {

@@ -165,7 +165,12 @@ fn options(arch: Option<String>) -> Options {
 /// Opens a directory, or the listed files, as one model.
 fn open(paths: &[PathBuf], options: &Options) -> stload::Result<Model> {
     match paths {
-        [one] if one.is_dir() || one.to_str().is_some_and(stload::__private::remote::is_prefix_url) => {
+        [one]
+            if one.is_dir()
+                || one
+                    .to_str()
+                    .is_some_and(stload::__private::remote::is_prefix_url) =>
+        {
             Model::open_dir(one, options)
         }
         files => Model::open_files(files, options),

@@ -22,7 +22,7 @@ impl Model {
     /// Opens every `*.safetensors` file of `dir` in sorted order, or the shards named by its
     /// `model.safetensors.index.json` when that exists (and checks they agree with it).
     ///
-    /// `dir` may be a URL (`s3://`, `gs://`, `az://`, `http(s)://`, see [`crate::remote`]):
+    /// `dir` may be a URL (`s3://`, `gs://`, `az://`, `http(s)://`, settings in [`crate::RemoteOptions`]):
     /// its prefix is listed with the same rules.
     pub fn open_dir(dir: impl AsRef<Path>, options: &Options) -> Result<Model> {
         options.validate()?;

@@ -65,7 +65,8 @@ pub const OWN_KEYS: &[&str] = &[
 ];
 
 impl RemoteOptions {
-    /// Sets `key` to `value`: one of [`OWN_KEYS`] (a number), or a store configuration key of
+    /// Sets `key` to `value`: one of stload's own keys (`concurrency`, `chunk_size`,
+    /// `max_retries`, `retry_timeout_ms`, `init_backoff_ms`; a number), or a store configuration key of
     /// `object_store` (kept for the stores that know it). An unknown key or a bad number is
     /// refused, naming it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
