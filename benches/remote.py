@@ -11,6 +11,8 @@ What runs, each in a fresh process, in this order, against the same server in th
   - boto3 + numpy: get_object of the whole file, the safetensors header parsed, every tensor
     viewed as ml_dtypes.bfloat16 and converted with astype(float32) (the safetensors package's
     numpy loader has no BF16);
+  - the server's limit: stload load(BF16) (the stored dtype, no conversion) and boto3
+    get_object alone, the same bytes moved by each client with nothing else to do;
   - runai-model-streamer is not run: its PyPI package requires torch, which this project never
     installs (the note in the output says so).
 The model (--gib GiB of 128 MiB BF16 tensors, random bits) is written once into --cache-dir
@@ -95,6 +97,9 @@ BOTO = textwrap.dedent(
     import numpy as np, ml_dtypes
     t0 = time.perf_counter()
     data = s3.get_object(Bucket=sys.argv[2], Key=sys.argv[3])["Body"].read()
+    if mode == "fetch":
+        print(time.perf_counter() - t0)
+        sys.exit(0)
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + n])
     base = 8 + n
@@ -137,12 +142,12 @@ STLOAD = textwrap.dedent(
 )
 
 
-def f32_number():
+def dtype_number(name):
     for line in (ROOT / "include" / "stload.h").read_text().splitlines():
         parts = line.split()
-        if parts[:2] == ["#define", "STLOAD_DTYPE_F32"]:
+        if parts[:2] == ["#define", f"STLOAD_DTYPE_{name}"]:
             return int(parts[2])
-    raise SystemExit("STLOAD_DTYPE_F32 not found in include/stload.h")
+    raise SystemExit(f"STLOAD_DTYPE_{name} not found in include/stload.h")
 
 
 def timed(cmd, env):
@@ -188,7 +193,8 @@ def main():
         subprocess.run([str(py), "-c", BOTO, "upload", BUCKET, key, str(model)], env=env,
                        check=True)
         env["AWS_ENDPOINT_URL"] = env["STLOAD_TEST_S3_ENDPOINT"]
-        f32 = str(f32_number())
+        f32 = str(dtype_number("F32"))
+        bf16 = str(dtype_number("BF16"))
         url = f"s3://{BUCKET}/model-{args.gib:g}gib/"
         runs = {
             "stload s3:// load(F32)": [sys.executable, "-c", STLOAD, str(LIB), url, f32,
@@ -196,6 +202,10 @@ def main():
             "stload local load(F32)": [sys.executable, "-c", STLOAD, str(LIB), str(model_dir),
                                        f32],
             "boto3 + numpy astype": [str(py), "-c", BOTO, "get", BUCKET, key],
+            # The server's limit: the same bytes moved with no conversion, by both clients.
+            "stload s3:// load(BF16)": [sys.executable, "-c", STLOAD, str(LIB), url, bf16,
+                                        *args.stload_option],
+            "boto3 get_object only": [str(py), "-c", BOTO, "fetch", BUCKET, key],
         }
         # The local file is read once first, so the local run sees a warm page cache.
         with open(model, "rb") as f:
@@ -212,6 +222,9 @@ def main():
         print(f"  stload s3:// vs boto3 + numpy: {results['boto3 + numpy astype'] / s3:.2f}x faster")
         print(f"  stload s3:// vs local file:    {s3 / results['stload local load(F32)']:.2f}x "
               f"the local time")
+        fetch = min(results["stload s3:// load(BF16)"], results["boto3 get_object only"])
+        print(f"  server limit (fastest transfer with no conversion): {size / GIB / fetch:.2f} "
+              f"GiB/s; stload s3:// load(F32) at {fetch / s3:.2f}x of it")
         print("  runai-model-streamer: not run (its PyPI package requires torch)")
     finally:
         watch.kill()

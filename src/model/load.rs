@@ -1,0 +1,157 @@
+//! Whole-model loads: [`Model::load`], the one loop every whole-model load runs
+//! ([`Model::load_each`], also used by `load_mlx`), and writing a tensor into memory a layer
+//! above allocated.
+
+use super::{Entry, Model};
+use crate::convert;
+use crate::dtype::Dtype;
+use crate::error::{Error, Result};
+
+impl Model {
+    /// Materialises every tensor, like ollama's `ModelWeights.Load`: with `None` (as stored)
+    /// every file is mapped (and tensors gathered by transforms are built); with a float dtype
+    /// every floating-point tensor of another dtype is converted, tensor by tensor (integer and
+    /// boolean tensors, and floats without a conversion such as F4, stay as stored). A dtype
+    /// outside [`convert::WHOLE_MODEL_TARGETS`] (an integer, F4, ...) is refused.
+    /// Later gets of that dtype are served from memory until [`Model::release_all`].
+    ///
+    /// `progress(done, total, name)` runs after each tensor; returning `false` stops the load
+    /// with [`Error::Cancelled`] (tensors converted so far stay cached).
+    pub fn load(
+        &self,
+        dtype: Option<Dtype>,
+        progress: impl FnMut(usize, usize, &str) -> bool,
+    ) -> Result<()> {
+        if let Some(target) = dtype {
+            convert::check_whole_model_target(target)?;
+        }
+        self.load_each(
+            |stored| convert::whole_model_dtype(stored, dtype),
+            |index, e, target, zero_copy| {
+                if zero_copy {
+                    self.view(e)?;
+                } else if !self.converted_cache().contains_key(&(index, target)) {
+                    let t = self.materialize(e, target, true)?;
+                    self.converted_cache().insert((index, target), t);
+                }
+                Ok(())
+            },
+            progress,
+        )
+    }
+
+    /// The loop of every whole-model load ([`Model::load`], and `load_mlx` of the `mlx`
+    /// feature): picks each tensor's dtype with `target(stored dtype)`, refuses a load whose
+    /// new memory would pass `max_load_bytes`, then runs `step(index, entry, dtype, zero_copy)`
+    /// for every tensor in name order (`zero_copy`: the stored bytes are served in place) and
+    /// `progress(done, total, name)` after it; `false` stops with [`Error::Cancelled`].
+    pub(crate) fn load_each(
+        &self,
+        target: impl Fn(Dtype) -> Dtype,
+        mut step: impl FnMut(usize, &Entry, Dtype, bool) -> Result<()>,
+        mut progress: impl FnMut(usize, usize, &str) -> bool,
+    ) -> Result<()> {
+        let total = self.entries.len();
+        let plan: Vec<(Dtype, bool)> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let to = target(e.dtype);
+                (to, to == e.dtype && self.store.zero_copy(&e.source))
+            })
+            .collect();
+        let new_bytes: u64 = self
+            .entries
+            .iter()
+            .zip(&plan)
+            .filter(|(_, (_, zero_copy))| !zero_copy)
+            .map(|(e, (to, _))| {
+                let elements: u64 = e.shape.iter().product();
+                to.bytes_for(elements).unwrap_or(e.nbytes)
+            })
+            .sum();
+        if new_bytes > self.options.max_load_bytes {
+            return Err(Error::Limit(format!(
+                "load would materialise {new_bytes} bytes, over the limit of {} bytes",
+                self.options.max_load_bytes
+            )));
+        }
+        for (index, (e, &(to, zero_copy))) in self.entries.iter().zip(&plan).enumerate() {
+            step(index, e, to, zero_copy)?;
+            if !progress(index + 1, total, e.name.as_str()) {
+                return Err(Error::Cancelled(format!(
+                    "load cancelled after tensor \"{}\"",
+                    e.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes entry `e` as `dtype` into `dst` (exactly its size in `dtype`) through the store:
+    /// gathered, read and converted by all threads. `drop_source` lets converted source pages
+    /// go, as a whole-model load does.
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    pub(crate) fn materialize_into(
+        &self,
+        e: &Entry,
+        dtype: Dtype,
+        dst: &mut [u8],
+        drop_source: bool,
+    ) -> Result<()> {
+        let name = e.name.as_str();
+        self.store
+            .materialize_into(name, &e.source, &e.shape, e.dtype, dtype, dst, drop_source)
+    }
+
+    /// Lets this process's resident copy of entry `e`'s mapped source pages go (the page cache
+    /// keeps them): for a whole-model load once the bytes were copied elsewhere.
+    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    pub(crate) fn release_source(&self, e: &Entry) {
+        self.store.release_pages(&e.source);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::options::Options;
+
+    /// The path MLX arrays are filled by writes exactly what `get_as` returns, for every source
+    /// kind (contiguous, strided PyTorch views, a stack gathered from two tensors), mapped and
+    /// read, and refuses a buffer of the wrong length.
+    #[test]
+    fn materialize_into_writes_what_get_as_returns() {
+        let views = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/views.pt");
+        for read_mode in [false, true] {
+            let mut options = Options {
+                read_mode,
+                ..Options::default()
+            };
+            options
+                .add_stack(vec!["base".into(), "tied".into()], "pair")
+                .unwrap();
+            let model = Model::open_files(&[&views], &options).unwrap();
+            assert!(model.entries.iter().any(|e| e.name.as_str() == "pair"));
+            for e in &model.entries {
+                for to in [e.dtype, Dtype::F32, Dtype::BF16] {
+                    let want = model.get_as(e.name.as_str(), to).unwrap();
+                    let mut got = vec![0u8; want.data().len()];
+                    for drop_source in [false, true] {
+                        model
+                            .materialize_into(e, to, &mut got, drop_source)
+                            .unwrap();
+                        assert_eq!(got, want.data(), "{} as {to}, read {read_mode}", e.name);
+                    }
+                    let mut short = vec![0u8; want.data().len() + 1];
+                    let err = model
+                        .materialize_into(e, to, &mut short, false)
+                        .unwrap_err();
+                    assert!(err.to_string().contains(e.name.as_str()), "{err}");
+                }
+            }
+        }
+    }
+}
