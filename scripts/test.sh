@@ -44,7 +44,7 @@ target/release/stload verify "$minilm"
 step "GGUF export end to end: llama.cpp runs what stload convert writes (tests/gguf)"
 tests/gguf/run.sh --stload target/release/stload
 
-step "remote models: s3:// and http:// from s3s-fs and nginx on loopback (Rust, C, CLI)"
+step "remote models: s3:// and http:// from s3s-fs and nginx on loopback (Rust, C, Go, CLI)"
 tests/remote/run.sh
 
 step "C tests and examples"
