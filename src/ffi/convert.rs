@@ -153,6 +153,18 @@ pub unsafe extern "C" fn stload_model_load(
     })
 }
 
+/// The Rust progress closure of a byte-counting task (a prefetch, a GGUF write) that calls the
+/// C `progress` (when not NULL) with the bytes done and the total, and a NULL name.
+pub(crate) fn byte_progress(
+    progress: stload_progress_fn,
+    user_data: *mut c_void,
+) -> impl FnMut(u64, u64) -> bool {
+    move |done, total| match progress {
+        None => true,
+        Some(f) => f(user_data, done as usize, total as usize, std::ptr::null()),
+    }
+}
+
 /// The Rust progress closure of a load that calls the C `progress` (when not NULL) with a
 /// NUL-terminated copy of each tensor name.
 pub(crate) fn progress_adapter(

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 
-use super::convert::stload_progress_fn;
+use super::convert::{byte_progress, stload_progress_fn};
 use super::model::stload_model;
 use super::{arg, guard, stload_error, stload_status, str_arg};
 use crate::error::Error;
@@ -63,10 +63,7 @@ pub unsafe extern "C" fn stload_model_write_gguf(
         // SAFETY: NULL or a NUL-terminated string per the API contract.
         let path = unsafe { str_arg(path, "path") }?;
         let outtype = out_type(outtype)?;
-        let mut report = |done: u64, total: u64| match progress {
-            None => true,
-            Some(f) => f(user_data, done as usize, total as usize, std::ptr::null()),
-        };
+        let mut report = byte_progress(progress, user_data);
         model
             .inner
             .write_gguf(Path::new(path), outtype, &mut report)
@@ -131,10 +128,7 @@ pub unsafe extern "C" fn stload_model_write_gguf_split(
             max_bytes,
             max_tensors,
         };
-        let mut report = |done: u64, total: u64| match progress {
-            None => true,
-            Some(f) => f(user_data, done as usize, total as usize, std::ptr::null()),
-        };
+        let mut report = byte_progress(progress, user_data);
         model
             .inner
             .write_gguf_split(Path::new(path), outtype, split, &mut report)

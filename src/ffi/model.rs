@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 use std::path::PathBuf;
 
+use super::convert::byte_progress;
 use super::dtype::{requested, stload_dtype};
 use super::options::stload_options;
 use super::tensor::stload_tensor;
@@ -389,10 +390,7 @@ pub unsafe extern "C" fn stload_model_prefetch(
                     .collect::<Result<Vec<_>, _>>()?,
             )
         };
-        let report = |done: u64, total: u64| match progress {
-            None => true,
-            Some(f) => f(user_data, done as usize, total as usize, std::ptr::null()),
-        };
+        let report = byte_progress(progress, user_data);
         model.inner.prefetch(list.as_deref(), report)
     })
 }
