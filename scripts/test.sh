@@ -7,7 +7,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export STLOAD_PYTHON="$root/.venv/bin/python"
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's title, and the time the one before it took (CI has a time limit: see where it goes).
+current="" current_start=$SECONDS
+step() {
+    [ -z "$current" ] || printf '=== (%s: %d s)\n' "$current" $((SECONDS - current_start))
+    current="$*" current_start=$SECONDS
+    printf '\n=== %s\n' "$*"
+}
 
 step "prerequisites"
 if ! command -v go >/dev/null 2>&1; then
@@ -68,3 +74,4 @@ step "fuzzing (${FUZZ_SECONDS:-45} s per target)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-45}" scripts/fuzz.sh
 
 step "all tests passed"
+printf '=== (whole run: %d s)\n' "$SECONDS"
