@@ -19,10 +19,10 @@ runs, each in a fresh process, against the same servers in the same run (rows of
     `runai_model_streamer.libstreamer.libstreamer`: header, then one range per tensor into a numpy
     buffer, each tensor converted with ml_dtypes astype(float32) as it arrives (runai leaves
     conversion to torch). Its PyPI package declares torch as a dependency and its package
-    __init__ imports torch, which this project never installs: the two packages are installed
-    with `pip install --no-deps` (release RUNAI_VERSION; plus humanize, numpy, boto3) and
-    benches/remote_runai.py
-    imports the subpackage without running the package __init__. Path-style addressing
+    __init__ imports torch, which this project never installs: the two packages (release
+    RUNAI_VERSION) are installed with `pip install --no-deps`, plus humanize, numpy and boto3,
+    and benches/remote_runai.py imports the subpackage without running the package __init__
+    (it registers the package in sys.modules with its __path__). Path-style addressing
     (RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING=0), AWS_ENDPOINT_URL and the AWS_* credentials of
     the server, RUNAI_STREAMER_OBJ_CONCURRENCY=--runai-concurrency (default 8, runai's
     documented default for object storage), runai's default 8 MiB object-storage chunks. The
