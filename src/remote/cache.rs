@@ -10,12 +10,14 @@
 //! synced, and moved into place without replacing anything only when every byte arrived:
 //! a failed or interrupted download leaves no file a later open takes as complete, and
 //! processes filling the same directory at once each write their own temporary file. After a
-//! download, copies of the same URL under other ETags or sizes (stale ones) are removed.
+//! download, copies of the same URL under other ETags or sizes (stale ones) are removed, and
+//! so are its temporary files untouched for an hour (left by a process that died).
 //! It knows local paths and remote objects, nothing of headers, tensors or models.
 
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
@@ -68,6 +70,10 @@ fn is_complete(path: &Path, size: u64) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
 }
 
+/// A temporary file of the same URL not written for this long belongs to a download that
+/// died with its process (a live one writes every frame, and gives up after `retry_timeout`).
+const ABANDONED: Duration = Duration::from_secs(3600);
+
 /// A copy's name, from hashes of what identifies the object's content.
 #[derive(Debug, Clone, PartialEq)]
 struct CacheName {
@@ -116,6 +122,15 @@ impl CacheName {
         file.strip_prefix(&self.url)
             .is_some_and(|rest| rest.starts_with('-'))
             && file != self.file()
+    }
+
+    /// Whether `file` is a temporary file of the same URL that `untouched` (how long since it
+    /// was last written) shows abandoned.
+    fn is_abandoned(&self, file: &str, untouched: impl FnOnce() -> Option<Duration>) -> bool {
+        file.strip_prefix('.')
+            .and_then(|f| f.strip_prefix(&self.url))
+            .is_some_and(|rest| rest.starts_with('-') && file.ends_with(".part"))
+            && untouched().is_some_and(|age| age > ABANDONED)
     }
 }
 
@@ -209,8 +224,15 @@ impl Download {
         }
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
-                if entry.file_name().to_str().is_some_and(|f| name.is_stale(f)) {
-                    // A copy another process still has mapped stays readable to it.
+                let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let untouched = || {
+                    let modified = entry.metadata().and_then(|m| m.modified());
+                    modified.ok().and_then(|t| t.elapsed().ok())
+                };
+                // A copy another process still has mapped stays readable to it.
+                if name.is_stale(&file) || name.is_abandoned(&file, untouched) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
@@ -265,7 +287,15 @@ mod tests {
         assert_ne!(a.key, c.key);
         assert!(b.is_stale(&a.file()) && c.is_stale(&a.file()));
         assert!(!a.is_stale(&a.file()));
-        assert!(!a.is_stale(&format!(".{}-{}.x.part", a.url, a.key)));
+        let part = format!(".{}-{}.x.part", a.url, a.key);
+        assert!(!a.is_stale(&part));
+        // Temporary files of the URL go once untouched for an hour; others never.
+        let old = || Some(ABANDONED * 2);
+        assert!(a.is_abandoned(&part, old));
+        assert!(!a.is_abandoned(&part, || Some(Duration::from_secs(60))));
+        assert!(!a.is_abandoned(&part, || None));
+        assert!(!a.is_abandoned(&a.file(), old));
+        assert!(!a.is_abandoned(&format!(".{}-{}.x.part", "0".repeat(16), a.key), old));
         // The boundary between URL and ETag is part of the key.
         assert_ne!(
             CacheName::new("s3://b/x", "yz", 1).key,
