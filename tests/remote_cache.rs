@@ -507,3 +507,36 @@ fn an_empty_cache_dir_turns_the_cache_off_and_a_bad_one_is_an_error() {
     assert!(err.contains("cache directory"), "{err}");
     assert!(err.contains(blocked.to_str().unwrap()), "{err}");
 }
+
+#[test]
+fn two_opens_filling_one_cache_at_once_both_succeed_with_one_copy() {
+    let (dir, file) = model(5);
+    let want = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (s3_url, _) = publish(dir.path(), "race");
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+    // Each download writes its own temporary file; the first moved into place stays, the
+    // other is dropped, and both models read the same complete copy.
+    let models: Vec<Model> = std::thread::scope(|s| {
+        let opens: Vec<_> = (0..2)
+            .map(|_| {
+                let mut options = s3_options(cache);
+                options.set_remote("chunk_size", "65536").unwrap();
+                let url = s3_url.clone();
+                s.spawn(move || Model::open_dir(&url, &options).unwrap())
+            })
+            .collect();
+        opens.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for model in &models {
+        assert_served_from(model, cache);
+        assert_same(&want, model);
+        assert!(model.verify().is_ok());
+    }
+    let (copies, partial) = files(cache);
+    assert_eq!(
+        (copies.len(), partial.len()),
+        (1, 0),
+        "{copies:?} {partial:?}"
+    );
+}
