@@ -149,9 +149,10 @@ func WithMaxViewExpansion(factor uint64) Option {
 // WithRemote sets a setting for models opened from URLs (s3://bucket/prefix/, gs://, az://,
 // http(s)://), on top of what each store reads from the environment (AWS_ACCESS_KEY_ID,
 // AWS_ENDPOINT_URL, AWS_REGION, GOOGLE_*, AZURE_*, ...): stload's "concurrency",
-// "chunk_size", "max_retries", "retry_timeout_ms", "init_backoff_ms", or a configuration key
-// of the object_store crate ("aws_endpoint", "allow_http", ...). An unknown key or a bad value
-// makes Open fail with ErrInvalidArgument naming it.
+// "chunk_size", "max_retries", "retry_timeout_ms", "init_backoff_ms", "cache_dir" (a directory
+// of complete local copies of the weight files, read by later opens; default $STLOAD_CACHE_DIR,
+// "" for none), or a configuration key of the object_store crate ("aws_endpoint", "allow_http",
+// ...). An unknown key or a bad value makes Open fail with ErrInvalidArgument naming it.
 func WithRemote(key, value string) Option {
 	return func(c *config) {
 		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {

@@ -61,6 +61,39 @@ func TestRemoteS3(t *testing.T) {
 		b.Close()
 	}
 
+	// With a cache directory: the first open downloads a copy there, the second reads it.
+	cache := t.TempDir()
+	for round := 0; round < 2; round++ {
+		cached, err := stload.Open("s3://gotest/single/", stload.WithRemote("aws_endpoint", endpoint),
+			stload.WithRemote("allow_http", "true"), stload.WithRemote("cache_dir", cache))
+		if err != nil {
+			t.Fatalf("Open(s3://gotest/single/) with cache_dir, round %d: %v", round, err)
+		}
+		if cached.Len() != want.Len() {
+			t.Fatalf("round %d: %d tensors from the cache, %d locally", round, cached.Len(), want.Len())
+		}
+		for _, name := range want.Names() {
+			a, err := want.Get(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := cached.Get(name)
+			if err != nil {
+				t.Fatalf("round %d: Get(%s) from the cache: %v", round, name, err)
+			}
+			if !bytes.Equal(a.Bytes(), b.Bytes()) {
+				t.Errorf("round %d: %s: cached bytes differ from the local file's", round, name)
+			}
+			a.Close()
+			b.Close()
+		}
+		cached.Close()
+		copies, err := os.ReadDir(cache)
+		if err != nil || len(copies) != 1 {
+			t.Fatalf("round %d: cache holds %v (%v), want one copy", round, copies, err)
+		}
+	}
+
 	// A setting stload does not know is refused, naming it.
 	_, err = stload.Open("s3://gotest/single/", stload.WithRemote("aws_endpoint_typo", "x"))
 	if !errors.Is(err, stload.ErrInvalidArgument) {

@@ -902,7 +902,9 @@ enum stload_status stload_options_set_prefetch(struct stload_options *opts,
  (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_REGION`, `GOOGLE_*`, `AZURE_*`, ...).
  `key` is one of stload's `concurrency` (ranged reads in flight, default 16), `chunk_size`
  (bytes per ranged read, default 8 MiB), `max_retries` (default 10), `retry_timeout_ms`
- (default 180000), `init_backoff_ms` (default 100), or a configuration key of the
+ (default 180000), `init_backoff_ms` (default 100), `cache_dir` (a directory keeping complete
+ copies of the weight files, keyed by URL, ETag and size, which later opens read from disk;
+ default `$STLOAD_CACHE_DIR`, "" for none), or a configuration key of the
  `object_store` crate (`aws_endpoint`, `aws_access_key_id`, `aws_secret_access_key`,
  `aws_region`, `google_service_account`, `azure_storage_account_name`, `allow_http`,
  `timeout`, ...). An unknown key or a bad number is `STLOAD_ERR_INVALID_ARGUMENT` naming it.

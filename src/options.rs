@@ -179,7 +179,9 @@ impl Options {
     }
 
     /// Sets a remote option: `concurrency`, `chunk_size`, `max_retries`, `retry_timeout_ms`,
-    /// `init_backoff_ms`, or a store configuration key of the `object_store` crate
+    /// `init_backoff_ms`, `cache_dir` (a directory of complete local copies of the weight
+    /// files, read by later opens; default `$STLOAD_CACHE_DIR`, "" for none), or a store
+    /// configuration key of the `object_store` crate
     /// (`aws_endpoint`, `aws_access_key_id`, `aws_region`, `google_service_account`,
     /// `azure_storage_account_name`, `allow_http`, `timeout`, ...). An unknown key is refused,
     /// naming it. Store keys apply on top of the environment's `AWS_*`, `GOOGLE_*`, `AZURE_*`.

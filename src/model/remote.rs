@@ -15,7 +15,7 @@ use crate::file::ShardFile;
 use crate::header::Header;
 use crate::index::{ShardIndex, INDEX_FILE};
 use crate::options::Options;
-use crate::remote::{connect, Connection};
+use crate::remote::{connect, local_copies, Connection};
 
 /// The file a plain HTTP directory URL serves when it has no shard index.
 const SINGLE_FILE: &str = "model.safetensors";
@@ -132,17 +132,49 @@ impl Model {
     }
 }
 
-/// Fetches and checks the headers of `paths` (in parallel), counting their tensors.
+/// Fetches and checks the headers of `paths` (in parallel), counting their tensors. With a
+/// cache directory, each file with an ETag opens as its local copy there (downloaded first
+/// when missing), the others as remote files.
 fn open_objects(
     conn: &Connection,
     paths: &[ObjectPath],
     options: &Options,
 ) -> Result<Vec<(ShardFile, Header)>> {
     let listed = TensorCount::new(options.max_tensors);
-    conn.open_files(paths, options.max_header_size)?
+    let max_header = options.max_header_size;
+    let copies = match options.remote.cache_dir() {
+        Some(dir) => {
+            let objects = conn.head_files(paths)?;
+            local_copies(&dir, objects, &options.remote, options.effective_threads())?
+        }
+        None => vec![None; paths.len()],
+    };
+    let uncached: Vec<ObjectPath> = paths
+        .iter()
+        .zip(&copies)
+        .filter(|(_, copy)| copy.is_none())
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut remote = if uncached.is_empty() {
+        Vec::new()
+    } else {
+        conn.open_files(&uncached, max_header)?
+    }
+    .into_iter();
+    copies
         .into_iter()
-        .map(|(object, first)| {
-            let (file, header) = ShardFile::open_remote(object, &first, options.max_header_size)?;
+        .zip(paths)
+        .map(|(copy, path)| {
+            let (file, header) = match copy {
+                Some(local) => ShardFile::open(&local, max_header)?,
+                None => {
+                    let (object, first) = remote.next().ok_or_else(|| Error::Io {
+                        path: conn.url(path),
+                        message: "cannot open: no response".into(),
+                    })?;
+                    ShardFile::open_remote(object, &first, max_header)?
+                }
+            };
             listed.check(file.path(), header.tensors.len())?;
             Ok((file, header))
         })

@@ -12,7 +12,9 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreScheme};
+use object_store::{
+    ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, ObjectStoreScheme,
+};
 use url::Url;
 
 use super::object::Object;
@@ -231,6 +233,37 @@ impl Connection {
                 .await
         })?;
         opened
+    }
+
+    /// Asks every object of `paths` for its size and ETag, one HEAD each, in parallel (for the
+    /// cache, which needs no bytes to tell whether its copy is current).
+    pub(crate) fn head_files(&self, paths: &[ObjectPath]) -> Result<Vec<Object>> {
+        let heads: Vec<_> = paths.iter().map(|p| self.head_one(p)).collect();
+        super::block_on(self.threads, async {
+            futures::stream::iter(heads)
+                .buffered(self.concurrency)
+                .try_collect::<Vec<_>>()
+                .await
+        })?
+    }
+
+    async fn head_one(&self, path: &ObjectPath) -> Result<Object> {
+        let url = self.url(path);
+        let meta = self.store.head(path).await.map_err(|e| Error::Io {
+            path: url.clone(),
+            message: match e {
+                object_store::Error::NotFound { .. } => "cannot open: not found".to_string(),
+                e => format!("cannot open: {e}"),
+            },
+        })?;
+        Ok(Object::new(
+            Arc::clone(&self.store),
+            path.clone(),
+            url,
+            meta.size,
+            meta.e_tag,
+            self.threads,
+        ))
     }
 
     async fn open_one(&self, path: &ObjectPath, max_header: u64) -> Result<(Object, Vec<u8>)> {

@@ -1,15 +1,18 @@
 //! Weights in object storage or behind HTTP: `s3://`, `gs://`, `az://` / `azure://`,
 //! `http(s)://`, all through the `object_store` crate. This module owns the connection to a
 //! store (`connect`), one remote file as it was at open (`object`: size and ETag, conditional
-//! ranged reads), the one async runtime of the library (`runtime`) and the settings
-//! (`settings`). It knows nothing of files, tensors, the store or models: `file` builds a
-//! `ShardFile` on an [`object::Object`] and `store` asks it for byte ranges.
+//! ranged reads), the local cache directory of complete copies (`cache`), the one async
+//! runtime of the library (`runtime`) and the settings (`settings`). It knows nothing of
+//! files, tensors, the store or models: `file` builds a `ShardFile` on an [`object::Object`]
+//! or on a cached copy's path, and `store` asks it for byte ranges.
 
+mod cache;
 mod connect;
 pub(crate) mod object;
 mod runtime;
 mod settings;
 
+pub(crate) use cache::local_copies;
 pub(crate) use connect::{connect, Connection};
 pub(crate) use runtime::block_on;
 pub use settings::RemoteOptions;

@@ -61,6 +61,11 @@ impl Object {
         self.size
     }
 
+    /// The ETag at open, when the store sent one.
+    pub(crate) fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
     /// Starts a ranged GET of `range` (inside the object) and returns its body, after checking
     /// that the response is of the object as opened. `what` (e.g. `tensor "x"`) leads messages.
     pub(crate) async fn body(&self, range: Range<u64>, what: &str) -> Result<Body> {

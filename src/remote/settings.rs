@@ -3,6 +3,7 @@
 //! settings for parallel reads and retries. Every rule on a value lives in [`RemoteOptions::set`]
 //! and [`RemoteOptions::validate`].
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 pub(crate) const DEFAULT_CHUNK_SIZE: u64 = 8 << 20;
 /// Smallest accepted chunk size.
 pub(crate) const MIN_CHUNK_SIZE: u64 = 64 << 10;
+/// The environment variable naming the cache directory when the `cache_dir` option is unset.
+pub const CACHE_DIR_ENV: &str = "STLOAD_CACHE_DIR";
 
 /// Settings for models in object storage or behind HTTP.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +43,11 @@ pub struct RemoteOptions {
     /// `aws_endpoint`, `aws_access_key_id`, `aws_region`, `allow_http`, `timeout`). They apply
     /// on top of the environment, to the stores that know them.
     pub config: Vec<(String, String)>,
+    /// A directory keeping complete local copies of remote files, keyed by URL, ETag and size,
+    /// so a later open reads them from disk. `None`: the directory named by the environment
+    /// variable `STLOAD_CACHE_DIR`, if set; an empty path: no cache, whatever the environment
+    /// says.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RemoteOptions {
@@ -51,6 +59,7 @@ impl Default for RemoteOptions {
             retry_timeout: Duration::from_secs(180),
             init_backoff: Duration::from_millis(100),
             config: Vec::new(),
+            cache_dir: None,
         }
     }
 }
@@ -62,13 +71,14 @@ pub const OWN_KEYS: &[&str] = &[
     "max_retries",
     "retry_timeout_ms",
     "init_backoff_ms",
+    "cache_dir",
 ];
 
 impl RemoteOptions {
     /// Sets `key` to `value`: one of stload's own keys (`concurrency`, `chunk_size`,
-    /// `max_retries`, `retry_timeout_ms`, `init_backoff_ms`; a number), or a store configuration key of
-    /// `object_store` (kept for the stores that know it). An unknown key or a bad number is
-    /// refused, naming it.
+    /// `max_retries`, `retry_timeout_ms`, `init_backoff_ms`: a number; `cache_dir`: a directory,
+    /// empty for none), or a store configuration key of `object_store` (kept for the stores
+    /// that know it). An unknown key or a bad number is refused, naming it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let number = || {
             value.trim().parse::<u64>().map_err(|_| {
@@ -89,6 +99,7 @@ impl RemoteOptions {
             "max_retries" => next.max_retries = count(number()?)?,
             "retry_timeout_ms" => next.retry_timeout = Duration::from_millis(number()?),
             "init_backoff_ms" => next.init_backoff = Duration::from_millis(number()?),
+            "cache_dir" => next.cache_dir = Some(PathBuf::from(value)),
             _ => {
                 check_store_key(key)?;
                 next.config.retain(|(k, _)| k != key);
@@ -117,6 +128,18 @@ impl RemoteOptions {
             check_store_key(key)?;
         }
         Ok(())
+    }
+
+    /// The cache directory in effect: the `cache_dir` setting, else `$STLOAD_CACHE_DIR`; `None`
+    /// when neither names one (an empty setting turns the cache off).
+    pub(crate) fn cache_dir(&self) -> Option<PathBuf> {
+        match &self.cache_dir {
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(dir.clone()),
+            None => std::env::var_os(CACHE_DIR_ENV)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+        }
     }
 
     /// The retry policy of every request.
@@ -175,5 +198,13 @@ mod tests {
         );
         assert!(o.set("chunk_size", "x").is_err());
         assert!(o.set("chunk_size", "1024").is_err());
+        o.set("cache_dir", "some/dir").unwrap();
+        assert_eq!(o.cache_dir(), Some(PathBuf::from("some/dir")));
+        o.set("cache_dir", "").unwrap();
+        assert_eq!(
+            o.cache_dir(),
+            None,
+            "an empty cache_dir turns the cache off"
+        );
     }
 }

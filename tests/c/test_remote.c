@@ -1,7 +1,9 @@
 /*
  * C test of remote models: opens an s3:// model and checks every tensor, as stored and as F32
  * after stload_model_load, against the same file opened locally.
- * Usage: test_remote S3_URL LOCAL_FILE
+ * Usage: test_remote S3_URL LOCAL_FILE [CACHE_DIR]
+ *   With CACHE_DIR, the model is also opened twice with the remote setting cache_dir (the first
+ *   open downloads a copy there, the second reads it) and compared the same way.
  *   The S3 server's endpoint is in $STLOAD_TEST_S3_ENDPOINT (set here with
  *   stload_options_set_remote); credentials come from $AWS_ACCESS_KEY_ID and
  *   $AWS_SECRET_ACCESS_KEY, as the AWS tools read them. tests/remote/run.sh sets all three.
@@ -42,8 +44,8 @@ int main(int argc, char **argv) {
     stload_options *opts = stload_options_new();
     stload_model *local = NULL, *remote = NULL;
     stload_error *err = NULL;
-    if (argc != 3 || !endpoint) {
-        fprintf(stderr, "usage: STLOAD_TEST_S3_ENDPOINT=... test_remote S3_URL LOCAL_FILE\n");
+    if (argc < 3 || argc > 4 || !endpoint) {
+        fprintf(stderr, "usage: STLOAD_TEST_S3_ENDPOINT=... test_remote S3_URL LOCAL_FILE [CACHE_DIR]\n");
         return 2;
     }
     local_path = argv[2];
@@ -69,6 +71,32 @@ int main(int argc, char **argv) {
         compare(local, remote, STLOAD_DTYPE_NATIVE);
         CHECK(stload_model_load(remote, STLOAD_DTYPE_F32, NULL, NULL, NULL) == STLOAD_OK);
         compare(local, remote, STLOAD_DTYPE_F32);
+    }
+    /* With a cache directory: downloaded by the first open, read from disk by the second. */
+    if (argc == 4) {
+        int round;
+        CHECK(stload_options_set_remote(opts, "cache_dir", argv[3], NULL) == STLOAD_OK);
+        for (round = 0; round < 2; round++) {
+            stload_model *cached = NULL;
+            if (stload_open_dir(argv[1], opts, &cached, &err) != STLOAD_OK) {
+                fprintf(stderr, "open %s cached: %s\n", argv[1], err ? stload_error_message(err) : "?");
+                stload_error_free(err);
+                err = NULL;
+                failed++;
+                continue;
+            }
+            compare(local, cached, STLOAD_DTYPE_NATIVE);
+            {
+                /* Its data is read from the copy in the cache directory. */
+                stload_tensor_info info;
+                CHECK(stload_model_info(cached, stload_model_name(cached, 0), &info, NULL) == STLOAD_OK);
+                CHECK(strncmp(info.file, argv[3], strlen(argv[3])) == 0);
+            }
+            CHECK(stload_model_load(cached, STLOAD_DTYPE_F32, NULL, NULL, NULL) == STLOAD_OK);
+            compare(local, cached, STLOAD_DTYPE_F32);
+            stload_model_free(cached);
+        }
+        CHECK(stload_options_set_remote(opts, "cache_dir", "", NULL) == STLOAD_OK);
     }
     /* A missing object is an error naming it, never a model. */
     {

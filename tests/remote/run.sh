@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Remote models end to end, against real servers on loopback: installs s3s-fs (cached in
 # target/tools) and nginx when missing (install.sh), starts both (servers.sh), then runs the Rust tests
-# (tests/remote.rs), the C test (tests/c/test_remote.c, static and shared), the Go test
-# (go/remote_test.go) and the CLI on s3:// models, and stops the servers on exit.
+# (tests/remote.rs, tests/remote_cache.rs), the C test (tests/c/test_remote.c, static and shared),
+# the Go test (go/remote_test.go) and the CLI on s3:// models, and stops the servers on exit.
 # Usage: tests/remote/run.sh   (needs the Python env of scripts/python-env.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -29,6 +29,7 @@ cp "$work/servers/pids" "$work/pids"
 
 echo "== Rust tests against s3s-fs and nginx"
 cargo test --release --test remote
+cargo test --release --test remote_cache
 
 # The C and CLI models: fixture files placed in the S3 server's directory (s3s-fs serves the
 # files of its root; bucket "cli" is a directory there).
@@ -46,7 +47,7 @@ cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -I "$root/include")
 gcc "${cflags[@]}" tests/c/test_remote.c -o "$out/test_remote-static" "$lib/libstload.a" -lpthread -ldl -lm
 gcc "${cflags[@]}" tests/c/test_remote.c -o "$out/test_remote-shared" -L "$lib" -lstload -Wl,-rpath,"$lib" -lpthread
 for kind in static shared; do
-    "$out/test_remote-$kind" s3://cli/single/ "$work/fixtures/all_dtypes.safetensors"
+    "$out/test_remote-$kind" s3://cli/single/ "$work/fixtures/all_dtypes.safetensors" "$work/cache-c-$kind"
 done
 
 echo "== Go on an s3:// model (WithRemote; the go/ package's build of the static library)"
@@ -67,4 +68,12 @@ diff <(names "$work/fixtures/all_dtypes.safetensors") <(names s3://cli/single/mo
 "$stload" convert s3://cli/single/ --dtype f32 --out "$work/remote.safetensors"
 "$stload" convert "$work/fixtures/all_dtypes.safetensors" --dtype f32 --out "$work/local.safetensors"
 cmp "$work/local.safetensors" "$work/remote.safetensors"
-echo "cli: 4 passed, 0 failed"
+# The cache directory from the environment: the first command fills it, the second reads it.
+for _ in 1 2; do
+    STLOAD_CACHE_DIR="$work/cache-cli" "$stload" convert s3://cli/single/ --dtype f32 --force \
+        --out "$work/cached.safetensors"
+    cmp "$work/local.safetensors" "$work/cached.safetensors"
+done
+[ "$(find "$work/cache-cli" -type f | wc -l)" = 1 ] # one complete copy, no temporary file
+diff <(names "$work/fixtures/sharded") <(STLOAD_CACHE_DIR="$work/cache-cli" names s3://cli/sharded/)
+echo "cli: 6 passed, 0 failed"

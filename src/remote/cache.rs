@@ -1,0 +1,328 @@
+//! The local cache directory of remote files (the `cache_dir` setting): complete copies keyed
+//! by URL, ETag and size, so a second open of a remote model reads its files from disk.
+//!
+//! A copy is `DIR/U-K-LABEL`: `U` is 16 hex digits of the SHA-256 of the URL, `K` 32 hex digits
+//! of the SHA-256 of URL, ETag and size, and `LABEL` the object's file name with every
+//! character outside `[A-Za-z0-9._-]` replaced by `_` (at most 64), for people reading the
+//! directory. No part of a path is taken from URL or ETag text, so neither can leave the
+//! directory. A missing copy is downloaded with parallel conditional ranged GETs (the
+//! object's `If-Match`, size and truncation checks) into a temporary file `DIR/.U-K.*.part`,
+//! synced, and moved into place without replacing anything only when every byte arrived:
+//! a failed or interrupted download leaves no file a later open takes as complete, and
+//! processes filling the same directory at once each write their own temporary file. After a
+//! download, copies of the same URL under other ETags or sizes (stale ones) are removed, and
+//! so are its temporary files untouched for an hour (left by a process that died).
+//! It knows local paths and remote objects, nothing of headers, tensors or models.
+
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+use super::object::Object;
+use super::RemoteOptions;
+use crate::error::{Error, Result};
+
+/// Characters of the object's name kept in a copy's name.
+const LABEL_CHARS: usize = 64;
+
+/// The local copy of every object of `objects` in the cache directory `dir` (made when
+/// missing), each complete for the object's URL, ETag and size: found there, or downloaded
+/// now, all missing files' chunks in parallel (`settings`' concurrency and chunk size).
+/// `None` for an object without an ETag, which is not cached: a replacement of the same
+/// size could not be told from it.
+pub(crate) fn local_copies(
+    dir: &Path,
+    objects: Vec<Object>,
+    settings: &RemoteOptions,
+    threads: usize,
+) -> Result<Vec<Option<PathBuf>>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(dir.display(), "cannot create the cache directory", &e))?;
+    let mut copies = Vec::with_capacity(objects.len());
+    let mut missing = Vec::new();
+    for object in objects {
+        let Some(etag) = object.etag() else {
+            copies.push(None);
+            continue;
+        };
+        let name = CacheName::new(object.url(), etag, object.size());
+        let path = dir.join(name.file());
+        copies.push(Some(path.clone()));
+        if !is_complete(&path, object.size()) {
+            missing.push(Download::start(dir, name, path, object)?);
+        }
+    }
+    download(&missing, settings, threads)?;
+    for d in missing {
+        d.finish(dir)?;
+    }
+    Ok(copies)
+}
+
+/// Whether `path` is a regular file of `size` bytes: a copy moved into place, which is only
+/// ever done complete.
+fn is_complete(path: &Path, size: u64) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
+}
+
+/// A temporary file of the same URL not written for this long belongs to a download that
+/// died with its process (a live one writes every frame, and gives up after `retry_timeout`).
+const ABANDONED: Duration = Duration::from_secs(3600);
+
+/// A copy's name, from hashes of what identifies the object's content.
+#[derive(Debug, Clone, PartialEq)]
+struct CacheName {
+    /// Hex digits of the URL's hash: the prefix every copy of that URL shares.
+    url: String,
+    /// Hex digits of the hash of URL, ETag and size.
+    key: String,
+    /// The object's name, made safe.
+    label: String,
+}
+
+impl CacheName {
+    fn new(url: &str, etag: &str, size: u64) -> CacheName {
+        let mut key = Sha256::new();
+        // Lengths first, so no two (URL, ETag) pairs hash the same bytes.
+        key.update((url.len() as u64).to_le_bytes());
+        key.update(url.as_bytes());
+        key.update((etag.len() as u64).to_le_bytes());
+        key.update(etag.as_bytes());
+        key.update(size.to_le_bytes());
+        let label = url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .map(|c| match c {
+                'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+                _ => '_',
+            })
+            .take(LABEL_CHARS)
+            .collect();
+        CacheName {
+            url: hex(&Sha256::digest(url.as_bytes()), 16),
+            key: hex(&key.finalize(), 32),
+            label,
+        }
+    }
+
+    /// The file name of the complete copy.
+    fn file(&self) -> String {
+        format!("{}-{}-{}", self.url, self.key, self.label)
+    }
+
+    /// Whether `file` is a complete copy of the same URL under another key.
+    fn is_stale(&self, file: &str) -> bool {
+        file.strip_prefix(&self.url)
+            .is_some_and(|rest| rest.starts_with('-'))
+            && file != self.file()
+    }
+
+    /// Whether `file` is a temporary file of the same URL that `untouched` (how long since it
+    /// was last written) shows abandoned.
+    fn is_abandoned(&self, file: &str, untouched: impl FnOnce() -> Option<Duration>) -> bool {
+        file.strip_prefix('.')
+            .and_then(|f| f.strip_prefix(&self.url))
+            .is_some_and(|rest| rest.starts_with('-') && file.ends_with(".part"))
+            && untouched().is_some_and(|age| age > ABANDONED)
+    }
+}
+
+/// The first `digits` hex digits of `bytes`.
+fn hex(bytes: &[u8], digits: usize) -> String {
+    let mut text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    text.truncate(digits);
+    text
+}
+
+/// One object being copied into a temporary file of the cache directory.
+struct Download {
+    object: Object,
+    name: CacheName,
+    /// Where the copy goes once complete.
+    target: PathBuf,
+    /// Removed when dropped unless moved into place.
+    tmp: NamedTempFile,
+    /// `copy into the cache at TARGET`, leading messages.
+    what: String,
+}
+
+impl Download {
+    /// A new temporary file of the object's size in `dir`, named for it and for no other.
+    fn start(dir: &Path, name: CacheName, target: PathBuf, object: Object) -> Result<Download> {
+        let what = format!("copy into the cache at {}", target.display());
+        let failed = |e: std::io::Error| object.error(&what, format!("cannot create a file: {e}"));
+        let prefix = format!(".{}-{}.", name.url, name.key);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".part");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder.tempfile_in(dir).map_err(failed)?;
+        tmp.as_file().set_len(object.size()).map_err(failed)?;
+        Ok(Download {
+            object,
+            name,
+            target,
+            tmp,
+            what,
+        })
+    }
+
+    /// Fetches `range` of the object into the same bytes of the temporary file, frame by
+    /// frame as they arrive.
+    async fn fetch(&self, range: Range<u64>) -> Result<()> {
+        let what = self.what.as_str();
+        let mut body = self.object.body(range.clone(), what).await?;
+        let mut at = range.start;
+        while let Some(frame) = body.next().await {
+            let frame = frame.map_err(|e| self.object.broken(what, &range, at - range.start, e))?;
+            let end = at + frame.len() as u64;
+            if end > range.end {
+                return Err(self.object.too_long(what, &range));
+            }
+            self.tmp.as_file().write_all_at(&frame, at).map_err(|e| {
+                let tmp = self.tmp.path().display();
+                self.object.error(what, format!("cannot write {tmp}: {e}"))
+            })?;
+            at = end;
+        }
+        if at < range.end {
+            return Err(self.object.short(what, &range, at - range.start));
+        }
+        Ok(())
+    }
+
+    /// Syncs the complete temporary file and moves it into place (never over a file: when
+    /// another process placed the same copy first, that one stays and this one is removed),
+    /// then removes stale copies of the same URL.
+    fn finish(self, dir: &Path) -> Result<()> {
+        let Download {
+            object,
+            name,
+            target,
+            tmp,
+            what,
+        } = self;
+        tmp.as_file()
+            .sync_data()
+            .map_err(|e| object.error(&what, format!("cannot sync the copy: {e}")))?;
+        if let Err(e) = tmp.persist_noclobber(&target) {
+            if !is_complete(&target, object.size()) {
+                return Err(object.error(
+                    &what,
+                    format!("cannot move the copy into place: {}", e.error),
+                ));
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let untouched = || {
+                    let modified = entry.metadata().and_then(|m| m.modified());
+                    modified.ok().and_then(|t| t.elapsed().ok())
+                };
+                // A copy another process still has mapped stays readable to it.
+                if name.is_stale(&file) || name.is_abandoned(&file, untouched) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fetches every download's object in chunks of the chunk size, `concurrency` requests in
+/// flight at once over all of them.
+fn download(all: &[Download], settings: &RemoteOptions, threads: usize) -> Result<()> {
+    let chunk = settings.chunk_size.max(1);
+    let mut work = Vec::new();
+    for d in all {
+        let size = d.object.size();
+        let mut start = 0;
+        while start < size {
+            let end = start.saturating_add(chunk).min(size);
+            work.push((d, start..end));
+            start = end;
+        }
+    }
+    if work.is_empty() {
+        return Ok(());
+    }
+    // Futures made first (they start nothing), then polled a few at a time.
+    let fetches: Vec<_> = work.into_iter().map(|(d, range)| d.fetch(range)).collect();
+    super::block_on(threads, async {
+        futures::stream::iter(fetches)
+            .buffer_unordered(settings.concurrency.max(1))
+            .try_collect::<()>()
+            .await
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_hashes_and_a_safe_label() {
+        let a = CacheName::new("s3://b/m/model.safetensors", "\"abc\"", 10);
+        assert_eq!(a.url.len(), 16);
+        assert_eq!(a.key.len(), 32);
+        assert!(a.file().ends_with("-model.safetensors"), "{}", a.file());
+        // Another ETag or size is another key of the same URL: the old copy is stale.
+        let b = CacheName::new("s3://b/m/model.safetensors", "\"abd\"", 10);
+        let c = CacheName::new("s3://b/m/model.safetensors", "\"abc\"", 11);
+        assert_eq!(a.url, b.url);
+        assert_eq!(a.url, c.url);
+        assert_ne!(a.key, b.key);
+        assert_ne!(a.key, c.key);
+        assert!(b.is_stale(&a.file()) && c.is_stale(&a.file()));
+        assert!(!a.is_stale(&a.file()));
+        let part = format!(".{}-{}.x.part", a.url, a.key);
+        assert!(!a.is_stale(&part));
+        // Temporary files of the URL go once untouched for an hour; others never.
+        let old = || Some(ABANDONED * 2);
+        assert!(a.is_abandoned(&part, old));
+        assert!(!a.is_abandoned(&part, || Some(Duration::from_secs(60))));
+        assert!(!a.is_abandoned(&part, || None));
+        assert!(!a.is_abandoned(&a.file(), old));
+        assert!(!a.is_abandoned(&format!(".{}-{}.x.part", "0".repeat(16), a.key), old));
+        // The boundary between URL and ETag is part of the key.
+        assert_ne!(
+            CacheName::new("s3://b/x", "yz", 1).key,
+            CacheName::new("s3://b/xy", "z", 1).key
+        );
+    }
+
+    #[test]
+    fn hostile_urls_and_etags_stay_inside_the_directory() {
+        let dir = Path::new("/cache");
+        for (url, etag) in [
+            ("http://h/../../etc/passwd", "../../x"),
+            ("http://h/a/..", "/"),
+            ("http://h/%2e%2e%2f..%2fx", "\0\n"),
+            ("http://h/", ""),
+            ("http://h/\u{202e}evil/名前.safetensors", "\"x/y\\z\""),
+        ] {
+            let name = CacheName::new(url, etag, 1).file();
+            let path = dir.join(&name);
+            assert_eq!(path.parent(), Some(dir), "{url}: {name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+                "{url}: {name}"
+            );
+            assert!(!name.starts_with('.'), "{url}: {name}");
+            assert!(name.len() <= 16 + 1 + 32 + 1 + LABEL_CHARS, "{name}");
+        }
+    }
+}

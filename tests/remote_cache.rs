@@ -1,0 +1,542 @@
+//! The cache directory of remote models (the `cache_dir` remote setting), against real servers
+//! on loopback: s3s-fs and nginx, started by tests/remote/servers.sh (by tests/remote/run.sh,
+//! or here when its variables are not set). The first open downloads a complete copy of every
+//! file; later opens read the copy from disk while the object's ETag and size are unchanged,
+//! and download again when they changed. Every result is compared bit for bit with the same
+//! files opened locally.
+
+mod common;
+
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use stload::{Dtype, Error, Model, Options};
+
+/// The servers' addresses and credentials (the variables servers.sh writes).
+struct Servers {
+    env: HashMap<String, String>,
+    /// The directory servers.sh ran in, when this test started them.
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn var(key: &str) -> &'static str {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    let servers = SERVERS.get_or_init(|| {
+        let keys = [
+            "STLOAD_TEST_S3_ENDPOINT",
+            "STLOAD_TEST_S3_ROOT",
+            "STLOAD_TEST_HTTP_URL",
+            "STLOAD_TEST_HTTP_ROOT",
+            "STLOAD_TEST_S3S_FS",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ];
+        if keys.iter().all(|k| std::env::var_os(k).is_some()) {
+            let env = keys
+                .iter()
+                .map(|k| (k.to_string(), std::env::var(k).unwrap()))
+                .collect();
+            return Servers { env, _dir: None };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/servers.sh");
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg(dir.path())
+            .arg(std::process::id().to_string())
+            .env("STLOAD_PYTHON", common::python())
+            .status()
+            .expect("run servers.sh");
+        assert!(status.success(), "tests/remote/servers.sh could not start");
+        let text = std::fs::read_to_string(dir.path().join("env")).unwrap();
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Servers {
+            env,
+            _dir: Some(dir),
+        }
+    });
+    servers
+        .env
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} not set by servers.sh"))
+}
+
+const BUCKET: &str = "cached";
+
+/// Options reaching the S3 server at `endpoint`, with the cache directory `cache`.
+fn s3_options_at(endpoint: &str, cache: &Path) -> Options {
+    let mut o = Options::default();
+    o.set_remote("aws_endpoint", endpoint).unwrap();
+    o.set_remote("aws_access_key_id", var("AWS_ACCESS_KEY_ID"))
+        .unwrap();
+    o.set_remote("aws_secret_access_key", var("AWS_SECRET_ACCESS_KEY"))
+        .unwrap();
+    o.set_remote("aws_region", "us-east-1").unwrap();
+    o.set_remote("allow_http", "true").unwrap();
+    o.set_remote("cache_dir", cache.to_str().unwrap()).unwrap();
+    o
+}
+
+fn s3_options(cache: &Path) -> Options {
+    s3_options_at(var("STLOAD_TEST_S3_ENDPOINT"), cache)
+}
+
+fn http_options(cache: &Path) -> Options {
+    let mut o = Options::default();
+    o.set_remote("cache_dir", cache.to_str().unwrap()).unwrap();
+    o
+}
+
+/// Puts `bytes` at `key` of the test bucket through the S3 API (which gives it an ETag).
+fn put(key: &str, bytes: Vec<u8>) {
+    static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
+    let store = STORE.get_or_init(|| {
+        std::fs::create_dir_all(Path::new(var("STLOAD_TEST_S3_ROOT")).join(BUCKET)).unwrap();
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(var("STLOAD_TEST_S3_ENDPOINT"))
+                .with_bucket_name(BUCKET)
+                .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
+                .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
+                .with_region("us-east-1")
+                .with_allow_http(true)
+                .build()
+                .unwrap(),
+        )
+    });
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(store.put(&ObjectPath::from(key), PutPayload::from(bytes)))
+        .unwrap();
+}
+
+/// Uploads every file of `dir` under `prefix` of the test bucket and copies it under
+/// `BUCKET/prefix` of the HTTP server's root. Returns the S3 and HTTP URLs of the prefix.
+fn publish(dir: &Path, prefix: &str) -> (String, String) {
+    let www = Path::new(var("STLOAD_TEST_HTTP_ROOT"))
+        .join(BUCKET)
+        .join(prefix);
+    std::fs::create_dir_all(&www).unwrap();
+    for item in std::fs::read_dir(dir).unwrap() {
+        let path = item.unwrap().path();
+        if path.is_file() {
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            put(&format!("{prefix}/{name}"), std::fs::read(&path).unwrap());
+            std::fs::copy(&path, www.join(&name)).unwrap();
+            // nginx's workers run as another user.
+            std::fs::set_permissions(www.join(&name), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
+    }
+    (
+        format!("s3://{BUCKET}/{prefix}/"),
+        format!("{}/{BUCKET}/{prefix}/", var("STLOAD_TEST_HTTP_URL")),
+    )
+}
+
+/// Deterministic bytes (xorshift), different for each `seed`.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `model.safetensors` with three tensors (about 4 MiB of BF16, F32 and F16) of bytes seeded
+/// by `seed`, in a new directory; the same `seed` and another gives a file of the same size.
+fn model(seed: u64) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = [
+        ("a", "BF16", [1024u64, 1025], 2),
+        ("b", "F32", [257, 1023], 4),
+        ("c", "F16", [3, 333], 2),
+    ];
+    let mut header = String::from("{");
+    let mut data = Vec::new();
+    for (i, (name, dtype, shape, size)) in specs.iter().enumerate() {
+        let start = data.len();
+        data.extend(noise(
+            (shape[0] * shape[1]) as usize * size,
+            seed * 10 + i as u64,
+        ));
+        if i > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            r#""{name}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[{start},{}]}}"#,
+            data.len()
+        ));
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let path = common::raw_file(dir.path(), "model.safetensors", &header, &data);
+    (dir, path)
+}
+
+/// Asserts that `got` serves every tensor of `want`, as stored and loaded as F32, bit for bit.
+fn assert_same(want: &Model, got: &Model) {
+    let names: Vec<&str> = want.names().collect();
+    assert!(!names.is_empty());
+    assert_eq!(names, got.names().collect::<Vec<_>>());
+    for name in &names {
+        assert_eq!(
+            want.get(name).unwrap().data(),
+            got.get(name).unwrap().data(),
+            "{name}"
+        );
+    }
+    want.load(Some(Dtype::F32), |_, _, _| true).unwrap();
+    got.load(Some(Dtype::F32), |_, _, _| true).unwrap();
+    for name in &names {
+        let a = want.get_as(name, Dtype::F32).or_else(|_| want.get(name));
+        let b = got.get_as(name, Dtype::F32).or_else(|_| got.get(name));
+        assert_eq!(a.unwrap().data(), b.unwrap().data(), "{name} as f32");
+    }
+    want.release_all();
+    got.release_all();
+}
+
+/// The files of `dir`: complete copies and temporary ones (names starting with a dot).
+fn files(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut all: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    all.sort();
+    all.into_iter()
+        .partition(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+}
+
+/// Asserts that every file `model` reads is a copy in `cache`.
+fn assert_served_from(model: &Model, cache: &Path) {
+    for name in model.names() {
+        let file = model.info(name).unwrap().file;
+        assert_eq!(file.parent(), Some(cache), "{name}: {file:?}");
+    }
+}
+
+#[test]
+fn the_first_open_downloads_and_later_opens_read_the_copy() {
+    let fixtures = common::fixtures();
+    let single = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures.join("all_dtypes.safetensors"),
+        single.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let (s3_single, _) = publish(single.path(), "single");
+    let (s3_sharded, http_sharded) = publish(&fixtures.join("sharded"), "sharded");
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+
+    let local = Model::open_files(
+        &[fixtures.join("all_dtypes.safetensors")],
+        &Options::default(),
+    )
+    .unwrap();
+    let first = Model::open_dir(&s3_single, &s3_options(cache)).unwrap();
+    assert_served_from(&first, cache);
+    assert_same(&local, &first);
+    let (copies, partial) = files(cache);
+    assert_eq!(
+        (copies.len(), partial.len()),
+        (1, 0),
+        "{copies:?} {partial:?}"
+    );
+    let inode = std::fs::metadata(&copies[0]).unwrap().ino();
+
+    // The second open finds the copy complete for the same ETag and size: it stays the file
+    // it was (not written again) and serves the same bytes, zero-copy from its mapping.
+    let second = Model::open_dir(&s3_single, &s3_options(cache)).unwrap();
+    assert_same(&local, &second);
+    assert_eq!(files(cache).0, copies);
+    assert_eq!(std::fs::metadata(&copies[0]).unwrap().ino(), inode);
+    let by_file = format!("{s3_single}model.safetensors");
+    assert_same(
+        &local,
+        &Model::open_files(&[&by_file], &s3_options(cache)).unwrap(),
+    );
+    assert_eq!(files(cache).0, copies, "a file URL is the same object");
+
+    // A sharded model with an index, from S3 and from HTTP (another URL: other copies).
+    let local = Model::open_dir(fixtures.join("sharded"), &Options::default()).unwrap();
+    let s3 = Model::open_dir(&s3_sharded, &s3_options(cache)).unwrap();
+    assert!(s3.files().count() > 1);
+    assert_served_from(&s3, cache);
+    assert_same(&local, &s3);
+    let http = Model::open_dir(&http_sharded, &http_options(cache)).unwrap();
+    assert_served_from(&http, cache);
+    assert_same(&local, &http);
+    let shards = s3.files().count();
+    assert_eq!(files(cache).0.len(), 1 + 2 * shards);
+    assert!(files(cache).1.is_empty());
+}
+
+/// Sets the modification time of `path` (nginx's ETag is its mtime and size).
+fn set_mtime(path: &Path, t: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+#[test]
+fn a_copy_is_served_while_the_etag_holds_and_replaced_when_it_changes() {
+    let (one, one_file) = model(1);
+    let (_two, two_file) = model(2);
+    let want_one = Model::open_files(&[&one_file], &Options::default()).unwrap();
+    let want_two = Model::open_files(&[&two_file], &Options::default()).unwrap();
+    let (s3_url, http_url) = publish(one.path(), "replaced");
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+
+    // HTTP: nginx's ETag is the file's mtime and size. Other bytes of the same size under the
+    // old mtime keep the ETag: the copy on disk is served, proving no data is fetched.
+    let served = Path::new(var("STLOAD_TEST_HTTP_ROOT"))
+        .join(BUCKET)
+        .join("replaced/model.safetensors");
+    let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    set_mtime(&served, mtime);
+    assert_same(
+        &want_one,
+        &Model::open_dir(&http_url, &http_options(cache)).unwrap(),
+    );
+    std::fs::copy(&two_file, &served).unwrap();
+    set_mtime(&served, mtime);
+    let from_disk = Model::open_dir(&http_url, &http_options(cache)).unwrap();
+    assert_same(&want_one, &from_disk);
+    // Without the cache the same URL serves the new bytes: the server did change.
+    let fresh = Model::open_dir(&http_url, &Options::default()).unwrap();
+    assert_same(&want_two, &fresh);
+    // A new mtime is a new ETag: a miss, downloaded again; the stale copy is removed, and so
+    // is a temporary file of the URL left by a process that died an hour ago, not one in use.
+    set_mtime(&served, mtime + Duration::from_secs(10));
+    let (before, _) = files(cache);
+    let copy = before[0].file_name().unwrap().to_str().unwrap().to_string();
+    let url_hash = copy.split('-').next().unwrap();
+    let dead = cache.join(format!(".{url_hash}-0.dead.part"));
+    let live = cache.join(format!(".{url_hash}-0.live.part"));
+    std::fs::write(&dead, b"x").unwrap();
+    std::fs::write(&live, b"x").unwrap();
+    set_mtime(&dead, SystemTime::now() - Duration::from_secs(7200));
+    let replaced = Model::open_dir(&http_url, &http_options(cache)).unwrap();
+    assert_same(&want_two, &replaced);
+    let (after, partial) = files(cache);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "the stale copy is gone");
+    assert_eq!(partial, vec![live.clone()]);
+    std::fs::remove_file(&live).unwrap();
+    // The model opened from the old copy keeps its mapping after the copy was removed, and
+    // says its file changed instead of serving other bytes.
+    assert!(from_disk.verify().is_err());
+
+    // S3: an object put again with other bytes has another ETag.
+    let first = Model::open_dir(&s3_url, &s3_options(cache)).unwrap();
+    assert_same(&want_one, &first);
+    put(
+        "replaced/model.safetensors",
+        std::fs::read(&two_file).unwrap(),
+    );
+    let second = Model::open_dir(&s3_url, &s3_options(cache)).unwrap();
+    assert_same(&want_two, &second);
+    let (copies, _) = files(cache);
+    assert_eq!(copies.len(), 2, "one copy per URL: {copies:?}");
+}
+
+/// A server process, stopped (killed and waited for) by `stop` or when dropped.
+struct Stopped(std::process::Child);
+
+impl Stopped {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the server on port {port} did not start");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn io_message(result: stload::Result<Model>) -> String {
+    match result {
+        Err(e @ Error::Io { .. }) => e.to_string(),
+        Err(e) => panic!("expected an I/O error, got {e:?}"),
+        Ok(_) => panic!("expected an I/O error, got a model"),
+    }
+}
+
+#[test]
+fn an_interrupted_download_leaves_no_copy_and_the_next_open_downloads_again() {
+    // A server that cuts every body after the first bytes of the file short.
+    let (dir, file) = model(3);
+    let want = Model::open_files(&[&file], &Options::default()).unwrap();
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/short_server.py");
+    let _short = Stopped(
+        Command::new(common::python())
+            .arg(&script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+    let url = format!("http://127.0.0.1:{port}/model.safetensors");
+    let mut options = http_options(cache);
+    options.set_remote("max_retries", "1").unwrap();
+    options.set_remote("chunk_size", "65536").unwrap();
+    for _ in 0..2 {
+        let err = io_message(Model::open_files(&[&url], &options));
+        assert!(err.contains("truncated body"), "{err}");
+        assert!(err.contains(&url), "{err}");
+        assert!(err.contains(cache.to_str().unwrap()), "{err}");
+        assert_eq!(files(cache), (vec![], vec![]), "nothing is left behind");
+    }
+
+    // An S3 server stopped while the copy is written (seen by its temporary file).
+    publish(dir.path(), "interrupted");
+    let port = free_port();
+    let mut server = Stopped(
+        Command::new(var("STLOAD_TEST_S3S_FS"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", var("AWS_ACCESS_KEY_ID")])
+            .args(["--secret-key", var("AWS_SECRET_ACCESS_KEY")])
+            .arg(var("STLOAD_TEST_S3_ROOT"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let url = format!("s3://{BUCKET}/interrupted/");
+    let mut options = s3_options_at(&format!("http://127.0.0.1:{port}"), cache);
+    options.set_remote("max_retries", "1").unwrap();
+    options.set_remote("init_backoff_ms", "10").unwrap();
+    options.set_remote("retry_timeout_ms", "1000").unwrap();
+    options.set_remote("chunk_size", "65536").unwrap();
+    options.set_remote("concurrency", "1").unwrap();
+    let watcher = std::thread::spawn({
+        let cache = cache.to_path_buf();
+        move || {
+            for _ in 0..20_000 {
+                if !files(&cache).1.is_empty() {
+                    server.stop();
+                    return true;
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            false
+        }
+    });
+    let result = Model::open_dir(&url, &options);
+    assert!(watcher.join().unwrap(), "no download was seen");
+    let err = io_message(result);
+    assert!(err.contains("interrupted/model.safetensors"), "{err}");
+    assert!(err.contains(cache.to_str().unwrap()), "{err}");
+    assert_eq!(files(cache), (vec![], vec![]), "nothing is left behind");
+    // The same URL through the running server: downloaded again, whole.
+    let again = Model::open_dir(&url, &s3_options(cache)).unwrap();
+    assert_served_from(&again, cache);
+    assert_same(&want, &again);
+}
+
+#[test]
+fn an_empty_cache_dir_turns_the_cache_off_and_a_bad_one_is_an_error() {
+    let (dir, file) = model(4);
+    let want = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (s3_url, _) = publish(dir.path(), "off");
+    let cache = tempfile::tempdir().unwrap();
+    let mut options = s3_options(cache.path());
+    options.set_remote("cache_dir", "").unwrap();
+    let remote = Model::open_dir(&s3_url, &options).unwrap();
+    assert_same(&want, &remote);
+    assert!(remote
+        .info("a")
+        .unwrap()
+        .file
+        .to_str()
+        .unwrap()
+        .contains("://"));
+    assert_eq!(files(cache.path()), (vec![], vec![]));
+    // A cache directory that cannot be made is an error naming it.
+    let blocked = cache.path().join("file");
+    std::fs::write(&blocked, b"").unwrap();
+    let err = io_message(Model::open_dir(&s3_url, &s3_options(&blocked.join("sub"))));
+    assert!(err.contains("cache directory"), "{err}");
+    assert!(err.contains(blocked.to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn two_opens_filling_one_cache_at_once_both_succeed_with_one_copy() {
+    let (dir, file) = model(5);
+    let want = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (s3_url, _) = publish(dir.path(), "race");
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+    // Each download writes its own temporary file; the first moved into place stays, the
+    // other is dropped, and both models read the same complete copy.
+    let models: Vec<Model> = std::thread::scope(|s| {
+        let opens: Vec<_> = (0..2)
+            .map(|_| {
+                let mut options = s3_options(cache);
+                options.set_remote("chunk_size", "65536").unwrap();
+                let url = s3_url.clone();
+                s.spawn(move || Model::open_dir(&url, &options).unwrap())
+            })
+            .collect();
+        opens.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for model in &models {
+        assert_served_from(model, cache);
+        assert_same(&want, model);
+        assert!(model.verify().is_ok());
+    }
+    let (copies, partial) = files(cache);
+    assert_eq!(
+        (copies.len(), partial.len()),
+        (1, 0),
+        "{copies:?} {partial:?}"
+    );
+}
