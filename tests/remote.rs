@@ -28,6 +28,9 @@ struct Servers {
 fn servers() -> &'static Servers {
     static SERVERS: OnceLock<Servers> = OnceLock::new();
     SERVERS.get_or_init(|| {
+        // These tests read remote objects: a cache directory in the caller's environment
+        // would serve them from disk (every test calls servers() before opening anything).
+        std::env::remove_var("STLOAD_CACHE_DIR");
         let keys = [
             "STLOAD_TEST_S3_ENDPOINT",
             "STLOAD_TEST_S3_FLAKY_ENDPOINT",

@@ -15,7 +15,6 @@
 //! It knows local paths and remote objects, nothing of headers, tensors or models.
 
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -188,7 +187,7 @@ impl Download {
             if end > range.end {
                 return Err(self.object.too_long(what, &range));
             }
-            self.tmp.as_file().write_all_at(&frame, at).map_err(|e| {
+            write_all_at(self.tmp.as_file(), &frame, at).map_err(|e| {
                 let tmp = self.tmp.path().display();
                 self.object.error(what, format!("cannot write {tmp}: {e}"))
             })?;
@@ -266,6 +265,29 @@ fn download(all: &[Download], settings: &RemoteOptions, threads: usize) -> Resul
             .try_collect::<()>()
             .await
     })?
+}
+
+/// Writes all of `bytes` at `offset` of `file` (positioned, so chunks land in any order).
+#[cfg(unix)]
+fn write_all_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(bytes, offset)
+}
+
+/// Writes all of `bytes` at `offset` of `file` (positioned, so chunks land in any order).
+#[cfg(windows)]
+fn write_all_at(file: &std::fs::File, mut bytes: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !bytes.is_empty() {
+        match file.seek_write(bytes, offset)? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => {
+                bytes = &bytes[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub const CACHE_DIR_ENV: &str = "STLOAD_CACHE_DIR";
 
 /// Settings for models in object storage or behind HTTP.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RemoteOptions {
     /// Ranged reads in flight at once (at least 1).
     pub concurrency: usize,

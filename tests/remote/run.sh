@@ -9,6 +9,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 export STLOAD_PYTHON="${STLOAD_PYTHON:-$root/.venv/bin/python}"
 tests/remote/install.sh
+# A cache directory in the caller's environment would serve the no-cache tests from disk.
+unset STLOAD_CACHE_DIR
 
 work="$(mktemp -d)"
 chmod 755 "$work" # nginx workers run as an unprivileged user
