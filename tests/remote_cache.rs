@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use stload::gguf::OutType;
 use stload::{Dtype, Error, Model, Options};
 
 /// The servers' addresses and credentials (the variables servers.sh writes).
@@ -216,10 +217,14 @@ fn assert_same(want: &Model, got: &Model) {
     got.release_all();
 }
 
-/// The files of `dir`: complete copies and temporary ones (names starting with a dot).
+/// The files of `dir`: complete copies and temporary ones (names starting with a dot); not the
+/// directories of cached prefixes (`models/`).
 fn files(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let mut all: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect(),
         Err(_) => Vec::new(),
     };
     all.sort();
@@ -227,11 +232,19 @@ fn files(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
         .partition(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
 }
 
-/// Asserts that every file `model` reads is a copy in `cache`.
+/// Asserts that every file `model` reads is a copy in `cache` (itself, or a link to it in the
+/// directory of a cached prefix).
 fn assert_served_from(model: &Model, cache: &Path) {
+    let copies: Vec<u64> = files(cache)
+        .0
+        .iter()
+        .map(|c| std::fs::metadata(c).unwrap().ino())
+        .collect();
     for name in model.names() {
         let file = model.info(name).unwrap().file;
-        assert_eq!(file.parent(), Some(cache), "{name}: {file:?}");
+        assert!(file.starts_with(cache), "{name}: {file:?}");
+        let inode = std::fs::metadata(file).unwrap().ino();
+        assert!(copies.contains(&inode), "{name}: {file:?} is no copy");
     }
 }
 
@@ -287,8 +300,9 @@ fn the_first_open_downloads_and_later_opens_read_the_copy() {
     let http = Model::open_dir(&http_sharded, &http_options(cache)).unwrap();
     assert_served_from(&http, cache);
     assert_same(&local, &http);
+    // Each prefix's copies: its shards and its index.
     let shards = s3.files().count();
-    assert_eq!(files(cache).0.len(), 1 + 2 * shards);
+    assert_eq!(files(cache).0.len(), 1 + 2 * (shards + 1));
     assert!(files(cache).1.is_empty());
 }
 
@@ -539,4 +553,78 @@ fn two_opens_filling_one_cache_at_once_both_succeed_with_one_copy() {
         (1, 0),
         "{copies:?} {partial:?}"
     );
+}
+
+/// A cached prefix opens as the local directory it is then: `config.json` and the tokenizer
+/// files come along, so an architecture and GGUF export work (the GGUF is byte-identical to
+/// the local model's), and so do PyTorch checkpoints, from S3 and HTTP. Without a cache the
+/// same opens are refused, naming the cache directory as the way.
+#[test]
+fn a_cached_prefix_opens_as_a_local_directory_with_architecture_gguf_and_pytorch() {
+    let llama = common::arch::fixtures().join("llama");
+    // The prefix's last part names the model in GGUF (general.name), as the directory does.
+    let (s3, http) = publish(&llama, "arch/llama");
+    let local = Model::open_dir(&llama, &common::arch::options("llama", true)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let want = work.path().join("local.gguf");
+    local
+        .write_gguf(&want, OutType::F16, &mut |_, _| true)
+        .unwrap();
+    let with_arch = |mut o: Options| {
+        o.arch = Some("llama".into());
+        o.gguf_layout = true;
+        o
+    };
+    type Opener = fn(&Path) -> Options;
+    let openers: [(&str, Opener); 2] = [(&s3, s3_options), (&http, http_options)];
+    for (url, opts) in openers {
+        let cache = tempfile::tempdir().unwrap();
+        let remote = Model::open_dir(url, &with_arch(opts(cache.path()))).unwrap();
+        assert_served_from(&remote, cache.path());
+        assert!(
+            remote.config_dir().join("tokenizer.json").is_file(),
+            "{url}"
+        );
+        assert_same(&local, &remote);
+        let got = work.path().join("remote.gguf");
+        remote
+            .write_gguf(&got, OutType::F16, &mut |_, _| true)
+            .unwrap();
+        assert!(
+            std::fs::read(&want).unwrap() == std::fs::read(&got).unwrap(),
+            "{url}"
+        );
+
+        let mut uncached = with_arch(opts(cache.path()));
+        uncached.set_remote("cache_dir", "").unwrap();
+        let err = Model::open_dir(url, &uncached).expect_err("refused");
+        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("cache_dir"), "{err}");
+    }
+
+    // The index's names are checked before anything is copied or linked: none leaves the
+    // prefix, into the cache directory or out of it.
+    let index = br#"{"weight_map":{"a":"../llama/model.safetensors"}}"#;
+    put("arch/hostile/model.safetensors.index.json", index.to_vec());
+    let cache = tempfile::tempdir().unwrap();
+    let err = Model::open_dir(
+        format!("s3://{BUCKET}/arch/hostile/"),
+        &s3_options(cache.path()),
+    )
+    .expect_err("refused");
+    assert!(err.to_string().contains("../llama"), "{err}");
+    assert!(files(cache.path()).0.is_empty());
+
+    let torch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/sharded");
+    let (s3, _) = publish(&torch, "torch/sharded");
+    let local = Model::open_dir(&torch, &Options::default()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let remote = Model::open_dir(&s3, &s3_options(cache.path())).unwrap();
+    assert!(remote.files().count() > 1);
+    assert_served_from(&remote, cache.path());
+    assert_same(&local, &remote);
+    let mut uncached = s3_options(cache.path());
+    uncached.set_remote("cache_dir", "").unwrap();
+    let err = Model::open_dir(&s3, &uncached).expect_err("refused");
+    assert!(err.to_string().contains("cache_dir"), "{err}");
 }

@@ -2,9 +2,11 @@
 //! local directory (`model.safetensors.index.json` first, else `*.safetensors`; a plain HTTP
 //! server, which cannot list, serves `model.safetensors`), every file's header fetched with
 //! one speculative ranged GET, in parallel. The model built is the same as for local files;
-//! only its files' backend differs.
+//! only its files' backend differs. With a cache directory, a prefix is copied into it with
+//! the files beside the weights and opened as the local directory it then is (PyTorch
+//! checkpoints, architectures and GGUF export included).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use object_store::path::Path as ObjectPath;
 
@@ -15,16 +17,33 @@ use crate::file::ShardFile;
 use crate::header::Header;
 use crate::index::{ShardIndex, INDEX_FILE};
 use crate::options::Options;
-use crate::remote::{connect, local_copies, Connection};
+use crate::remote::{connect, local_copies, mirror, Connection};
 
 /// The file a plain HTTP directory URL serves when it has no shard index.
 const SINGLE_FILE: &str = "model.safetensors";
 
+/// Files beside the weights that architectures, the tokenizer and GGUF export read; a cached
+/// prefix brings those that exist along with the weights.
+const SIDE_FILES: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.json",
+];
+
 impl Model {
     /// Opens the model under the URL prefix `url`.
     pub(super) fn open_remote_dir(url: &str, options: &Options) -> Result<Model> {
-        refuse_arch(url, options)?;
         let (conn, prefix) = connect(url, &options.remote, options.effective_threads())?;
+        if let Some(dir) = options.remote.cache_dir() {
+            if let Some(local) = cached_prefix(url, &conn, &prefix, &dir, options)? {
+                return Model::open_dir(local, options);
+            }
+        }
+        refuse_arch(url, options)?;
         let index_path = conn.join(&prefix, INDEX_FILE)?;
         if let Some(json) = conn.read_small(&index_path, options.max_json_size)? {
             let shown = conn.url(&index_path);
@@ -54,8 +73,9 @@ impl Model {
         if files.is_empty() {
             if !crate::torch::dir_patterns(&names).is_empty() {
                 return Err(Error::Unsupported(format!(
-                    "{url}: PyTorch checkpoints are not read from remote stores (convert them \
-                     to safetensors, or copy them to a local directory)"
+                    "{url}: PyTorch checkpoints are read from remote stores only through a \
+                     cache directory (the remote option cache_dir, or STLOAD_CACHE_DIR), which \
+                     copies them to local disk; or convert them to safetensors"
                 )));
             }
             return Err(Error::NotFound(format!(
@@ -95,8 +115,9 @@ impl Model {
         for (i, url) in urls.iter().enumerate() {
             if is_torch_name(url) {
                 return Err(Error::Unsupported(format!(
-                    "{url}: PyTorch checkpoints are not read from remote stores (convert them \
-                     to safetensors, or copy them to a local directory)"
+                    "{url}: PyTorch checkpoints are read from remote stores only as a prefix \
+                     opened with a cache directory (the remote option cache_dir, or \
+                     STLOAD_CACHE_DIR); or convert them to safetensors"
                 )));
             }
             let found = conns.iter().position(|c| c.path_of(url).is_some());
@@ -181,13 +202,81 @@ fn open_objects(
         .collect()
 }
 
-/// Architectures read `config.json` beside the weights, which is not fetched from remote
-/// stores: refused with a clear error rather than a confusing "cannot open".
+/// The prefix `url` as a local directory of the cache `dir`: its weights (by the local rules:
+/// the shard index and its shards, else every `*.safetensors`, else the PyTorch names) and
+/// the files beside them ([`SIDE_FILES`]) copied into the cache (what is current there is not
+/// fetched again) and linked under their own names. `None` when an object has no ETag and so
+/// cannot be cached: the model is then read remotely.
+fn cached_prefix(
+    url: &str,
+    conn: &Connection,
+    prefix: &ObjectPath,
+    dir: &Path,
+    options: &Options,
+) -> Result<Option<PathBuf>> {
+    let listed = conn.list(prefix)?;
+    let mut names = Vec::new();
+    let index_path = conn.join(prefix, INDEX_FILE)?;
+    if let Some(json) = conn.read_small(&index_path, options.max_json_size)? {
+        let index = ShardIndex::parse(&conn.url(&index_path), &json)?;
+        names.push(INDEX_FILE.to_string());
+        names.extend(index.shards().iter().map(|s| s.to_string()));
+    } else if listed.iter().any(|n| n.ends_with(".safetensors")) {
+        names.extend(
+            listed
+                .iter()
+                .filter(|n| n.ends_with(".safetensors"))
+                .cloned(),
+        );
+    } else if !conn.can_list() {
+        names.push(SINGLE_FILE.to_string());
+    } else {
+        names = crate::torch::dir_patterns(&listed);
+        if names.is_empty() {
+            return Err(Error::NotFound(format!(
+                "{url}: no {INDEX_FILE}, no *.safetensors and no PyTorch checkpoint under this \
+                 prefix"
+            )));
+        }
+    }
+    let paths = names
+        .iter()
+        .map(|n| conn.join(prefix, n))
+        .collect::<Result<Vec<_>>>()?;
+    let mut objects = conn.head_files(&paths)?;
+    // Beside the weights: what the listing shows, or (a plain HTTP server) what answers.
+    let side: Vec<&str> = SIDE_FILES
+        .iter()
+        .copied()
+        .filter(|s| !conn.can_list() || listed.iter().any(|n| n == s))
+        .collect();
+    let side_paths = side
+        .iter()
+        .map(|n| conn.join(prefix, n))
+        .collect::<Result<Vec<_>>>()?;
+    for (name, object) in side.iter().zip(conn.head_existing(&side_paths)?) {
+        if let Some(object) = object {
+            names.push(name.to_string());
+            objects.push(object);
+        }
+    }
+    let threads = options.effective_threads();
+    let copies = local_copies(dir, objects, &options.remote, threads)?;
+    let Some(copies) = copies.into_iter().collect::<Option<Vec<PathBuf>>>() else {
+        return Ok(None);
+    };
+    let files: Vec<(String, PathBuf)> = names.into_iter().zip(copies).collect();
+    mirror(dir, url, &files).map(Some)
+}
+
+/// Architectures read `config.json` beside the weights, which only a cached prefix brings
+/// along: refused with a clear error rather than a confusing "cannot open".
 fn refuse_arch(url: &str, options: &Options) -> Result<()> {
     match &options.arch {
         Some(arch) => Err(Error::Unsupported(format!(
-            "{url}: architecture \"{arch}\" needs config.json, which is not read from remote \
-             stores yet (open without an architecture, or copy the model to a local directory)"
+            "{url}: architecture \"{arch}\" needs config.json, which a remote model brings \
+             along only as a prefix opened with a cache directory (the remote option \
+             cache_dir, or STLOAD_CACHE_DIR)"
         ))),
         None => Ok(()),
     }

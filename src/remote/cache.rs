@@ -93,17 +93,7 @@ impl CacheName {
         key.update((etag.len() as u64).to_le_bytes());
         key.update(etag.as_bytes());
         key.update(size.to_le_bytes());
-        let label = url
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .map(|c| match c {
-                'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
-                _ => '_',
-            })
-            .take(LABEL_CHARS)
-            .collect();
+        let label = label(url.rsplit('/').next().unwrap_or_default());
         CacheName {
             url: hex(&Sha256::digest(url.as_bytes()), 16),
             key: hex(&key.finalize(), 32),
@@ -133,6 +123,18 @@ impl CacheName {
     }
 }
 
+/// `name` with every character outside `[A-Za-z0-9._-]` replaced by `_`, at most
+/// [`LABEL_CHARS`] of them: a file name for people reading the directory, never a path.
+fn label(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '_',
+        })
+        .take(LABEL_CHARS)
+        .collect()
+}
+
 /// The first `digits` hex digits of `bytes`.
 fn hex(bytes: &[u8], digits: usize) -> String {
     let mut text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -160,6 +162,7 @@ impl Download {
         let prefix = format!(".{}-{}.", name.url, name.key);
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".part");
+        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(std::fs::Permissions::from_mode(0o666));
@@ -265,6 +268,88 @@ fn download(all: &[Download], settings: &RemoteOptions, threads: usize) -> Resul
             .try_collect::<()>()
             .await
     })?
+}
+
+/// A directory of the cache that holds `files` (name under the prefix, local copy) under
+/// their own names, hard links to the copies (plain copies where the file system has no
+/// links): the prefix `url` as a local directory, which every local rule then reads
+/// (the shard index, PyTorch names, `config.json` and the tokenizer files beside the weights).
+/// It is `DIR/models/U-K/NAME`, `U` from the prefix's URL, `K` from the names and copies and
+/// `NAME` the prefix's last part (made safe as copies' labels are; what GGUF export takes as
+/// the model's name), built under a temporary name and moved into place complete; other
+/// directories of the same prefix (older versions) are removed, while a model open on them
+/// keeps its files.
+pub(crate) fn mirror(dir: &Path, url: &str, files: &[(String, PathBuf)]) -> Result<PathBuf> {
+    let models = dir.join("models");
+    let failed = |path: &Path, what: &str, e: std::io::Error| Error::io(path.display(), what, &e);
+    std::fs::create_dir_all(&models)
+        .map_err(|e| failed(&models, "cannot create the cache directory", e))?;
+    let mut key = Sha256::new();
+    for (name, copy) in files {
+        let copy = copy
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        for part in [name.as_str(), copy] {
+            key.update((part.len() as u64).to_le_bytes());
+            key.update(part.as_bytes());
+        }
+    }
+    let prefix = hex(&Sha256::digest(url.as_bytes()), 16);
+    let target = models.join(format!("{prefix}-{}", hex(&key.finalize(), 32)));
+    let name = match label(
+        url.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default(),
+    ) {
+        n if n.is_empty() || n.chars().all(|c| c == '.') => "model".to_string(),
+        n => n,
+    };
+    if !target.is_dir() {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{prefix}-"))
+            .tempdir_in(&models)
+            .map_err(|e| failed(&models, "cannot create a directory", e))?;
+        for (file, copy) in files {
+            let link = tmp.path().join(&name).join(file);
+            if let Some(parent) = link.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| failed(parent, "cannot create a directory", e))?;
+            }
+            if std::fs::hard_link(copy, &link).is_err() {
+                std::fs::copy(copy, &link)
+                    .map_err(|e| failed(&link, "cannot link or copy the cached file", e))?;
+            }
+        }
+        // Another process may have placed the same directory first: then that one serves.
+        if let Err(e) = std::fs::rename(tmp.path(), &target) {
+            if !target.is_dir() {
+                return Err(failed(&target, "cannot move the directory into place", e));
+            }
+        } else {
+            // Moved: nothing left for the guard to remove.
+            let _ = tmp.keep();
+        }
+    }
+    let current = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir(&models) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_str().unwrap_or_default();
+            if name != current
+                && name
+                    .strip_prefix(&prefix)
+                    .is_some_and(|r| r.starts_with('-'))
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(target.join(name))
 }
 
 /// Writes all of `bytes` at `offset` of `file` (positioned, so chunks land in any order).

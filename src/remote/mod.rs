@@ -12,7 +12,7 @@ pub(crate) mod object;
 mod runtime;
 mod settings;
 
-pub(crate) use cache::local_copies;
+pub(crate) use cache::{local_copies, mirror};
 pub(crate) use connect::{connect, Connection};
 pub(crate) use runtime::block_on;
 pub use settings::RemoteOptions;

@@ -76,6 +76,14 @@ for _ in 1 2; do
         --out "$work/cached.safetensors"
     cmp "$work/local.safetensors" "$work/cached.safetensors"
 done
-[ "$(find "$work/cache-cli" -type f | wc -l)" = 1 ] # one complete copy, no temporary file
+# One complete copy, no temporary file (the prefix's directory links to the copy).
+[ "$(find "$work/cache-cli" -maxdepth 1 -type f | wc -l)" = 1 ]
 diff <(names "$work/fixtures/sharded") <(STLOAD_CACHE_DIR="$work/cache-cli" names s3://cli/sharded/)
-echo "cli: 6 passed, 0 failed"
+# GGUF export of a remote llama: the cached prefix brings config.json and the tokenizer along.
+"$STLOAD_PYTHON" tests/python/make_arch_fixtures.py "$work/arch" >/dev/null
+mkdir -p "$STLOAD_TEST_S3_ROOT/cli/llama"
+cp "$work/arch/llama/"* "$STLOAD_TEST_S3_ROOT/cli/llama/"
+"$stload" convert "$work/arch/llama" --out "$work/local.gguf"
+STLOAD_CACHE_DIR="$work/cache-cli" "$stload" convert s3://cli/llama/ --out "$work/remote.gguf"
+cmp "$work/local.gguf" "$work/remote.gguf"
+echo "cli: 7 passed, 0 failed"
