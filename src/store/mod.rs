@@ -119,7 +119,8 @@ impl Store {
     /// Writes `source` (elements of `from`, dimensions `shape`) as `to` into `dst`, which must
     /// be exactly that long: memory a caller allocated (an MLX array). Mapped ranges convert
     /// straight into `dst` by all threads, with `drop_source` letting their pages go as
-    /// [`Store::materialize`] does; gathered views and read mode read into new memory first.
+    /// [`Store::materialize`] does; gathered views, read mode and remote files read into new
+    /// memory first.
     #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
     #[allow(clippy::too_many_arguments)] // materialize's arguments and the output
     pub fn materialize_into(
@@ -132,7 +133,14 @@ impl Store {
         dst: &mut [u8],
         drop_source: bool,
     ) -> Result<()> {
-        let parts = match source.segments() {
+        let segments = source.segments();
+        if let Some(parts) = segments.as_ref().and_then(|s| self.remote_parts(s)) {
+            // Remote bytes arrive converted in new memory (there is no mapping to convert from).
+            let buf = remote::fetch_convert(parts, from, to, self.remote, name)?;
+            return convert::convert_parallel(buf.as_slice(), to, dst, to, self.threads)
+                .map_err(|e| e.in_tensor(name));
+        }
+        let parts = match segments {
             Some(segments) if !self.read_mode => self.mapped_parts(name, &segments)?,
             _ => {
                 let native = self.materialize(name, source, shape, from, from, false)?;
