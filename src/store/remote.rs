@@ -559,3 +559,98 @@ async fn fetch_chunk(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    /// A list is cut into requests in list order: each tensor's parts covered in order by
+    /// requests of whole 4096-element groups (at most `chunk_size`, the last of a part shorter),
+    /// writing its output from 0 to its end without gaps; `start` counts the stored bytes before
+    /// it. A conversion the kernels lack is refused before any request.
+    #[test]
+    fn a_list_is_cut_into_requests_in_order() {
+        let object = Arc::new(Object::new(
+            Arc::new(InMemory::new()),
+            "m".into(),
+            "memory://m".into(),
+            1 << 30,
+            None,
+            1,
+        ));
+        let part = |range: Range<u64>| Part {
+            object: Arc::clone(&object),
+            range,
+        };
+        let list = [
+            Fetch {
+                name: "a",
+                parts: vec![part(1000..1000 + 3 * 65536 + 2)],
+                from: Dtype::BF16,
+                to: Dtype::F32,
+            },
+            Fetch {
+                name: "b",
+                parts: vec![part(64..68), part(8..12), part(200_000..300_001)],
+                from: Dtype::U8,
+                to: Dtype::U8,
+            },
+            Fetch {
+                name: "c",
+                parts: Vec::new(),
+                from: Dtype::F16,
+                to: Dtype::F32,
+            },
+        ];
+        let (jobs, chunks) = plan_list(&list, 65536).unwrap();
+        assert_eq!(jobs.len(), 3);
+        let mut start = 0;
+        let mut seen = 0;
+        for (j, (job, fetch)) in jobs.iter().zip(&list).enumerate() {
+            assert_eq!(job.start, start, "{}", job.tensor);
+            let mine: Vec<&Chunk> = chunks[seen..seen + job.chunks].iter().collect();
+            assert!(mine.iter().all(|c| c.job == j));
+            seen += job.chunks;
+            // The requests, joined, are the parts in order; the outputs follow each other.
+            let mut ranges = fetch.parts.iter().map(|p| p.range.clone());
+            let mut want = ranges.next();
+            let mut at = 0;
+            for c in &mine {
+                let w = want.clone().unwrap();
+                assert_eq!(c.range.start, w.start);
+                assert!(c.range.end <= w.end);
+                let n = c.range.end - c.range.start;
+                assert!(n <= 65536 && (n % (4096 * job.fs as u64) == 0 || c.range.end == w.end));
+                assert_eq!(c.at, at);
+                assert_eq!(c.len, n as usize / job.fs * job.ts);
+                at += c.len;
+                want = if c.range.end == w.end {
+                    ranges.next()
+                } else {
+                    Some(c.range.end..w.end)
+                };
+            }
+            assert!(want.is_none(), "{}: parts left", job.tensor);
+            assert_eq!(at, job.out_len);
+            start += job.len;
+        }
+        assert_eq!(seen, chunks.len());
+        assert_eq!((jobs[0].chunks, jobs[0].out_len), (4, (3 * 65536 + 2) * 2));
+        assert_eq!((jobs[1].chunks, jobs[1].out_len), (4, 100_009));
+        assert_eq!((jobs[2].chunks, jobs[2].out_len), (0, 0));
+
+        let refused = [Fetch {
+            name: "d",
+            parts: vec![part(0..16)],
+            from: Dtype::F4,
+            to: Dtype::F32,
+        }];
+        let err = plan_list(&refused, 65536).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("tensor \"d\"")),
+            "{err:?}"
+        );
+    }
+}
