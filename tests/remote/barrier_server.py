@@ -2,7 +2,7 @@
 with ranges and a fixed ETag, but holds the first N requests of ranges that do not start at
 byte 0 (a model's data, not its header) until N of them are open at once, then answers them
 all. A client that keeps N requests in flight passes; one that waits for each answer before it
-asks again never does, and gets 504 when the server gives up (after a minute).
+asks again never does, and gets 504 when the server gives up (after 20 s).
 
 It counts data requests and the most of them open at once; GET /stats answers "COUNT PEAK".
 A request stops counting as open before its answer is sent, so the peak never exceeds what
@@ -77,7 +77,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 server.held += held
             if held:
                 try:
-                    server.barrier.wait(timeout=60)
+                    server.barrier.wait(timeout=20)
                 except threading.BrokenBarrierError:
                     together = False
             with server.lock:
