@@ -13,7 +13,8 @@
 //! Memory is bounded by a window: a tensor starts only while the stored bytes of the tensors
 //! started and not yet handed out are under [`WINDOW_ROUNDS`] × `concurrency` × `chunk_size`
 //! (512 MiB with the defaults). A caller that drops each tensor once handed out (an MLX load)
-//! so holds at most the window plus one tensor, in the output dtype.
+//! so holds at most the outputs of the window plus one tensor (in the output dtype: twice the
+//! stored bytes for BF16 to F32).
 
 use std::ops::Range;
 use std::ptr::NonNull;
