@@ -464,18 +464,15 @@ impl Drop for Stopped {
     }
 }
 
-#[test]
-fn a_server_stopped_mid_load_is_an_error_and_hands_out_nothing() {
-    let _g = shared();
-    let (dir, _) = large_model(5);
-    publish(dir.path(), "stopped");
-    // A second server over the same directory, stopped by the test.
+/// A second s3s-fs over the test servers' directory, which the test stops, and options that
+/// reach it with few quick retries.
+fn own_s3s() -> (Stopped, Options) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Stopped(
+    let server = Stopped(
         Command::new(var("STLOAD_TEST_S3S_FS"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", var("AWS_ACCESS_KEY_ID")])
@@ -496,6 +493,25 @@ fn a_server_stopped_mid_load_is_an_error_and_hands_out_nothing() {
     options.set_remote("max_retries", "2").unwrap();
     options.set_remote("init_backoff_ms", "10").unwrap();
     options.set_remote("retry_timeout_ms", "2000").unwrap();
+    (server, options)
+}
+
+/// A window (4 x concurrency x chunk size = 512 KiB) smaller than what follows the first
+/// tensors of the test models, so a load cannot have fetched everything when the test stops
+/// its server after the first tensors.
+fn small_window(options: &mut Options) {
+    options.set_remote("chunk_size", "65536").unwrap();
+    options.set_remote("concurrency", "2").unwrap();
+}
+
+#[test]
+fn a_server_stopped_mid_load_is_an_error_and_hands_out_nothing() {
+    let _g = shared();
+    let (dir, file) = large_model(5);
+    publish(dir.path(), "stopped");
+    let local = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (mut server, mut options) = own_s3s();
+    small_window(&mut options);
     let model = Model::open_dir(format!("s3://{BUCKET}/stopped/"), &options).unwrap();
     let mut stopped = false;
     let result = model.load(Some(Dtype::F32), |done, _, _| {
@@ -509,7 +525,12 @@ fn a_server_stopped_mid_load_is_an_error_and_hands_out_nothing() {
     let err = io_message(result);
     assert!(err.contains("stopped/model.safetensors"), "{err}");
     assert!(err.contains("tensor \""), "{err}");
-    // Nothing of the failed tensors is served: a get asks the (stopped) server again.
+    // The tensor handed out arrived whole and is kept (the server is gone)...
+    assert_eq!(
+        model.get_as("a.bf16", Dtype::F32).unwrap().data(),
+        local.get_as("a.bf16", Dtype::F32).unwrap().data()
+    );
+    // ...and nothing of the failed tensors is served: a get asks the (stopped) server again.
     assert!(model.get_as("d.f8", Dtype::F32).is_err());
 }
 
@@ -565,4 +586,274 @@ fn a_truncated_body_is_an_error_never_short_data() {
     assert!(err.contains(&url), "{err}");
     let err = io_message(model.load(Some(Dtype::F32), |_, _, _| true));
     assert!(err.contains("truncated body"), "{err}");
+}
+
+// Many tensors in flight at once: a whole-model load keeps `concurrency` requests busy across
+// tensors, hands tensors out in order and whole, and stops cleanly on the first error.
+
+/// Tensors of the many-tensors model, by stored dtype: every float dtype `load` converts, and
+/// integers it keeps.
+const MANY_DTYPES: [(&str, usize); 8] = [
+    ("F64", 8),
+    ("F32", 4),
+    ("F16", 2),
+    ("BF16", 2),
+    ("F8_E4M3", 1),
+    ("F8_E5M2", 1),
+    ("I32", 4),
+    ("U8", 1),
+];
+
+/// A safetensors file of `count` tensors of 1 to 64 KiB (`blk.NNNN.dtype`, cycling through
+/// [`MANY_DTYPES`]) and, when `large`, three of a few MiB (first in name order), stored in
+/// another order than their names' (about 60 MiB for 3,000 tensors), in a new directory.
+fn many_tensors_model(count: usize, large: bool, seed: u64) -> (tempfile::TempDir, PathBuf) {
+    let mut specs: Vec<(String, &str, Vec<u64>)> = (0..count)
+        .map(|i| {
+            let (dtype, size) = MANY_DTYPES[i % MANY_DTYPES.len()];
+            let elements = (1024u64 << (i % 7)) / size as u64;
+            let name = format!("blk.{i:04}.{}", dtype.to_ascii_lowercase());
+            (name, dtype, vec![elements / 16, 16])
+        })
+        .collect();
+    if large {
+        specs.push(("big.a".into(), "BF16", vec![1024, 1536]));
+        specs.push(("big.b".into(), "F32", vec![512, 1031]));
+        specs.push(("big.c".into(), "F8_E4M3", vec![1500, 999]));
+    }
+    let n = specs.len();
+    let mut header = String::from("{");
+    let mut data = Vec::new();
+    // File order: a stride through the name order.
+    for k in 0..n {
+        let (name, dtype, shape) = &specs[k * 7919 % n];
+        let size = MANY_DTYPES.iter().find(|(d, _)| d == dtype).unwrap().1;
+        let start = data.len();
+        data.extend(noise(
+            shape.iter().product::<u64>() as usize * size,
+            seed + k as u64,
+        ));
+        if k > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            r#""{name}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[{start},{}]}}"#,
+            data.len()
+        ));
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::raw_file(dir.path(), "model.safetensors", &header, &data);
+    (dir, path)
+}
+
+/// The many-tensors model (3,000 small tensors), published once under "many": its local file
+/// and its S3 and HTTP URLs.
+fn many() -> &'static (tempfile::TempDir, PathBuf, String, String) {
+    static MANY: OnceLock<(tempfile::TempDir, PathBuf, String, String)> = OnceLock::new();
+    MANY.get_or_init(|| {
+        let (dir, file) = many_tensors_model(3000, true, 11);
+        let (s3_url, http_url) = publish(dir.path(), "many");
+        (dir, file, s3_url, http_url)
+    })
+}
+
+/// Loads `model` as `target` and returns the names `progress` saw, asserting that it counted
+/// every tensor once, in order.
+fn load_names(model: &Model, target: Option<Dtype>) -> Vec<String> {
+    let mut seen = Vec::new();
+    model
+        .load(target, |done, total, name| {
+            assert_eq!((done, total), (seen.len() + 1, model.len()));
+            seen.push(name.to_string());
+            true
+        })
+        .unwrap();
+    seen
+}
+
+/// Asserts that what `remote.load(target)` kept equals what `local.load(target)` made, tensor
+/// by tensor, and that both handed tensors out in name order.
+fn assert_same_load(local: &Model, remote: &Model, target: Option<Dtype>) {
+    let names: Vec<String> = local.names().map(str::to_string).collect();
+    assert_eq!(load_names(local, target), names);
+    assert_eq!(load_names(remote, target), names, "remote load order");
+    for name in &names {
+        let stored = local.info(name).unwrap().dtype;
+        let dtype = stload::convert::whole_model_dtype(stored, target);
+        assert_eq!(
+            local.get_as(name, dtype).unwrap().data(),
+            remote.get_as(name, dtype).unwrap().data(),
+            "load {target:?}: {name} as {dtype}"
+        );
+    }
+    local.release_all();
+    remote.release_all();
+}
+
+#[test]
+fn many_small_tensors_load_exactly_from_s3_and_http() {
+    let _g = shared();
+    let (_, file, s3_url, http_url) = many();
+    let local = Model::open_files(&[file], &Options::default()).unwrap();
+    assert_eq!(local.len(), 3003);
+    let s3 = Model::open_dir(s3_url, &s3_options()).unwrap();
+    assert_same_load(&local, &s3, None);
+    for target in stload::convert::WHOLE_MODEL_TARGETS {
+        assert_same_load(&local, &s3, Some(target));
+    }
+    let http = Model::open_dir(http_url, &Options::default()).unwrap();
+    assert_same_load(&local, &http, Some(Dtype::F32));
+    assert_same_load(&local, &http, None);
+}
+
+#[test]
+fn many_small_tensors_with_small_chunks_and_few_requests() {
+    let _g = shared();
+    let (dir, file) = many_tensors_model(400, true, 13);
+    let (s3_url, _) = publish(dir.path(), "many400");
+    let local = Model::open_files(&[file], &Options::default()).unwrap();
+    for (concurrency, threads) in [("1", 1), ("3", 2)] {
+        let mut options = s3_options();
+        options.set_remote("chunk_size", "65536").unwrap();
+        options.set_remote("concurrency", concurrency).unwrap();
+        options.set_threads(threads).unwrap();
+        let remote = Model::open_dir(&s3_url, &options).unwrap();
+        for target in [Dtype::F32, Dtype::BF16] {
+            assert_same_load(&local, &remote, Some(target));
+        }
+    }
+}
+
+/// The first `kept` tensors of `remote` are kept by its F32 load (served while its server is
+/// stopped) and equal the local ones; the others are not: asking for them fails (checked for
+/// the first ones after `kept` and a sample of the rest, each asking the stopped server).
+fn assert_kept_exactly(local: &Model, remote: &Model, kept: usize) {
+    for (i, name) in local.names().enumerate() {
+        let stored = local.info(name).unwrap().dtype;
+        let dtype = stload::convert::whole_model_dtype(stored, Some(Dtype::F32));
+        if i < kept {
+            let want = local.get_as(name, dtype).unwrap();
+            assert_eq!(
+                want.data(),
+                remote.get_as(name, dtype).unwrap().data(),
+                "{name}"
+            );
+        } else if i < kept + 8 || i % 97 == 0 {
+            let got = remote.get_as(name, dtype);
+            assert!(got.is_err(), "{name} was kept past the failure");
+        }
+    }
+}
+
+#[test]
+fn many_small_tensors_server_stopped_mid_load_hands_out_nothing_more() {
+    let _g = shared();
+    let (_, file, _, _) = many();
+    let local = Model::open_files(&[file], &Options::default()).unwrap();
+    let (mut server, mut options) = own_s3s();
+    small_window(&mut options);
+    options.set_remote("max_retries", "0").unwrap();
+    let remote = Model::open_dir(format!("s3://{BUCKET}/many/"), &options).unwrap();
+    let mut handed = 0;
+    let result = remote.load(Some(Dtype::F32), |done, _, _| {
+        handed = done;
+        if done == 50 {
+            server.stop();
+        }
+        true
+    });
+    let err = io_message(result);
+    assert!(err.contains("many/model.safetensors"), "{err}");
+    assert!(err.contains("tensor \""), "{err}");
+    assert!((50..remote.len()).contains(&handed), "{handed} handed out");
+    assert_kept_exactly(&local, &remote, handed);
+}
+
+#[test]
+fn a_load_cancelled_by_its_caller_hands_out_nothing_more() {
+    let _g = shared();
+    let (_, file, _, _) = many();
+    let local = Model::open_files(&[file], &Options::default()).unwrap();
+    let (mut server, mut options) = own_s3s();
+    options.set_remote("max_retries", "0").unwrap();
+    let remote = Model::open_dir(format!("s3://{BUCKET}/many/"), &options).unwrap();
+    let mut calls = 0;
+    let result = remote.load(Some(Dtype::F32), |done, _, _| {
+        calls += 1;
+        done < 40
+    });
+    assert!(matches!(result, Err(Error::Cancelled(_))), "{result:?}");
+    assert_eq!(calls, 40);
+    server.stop();
+    assert_kept_exactly(&local, &remote, 40);
+}
+
+/// What tests/remote/barrier_server.py counted: data requests, and the most open at once.
+fn barrier_stats(port: u16) -> (u64, u64) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let body = reply.split("\r\n\r\n").nth(1).unwrap();
+    let (requests, peak) = body.trim().split_once(' ').unwrap();
+    (requests.parse().unwrap(), peak.parse().unwrap())
+}
+
+/// The requests of many one-chunk tensors are in flight together, `concurrency` of them and no
+/// more, each tensor fetched once: the server holds the first data requests until
+/// `concurrency` of them are open at once (a load that fetched tensor after tensor would never
+/// get there, and would fail when the server gives up), and counts the requests and the most
+/// open at once.
+#[test]
+fn requests_of_many_tensors_are_in_flight_together() {
+    // Small tensors only: one request each, so a load that fetched tensor after tensor would
+    // have one request open at a time.
+    let (dir, _) = many_tensors_model(64, false, 12);
+    for (concurrency, threads) in [(4usize, 2usize), (3, 1), (5, 8)] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/barrier_server.py");
+        let _server = Stopped(
+            Command::new(common::python())
+                .arg(&script)
+                .arg(dir.path())
+                .arg(port.to_string())
+                .arg(concurrency.to_string())
+                .spawn()
+                .unwrap(),
+        );
+        let up = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "barrier_server.py did not start");
+        let url = format!("http://127.0.0.1:{port}/model.safetensors");
+        let mut options = Options::default();
+        options.set_remote("max_retries", "0").unwrap();
+        options
+            .set_remote("concurrency", &concurrency.to_string())
+            .unwrap();
+        options.set_remote("chunk_size", "65536").unwrap();
+        options.set_threads(threads).unwrap();
+        let model = Model::open_files(&[&url], &options).unwrap();
+        model.load(Some(Dtype::F32), |_, _, _| true).unwrap();
+        // One request per tensor (none is over 64 KiB), each tensor fetched once.
+        assert!(model.infos().all(|t| t.nbytes <= 65536));
+        let chunks = model.len() as u64;
+        assert_eq!(
+            barrier_stats(port),
+            (chunks, concurrency as u64),
+            "requests, and the most open at once, with concurrency {concurrency}"
+        );
+    }
 }

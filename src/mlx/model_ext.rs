@@ -58,12 +58,20 @@ impl Model {
                 to if has_dtype(to) => to,
                 _ => stored,
             },
-            |index, e, target, _| {
+            |index, target| {
+                self.attached_get(index, target, |_: &MlxArray| ())
+                    .is_some()
+            },
+            |index, e, target, _, fetched| {
                 if self
                     .attached_get(index, target, |_: &MlxArray| ())
                     .is_none()
                 {
-                    let array = self.build_mlx(e, target, true)?;
+                    let array = match fetched {
+                        // Fetched ahead by the store (a remote model), in `target`.
+                        Some(t) => MlxArray::from_tensor(&t, &format!("tensor \"{}\"", e.name))?,
+                        None => self.build_mlx(e, target, true)?,
+                    };
                     self.keep_mlx(index, target, array)?;
                 }
                 Ok(())

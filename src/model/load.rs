@@ -6,6 +6,8 @@ use super::{Entry, Model};
 use crate::convert;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::store::Wanted;
+use crate::tensor::Tensor;
 
 impl Model {
     /// Materialises every tensor, like ollama's `ModelWeights.Load`: with `None` (as stored)
@@ -27,11 +29,15 @@ impl Model {
         }
         self.load_each(
             |stored| convert::whole_model_dtype(stored, dtype),
-            |index, e, target, zero_copy| {
+            |index, target| self.converted_cache().contains_key(&(index, target)),
+            |index, e, target, zero_copy, fetched| {
                 if zero_copy {
                     self.view(e)?;
                 } else if !self.converted_cache().contains_key(&(index, target)) {
-                    let t = self.materialize(e, target, true)?;
+                    let t = match fetched {
+                        Some(t) => t,
+                        None => self.materialize(e, target, true)?,
+                    };
                     self.converted_cache().insert((index, target), t);
                 }
                 Ok(())
@@ -42,13 +48,20 @@ impl Model {
 
     /// The loop of every whole-model load ([`Model::load`], and `load_mlx` of the `mlx`
     /// feature): picks each tensor's dtype with `target(stored dtype)`, refuses a load whose
-    /// new memory would pass `max_load_bytes`, then runs `step(index, entry, dtype, zero_copy)`
-    /// for every tensor in name order (`zero_copy`: the stored bytes are served in place) and
-    /// `progress(done, total, name)` after it; `false` stops with [`Error::Cancelled`].
+    /// new memory would pass `max_load_bytes`, then runs
+    /// `step(index, entry, dtype, zero_copy, fetched)` for every tensor in name order
+    /// (`zero_copy`: the stored bytes are served in place) and `progress(done, total, name)`
+    /// after it; `false` stops with [`Error::Cancelled`].
+    ///
+    /// The store may bring tensors ahead, while earlier steps run (a remote model's: the
+    /// requests of many tensors in flight at once): `fetched` is then the tensor, complete, in
+    /// `dtype`. Tensors served in place, those `kept(index, dtype)` says the caller already
+    /// has, and those the kernels do not convert to `dtype` are not fetched ahead.
     pub(crate) fn load_each(
         &self,
         target: impl Fn(Dtype) -> Dtype,
-        mut step: impl FnMut(usize, &Entry, Dtype, bool) -> Result<()>,
+        kept: impl Fn(usize, Dtype) -> bool,
+        mut step: impl FnMut(usize, &Entry, Dtype, bool, Option<Tensor>) -> Result<()>,
         mut progress: impl FnMut(usize, usize, &str) -> bool,
     ) -> Result<()> {
         let total = self.entries.len();
@@ -76,16 +89,31 @@ impl Model {
                 self.options.max_load_bytes
             )));
         }
-        for (index, (e, &(to, zero_copy))) in self.entries.iter().zip(&plan).enumerate() {
-            step(index, e, to, zero_copy)?;
+        let wanted: Vec<Wanted<'_>> = self
+            .entries
+            .iter()
+            .zip(&plan)
+            .enumerate()
+            .map(|(index, (e, &(to, zero_copy)))| Wanted {
+                name: e.name.as_str(),
+                source: &e.source,
+                shape: &e.shape,
+                from: e.dtype,
+                to: (!zero_copy && !kept(index, to) && convert::is_supported(e.dtype, to))
+                    .then_some(to),
+            })
+            .collect();
+        self.store.materialize_each(&wanted, |index, fetched| {
+            let (e, (to, zero_copy)) = (&self.entries[index], plan[index]);
+            step(index, e, to, zero_copy, fetched)?;
             if !progress(index + 1, total, e.name.as_str()) {
                 return Err(Error::Cancelled(format!(
                     "load cancelled after tensor \"{}\"",
                     e.name
                 )));
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Writes entry `e` as `dtype` into `dst` (exactly its size in `dtype`) through the store:

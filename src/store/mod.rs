@@ -21,6 +21,21 @@ use crate::shape::Shape;
 use crate::source::{Piece, Segment, Source};
 use crate::tensor::Tensor;
 
+/// One tensor of [`Store::materialize_each`]: its name, bytes, dimensions and stored dtype,
+/// and the dtype it is wanted in (`None`: its bytes are not wanted, e.g. kept from before).
+pub(crate) struct Wanted<'a> {
+    /// The tensor's name, for messages.
+    pub name: &'a str,
+    /// Its bytes.
+    pub source: &'a Source,
+    /// Its dimensions.
+    pub shape: &'a Shape,
+    /// The stored dtype.
+    pub from: Dtype,
+    /// The dtype wanted.
+    pub to: Option<Dtype>,
+}
+
 /// The files of one model and how their bytes are served.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -88,7 +103,7 @@ impl Store {
             return self.convert_owned(name, &native, to);
         };
         if let Some(parts) = self.remote_parts(&segments) {
-            let buf = remote::fetch_convert(&parts, from, to, self.remote, name)?;
+            let buf = remote::fetch_convert(parts, from, to, self.remote, name)?;
             return Ok(Tensor::owned(to, shape.clone(), Arc::new(buf)));
         }
         if self.read_mode {
@@ -104,7 +119,8 @@ impl Store {
     /// Writes `source` (elements of `from`, dimensions `shape`) as `to` into `dst`, which must
     /// be exactly that long: memory a caller allocated (an MLX array). Mapped ranges convert
     /// straight into `dst` by all threads, with `drop_source` letting their pages go as
-    /// [`Store::materialize`] does; gathered views and read mode read into new memory first.
+    /// [`Store::materialize`] does; gathered views, read mode and remote files read into new
+    /// memory first.
     #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
     #[allow(clippy::too_many_arguments)] // materialize's arguments and the output
     pub fn materialize_into(
@@ -117,7 +133,14 @@ impl Store {
         dst: &mut [u8],
         drop_source: bool,
     ) -> Result<()> {
-        let parts = match source.segments() {
+        let segments = source.segments();
+        if let Some(parts) = segments.as_ref().and_then(|s| self.remote_parts(s)) {
+            // Remote bytes arrive converted in new memory (there is no mapping to convert from).
+            let buf = remote::fetch_convert(parts, from, to, self.remote, name)?;
+            return convert::convert_parallel(buf.as_slice(), to, dst, to, self.threads)
+                .map_err(|e| e.in_tensor(name));
+        }
+        let parts = match segments {
             Some(segments) if !self.read_mode => self.mapped_parts(name, &segments)?,
             _ => {
                 let native = self.materialize(name, source, shape, from, from, false)?;
@@ -126,6 +149,48 @@ impl Store {
             }
         };
         materialize::convert_parts_into(&parts, from, to, self.threads, drop_source, name, dst)
+    }
+
+    /// Runs `each(i, fetched)` for every item of `items`, in order. The items of a remote model
+    /// that want bytes (`to` set) arrive fetched, as new memory in dtype `to`: the requests of
+    /// later items start while earlier ones finish, at most `concurrency` in flight over the
+    /// whole list and at most a window of bytes not yet handed out (see `remote.rs`); an item is
+    /// handed out once every byte of it arrived, and after the first error none is. Every other
+    /// item (a local file's, which a mapping serves as fast in `each`) arrives as `None`.
+    pub fn materialize_each(
+        &self,
+        items: &[Wanted<'_>],
+        mut each: impl FnMut(usize, Option<Tensor>) -> Result<()>,
+    ) -> Result<()> {
+        let mut list = Vec::new();
+        let mut owners = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(to) = item.to else { continue };
+            let parts = item.source.segments().and_then(|s| self.remote_parts(&s));
+            if let Some(parts) = parts {
+                list.push(remote::Fetch {
+                    name: item.name,
+                    parts,
+                    from: item.from,
+                    to,
+                });
+                owners.push(i);
+            }
+        }
+        let mut next = 0;
+        remote::fetch_convert_many(&list, self.remote, &mut |k, buf| {
+            let i = owners[k];
+            for skipped in next..i {
+                each(skipped, None)?;
+            }
+            let tensor = Tensor::owned(list[k].to, items[i].shape.clone(), Arc::new(buf));
+            next = i + 1;
+            each(i, Some(tensor))
+        })?;
+        for rest in next..items.len() {
+            each(rest, None)?;
+        }
+        Ok(())
     }
 
     /// The mapped ranges of `segments`, each file mapped and checked once.
@@ -174,7 +239,7 @@ impl Store {
     /// A zero-copy view of one byte range (read mode: a read into new memory).
     fn view_segment(&self, name: &str, dtype: Dtype, shape: Shape, seg: Segment) -> Result<Tensor> {
         if let Some(parts) = self.remote_parts(std::slice::from_ref(&seg)) {
-            let buf = remote::fetch_convert(&parts, dtype, dtype, self.remote, name)?;
+            let buf = remote::fetch_convert(parts, dtype, dtype, self.remote, name)?;
             return Ok(Tensor::owned(dtype, shape, Arc::new(buf)));
         }
         if self.read_mode {

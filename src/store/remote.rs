@@ -1,20 +1,39 @@
-//! Tensors of remote files: parallel ranged GETs, each chunk converted into the output as its
+//! Tensors of remote files: parallel ranged GETs, each chunk converted into its output as its
 //! bytes arrive (network and conversion overlap, and no copy of the stored dtype is kept).
-//! `threads` workers each wait on the runtime for their share of `concurrency` requests and
-//! convert what their requests receive. The output is handed out only once every byte of it
-//! arrived; on any error it is dropped.
+//!
+//! A list of tensors is one work queue of (tensor, chunk) pairs in output order. `threads`
+//! workers each wait on the runtime for their share of `concurrency` requests (at most
+//! `concurrency` in flight over the whole list) and convert what their requests receive, so the
+//! requests of the next tensors start while the previous ones finish: a model of many small
+//! tensors is bound by bandwidth, not by one round trip and one tail per tensor. The calling
+//! thread hands each tensor out, in list order, once every byte of it arrived; on the first
+//! error (or when the caller's hand-out fails) nothing more is handed out and every output not
+//! handed out is dropped.
+//!
+//! Memory is bounded by a window: a tensor starts only while the stored bytes of the tensors
+//! started and not yet handed out are under [`WINDOW_ROUNDS`] × `concurrency` × `chunk_size`
+//! (512 MiB with the defaults). A caller that drops each tensor once handed out (an MLX load)
+//! so holds at most the outputs of the window plus one tensor (in the output dtype: twice the
+//! stored bytes for BF16 to F32).
 
 use std::ops::Range;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use futures::{StreamExt, TryStreamExt};
+use tokio::sync::watch;
 
 use crate::buffer::AlignedBuf;
 use crate::convert;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::remote::object::Object;
+
+/// The window of a list: stored bytes of started tensors not yet handed out, in rounds of
+/// `concurrency` × `chunk_size` (the bytes one round of requests brings). Four rounds keep
+/// every request slot busy while a slow request holds back the hand-out of its tensor.
+pub(crate) const WINDOW_ROUNDS: u64 = 4;
 
 /// A byte range of a remote object, in output order.
 pub(crate) struct Part {
@@ -29,106 +48,464 @@ pub(crate) struct Part {
 pub(crate) struct Plan {
     /// Worker threads converting.
     pub threads: usize,
-    /// Requests in flight at once, over all workers.
+    /// Requests in flight at once, over all workers and all tensors of a list.
     pub concurrency: usize,
     /// Bytes per request.
     pub chunk_size: u64,
 }
 
+impl Plan {
+    /// The window in stored bytes (see [`WINDOW_ROUNDS`]).
+    fn window(&self) -> u64 {
+        WINDOW_ROUNDS
+            .saturating_mul(self.concurrency as u64)
+            .saturating_mul(self.chunk_size)
+            .max(1)
+    }
+}
+
+/// One tensor of a list: `parts` (elements of `from`, concatenated in order) wanted as `to`.
+pub(crate) struct Fetch<'a> {
+    /// The tensor's name, for messages.
+    pub name: &'a str,
+    /// Its bytes.
+    pub parts: Vec<Part>,
+    /// The stored dtype.
+    pub from: Dtype,
+    /// The dtype handed out.
+    pub to: Dtype,
+}
+
 /// Concatenates `parts` (elements of `from`) converted to `to` into new memory.
 pub(crate) fn fetch_convert(
-    parts: &[Part],
+    parts: Vec<Part>,
     from: Dtype,
     to: Dtype,
     plan: Plan,
     tensor: &str,
 ) -> Result<AlignedBuf> {
-    let unsupported = || {
-        Error::Unsupported(format!(
-            "tensor \"{tensor}\": no conversion from {from} to {to}"
-        ))
-    };
-    if !convert::is_supported(from, to) {
-        return Err(unsupported());
-    }
-    // Identity copies move bytes (any dtype, sub-byte too); conversions move whole elements.
-    let (fs, ts) = match (from.byte_size(), to.byte_size()) {
-        _ if from == to => (1, 1),
-        (Some(fs), Some(ts)) => (fs, ts),
-        _ => return Err(unsupported()),
-    };
-    let total = parts
-        .iter()
-        .try_fold(0u64, |acc, p| acc.checked_add(p.range.end - p.range.start))
-        .and_then(|t| usize::try_from(t).ok())
-        .ok_or_else(|| Error::OutOfMemory(format!("tensor \"{tensor}\" does not fit in memory")))?;
-    let out_len = (total / fs)
-        .checked_mul(ts)
-        .ok_or_else(|| Error::OutOfMemory(format!("tensor \"{tensor}\": output size overflows")))?;
-    let mut out = AlignedBuf::new_uninit(out_len).map_err(|e| {
-        Error::OutOfMemory(format!(
-            "tensor \"{tensor}\": cannot allocate {out_len} bytes: {e}"
-        ))
-    })?;
-    // Whole 4096-element groups per request, so every output chunk starts cache-line aligned.
-    let granule = 4096 * fs as u64;
-    let chunk = (plan.chunk_size / granule).max(1) * granule;
-    let mut work = Vec::new();
-    let mut rest = out.as_mut_slice();
-    for part in parts {
-        let mut start = part.range.start;
-        while start < part.range.end {
-            let len = chunk.min(part.range.end - start);
-            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(len as usize / fs * ts);
-            rest = tail;
-            work.push((&*part.object, start..start + len, dst));
-            start += len;
-        }
-    }
-    let workers = plan.threads.clamp(1, work.len().max(1));
-    let per_worker = plan.concurrency.div_ceil(workers).max(1);
-    let queue = Mutex::new(work.into_iter());
-    let failed = AtomicBool::new(false);
-    let job = Job {
+    let list = [Fetch {
+        name: tensor,
+        parts,
         from,
         to,
-        fs,
-        ts,
-        tensor,
-        what: format!("tensor \"{tensor}\""),
-    };
-    let next = || {
-        if failed.load(Ordering::Relaxed) {
-            return None;
-        }
-        queue.lock().unwrap_or_else(|p| p.into_inner()).next()
-    };
-    let threads = plan.threads;
-    crate::parallel::try_for_each(0..workers, workers, |_| {
-        let run = futures::stream::iter(std::iter::from_fn(next))
-            .map(|(object, range, dst)| fetch_chunk(object, range, dst, &job))
-            .buffer_unordered(per_worker)
-            .try_collect::<()>();
-        let outcome = crate::remote::block_on(threads, run).and_then(|r| r);
-        if outcome.is_err() {
-            failed.store(true, Ordering::Relaxed);
-        }
-        outcome
+    }];
+    let mut out = None;
+    fetch_convert_many(&list, plan, &mut |_, buf| {
+        out = Some(buf);
+        Ok(())
     })?;
-    Ok(out)
+    out.ok_or_else(|| Error::Io {
+        path: "remote".into(),
+        message: format!("tensor \"{tensor}\": the fetch ended without its bytes"),
+    })
 }
 
-/// What every chunk of one tensor does.
+/// Fetches every tensor of `list` converted to its dtype and runs `each(k, output)` for tensor
+/// `k` of the list, in list order, each once all its bytes arrived (see the module comment for
+/// how requests are spread and how much memory is held). Every tensor is checked before the
+/// first request. The first error, of a request or of `each`, stops the whole list.
+pub(crate) fn fetch_convert_many(
+    list: &[Fetch<'_>],
+    plan: Plan,
+    each: &mut dyn FnMut(usize, AlignedBuf) -> Result<()>,
+) -> Result<()> {
+    let (jobs, chunks) = plan_list(list, plan.chunk_size)?;
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let (handed, handed_rx) = watch::channel(0u64);
+    let workers = plan.threads.min(plan.concurrency).min(chunks.len()).max(1);
+    let pipe = Pipe {
+        state: Mutex::new(State {
+            outputs: jobs.iter().map(|_| None).collect(),
+            left: jobs.iter().map(|j| j.chunks).collect(),
+            error: None,
+            workers,
+        }),
+        jobs,
+        chunks,
+        window: plan.window(),
+        threads: plan.threads,
+        queue: tokio::sync::Mutex::new(Queue {
+            next: 0,
+            current: None,
+        }),
+        handed: handed_rx,
+        changed: Condvar::new(),
+        stop: AtomicBool::new(false),
+    };
+    // The requests of each worker: `concurrency` shared out, the first workers taking one more.
+    let share = |w: usize| plan.concurrency / workers + usize::from(w < plan.concurrency % workers);
+    if pipe.chunks.is_empty() {
+        // Only empty tensors: nothing to fetch.
+        return pipe.hand_out(handed, each);
+    }
+    if pipe.jobs.len() == 1 {
+        // One tensor has no window to wait for: the calling thread works too, then hands out
+        // (or returns the error a worker recorded).
+        let _recorded = crate::parallel::try_for_each(0..workers, workers, |w| pipe.work(share(w)));
+        return pipe.hand_out(handed, each);
+    }
+    std::thread::scope(|s| {
+        for w in 0..workers {
+            let pipe = &pipe;
+            let spawned = std::thread::Builder::new()
+                .name("stload-fetch".into())
+                .spawn_scoped(s, move || pipe.work(share(w)));
+            if spawned.is_err() {
+                // The others take its share of the queue (not of the requests).
+                lock(&pipe.state).workers -= 1;
+            }
+        }
+        let outcome = pipe.hand_out(handed, each);
+        if outcome.is_err() {
+            pipe.stop.store(true, Ordering::Relaxed);
+        }
+        outcome
+    })
+}
+
+/// One tensor of a list, as planned.
 struct Job<'a> {
+    tensor: &'a str,
+    /// `tensor "name"`, leading messages.
+    what: String,
     from: Dtype,
     to: Dtype,
     /// Bytes per source element (1 for an identity copy).
     fs: usize,
     /// Bytes per output element (1 for an identity copy).
     ts: usize,
-    tensor: &'a str,
-    /// `tensor "name"`, leading messages.
-    what: String,
+    /// Output bytes.
+    out_len: usize,
+    /// Stored bytes of the tensors before it in the list, and its own.
+    start: u64,
+    len: u64,
+    /// Its requests.
+    chunks: usize,
+}
+
+/// One request: bytes `range` of `object`, converted into `len` bytes at `at` of the output of
+/// tensor `job`.
+struct Chunk<'a> {
+    job: usize,
+    object: &'a Object,
+    range: Range<u64>,
+    at: usize,
+    len: usize,
+}
+
+/// Checks every tensor of `list` and cuts it into requests of about `chunk_size` bytes.
+fn plan_list<'a>(list: &'a [Fetch<'a>], chunk_size: u64) -> Result<(Vec<Job<'a>>, Vec<Chunk<'a>>)> {
+    let mut jobs = Vec::with_capacity(list.len());
+    let mut chunks = Vec::with_capacity(list.len());
+    let mut start = 0u64;
+    for (index, f) in list.iter().enumerate() {
+        let (tensor, from, to) = (f.name, f.from, f.to);
+        let unsupported = || {
+            Error::Unsupported(format!(
+                "tensor \"{tensor}\": no conversion from {from} to {to}"
+            ))
+        };
+        if !convert::is_supported(from, to) {
+            return Err(unsupported());
+        }
+        // Identity copies move bytes (any dtype, sub-byte too); conversions move whole elements.
+        let (fs, ts) = match (from.byte_size(), to.byte_size()) {
+            _ if from == to => (1, 1),
+            (Some(fs), Some(ts)) => (fs, ts),
+            _ => return Err(unsupported()),
+        };
+        let too_large =
+            || Error::OutOfMemory(format!("tensor \"{tensor}\" does not fit in memory"));
+        let len = f
+            .parts
+            .iter()
+            .try_fold(0u64, |acc, p| {
+                acc.checked_add(p.range.end.checked_sub(p.range.start)?)
+            })
+            .ok_or_else(too_large)?;
+        let out_len = usize::try_from(len)
+            .ok()
+            .and_then(|total| (total / fs).checked_mul(ts))
+            .ok_or_else(too_large)?;
+        // Whole 4096-element groups per request, so every output chunk starts cache-line aligned.
+        let granule = 4096 * fs as u64;
+        let step = (chunk_size / granule).max(1) * granule;
+        let first = chunks.len();
+        let mut at = 0usize;
+        for part in &f.parts {
+            let mut from_byte = part.range.start;
+            while from_byte < part.range.end {
+                let n = step.min(part.range.end - from_byte);
+                // n <= len, which fits in usize.
+                let out = n as usize / fs * ts;
+                chunks.push(Chunk {
+                    job: index,
+                    object: &part.object,
+                    range: from_byte..from_byte + n,
+                    at,
+                    len: out,
+                });
+                at += out;
+                from_byte += n;
+            }
+        }
+        jobs.push(Job {
+            tensor,
+            what: format!("tensor \"{tensor}\""),
+            from,
+            to,
+            fs,
+            ts,
+            out_len,
+            start,
+            len,
+            chunks: chunks.len() - first,
+        });
+        start = start.saturating_add(len);
+    }
+    Ok((jobs, chunks))
+}
+
+/// A list being fetched: the work queue, the window, and what is ready to hand out.
+struct Pipe<'a> {
+    jobs: Vec<Job<'a>>,
+    chunks: Vec<Chunk<'a>>,
+    /// Stored bytes of started tensors not yet handed out before another may start.
+    window: u64,
+    /// Runtime workers, for the blocking calls.
+    threads: usize,
+    /// The next request to start. An async lock: a worker holds it while it waits for the
+    /// window, so tensors start in list order.
+    queue: tokio::sync::Mutex<Queue>,
+    /// Stored bytes of the tensors handed out; closed when the hand-out stops.
+    handed: watch::Receiver<u64>,
+    state: Mutex<State>,
+    /// Signals a change of `state` to the thread handing out.
+    changed: Condvar,
+    /// No more requests start (an error, or the hand-out stopped).
+    stop: AtomicBool,
+}
+
+/// Where the queue is.
+struct Queue {
+    /// Index of the next chunk.
+    next: usize,
+    /// The tensor whose output the chunks being started write, and that output.
+    current: Option<(usize, Region)>,
+}
+
+/// What the workers tell the thread handing out.
+struct State {
+    /// Outputs of started tensors not yet handed out.
+    outputs: Vec<Option<AlignedBuf>>,
+    /// Requests of each tensor not yet done.
+    left: Vec<usize>,
+    /// The first error.
+    error: Option<Error>,
+    /// Workers still running.
+    workers: usize,
+}
+
+impl Pipe<'_> {
+    /// One worker: takes requests from the queue, up to `requests` in flight, and converts
+    /// what they receive. An error is recorded for the hand-out and stops the queue.
+    fn work(&self, requests: usize) -> std::result::Result<(), ()> {
+        let _alive = Alive(self);
+        let run = futures::stream::unfold(self.handed.clone(), |mut handed| async move {
+            let next = self.take(&mut handed).await?;
+            Some((next, handed))
+        })
+        .map(|next| async move {
+            let (k, region) = next?;
+            self.fetch(k, region).await?;
+            Ok::<usize, Error>(k)
+        })
+        .buffer_unordered(requests.max(1))
+        .try_for_each(|k| {
+            self.done(k);
+            futures::future::ready(Ok(()))
+        });
+        match crate::remote::block_on(self.threads, run).and_then(|r| r) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.stop();
+                lock(&self.state).error.get_or_insert(e);
+                self.changed.notify_all();
+                Err(())
+            }
+        }
+    }
+
+    /// Stops the queue: no request starts after this.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The next request and the output bytes it writes; `None` when there is none or the
+    /// list stopped. The first request of a tensor waits until the window lets it start, and
+    /// allocates the tensor's output.
+    async fn take(&self, handed: &mut watch::Receiver<u64>) -> Option<Result<(usize, Region)>> {
+        let mut queue = self.queue.lock().await;
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let k = queue.next;
+        let chunk = self.chunks.get(k)?;
+        let job = &self.jobs[chunk.job];
+        if queue.current.as_ref().map(|(j, _)| *j) != Some(chunk.job) {
+            let (start, window) = (job.start, self.window);
+            // An error: the hand-out stopped and closed the channel.
+            let open = handed
+                .wait_for(|&h| start < h.saturating_add(window))
+                .await
+                .is_ok();
+            if !open || self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let mut buf = match AlignedBuf::new_uninit(job.out_len) {
+                Ok(buf) => buf,
+                Err(e) => {
+                    return Some(Err(Error::OutOfMemory(format!(
+                        "{}: cannot allocate {} bytes: {e}",
+                        job.what, job.out_len
+                    ))))
+                }
+            };
+            let whole = Region::of(&mut buf);
+            // The buffer stays in `outputs` (its bytes do not move) until every request of
+            // the tensor is done, or until the pipe is dropped after every worker ended.
+            lock(&self.state).outputs[chunk.job] = Some(buf);
+            queue.current = Some((chunk.job, whole));
+        }
+        queue.next += 1;
+        let region = queue
+            .current
+            .as_ref()
+            .and_then(|(_, whole)| whole.part(chunk.at, chunk.len));
+        Some(region.map(|r| (k, r)).ok_or_else(|| Error::Io {
+            path: chunk.object.url().to_string(),
+            message: format!("{}: a request lies outside the output", job.what),
+        }))
+    }
+
+    /// Runs request `k`, converting into `region`.
+    async fn fetch(&self, k: usize, mut region: Region) -> Result<()> {
+        let chunk = &self.chunks[k];
+        let job = &self.jobs[chunk.job];
+        fetch_chunk(chunk.object, chunk.range.clone(), region.bytes(), job).await
+    }
+
+    /// Request `k` is done.
+    fn done(&self, k: usize) {
+        let job = self.chunks[k].job;
+        let mut state = lock(&self.state);
+        state.left[job] -= 1;
+        if state.left[job] == 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Hands every tensor out in order, each once all its requests are done, moving the window
+    /// on before `each` runs. Returns the first error; dropping `handed` on return wakes the
+    /// workers waiting for the window.
+    fn hand_out(
+        &self,
+        handed: watch::Sender<u64>,
+        each: &mut dyn FnMut(usize, AlignedBuf) -> Result<()>,
+    ) -> Result<()> {
+        for (j, job) in self.jobs.iter().enumerate() {
+            let buf = if job.chunks == 0 {
+                AlignedBuf::new_uninit(0).map_err(|e| {
+                    Error::OutOfMemory(format!("{}: cannot allocate: {e}", job.what))
+                })?
+            } else {
+                let mut state = lock(&self.state);
+                loop {
+                    if let Some(e) = state.error.take() {
+                        return Err(e);
+                    }
+                    if state.left[j] == 0 {
+                        if let Some(buf) = state.outputs[j].take() {
+                            break buf;
+                        }
+                    }
+                    if state.workers == 0 {
+                        return Err(Error::Io {
+                            path: "remote".into(),
+                            message: format!(
+                                "{}: the fetching threads ended before its bytes arrived",
+                                job.what
+                            ),
+                        });
+                    }
+                    state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            handed.send_replace(job.start.saturating_add(job.len));
+            each(j, buf)?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts a worker out when it ends (also by a panic), so the hand-out never waits for a
+/// worker that is gone.
+struct Alive<'p, 'a>(&'p Pipe<'a>);
+
+impl Drop for Alive<'_, '_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).workers -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
+/// Output bytes of a tensor that one request writes alone, while other requests write other
+/// parts of the same output and the thread handing out waits for all of them.
+struct Region {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a Region is the only access to its bytes while it exists (see `part`), like a
+// `&mut [u8]`; the buffer it points into outlives it (see `Pipe::take`).
+unsafe impl Send for Region {}
+
+impl Region {
+    /// The whole of `buf`. The buffer must not be read or written through another path until
+    /// every part of this region is gone.
+    fn of(buf: &mut AlignedBuf) -> Region {
+        let bytes = buf.as_mut_slice();
+        Region {
+            ptr: NonNull::from(&mut *bytes).cast(),
+            len: bytes.len(),
+        }
+    }
+
+    /// Bytes `at..at + len` of the region, when they lie inside it. The planner gives every
+    /// request of a tensor its own bytes, so no two parts overlap.
+    fn part(&self, at: usize, len: usize) -> Option<Region> {
+        if at.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: at <= self.len, so the pointer stays inside (or one past) the allocation.
+        let ptr = unsafe { self.ptr.add(at) };
+        Some(Region { ptr, len })
+    }
+
+    /// The bytes, writable.
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: ptr is valid for len bytes of a live buffer that nothing else accesses while
+        // this region exists (see the Send impl); &mut self makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+/// Locks a mutex; a panic while holding it leaves counts that the hand-out then reports.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Fetches `range` of `object` and converts it into `dst` frame by frame as it arrives; an
@@ -182,4 +559,99 @@ async fn fetch_chunk(
         return Err(object.short(what, &range, got));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    /// A list is cut into requests in list order: each tensor's parts covered in order by
+    /// requests of whole 4096-element groups (at most `chunk_size`, the last of a part shorter),
+    /// writing its output from 0 to its end without gaps; `start` counts the stored bytes before
+    /// it. A conversion the kernels lack is refused before any request.
+    #[test]
+    fn a_list_is_cut_into_requests_in_order() {
+        let object = Arc::new(Object::new(
+            Arc::new(InMemory::new()),
+            "m".into(),
+            "memory://m".into(),
+            1 << 30,
+            None,
+            1,
+        ));
+        let part = |range: Range<u64>| Part {
+            object: Arc::clone(&object),
+            range,
+        };
+        let list = [
+            Fetch {
+                name: "a",
+                parts: vec![part(1000..1000 + 3 * 65536 + 2)],
+                from: Dtype::BF16,
+                to: Dtype::F32,
+            },
+            Fetch {
+                name: "b",
+                parts: vec![part(64..68), part(8..12), part(200_000..300_001)],
+                from: Dtype::U8,
+                to: Dtype::U8,
+            },
+            Fetch {
+                name: "c",
+                parts: Vec::new(),
+                from: Dtype::F16,
+                to: Dtype::F32,
+            },
+        ];
+        let (jobs, chunks) = plan_list(&list, 65536).unwrap();
+        assert_eq!(jobs.len(), 3);
+        let mut start = 0;
+        let mut seen = 0;
+        for (j, (job, fetch)) in jobs.iter().zip(&list).enumerate() {
+            assert_eq!(job.start, start, "{}", job.tensor);
+            let mine: Vec<&Chunk> = chunks[seen..seen + job.chunks].iter().collect();
+            assert!(mine.iter().all(|c| c.job == j));
+            seen += job.chunks;
+            // The requests, joined, are the parts in order; the outputs follow each other.
+            let mut ranges = fetch.parts.iter().map(|p| p.range.clone());
+            let mut want = ranges.next();
+            let mut at = 0;
+            for c in &mine {
+                let w = want.clone().unwrap();
+                assert_eq!(c.range.start, w.start);
+                assert!(c.range.end <= w.end);
+                let n = c.range.end - c.range.start;
+                assert!(n <= 65536 && (n % (4096 * job.fs as u64) == 0 || c.range.end == w.end));
+                assert_eq!(c.at, at);
+                assert_eq!(c.len, n as usize / job.fs * job.ts);
+                at += c.len;
+                want = if c.range.end == w.end {
+                    ranges.next()
+                } else {
+                    Some(c.range.end..w.end)
+                };
+            }
+            assert!(want.is_none(), "{}: parts left", job.tensor);
+            assert_eq!(at, job.out_len);
+            start += job.len;
+        }
+        assert_eq!(seen, chunks.len());
+        assert_eq!((jobs[0].chunks, jobs[0].out_len), (4, (3 * 65536 + 2) * 2));
+        assert_eq!((jobs[1].chunks, jobs[1].out_len), (4, 100_009));
+        assert_eq!((jobs[2].chunks, jobs[2].out_len), (0, 0));
+
+        let refused = [Fetch {
+            name: "d",
+            parts: vec![part(0..16)],
+            from: Dtype::F4,
+            to: Dtype::F32,
+        }];
+        let err = plan_list(&refused, 65536).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("tensor \"d\"")),
+            "{err:?}"
+        );
+    }
 }
