@@ -369,6 +369,52 @@ fn an_object_replaced_after_open_is_an_error() {
     }
 }
 
+/// `prefetch` of a remote model fetches the named tensors into memory: after the object was
+/// replaced on the server, those tensors are still served (no request is made for them),
+/// bit-exact, while a tensor not prefetched is fetched and refused as changed.
+#[test]
+fn prefetch_keeps_the_tensors_in_memory() {
+    let _g = shared();
+    let (dir, _) = large_model(4);
+    let (s3_url, http_url) = publish(dir.path(), "prefetched");
+    let local = Model::open_dir(dir.path(), &Options::default()).unwrap();
+    let s3_model = Model::open_dir(&s3_url, &s3_options()).unwrap();
+    let http_model = Model::open_dir(&http_url, &Options::default()).unwrap();
+    let names: Vec<String> = local.names().map(str::to_string).collect();
+    let (first, rest) = names.split_first().unwrap();
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let want: u64 = rest.iter().map(|n| local.info(n).unwrap().nbytes).sum();
+    for model in [&s3_model, &http_model] {
+        // Cancelled by its caller: an error naming prefetch, nothing kept.
+        let cancelled = model.prefetch(None, |_, _| false).unwrap_err();
+        assert!(
+            matches!(&cancelled, Error::Cancelled(m) if m.contains("prefetch")),
+            "{cancelled}"
+        );
+        model.release_all();
+        let mut last = (0, 0);
+        model
+            .prefetch(Some(&rest), |done, total| {
+                assert!(done >= last.0 && done <= total);
+                last = (done, total);
+                true
+            })
+            .unwrap();
+        assert_eq!(last, (want, want));
+    }
+    let (other, _) = large_model(5);
+    std::thread::sleep(Duration::from_millis(1100)); // nginx's ETag has whole seconds
+    publish(other.path(), "prefetched");
+    for model in [&s3_model, &http_model] {
+        for name in &rest {
+            let got = model.get(name).unwrap();
+            assert_eq!(got.data(), local.get(name).unwrap().data(), "{name}");
+        }
+        let err = io_message(model.get(first));
+        assert!(err.contains("file changed since open"), "{err}");
+    }
+}
+
 #[test]
 fn keys_outside_the_prefix_are_refused() {
     let _g = shared();

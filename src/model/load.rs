@@ -73,12 +73,14 @@ impl Model {
                 (to, to == e.dtype && self.store.zero_copy(&e.source))
             })
             .collect();
+        // Tensors served in place or already kept take no new memory.
         let new_bytes: u64 = self
             .entries
             .iter()
             .zip(&plan)
-            .filter(|(_, (_, zero_copy))| !zero_copy)
-            .map(|(e, (to, _))| {
+            .enumerate()
+            .filter(|&(index, (_, &(to, zero_copy)))| !zero_copy && !kept(index, to))
+            .map(|(_, (e, (to, _)))| {
                 let elements: u64 = e.shape.iter().product();
                 to.bytes_for(elements).unwrap_or(e.nbytes)
             })
@@ -114,6 +116,59 @@ impl Model {
             }
             Ok(())
         })
+    }
+
+    /// Prefetch of a model with remote files, which have no page cache to fill: the tensors
+    /// `indices` are fetched as stored into memory and kept as `load(None)` keeps them (until
+    /// [`Model::release_all`]; later `get`s are served from there), with the requests of many
+    /// tensors in flight at once. `progress(done, total)` counts their stored bytes.
+    pub(super) fn fetch_into_memory(
+        &self,
+        indices: &[usize],
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
+        let mut wanted = vec![false; self.entries.len()];
+        for &i in indices {
+            wanted[i] = true;
+        }
+        let total: u64 = self
+            .entries
+            .iter()
+            .zip(&wanted)
+            .filter(|(_, &w)| w)
+            .map(|(e, _)| e.nbytes)
+            .sum();
+        let done = std::cell::Cell::new(0u64);
+        let mut reported = None;
+        let outcome = self.load_each(
+            |stored| stored,
+            |index, dtype| !wanted[index] || self.converted_cache().contains_key(&(index, dtype)),
+            |index, e, dtype, zero_copy, fetched| {
+                if !wanted[index] {
+                    return Ok(());
+                }
+                if !zero_copy && !self.converted_cache().contains_key(&(index, dtype)) {
+                    let t = match fetched {
+                        Some(t) => t,
+                        None => self.materialize(e, dtype, true)?,
+                    };
+                    self.converted_cache().insert((index, dtype), t);
+                }
+                done.set(done.get() + e.nbytes);
+                Ok(())
+            },
+            |_, _, _| {
+                let now = done.get();
+                reported == Some(now) || {
+                    reported = Some(now);
+                    progress(now, total)
+                }
+            },
+        );
+        match outcome {
+            Err(Error::Cancelled(_)) => Err(Error::Cancelled("prefetch cancelled".into())),
+            other => other,
+        }
     }
 
     /// Writes entry `e` as `dtype` into `dst` (exactly its size in `dtype`) through the store:

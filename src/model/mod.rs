@@ -271,17 +271,26 @@ impl Model {
 
     /// Brings the data of `names` (every tensor when `None`) into memory ahead of use: the kernel
     /// is asked to read ahead and the pages are touched by all threads. In read mode the data is
-    /// read once with parallel positioned reads, which fills the page cache.
+    /// read once with parallel positioned reads, which fills the page cache. A remote model's
+    /// tensors are fetched as stored and kept in memory as `load(None)` keeps them (until
+    /// [`Model::release_all`]), so later `get`s make no request.
     /// `progress(done, total)` counts bytes; returning false stops with [`Error::Cancelled`].
     pub fn prefetch(
         &self,
         names: Option<&[&str]>,
         mut progress: impl FnMut(u64, u64) -> bool,
     ) -> Result<()> {
-        let entries: Vec<&Entry> = match names {
-            None => self.entries.iter().collect(),
-            Some(list) => list.iter().map(|n| self.entry(n)).collect::<Result<_>>()?,
+        let indices: Vec<usize> = match names {
+            None => (0..self.entries.len()).collect(),
+            Some(list) => list
+                .iter()
+                .map(|n| self.index_of(n))
+                .collect::<Result<_>>()?,
         };
+        if self.store.files().iter().any(|f| f.remote().is_some()) {
+            return self.fetch_into_memory(&indices, &mut progress);
+        }
+        let entries: Vec<&Entry> = indices.iter().map(|&i| &self.entries[i]).collect();
         let sources: Vec<(&str, &Source)> = entries
             .iter()
             .map(|e| (e.name.as_str(), &e.source))

@@ -412,18 +412,16 @@ impl Store {
         Ok(())
     }
 
-    /// Brings the bytes of `sources` (each with its tensor's name) into memory ahead of use:
-    /// the kernel is asked to read ahead and the pages are touched by all threads. In read
-    /// mode the data is read once with parallel positioned reads, which fills the page cache.
+    /// Brings the bytes of `sources` (each with its tensor's name) of local files into memory
+    /// ahead of use: the kernel is asked to read ahead and the pages are touched by all
+    /// threads. In read mode the data is read once with parallel positioned reads, which fills
+    /// the page cache. (Remote files have no page cache: the model fetches their tensors.)
     /// `progress(done, total)` counts bytes; returning false stops with [`Error::Cancelled`].
     pub fn prefetch(
         &self,
         sources: &[(&str, &Source)],
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
-        if self.files.iter().any(|f| f.remote().is_some()) {
-            return self.prefetch_remote(sources, progress);
-        }
         let mut ranges = Vec::new();
         let mut owners = Vec::new();
         let mut guards: Vec<(usize, Arc<crate::identity::Guard>)> = Vec::new();
@@ -485,38 +483,6 @@ impl Store {
             ranges.push((map, start..end, guard));
         }
         prefetch::spawn_background(ranges, self.threads);
-        Ok(())
-    }
-
-    /// Prefetch of a remote model: nothing is kept in memory by the store (a remote tensor is
-    /// fetched by the `get` or `load` that needs it), so this checks that every object holding
-    /// `sources` is still the one opened and reports all bytes done.
-    fn prefetch_remote(
-        &self,
-        sources: &[(&str, &Source)],
-        progress: &mut dyn FnMut(u64, u64) -> bool,
-    ) -> Result<()> {
-        let mut files: Vec<usize> = sources
-            .iter()
-            .flat_map(|(_, s)| {
-                s.pieces()
-                    .iter()
-                    .map(|p| match p {
-                        Piece::Bytes(seg) => seg.file,
-                        Piece::View { file, .. } => *file,
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        files.sort_unstable();
-        files.dedup();
-        for f in files {
-            self.files[f].check(Duration::ZERO)?;
-        }
-        let total: u64 = sources.iter().map(|(_, s)| s.len()).sum();
-        if !progress(total, total) {
-            return Err(Error::Cancelled("prefetch cancelled".into()));
-        }
         Ok(())
     }
 
