@@ -29,6 +29,14 @@ prefix="$work/prefix"
 model="$work/model"
 version="$(sed -n 's/^version = "\([^"]*\)"$/\1/p' Cargo.toml | head -n 1)"
 major="${version%%.*}"
+# Builds run in the caller's environment, not the one set below for pkg-config: cargo reruns a
+# build script whose watched variables changed (aws-lc-sys watches PKG_CONFIG_PATH and takes
+# minutes), once here and once more in the next build of the caller.
+if [ -n "${PKG_CONFIG_PATH+set}" ]; then
+    as_caller=(env PKG_CONFIG_PATH="$PKG_CONFIG_PATH")
+else
+    as_caller=(env -u PKG_CONFIG_PATH)
+fi
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror)
 passed=0
@@ -58,7 +66,7 @@ check() { # description function
 # The dynamic section entries of kind $2 (NEEDED, SONAME) of ELF file $1.
 dynamic() { readelf -d "$1" | sed -n "s/.*($2).*\[\(.*\)\]/\1/p"; }
 
-installs() { scripts/install.sh --prefix "$prefix"; }
+installs() { "${as_caller[@]}" scripts/install.sh --prefix "$prefix"; }
 
 file_set() {
     local want got
@@ -173,7 +181,7 @@ go_pkg_config() {
 mprefix="$work/prefix-mlx"
 python="${STLOAD_PYTHON:-$root/.venv/bin/python}"
 
-installs_mlx() { scripts/install.sh --mlx --prefix "$mprefix"; }
+installs_mlx() { "${as_caller[@]}" scripts/install.sh --mlx --prefix "$mprefix"; }
 
 mlx_files() {
     grep -qx '#define STLOAD_FEATURE_MLX 1' "$mprefix/include/stload.h"
