@@ -4,6 +4,7 @@
 # (tests/remote.rs, tests/remote_cache.rs), the C test (tests/c/test_remote.c, static and shared),
 # the Go test (go/remote_test.go) and the CLI on s3:// models, and stops the servers on exit.
 # Usage: tests/remote/run.sh   (needs the Python env of scripts/python-env.sh)
+#   STLOAD_REMOTE_SKIP_RUST=1   skip the Rust tests (already run by the caller)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -29,9 +30,12 @@ set -a
 set +a
 cp "$work/servers/pids" "$work/pids"
 
-echo "== Rust tests against s3s-fs and nginx"
-cargo test --release --test remote
-cargo test --release --test remote_cache
+# (scripts/test.sh has run them in its cargo test step, with servers of their own.)
+if [ "${STLOAD_REMOTE_SKIP_RUST:-}" != 1 ]; then
+    echo "== Rust tests against s3s-fs and nginx"
+    cargo test --release --test remote
+    cargo test --release --test remote_cache
+fi
 
 # The C and CLI models: fixture files placed in the S3 server's directory (s3s-fs serves the
 # files of its root; bucket "cli" is a directory there).
