@@ -32,15 +32,10 @@ impl Model {
             |index, target| self.converted_cache().contains_key(&(index, target)),
             |index, e, target, zero_copy, fetched| {
                 if zero_copy {
-                    self.view(e)?;
-                } else if !self.converted_cache().contains_key(&(index, target)) {
-                    let t = match fetched {
-                        Some(t) => t,
-                        None => self.materialize(e, target, true)?,
-                    };
-                    self.converted_cache().insert((index, target), t);
+                    self.view(e).map(drop)
+                } else {
+                    self.keep_loaded(index, e, target, fetched)
                 }
-                Ok(())
             },
             progress,
         )
@@ -147,12 +142,8 @@ impl Model {
                 if !wanted[index] {
                     return Ok(());
                 }
-                if !zero_copy && !self.converted_cache().contains_key(&(index, dtype)) {
-                    let t = match fetched {
-                        Some(t) => t,
-                        None => self.materialize(e, dtype, true)?,
-                    };
-                    self.converted_cache().insert((index, dtype), t);
+                if !zero_copy {
+                    self.keep_loaded(index, e, dtype, fetched)?;
                 }
                 done.set(done.get() + e.nbytes);
                 Ok(())
@@ -169,6 +160,25 @@ impl Model {
             Err(Error::Cancelled(_)) => Err(Error::Cancelled("prefetch cancelled".into())),
             other => other,
         }
+    }
+
+    /// Keeps entry `index` as `dtype` in memory for later gets, unless it is kept already: the
+    /// tensor the store fetched ahead, else one materialised now.
+    fn keep_loaded(
+        &self,
+        index: usize,
+        e: &Entry,
+        dtype: Dtype,
+        fetched: Option<Tensor>,
+    ) -> Result<()> {
+        if !self.converted_cache().contains_key(&(index, dtype)) {
+            let t = match fetched {
+                Some(t) => t,
+                None => self.materialize(e, dtype, true)?,
+            };
+            self.converted_cache().insert((index, dtype), t);
+        }
+        Ok(())
     }
 
     /// Writes entry `e` as `dtype` into `dst` (exactly its size in `dtype`) through the store:

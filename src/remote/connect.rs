@@ -238,31 +238,22 @@ impl Connection {
     /// Asks every object of `paths` for its size and ETag, one HEAD each, in parallel (for the
     /// cache, which needs no bytes to tell whether its copy is current).
     pub(crate) fn head_files(&self, paths: &[ObjectPath]) -> Result<Vec<Object>> {
-        let heads: Vec<_> = paths
-            .iter()
-            .map(|p| async move { self.head_one(p).await.map_err(Error::from) })
-            .collect();
-        super::block_on(self.threads, async {
-            futures::stream::iter(heads)
-                .buffered(self.concurrency)
-                .try_collect::<Vec<_>>()
-                .await
-        })?
+        self.head_existing(paths)?
+            .into_iter()
+            .zip(paths)
+            .map(|(object, path)| {
+                object.ok_or_else(|| Error::Io {
+                    path: self.url(path),
+                    message: "cannot open: not found".to_string(),
+                })
+            })
+            .collect()
     }
 
     /// Like [`Connection::head_files`], with `None` for the objects that do not exist (the
     /// optional files beside the weights, which a plain HTTP server cannot list).
     pub(crate) fn head_existing(&self, paths: &[ObjectPath]) -> Result<Vec<Option<Object>>> {
-        let heads: Vec<_> = paths
-            .iter()
-            .map(|p| async move {
-                match self.head_one(p).await {
-                    Ok(object) => Ok(Some(object)),
-                    Err(HeadError::NotFound(_)) => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
-            })
-            .collect();
+        let heads: Vec<_> = paths.iter().map(|p| self.head_one(p)).collect();
         super::block_on(self.threads, async {
             futures::stream::iter(heads)
                 .buffered(self.concurrency)
@@ -271,26 +262,27 @@ impl Connection {
         })?
     }
 
-    async fn head_one(&self, path: &ObjectPath) -> std::result::Result<Object, HeadError> {
+    /// The object at `path` as it is now, `None` when it does not exist.
+    async fn head_one(&self, path: &ObjectPath) -> Result<Option<Object>> {
         let url = self.url(path);
-        let meta = self.store.head(path).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => HeadError::NotFound(Error::Io {
-                path: url.clone(),
-                message: "cannot open: not found".to_string(),
-            }),
-            e => HeadError::Other(Error::Io {
-                path: url.clone(),
-                message: format!("cannot open: {e}"),
-            }),
-        })?;
-        Ok(Object::new(
+        let meta = match self.store.head(path).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: url,
+                    message: format!("cannot open: {e}"),
+                })
+            }
+        };
+        Ok(Some(Object::new(
             Arc::clone(&self.store),
             path.clone(),
             url,
             meta.size,
             meta.e_tag,
             self.threads,
-        ))
+        )))
     }
 
     async fn open_one(&self, path: &ObjectPath, max_header: u64) -> Result<(Object, Vec<u8>)> {
@@ -333,19 +325,5 @@ impl Connection {
             }
         }
         Ok((object, bytes))
-    }
-}
-
-/// A failed HEAD: a missing object (which some callers expect) or any other failure.
-enum HeadError {
-    NotFound(Error),
-    Other(Error),
-}
-
-impl From<HeadError> for Error {
-    fn from(e: HeadError) -> Error {
-        match e {
-            HeadError::NotFound(e) | HeadError::Other(e) => e,
-        }
     }
 }
