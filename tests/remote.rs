@@ -654,6 +654,17 @@ const MANY_DTYPES: [(&str, usize); 8] = [
 /// [`MANY_DTYPES`]) and, when `large`, three of a few MiB (first in name order), stored in
 /// another order than their names' (about 60 MiB for 3,000 tensors), in a new directory.
 fn many_tensors_model(count: usize, large: bool, seed: u64) -> (tempfile::TempDir, PathBuf) {
+    many_tensors_model_strided(count, large, seed, 7919)
+}
+
+/// [`many_tensors_model`] with file position `k` holding the tensor `k * stride % count` of the
+/// name order (`stride` 1: the file in name order).
+fn many_tensors_model_strided(
+    count: usize,
+    large: bool,
+    seed: u64,
+    stride: usize,
+) -> (tempfile::TempDir, PathBuf) {
     let mut specs: Vec<(String, &str, Vec<u64>)> = (0..count)
         .map(|i| {
             let (dtype, size) = MANY_DTYPES[i % MANY_DTYPES.len()];
@@ -672,7 +683,7 @@ fn many_tensors_model(count: usize, large: bool, seed: u64) -> (tempfile::TempDi
     let mut data = Vec::new();
     // File order: a stride through the name order.
     for k in 0..n {
-        let (name, dtype, shape) = &specs[k * 7919 % n];
+        let (name, dtype, shape) = &specs[k * stride % n];
         let size = MANY_DTYPES.iter().find(|(d, _)| d == dtype).unwrap().1;
         let start = data.len();
         data.extend(noise(
@@ -759,17 +770,58 @@ fn many_small_tensors_load_exactly_from_s3_and_http() {
 #[test]
 fn many_small_tensors_with_small_chunks_and_few_requests() {
     let _g = shared();
-    let (dir, file) = many_tensors_model(400, true, 13);
-    let (s3_url, _) = publish(dir.path(), "many400");
+    // Stride 1: the file in name order, so runs of small tensors share requests (elements of
+    // one tensor split between frames, tensors of several dtypes converted from one body).
+    for (stride, name) in [(7919, "many400"), (1, "many400-ordered")] {
+        let (dir, file) = many_tensors_model_strided(400, true, 13, stride);
+        let (s3_url, _) = publish(dir.path(), name);
+        let local = Model::open_files(&[file], &Options::default()).unwrap();
+        for (concurrency, threads) in [("1", 1), ("3", 2)] {
+            let mut options = s3_options();
+            options.set_remote("chunk_size", "65536").unwrap();
+            options.set_remote("concurrency", concurrency).unwrap();
+            options.set_threads(threads).unwrap();
+            let remote = Model::open_dir(&s3_url, &options).unwrap();
+            for target in [Dtype::F32, Dtype::BF16] {
+                assert_same_load(&local, &remote, Some(target));
+            }
+        }
+    }
+}
+
+/// Slices of remote tensors equal the local slices: along axis 0 (one range) and along axis 1
+/// (a range per row, the rows' gaps read and dropped inside shared requests), as stored and
+/// converted, with requests small enough that a slice takes several.
+#[test]
+fn slices_of_remote_tensors_equal_local_slices() {
+    let _g = shared();
+    let (dir, file) = many_tensors_model(8, true, 14);
+    let (s3_url, _) = publish(dir.path(), "slices");
     let local = Model::open_files(&[file], &Options::default()).unwrap();
-    for (concurrency, threads) in [("1", 1), ("3", 2)] {
-        let mut options = s3_options();
-        options.set_remote("chunk_size", "65536").unwrap();
-        options.set_remote("concurrency", concurrency).unwrap();
-        options.set_threads(threads).unwrap();
-        let remote = Model::open_dir(&s3_url, &options).unwrap();
-        for target in [Dtype::F32, Dtype::BF16] {
-            assert_same_load(&local, &remote, Some(target));
+    let mut options = s3_options();
+    options.set_remote("chunk_size", "65536").unwrap();
+    let remote = Model::open_dir(&s3_url, &options).unwrap();
+    for name in ["big.a", "big.b", "big.c"] {
+        let shape = local.info(name).unwrap().shape.to_vec();
+        for (axis, start, stop) in [
+            (0, 3, shape[0] - 5),
+            (1, 100, 700),
+            (1, 0, 1),
+            (1, 998, 999),
+        ] {
+            for dtype in [None, Some(Dtype::F32)] {
+                let want = local.get_slice(name, axis, start, stop, dtype).unwrap();
+                let got = remote.get_slice(name, axis, start, stop, dtype).unwrap();
+                assert_eq!(
+                    (want.shape(), want.dtype()),
+                    (got.shape(), got.dtype()),
+                    "{name} axis {axis}"
+                );
+                assert!(
+                    want.data() == got.data(),
+                    "{name} axis {axis} [{start}, {stop}) as {dtype:?}"
+                );
+            }
         }
     }
 }
@@ -852,54 +904,82 @@ fn barrier_stats(port: u16) -> (u64, u64) {
     (requests.parse().unwrap(), peak.parse().unwrap())
 }
 
-/// The requests of many one-chunk tensors are in flight together, `concurrency` of them and no
-/// more, each tensor fetched once: the server holds the first data requests until
-/// `concurrency` of them are open at once (a load that fetched tensor after tensor would never
-/// get there, and would fail when the server gives up), and counts the requests and the most
-/// open at once.
+/// The requests of many small tensors are in flight together, `concurrency` of them and no
+/// more, each byte fetched once: the server holds the first data requests until `concurrency`
+/// of them are open at once (a load that fetched tensor after tensor would never get there,
+/// and would fail when the server gives up), and counts the requests and the most open at
+/// once. Tensors next to each other in the file and in name order share a request up to
+/// `chunk_size`; others (a file in another order) take one each.
 #[test]
 fn requests_of_many_tensors_are_in_flight_together() {
-    // Small tensors only: one request each, so a load that fetched tensor after tensor would
-    // have one request open at a time.
-    let (dir, _) = many_tensors_model(64, false, 12);
-    for (concurrency, threads) in [(4usize, 2usize), (3, 1), (5, 8)] {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/barrier_server.py");
-        let _server = Stopped(
-            Command::new(common::python())
-                .arg(&script)
-                .arg(dir.path())
-                .arg(port.to_string())
-                .arg(concurrency.to_string())
-                .spawn()
-                .unwrap(),
-        );
-        let up = (0..100).any(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "barrier_server.py did not start");
-        let url = format!("http://127.0.0.1:{port}/model.safetensors");
-        let mut options = Options::default();
-        options.set_remote("max_retries", "0").unwrap();
-        options
-            .set_remote("concurrency", &concurrency.to_string())
-            .unwrap();
-        options.set_remote("chunk_size", "65536").unwrap();
-        options.set_threads(threads).unwrap();
-        let model = Model::open_files(&[&url], &options).unwrap();
-        model.load(Some(Dtype::F32), |_, _, _| true).unwrap();
-        // One request per tensor (none is over 64 KiB), each tensor fetched once.
-        assert!(model.infos().all(|t| t.nbytes <= 65536));
-        let chunks = model.len() as u64;
-        assert_eq!(
-            barrier_stats(port),
-            (chunks, concurrency as u64),
-            "requests, and the most open at once, with concurrency {concurrency}"
-        );
+    const CHUNK: u64 = 65536;
+    // Small tensors only (none over a chunk). Stride 7919: no two tensors next to each other
+    // in name order are next to each other in the file.
+    for stride in [7919, 1] {
+        let (dir, _) = many_tensors_model_strided(64, false, 12, stride);
+        for (concurrency, threads) in [(4usize, 2usize), (3, 1), (5, 8)] {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/barrier_server.py");
+            let _server = Stopped(
+                Command::new(common::python())
+                    .arg(&script)
+                    .arg(dir.path())
+                    .arg(port.to_string())
+                    .arg(concurrency.to_string())
+                    .spawn()
+                    .unwrap(),
+            );
+            let up = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(50));
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            assert!(up, "barrier_server.py did not start");
+            let url = format!("http://127.0.0.1:{port}/model.safetensors");
+            let mut options = Options::default();
+            options.set_remote("max_retries", "0").unwrap();
+            options
+                .set_remote("concurrency", &concurrency.to_string())
+                .unwrap();
+            options
+                .set_remote("chunk_size", &CHUNK.to_string())
+                .unwrap();
+            options.set_threads(threads).unwrap();
+            let model = Model::open_files(&[&url], &options).unwrap();
+            model.load(Some(Dtype::F32), |_, _, _| true).unwrap();
+            // The requests a load needs: a tensor joins the request before it when it starts
+            // where that one ends and the two fit in a chunk.
+            let infos: Vec<_> = model.infos().collect();
+            assert!(infos.iter().all(|t| t.nbytes <= CHUNK));
+            let mut requests = 0u64;
+            let mut open: Option<(u64, u64)> = None; // (start, end) of the last request
+            for t in &infos {
+                match open {
+                    Some((start, end))
+                        if t.data_offset == end && t.data_offset + t.nbytes - start <= CHUNK =>
+                    {
+                        open = Some((start, t.data_offset + t.nbytes));
+                    }
+                    _ => {
+                        requests += 1;
+                        open = Some((t.data_offset, t.data_offset + t.nbytes));
+                    }
+                }
+            }
+            if stride == 1 {
+                assert!(requests * 2 < infos.len() as u64, "{requests} requests");
+            } else {
+                assert_eq!(requests, infos.len() as u64);
+            }
+            assert_eq!(
+                barrier_stats(port),
+                (requests, concurrency as u64),
+                "requests, and the most open at once, with concurrency {concurrency}, stride {stride}"
+            );
+        }
     }
 }

@@ -1,18 +1,24 @@
 //! Tensors of remote files: parallel ranged GETs, each chunk converted into its output as its
 //! bytes arrive (network and conversion overlap, and no copy of the stored dtype is kept).
 //!
-//! A list of tensors is one work queue of (tensor, chunk) pairs in output order. `threads`
-//! workers each wait on the runtime for their share of `concurrency` requests (at most
-//! `concurrency` in flight over the whole list) and convert what their requests receive, so the
-//! requests of the next tensors start while the previous ones finish: a model of many small
-//! tensors is bound by bandwidth, not by one round trip and one tail per tensor. The calling
+//! A list of tensors is cut into pieces of at most `chunk_size` bytes in output order, and the
+//! pieces into requests: one ranged GET serves a run of pieces that follow each other in the
+//! list and in the same object (gaps of at most [`MAX_GAP`] bytes are read and dropped), up
+//! to `chunk_size` in all, so adjacent small tensors (norms, biases) cost one request between
+//! them, not one each. The requests are one work queue. `threads` workers each wait on the
+//! runtime for their share of `concurrency` requests (at most `concurrency` in flight over the
+//! whole list) and convert what their requests receive, piece by piece, so the requests of the
+//! next tensors start while the previous ones finish: a model of many small tensors is bound
+//! by bandwidth, not by one round trip and one tail per tensor. The calling
 //! thread hands each tensor out, in list order, once every byte of it arrived; on the first
 //! error (or when the caller's hand-out fails) nothing more is handed out and every output not
 //! handed out is dropped.
 //!
-//! Memory is bounded by a window: a tensor starts only while the stored bytes of the tensors
-//! started and not yet handed out are under [`WINDOW_ROUNDS`] × `concurrency` × `chunk_size`
-//! (512 MiB with the defaults). A caller that drops each tensor once handed out (an MLX load)
+//! Memory is bounded by a window: a request that starts a tensor waits until the stored bytes of
+//! the tensors started and not yet handed out are under [`WINDOW_ROUNDS`] × `concurrency` ×
+//! `chunk_size` (512 MiB with the defaults); the tensors it starts after its first piece's do
+//! not wait (the request's own earlier pieces may be what holds the window back), which
+//! exceeds the window by less than one request and one tensor. A caller that drops each tensor once handed out (an MLX load)
 //! so holds at most the outputs of the window plus one tensor (in the output dtype: twice the
 //! stored bytes for BF16 to F32).
 
@@ -34,6 +40,11 @@ use crate::remote::object::Object;
 /// `concurrency` × `chunk_size` (the bytes one round of requests brings). Four rounds keep
 /// every request slot busy while a slow request holds back the hand-out of its tensor.
 pub(crate) const WINDOW_ROUNDS: u64 = 4;
+
+/// The most bytes between two pieces of one request that are read only to be dropped: at any
+/// bandwidth a round trip costs more than 64 KiB (the rows of a tensor-parallel slice of a
+/// small tensor so come in one request).
+pub(crate) const MAX_GAP: u64 = 64 * 1024;
 
 /// A byte range of a remote object, in output order.
 pub(crate) struct Part {
@@ -110,21 +121,26 @@ pub(crate) fn fetch_convert_many(
     plan: Plan,
     each: &mut dyn FnMut(usize, AlignedBuf) -> Result<()>,
 ) -> Result<()> {
-    let (jobs, chunks) = plan_list(list, plan.chunk_size)?;
+    let (jobs, pieces, requests) = plan_list(list, plan.chunk_size)?;
     if jobs.is_empty() {
         return Ok(());
     }
     let (handed, handed_rx) = watch::channel(0u64);
-    let workers = plan.threads.min(plan.concurrency).min(chunks.len()).max(1);
+    let workers = plan
+        .threads
+        .min(plan.concurrency)
+        .min(requests.len())
+        .max(1);
     let pipe = Pipe {
         state: Mutex::new(State {
             outputs: jobs.iter().map(|_| None).collect(),
-            left: jobs.iter().map(|j| j.chunks).collect(),
+            left: jobs.iter().map(|j| j.pieces).collect(),
             error: None,
             workers,
         }),
         jobs,
-        chunks,
+        pieces,
+        requests,
         window: plan.window(),
         threads: plan.threads,
         queue: tokio::sync::Mutex::new(Queue {
@@ -137,7 +153,7 @@ pub(crate) fn fetch_convert_many(
     };
     // The requests of each worker: `concurrency` shared out, the first workers taking one more.
     let share = |w: usize| plan.concurrency / workers + usize::from(w < plan.concurrency % workers);
-    if pipe.chunks.is_empty() {
+    if pipe.requests.is_empty() {
         // Only empty tensors: nothing to fetch.
         return pipe.hand_out(handed, each);
     }
@@ -182,13 +198,13 @@ struct Job<'a> {
     /// Stored bytes of the tensors before it in the list, and its own.
     start: u64,
     len: u64,
-    /// Its requests.
-    chunks: usize,
+    /// Its pieces.
+    pieces: usize,
 }
 
-/// One request: bytes `range` of `object`, converted into `len` bytes at `at` of the output of
-/// tensor `job`.
-struct Chunk<'a> {
+/// Bytes `range` of an object, converted into `len` bytes at `at` of the output of tensor
+/// `job`.
+struct Piece<'a> {
     job: usize,
     object: &'a Object,
     range: Range<u64>,
@@ -196,10 +212,23 @@ struct Chunk<'a> {
     len: usize,
 }
 
-/// Checks every tensor of `list` and cuts it into requests of about `chunk_size` bytes.
-fn plan_list<'a>(list: &'a [Fetch<'a>], chunk_size: u64) -> Result<(Vec<Job<'a>>, Vec<Chunk<'a>>)> {
+/// One ranged GET: bytes `range` of `object`, which feed the pieces `pieces` (indices into the
+/// list's pieces, in byte order; bytes between two of them are dropped).
+struct Request<'a> {
+    object: &'a Object,
+    range: Range<u64>,
+    pieces: Range<usize>,
+}
+
+/// The plan of a list: its tensors, their pieces in list order, and the requests serving them
+/// in the same order.
+type Planned<'a> = (Vec<Job<'a>>, Vec<Piece<'a>>, Vec<Request<'a>>);
+
+/// Checks every tensor of `list`, cuts it into pieces of about `chunk_size` bytes, and groups
+/// the pieces into requests.
+fn plan_list<'a>(list: &'a [Fetch<'a>], chunk_size: u64) -> Result<Planned<'a>> {
     let mut jobs = Vec::with_capacity(list.len());
-    let mut chunks = Vec::with_capacity(list.len());
+    let mut pieces = Vec::with_capacity(list.len());
     let mut start = 0u64;
     for (index, f) in list.iter().enumerate() {
         let (tensor, from, to) = (f.name, f.from, f.to);
@@ -230,10 +259,10 @@ fn plan_list<'a>(list: &'a [Fetch<'a>], chunk_size: u64) -> Result<(Vec<Job<'a>>
             .ok()
             .and_then(|total| (total / fs).checked_mul(ts))
             .ok_or_else(too_large)?;
-        // Whole 4096-element groups per request, so every output chunk starts cache-line aligned.
+        // Whole 4096-element groups per piece, so every output piece starts cache-line aligned.
         let granule = 4096 * fs as u64;
         let step = (chunk_size / granule).max(1) * granule;
-        let first = chunks.len();
+        let first = pieces.len();
         let mut at = 0usize;
         for part in &f.parts {
             let mut from_byte = part.range.start;
@@ -241,7 +270,7 @@ fn plan_list<'a>(list: &'a [Fetch<'a>], chunk_size: u64) -> Result<(Vec<Job<'a>>
                 let n = step.min(part.range.end - from_byte);
                 // n <= len, which fits in usize.
                 let out = n as usize / fs * ts;
-                chunks.push(Chunk {
+                pieces.push(Piece {
                     job: index,
                     object: &part.object,
                     range: from_byte..from_byte + n,
@@ -262,17 +291,45 @@ fn plan_list<'a>(list: &'a [Fetch<'a>], chunk_size: u64) -> Result<(Vec<Job<'a>>
             out_len,
             start,
             len,
-            chunks: chunks.len() - first,
+            pieces: pieces.len() - first,
         });
         start = start.saturating_add(len);
     }
-    Ok((jobs, chunks))
+    let requests = group(&pieces, chunk_size);
+    Ok((jobs, pieces, requests))
+}
+
+/// Groups `pieces` into requests: a piece joins the request before it when it lies in the same
+/// object after that request's end, at most [`MAX_GAP`] bytes further, and the request stays
+/// within `chunk_size` bytes.
+fn group<'a>(pieces: &[Piece<'a>], chunk_size: u64) -> Vec<Request<'a>> {
+    let mut requests: Vec<Request<'a>> = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        if let Some(last) = requests.last_mut() {
+            let joins = std::ptr::eq(last.object, piece.object)
+                && piece.range.start >= last.range.end
+                && piece.range.start - last.range.end <= MAX_GAP
+                && piece.range.end - last.range.start <= chunk_size;
+            if joins {
+                last.range.end = piece.range.end;
+                last.pieces.end = i + 1;
+                continue;
+            }
+        }
+        requests.push(Request {
+            object: piece.object,
+            range: piece.range.clone(),
+            pieces: i..i + 1,
+        });
+    }
+    requests
 }
 
 /// A list being fetched: the work queue, the window, and what is ready to hand out.
 struct Pipe<'a> {
     jobs: Vec<Job<'a>>,
-    chunks: Vec<Chunk<'a>>,
+    pieces: Vec<Piece<'a>>,
+    requests: Vec<Request<'a>>,
     /// Stored bytes of started tensors not yet handed out before another may start.
     window: u64,
     /// Runtime workers, for the blocking calls.
@@ -291,9 +348,9 @@ struct Pipe<'a> {
 
 /// Where the queue is.
 struct Queue {
-    /// Index of the next chunk.
+    /// Index of the next request.
     next: usize,
-    /// The tensor whose output the chunks being started write, and that output.
+    /// The tensor whose output the pieces being started write, and that output.
     current: Option<(usize, Region)>,
 }
 
@@ -301,7 +358,7 @@ struct Queue {
 struct State {
     /// Outputs of started tensors not yet handed out.
     outputs: Vec<Option<AlignedBuf>>,
-    /// Requests of each tensor not yet done.
+    /// Pieces of each tensor not yet done.
     left: Vec<usize>,
     /// The first error.
     error: Option<Error>,
@@ -319,8 +376,8 @@ impl Pipe<'_> {
             Some((next, handed))
         })
         .map(|next| async move {
-            let (k, region) = next?;
-            self.fetch(k, region).await?;
+            let (k, regions) = next?;
+            self.fetch(k, regions).await?;
             Ok::<usize, Error>(k)
         })
         .buffer_unordered(requests.max(1))
@@ -344,71 +401,94 @@ impl Pipe<'_> {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// The next request and the output bytes it writes; `None` when there is none or the
-    /// list stopped. The first request of a tensor waits until the window lets it start, and
-    /// allocates the tensor's output.
-    async fn take(&self, handed: &mut watch::Receiver<u64>) -> Option<Result<(usize, Region)>> {
+    /// The next request and the output bytes of each of its pieces; `None` when there is none
+    /// or the list stopped. A request whose first piece starts a tensor waits until the window
+    /// lets it start; every tensor a request starts gets its output allocated here.
+    async fn take(
+        &self,
+        handed: &mut watch::Receiver<u64>,
+    ) -> Option<Result<(usize, Vec<Region>)>> {
         let mut queue = self.queue.lock().await;
         if self.stop.load(Ordering::Relaxed) {
             return None;
         }
         let k = queue.next;
-        let chunk = self.chunks.get(k)?;
-        let job = &self.jobs[chunk.job];
-        if queue.current.as_ref().map(|(j, _)| *j) != Some(chunk.job) {
-            let (start, window) = (job.start, self.window);
-            // An error: the hand-out stopped and closed the channel.
-            let open = handed
-                .wait_for(|&h| start < h.saturating_add(window))
-                .await
-                .is_ok();
-            if !open || self.stop.load(Ordering::Relaxed) {
-                return None;
-            }
-            let mut buf = match AlignedBuf::new_uninit(job.out_len) {
-                Ok(buf) => buf,
-                Err(e) => {
-                    return Some(Err(Error::OutOfMemory(format!(
-                        "{}: cannot allocate {} bytes: {e}",
-                        job.what, job.out_len
-                    ))))
+        let request = self.requests.get(k)?;
+        let mut regions = Vec::with_capacity(request.pieces.len());
+        for (n, piece) in self.pieces[request.pieces.clone()].iter().enumerate() {
+            let job = &self.jobs[piece.job];
+            if queue.current.as_ref().map(|(j, _)| *j) != Some(piece.job) {
+                // Only the first piece waits: the tensors of later ones may wait for this very
+                // request (see the module comment).
+                if n == 0 {
+                    let (start, window) = (job.start, self.window);
+                    // An error: the hand-out stopped and closed the channel.
+                    let open = handed
+                        .wait_for(|&h| start < h.saturating_add(window))
+                        .await
+                        .is_ok();
+                    if !open || self.stop.load(Ordering::Relaxed) {
+                        return None;
+                    }
                 }
-            };
-            let whole = Region::of(&mut buf);
-            // The buffer stays in `outputs` (its bytes do not move) until every request of
-            // the tensor is done, or until the pipe is dropped after every worker ended.
-            lock(&self.state).outputs[chunk.job] = Some(buf);
-            queue.current = Some((chunk.job, whole));
+                let mut buf = match AlignedBuf::new_uninit(job.out_len) {
+                    Ok(buf) => buf,
+                    Err(e) => {
+                        return Some(Err(Error::OutOfMemory(format!(
+                            "{}: cannot allocate {} bytes: {e}",
+                            job.what, job.out_len
+                        ))))
+                    }
+                };
+                let whole = Region::of(&mut buf);
+                // The buffer stays in `outputs` (its bytes do not move) until every piece of
+                // the tensor is done, or until the pipe is dropped after every worker ended.
+                lock(&self.state).outputs[piece.job] = Some(buf);
+                queue.current = Some((piece.job, whole));
+            }
+            let region = queue
+                .current
+                .as_ref()
+                .and_then(|(_, whole)| whole.part(piece.at, piece.len));
+            match region {
+                Some(region) => regions.push(region),
+                None => {
+                    return Some(Err(Error::Io {
+                        path: piece.object.url().to_string(),
+                        message: format!("{}: a piece lies outside the output", job.what),
+                    }))
+                }
+            }
         }
         queue.next += 1;
-        let region = queue
-            .current
-            .as_ref()
-            .and_then(|(_, whole)| whole.part(chunk.at, chunk.len));
-        Some(region.map(|r| (k, r)).ok_or_else(|| Error::Io {
-            path: chunk.object.url().to_string(),
-            message: format!("{}: a request lies outside the output", job.what),
-        }))
+        Some(Ok((k, regions)))
     }
 
-    /// Runs request `k`, converting into `region`.
-    async fn fetch(&self, k: usize, mut region: Region) -> Result<()> {
-        let chunk = &self.chunks[k];
-        let job = &self.jobs[chunk.job];
-        fetch_chunk(chunk.object, chunk.range.clone(), region.bytes(), job).await
+    /// Runs request `k`, converting each piece into its region.
+    async fn fetch(&self, k: usize, regions: Vec<Region>) -> Result<()> {
+        let request = &self.requests[k];
+        let pieces = &self.pieces[request.pieces.clone()];
+        let sinks = pieces
+            .iter()
+            .zip(regions)
+            .map(|(piece, region)| Sink::new(&piece.range, &self.jobs[piece.job], region));
+        fetch_request(request.object, request.range.clone(), sinks.collect()).await
     }
 
     /// Request `k` is done.
     fn done(&self, k: usize) {
-        let job = self.chunks[k].job;
         let mut state = lock(&self.state);
-        state.left[job] -= 1;
-        if state.left[job] == 0 {
+        let mut finished = false;
+        for piece in &self.pieces[self.requests[k].pieces.clone()] {
+            state.left[piece.job] -= 1;
+            finished |= state.left[piece.job] == 0;
+        }
+        if finished {
             self.changed.notify_all();
         }
     }
 
-    /// Hands every tensor out in order, each once all its requests are done, moving the window
+    /// Hands every tensor out in order, each once all its pieces are done, moving the window
     /// on before `each` runs. Returns the first error; dropping `handed` on return wakes the
     /// workers waiting for the window.
     fn hand_out(
@@ -417,7 +497,7 @@ impl Pipe<'_> {
         each: &mut dyn FnMut(usize, AlignedBuf) -> Result<()>,
     ) -> Result<()> {
         for (j, job) in self.jobs.iter().enumerate() {
-            let buf = if job.chunks == 0 {
+            let buf = if job.pieces == 0 {
                 AlignedBuf::new_uninit(0).map_err(|e| {
                     Error::OutOfMemory(format!("{}: cannot allocate: {e}", job.what))
                 })?
@@ -462,8 +542,8 @@ impl Drop for Alive<'_, '_> {
     }
 }
 
-/// Output bytes of a tensor that one request writes alone, while other requests write other
-/// parts of the same output and the thread handing out waits for all of them.
+/// Output bytes of a tensor that one piece writes alone, while other pieces write other parts
+/// of the same output and the thread handing out waits for all of them.
 struct Region {
     ptr: NonNull<u8>,
     len: usize,
@@ -485,7 +565,7 @@ impl Region {
     }
 
     /// Bytes `at..at + len` of the region, when they lie inside it. The planner gives every
-    /// request of a tensor its own bytes, so no two parts overlap.
+    /// piece of a tensor its own bytes, so no two parts overlap.
     fn part(&self, at: usize, len: usize) -> Option<Region> {
         if at.checked_add(len)? > self.len {
             return None;
@@ -508,55 +588,101 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Fetches `range` of `object` and converts it into `dst` frame by frame as it arrives; an
-/// element split between two frames waits in a small carry buffer.
-async fn fetch_chunk(
-    object: &Object,
+/// Where the bytes of one piece go: converted into its region as they arrive; an element split
+/// between two frames waits in a small carry buffer.
+struct Sink<'j> {
+    /// The piece's bytes in its object.
     range: Range<u64>,
-    dst: &mut [u8],
-    job: &Job<'_>,
-) -> Result<()> {
-    let (fs, ts, what) = (job.fs, job.ts, job.what.as_str());
-    let want = range.end - range.start;
-    let mut body = object.body(range.clone(), what).await?;
-    let mut got = 0u64;
-    let mut at = 0usize;
-    let mut carry = [0u8; 16];
-    let mut carried = 0usize;
-    let converted = |src: &[u8], dst: &mut [u8]| {
-        convert::convert(src, job.from, dst, job.to).map_err(|e| e.in_tensor(job.tensor))
-    };
-    while let Some(frame) = body.next().await {
-        let frame = frame.map_err(|e| object.broken(what, &range, got, e))?;
-        got += frame.len() as u64;
-        if got > want {
-            return Err(object.too_long(what, &range));
+    job: &'j Job<'j>,
+    region: Region,
+    /// Output bytes written.
+    at: usize,
+    carry: [u8; 16],
+    carried: usize,
+}
+
+impl<'j> Sink<'j> {
+    fn new(range: &Range<u64>, job: &'j Job<'j>, region: Region) -> Sink<'j> {
+        Sink {
+            range: range.clone(),
+            job,
+            region,
+            at: 0,
+            carry: [0; 16],
+            carried: 0,
         }
-        let mut bytes = &frame[..];
-        if carried > 0 {
-            let take = (fs - carried).min(bytes.len());
-            carry[carried..carried + take].copy_from_slice(&bytes[..take]);
-            carried += take;
+    }
+
+    /// Converts the next stored bytes of the piece.
+    fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let (fs, ts, job) = (self.job.fs, self.job.ts, self.job);
+        let dst = self.region.bytes();
+        let converted = |src: &[u8], dst: &mut [u8]| {
+            convert::convert(src, job.from, dst, job.to).map_err(|e| e.in_tensor(job.tensor))
+        };
+        if self.carried > 0 {
+            let take = (fs - self.carried).min(bytes.len());
+            self.carry[self.carried..self.carried + take].copy_from_slice(&bytes[..take]);
+            self.carried += take;
             bytes = &bytes[take..];
-            if carried == fs {
-                converted(&carry[..fs], &mut dst[at..at + ts])?;
-                at += ts;
-            } else {
-                continue;
+            if self.carried < fs {
+                return Ok(());
             }
+            converted(&self.carry[..fs], &mut dst[self.at..self.at + ts])?;
+            self.at += ts;
+            self.carried = 0;
         }
         let whole = bytes.len() / fs * fs;
         let out = whole / fs * ts;
         if whole > 0 {
-            converted(&bytes[..whole], &mut dst[at..at + out])?;
-            at += out;
+            converted(&bytes[..whole], &mut dst[self.at..self.at + out])?;
+            self.at += out;
         }
         let left = bytes.len() - whole;
-        carry[..left].copy_from_slice(&bytes[whole..]);
-        carried = left;
+        self.carry[..left].copy_from_slice(&bytes[whole..]);
+        self.carried = left;
+        Ok(())
+    }
+}
+
+/// Fetches `range` of `object` and hands each byte to the sink of the piece it belongs to, in
+/// order, as frames arrive; bytes between pieces are dropped. Errors name the tensor whose
+/// bytes were due.
+async fn fetch_request(object: &Object, range: Range<u64>, mut sinks: Vec<Sink<'_>>) -> Result<()> {
+    // The sink whose bytes are due.
+    let mut due = 0;
+    let jobs: Vec<&Job<'_>> = sinks.iter().map(|s| s.job).collect();
+    let what = |due: usize| {
+        jobs.get(due)
+            .or(jobs.last())
+            .map_or("remote", |j| j.what.as_str())
+    };
+    let want = range.end - range.start;
+    let mut body = object.body(range.clone(), what(due)).await?;
+    let mut got = 0u64;
+    while let Some(frame) = body.next().await {
+        let frame = frame.map_err(|e| object.broken(what(due), &range, got, e))?;
+        // Offset in the object of the frame's first byte.
+        let mut pos = range.start + got;
+        got += frame.len() as u64;
+        if got > want {
+            return Err(object.too_long(what(due), &range));
+        }
+        let mut bytes = &frame[..];
+        while let Some(s) = sinks.get_mut(due).filter(|_| !bytes.is_empty()) {
+            // Bytes before the piece (a gap) are dropped; then the piece takes what is its.
+            let skip = s.range.start.saturating_sub(pos).min(bytes.len() as u64);
+            let take = (s.range.end - (pos + skip)).min(bytes.len() as u64 - skip);
+            s.write(&bytes[skip as usize..(skip + take) as usize])?;
+            bytes = &bytes[(skip + take) as usize..];
+            pos += skip + take;
+            if pos == s.range.end {
+                due += 1;
+            }
+        }
     }
     if got < want {
-        return Err(object.short(what, &range, got));
+        return Err(object.short(what(due), &range, got));
     }
     Ok(())
 }
@@ -567,20 +693,24 @@ mod tests {
 
     use super::*;
 
-    /// A list is cut into requests in list order: each tensor's parts covered in order by
-    /// requests of whole 4096-element groups (at most `chunk_size`, the last of a part shorter),
-    /// writing its output from 0 to its end without gaps; `start` counts the stored bytes before
-    /// it. A conversion the kernels lack is refused before any request.
-    #[test]
-    fn a_list_is_cut_into_requests_in_order() {
-        let object = Arc::new(Object::new(
+    fn object(name: &str) -> Arc<Object> {
+        Arc::new(Object::new(
             Arc::new(InMemory::new()),
-            "m".into(),
-            "memory://m".into(),
+            name.into(),
+            format!("memory://{name}"),
             1 << 30,
             None,
             1,
-        ));
+        ))
+    }
+
+    /// A list is cut into pieces in list order: each tensor's parts covered in order by pieces
+    /// of whole 4096-element groups (at most `chunk_size`, the last of a part shorter),
+    /// writing its output from 0 to its end without gaps; `start` counts the stored bytes before
+    /// it. A conversion the kernels lack is refused before any request.
+    #[test]
+    fn a_list_is_cut_into_pieces_in_order() {
+        let object = object("m");
         let part = |range: Range<u64>| Part {
             object: Arc::clone(&object),
             range,
@@ -605,16 +735,16 @@ mod tests {
                 to: Dtype::F32,
             },
         ];
-        let (jobs, chunks) = plan_list(&list, 65536).unwrap();
+        let (jobs, pieces, _) = plan_list(&list, 65536).unwrap();
         assert_eq!(jobs.len(), 3);
         let mut start = 0;
         let mut seen = 0;
         for (j, (job, fetch)) in jobs.iter().zip(&list).enumerate() {
             assert_eq!(job.start, start, "{}", job.tensor);
-            let mine: Vec<&Chunk> = chunks[seen..seen + job.chunks].iter().collect();
+            let mine: Vec<&Piece> = pieces[seen..seen + job.pieces].iter().collect();
             assert!(mine.iter().all(|c| c.job == j));
-            seen += job.chunks;
-            // The requests, joined, are the parts in order; the outputs follow each other.
+            seen += job.pieces;
+            // The pieces, joined, are the parts in order; the outputs follow each other.
             let mut ranges = fetch.parts.iter().map(|p| p.range.clone());
             let mut want = ranges.next();
             let mut at = 0;
@@ -637,10 +767,10 @@ mod tests {
             assert_eq!(at, job.out_len);
             start += job.len;
         }
-        assert_eq!(seen, chunks.len());
-        assert_eq!((jobs[0].chunks, jobs[0].out_len), (4, (3 * 65536 + 2) * 2));
-        assert_eq!((jobs[1].chunks, jobs[1].out_len), (4, 100_009));
-        assert_eq!((jobs[2].chunks, jobs[2].out_len), (0, 0));
+        assert_eq!(seen, pieces.len());
+        assert_eq!((jobs[0].pieces, jobs[0].out_len), (4, (3 * 65536 + 2) * 2));
+        assert_eq!((jobs[1].pieces, jobs[1].out_len), (4, 100_009));
+        assert_eq!((jobs[2].pieces, jobs[2].out_len), (0, 0));
 
         let refused = [Fetch {
             name: "d",
@@ -653,5 +783,68 @@ mod tests {
             err.as_deref().is_some_and(|e| e.contains("tensor \"d\"")),
             "{err:?}"
         );
+    }
+
+    /// Pieces that follow each other in the list and in one object share a request up to
+    /// `chunk_size` bytes, across tensors and across a gap of at most `MAX_GAP` bytes; another
+    /// object, a piece before the request's end, a longer gap or a full request start a new
+    /// one. Every piece is in exactly one request, in order, inside its range.
+    #[test]
+    fn adjacent_pieces_share_requests() {
+        let (a, b) = (object("a"), object("b"));
+        let fetch = |name: &'static str, object: &Arc<Object>, range: Range<u64>| Fetch {
+            name,
+            parts: vec![Part {
+                object: Arc::clone(object),
+                range,
+            }],
+            from: Dtype::U8,
+            to: Dtype::U8,
+        };
+        let list = [
+            fetch("t0", &a, 0..1000),
+            fetch("t1", &a, 1000..3000),
+            fetch("t2", &a, 3000 + MAX_GAP..4000 + MAX_GAP), // a gap of MAX_GAP: joins
+            fetch("t3", &a, 5001 + 2 * MAX_GAP..6000 + 2 * MAX_GAP), // one byte more: new
+            fetch("t4", &b, 6000 + 2 * MAX_GAP..7000 + 2 * MAX_GAP), // another object: new
+            fetch("t5", &b, 0..100),                         // before the end: new
+            fetch("t6", &b, 100..300_000),                   // two pieces, the first a full request
+            fetch("t7", &b, 300_000..300_010),               // joins the second
+        ];
+        let chunk = 4 * MAX_GAP;
+        let (_, pieces, requests) = plan_list(&list, chunk).unwrap();
+        let tensors = |r: &Request| -> Vec<&str> {
+            let mut names: Vec<&str> = pieces[r.pieces.clone()]
+                .iter()
+                .map(|p| list[p.job].name)
+                .collect();
+            names.dedup();
+            names
+        };
+        let grouped: Vec<Vec<&str>> = requests.iter().map(tensors).collect();
+        assert_eq!(
+            grouped,
+            [
+                vec!["t0", "t1", "t2"],
+                vec!["t3"],
+                vec!["t4"],
+                vec!["t5"],
+                vec!["t6"],
+                vec!["t6", "t7"],
+            ]
+        );
+        let mut next = 0;
+        for r in &requests {
+            assert_eq!(r.pieces.start, next);
+            next = r.pieces.end;
+            assert!(r.range.end - r.range.start <= chunk);
+            for p in &pieces[r.pieces.clone()] {
+                assert!(std::ptr::eq(p.object, r.object));
+                assert!(r.range.start <= p.range.start && p.range.end <= r.range.end);
+            }
+            assert_eq!(r.range.start, pieces[r.pieces.start].range.start);
+            assert_eq!(r.range.end, pieces[r.pieces.end - 1].range.end);
+        }
+        assert_eq!(next, pieces.len());
     }
 }
