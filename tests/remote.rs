@@ -263,6 +263,29 @@ fn keys_outside_the_prefix_are_refused() {
     }
 }
 
+/// A prefix without weights (no index, no `*.safetensors`, no PyTorch checkpoint) is not
+/// found, by the same rule with and without a cache directory, naming the prefix.
+#[test]
+fn a_prefix_without_weights_is_not_found() {
+    let _g = shared();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
+    let (s3_url, _) = publish(dir.path(), "no-weights");
+    let cache = tempfile::tempdir().unwrap();
+    let mut cached = s3_options();
+    cached
+        .set_remote("cache_dir", cache.path().to_str().unwrap())
+        .unwrap();
+    for options in [s3_options(), cached] {
+        let err = Model::open_dir(&s3_url, &options).unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("no-weights"), "{message}");
+        assert!(message.contains("no *.safetensors"), "{message}");
+    }
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+}
+
 #[test]
 fn a_throttling_storm_is_retried_until_it_ends() {
     let _g = exclusive();
