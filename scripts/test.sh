@@ -66,7 +66,7 @@ if [ ! -d target/mlx/release ]; then
 fi
 tests/install/run.sh
 
-step "MLX backend (feature mlx): arrays against mx.load, C example and mlx-c interop under valgrind"
+step "MLX backend (feature mlx): arrays against mx.load and from s3:// and http://, C example and mlx-c interop under valgrind"
 tests/c/run_mlx.sh
 
 if [ -x go/test.sh ]; then

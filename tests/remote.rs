@@ -6,81 +6,16 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use common::remote::{
+    free_port, io_message, noise, noise_model, own_s3s_fs, s3_options, s3_options_at, var,
+    wait_for_port, Stopped,
+};
 use stload::{Dtype, Error, Model, Options};
-
-/// The servers' addresses and credentials (the variables servers.sh writes).
-struct Servers {
-    env: HashMap<String, String>,
-    /// The directory servers.sh ran in, when this test started them.
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn servers() -> &'static Servers {
-    static SERVERS: OnceLock<Servers> = OnceLock::new();
-    SERVERS.get_or_init(|| {
-        // These tests read remote objects: a cache directory in the caller's environment
-        // would serve them from disk (every test calls servers() before opening anything).
-        std::env::remove_var("STLOAD_CACHE_DIR");
-        let keys = [
-            "STLOAD_TEST_S3_ENDPOINT",
-            "STLOAD_TEST_S3_FLAKY_ENDPOINT",
-            "STLOAD_TEST_S3_ROOT",
-            "STLOAD_TEST_HTTP_URL",
-            "STLOAD_TEST_HTTP_ROOT",
-            "STLOAD_TEST_FLAKY_SWITCH",
-            "STLOAD_TEST_S3S_FS",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ];
-        if keys.iter().all(|k| std::env::var_os(k).is_some()) {
-            let env = keys
-                .iter()
-                .map(|k| (k.to_string(), std::env::var(k).unwrap()))
-                .collect();
-            return Servers { env, _dir: None };
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/servers.sh");
-        let status = Command::new("bash")
-            .arg(&script)
-            .arg(dir.path())
-            .arg(std::process::id().to_string())
-            .env("STLOAD_PYTHON", common::python())
-            .status()
-            .expect("run servers.sh");
-        assert!(
-            status.success(),
-            "tests/remote/servers.sh could not start the servers"
-        );
-        let text = std::fs::read_to_string(dir.path().join("env")).unwrap();
-        let env = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Servers {
-            env,
-            _dir: Some(dir),
-        }
-    })
-}
-
-fn var(key: &str) -> &'static str {
-    servers()
-        .env
-        .get(key)
-        .unwrap_or_else(|| panic!("{key} not set by servers.sh"))
-}
 
 /// The flaky switch makes nginx answer 503 to everything: tests that turn it on run alone.
 fn shared() -> RwLockReadGuard<'static, ()> {
@@ -98,79 +33,10 @@ fn lock() -> &'static RwLock<()> {
 
 const BUCKET: &str = "models";
 
-/// Options reaching the S3 server at `endpoint`, set explicitly (not from the environment).
-fn s3_options_at(endpoint: &str) -> Options {
-    let mut o = Options::default();
-    o.set_remote("aws_endpoint", endpoint).unwrap();
-    o.set_remote("aws_access_key_id", var("AWS_ACCESS_KEY_ID"))
-        .unwrap();
-    o.set_remote("aws_secret_access_key", var("AWS_SECRET_ACCESS_KEY"))
-        .unwrap();
-    o.set_remote("aws_region", "us-east-1").unwrap();
-    o.set_remote("allow_http", "true").unwrap();
-    o
-}
-
-fn s3_options() -> Options {
-    s3_options_at(var("STLOAD_TEST_S3_ENDPOINT"))
-}
-
-/// A client of the test S3 server, for uploads (objects put through the API carry their
-/// ETag, as in a real store).
-fn s3() -> Arc<dyn ObjectStore> {
-    static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            std::fs::create_dir_all(Path::new(var("STLOAD_TEST_S3_ROOT")).join(BUCKET)).unwrap();
-            Arc::new(
-                AmazonS3Builder::new()
-                    .with_endpoint(var("STLOAD_TEST_S3_ENDPOINT"))
-                    .with_bucket_name(BUCKET)
-                    .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
-                    .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
-                    .with_region("us-east-1")
-                    .with_allow_http(true)
-                    .build()
-                    .unwrap(),
-            )
-        })
-        .clone()
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-/// Puts `bytes` at `key` of the test bucket.
-fn put(key: &str, bytes: Vec<u8>) {
-    let store = s3();
-    block(store.put(&ObjectPath::from(key), PutPayload::from(bytes))).unwrap();
-}
-
-/// Uploads every file of `dir` (not recursive) under `prefix` of the test bucket, and copies
-/// them under `prefix` of the HTTP server's root. Returns the S3 and HTTP URLs of the prefix.
+/// Uploads every file of `dir` under `prefix` of the test bucket and the HTTP server's root.
+/// Returns the S3 and HTTP URLs of the prefix.
 fn publish(dir: &Path, prefix: &str) -> (String, String) {
-    let www = Path::new(var("STLOAD_TEST_HTTP_ROOT")).join(prefix);
-    std::fs::create_dir_all(&www).unwrap();
-    for item in std::fs::read_dir(dir).unwrap() {
-        let path = item.unwrap().path();
-        if path.is_file() {
-            let name = path.file_name().unwrap().to_str().unwrap().to_string();
-            put(&format!("{prefix}/{name}"), std::fs::read(&path).unwrap());
-            std::fs::copy(&path, www.join(&name)).unwrap();
-            // nginx's workers run as another user.
-            std::fs::set_permissions(www.join(&name), std::fs::Permissions::from_mode(0o644))
-                .unwrap();
-        }
-    }
-    (
-        format!("s3://{BUCKET}/{prefix}/"),
-        format!("{}/{prefix}/", var("STLOAD_TEST_HTTP_URL")),
-    )
+    common::remote::publish(BUCKET, dir, prefix)
 }
 
 /// A directory holding only `file` of the fixtures, named `as_name`.
@@ -266,53 +132,15 @@ fn sharded_model_with_index_from_s3() {
     );
 }
 
-/// Deterministic bytes (xorshift), different for each `seed`.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// A safetensors file with large tensors of several dtypes (about 6 MiB), in a new directory.
 fn large_model(seed: u64) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let specs = [
-        ("a.bf16", "BF16", vec![1031u64, 1029]),
-        ("b.f32", "F32", vec![513, 1027]),
-        ("c.f16", "F16", vec![7, 3, 11]),
-        ("d.f8", "F8_E4M3", vec![700, 1001]),
+    let specs: [(&str, &str, &[u64]); 4] = [
+        ("a.bf16", "BF16", &[1031, 1029]),
+        ("b.f32", "F32", &[513, 1027]),
+        ("c.f16", "F16", &[7, 3, 11]),
+        ("d.f8", "F8_E4M3", &[700, 1001]),
     ];
-    let mut header = String::from("{");
-    let mut data = Vec::new();
-    for (i, (name, dtype, shape)) in specs.iter().enumerate() {
-        let size = match *dtype {
-            "F32" => 4,
-            "F8_E4M3" => 1,
-            _ => 2,
-        };
-        let n = shape.iter().product::<u64>() as usize * size;
-        let start = data.len();
-        data.extend(noise(n, seed + i as u64));
-        if i > 0 {
-            header.push(',');
-        }
-        header.push_str(&format!(
-            r#""{name}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[{start},{}]}}"#,
-            data.len()
-        ));
-    }
-    header.push('}');
-    while header.len() % 8 != 0 {
-        header.push(' ');
-    }
-    let path = common::raw_file(dir.path(), "model.safetensors", &header, &data);
-    (dir, path)
+    noise_model(&specs, seed)
 }
 
 #[test]
@@ -336,14 +164,6 @@ fn small_chunks_and_few_requests_convert_exactly() {
         }
         local.release_all();
         remote.release_all();
-    }
-}
-
-/// The message and status of an error the test expects.
-fn io_message(result: stload::Result<impl std::fmt::Debug>) -> String {
-    match result {
-        Err(e @ Error::Io { .. }) => e.to_string(),
-        other => panic!("expected an I/O error, got {other:?}"),
     }
 }
 
@@ -443,6 +263,29 @@ fn keys_outside_the_prefix_are_refused() {
     }
 }
 
+/// A prefix without weights (no index, no `*.safetensors`, no PyTorch checkpoint) is not
+/// found, by the same rule with and without a cache directory, naming the prefix.
+#[test]
+fn a_prefix_without_weights_is_not_found() {
+    let _g = shared();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
+    let (s3_url, _) = publish(dir.path(), "no-weights");
+    let cache = tempfile::tempdir().unwrap();
+    let mut cached = s3_options();
+    cached
+        .set_remote("cache_dir", cache.path().to_str().unwrap())
+        .unwrap();
+    for options in [s3_options(), cached] {
+        let err = Model::open_dir(&s3_url, &options).unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("no-weights"), "{message}");
+        assert!(message.contains("no *.safetensors"), "{message}");
+    }
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+}
+
 #[test]
 fn a_throttling_storm_is_retried_until_it_ends() {
     let _g = exclusive();
@@ -494,47 +337,10 @@ fn a_throttling_storm_is_retried_until_it_ends() {
     );
 }
 
-/// A server process, stopped (killed and waited for) by `stop` or when dropped.
-struct Stopped(std::process::Child);
-
-impl Stopped {
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// A second s3s-fs over the test servers' directory, which the test stops, and options that
 /// reach it with few quick retries.
 fn own_s3s() -> (Stopped, Options) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Stopped(
-        Command::new(var("STLOAD_TEST_S3S_FS"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", var("AWS_ACCESS_KEY_ID")])
-            .args(["--secret-key", var("AWS_SECRET_ACCESS_KEY")])
-            .arg(var("STLOAD_TEST_S3_ROOT"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let up = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "second s3s-fs did not start");
+    let (server, endpoint) = own_s3s_fs();
     let mut options = s3_options_at(&endpoint);
     options.set_remote("max_retries", "2").unwrap();
     options.set_remote("init_backoff_ms", "10").unwrap();
@@ -600,11 +406,7 @@ fn unknown_remote_options_and_locations_are_refused() {
 #[test]
 fn a_truncated_body_is_an_error_never_short_data() {
     let (dir, _) = large_model(6);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/short_server.py");
     let _server = Stopped(
         Command::new(common::python())
@@ -614,11 +416,7 @@ fn a_truncated_body_is_an_error_never_short_data() {
             .spawn()
             .unwrap(),
     );
-    let up = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "short_server.py did not start");
+    wait_for_port(port, "short_server.py");
     let url = format!("http://127.0.0.1:{port}/model.safetensors");
     let mut options = Options::default();
     options.set_remote("max_retries", "1").unwrap();

@@ -7,84 +7,20 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use common::remote::{free_port, io_message, noise_model, own_s3s_fs, var, wait_for_port, Stopped};
 use stload::gguf::OutType;
 use stload::{Dtype, Error, Model, Options};
-
-/// The servers' addresses and credentials (the variables servers.sh writes).
-struct Servers {
-    env: HashMap<String, String>,
-    /// The directory servers.sh ran in, when this test started them.
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn var(key: &str) -> &'static str {
-    static SERVERS: OnceLock<Servers> = OnceLock::new();
-    let servers = SERVERS.get_or_init(|| {
-        let keys = [
-            "STLOAD_TEST_S3_ENDPOINT",
-            "STLOAD_TEST_S3_ROOT",
-            "STLOAD_TEST_HTTP_URL",
-            "STLOAD_TEST_HTTP_ROOT",
-            "STLOAD_TEST_S3S_FS",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ];
-        if keys.iter().all(|k| std::env::var_os(k).is_some()) {
-            let env = keys
-                .iter()
-                .map(|k| (k.to_string(), std::env::var(k).unwrap()))
-                .collect();
-            return Servers { env, _dir: None };
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/servers.sh");
-        let status = Command::new("bash")
-            .arg(&script)
-            .arg(dir.path())
-            .arg(std::process::id().to_string())
-            .env("STLOAD_PYTHON", common::python())
-            .status()
-            .expect("run servers.sh");
-        assert!(status.success(), "tests/remote/servers.sh could not start");
-        let text = std::fs::read_to_string(dir.path().join("env")).unwrap();
-        let env = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Servers {
-            env,
-            _dir: Some(dir),
-        }
-    });
-    servers
-        .env
-        .get(key)
-        .unwrap_or_else(|| panic!("{key} not set by servers.sh"))
-}
 
 const BUCKET: &str = "cached";
 
 /// Options reaching the S3 server at `endpoint`, with the cache directory `cache`.
 fn s3_options_at(endpoint: &str, cache: &Path) -> Options {
-    let mut o = Options::default();
-    o.set_remote("aws_endpoint", endpoint).unwrap();
-    o.set_remote("aws_access_key_id", var("AWS_ACCESS_KEY_ID"))
-        .unwrap();
-    o.set_remote("aws_secret_access_key", var("AWS_SECRET_ACCESS_KEY"))
-        .unwrap();
-    o.set_remote("aws_region", "us-east-1").unwrap();
-    o.set_remote("allow_http", "true").unwrap();
+    let mut o = common::remote::s3_options_at(endpoint);
     o.set_remote("cache_dir", cache.to_str().unwrap()).unwrap();
     o
 }
@@ -101,97 +37,24 @@ fn http_options(cache: &Path) -> Options {
 
 /// Puts `bytes` at `key` of the test bucket through the S3 API (which gives it an ETag).
 fn put(key: &str, bytes: Vec<u8>) {
-    static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
-    let store = STORE.get_or_init(|| {
-        std::fs::create_dir_all(Path::new(var("STLOAD_TEST_S3_ROOT")).join(BUCKET)).unwrap();
-        Arc::new(
-            AmazonS3Builder::new()
-                .with_endpoint(var("STLOAD_TEST_S3_ENDPOINT"))
-                .with_bucket_name(BUCKET)
-                .with_access_key_id(var("AWS_ACCESS_KEY_ID"))
-                .with_secret_access_key(var("AWS_SECRET_ACCESS_KEY"))
-                .with_region("us-east-1")
-                .with_allow_http(true)
-                .build()
-                .unwrap(),
-        )
-    });
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(store.put(&ObjectPath::from(key), PutPayload::from(bytes)))
-        .unwrap();
+    common::remote::put(BUCKET, key, bytes);
 }
 
-/// Uploads every file of `dir` under `prefix` of the test bucket and copies it under
-/// `BUCKET/prefix` of the HTTP server's root. Returns the S3 and HTTP URLs of the prefix.
+/// Uploads every file of `dir` under `prefix` of the test bucket and the HTTP server's root.
+/// Returns the S3 and HTTP URLs of the prefix.
 fn publish(dir: &Path, prefix: &str) -> (String, String) {
-    let www = Path::new(var("STLOAD_TEST_HTTP_ROOT"))
-        .join(BUCKET)
-        .join(prefix);
-    std::fs::create_dir_all(&www).unwrap();
-    for item in std::fs::read_dir(dir).unwrap() {
-        let path = item.unwrap().path();
-        if path.is_file() {
-            let name = path.file_name().unwrap().to_str().unwrap().to_string();
-            put(&format!("{prefix}/{name}"), std::fs::read(&path).unwrap());
-            std::fs::copy(&path, www.join(&name)).unwrap();
-            // nginx's workers run as another user.
-            std::fs::set_permissions(www.join(&name), std::fs::Permissions::from_mode(0o644))
-                .unwrap();
-        }
-    }
-    (
-        format!("s3://{BUCKET}/{prefix}/"),
-        format!("{}/{BUCKET}/{prefix}/", var("STLOAD_TEST_HTTP_URL")),
-    )
-}
-
-/// Deterministic bytes (xorshift), different for each `seed`.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    common::remote::publish(BUCKET, dir, prefix)
 }
 
 /// `model.safetensors` with three tensors (about 4 MiB of BF16, F32 and F16) of bytes seeded
 /// by `seed`, in a new directory; the same `seed` and another gives a file of the same size.
 fn model(seed: u64) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let specs = [
-        ("a", "BF16", [1024u64, 1025], 2),
-        ("b", "F32", [257, 1023], 4),
-        ("c", "F16", [3, 333], 2),
+    let specs: [(&str, &str, &[u64]); 3] = [
+        ("a", "BF16", &[1024, 1025]),
+        ("b", "F32", &[257, 1023]),
+        ("c", "F16", &[3, 333]),
     ];
-    let mut header = String::from("{");
-    let mut data = Vec::new();
-    for (i, (name, dtype, shape, size)) in specs.iter().enumerate() {
-        let start = data.len();
-        data.extend(noise(
-            (shape[0] * shape[1]) as usize * size,
-            seed * 10 + i as u64,
-        ));
-        if i > 0 {
-            header.push(',');
-        }
-        header.push_str(&format!(
-            r#""{name}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[{start},{}]}}"#,
-            data.len()
-        ));
-    }
-    header.push('}');
-    while header.len() % 8 != 0 {
-        header.push(' ');
-    }
-    let path = common::raw_file(dir.path(), "model.safetensors", &header, &data);
-    (dir, path)
+    noise_model(&specs, seed * 10)
 }
 
 /// Asserts that `got` serves every tensor of `want`, as stored and loaded as F32, bit for bit.
@@ -379,46 +242,6 @@ fn a_copy_is_served_while_the_etag_holds_and_replaced_when_it_changes() {
     assert_eq!(copies.len(), 2, "one copy per URL: {copies:?}");
 }
 
-/// A server process, stopped (killed and waited for) by `stop` or when dropped.
-struct Stopped(std::process::Child);
-
-impl Stopped {
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let up = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "the server on port {port} did not start");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn io_message(result: stload::Result<Model>) -> String {
-    match result {
-        Err(e @ Error::Io { .. }) => e.to_string(),
-        Err(e) => panic!("expected an I/O error, got {e:?}"),
-        Ok(_) => panic!("expected an I/O error, got a model"),
-    }
-}
-
 #[test]
 fn an_interrupted_download_leaves_no_copy_and_the_next_open_downloads_again() {
     // A server that cuts every body after the first bytes of the file short.
@@ -434,7 +257,7 @@ fn an_interrupted_download_leaves_no_copy_and_the_next_open_downloads_again() {
             .spawn()
             .unwrap(),
     );
-    wait_for_port(port);
+    wait_for_port(port, "short_server.py");
     let cache = tempfile::tempdir().unwrap();
     let cache = cache.path();
     let url = format!("http://127.0.0.1:{port}/model.safetensors");
@@ -451,21 +274,9 @@ fn an_interrupted_download_leaves_no_copy_and_the_next_open_downloads_again() {
 
     // An S3 server stopped while the copy is written (seen by its temporary file).
     publish(dir.path(), "interrupted");
-    let port = free_port();
-    let mut server = Stopped(
-        Command::new(var("STLOAD_TEST_S3S_FS"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", var("AWS_ACCESS_KEY_ID")])
-            .args(["--secret-key", var("AWS_SECRET_ACCESS_KEY")])
-            .arg(var("STLOAD_TEST_S3_ROOT"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
+    let (mut server, endpoint) = own_s3s_fs();
     let url = format!("s3://{BUCKET}/interrupted/");
-    let mut options = s3_options_at(&format!("http://127.0.0.1:{port}"), cache);
+    let mut options = s3_options_at(&endpoint, cache);
     options.set_remote("max_retries", "1").unwrap();
     options.set_remote("init_backoff_ms", "10").unwrap();
     options.set_remote("retry_timeout_ms", "1000").unwrap();

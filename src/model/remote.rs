@@ -44,50 +44,24 @@ impl Model {
             }
         }
         refuse_arch(url, options)?;
-        let index_path = conn.join(&prefix, INDEX_FILE)?;
-        if let Some(json) = conn.read_small(&index_path, options.max_json_size)? {
-            let shown = conn.url(&index_path);
-            let index = ShardIndex::parse(&shown, &json)?;
-            let paths = index
-                .shards()
-                .iter()
-                .map(|s| conn.join(&prefix, s))
-                .collect::<Result<Vec<_>>>()?;
-            let opened = open_objects(&conn, &paths, options)?;
-            check_agreement(&shown, &index, &opened)?;
-            let opened = opened
-                .into_iter()
-                .map(|(f, h)| (f, Contents::Safetensors(h)))
-                .collect();
-            return Model::build(opened, options, Path::new(url));
-        }
-        let names = conn.list(&prefix)?;
-        let mut files: Vec<&str> = names
-            .iter()
-            .map(String::as_str)
-            .filter(|n| n.ends_with(".safetensors"))
-            .collect();
-        if files.is_empty() && !conn.can_list() {
-            files.push(SINGLE_FILE);
-        }
-        if files.is_empty() {
-            if !crate::torch::dir_patterns(&names).is_empty() {
-                return Err(Error::Unsupported(format!(
-                    "{url}: PyTorch checkpoints are read from remote stores only through a \
-                     cache directory (the remote option cache_dir, or STLOAD_CACHE_DIR), which \
-                     copies them to local disk; or convert them to safetensors"
-                )));
-            }
-            return Err(Error::NotFound(format!(
-                "{url}: no {INDEX_FILE} and no *.safetensors files under this prefix"
+        let contents = PrefixContents::read(url, &conn, &prefix, options.max_json_size)?;
+        if let Weights::Torch(_) = contents.weights {
+            return Err(Error::Unsupported(format!(
+                "{url}: PyTorch checkpoints are read from remote stores only through a cache \
+                 directory (the remote option cache_dir, or STLOAD_CACHE_DIR), which copies \
+                 them to local disk; or convert them to safetensors"
             )));
         }
-        files.sort_unstable();
-        let paths = files
-            .iter()
+        let paths = contents
+            .weights
+            .files()
+            .into_iter()
             .map(|n| conn.join(&prefix, n))
             .collect::<Result<Vec<_>>>()?;
         let opened = open_objects(&conn, &paths, options)?;
+        if let Weights::Indexed { index, shown } = &contents.weights {
+            check_agreement(shown, index, &opened)?;
+        }
         let opened = opened
             .into_iter()
             .map(|(f, h)| (f, Contents::Safetensors(h)))
@@ -202,11 +176,117 @@ fn open_objects(
         .collect()
 }
 
-/// The prefix `url` as a local directory of the cache `dir`: its weights (by the local rules:
-/// the shard index and its shards, else every `*.safetensors`, else the PyTorch names) and
-/// the files beside them ([`SIDE_FILES`]) copied into the cache (what is current there is not
-/// fetched again) and linked under their own names. `None` when an object has no ETag and so
-/// cannot be cached: the model is then read remotely.
+/// What a remote prefix holds, by the rules of a local directory: the shard index and its
+/// shards, else every `*.safetensors` (a plain HTTP server, which cannot list, serves
+/// `model.safetensors`), else the PyTorch checkpoints ollama's patterns pick.
+struct PrefixContents {
+    weights: Weights,
+    /// The names directly under the prefix; `None` until something needs them (a listing is a
+    /// round trip, and the weights of a prefix with an index need none).
+    listing: Option<Vec<String>>,
+}
+
+/// The weight files of a prefix, by kind.
+enum Weights {
+    /// [`INDEX_FILE`] (at the URL `shown`) and the shards it names.
+    Indexed { index: ShardIndex, shown: String },
+    /// `*.safetensors` files without an index, sorted.
+    Safetensors(Vec<String>),
+    /// PyTorch checkpoints, sorted.
+    Torch(Vec<String>),
+}
+
+impl Weights {
+    /// The names (relative to the prefix) of the files holding tensors.
+    fn files(&self) -> Vec<&str> {
+        match self {
+            Weights::Indexed { index, .. } => index.shards(),
+            Weights::Safetensors(names) | Weights::Torch(names) => {
+                names.iter().map(String::as_str).collect()
+            }
+        }
+    }
+}
+
+impl PrefixContents {
+    /// Reads what the prefix `prefix` of `conn` (shown as `url`) holds: the index when there is
+    /// one (of at most `max_json` bytes; the prefix is then not listed), else what its listing
+    /// shows. A prefix with none of the weight files is an error naming it.
+    fn read(url: &str, conn: &Connection, prefix: &ObjectPath, max_json: u64) -> Result<Self> {
+        let index_path = conn.join(prefix, INDEX_FILE)?;
+        if let Some(json) = conn.read_small(&index_path, max_json)? {
+            let shown = conn.url(&index_path);
+            let index = ShardIndex::parse(&shown, &json)?;
+            return Ok(PrefixContents {
+                weights: Weights::Indexed { index, shown },
+                listing: None,
+            });
+        }
+        let listing = conn.list(prefix)?;
+        let mut files: Vec<String> = listing
+            .iter()
+            .filter(|n| n.ends_with(".safetensors"))
+            .cloned()
+            .collect();
+        if files.is_empty() && !conn.can_list() {
+            files.push(SINGLE_FILE.to_string());
+        }
+        let weights = if files.is_empty() {
+            let torch = crate::torch::dir_patterns(&listing);
+            if torch.is_empty() {
+                return Err(Error::NotFound(format!(
+                    "{url}: no {INDEX_FILE}, no *.safetensors and no PyTorch checkpoint under \
+                     this prefix"
+                )));
+            }
+            Weights::Torch(torch)
+        } else {
+            files.sort_unstable();
+            Weights::Safetensors(files)
+        };
+        Ok(PrefixContents {
+            weights,
+            listing: Some(listing),
+        })
+    }
+
+    /// The names (relative to the prefix) of every file a copy of the weights needs: the
+    /// index first when there is one, then the files holding tensors.
+    fn weight_copies(&self) -> Vec<String> {
+        let index = match self.weights {
+            Weights::Indexed { .. } => Some(INDEX_FILE),
+            _ => None,
+        };
+        index
+            .into_iter()
+            .chain(self.weights.files())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Those of [`SIDE_FILES`] that may be beside the weights: the ones the listing shows
+    /// (the prefix is listed now when the weights did not need it), or, where the store cannot
+    /// list, all of them (whether each exists is found by asking for it).
+    fn side_files(&mut self, conn: &Connection, prefix: &ObjectPath) -> Result<Vec<&'static str>> {
+        if !conn.can_list() {
+            return Ok(SIDE_FILES.to_vec());
+        }
+        let listing = match &mut self.listing {
+            Some(listing) => listing,
+            empty => empty.insert(conn.list(prefix)?),
+        };
+        Ok(SIDE_FILES
+            .iter()
+            .copied()
+            .filter(|s| listing.iter().any(|n| n == s))
+            .collect())
+    }
+}
+
+/// The prefix `url` as a local directory of the cache `dir`: its weights (by the local rules,
+/// [`PrefixContents`]) and the files beside them ([`SIDE_FILES`]) copied into the cache (what
+/// is current there is not fetched again) and linked under their own names. `None` when an
+/// object has no ETag and so cannot be cached: the model is then read remotely.
 fn cached_prefix(
     url: &str,
     conn: &Connection,
@@ -214,42 +294,15 @@ fn cached_prefix(
     dir: &Path,
     options: &Options,
 ) -> Result<Option<PathBuf>> {
-    let listed = conn.list(prefix)?;
-    let mut names = Vec::new();
-    let index_path = conn.join(prefix, INDEX_FILE)?;
-    if let Some(json) = conn.read_small(&index_path, options.max_json_size)? {
-        let index = ShardIndex::parse(&conn.url(&index_path), &json)?;
-        names.push(INDEX_FILE.to_string());
-        names.extend(index.shards().iter().map(|s| s.to_string()));
-    } else if listed.iter().any(|n| n.ends_with(".safetensors")) {
-        names.extend(
-            listed
-                .iter()
-                .filter(|n| n.ends_with(".safetensors"))
-                .cloned(),
-        );
-    } else if !conn.can_list() {
-        names.push(SINGLE_FILE.to_string());
-    } else {
-        names = crate::torch::dir_patterns(&listed);
-        if names.is_empty() {
-            return Err(Error::NotFound(format!(
-                "{url}: no {INDEX_FILE}, no *.safetensors and no PyTorch checkpoint under this \
-                 prefix"
-            )));
-        }
-    }
+    let mut contents = PrefixContents::read(url, conn, prefix, options.max_json_size)?;
+    let mut names = contents.weight_copies();
     let paths = names
         .iter()
         .map(|n| conn.join(prefix, n))
         .collect::<Result<Vec<_>>>()?;
     let mut objects = conn.head_files(&paths)?;
     // Beside the weights: what the listing shows, or (a plain HTTP server) what answers.
-    let side: Vec<&str> = SIDE_FILES
-        .iter()
-        .copied()
-        .filter(|s| !conn.can_list() || listed.iter().any(|n| n == s))
-        .collect();
+    let side = contents.side_files(conn, prefix)?;
     let side_paths = side
         .iter()
         .map(|n| conn.join(prefix, n))

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds stload with the `mlx` feature, runs its MLX tests (tests/mlx.rs: values against
-# Python's mx.load), then builds the C example examples/c/mlx_load.c against the shared and the
-# static library and runs it, also under valgrind memcheck (definite leaks and errors fail;
-# MLX's own "still reachable" globals do not). Last, the mlx-c interop test: mlx-c is built
-# from the source in the mlx-sys crate against the same libmlx (tests/c/build_mlx_c.sh, cached
-# under target/mlx-c), and tests/c/test_mlx_c.c uses stload's arrays through mlx-c's own API.
+# Python's mx.load; tests/mlx_remote.rs: arrays of s3:// and http:// models against the local
+# ones, on the loopback servers of tests/remote, which it starts), then builds the C example
+# examples/c/mlx_load.c against the shared and the static library and runs it, also under
+# valgrind memcheck (definite leaks and errors fail; MLX's own "still reachable" globals do
+# not). Last, the mlx-c interop test: mlx-c is built from the source in the mlx-sys crate
+# against the same libmlx (tests/c/build_mlx_c.sh, cached under target/mlx-c), and
+# tests/c/test_mlx_c.c uses stload's arrays through mlx-c's own API.
 # Usage: tests/c/run_mlx.sh   (needs the Python env of scripts/python-env.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -22,6 +24,9 @@ echo "== cargo build --release --features mlx"
 cargo build --release --features mlx --quiet
 echo "== cargo test --release --features mlx --test mlx"
 cargo test --release --features mlx --quiet --test mlx
+echo "== cargo test --release --features mlx --test mlx_remote (s3s-fs and nginx on loopback)"
+tests/remote/install.sh
+cargo test --release --features mlx --quiet --test mlx_remote
 
 echo "== header with STLOAD_FEATURE_MLX compiles alone as C and as C++"
 gcc -std=c11 -DSTLOAD_FEATURE_MLX -Wall -Wextra -Wpedantic -Werror -fsyntax-only -x c include/stload.h

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod arch;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
