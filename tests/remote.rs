@@ -716,11 +716,7 @@ fn requests_of_many_tensors_are_in_flight_together() {
     for stride in [7919, 1] {
         let (dir, _) = many_tensors_model_strided(64, false, 12, stride);
         for (concurrency, threads) in [(4usize, 2usize), (3, 1), (5, 8)] {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_port();
             let script =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/barrier_server.py");
             let _server = Stopped(
@@ -732,11 +728,7 @@ fn requests_of_many_tensors_are_in_flight_together() {
                     .spawn()
                     .unwrap(),
             );
-            let up = (0..100).any(|_| {
-                std::thread::sleep(Duration::from_millis(50));
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            assert!(up, "barrier_server.py did not start");
+            wait_for_port(port, "barrier_server.py");
             let url = format!("http://127.0.0.1:{port}/model.safetensors");
             let mut options = Options::default();
             options.set_remote("max_retries", "0").unwrap();
