@@ -15,9 +15,9 @@ a single-node Garage instead, started by benches/garage.sh (which builds it into
 first use, a long build; STLOAD_GARAGE names a garage binary built elsewhere): s3s-fs reads its
 files in 4 KiB pieces and caps every client at about a third of a GiB/s; Garage is a production
 S3 store, run as a separate process (it is AGPL software, never linked), with limits of its own:
-it checks the BLAKE2 hash of every block it reads, which on 2 cores keeps it near s3s-fs's speed,
-and a small ranged GET takes about 40 ms. Garage answers path-style requests (no root domain is
-set) signed for its own region (AWS_REGION and AWS_DEFAULT_REGION from garage.sh). What
+it checks the BLAKE2 hash of every block it reads, which on 2 cores keeps it near s3s-fs's speed.
+Garage answers path-style requests (no root domain is set) signed for its own region (AWS_REGION
+and AWS_DEFAULT_REGION from garage.sh). What
 runs, each in a fresh process, against the same servers in the same run (rows of the table):
   big model (--gib GiB of 128 MiB BF16 tensors, random normal bits):
   - stload s3:// load(F32): open + load(F32) through the C library (ctypes), default remote
