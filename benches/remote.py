@@ -1,14 +1,23 @@
-"""Remote load speed: load(F32) of a BF16 model kept in a local S3 server (s3s-fs on loopback),
-stload against runai-model-streamer, against boto3 + numpy, and against stload on the same local
-file; the server's limit; the same file over plain HTTP (nginx); a model of many small tensors.
+"""Remote load speed: load(F32) of a BF16 model kept in a local S3 server (s3s-fs or Garage on
+loopback), stload against runai-model-streamer, against boto3 + numpy, and against stload on the
+same local file; the server's limit; the same file over plain HTTP (nginx); a model of many small
+tensors.
 
 Usage (from the repository root, after scripts/python-env.sh and tests/remote/install.sh):
     cargo build --release --lib
-    .venv/bin/python benches/remote.py [--gib 2] [--repeat 1] [--cache-dir DIR]
-        [--small-gib GIB] [--small-tensor-kib 256] [--runai-concurrency 8]
+    .venv/bin/python benches/remote.py [--server s3s-fs|garage] [--gib 2] [--repeat 1]
+        [--cache-dir DIR] [--small-gib GIB] [--small-tensor-kib 256] [--runai-concurrency 8]
         [--stload-option KEY=VALUE ...]
 
-The servers are started by tests/remote/servers.sh on loopback ports (s3s-fs and nginx). What
+The servers are started by tests/remote/servers.sh on loopback ports (s3s-fs and nginx). With
+--server garage every s3:// row (stload, runai, boto3, the server's limit, the latency) reads from
+a single-node Garage instead, started by benches/garage.sh (which builds it into target/tools on
+first use, a long build; STLOAD_GARAGE names a garage binary built elsewhere): s3s-fs reads its
+files in 4 KiB pieces and caps every client at about a third of a GiB/s; Garage is a production
+S3 store, run as a separate process (it is AGPL software, never linked), with limits of its own:
+it checks the BLAKE2 hash of every block it reads, which on 2 cores keeps it near s3s-fs's speed.
+Garage answers path-style requests (no root domain is set) signed for its own region (AWS_REGION
+and AWS_DEFAULT_REGION from garage.sh). What
 runs, each in a fresh process, against the same servers in the same run (rows of the table):
   big model (--gib GiB of 128 MiB BF16 tensors, random normal bits):
   - stload s3:// load(F32): open + load(F32) through the C library (ctypes), default remote
@@ -40,7 +49,7 @@ runs, each in a fresh process, against the same servers in the same run (rows of
   - stload s3:// load(F32), stload local load(F32), stload http:// load(F32),
     runai-model-streamer load(F32). A client that fetches one tensor after another pays one
     round trip per tensor, so the bench also measures one 4 KiB ranged GET on each server
-    (boto3 on s3s-fs, urllib on nginx) to tell the server's latency from the client's.
+    (boto3 on the S3 server, urllib on nginx) to tell the server's latency from the client's.
 The table gives each row's median time over --repeat runs, GiB/s of BF16 read, how many times
 faster stload is than each peer (peer time / stload time, same model, dtype and server), and the
 row's throughput as a share of its server's limit; the goals of issue 18 follow it.
@@ -71,6 +80,8 @@ GIB = 1 << 30
 BUCKET = "bench"
 # The runai release whose libstreamer binding remote_runai.py drives (its API is internal).
 RUNAI_VERSION = "0.17.1"
+# The S3 servers the bench can run against.
+SERVERS = ("s3s-fs", "garage")
 RUNAI_PACKAGES = [f"runai-model-streamer=={RUNAI_VERSION}",
                   f"runai-model-streamer-s3=={RUNAI_VERSION}"]
 
@@ -278,8 +289,18 @@ class Row:
         self.error = None
 
 
+def start_garage(servers, watch):
+    """Garage on loopback (benches/garage.sh) with the bench's bucket: its env lines and pids."""
+    subprocess.run(["bash", str(ROOT / "benches" / "garage.sh"), "start", str(servers / "g"),
+                    str(watch.pid), BUCKET], check=True)
+    env = dict(line.split("=", 1) for line in (servers / "g" / "env").read_text().splitlines())
+    return env, (servers / "g" / "pids").read_text().split()
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--server", choices=SERVERS, default="s3s-fs",
+                    help="the S3 server of the s3:// rows (garage: benches/garage.sh)")
     ap.add_argument("--gib", type=float, default=2.0)
     ap.add_argument("--tensor-mib", type=int, default=128)
     ap.add_argument("--small-gib", type=float, default=None,
@@ -313,17 +334,26 @@ def main():
     servers = Path(tempfile.mkdtemp(prefix="stload-remote-bench-"))
     os.chmod(servers, 0o755)
     watch = subprocess.Popen(["sleep", "infinity"])
+    pids = []
     try:
         subprocess.run(["bash", str(ROOT / "tests/remote/servers.sh"), str(servers / "s"),
                         str(watch.pid)], check=True)
+        pids += (servers / "s" / "pids").read_text().split()
         env = dict(os.environ)
         env.pop("STLOAD_CACHE_DIR", None)  # only the cache_dir row reads a cache
         for line in (servers / "s" / "env").read_text().splitlines():
             k, v = line.split("=", 1)
             env[k] = v
+        if args.server == "garage":
+            # The s3:// rows go to Garage (its endpoint, key and region); nginx stays the HTTP
+            # server. s3s-fs idles.
+            garage_env, garage_pids = start_garage(servers, watch)
+            pids += garage_pids
+            env.update(garage_env)
+            env["STLOAD_TEST_S3_ENDPOINT"] = garage_env["AWS_ENDPOINT_URL"]
         keys = {"big": f"{big_name}/model.safetensors", "small": f"{small_name}/model.safetensors"}
         for which, path in (("big", big), ("small", small)):
-            print(f"uploading {sizes[which] / GIB:.2f} GiB to s3s-fs ...", flush=True)
+            print(f"uploading {sizes[which] / GIB:.2f} GiB to {args.server} ...", flush=True)
             subprocess.run([str(py), "-c", BOTO, "upload", BUCKET, keys[which], str(path)],
                            env=env, check=True)
         # nginx serves its root directory: the big model is placed there (a hard link if it can).
@@ -332,7 +362,7 @@ def main():
         env["AWS_ENDPOINT_URL"] = env["STLOAD_TEST_S3_ENDPOINT"]
         runai_env = dict(env)
         runai_env.update({
-            "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "0",  # path-style, as s3s-fs serves
+            "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "0",  # path-style, as both servers serve
             "AWS_EC2_METADATA_DISABLED": "true",
             "RUNAI_STREAMER_OBJ_CONCURRENCY": str(args.runai_concurrency),
         })
@@ -415,13 +445,11 @@ def main():
     finally:
         watch.kill()
         watch.wait()
-        pids = servers / "s" / "pids"
-        if pids.exists():
-            for pid in pids.read_text().split():
-                try:
-                    os.kill(int(pid), 15)
-                except ProcessLookupError:
-                    pass
+        for pid in pids:
+            try:
+                os.kill(int(pid), 15)
+            except ProcessLookupError:
+                pass
         subprocess.run(["rm", "-rf", str(servers)], check=False)
 
 
@@ -449,7 +477,7 @@ def report(args, rows, sizes, n_tensors, latency):
     print(f"big model: {sizes['big'] / GIB:.2f} GiB BF16, {n_tensors['big']} tensors of "
           f"{args.tensor_mib} MiB; small-tensor model: {sizes['small'] / GIB:.2f} GiB BF16, "
           f"{n_tensors['small']} tensors of {args.small_tensor_kib} KiB; cores: {os.cpu_count()}; "
-          f"median of {args.repeat} run(s); servers on loopback (s3s-fs, nginx).")
+          f"median of {args.repeat} run(s); servers on loopback: S3 {args.server}, HTTP nginx.")
     print(f"stload remote options: {' '.join(args.stload_option) or 'defaults'}; "
           f"runai-model-streamer {RUNAI_VERSION} native streamer through its libstreamer binding "
           f"(package __init__ not run: it imports torch), "
@@ -460,8 +488,9 @@ def report(args, rows, sizes, n_tensors, latency):
           "above 1: stload is faster). Share of server limit: the row's GiB/s / the fastest "
           "transfer with no conversion from the same server on the big model.")
     print()
-    print("| model | row | time (s) | GiB/s | stload speed-up | share of server limit |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| model | row | server | time (s) | GiB/s | stload speed-up | share of server limit |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    server_name = {"s3": args.server, "http": "nginx", "local": "local file"}
     for r in rows:
         ref = by.get((r.model, r.ref)) if r.ref else None
         faster = ratio(r.seconds, ref.seconds) if ref else ""
@@ -469,7 +498,8 @@ def report(args, rows, sizes, n_tensors, latency):
         share = f"{gibps(r) / gibps(lim):.0%}" if r.seconds and lim else ""
         time_s = f"{r.seconds:.2f}" if r.seconds else "failed"
         rate = f"{gibps(r):.2f}" if r.seconds else "-"
-        print(f"| {r.model} | {r.name} | {time_s} | {rate} | {faster} | {share} |")
+        print(f"| {r.model} | {r.name} | {server_name[r.server]} | {time_s} | {rate} | {faster} "
+              f"| {share} |")
     for r in rows:
         if r.error:
             print(f"\n{r.model} model, {r.name}: not measured: {r.error}")
@@ -496,7 +526,7 @@ def report(args, rows, sizes, n_tensors, latency):
                cached and cached / local, 1.5, higher_is_better=False))
     print("\nThe servers' limits (fastest transfer with no conversion, big model):")
     for server, row in limit.items():
-        print(f"  {server}: {gibps(row):.2f} GiB/s ({row.name})")
+        print(f"  {server} ({server_name[server]}): {gibps(row):.2f} GiB/s ({row.name})")
     http32 = by[("big", "stload http:// load(F32)")].seconds
     http16 = by[("big", "stload http:// load(BF16)")].seconds
     print(f"  stload http:// load(F32) takes {ratio(http32, http16)} the time of its load(BF16) "
@@ -511,10 +541,10 @@ def report(args, rows, sizes, n_tensors, latency):
           f"{gibps(s3_small):.2f} GiB/s against {gibps(by[('big', 'stload s3:// load(F32)')]):.2f} "
           f"GiB/s with {args.tensor_mib} MiB tensors.")
     (s3_min, s3_med), (http_min, http_med) = latency["s3"], latency["http"]
-    print(f"  one 4 KiB ranged GET, median (min) of 30: s3s-fs {s3_med:.1f} ms ({s3_min:.1f}, "
-          f"boto3), nginx {http_med:.1f} ms ({http_min:.1f}, urllib); {n_tensors['small']} "
-          f"requests one after another take {n_tensors['small'] * s3_med / 1000:.2f} s at the "
-          f"s3s-fs median.")
+    print(f"  one 4 KiB ranged GET, median (min) of 30: {args.server} {s3_med:.1f} ms "
+          f"({s3_min:.1f}, boto3), nginx {http_med:.1f} ms ({http_min:.1f}, urllib); "
+          f"{n_tensors['small']} requests one after another take "
+          f"{n_tensors['small'] * s3_med / 1000:.2f} s at the {args.server} median.")
 
 
 if __name__ == "__main__":
