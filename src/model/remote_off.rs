@@ -58,22 +58,5 @@ mod tests {
             options.set_remote("aws_endpoint", "http://x").unwrap_err(),
             "remote option \"aws_endpoint\"",
         );
-        // The C entry point answers the same, as a status.
-        let key = c"cache_dir";
-        let value = c"";
-        let opts = crate::ffi::options::stload_options_new();
-        // SAFETY: `opts` is a live options handle, the strings are NUL-terminated, no error
-        // object is asked for.
-        let status = unsafe {
-            crate::ffi::options::stload_options_set_remote(
-                opts,
-                key.as_ptr(),
-                value.as_ptr(),
-                std::ptr::null_mut(),
-            )
-        };
-        // SAFETY: `opts` came from `stload_options_new` and is freed once.
-        unsafe { crate::ffi::options::stload_options_free(opts) };
-        assert_eq!(status, crate::ffi::stload_status::STLOAD_ERR_UNSUPPORTED);
     }
 }
