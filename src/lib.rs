@@ -22,7 +22,7 @@
 //! - [`Tensor`]: a tensor's bytes, a view into a mapped file or owned memory.
 //! - [`Options`]: how a model is opened, with its setters; [`SplitRule`], [`StackRule`],
 //!   [`Replacer`] and [`RemoteOptions`] (object-store settings for `s3://`, `gs://`, `az://` and
-//!   `http(s)://` models) are the types of its fields.
+//!   `http(s)://` models; feature `remote`, on by default) are the types of its fields.
 //! - [`Dtype`]: the element types. [`Shape`]: dimensions. [`Format`]: a file's format.
 //! - [`Error`], [`Result`]: every failure, each variant a status of the C ABI.
 //! - [`convert`]: exact dtype conversion of byte slices.
@@ -34,6 +34,10 @@
 //! - [`kv`]: GGUF metadata values ([`kv::Metadata`], [`kv::Value`]).
 //! - [`ffi`]: the C ABI (its functions are `unsafe`: they take raw pointers).
 //! - `mlx` (feature `mlx`): tensors as MLX arrays (`Model::get_mlx`, `Model::load_mlx`).
+//!
+//! The feature `remote` (default) reads models from object storage and HTTP through the
+//! `object_store` crate; without it `open_dir` and `open_files` refuse a URL, and
+//! `Options::set_remote` every key, as [`Error::Unsupported`].
 //!
 //! The feature `internals` (on with the default `cli` feature) adds a hidden `__private`
 //! module through which the `stload` command, the integration tests, the fuzz targets and the
@@ -93,6 +97,7 @@ pub use error::{Error, Result};
 pub use file::Format;
 pub use model::{Model, TensorInfo};
 pub use options::{Options, SplitRule, StackRule};
+#[cfg(feature = "remote")]
 pub use remote::RemoteOptions;
 pub use rename::Replacer;
 pub use shape::Shape;

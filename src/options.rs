@@ -72,10 +72,12 @@ pub struct Options {
     /// would otherwise expand to gigabytes on get.
     pub max_view_expansion: u64,
     /// Models in object storage or behind HTTP: store configuration on top of the
-    /// environment, parallel reads and retries ([`Options::set_remote`]).
+    /// environment, parallel reads and retries ([`Options::set_remote`]). Feature `remote`.
+    #[cfg(feature = "remote")]
     pub remote: RemoteOptions,
 }
 
+#[cfg(feature = "remote")]
 pub use crate::remote::RemoteOptions;
 
 pub use crate::file::DEFAULT_MAX_JSON_SIZE;
@@ -102,6 +104,7 @@ impl Default for Options {
             prefetch: false,
             max_json_size: DEFAULT_MAX_JSON_SIZE,
             max_view_expansion: crate::torch::DEFAULT_MAX_VIEW_EXPANSION,
+            #[cfg(feature = "remote")]
             remote: RemoteOptions::default(),
         }
     }
@@ -185,8 +188,9 @@ impl Options {
     /// (`aws_endpoint`, `aws_access_key_id`, `aws_region`, `google_service_account`,
     /// `azure_storage_account_name`, `allow_http`, `timeout`, ...). An unknown key is refused,
     /// naming it. Store keys apply on top of the environment's `AWS_*`, `GOOGLE_*`, `AZURE_*`.
+    /// Without the feature `remote`, every key is refused ([`Error::Unsupported`]).
     pub fn set_remote(&mut self, key: &str, value: &str) -> Result<&mut Options> {
-        self.remote.set(key, value)?;
+        set_remote(self, key, value)?;
         Ok(self)
     }
 
@@ -213,7 +217,7 @@ impl Options {
         for rule in &self.stacks {
             rule.check()?;
         }
-        self.remote.validate()
+        validate_remote(self)
     }
 
     /// The thread count to use: the configured one (at most 1024 (`MAX_THREADS`)), or the available
@@ -251,6 +255,30 @@ impl StackRule {
         }
         Ok(())
     }
+}
+
+/// Sets remote option `key` to `value`.
+#[cfg(feature = "remote")]
+fn set_remote(options: &mut Options, key: &str, value: &str) -> Result<()> {
+    options.remote.set(key, value)
+}
+
+/// Refuses remote option `key`: this build reads no remote models.
+#[cfg(not(feature = "remote"))]
+fn set_remote(_: &mut Options, key: &str, _: &str) -> Result<()> {
+    Err(crate::remote::disabled(&format!("remote option \"{key}\"")))
+}
+
+/// Checks the remote settings.
+#[cfg(feature = "remote")]
+fn validate_remote(options: &Options) -> Result<()> {
+    options.remote.validate()
+}
+
+/// Nothing to check: this build has no remote settings.
+#[cfg(not(feature = "remote"))]
+fn validate_remote(_: &Options) -> Result<()> {
+    Ok(())
 }
 
 fn at_least_one(value: u64, message: &str) -> Result<()> {

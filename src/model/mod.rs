@@ -5,6 +5,10 @@
 mod attached;
 mod load;
 mod open;
+#[cfg(feature = "remote")]
+mod remote;
+#[cfg(not(feature = "remote"))]
+#[path = "remote_off.rs"]
 mod remote;
 
 use std::collections::{BTreeMap, HashMap};

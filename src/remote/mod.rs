@@ -5,16 +5,33 @@
 //! runtime of the library (`runtime`) and the settings (`settings`). It knows nothing of
 //! files, tensors, the store or models: `file` builds a `ShardFile` on an [`object::Object`]
 //! or on a cached copy's path, and `store` asks it for byte ranges.
+//!
+//! All of it but the recognition of URLs ([`url_of`]) is the cargo feature `remote` (on by
+//! default). Without it, `off` stands in: a URL or a remote setting is refused as unsupported,
+//! and the object type of a remote file has no values, so no file is ever remote.
 
+#[cfg(feature = "remote")]
 mod cache;
+#[cfg(feature = "remote")]
 mod connect;
+#[cfg(feature = "remote")]
 pub(crate) mod object;
+#[cfg(not(feature = "remote"))]
+mod off;
+#[cfg(feature = "remote")]
 mod runtime;
+#[cfg(feature = "remote")]
 mod settings;
 
+#[cfg(feature = "remote")]
 pub(crate) use cache::{local_copies, mirror};
+#[cfg(feature = "remote")]
 pub(crate) use connect::{connect, Connection};
+#[cfg(not(feature = "remote"))]
+pub(crate) use off::{disabled, object};
+#[cfg(feature = "remote")]
 pub(crate) use runtime::block_on;
+#[cfg(feature = "remote")]
 pub use settings::RemoteOptions;
 
 /// The URL schemes read as remote locations; any other string is a local path.
@@ -24,6 +41,7 @@ pub const SCHEMES: &[&str] = &[
 
 /// Bytes fetched speculatively from the start of every remote file at open: the header and
 /// often the first tensors, in one round trip.
+#[cfg(feature = "remote")]
 pub(crate) const HEADER_PREFETCH: u64 = 1 << 20;
 
 /// The URL in `text` when it is one (`scheme://...` with a scheme of [`SCHEMES`]), else `None`:

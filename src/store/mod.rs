@@ -6,6 +6,10 @@
 mod materialize;
 mod prefetch;
 mod read;
+#[cfg(feature = "remote")]
+mod remote;
+#[cfg(not(feature = "remote"))]
+#[path = "remote_off.rs"]
 mod remote;
 
 use std::sync::Arc;
@@ -58,11 +62,7 @@ impl Store {
             read_mode: options.read_mode,
             check_interval: options.check_interval,
             threads: options.effective_threads(),
-            remote: remote::Plan {
-                threads: options.effective_threads(),
-                concurrency: options.remote.concurrency,
-                chunk_size: options.remote.chunk_size,
-            },
+            remote: remote_plan(options),
         }
     }
 
@@ -255,6 +255,7 @@ impl Store {
 
     /// The segments as ranges of remote objects when their files are remote (a model's files
     /// are all local or all remote), else `None`.
+    #[cfg(feature = "remote")]
     fn remote_parts(&self, segments: &[Segment]) -> Option<Vec<remote::Part>> {
         segments
             .iter()
@@ -266,6 +267,12 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// `None`: no file is remote in a build without the feature `remote`.
+    #[cfg(not(feature = "remote"))]
+    fn remote_parts(&self, _: &[Segment]) -> Option<Vec<remote::Part>> {
+        None
     }
 
     /// Reads `segments` (read mode) into new memory, in order.
@@ -512,4 +519,20 @@ fn mapped_range(map: &memmap2::Mmap, offset: u64, len: u64) -> Option<(usize, us
     let offset = usize::try_from(offset).ok()?;
     let len = usize::try_from(len).ok()?;
     (offset.checked_add(len)? <= map.len()).then_some((offset, len))
+}
+
+/// How remote files are read, as `options` say.
+#[cfg(feature = "remote")]
+fn remote_plan(options: &Options) -> remote::Plan {
+    remote::Plan {
+        threads: options.effective_threads(),
+        concurrency: options.remote.concurrency,
+        chunk_size: options.remote.chunk_size,
+    }
+}
+
+/// Nothing to plan: no file is remote in a build without the feature `remote`.
+#[cfg(not(feature = "remote"))]
+fn remote_plan(_: &Options) -> remote::Plan {
+    remote::Plan
 }
