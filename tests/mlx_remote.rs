@@ -6,7 +6,7 @@
 //! tests/mlx.rs. Run by tests/c/run_mlx.sh; never skipped: without the servers' variables the
 //! test starts them, and fails when it cannot.
 
-#![cfg(feature = "mlx")]
+#![cfg(all(feature = "mlx", feature = "remote"))]
 
 mod common;
 

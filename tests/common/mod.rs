@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod arch;
+// The loopback S3 and HTTP servers: object_store is there only with the feature remote.
+#[cfg(feature = "remote")]
 pub mod remote;
 
 use std::path::{Path, PathBuf};
