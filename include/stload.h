@@ -907,8 +907,9 @@ enum stload_status stload_options_set_prefetch(struct stload_options *opts,
  default `$STLOAD_CACHE_DIR`, "" for none), or a configuration key of the
  `object_store` crate (`aws_endpoint`, `aws_access_key_id`, `aws_secret_access_key`,
  `aws_region`, `google_service_account`, `azure_storage_account_name`, `allow_http`,
- `timeout`, ...). An unknown key or a bad number is `STLOAD_ERR_INVALID_ARGUMENT` naming it.
- Both strings are copied. Not thread-safe on the same options.
+ `timeout`, ...). An unknown key or a bad number is `STLOAD_ERR_INVALID_ARGUMENT` naming it;
+ a library built without the cargo feature `remote` refuses every key with
+ `STLOAD_ERR_UNSUPPORTED`. Both strings are copied. Not thread-safe on the same options.
  */
 enum stload_status stload_options_set_remote(struct stload_options *opts,
                                              const char *key,
