@@ -169,6 +169,36 @@ fn the_first_open_downloads_and_later_opens_read_the_copy() {
     assert!(files(cache).1.is_empty());
 }
 
+/// The same bucket and key at another endpoint (a second S3 server) is another object: it gets
+/// its own copy, and neither endpoint's copy is taken for a stale copy of the other's.
+#[test]
+fn the_same_url_at_another_endpoint_is_another_copy() {
+    let (dir, file) = model(7);
+    let (url, _) = publish(dir.path(), "endpoints");
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+    let local = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (_server, other) = own_s3s_fs();
+    let first = Model::open_dir(&url, &s3_options(cache)).unwrap();
+    assert_same(&local, &first);
+    let (copies, _) = files(cache);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let second = Model::open_dir(&url, &s3_options_at(&other, cache)).unwrap();
+    assert_served_from(&second, cache);
+    assert_same(&local, &second);
+    let (both, _) = files(cache);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(
+        both.contains(&copies[0]),
+        "the first endpoint's copy was removed"
+    );
+    // Each endpoint goes on reading its own copy.
+    let again = Model::open_dir(&url, &s3_options(cache)).unwrap();
+    assert_eq!(files(cache).0, both);
+    let served = |m: &Model| m.info("a").unwrap().file.to_path_buf();
+    assert_ne!(served(&again), served(&second));
+}
+
 /// Sets the modification time of `path` (nginx's ETag is its mtime and size).
 fn set_mtime(path: &Path, t: SystemTime) {
     std::fs::File::options()

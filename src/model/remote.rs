@@ -319,7 +319,7 @@ fn cached_prefix(
         return Ok(None);
     };
     let files: Vec<(String, PathBuf)> = names.into_iter().zip(copies).collect();
-    mirror(dir, url, &files).map(Some)
+    mirror(dir, &conn.identity(url), url, &files).map(Some)
 }
 
 /// Architectures read `config.json` beside the weights, which only a cached prefix brings

@@ -49,7 +49,7 @@ pub(crate) fn local_copies(
             copies.push(None);
             continue;
         };
-        let name = CacheName::new(object.url(), etag, object.size());
+        let name = CacheName::new(object.identity(), object.url(), etag, object.size());
         let path = dir.join(name.file());
         copies.push(Some(path.clone()));
         if !is_complete(&path, object.size()) {
@@ -76,26 +76,29 @@ const ABANDONED: Duration = Duration::from_secs(3600);
 /// A copy's name, from hashes of what identifies the object's content.
 #[derive(Debug, Clone, PartialEq)]
 struct CacheName {
-    /// Hex digits of the URL's hash: the prefix every copy of that URL shares.
+    /// Hex digits of the hash of the object's identity (URL, and endpoint when the settings
+    /// name one): the prefix every copy of that object shares.
     url: String,
-    /// Hex digits of the hash of URL, ETag and size.
+    /// Hex digits of the hash of identity, ETag and size.
     key: String,
     /// The object's name, made safe.
     label: String,
 }
 
 impl CacheName {
-    fn new(url: &str, etag: &str, size: u64) -> CacheName {
+    /// The name of the copy of the object `identity` ([`Object::identity`]) at `url`, as it is
+    /// with `etag` and `size`.
+    fn new(identity: &str, url: &str, etag: &str, size: u64) -> CacheName {
         let mut key = Sha256::new();
-        // Lengths first, so no two (URL, ETag) pairs hash the same bytes.
-        key.update((url.len() as u64).to_le_bytes());
-        key.update(url.as_bytes());
+        // Lengths first, so no two (identity, ETag) pairs hash the same bytes.
+        key.update((identity.len() as u64).to_le_bytes());
+        key.update(identity.as_bytes());
         key.update((etag.len() as u64).to_le_bytes());
         key.update(etag.as_bytes());
         key.update(size.to_le_bytes());
         let label = label(url.rsplit('/').next().unwrap_or_default());
         CacheName {
-            url: hex(&Sha256::digest(url.as_bytes()), 16),
+            url: hex(&Sha256::digest(identity.as_bytes()), 16),
             key: hex(&key.finalize(), 32),
             label,
         }
@@ -274,12 +277,18 @@ fn download(all: &[Download], settings: &RemoteOptions, threads: usize) -> Resul
 /// their own names, hard links to the copies (plain copies where the file system has no
 /// links): the prefix `url` as a local directory, which every local rule then reads
 /// (the shard index, PyTorch names, `config.json` and the tokenizer files beside the weights).
-/// It is `DIR/models/U-K/NAME`, `U` from the prefix's URL, `K` from the names and copies and
+/// It is `DIR/models/U-K/NAME`, `U` from the prefix's `identity` (its URL, and the endpoint
+/// when the settings name one), `K` from the names and copies and
 /// `NAME` the prefix's last part (made safe as copies' labels are; what GGUF export takes as
 /// the model's name), built under a temporary name and moved into place complete; other
 /// directories of the same prefix (older versions) are removed, while a model open on them
 /// keeps its files.
-pub(crate) fn mirror(dir: &Path, url: &str, files: &[(String, PathBuf)]) -> Result<PathBuf> {
+pub(crate) fn mirror(
+    dir: &Path,
+    identity: &str,
+    url: &str,
+    files: &[(String, PathBuf)],
+) -> Result<PathBuf> {
     let models = dir.join("models");
     let failed = |path: &Path, what: &str, e: std::io::Error| Error::io(path.display(), what, &e);
     std::fs::create_dir_all(&models)
@@ -295,7 +304,7 @@ pub(crate) fn mirror(dir: &Path, url: &str, files: &[(String, PathBuf)]) -> Resu
             key.update(part.as_bytes());
         }
     }
-    let prefix = hex(&Sha256::digest(url.as_bytes()), 16);
+    let prefix = hex(&Sha256::digest(identity.as_bytes()), 16);
     let target = models.join(format!("{prefix}-{}", hex(&key.finalize(), 32)));
     let name = match label(
         url.trim_end_matches('/')
@@ -379,15 +388,17 @@ fn write_all_at(file: &std::fs::File, mut bytes: &[u8], mut offset: u64) -> std:
 mod tests {
     use super::*;
 
+    const M: &str = "s3://b/m/model.safetensors";
+
     #[test]
     fn names_are_hashes_and_a_safe_label() {
-        let a = CacheName::new("s3://b/m/model.safetensors", "\"abc\"", 10);
+        let a = CacheName::new(M, M, "\"abc\"", 10);
         assert_eq!(a.url.len(), 16);
         assert_eq!(a.key.len(), 32);
         assert!(a.file().ends_with("-model.safetensors"), "{}", a.file());
         // Another ETag or size is another key of the same URL: the old copy is stale.
-        let b = CacheName::new("s3://b/m/model.safetensors", "\"abd\"", 10);
-        let c = CacheName::new("s3://b/m/model.safetensors", "\"abc\"", 11);
+        let b = CacheName::new(M, M, "\"abd\"", 10);
+        let c = CacheName::new(M, M, "\"abc\"", 11);
         assert_eq!(a.url, b.url);
         assert_eq!(a.url, c.url);
         assert_ne!(a.key, b.key);
@@ -405,9 +416,16 @@ mod tests {
         assert!(!a.is_abandoned(&format!(".{}-{}.x.part", "0".repeat(16), a.key), old));
         // The boundary between URL and ETag is part of the key.
         assert_ne!(
-            CacheName::new("s3://b/x", "yz", 1).key,
-            CacheName::new("s3://b/xy", "z", 1).key
+            CacheName::new("s3://b/x", "s3://b/x", "yz", 1).key,
+            CacheName::new("s3://b/xy", "s3://b/xy", "z", 1).key
         );
+        // The same URL at another endpoint is another object, whose copies are not stale
+        // copies of this one's; the label still comes from the URL.
+        let elsewhere = format!("{M} at http://127.0.0.1:9001");
+        let d = CacheName::new(&elsewhere, M, "\"abc\"", 10);
+        assert_ne!((&a.url, &a.key), (&d.url, &d.key));
+        assert!(!d.is_stale(&a.file()) && !a.is_stale(&d.file()));
+        assert!(d.file().ends_with("-model.safetensors"), "{}", d.file());
     }
 
     #[test]
@@ -420,7 +438,7 @@ mod tests {
             ("http://h/", ""),
             ("http://h/\u{202e}evil/名前.safetensors", "\"x/y\\z\""),
         ] {
-            let name = CacheName::new(url, etag, 1).file();
+            let name = CacheName::new(url, url, etag, 1).file();
             let path = dir.join(&name);
             assert_eq!(path.parent(), Some(dir), "{url}: {name}");
             assert!(

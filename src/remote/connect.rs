@@ -30,6 +30,9 @@ pub(crate) struct Connection {
     store: Arc<dyn ObjectStore>,
     /// `scheme://authority` of the URL, naming objects in messages.
     origin: String,
+    /// The endpoint the settings name for a bucket URL (`AWS_ENDPOINT_URL`, ...): with the
+    /// URL, what identifies an object in the local cache.
+    endpoint: Option<String>,
     /// Runtime workers.
     threads: usize,
     /// Requests in flight at once.
@@ -52,6 +55,9 @@ pub(crate) fn connect(
     let retry = options.retry();
     let origin = parsed[..url::Position::BeforePath].to_string();
     let mut http = false;
+    // The server a bucket URL names only together with the settings (a plain HTTP URL names
+    // its server itself).
+    let mut endpoint = None;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url).with_retry(retry);
@@ -60,6 +66,7 @@ pub(crate) fn connect(
                     b = b.with_config(key, v);
                 }
             }
+            endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
             Arc::new(b.build().map_err(built)?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
@@ -71,6 +78,7 @@ pub(crate) fn connect(
                     b = b.with_config(key, v);
                 }
             }
+            endpoint = b.get_config_value(&GoogleConfigKey::BaseUrl);
             Arc::new(b.build().map_err(built)?)
         }
         ObjectStoreScheme::MicrosoftAzure => {
@@ -82,6 +90,7 @@ pub(crate) fn connect(
                     b = b.with_config(key, v);
                 }
             }
+            endpoint = b.get_config_value(&AzureConfigKey::Endpoint);
             Arc::new(b.build().map_err(built)?)
         }
         ObjectStoreScheme::Http => {
@@ -103,6 +112,7 @@ pub(crate) fn connect(
     let connection = Connection {
         store,
         origin,
+        endpoint: endpoint.filter(|e| !e.is_empty()),
         threads,
         concurrency: options.concurrency,
         http,
@@ -114,6 +124,15 @@ impl Connection {
     /// The URL of `path`, as named in messages.
     pub(crate) fn url(&self, path: &ObjectPath) -> String {
         format!("{}/{}", self.origin, path)
+    }
+
+    /// What names `url` (of this store) in the local cache: the URL, and the endpoint when the
+    /// settings name one, so the same bucket and key at two servers are two objects.
+    pub(crate) fn identity(&self, url: &str) -> String {
+        match &self.endpoint {
+            Some(endpoint) => format!("{url} at {endpoint}"),
+            None => url.to_string(),
+        }
     }
 
     /// Whether the store can list a prefix (plain HTTP cannot).
@@ -278,6 +297,7 @@ impl Connection {
         Ok(Some(Object::new(
             Arc::clone(&self.store),
             path.clone(),
+            self.identity(&url),
             url,
             meta.size,
             meta.e_tag,
@@ -302,6 +322,7 @@ impl Connection {
         let object = Object::new(
             Arc::clone(&self.store),
             path.clone(),
+            self.identity(&url),
             url.clone(),
             result.meta.size,
             result.meta.e_tag.clone(),

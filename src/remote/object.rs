@@ -20,6 +20,8 @@ use crate::error::{Error, Result};
 pub(crate) struct Object {
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
+    /// The URL and the endpoint, naming the object in the local cache.
+    identity: String,
     url: String,
     size: u64,
     etag: Option<String>,
@@ -31,11 +33,12 @@ pub(crate) struct Object {
 pub(crate) type Body = BoxStream<'static, object_store::Result<Bytes>>;
 
 impl Object {
-    /// The object at `path` of `store`, named `url` in messages, as the first response showed
-    /// it: `size` bytes with ETag `etag`.
+    /// The object at `path` of `store`, named `url` in messages and `identity` in the cache,
+    /// as the first response showed it: `size` bytes with ETag `etag`.
     pub(crate) fn new(
         store: Arc<dyn ObjectStore>,
         path: ObjectPath,
+        identity: String,
         url: String,
         size: u64,
         etag: Option<String>,
@@ -44,6 +47,7 @@ impl Object {
         Object {
             store,
             path,
+            identity,
             url,
             size,
             etag,
@@ -54,6 +58,12 @@ impl Object {
     /// The URL, as named in messages.
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// What names the object in the local cache: its URL, and the endpoint when the settings
+    /// name one.
+    pub(crate) fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// The size at open.

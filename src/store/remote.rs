@@ -698,6 +698,7 @@ mod tests {
             Arc::new(InMemory::new()),
             name.into(),
             format!("memory://{name}"),
+            format!("memory://{name}"),
             1 << 30,
             None,
             1,
