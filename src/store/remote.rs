@@ -17,10 +17,10 @@
 //! Memory is bounded by a window: a request that starts a tensor waits until the stored bytes of
 //! the tensors started and not yet handed out are under [`WINDOW_ROUNDS`] × `concurrency` ×
 //! `chunk_size` (512 MiB with the defaults); the tensors it starts after its first piece's do
-//! not wait (the request's own earlier pieces may be what holds the window back), which
-//! exceeds the window by less than one request and one tensor. A caller that drops each tensor once handed out (an MLX load)
-//! so holds at most the outputs of the window plus one tensor (in the output dtype: twice the
-//! stored bytes for BF16 to F32).
+//! not wait (the request's own earlier pieces may be what holds the window back), but each of
+//! them lies whole inside the request, so they exceed the window by less than one request. A
+//! caller that drops each tensor once handed out (an MLX load) so holds at most the outputs of
+//! the window plus one tensor (in the output dtype: twice the stored bytes for BF16 to F32).
 
 use std::ops::Range;
 use std::ptr::NonNull;
@@ -295,17 +295,20 @@ fn plan_list<'a>(list: &'a [Fetch<'a>], chunk_size: u64) -> Result<Planned<'a>> 
         });
         start = start.saturating_add(len);
     }
-    let requests = group(&pieces, chunk_size);
+    let requests = group(&pieces, &jobs, chunk_size);
     Ok((jobs, pieces, requests))
 }
 
-/// Groups `pieces` into requests: a piece joins the request before it when it lies in the same
-/// object after that request's end, at most [`MAX_GAP`] bytes further, and the request stays
-/// within `chunk_size` bytes.
-fn group<'a>(pieces: &[Piece<'a>], chunk_size: u64) -> Vec<Request<'a>> {
+/// Groups `pieces` (of the tensors `jobs`) into requests: a piece joins the request before it
+/// when it lies in the same object after that request's end, at most [`MAX_GAP`] bytes
+/// further, and the request stays within `chunk_size` bytes; but the first piece of a tensor of
+/// several pieces starts a request, so a tensor that starts inside a request (without waiting
+/// for the window) is whole inside it.
+fn group<'a>(pieces: &[Piece<'a>], jobs: &[Job<'_>], chunk_size: u64) -> Vec<Request<'a>> {
     let mut requests: Vec<Request<'a>> = Vec::new();
     for (i, piece) in pieces.iter().enumerate() {
-        if let Some(last) = requests.last_mut() {
+        let starts_many = piece.at == 0 && jobs[piece.job].pieces > 1;
+        if let Some(last) = requests.last_mut().filter(|_| !starts_many) {
             let joins = std::ptr::eq(last.object, piece.object)
                 && piece.range.start >= last.range.end
                 && piece.range.start - last.range.end <= MAX_GAP
@@ -788,8 +791,8 @@ mod tests {
 
     /// Pieces that follow each other in the list and in one object share a request up to
     /// `chunk_size` bytes, across tensors and across a gap of at most `MAX_GAP` bytes; another
-    /// object, a piece before the request's end, a longer gap or a full request start a new
-    /// one. Every piece is in exactly one request, in order, inside its range.
+    /// object, a piece before the request's end, a longer gap, a full request or the first of
+    /// a tensor's several pieces start a new one. Every piece is in exactly one request, in order, inside its range.
     #[test]
     fn adjacent_pieces_share_requests() {
         let (a, b) = (object("a"), object("b"));
@@ -811,6 +814,21 @@ mod tests {
             fetch("t5", &b, 0..100),                         // before the end: new
             fetch("t6", &b, 100..300_000),                   // two pieces, the first a full request
             fetch("t7", &b, 300_000..300_010),               // joins the second
+            Fetch {
+                // Two pieces (two parts): its first starts a request, its second joins it.
+                parts: vec![
+                    Part {
+                        object: Arc::clone(&b),
+                        range: 300_010..300_020,
+                    },
+                    Part {
+                        object: Arc::clone(&b),
+                        range: 300_020..300_030,
+                    },
+                ],
+                ..fetch("t8", &b, 0..0)
+            },
+            fetch("t9", &b, 300_030..300_040), // one piece: joins
         ];
         let chunk = 4 * MAX_GAP;
         let (_, pieces, requests) = plan_list(&list, chunk).unwrap();
@@ -832,6 +850,7 @@ mod tests {
                 vec!["t5"],
                 vec!["t6"],
                 vec!["t6", "t7"],
+                vec!["t8", "t9"],
             ]
         );
         let mut next = 0;
