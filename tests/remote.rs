@@ -12,8 +12,8 @@ use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use common::remote::{
-    free_port, io_message, noise, noise_model, own_s3s_fs, s3_options, s3_options_at, var,
-    wait_for_port, Stopped,
+    free_port, io_message, noise_model, own_s3s_fs, s3_options, s3_options_at, var, wait_for_port,
+    Stopped,
 };
 use stload::{Dtype, Error, Model, Options};
 
@@ -477,32 +477,15 @@ fn many_tensors_model_strided(
         specs.push(("big.c".into(), "F8_E4M3", vec![1500, 999]));
     }
     let n = specs.len();
-    let mut header = String::from("{");
-    let mut data = Vec::new();
-    // File order: a stride through the name order.
-    for k in 0..n {
-        let (name, dtype, shape) = &specs[k * stride % n];
-        let size = MANY_DTYPES.iter().find(|(d, _)| d == dtype).unwrap().1;
-        let start = data.len();
-        data.extend(noise(
-            shape.iter().product::<u64>() as usize * size,
-            seed + k as u64,
-        ));
-        if k > 0 {
-            header.push(',');
-        }
-        header.push_str(&format!(
-            r#""{name}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[{start},{}]}}"#,
-            data.len()
-        ));
-    }
-    header.push('}');
-    while header.len() % 8 != 0 {
-        header.push(' ');
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = common::raw_file(dir.path(), "model.safetensors", &header, &data);
-    (dir, path)
+    // File order: a stride through the name order; the tensor at file position k is seeded by
+    // seed + k.
+    let in_file: Vec<(&str, &str, &[u64])> = (0..n)
+        .map(|k| {
+            let (name, dtype, shape) = &specs[k * stride % n];
+            (name.as_str(), *dtype, shape.as_slice())
+        })
+        .collect();
+    noise_model(&in_file, seed)
 }
 
 /// The many-tensors model (3,000 small tensors), published once under "many": its local file
