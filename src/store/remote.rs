@@ -648,28 +648,30 @@ impl<'j> Sink<'j> {
     }
 }
 
+/// `tensor "name"` of the sink `due` (the last one once all are done), for messages.
+fn due_tensor<'s>(sinks: &'s [Sink<'_>], due: usize) -> &'s str {
+    sinks
+        .get(due)
+        .or(sinks.last())
+        .map_or("remote", |s| s.job.what.as_str())
+}
+
 /// Fetches `range` of `object` and hands each byte to the sink of the piece it belongs to, in
 /// order, as frames arrive; bytes between pieces are dropped. Errors name the tensor whose
 /// bytes were due.
 async fn fetch_request(object: &Object, range: Range<u64>, mut sinks: Vec<Sink<'_>>) -> Result<()> {
     // The sink whose bytes are due.
     let mut due = 0;
-    let jobs: Vec<&Job<'_>> = sinks.iter().map(|s| s.job).collect();
-    let what = |due: usize| {
-        jobs.get(due)
-            .or(jobs.last())
-            .map_or("remote", |j| j.what.as_str())
-    };
     let want = range.end - range.start;
-    let mut body = object.body(range.clone(), what(due)).await?;
+    let mut body = object.body(range.clone(), due_tensor(&sinks, due)).await?;
     let mut got = 0u64;
     while let Some(frame) = body.next().await {
-        let frame = frame.map_err(|e| object.broken(what(due), &range, got, e))?;
+        let frame = frame.map_err(|e| object.broken(due_tensor(&sinks, due), &range, got, e))?;
         // Offset in the object of the frame's first byte.
         let mut pos = range.start + got;
         got += frame.len() as u64;
         if got > want {
-            return Err(object.too_long(what(due), &range));
+            return Err(object.too_long(due_tensor(&sinks, due), &range));
         }
         let mut bytes = &frame[..];
         while let Some(s) = sinks.get_mut(due).filter(|_| !bytes.is_empty()) {
@@ -685,7 +687,7 @@ async fn fetch_request(object: &Object, range: Range<u64>, mut sinks: Vec<Sink<'
         }
     }
     if got < want {
-        return Err(object.short(what(due), &range, got));
+        return Err(object.short(due_tensor(&sinks, due), &range, got));
     }
     Ok(())
 }
