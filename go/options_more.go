@@ -126,8 +126,11 @@ func cStrings(one string, list []string) (*C.char, **C.char, func(), error) {
 	return cone, array, free, nil
 }
 
-// WithMaxJSONSize sets the largest config.json or model.safetensors.index.json read at open,
-// in bytes (default 16 MiB); a larger file makes Open fail with ErrLimit. 0 is invalid.
+// WithMaxJSONSize sets the largest config.json, model.safetensors.index.json or other JSON or
+// text file beside the weights read (by Open, or by a GGUF export: tokenizer_config.json,
+// generation_config.json, a chat template, ...), in bytes (default 16 MiB); tokenizer.json and
+// tokenizer.model may have 256 MiB, or this when larger. A larger file fails with ErrLimit.
+// 0 is invalid.
 func WithMaxJSONSize(bytes uint64) Option {
 	return func(c *config) {
 		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {

@@ -188,8 +188,9 @@ fn export_dir(
 
 /// Copies `from` to `to` through a temporary file (streamed, never whole in memory).
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
-    let mut input =
-        std::fs::File::open(from).map_err(|e| Error::io(from.display(), "cannot open", &e))?;
+    // Listed as a regular file, but it may have been swapped since: never open a FIFO
+    // blocking.
+    let (mut input, _) = crate::identity::open_regular(from)?;
     let dir = to.parent().unwrap_or(Path::new("."));
     let shown = to.display().to_string();
     let mut tmp =

@@ -12,7 +12,7 @@ use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header};
-use crate::identity::{open_regular, Identity, Watch};
+use crate::identity::{open_regular, open_regular_if_exists, Identity, Watch};
 use crate::nulstr::NulString;
 
 /// Bytes of the little-endian header length that starts every file.
@@ -41,10 +41,62 @@ impl Format {
 /// `config.json` or shard index.
 pub const DEFAULT_MAX_JSON_SIZE: u64 = 16 << 20;
 
-/// Reads the whole regular file `path` if it is at most `limit` bytes (for JSON beside the
-/// weights: `config.json`, `model.safetensors.index.json`); `what` says who needs it.
+/// The bound on `tokenizer.json` and `tokenizer.model` (256 MiB, or `max_json_size` when that
+/// is larger): the tokenizer of a large vocabulary is 10 to 35 MiB, past the JSON bound, and a
+/// hostile file must still not exhaust memory.
+pub const MAX_TOKENIZER_SIZE: u64 = 256 << 20;
+
+/// How large a side file (a file beside the weights that is not a weight file) may be, given
+/// `max_json_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SideLimit {
+    /// A JSON or text file (`config.json`, `tokenizer_config.json`, a chat template, ...):
+    /// at most `max_json_size` bytes.
+    Json(u64),
+    /// `tokenizer.json` or `tokenizer.model`: at most [`MAX_TOKENIZER_SIZE`] bytes, or
+    /// `max_json_size` when that is larger.
+    Tokenizer(u64),
+}
+
+impl SideLimit {
+    /// The most bytes the file may have.
+    pub fn bytes(self) -> u64 {
+        match self {
+            SideLimit::Json(max_json) => max_json,
+            SideLimit::Tokenizer(max_json) => max_json.max(MAX_TOKENIZER_SIZE),
+        }
+    }
+
+    /// The refusal of `path`; `detail` says how it broke the limit.
+    fn refuse(self, path: &str, detail: &str) -> Error {
+        let limit = self.bytes();
+        let which = match self {
+            SideLimit::Json(_) => "JSON files beside the weights",
+            SideLimit::Tokenizer(_) => "a tokenizer file",
+        };
+        Error::Limit(format!(
+            "{path}: {detail}, larger than the limit of {limit} bytes for {which} \
+             (raise max_json_size to accept it)"
+        ))
+    }
+}
+
+/// Reads the whole side file `path` (`config.json`, a tokenizer file, ...), `None` when it
+/// does not exist. The one reader of every such file: only a regular file is read (a FIFO,
+/// device, socket or directory is refused without blocking, a link is followed to what it
+/// names), and one larger than `limit` is refused by its size before a byte is read, or when
+/// it grows past it while being read.
+pub fn read_side(path: &Path, limit: SideLimit) -> Result<Option<Vec<u8>>> {
+    match open_regular_if_exists(path)? {
+        None => Ok(None),
+        Some((file, meta)) => read_opened(path, file, &meta, limit).map(Some),
+    }
+}
+
+/// Reads the whole side file `path`, which must exist (`config.json`,
+/// `model.safetensors.index.json`): [`read_side`] with a missing file an error; `what` says
+/// who needs it.
 pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
-    let shown = path.display().to_string();
     let (file, meta) = open_regular(path).map_err(|e| match e {
         Error::Io { path, message } => Error::Io {
             path,
@@ -52,22 +104,28 @@ pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
         },
         other => other,
     })?;
-    if meta.len() > limit {
-        return Err(Error::Limit(format!(
-            "{shown}: {} bytes, over the limit of {limit} bytes for JSON files beside the \
-             weights (raise max_json_size to accept it)",
-            meta.len()
-        )));
+    read_opened(path, file, &meta, SideLimit::Json(limit))
+}
+
+fn read_opened(
+    path: &Path,
+    file: File,
+    meta: &std::fs::Metadata,
+    limit: SideLimit,
+) -> Result<Vec<u8>> {
+    let shown = path.display().to_string();
+    let max = limit.bytes();
+    if meta.len() > max {
+        return Err(limit.refuse(&shown, &format!("{} bytes", meta.len())));
     }
-    let mut text = Vec::new();
-    // The limit holds even if the file grows while it is read.
-    file.take(limit.saturating_add(1))
+    // Sized by the stat (at most the limit); the limit holds even if the file grows while it
+    // is read.
+    let mut text = Vec::with_capacity(meta.len() as usize);
+    file.take(max.saturating_add(1))
         .read_to_end(&mut text)
         .map_err(|e| Error::io(&shown, "cannot read", &e))?;
-    if text.len() as u64 > limit {
-        return Err(Error::Limit(format!(
-            "{shown}: grew past the limit of {limit} bytes while being read"
-        )));
+    if text.len() as u64 > max {
+        return Err(limit.refuse(&shown, "grew while being read"));
     }
     Ok(text)
 }

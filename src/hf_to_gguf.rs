@@ -58,9 +58,10 @@ impl Model {
             s.check(path)?;
         }
         let dir = self.config_dir();
-        let parts = arch::gguf_parts(dir, self.options().arch.as_deref())?;
+        let max_json = self.options().max_json_size;
+        let parts = arch::gguf_parts_limited(dir, self.options().arch.as_deref(), max_json)?;
         let mut metadata = parts.metadata;
-        tokenizer::write_kv(dir, parts.vocab_size, &mut metadata)?;
+        tokenizer::write_kv_limited(dir, parts.vocab_size, max_json, &mut metadata)?;
         let reopened;
         let model =
             if self.options().gguf_layout && self.options().arch.as_deref() == Some(parts.arch) {

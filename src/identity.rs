@@ -159,7 +159,21 @@ fn epoch() -> Instant {
 /// The open does not block on a FIFO (`O_NONBLOCK`), and the type is checked on the open handle
 /// (`fstat`), so a FIFO, device or directory is refused before anything is read from it.
 pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata)> {
-    let shown = path.display().to_string();
+    checked(path, open_nonblocking(path))
+}
+
+/// Like [`open_regular`], but a path that does not exist (or a link to nothing) is `None`:
+/// for optional files beside the weights, told apart from unreadable ones in one open, so no
+/// file can appear between a test for it and the open.
+pub fn open_regular_if_exists(path: &Path) -> Result<Option<(File, std::fs::Metadata)>> {
+    match open_nonblocking(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        opened => checked(path, opened).map(Some),
+    }
+}
+
+/// Opens `path` read-only without waiting for a FIFO's writer.
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -167,15 +181,19 @@ pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata)> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NONBLOCK);
     }
-    let file = options
-        .open(path)
-        .map_err(|e| Error::io(&shown, "cannot open", &e))?;
+    options.open(path)
+}
+
+/// The opened file and its metadata if it is a regular file; else an error naming `path`.
+fn checked(path: &Path, opened: std::io::Result<File>) -> Result<(File, std::fs::Metadata)> {
+    let shown = path.display().to_string();
+    let file = opened.map_err(|e| Error::io(&shown, "cannot open", &e))?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io(&shown, "cannot stat", &e))?;
     if !meta.is_file() {
         return Err(Error::Io {
-            path: shown.to_string(),
+            path: shown,
             message: format!(
                 "not a regular file (it is a {}): refused",
                 file_kind(&meta.file_type())

@@ -64,8 +64,10 @@ pub struct Options {
     /// Start bringing every file's data into memory on a background thread at open
     /// (mmap mode only).
     pub prefetch: bool,
-    /// Largest `config.json` or `model.safetensors.index.json` read, in bytes
-    /// (16 MiB by default).
+    /// Largest `config.json`, `model.safetensors.index.json` or other JSON or text file
+    /// beside the weights read (`tokenizer_config.json`, `generation_config.json`, a chat
+    /// template, ...), in bytes (16 MiB by default). `tokenizer.json` and `tokenizer.model`
+    /// may have 256 MiB, or this when larger.
     pub max_json_size: u64,
     /// Most bytes a PyTorch view may have per byte of its storage
     /// (64 by default): a stride-0 view of a few bytes
@@ -118,7 +120,8 @@ impl Options {
         Ok(self)
     }
 
-    /// Sets the largest `config.json` or shard index read at open, in bytes; 0 is refused.
+    /// Sets the largest `config.json`, shard index or other JSON or text file beside the
+    /// weights read ([`Options::max_json_size`]), in bytes; 0 is refused.
     pub fn set_max_json_size(&mut self, bytes: u64) -> Result<&mut Options> {
         at_least_one(bytes, "max JSON size must be at least 1 byte")?;
         self.max_json_size = bytes;

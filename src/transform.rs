@@ -22,7 +22,7 @@ pub(crate) fn apply(
     let arch = options
         .arch
         .as_deref()
-        .map(|name| arch::for_open(name, config_dir, options.gguf_layout))
+        .map(|name| arch::for_open(name, config_dir, options.gguf_layout, options.max_json_size))
         .transpose()?;
     let nothing_to_do = arch.is_none()
         && options.rename.is_empty()
@@ -46,7 +46,7 @@ pub(crate) fn apply(
     }
     item::check_unique(&mut items)?;
     if let Some(arch) = arch {
-        let config = arch::Config::read_limited(config_dir, arch.name, options.max_json_size)?;
+        let config = arch::config_for(arch.name, config_dir, options.max_json_size)?;
         items = (arch.transform)(items, &config)?;
     }
     for rule in &options.stacks {

@@ -9,7 +9,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{keys, Config};
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
+use crate::file::{read_side, SideLimit};
 use crate::kv::Metadata;
 use crate::source::item::Item;
 
@@ -74,11 +75,14 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
     };
     kv.set(
         format!("{arch}.attention.layer_norm_epsilon"),
-        keys::f32_of(config, key, eps)?,
+        keys::positive_f32_of(config, key, eps)?,
     );
     kv.set(format!("{arch}.attention.causal"), false);
     let dir = config.path().parent().unwrap_or(Path::new("."));
-    kv.set(format!("{arch}.pooling_type"), pooling_type(dir)?);
+    kv.set(
+        format!("{arch}.pooling_type"),
+        pooling_type(dir, config.max_json())?,
+    );
     let types = config.first_u32(&["type_vocab_size"])?.unwrap_or(2);
     kv.set("tokenizer.ggml.token_type_count", types);
     Ok(())
@@ -93,22 +97,26 @@ const POOLING_CLS: u32 = 2;
 /// The last token's embedding.
 const POOLING_LAST: u32 = 3;
 
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path.display(), "reading", &e))?;
+/// The JSON file `path` (at most `max_json` bytes, a regular file), `None` when missing.
+fn read_json(path: &Path, max_json: u64) -> Result<Option<Value>> {
+    let Some(text) = read_side(path, SideLimit::Json(max_json))? else {
+        return Ok(None);
+    };
     serde_json::from_slice(&text)
+        .map(Some)
         .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))
 }
 
 /// The pooling of a sentence-transformers checkpoint: `modules.json` names the Pooling module's
 /// directory, whose `config.json` says mean, cls or last token. Without `modules.json` or a
 /// Pooling module: none (per-token embeddings), as ollama writes it. A pooling llama.cpp does
-/// not have (max, mean of square roots) is an error naming the file.
-pub fn pooling_type(dir: &Path) -> Result<u32> {
+/// not have (max, mean of square roots) is an error naming the file. Both files are read as
+/// side files of at most `max_json` bytes.
+pub fn pooling_type(dir: &Path, max_json: u64) -> Result<u32> {
     let modules_path = dir.join("modules.json");
-    if !modules_path.exists() {
+    let Some(modules) = read_json(&modules_path, max_json)? else {
         return Ok(POOLING_NONE);
-    }
-    let modules = read_json(&modules_path)?;
+    };
     let Some(list) = modules.as_array() else {
         return Err(Error::format(
             modules_path.display(),
@@ -138,11 +146,20 @@ pub fn pooling_type(dir: &Path) -> Result<u32> {
         return Err(Error::format(
             modules_path.display(),
             None,
-            format!("the Pooling module's path \"{sub}\" leaves the model directory"),
+            format!(
+                "the Pooling module's path \"{}\" leaves the model directory",
+                shown(sub)
+            ),
         ));
     }
     let path = dir.join(sub).join("config.json");
-    let config = read_json(&path)?;
+    let config = read_json(&path, max_json)?.ok_or_else(|| Error::Io {
+        path: path.display().to_string(),
+        message: format!(
+            "missing: {} names this Pooling module",
+            modules_path.display()
+        ),
+    })?;
     let flag = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(false);
     if flag("pooling_mode_mean_tokens") {
         return Ok(POOLING_MEAN);

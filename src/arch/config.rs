@@ -4,14 +4,18 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{shown, shown_json, Error, Result};
 pub use crate::file::DEFAULT_MAX_JSON_SIZE;
 
-/// A model's `config.json`, with checked accessors whose errors name the file.
+/// A model's `config.json`, with checked accessors whose errors name the file (and quote a
+/// value shortened, however long it is).
 #[derive(Debug)]
 pub struct Config {
     path: PathBuf,
     json: Value,
+    /// The bound it was read with, which the files beside it read later (bert's pooling
+    /// modules) keep.
+    max_json: u64,
 }
 
 impl Config {
@@ -31,7 +35,26 @@ impl Config {
         if !json.is_object() {
             return Err(Error::format(path.display(), None, "not a JSON object"));
         }
-        Ok(Config { path, json })
+        Ok(Config {
+            path,
+            json,
+            max_json: max_bytes,
+        })
+    }
+
+    /// The bound on JSON files this config was read with (`max_json_size`).
+    pub fn max_json(&self) -> u64 {
+        self.max_json
+    }
+
+    /// The architecture `architectures[0]` declares, when it names one stload knows
+    /// (`None` when the list is missing, malformed or names another).
+    pub fn declared(&self) -> Option<(&str, &'static str)> {
+        let first = self.json.get("architectures")?.get(0)?.as_str()?;
+        super::detect::HF_NAMES
+            .iter()
+            .find(|(hf, _)| *hf == first)
+            .map(|(hf, name)| (*hf, *name))
     }
 
     /// A positive integer field, if present. Present but not a positive integer is an error.
@@ -40,7 +63,10 @@ impl Config {
             None | Some(Value::Null) => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if n > 0 => Ok(Some(n)),
-                _ => Err(self.inconsistent(&format!("\"{key}\" is {v}, not a positive integer"))),
+                _ => Err(self.inconsistent(&format!(
+                    "\"{key}\" is {}, not a positive integer",
+                    shown_json(v)
+                ))),
             },
         }
     }
@@ -106,7 +132,9 @@ impl Config {
         match self.value(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(v) => Err(self.inconsistent(&format!("\"{key}\" is {v}, not a string"))),
+            Some(v) => {
+                Err(self.inconsistent(&format!("\"{key}\" is {}, not a string", shown_json(v))))
+            }
         }
     }
 
@@ -115,7 +143,10 @@ impl Config {
         match self.value(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.inconsistent(&format!("\"{key}\" is {v}, not true or false"))),
+            Some(v) => Err(self.inconsistent(&format!(
+                "\"{key}\" is {}, not true or false",
+                shown_json(v)
+            ))),
         }
     }
 
@@ -153,7 +184,9 @@ impl Config {
                 name: key.to_string(),
                 map,
             })),
-            Some(v) => Err(self.inconsistent(&format!("\"{key}\" is {v}, not an object"))),
+            Some(v) => {
+                Err(self.inconsistent(&format!("\"{key}\" is {}, not an object", shown_json(v))))
+            }
         }
     }
 }
@@ -181,7 +214,7 @@ impl Section<'_> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(v) => Err(self.inconsistent(key, &format!("is {v}, not a string"))),
+            Some(v) => Err(self.inconsistent(key, &format!("is {}, not a string", shown_json(v)))),
         }
     }
 
@@ -197,7 +230,10 @@ impl Section<'_> {
             None => Ok(None),
             Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
                 Some(n) if n > 0 => Ok(Some(n)),
-                _ => Err(self.inconsistent(key, &format!("is {v}, not a positive 32-bit integer"))),
+                _ => Err(self.inconsistent(
+                    key,
+                    &format!("is {}, not a positive 32-bit integer", shown_json(v)),
+                )),
             },
         }
     }
@@ -210,11 +246,17 @@ impl Section<'_> {
                 .iter()
                 .map(|v| match v.as_f64() {
                     Some(x) if x.is_finite() => Ok(x),
-                    _ => Err(self.inconsistent(key, &format!("holds {v}, not a finite number"))),
+                    _ => Err(self.inconsistent(
+                        key,
+                        &format!("holds {}, not a finite number", shown_json(v)),
+                    )),
                 })
                 .collect::<Result<Vec<f64>>>()
                 .map(Some),
-            Some(v) => Err(self.inconsistent(key, &format!("is {v}, not an array of numbers"))),
+            Some(v) => Err(self.inconsistent(
+                key,
+                &format!("is {}, not an array of numbers", shown_json(v)),
+            )),
         }
     }
 }
@@ -224,7 +266,11 @@ fn number(config: &Config, key: &str, value: Option<&Value>) -> Result<Option<f6
         None => Ok(None),
         Some(v) => match v.as_f64() {
             Some(x) if x.is_finite() => Ok(Some(x)),
-            _ => Err(config.inconsistent(&format!("\"{key}\" is {v}, not a finite number"))),
+            _ => Err(config.inconsistent(&format!(
+                "\"{}\" is {}, not a finite number",
+                shown(key),
+                shown_json(v)
+            ))),
         },
     }
 }

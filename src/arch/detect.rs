@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{shown, shown_json, Error, Result};
+use crate::file::{read_limited, DEFAULT_MAX_JSON_SIZE};
 
 /// `architectures[0]` values and the architecture each selects, in ollama's mapping.
 pub const HF_NAMES: [(&str, &str); 7] = [
@@ -18,19 +19,26 @@ pub const HF_NAMES: [(&str, &str); 7] = [
     ("BertModel", "bert"),
 ];
 
-/// The architecture of the checkpoint in `dir`, from `dir/config.json` `architectures[0]`.
-/// A missing file, a missing or empty list and an unknown name are errors naming the file.
+/// The architecture of the checkpoint in `dir`, from `dir/config.json` `architectures[0]`
+/// (a regular file of at most [`DEFAULT_MAX_JSON_SIZE`] bytes). A missing file, a missing or
+/// empty list and an unknown name are errors naming the file.
 pub fn detect(dir: &Path) -> Result<&'static str> {
+    detect_limited(dir, DEFAULT_MAX_JSON_SIZE)
+}
+
+/// [`detect`] with `config.json` bounded by `max_json` bytes (`Options::max_json_size`). It is
+/// read by the one reader of side files, so a FIFO, a device or a file past the bound is
+/// refused without blocking and before its bytes are read.
+pub fn detect_limited(dir: &Path, max_json: u64) -> Result<&'static str> {
     let path = dir.join("config.json");
-    let text = std::fs::read(&path).map_err(|e| {
-        Error::io(
-            path.display(),
-            "detecting the architecture needs config.json beside the weights",
-            &e,
-        )
-    })?;
+    let text = read_limited(
+        &path,
+        max_json,
+        "detecting the architecture needs config.json beside the weights",
+    )?;
     let json: Value = serde_json::from_slice(&text)
         .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))?;
+    drop(text);
     let first =
         match json.get("architectures") {
             None | Some(Value::Null) => return Err(Error::format(
@@ -49,7 +57,7 @@ pub fn detect(dir: &Path) -> Result<&'static str> {
                     return Err(Error::format(
                         path.display(),
                         None,
-                        format!("\"architectures\"[0] is {v}, not a string"),
+                        format!("\"architectures\"[0] is {}, not a string", shown_json(v)),
                     ))
                 }
             },
@@ -57,7 +65,7 @@ pub fn detect(dir: &Path) -> Result<&'static str> {
                 return Err(Error::format(
                     path.display(),
                     None,
-                    format!("\"architectures\" is {v}, not a list"),
+                    format!("\"architectures\" is {}, not a list", shown_json(v)),
                 ))
             }
         };
@@ -68,8 +76,9 @@ pub fn detect(dir: &Path) -> Result<&'static str> {
         .ok_or_else(|| {
             let known: Vec<&str> = HF_NAMES.iter().map(|(hf, _)| *hf).collect();
             Error::Unsupported(format!(
-                "{}: architecture \"{first}\" is not supported (supported: {})",
+                "{}: architecture \"{}\" is not supported (supported: {})",
                 path.display(),
+                shown(first),
                 known.join(", ")
             ))
         })

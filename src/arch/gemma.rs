@@ -63,7 +63,11 @@ pub fn kv2(config: &Config, kv: &mut Metadata) -> Result<()> {
     common(config, arch, kv)?;
     for key in ["attn_logit_softcapping", "final_logit_softcapping"] {
         if let Some(x) = config.optional_f64(key)? {
-            kv.set(format!("{arch}.{key}"), keys::f32_of(config, key, x)?);
+            // llama.cpp divides by the cap.
+            kv.set(
+                format!("{arch}.{key}"),
+                keys::positive_f32_of(config, key, x)?,
+            );
         }
     }
     if let Some(window) = config.first_u32(&["sliding_window"])? {

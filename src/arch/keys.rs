@@ -4,7 +4,7 @@
 
 use super::config::Section;
 use super::Config;
-use crate::error::Result;
+use crate::error::{shown, Result};
 use crate::kv::Metadata;
 
 /// The attention layout all architectures check the same way.
@@ -73,25 +73,38 @@ pub fn f32_of(config: &Config, key: &str, x: f64) -> Result<f32> {
     }
 }
 
-/// `ARCH.attention.layer_norm_rms_epsilon` from `rms_norm_eps` (required: llama.cpp reads it).
+/// [`f32_of`] for a value that must be positive as stored: checked after rounding, so a tiny
+/// positive f64 that f32 rounds to 0 (a division by zero in the engine) is an error too.
+pub fn positive_f32_of(config: &Config, key: &str, x: f64) -> Result<f32> {
+    let v = f32_of(config, key, x)?;
+    if v > 0.0 {
+        Ok(v)
+    } else if x > 0.0 {
+        Err(config.inconsistent(&format!(
+            "\"{key}\" is {x}, which rounds to {v} as the f32 GGUF stores: not positive"
+        )))
+    } else {
+        Err(config.inconsistent(&format!("\"{key}\" is {x}, not positive")))
+    }
+}
+
+/// `ARCH.attention.layer_norm_rms_epsilon` from `rms_norm_eps` (required: llama.cpp reads it;
+/// positive as stored).
 pub fn rms_eps(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
     let eps = config.required_f64("rms_norm_eps")?;
     kv.set(
         format!("{arch}.attention.layer_norm_rms_epsilon"),
-        f32_of(config, "rms_norm_eps", eps)?,
+        positive_f32_of(config, "rms_norm_eps", eps)?,
     );
     Ok(())
 }
 
-/// `ARCH.rope.freq_base` from `rope_theta`, when present.
+/// `ARCH.rope.freq_base` from `rope_theta`, when present (positive as stored).
 pub fn rope_base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
     if let Some(theta) = config.optional_f64("rope_theta")? {
-        if theta <= 0.0 {
-            return Err(config.inconsistent(&format!("\"rope_theta\" is {theta}, not positive")));
-        }
         kv.set(
             format!("{arch}.rope.freq_base"),
-            f32_of(config, "rope_theta", theta)?,
+            positive_f32_of(config, "rope_theta", theta)?,
         );
     }
     Ok(())
@@ -120,8 +133,7 @@ pub fn rope_scaling(config: &Config, arch: &str, kv: &mut Metadata, llama3: bool
     };
     let factor = |s: &Section| -> Result<f32> {
         match s.optional_f64("factor")? {
-            Some(f) if f > 0.0 => f32_of(config, "rope_scaling.factor", f),
-            Some(f) => Err(s.inconsistent("factor", &format!("is {f}, not positive"))),
+            Some(f) => positive_f32_of(config, "rope_scaling.factor", f),
             None => Err(s.inconsistent("factor", "is missing")),
         }
     };
@@ -173,7 +185,8 @@ pub fn rope_scaling(config: &Config, arch: &str, kv: &mut Metadata, llama3: bool
             return Err(section.inconsistent(
                 "rope_type",
                 &format!(
-                    "is \"{other}\": architecture {arch} supports linear, yarn{}",
+                    "is \"{}\": architecture {arch} supports linear, yarn{}",
+                    shown(other),
                     if llama3 { ", llama3" } else { "" }
                 ),
             ))

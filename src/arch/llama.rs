@@ -131,6 +131,8 @@ pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
                     ),
                 ));
             }
+            // Every factor lies between 1 and `factor`: positive as f32 when `factor` is.
+            keys::positive_f32_of(config, "rope_scaling.factor", factor)?;
             let values = llama3_factors(head_dim, theta, factor, low, high, original);
             Ok(vec![ComputedTensor {
                 name: "rope_freqs.weight".into(),

@@ -17,9 +17,10 @@ mod qwen2;
 use std::path::Path;
 
 pub use config::{Config, Section};
-pub use detect::{detect, HF_NAMES};
+pub use detect::{detect, detect_limited, HF_NAMES};
 
 use crate::error::{Error, Result};
+use crate::file::DEFAULT_MAX_JSON_SIZE;
 use crate::kv::Metadata;
 use crate::rename::Replacer;
 use crate::source::item::Item;
@@ -164,18 +165,29 @@ pub fn check_name(name: &str) -> Result<()> {
 /// The architecture name `name` selects: [`AUTO`] is detected from `config_dir/config.json`,
 /// any other name is checked and returned in its canonical spelling.
 pub fn resolve(name: &str, config_dir: &Path) -> Result<&'static str> {
+    resolve_limited(name, config_dir, DEFAULT_MAX_JSON_SIZE)
+}
+
+/// [`resolve`] with `config.json` bounded by `max_json` bytes.
+fn resolve_limited(name: &str, config_dir: &Path, max_json: u64) -> Result<&'static str> {
     if name.eq_ignore_ascii_case(AUTO) {
-        detect(config_dir)
+        detect_limited(config_dir, max_json)
     } else {
         lookup(name).map(|a| a.name)
     }
 }
 
 /// The architecture for the model opened with `Options::arch = name` from a directory whose
-/// config.json is in `config_dir`; `gguf_layout` selects the tensor layout a GGUF file needs
-/// (phi3 keeps its fused tensors) instead of the one served by default.
-pub(crate) fn for_open(name: &str, config_dir: &Path, gguf_layout: bool) -> Result<Arch> {
-    let mut arch = lookup(resolve(name, config_dir)?)?;
+/// config.json (at most `max_json` bytes) is in `config_dir`; `gguf_layout` selects the tensor
+/// layout a GGUF file needs (phi3 keeps its fused tensors) instead of the one served by
+/// default.
+pub(crate) fn for_open(
+    name: &str,
+    config_dir: &Path,
+    gguf_layout: bool,
+    max_json: u64,
+) -> Result<Arch> {
+    let mut arch = lookup(resolve_limited(name, config_dir, max_json)?)?;
     if gguf_layout {
         arch.transform = gguf_transform(arch.name, arch.transform);
     }
@@ -195,10 +207,30 @@ fn gguf_transform(
 /// The architecture of a GGUF export and the config.json it reads: `name` as given (or
 /// [`AUTO`]), detected from `config_dir/config.json` when `None`. Its `transform` is the GGUF
 /// layout.
-pub(crate) fn for_gguf(config_dir: &Path, name: Option<&str>) -> Result<(Arch, Config)> {
-    let arch = for_open(name.unwrap_or(AUTO), config_dir, true)?;
-    let config = Config::read(config_dir, arch.name)?;
+pub(crate) fn for_gguf(
+    config_dir: &Path,
+    name: Option<&str>,
+    max_json: u64,
+) -> Result<(Arch, Config)> {
+    let arch = for_open(name.unwrap_or(AUTO), config_dir, true, max_json)?;
+    let config = config_for(arch.name, config_dir, max_json)?;
     Ok((arch, config))
+}
+
+/// `config_dir/config.json` (at most `max_json` bytes) for the architecture `name`. A config
+/// whose `architectures[0]` declares another architecture stload knows is refused, naming
+/// both: the other's keys and tensors would fail later with a misleading message, or worse,
+/// convert. A config that declares none, or one stload does not know, is taken as `name`.
+pub(crate) fn config_for(name: &str, config_dir: &Path, max_json: u64) -> Result<Config> {
+    let config = Config::read_limited(config_dir, name, max_json)?;
+    match config.declared() {
+        Some((hf, declared)) if declared != name => Err(Error::InvalidArgument(format!(
+            "{}: declares \"{hf}\" (architecture {declared}), not {name}: give the \
+             architecture {declared}, or auto to detect it",
+            config.path().display()
+        ))),
+        _ => Ok(config),
+    }
 }
 
 /// What a GGUF file of an architecture needs besides the model's tensors.
@@ -222,7 +254,17 @@ pub struct GgufParts {
 /// [`AUTO`]), `None` detects it. Open the model with `Options { arch, gguf_layout: true, .. }`
 /// to get the tensors in the layout these describe.
 pub fn gguf_parts(config_dir: &Path, name: Option<&str>) -> Result<GgufParts> {
-    let (arch, config) = for_gguf(config_dir, name)?;
+    gguf_parts_limited(config_dir, name, DEFAULT_MAX_JSON_SIZE)
+}
+
+/// [`gguf_parts`] with `config.json` and the files beside it (bert's `modules.json` and
+/// pooling config) bounded by `max_json` bytes (`Options::max_json_size`).
+pub fn gguf_parts_limited(
+    config_dir: &Path,
+    name: Option<&str>,
+    max_json: u64,
+) -> Result<GgufParts> {
+    let (arch, config) = for_gguf(config_dir, name, max_json)?;
     let mut metadata = Metadata::new();
     (arch.kv)(&config, &mut metadata)?;
     debug_assert!(

@@ -2,7 +2,7 @@
 //! the fused `gate_up_proj` split into its gate and up halves (all zero-copy row ranges).
 
 use super::{keys, ComputedTensor, Config};
-use crate::error::Result;
+use crate::error::{shown, shown_json, Result};
 use crate::kv::Metadata;
 use crate::shape::Shape;
 use crate::source::item::{split, Item};
@@ -94,7 +94,13 @@ fn rope_dims(config: &Config, heads: &keys::Heads) -> Result<u32> {
     match config.optional_f64("partial_rotary_factor")? {
         None => Ok(heads.head_dim),
         Some(p) if p > 0.0 && p <= 1.0 => {
-            Ok(((p * f64::from(heads.hidden)).floor() as u32) / heads.heads)
+            let dims = ((p * f64::from(heads.hidden)).floor() as u32) / heads.heads;
+            if dims == 0 {
+                return Err(config.inconsistent(&format!(
+                    "\"partial_rotary_factor\" is {p}: no rotary dimension of a head is left"
+                )));
+            }
+            Ok(dims)
         }
         Some(p) => {
             Err(config.inconsistent(&format!("\"partial_rotary_factor\" is {p}, not in (0, 1]")))
@@ -135,7 +141,10 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| {
-                config.inconsistent(&format!("\"sliding_window\" is {v}, not a 32-bit count"))
+                config.inconsistent(&format!(
+                    "\"sliding_window\" is {}, not a 32-bit count",
+                    shown_json(v)
+                ))
             })?,
     };
     kv.set(format!("{arch}.attention.sliding_window"), window);
@@ -144,7 +153,10 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
         if !longrope && kind != "yarn" && kind != "default" {
             return Err(section.inconsistent(
                 "type",
-                &format!("is \"{kind}\": phi3 supports longrope, su and yarn"),
+                &format!(
+                    "is \"{}\": phi3 supports longrope, su and yarn",
+                    shown(&kind)
+                ),
             ));
         }
         if kind != "default" {
@@ -195,10 +207,15 @@ pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
                 ),
             ));
         }
+        // Checked as stored: a factor that f32 rounds to 0 or infinity is an error.
+        let values = values
+            .iter()
+            .map(|&v| keys::positive_f32_of(config, &format!("rope_scaling.{key}"), v))
+            .collect::<Result<Vec<f32>>>()?;
         out.push(ComputedTensor {
             name: name.into(),
             shape: Shape::from_slice(&[u64::from(half)]),
-            values: values.iter().map(|&v| v as f32).collect(),
+            values,
         });
     }
     Ok(out)

@@ -19,6 +19,10 @@
 //!   `vocab_size` follows ollama: `[PAD{n}]`, n from 0, type user-defined, score -1.
 //! - `tokenizer.ggml.eos_token_ids` (a list from `generation_config.json`) is an ollama key;
 //!   llama.cpp ignores it.
+//!
+//! Every file is read by the one reader of side files ([`crate::file::read_side`]): regular
+//! files only (a FIFO or device is refused without blocking), `tokenizer.json` and
+//! `tokenizer.model` bounded by [`MAX_FILE_BYTES`], the other files by `max_json_size`.
 
 mod files;
 pub mod hf;
@@ -28,6 +32,7 @@ pub mod spm;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::file::DEFAULT_MAX_JSON_SIZE;
 use crate::kv;
 
 pub use files::MAX_FILE_BYTES;
@@ -132,11 +137,18 @@ pub(crate) struct Base {
 impl Vocabulary {
     /// Reads the tokenizer of the Hugging Face directory `dir`. `vocab_size` (config.json's)
     /// pads the vocabulary with `[PADn]` tokens; a smaller value than the tokenizer's token
-    /// count is an error.
+    /// count is an error. JSON files are bounded by the default `max_json_size`.
     pub fn read(dir: &Path, vocab_size: Option<u64>) -> Result<Vocabulary> {
-        let mut base = if let Some(bytes) = files::read_optional(&dir.join(spm::FILE))? {
-            spm::parse(dir, &bytes)?
-        } else if let Some(bytes) = files::read_optional(&dir.join(hf::FILE))? {
+        Vocabulary::read_limited(dir, vocab_size, DEFAULT_MAX_JSON_SIZE)
+    }
+
+    /// [`Vocabulary::read`] with `max_json` (`Options::max_json_size`) bounding the JSON and
+    /// text files, and [`MAX_FILE_BYTES`] (or `max_json` when larger) `tokenizer.json` and
+    /// `tokenizer.model`.
+    pub fn read_limited(dir: &Path, vocab_size: Option<u64>, max_json: u64) -> Result<Vocabulary> {
+        let mut base = if let Some(bytes) = files::read_tokenizer(&dir.join(spm::FILE), max_json)? {
+            spm::parse(dir, &bytes, max_json)?
+        } else if let Some(bytes) = files::read_tokenizer(&dir.join(hf::FILE), max_json)? {
             hf::parse(&dir.join(hf::FILE), &bytes, vocab_size)?
         } else {
             return Err(Error::NotFound(format!(
@@ -147,11 +159,11 @@ impl Vocabulary {
             )));
         };
         pad(dir, &mut base, vocab_size)?;
-        let (special, chat_template) = special::read(dir, &base)?;
+        let (special, chat_template) = special::read(dir, &base, max_json)?;
         let mut token_type_count = None;
         if base.model == Model::Bert {
             base.tokens = base.tokens.into_iter().map(phantom).collect();
-            token_type_count = type_vocab_size(dir)?;
+            token_type_count = type_vocab_size(dir, max_json)?;
         }
         Ok(Vocabulary {
             model: base.model,
@@ -210,7 +222,18 @@ impl Vocabulary {
 /// of a GGUF. `vocab_size` (config.json's) pads the vocabulary with `[PADn]` tokens as ollama
 /// does; fewer entries than the tokenizer has is an error.
 pub fn write_kv(dir: &Path, vocab_size: Option<u64>, md: &mut kv::Metadata) -> Result<()> {
-    Vocabulary::read(dir, vocab_size)?.write_kv(md);
+    write_kv_limited(dir, vocab_size, DEFAULT_MAX_JSON_SIZE, md)
+}
+
+/// [`write_kv`] with `max_json` (`Options::max_json_size`) bounding the files read, as
+/// [`Vocabulary::read_limited`] does.
+pub fn write_kv_limited(
+    dir: &Path,
+    vocab_size: Option<u64>,
+    max_json: u64,
+    md: &mut kv::Metadata,
+) -> Result<()> {
+    Vocabulary::read_limited(dir, vocab_size, max_json)?.write_kv(md);
     Ok(())
 }
 
@@ -219,14 +242,14 @@ pub fn write_kv(dir: &Path, vocab_size: Option<u64>, md: &mut kv::Metadata) -> R
 pub(crate) const MAX_TOKENS: u64 = 1 << 24;
 
 /// config.json's `type_vocab_size`, when present.
-fn type_vocab_size(dir: &Path) -> Result<Option<u32>> {
+fn type_vocab_size(dir: &Path, max_json: u64) -> Result<Option<u32>> {
     #[derive(serde::Deserialize)]
     struct Config {
         #[serde(default)]
         type_vocab_size: Option<u32>,
     }
     let path = dir.join("config.json");
-    Ok(files::read_json::<Config>(&path)?.and_then(|c| c.type_vocab_size))
+    Ok(files::read_json::<Config>(&path, max_json)?.and_then(|c| c.type_vocab_size))
 }
 
 /// Pads with `[PAD{n}]` up to `vocab_size`, as ollama does.

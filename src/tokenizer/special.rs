@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::hf::PostProcessor;
 use super::{files, Base};
-use crate::error::{Error, Result};
+use crate::error::{shown_json, Error, Result};
 use crate::kv;
 
 /// A kind of special token.
@@ -143,9 +143,9 @@ impl SpecialTokens {
     }
 }
 
-/// Reads a JSON object file; `None` when missing.
-fn object(path: &Path) -> Result<Option<Map<String, Value>>> {
-    match files::read_json::<Value>(path)? {
+/// Reads a JSON object file of at most `max_json` bytes; `None` when missing.
+fn object(path: &Path, max_json: u64) -> Result<Option<Map<String, Value>>> {
+    match files::read_json::<Value>(path, max_json)? {
         None => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
         Some(_) => Err(Error::format(
@@ -185,17 +185,25 @@ fn token_id(path: &Path, key: &str, v: &Value, n: usize) -> Result<u32> {
         _ => Err(Error::format(
             path.display(),
             None,
-            format!("{key} {v} is not a token id below the {n} tokens"),
+            format!(
+                "{key} {} is not a token id below the {n} tokens",
+                shown_json(v)
+            ),
         )),
     }
 }
 
-/// The special tokens and the chat template of `dir` for the vocabulary `base`.
-pub(crate) fn read(dir: &Path, base: &Base) -> Result<(SpecialTokens, Option<String>)> {
+/// The special tokens and the chat template of `dir` for the vocabulary `base`; `max_json`
+/// bounds each file read.
+pub(crate) fn read(
+    dir: &Path,
+    base: &Base,
+    max_json: u64,
+) -> Result<(SpecialTokens, Option<String>)> {
     let tc_path = dir.join("tokenizer_config.json");
     let stm_path = dir.join("special_tokens_map.json");
-    let tc = object(&tc_path)?;
-    let stm = object(&stm_path)?;
+    let tc = object(&tc_path, max_json)?;
+    let stm = object(&stm_path, max_json)?;
     let n = base.tokens.len();
 
     // Contents by kind.
@@ -246,7 +254,7 @@ pub(crate) fn read(dir: &Path, base: &Base) -> Result<(SpecialTokens, Option<Str
     }
 
     let config_path = dir.join("config.json");
-    if let Some(cfg) = object(&config_path)? {
+    if let Some(cfg) = object(&config_path, max_json)? {
         for kind in Special::ALL {
             let key = format!("{}_token_id", kind.name());
             match cfg.get(&key) {
@@ -265,7 +273,7 @@ pub(crate) fn read(dir: &Path, base: &Base) -> Result<(SpecialTokens, Option<Str
     }
 
     let gen_path = dir.join("generation_config.json");
-    if let Some(gen) = object(&gen_path)? {
+    if let Some(gen) = object(&gen_path, max_json)? {
         match gen.get("eos_token_id") {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
@@ -298,14 +306,14 @@ pub(crate) fn read(dir: &Path, base: &Base) -> Result<(SpecialTokens, Option<Str
                     return Err(Error::format(
                         tc_path.display(),
                         None,
-                        format!("{key} is {v}, not true or false"),
+                        format!("{key} is {}, not true or false", shown_json(v)),
                     ))
                 }
             }
         }
     }
 
-    let template = chat_template(dir, tc.as_ref(), &tc_path)?;
+    let template = chat_template(dir, tc.as_ref(), &tc_path, max_json)?;
     Ok((out, template))
 }
 
@@ -395,6 +403,7 @@ fn chat_template(
     dir: &Path,
     tc: Option<&Map<String, Value>>,
     tc_path: &Path,
+    max_json: u64,
 ) -> Result<Option<String>> {
     fn pick(path: &Path, v: &Value) -> Result<Option<String>> {
         match v {
@@ -426,13 +435,13 @@ fn chat_template(
         return pick(tc_path, v);
     }
     let jinja = dir.join("chat_template.jinja");
-    if let Some(bytes) = files::read_optional(&jinja)? {
+    if let Some(bytes) = files::read_small(&jinja, max_json)? {
         return String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| Error::format(jinja.display(), None, "not UTF-8 text".to_string()));
     }
     let json = dir.join("chat_template.json");
-    if let Some(m) = object(&json)? {
+    if let Some(m) = object(&json, max_json)? {
         if let Some(v) = m.get("chat_template") {
             return pick(&json, v);
         }

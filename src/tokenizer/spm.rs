@@ -98,8 +98,9 @@ struct TokenizerConfigAdded {
     added_tokens_decoder: Option<BTreeMap<String, AddedDecoderEntry>>,
 }
 
-/// Reads `tokenizer.model` (`bytes`) of `dir` and the added tokens beside it.
-pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
+/// Reads `tokenizer.model` (`bytes`) of `dir` and the added tokens beside it (JSON files of at
+/// most `max_json` bytes).
+pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
     let path = dir.join(FILE);
     let fail = |rule: String| Error::format(path.display(), None, rule);
     let proto = <ModelProto as prost::Message>::decode(bytes)
@@ -146,13 +147,13 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8]) -> Result<Base> {
     // there; new ids must follow the pieces without a gap.
     let mut added: BTreeMap<u64, (String, TokenType, &Path)> = BTreeMap::new();
     let added_path = dir.join("added_tokens.json");
-    if let Some(map) = files::read_json::<BTreeMap<String, u64>>(&added_path)? {
+    if let Some(map) = files::read_json::<BTreeMap<String, u64>>(&added_path, max_json)? {
         for (content, id) in map {
             added.insert(id, (content, TokenType::UserDefined, &added_path));
         }
     }
     let config_path = dir.join("tokenizer_config.json");
-    if let Some(cfg) = files::read_json::<TokenizerConfigAdded>(&config_path)? {
+    if let Some(cfg) = files::read_json::<TokenizerConfigAdded>(&config_path, max_json)? {
         for (key, e) in cfg.added_tokens_decoder.unwrap_or_default() {
             let id: u64 = key.parse().map_err(|_| {
                 Error::format(
