@@ -511,3 +511,94 @@ fn prefetch_after_truncation_is_an_error_not_sigbus() {
         "{err}"
     );
 }
+
+/// How `stload convert DIR --out DIR/out.gguf` ended: its exit code (`None`: killed by a
+/// signal), whether it ended by itself within 20 s, and its stderr. Run under a 4 GiB address
+/// space limit, so reading a hostile file whole fails fast instead of filling the machine. A
+/// process still running after 20 s gets one SIGTERM, then SIGKILL 5 s later.
+fn convert_to_gguf(dir: &Path) -> (Option<i32>, bool, String) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let out = dir.join("out.gguf");
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -v 4194304 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_stload"))
+        .arg("convert")
+        .arg(dir)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut by_itself = true;
+    let mut signalled = None;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let waited = started.elapsed();
+        if waited > Duration::from_secs(20) && signalled.is_none() {
+            by_itself = false;
+            // SAFETY: a signal to the child this test started and has not yet waited for.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            signalled = Some(waited);
+        }
+        if signalled.is_some_and(|at| waited > at + Duration::from_secs(5)) {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("{}: still running 5 s after one SIGTERM", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!out.exists(), "{}: an output was written", dir.display());
+    (status.code(), by_itself, stderr)
+}
+
+#[test]
+fn gguf_convert_refuses_a_hostile_config_json_at_once() {
+    // Finding 1: `--arch auto` (the default for GGUF output) detects the architecture from
+    // config.json; a FIFO blocked it forever, /dev/zero and a large sparse file were read
+    // whole. Each must be refused promptly, by an ordinary error exit naming the file.
+    type Plant = fn(&Path);
+    let plants: [(&str, Plant); 3] = [
+        ("fifo", |p| mkfifo(p)),
+        ("/dev/zero", |p| {
+            std::os::unix::fs::symlink("/dev/zero", p).unwrap();
+        }),
+        ("sparse 64 GiB", |p| {
+            let file = std::fs::File::create(p).unwrap();
+            file.set_len(64 << 30).unwrap(); // sparse: no disk used
+        }),
+    ];
+    for (what, plant) in plants {
+        let dir = tempfile::tempdir().unwrap();
+        st(
+            dir.path(),
+            "model.safetensors",
+            &[("lm_head.weight", "F32", &[2, 2])],
+        );
+        plant(&dir.path().join("config.json"));
+        let started = Instant::now();
+        let (code, by_itself, stderr) = convert_to_gguf(dir.path());
+        assert!(by_itself, "{what}: did not end by itself ({code:?})");
+        assert!(
+            matches!(code, Some(c) if c != 0 && c != 130),
+            "{what}: exit {code:?} (none: killed by a signal): {stderr}"
+        );
+        assert!(stderr.contains("config.json"), "{what}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+    }
+}
