@@ -778,9 +778,11 @@ enum stload_status stload_options_set_max_header_size(struct stload_options *opt
                                                       struct stload_error **err);
 
 /*
- Sets the largest `config.json` or `model.safetensors.index.json` read at open, in bytes
- (16 MiB by default); a larger file is refused with `STLOAD_ERR_LIMIT`. 0 is invalid. Not
- thread-safe on the same options.
+ Sets the largest `config.json`, `model.safetensors.index.json` or other JSON or text file
+ beside the weights read (at open, or by a GGUF export: `tokenizer_config.json`,
+ `generation_config.json`, a chat template, ...), in bytes (16 MiB by default);
+ `tokenizer.json` and `tokenizer.model` may have 256 MiB, or this when larger. A larger file
+ is refused with `STLOAD_ERR_LIMIT`. 0 is invalid. Not thread-safe on the same options.
  */
 enum stload_status stload_options_set_max_json_size(struct stload_options *opts,
                                                     uint64_t bytes,
