@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::{keys, Config};
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
+use crate::side_files;
 use crate::source::item::Item;
 
 /// ollama's bert replacements, in its order.
@@ -104,44 +105,16 @@ fn read_json(path: &Path) -> Result<Value> {
 /// Pooling module: none (per-token embeddings), as ollama writes it. A pooling llama.cpp does
 /// not have (max, mean of square roots) is an error naming the file.
 pub fn pooling_type(dir: &Path) -> Result<u32> {
-    let modules_path = dir.join("modules.json");
+    let modules_path = dir.join(side_files::MODULES);
     if !modules_path.exists() {
         return Ok(POOLING_NONE);
     }
     let modules = read_json(&modules_path)?;
-    let Some(list) = modules.as_array() else {
-        return Err(Error::format(
-            modules_path.display(),
-            None,
-            "not a JSON list",
-        ));
-    };
-    let pooling = list.iter().find(|m| {
-        m.get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.ends_with("Pooling"))
-    });
-    let Some(module) = pooling else {
+    let shown = modules_path.display().to_string();
+    let Some(sub) = side_files::pooling_config(&shown, &modules)? else {
         return Ok(POOLING_NONE);
     };
-    let Some(sub) = module.get("path").and_then(Value::as_str) else {
-        return Err(Error::format(
-            modules_path.display(),
-            None,
-            "the Pooling module has no \"path\"",
-        ));
-    };
-    if Path::new(sub)
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(Error::format(
-            modules_path.display(),
-            None,
-            format!("the Pooling module's path \"{sub}\" leaves the model directory"),
-        ));
-    }
-    let path = dir.join(sub).join("config.json");
+    let path = dir.join(sub);
     let config = read_json(&path)?;
     let flag = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(false);
     if flag("pooling_mode_mean_tokens") {

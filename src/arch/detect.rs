@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::side_files;
 
 /// `architectures[0]` values and the architecture each selects, in ollama's mapping.
 pub const HF_NAMES: [(&str, &str); 7] = [
@@ -21,7 +22,7 @@ pub const HF_NAMES: [(&str, &str); 7] = [
 /// The architecture of the checkpoint in `dir`, from `dir/config.json` `architectures[0]`.
 /// A missing file, a missing or empty list and an unknown name are errors naming the file.
 pub fn detect(dir: &Path) -> Result<&'static str> {
-    let path = dir.join("config.json");
+    let path = dir.join(side_files::CONFIG);
     let text = std::fs::read(&path).map_err(|e| {
         Error::io(
             path.display(),

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 /// The largest tokenizer or config file read (256 MiB): real `tokenizer.json` files stay under
 /// 50 MiB, and the bound keeps a hostile file from exhausting memory.
-pub const MAX_FILE_BYTES: u64 = 256 << 20;
+pub const MAX_FILE_BYTES: u64 = crate::side_files::MAX_BYTES;
 
 /// The bytes of `path`, `None` when it does not exist; an error when it is larger than
 /// [`MAX_FILE_BYTES`] or cannot be read.

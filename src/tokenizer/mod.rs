@@ -29,6 +29,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::kv;
+use crate::side_files;
 
 pub use files::MAX_FILE_BYTES;
 pub use special::{Special, SpecialTokens};
@@ -225,7 +226,7 @@ fn type_vocab_size(dir: &Path) -> Result<Option<u32>> {
         #[serde(default)]
         type_vocab_size: Option<u32>,
     }
-    let path = dir.join("config.json");
+    let path = dir.join(side_files::CONFIG);
     Ok(files::read_json::<Config>(&path)?.and_then(|c| c.type_vocab_size))
 }
 
@@ -237,14 +238,14 @@ fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
     let have = base.tokens.len() as u64;
     if size > MAX_TOKENS {
         return Err(Error::format(
-            dir.join("config.json").display(),
+            dir.join(side_files::CONFIG).display(),
             None,
             format!("vocab_size {size} is above the limit of {MAX_TOKENS} tokens"),
         ));
     }
     if size < have {
         return Err(Error::format(
-            dir.join("config.json").display(),
+            dir.join(side_files::CONFIG).display(),
             None,
             format!("vocab_size {size} is smaller than the tokenizer's {have} tokens"),
         ));
