@@ -481,25 +481,56 @@ fn copy_named(cache: &Path, label: &str) -> PathBuf {
     found[0].clone()
 }
 
-/// A damaged copy under a copy's name (truncated, a directory, a link to other bytes of the
-/// same size) is replaced by a download, and a file of a cached prefix's directory replaced by
-/// a link is linked again: every later open serves the object's own bytes, never "File
-/// exists" for good and never the bytes a link names.
-#[test]
-fn a_damaged_copy_or_a_planted_link_is_replaced_never_served() {
-    let (dir, file) = model(8);
-    let (_other, other_file) = model(9);
+/// Damages the copy at `copy` (given the file `other` of other bytes of the same size).
+type Damage = fn(&Path, &Path);
+
+/// Opens the file model of `seed` by URL with a cache, damages its copy with each of `damages`
+/// in turn, and asserts that the next two opens serve the object's own bytes from a regular
+/// file of its size, the only file of the cache. Returns the prefix's URL, the cache, the
+/// model as opened locally, the directories of its file and of the other bytes, and the file
+/// of the other bytes.
+fn damage_and_reopen(
+    seed: u64,
+    prefix: &str,
+    damages: &[(&str, Damage)],
+) -> (
+    String,
+    tempfile::TempDir,
+    Model,
+    [tempfile::TempDir; 2],
+    PathBuf,
+) {
+    let (dir, file) = model(seed);
+    let (other_dir, other_file) = model(seed + 1);
     let want = Model::open_files(&[&file], &Options::default()).unwrap();
-    let (s3_url, _) = publish(dir.path(), "damaged");
+    let (s3_url, _) = publish(dir.path(), prefix);
     let by_file = format!("{s3_url}model.safetensors");
     let cache = tempfile::tempdir().unwrap();
-    let cache = cache.path();
     let size = std::fs::metadata(&file).unwrap().len();
-    Model::open_files(&[&by_file], &s3_options(cache)).unwrap();
-    let copy = copy_named(cache, "model.safetensors");
+    Model::open_files(&[&by_file], &s3_options(cache.path())).unwrap();
+    let copy = copy_named(cache.path(), "model.safetensors");
+    for (what, damage) in damages {
+        damage(&copy, &other_file);
+        for _ in 0..2 {
+            let got = Model::open_files(&[&by_file], &s3_options(cache.path()))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_same(&want, &got);
+            let meta = std::fs::symlink_metadata(&copy).unwrap();
+            assert!(meta.file_type().is_file(), "{what}");
+            assert_eq!(meta.len(), size, "{what}");
+            assert_eq!(files(cache.path()).0, vec![copy.clone()], "{what}");
+            assert!(files(cache.path()).1.is_empty(), "{what}");
+        }
+    }
+    (s3_url, cache, want, [dir, other_dir], other_file)
+}
 
-    type Damage = fn(&Path, &Path);
-    let damages: [(&str, Damage); 3] = [
+/// A damaged copy under a copy's name (truncated, a directory) is replaced by a download:
+/// every later open serves the object's bytes (it downloaded again and failed "File exists",
+/// for good).
+#[test]
+fn a_damaged_copy_is_replaced_by_a_download() {
+    let damages: [(&str, Damage); 2] = [
         ("truncated", |copy, _| {
             std::fs::File::options()
                 .write(true)
@@ -512,26 +543,22 @@ fn a_damaged_copy_or_a_planted_link_is_replaced_never_served() {
             std::fs::remove_file(copy).unwrap();
             std::fs::create_dir_all(copy.join("x")).unwrap();
         }),
-        ("a link to other bytes of the same size", |copy, other| {
+    ];
+    damage_and_reopen(8, "damaged", &damages);
+}
+
+/// A link planted in the cache, under a copy's name (to other bytes of the same size) or in
+/// a cached prefix's directory of links, is never followed and served: the copy is downloaded
+/// again, the directory built again.
+#[test]
+fn a_link_planted_in_the_cache_is_never_served() {
+    let damages: [(&str, Damage); 1] =
+        [("a link to other bytes of the same size", |copy, other| {
             std::fs::remove_file(copy).unwrap();
             std::os::unix::fs::symlink(other, copy).unwrap();
-        }),
-    ];
-    for (what, damage) in damages {
-        damage(&copy, &other_file);
-        for _ in 0..2 {
-            let got = Model::open_files(&[&by_file], &s3_options(cache))
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_same(&want, &got);
-            let meta = std::fs::symlink_metadata(&copy).unwrap();
-            assert!(meta.file_type().is_file(), "{what}");
-            assert_eq!(meta.len(), size, "{what}");
-            assert_eq!(files(cache).0, vec![copy.clone()], "{what}");
-            assert!(files(cache).1.is_empty(), "{what}");
-        }
-    }
-
-    // The prefix's directory of links: a file there replaced by a link to other bytes.
+        })];
+    let (s3_url, cache, want, _other, other_file) = damage_and_reopen(20, "linked", &damages);
+    let cache = cache.path();
     let first = Model::open_dir(&s3_url, &s3_options(cache)).unwrap();
     let linked = first.info("a").unwrap().file.to_path_buf();
     drop(first);
