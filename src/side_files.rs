@@ -39,6 +39,8 @@ pub(crate) const MAX_BYTES: u64 = 256 << 20;
 
 /// Every side file at a fixed name, in the order a remote prefix fetches them. The pooling
 /// configuration is not here: [`MODULES`] names its directory ([`pooling_config`]).
+// Only remote prefixes fetch by the list; local readers take each name.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) const ALL: &[&str] = &[
     CONFIG,
     GENERATION_CONFIG,
