@@ -119,7 +119,10 @@ pub fn export(
     if let Some(t) = target {
         convert::check_whole_model_target(t)?;
     }
-    if !src.is_dir() {
+    // A URL is never read as the local path it spells (`http:/host/...`): a remote prefix
+    // converts into one file, as a file does.
+    let url = src.to_str().and_then(crate::remote::url_of).is_some();
+    if url || !src.is_dir() {
         let names: Vec<&str> = model.names().collect();
         write_tensors(model, &names, target, dst, progress)?;
         return Ok(vec![dst.to_path_buf()]);

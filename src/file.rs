@@ -170,8 +170,19 @@ impl ShardFile {
     /// Opens a safetensors file, reads and validates its header (and nothing else).
     /// `max_header` bounds the JSON size, so a hostile length cannot make us allocate.
     pub fn open(path: &Path, max_header: u64) -> Result<(ShardFile, Header)> {
+        let (file, meta) = open_regular(path)?;
+        ShardFile::open_handle(path, file, &meta, max_header)
+    }
+
+    /// [`ShardFile::open`] of the regular file `path` opened already as `file` (`meta` its
+    /// `fstat`): for opens that must not follow a link, such as a copy in the cache directory.
+    pub(crate) fn open_handle(
+        path: &Path,
+        mut file: File,
+        meta: &std::fs::Metadata,
+        max_header: u64,
+    ) -> Result<(ShardFile, Header)> {
         let display = path.display().to_string();
-        let (mut file, meta) = open_regular(path)?;
         let size = meta.len();
         let mut len_bytes = [0u8; LEN_BYTES as usize];
         if size >= LEN_BYTES {
@@ -185,7 +196,7 @@ impl ShardFile {
         let data_start = LEN_BYTES + n_usize as u64;
         let header = header::parse(&display, &json, size - data_start)?;
         Ok((
-            ShardFile::new(Format::Safetensors, path, Identity::of(&meta), data_start),
+            ShardFile::new(Format::Safetensors, path, Identity::of(meta), data_start),
             header,
         ))
     }

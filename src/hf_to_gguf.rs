@@ -16,7 +16,9 @@ impl Model {
     /// Writes this model as a GGUF file that llama.cpp and ollama run, with tensor types
     /// chosen by `outtype`. The architecture is the one the model was opened with, else
     /// `config.json`'s `architectures[0]`; `config.json` and the tokenizer files are read from
-    /// [`Model::config_dir`]. A model opened without that architecture's GGUF layout is opened
+    /// [`Model::config_dir`] (a model opened from a URL without a cache directory has none
+    /// there: refused as [`crate::Error::Unsupported`], never read as a local path spelled like
+    /// the URL). A model opened without that architecture's GGUF layout is opened
     /// again with it (headers only). `progress(done, total)` counts tensor bytes written;
     /// returning false cancels with [`crate::Error::Cancelled`]. Nothing is left at `path` on
     /// any error, and `path` may not be one of the model's files.
@@ -57,7 +59,7 @@ impl Model {
         if let Some(s) = &split {
             s.check(path)?;
         }
-        let dir = self.config_dir();
+        let dir = self.side_dir()?;
         let max_json = self.options().max_json_size;
         let parts = arch::gguf_parts_limited(dir, self.options().arch.as_deref(), max_json)?;
         let mut metadata = parts.metadata;

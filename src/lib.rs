@@ -81,6 +81,7 @@ pub(crate) mod rename;
 #[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 pub(crate) mod sample;
 pub(crate) mod shape;
+pub(crate) mod side_files;
 mod source;
 mod store;
 pub(crate) mod tensor;

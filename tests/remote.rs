@@ -756,3 +756,125 @@ fn requests_of_many_tensors_are_in_flight_together() {
         }
     }
 }
+
+/// A URL with a query string (`?token=...`) or a fragment is refused, naming the URL without
+/// its query (which may hold a secret): it was opened with the query dropped from every
+/// request, and a file URL with a query was taken for a prefix.
+#[test]
+fn a_url_with_a_query_string_is_refused_never_fetched_without_it() {
+    let _g = shared();
+    let file = common::fixtures().join("all_dtypes.safetensors");
+    let dir = single(&file, "model.safetensors");
+    let (s3_url, http_url) = publish(dir.path(), "query");
+    for (base, options) in [(&s3_url, s3_options()), (&http_url, Options::default())] {
+        let url = format!("{base}model.safetensors");
+        // Without the query, the file opens: the refusal is the query's alone.
+        Model::open_files(&[&url], &options).unwrap();
+        for (with, prefix) in [
+            (format!("{url}?token=secret123"), false),
+            (format!("{url}#secret123"), false),
+            (format!("{base}?token=secret123"), true),
+        ] {
+            let result = if prefix {
+                Model::open_dir(&with, &options)
+            } else {
+                Model::open_files(&[&with], &options)
+            };
+            let err = result.expect_err(&with);
+            assert!(matches!(err, Error::InvalidArgument(_)), "{with}: {err}");
+            let text = err.to_string();
+            assert!(text.contains(base.as_str()), "{text}");
+            assert!(!text.contains("secret123"), "{text}");
+        }
+    }
+    // The CLI takes a file URL with a query for the file it names, and refuses it.
+    let run = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args([
+            "inspect",
+            &format!("{http_url}model.safetensors?token=secret123"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("query string") && !stderr.contains("secret123"),
+        "{stderr}"
+    );
+}
+
+/// Without a cache directory, GGUF export of a URL reads no local path spelled like it
+/// (`./http:/HOST/...`, where `config.json` and the tokenizer would be taken from): it is
+/// refused, naming the cache directory as the way, by the API and the CLI, and the CLI opens
+/// the URL, never a local directory of that name.
+#[test]
+fn gguf_export_of_an_uncached_url_never_reads_a_local_path() {
+    let _g = shared();
+    let llama = common::arch::fixtures().join("llama");
+    let (_, http_url) = publish(&llama, "spelled/llama");
+    let work = tempfile::tempdir().unwrap();
+    // The same model planted at the local path the URL spells, relative to the directory the
+    // command runs in.
+    let planted = work
+        .path()
+        .join(http_url.replacen("://", ":/", 1).trim_end_matches('/'));
+    std::fs::create_dir_all(&planted).unwrap();
+    for item in std::fs::read_dir(&llama).unwrap() {
+        let path = item.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, planted.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+
+    let model = Model::open_dir(&http_url, &Options::default()).unwrap();
+    let out = work.path().join("api.gguf");
+    let err = model
+        .write_gguf(&out, stload::gguf::OutType::F16, &mut |_, _| true)
+        .expect_err("refused");
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("cache_dir"), "{err}");
+    assert!(!out.exists());
+
+    let run = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .current_dir(work.path())
+        .env_remove("STLOAD_CACHE_DIR")
+        .args(["convert", &http_url, "--out", "cli.gguf"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(stderr.contains("cache_dir"), "{stderr}");
+    assert!(!work.path().join("cli.gguf").exists());
+}
+
+/// A server that drips bytes fails the read when the request timeout expires, with a message
+/// naming the URL, the tensor and that timeout (it said only "request or response body
+/// error", after minutes).
+#[test]
+fn a_dripping_server_times_out_naming_the_url_the_tensor_and_the_timeout() {
+    let _g = shared();
+    let (dir, _) = large_model(12);
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/drip_server.py");
+    let _server = Stopped(
+        Command::new(common::python())
+            .arg(&script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg("0.05")
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, "drip_server.py");
+    let url = format!("http://127.0.0.1:{port}/model.safetensors");
+    let mut options = Options::default();
+    options.set_remote("timeout", "2s").unwrap();
+    options.set_remote("max_retries", "0").unwrap();
+    let model = Model::open_files(&[&url], &options).unwrap();
+    let started = std::time::Instant::now();
+    let err = io_message(model.get("a.bf16"));
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    assert!(err.contains(&url), "{err}");
+    assert!(err.contains("tensor \"a.bf16\""), "{err}");
+    assert!(err.contains("timed out") && err.contains("2s"), "{err}");
+}

@@ -469,3 +469,240 @@ fn a_cached_prefix_opens_as_a_local_directory_with_architecture_gguf_and_pytorch
     let err = Model::open_dir(&s3, &uncached).expect_err("refused");
     assert!(err.to_string().contains("cache_dir"), "{err}");
 }
+
+/// The one complete copy in `cache` whose name ends with `-LABEL`.
+fn copy_named(cache: &Path, label: &str) -> PathBuf {
+    let (copies, _) = files(cache);
+    let found: Vec<&PathBuf> = copies
+        .iter()
+        .filter(|c| c.to_str().unwrap().ends_with(&format!("-{label}")))
+        .collect();
+    assert_eq!(found.len(), 1, "{label}: {copies:?}");
+    found[0].clone()
+}
+
+/// Damages the copy at `copy` (given the file `other` of other bytes of the same size).
+type Damage = fn(&Path, &Path);
+
+/// Opens the file model of `seed` by URL with a cache, damages its copy with each of `damages`
+/// in turn, and asserts that the next two opens serve the object's own bytes from a regular
+/// file of its size, the only file of the cache. Returns the prefix's URL, the cache, the
+/// model as opened locally, the directories of its file and of the other bytes, and the file
+/// of the other bytes.
+fn damage_and_reopen(
+    seed: u64,
+    prefix: &str,
+    damages: &[(&str, Damage)],
+) -> (
+    String,
+    tempfile::TempDir,
+    Model,
+    [tempfile::TempDir; 2],
+    PathBuf,
+) {
+    let (dir, file) = model(seed);
+    let (other_dir, other_file) = model(seed + 1);
+    let want = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (s3_url, _) = publish(dir.path(), prefix);
+    let by_file = format!("{s3_url}model.safetensors");
+    let cache = tempfile::tempdir().unwrap();
+    let size = std::fs::metadata(&file).unwrap().len();
+    Model::open_files(&[&by_file], &s3_options(cache.path())).unwrap();
+    let copy = copy_named(cache.path(), "model.safetensors");
+    for (what, damage) in damages {
+        damage(&copy, &other_file);
+        for _ in 0..2 {
+            let got = Model::open_files(&[&by_file], &s3_options(cache.path()))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_same(&want, &got);
+            let meta = std::fs::symlink_metadata(&copy).unwrap();
+            assert!(meta.file_type().is_file(), "{what}");
+            assert_eq!(meta.len(), size, "{what}");
+            assert_eq!(files(cache.path()).0, vec![copy.clone()], "{what}");
+            assert!(files(cache.path()).1.is_empty(), "{what}");
+        }
+    }
+    (s3_url, cache, want, [dir, other_dir], other_file)
+}
+
+/// A damaged copy under a copy's name (truncated, a directory) is replaced by a download:
+/// every later open serves the object's bytes (it downloaded again and failed "File exists",
+/// for good).
+#[test]
+fn a_damaged_copy_is_replaced_by_a_download() {
+    let damages: [(&str, Damage); 2] = [
+        ("truncated", |copy, _| {
+            std::fs::File::options()
+                .write(true)
+                .open(copy)
+                .unwrap()
+                .set_len(1000)
+                .unwrap();
+        }),
+        ("a directory", |copy, _| {
+            std::fs::remove_file(copy).unwrap();
+            std::fs::create_dir_all(copy.join("x")).unwrap();
+        }),
+    ];
+    damage_and_reopen(8, "damaged", &damages);
+}
+
+/// A link planted in the cache, under a copy's name (to other bytes of the same size) or in
+/// a cached prefix's directory of links, is never followed and served: the copy is downloaded
+/// again, the directory built again.
+#[test]
+fn a_link_planted_in_the_cache_is_never_served() {
+    let damages: [(&str, Damage); 1] =
+        [("a link to other bytes of the same size", |copy, other| {
+            std::fs::remove_file(copy).unwrap();
+            std::os::unix::fs::symlink(other, copy).unwrap();
+        })];
+    let (s3_url, cache, want, _other, other_file) = damage_and_reopen(20, "linked", &damages);
+    let cache = cache.path();
+    let first = Model::open_dir(&s3_url, &s3_options(cache)).unwrap();
+    let linked = first.info("a").unwrap().file.to_path_buf();
+    drop(first);
+    std::fs::remove_file(&linked).unwrap();
+    std::os::unix::fs::symlink(&other_file, &linked).unwrap();
+    let again = Model::open_dir(&s3_url, &s3_options(cache)).unwrap();
+    assert_served_from(&again, cache);
+    assert_same(&want, &again);
+    let served = again.info("a").unwrap().file;
+    assert!(std::fs::symlink_metadata(served)
+        .unwrap()
+        .file_type()
+        .is_file());
+}
+
+/// A shard index naming a file beside the weights (`config.json`) as a shard is refused, and
+/// the cached copy of that file keeps its bytes (it was linked twice under one name and
+/// truncated to 0 bytes, by a copy written through the first link).
+#[test]
+fn an_index_naming_a_side_file_as_a_shard_is_refused_and_no_copy_is_written_through() {
+    let (dir, _) = model(10);
+    let config = br#"{"architectures":["LlamaForCausalLM"],"hidden_size":8}"#.to_vec();
+    std::fs::write(dir.path().join("config.json"), &config).unwrap();
+    let index = r#"{"weight_map":{"a":"model.safetensors","b":"model.safetensors","c":"model.safetensors"}}"#;
+    std::fs::write(dir.path().join("model.safetensors.index.json"), index).unwrap();
+    let (s3_url, http_url) = publish(dir.path(), "twice");
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path();
+    Model::open_dir(&s3_url, &s3_options(cache)).unwrap();
+    let config_copy = copy_named(cache, "config.json");
+    assert_eq!(std::fs::read(&config_copy).unwrap(), config);
+
+    let hostile = r#"{"weight_map":{"a":"model.safetensors","x":"config.json"}}"#;
+    put(
+        "twice/model.safetensors.index.json",
+        hostile.as_bytes().to_vec(),
+    );
+    let http_index = Path::new(var("STLOAD_TEST_HTTP_ROOT"))
+        .join(BUCKET)
+        .join("twice");
+    std::fs::write(http_index.join("model.safetensors.index.json"), hostile).unwrap();
+    for (url, options) in [
+        (&s3_url, s3_options(cache)),
+        (&http_url, http_options(cache)),
+    ] {
+        let err = Model::open_dir(url, &options).expect_err("refused");
+        assert!(matches!(err, Error::Format(_)), "{url}: {err}");
+        assert!(err.to_string().contains("config.json"), "{err}");
+        assert_eq!(std::fs::read(&config_copy).unwrap(), config, "{url}");
+    }
+}
+
+/// With a cache, a file's header is fetched and checked before the file is downloaded, as
+/// without one: a hostile object whose header the local rules refuse leaves nothing in the
+/// cache (it was downloaded whole, and kept, before its header was read).
+#[test]
+fn a_file_whose_header_is_refused_is_not_downloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    // A header length of 100 bytes of no JSON, then 4 MiB.
+    let mut bytes = 100u64.to_le_bytes().to_vec();
+    bytes.extend(b"{".repeat(100));
+    bytes.extend(vec![0u8; 4 << 20]);
+    std::fs::write(dir.path().join("model.safetensors"), &bytes).unwrap();
+    std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
+    let (s3_url, http_url) = publish(dir.path(), "hostile-header");
+    let uncached = {
+        let mut o = s3_options(Path::new(""));
+        o.set_remote("cache_dir", "").unwrap();
+        Model::open_dir(&s3_url, &o).expect_err("refused without a cache")
+    };
+    for (url, options) in [
+        (s3_url.clone(), s3_options as fn(&Path) -> Options),
+        (format!("{s3_url}model.safetensors"), s3_options),
+        (http_url.clone(), http_options),
+    ] {
+        let cache = tempfile::tempdir().unwrap();
+        let result = if url.ends_with(".safetensors") {
+            Model::open_files(&[&url], &options(cache.path()))
+        } else {
+            Model::open_dir(&url, &options(cache.path()))
+        };
+        let err = result.expect_err("refused");
+        assert_eq!(
+            std::mem::discriminant(&err),
+            std::mem::discriminant(&uncached),
+            "{url}: {err} (without a cache: {uncached})"
+        );
+        assert_eq!(files(cache.path()), (vec![], vec![]), "{url}: nothing kept");
+        assert!(!cache.path().join("models").exists(), "{url}");
+    }
+}
+
+/// A cached remote prefix exported to GGUF is byte-identical to the same directory exported
+/// locally: every file of the one list of side files comes along, the sentence-transformers
+/// `modules.json` and the pooling directory it names, `chat_template.jinja` and
+/// `added_tokens.json` too (without them the pooling type and the chat template differed).
+#[test]
+fn a_cached_prefix_exports_the_same_gguf_as_the_local_directory() {
+    let model_dir = tempfile::tempdir().unwrap();
+    let bert = common::arch::fixtures().join("bert");
+    let dir = model_dir.path().join("bert");
+    std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+    for name in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "modules.json",
+        "1_Pooling/config.json",
+    ] {
+        std::fs::copy(bert.join(name), dir.join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.join("chat_template.jinja"),
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}",
+    )
+    .unwrap();
+    std::fs::write(dir.join("added_tokens.json"), "{}").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let want = work.path().join("local.gguf");
+    Model::open_dir(&dir, &Options::default())
+        .unwrap()
+        .write_gguf(&want, OutType::F16, &mut |_, _| true)
+        .unwrap();
+    let (s3, http) = common::remote::publish_tree(BUCKET, &dir, "side/bert");
+    type Opener = fn(&Path) -> Options;
+    let openers: [(&str, Opener); 2] = [(&s3, s3_options), (&http, http_options)];
+    for (url, options) in openers {
+        let cache = tempfile::tempdir().unwrap();
+        let remote = Model::open_dir(url, &options(cache.path())).unwrap();
+        let got = work.path().join("remote.gguf");
+        remote
+            .write_gguf(&got, OutType::F16, &mut |_, _| true)
+            .unwrap();
+        assert!(
+            std::fs::read(&want).unwrap() == std::fs::read(&got).unwrap(),
+            "{url}: the GGUF differs from the local directory's"
+        );
+        for side in [
+            "modules.json",
+            "1_Pooling/config.json",
+            "chat_template.jinja",
+        ] {
+            assert!(remote.config_dir().join(side).is_file(), "{url}: {side}");
+        }
+    }
+}

@@ -12,6 +12,7 @@ use super::{keys, Config};
 use crate::error::{shown, Error, Result};
 use crate::file::{read_side, SideLimit};
 use crate::kv::Metadata;
+use crate::side_files;
 use crate::source::item::Item;
 
 /// ollama's bert replacements, in its order.
@@ -113,46 +114,15 @@ fn read_json(path: &Path, max_json: u64) -> Result<Option<Value>> {
 /// not have (max, mean of square roots) is an error naming the file. Both files are read as
 /// side files of at most `max_json` bytes.
 pub fn pooling_type(dir: &Path, max_json: u64) -> Result<u32> {
-    let modules_path = dir.join("modules.json");
+    let modules_path = dir.join(side_files::MODULES);
     let Some(modules) = read_json(&modules_path, max_json)? else {
         return Ok(POOLING_NONE);
     };
-    let Some(list) = modules.as_array() else {
-        return Err(Error::format(
-            modules_path.display(),
-            None,
-            "not a JSON list",
-        ));
-    };
-    let pooling = list.iter().find(|m| {
-        m.get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.ends_with("Pooling"))
-    });
-    let Some(module) = pooling else {
+    let Some(sub) = side_files::pooling_config(&modules_path.display().to_string(), &modules)?
+    else {
         return Ok(POOLING_NONE);
     };
-    let Some(sub) = module.get("path").and_then(Value::as_str) else {
-        return Err(Error::format(
-            modules_path.display(),
-            None,
-            "the Pooling module has no \"path\"",
-        ));
-    };
-    if Path::new(sub)
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(Error::format(
-            modules_path.display(),
-            None,
-            format!(
-                "the Pooling module's path \"{}\" leaves the model directory",
-                shown(sub)
-            ),
-        ));
-    }
-    let path = dir.join(sub).join("config.json");
+    let path = dir.join(sub);
     let config = read_json(&path, max_json)?.ok_or_else(|| Error::Io {
         path: path.display().to_string(),
         message: format!(

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::error::{shown, shown_json, Error, Result};
 pub use crate::file::DEFAULT_MAX_JSON_SIZE;
+use crate::side_files;
 
 /// A model's `config.json`, with checked accessors whose errors name the file (and quote a
 /// value shortened, however long it is).
@@ -27,7 +28,7 @@ impl Config {
 
     /// Reads `dir/config.json` if it is a regular file of at most `max_bytes` bytes.
     pub fn read_limited(dir: &Path, arch: &str, max_bytes: u64) -> Result<Config> {
-        let path = dir.join("config.json");
+        let path = dir.join(side_files::CONFIG);
         let need = format!("architecture {arch} needs config.json beside the weights");
         let text = crate::file::read_limited(&path, max_bytes, &need)?;
         let json: Value = serde_json::from_slice(&text)

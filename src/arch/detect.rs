@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::error::{shown, shown_json, Error, Result};
 use crate::file::{read_limited, DEFAULT_MAX_JSON_SIZE};
+use crate::side_files;
 
 /// `architectures[0]` values and the architecture each selects, in ollama's mapping.
 pub const HF_NAMES: [(&str, &str); 7] = [
@@ -30,7 +31,7 @@ pub fn detect(dir: &Path) -> Result<&'static str> {
 /// read by the one reader of side files, so a FIFO, a device or a file past the bound is
 /// refused without blocking and before its bytes are read.
 pub fn detect_limited(dir: &Path, max_json: u64) -> Result<&'static str> {
-    let path = dir.join("config.json");
+    let path = dir.join(side_files::CONFIG);
     let text = read_limited(
         &path,
         max_json,

@@ -164,15 +164,19 @@ fn options(arch: Option<String>) -> Options {
 
 /// Opens a directory, or the listed files, as one model.
 fn open(paths: &[PathBuf], options: &Options) -> stload::Result<Model> {
+    let url = |p: &PathBuf| {
+        p.to_str()
+            .and_then(stload::__private::remote::url_of)
+            .is_some()
+    };
+    let prefix = |p: &PathBuf| {
+        p.to_str()
+            .is_some_and(stload::__private::remote::is_prefix_url)
+    };
     match paths {
-        [one]
-            if one.is_dir()
-                || one
-                    .to_str()
-                    .is_some_and(stload::__private::remote::is_prefix_url) =>
-        {
-            Model::open_dir(one, options)
-        }
+        // A URL first: never read as the local path it spells (`http:/host/...`).
+        [one] if url(one) && prefix(one) => Model::open_dir(one, options),
+        [one] if !url(one) && one.is_dir() => Model::open_dir(one, options),
         files => Model::open_files(files, options),
     }
 }
@@ -478,8 +482,14 @@ fn check_output(
             input.display()
         )));
     }
+    // A URL names no local directory, whatever a local path spelled like it holds.
+    let src_is_dir = src
+        .to_str()
+        .and_then(stload::__private::remote::url_of)
+        .is_none()
+        && src.is_dir();
     if !meta.is_dir() {
-        if src.is_dir() && !out_is_file {
+        if src_is_dir && !out_is_file {
             return Err(refuse(
                 "is a file, but a directory converts into a directory".into(),
             ));
@@ -489,7 +499,7 @@ fn check_output(
         }
         return Ok(());
     }
-    if !src.is_dir() || out_is_file {
+    if !src_is_dir || out_is_file {
         return Err(refuse("is a directory; name the output file".into()));
     }
     let entries = std::fs::read_dir(out)

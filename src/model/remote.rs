@@ -17,22 +17,12 @@ use crate::file::ShardFile;
 use crate::header::Header;
 use crate::index::{ShardIndex, INDEX_FILE};
 use crate::options::Options;
-use crate::remote::{connect, local_copies, mirror, Connection};
+use crate::remote::object::Object;
+use crate::remote::{connect, local_copies, mirror, open_copy, Connection};
+use crate::side_files;
 
 /// The file a plain HTTP directory URL serves when it has no shard index.
 const SINGLE_FILE: &str = "model.safetensors";
-
-/// Files beside the weights that architectures, the tokenizer and GGUF export read; a cached
-/// prefix brings those that exist along with the weights.
-const SIDE_FILES: &[&str] = &[
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer.model",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.json",
-];
 
 impl Model {
     /// Opens the model under the URL prefix `url`.
@@ -140,7 +130,9 @@ fn open_objects(
     let copies = match options.remote.cache_dir() {
         Some(dir) => {
             let objects = conn.head_files(paths)?;
-            local_copies(&dir, objects, &options.remote, options.effective_threads())?
+            let check = |missing: &[&Object]| check_first_bytes(conn, missing, max_header);
+            let threads = options.effective_threads();
+            local_copies(&dir, objects, &options.remote, threads, &check)?
         }
         None => vec![None; paths.len()],
     };
@@ -161,7 +153,10 @@ fn open_objects(
         .zip(paths)
         .map(|(copy, path)| {
             let (file, header) = match copy {
-                Some(local) => ShardFile::open(&local, max_header)?,
+                Some(local) => {
+                    let (file, meta) = open_copy(&local)?;
+                    ShardFile::open_handle(&local, file, &meta, max_header)?
+                }
                 None => {
                     let (object, first) = remote.next().ok_or_else(|| Error::Io {
                         path: conn.url(path),
@@ -264,29 +259,39 @@ impl PrefixContents {
             .collect()
     }
 
-    /// Those of [`SIDE_FILES`] that may be beside the weights: the ones the listing shows
-    /// (the prefix is listed now when the weights did not need it), or, where the store cannot
-    /// list, all of them (whether each exists is found by asking for it).
+    /// Those of [`side_files::ALL`] that may be beside the weights: the ones the listing
+    /// shows (the prefix is listed now when the weights did not need it), or, where the store
+    /// cannot list, all of them (whether each exists is found by asking for it).
     fn side_files(&mut self, conn: &Connection, prefix: &ObjectPath) -> Result<Vec<&'static str>> {
         if !conn.can_list() {
-            return Ok(SIDE_FILES.to_vec());
+            return Ok(side_files::ALL.to_vec());
         }
         let listing = match &mut self.listing {
             Some(listing) => listing,
             empty => empty.insert(conn.list(prefix)?),
         };
-        Ok(SIDE_FILES
+        Ok(side_files::ALL
             .iter()
             .copied()
             .filter(|s| listing.iter().any(|n| n == s))
             .collect())
     }
+
+    /// Where the prefix's weights are listed, for messages: the index, else the prefix.
+    fn shown(&self, url: &str) -> String {
+        match &self.weights {
+            Weights::Indexed { shown, .. } => shown.clone(),
+            _ => url.to_string(),
+        }
+    }
 }
 
 /// The prefix `url` as a local directory of the cache `dir`: its weights (by the local rules,
-/// [`PrefixContents`]) and the files beside them ([`SIDE_FILES`]) copied into the cache (what
-/// is current there is not fetched again) and linked under their own names. `None` when an
-/// object has no ETag and so cannot be cached: the model is then read remotely.
+/// [`PrefixContents`]) and the files beside them (the list of [`side_files`], and the pooling
+/// configuration `modules.json` names) copied into the cache (what is current there is not
+/// fetched again; a weight file's header is fetched and checked before the file is) and linked
+/// under their own names. `None` when an object has no ETag and so cannot be cached: the model
+/// is then read remotely.
 fn cached_prefix(
     url: &str,
     conn: &Connection,
@@ -302,24 +307,79 @@ fn cached_prefix(
         .collect::<Result<Vec<_>>>()?;
     let mut objects = conn.head_files(&paths)?;
     // Beside the weights: what the listing shows, or (a plain HTTP server) what answers.
-    let side = contents.side_files(conn, prefix)?;
+    let mut side: Vec<String> = contents
+        .side_files(conn, prefix)?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if let Some(twice) = side.iter().find(|s| names.contains(s)) {
+        // Copied once as a weight and once beside them, the two would share a name.
+        return Err(Error::Format(format!(
+            "{}: names the file \"{twice}\" beside the weights as a file of tensors: refused",
+            contents.shown(url)
+        )));
+    }
+    if side.iter().any(|s| s == side_files::MODULES) {
+        let modules = conn.join(prefix, side_files::MODULES)?;
+        if let Some(json) = conn.read_small(&modules, options.max_json_size)? {
+            let shown = conn.url(&modules);
+            let value: serde_json::Value = serde_json::from_slice(&json)
+                .map_err(|e| Error::format(&shown, None, format!("not valid JSON: {e}")))?;
+            if let Some(pooling) = side_files::pooling_config(&shown, &value)? {
+                side.push(pooling);
+            }
+        }
+    }
     let side_paths = side
         .iter()
         .map(|n| conn.join(prefix, n))
         .collect::<Result<Vec<_>>>()?;
     for (name, object) in side.iter().zip(conn.head_existing(&side_paths)?) {
         if let Some(object) = object {
-            names.push(name.to_string());
+            // Refused before a byte is fetched, as the local readers refuse the file.
+            let bound = side_files::limit(name, options.max_json_size).bytes();
+            if object.size() > bound {
+                return Err(Error::Limit(format!(
+                    "{}: {} bytes, over the limit of {bound} bytes for a file beside the weights",
+                    object.url(),
+                    object.size(),
+                )));
+            }
+            names.push(name.clone());
             objects.push(object);
         }
     }
     let threads = options.effective_threads();
-    let copies = local_copies(dir, objects, &options.remote, threads)?;
+    let check = |missing: &[&Object]| check_first_bytes(conn, missing, options.max_header_size);
+    let copies = local_copies(dir, objects, &options.remote, threads, &check)?;
     let Some(copies) = copies.into_iter().collect::<Option<Vec<PathBuf>>>() else {
         return Ok(None);
     };
     let files: Vec<(String, PathBuf)> = names.into_iter().zip(copies).collect();
     mirror(dir, &conn.identity(url), url, &files).map(Some)
+}
+
+/// Fetches the first bytes of the weight files among `missing` (objects about to be copied
+/// into the cache) and checks them as the uncached path does, a safetensors header with the
+/// local rules (at most `max_header` bytes) and a PyTorch checkpoint's zip signature, so a
+/// file refused after its first bytes is never downloaded whole.
+fn check_first_bytes(conn: &Connection, missing: &[&Object], max_header: u64) -> Result<()> {
+    let weights: Vec<&Object> = missing
+        .iter()
+        .copied()
+        .filter(|o| o.url().ends_with(".safetensors") || is_torch_name(o.url()))
+        .collect();
+    if weights.is_empty() {
+        return Ok(());
+    }
+    for (object, first) in weights.iter().zip(conn.read_headers(&weights, max_header)?) {
+        if is_torch_name(object.url()) {
+            crate::torch::check_magic(object.url(), &first)?;
+        } else {
+            ShardFile::open_remote((*object).clone(), &first, max_header)?;
+        }
+    }
+    Ok(())
 }
 
 /// Architectures read `config.json` beside the weights, which only a cached prefix brings

@@ -32,18 +32,22 @@ const LABEL_CHARS: usize = 64;
 /// The local copy of every object of `objects` in the cache directory `dir` (made when
 /// missing), each complete for the object's URL, ETag and size: found there, or downloaded
 /// now, all missing files' chunks in parallel (`settings`' concurrency and chunk size).
-/// `None` for an object without an ETag, which is not cached: a replacement of the same
-/// size could not be told from it.
+/// `check` sees the objects about to be downloaded before any byte of them is fetched into
+/// the cache (it fetches and checks their headers), so a file the uncached path refuses after
+/// its first bytes is refused here too, before it can fill the disk. An object listed twice is
+/// downloaded once. `None` for an object without an ETag, which is not cached: a replacement of
+/// the same size could not be told from it.
 pub(crate) fn local_copies(
     dir: &Path,
     objects: Vec<Object>,
     settings: &RemoteOptions,
     threads: usize,
+    check: &dyn Fn(&[&Object]) -> Result<()>,
 ) -> Result<Vec<Option<PathBuf>>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(dir.display(), "cannot create the cache directory", &e))?;
     let mut copies = Vec::with_capacity(objects.len());
-    let mut missing = Vec::new();
+    let mut missing: Vec<(CacheName, PathBuf, Object)> = Vec::new();
     for object in objects {
         let Some(etag) = object.etag() else {
             copies.push(None);
@@ -52,10 +56,15 @@ pub(crate) fn local_copies(
         let name = CacheName::new(object.identity(), object.url(), etag, object.size());
         let path = dir.join(name.file());
         copies.push(Some(path.clone()));
-        if !is_complete(&path, object.size()) {
-            missing.push(Download::start(dir, name, path, object)?);
+        if !is_complete(&path, object.size()) && !missing.iter().any(|(_, p, _)| *p == path) {
+            missing.push((name, path, object));
         }
     }
+    check(&missing.iter().map(|(_, _, o)| o).collect::<Vec<_>>())?;
+    let missing = missing
+        .into_iter()
+        .map(|(name, path, object)| Download::start(dir, name, path, object))
+        .collect::<Result<Vec<_>>>()?;
     download(&missing, settings, threads)?;
     for d in missing {
         d.finish(dir)?;
@@ -63,10 +72,42 @@ pub(crate) fn local_copies(
     Ok(copies)
 }
 
-/// Whether `path` is a regular file of `size` bytes: a copy moved into place, which is only
-/// ever done complete.
+/// Whether `path` is itself (not through a link) a regular file of `size` bytes: a copy moved
+/// into place, which is only ever done complete. Anything else under a copy's name (a
+/// truncated file, a link, a directory) is damaged, and replaced by a download.
 fn is_complete(path: &Path, size: u64) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && m.len() == size)
+}
+
+/// Opens the complete copy `path` for reading without following a link (`O_NOFOLLOW`), and
+/// checks on the open handle that it is a regular file: a link planted under a copy's name
+/// since it was checked is refused, never served. Returns the handle and its `fstat`.
+pub(crate) fn open_copy(path: &Path) -> Result<(std::fs::File, std::fs::Metadata)> {
+    let shown = path.display().to_string();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| {
+        Error::io(
+            &shown,
+            "cannot open the cached copy (a link is refused)",
+            &e,
+        )
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(&shown, "cannot stat", &e))?;
+    if !meta.is_file() {
+        return Err(Error::Io {
+            path: shown,
+            message: "the cached copy is not a regular file: refused".into(),
+        });
+    }
+    Ok((file, meta))
 }
 
 /// A temporary file of the same URL not written for this long belongs to a download that
@@ -220,11 +261,19 @@ impl Download {
             .sync_data()
             .map_err(|e| object.error(&what, format!("cannot sync the copy: {e}")))?;
         if let Err(e) = tmp.persist_noclobber(&target) {
+            // Another process placed the same copy first: that one stays. Anything else under
+            // the name is a damaged copy (truncated, a link, a directory), replaced now: left
+            // there, it would make every later open download again and fail the same way.
             if !is_complete(&target, object.size()) {
-                return Err(object.error(
-                    &what,
-                    format!("cannot move the copy into place: {}", e.error),
-                ));
+                let moved = |e: std::io::Error| {
+                    object.error(&what, format!("cannot move the copy into place: {e}"))
+                };
+                let tmp = e.file;
+                if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                    std::fs::remove_dir_all(&target).map_err(moved)?;
+                }
+                // A rename replaces a file or a link itself, never what a link names.
+                tmp.persist(&target).map_err(|e| moved(e.error))?;
             }
         }
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -315,6 +364,23 @@ pub(crate) fn mirror(
         n if n.is_empty() || n.chars().all(|c| c == '.') => "model".to_string(),
         n => n,
     };
+    if let Some(twice) = files
+        .iter()
+        .enumerate()
+        .find(|(i, (f, _))| files[..*i].iter().any(|(g, _)| g == f))
+    {
+        // Two copies linked under one name: the second would be written through the first.
+        return Err(Error::Format(format!(
+            "{url}: \"{}\" is named twice among the prefix's files: refused",
+            twice.1 .0
+        )));
+    }
+    // A directory changed since it was placed (a file replaced by a link, one added or
+    // removed) is not served: it is built again.
+    if target.is_dir() && !is_mirror(&target, &name, files) {
+        std::fs::remove_dir_all(&target)
+            .map_err(|e| failed(&target, "cannot remove a damaged directory", e))?;
+    }
     if !target.is_dir() {
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{prefix}-"))
@@ -327,7 +393,7 @@ pub(crate) fn mirror(
                     .map_err(|e| failed(parent, "cannot create a directory", e))?;
             }
             if std::fs::hard_link(copy, &link).is_err() {
-                std::fs::copy(copy, &link)
+                copy_new(copy, &link)
                     .map_err(|e| failed(&link, "cannot link or copy the cached file", e))?;
             }
         }
@@ -359,6 +425,92 @@ pub(crate) fn mirror(
         }
     }
     Ok(target.join(name))
+}
+
+/// Whether `root` holds exactly the directory `name` of `files` as [`mirror`] builds it: every
+/// file there itself (no link) the copy it names (the same inode; where the file system has no
+/// links, a regular file of the copy's size), every directory a directory, and nothing else.
+fn is_mirror(root: &Path, name: &str, files: &[(String, PathBuf)]) -> bool {
+    let mut want: Vec<PathBuf> = vec![PathBuf::from(name)];
+    for (file, _) in files {
+        let mut at = PathBuf::from(name);
+        for part in file.split('/') {
+            at.push(part);
+            if !want.contains(&at) {
+                want.push(at.clone());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    if !walk(root, Path::new(""), &mut found) {
+        return false;
+    }
+    found.sort();
+    want.sort();
+    if found != want {
+        return false;
+    }
+    files.iter().all(|(file, copy)| {
+        let (Ok(linked), Ok(copy)) = (
+            std::fs::symlink_metadata(root.join(name).join(file)),
+            std::fs::symlink_metadata(copy),
+        ) else {
+            return false;
+        };
+        linked.file_type().is_file() && same_file(&linked, &copy)
+    })
+}
+
+/// Adds the paths under `dir` (relative, starting at `at`) to `found`; false when one is
+/// neither a regular file nor a directory (a link), or the walk fails.
+fn walk(dir: &Path, at: &Path, found: &mut Vec<PathBuf>) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir.join(at)) else {
+        return false;
+    };
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        let Ok(kind) = entry.file_type() else {
+            return false;
+        };
+        let path = at.join(entry.file_name());
+        if kind.is_dir() {
+            if !walk(dir, &path, found) {
+                return false;
+            }
+        } else if !kind.is_file() {
+            return false;
+        }
+        found.push(path);
+    }
+    true
+}
+
+/// Whether `a` is the file `b` (a hard link of it), or, where links are not available and a
+/// copy was made, a file of its size.
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+            return true;
+        }
+    }
+    a.len() == b.len() && a.file_type().is_file() && b.file_type().is_file()
+}
+
+/// Copies `from` into a new file `to`, created here (`O_EXCL`): never written through a file
+/// or a link already there, so a copy in the cache is never truncated by writing to its name.
+fn copy_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut source = match open_copy(from) {
+        Ok((file, _)) => file,
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    std::io::copy(&mut source, &mut target)?;
+    target.sync_data()
 }
 
 /// Writes all of `bytes` at `offset` of `file` (positioned, so chunks land in any order).

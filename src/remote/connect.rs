@@ -17,9 +17,12 @@ use object_store::{
 };
 use url::Url;
 
-use super::object::Object;
+use super::object::{describe, Object};
 use super::{RemoteOptions, HEADER_PREFETCH};
 use crate::error::{Error, Result};
+
+/// object_store's request timeout when the settings name none (`ClientOptions`' default).
+const DEFAULT_TIMEOUT: &str = "30s";
 
 /// Bytes of the little-endian header length that starts a safetensors file.
 const LEN_BYTES: u64 = 8;
@@ -33,6 +36,8 @@ pub(crate) struct Connection {
     /// The endpoint the settings name for a bucket URL (`AWS_ENDPOINT_URL`, ...): with the
     /// URL, what identifies an object in the local cache.
     endpoint: Option<String>,
+    /// The request timeout in effect, as the settings spell it, for messages.
+    timeout: String,
     /// Runtime workers.
     threads: usize,
     /// Requests in flight at once.
@@ -49,6 +54,17 @@ pub(crate) fn connect(
 ) -> Result<(Connection, ObjectPath)> {
     let bad = |rule: String| Error::InvalidArgument(format!("{url}: {rule}"));
     let parsed = Url::parse(url).map_err(|e| bad(format!("not a valid URL: {e}")))?;
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        // The stores build each request's URL from the path alone: a query (a token, a
+        // signature) would be dropped from every request, and a fragment taken for nothing.
+        // The URL is shown without it, which may hold a secret.
+        let base = url.split(['?', '#']).next().unwrap_or_default();
+        return Err(Error::InvalidArgument(format!(
+            "{base}: a URL with a query string or fragment (\"?...\", \"#...\") is not \
+             supported, as its requests would be sent without it: give credentials as remote \
+             options or in the environment instead"
+        )));
+    }
     let (scheme, path) = ObjectStoreScheme::parse(&parsed)
         .map_err(|e| bad(format!("not a URL of a known store: {e}")))?;
     let built = |e: object_store::Error| bad(format!("cannot configure the store: {e}"));
@@ -58,6 +74,9 @@ pub(crate) fn connect(
     // The server a bucket URL names only together with the settings (a plain HTTP URL names
     // its server itself).
     let mut endpoint = None;
+    // The request timeout in effect (the store's setting, else object_store's default), which
+    // a message about a timed-out request names.
+    let mut timeout = None;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url).with_retry(retry);
@@ -67,6 +86,7 @@ pub(crate) fn connect(
                 }
             }
             endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
+            timeout = b.get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::Timeout));
             Arc::new(b.build().map_err(built)?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
@@ -79,6 +99,7 @@ pub(crate) fn connect(
                 }
             }
             endpoint = b.get_config_value(&GoogleConfigKey::BaseUrl);
+            timeout = b.get_config_value(&GoogleConfigKey::Client(ClientConfigKey::Timeout));
             Arc::new(b.build().map_err(built)?)
         }
         ObjectStoreScheme::MicrosoftAzure => {
@@ -91,6 +112,7 @@ pub(crate) fn connect(
                 }
             }
             endpoint = b.get_config_value(&AzureConfigKey::Endpoint);
+            timeout = b.get_config_value(&AzureConfigKey::Client(ClientConfigKey::Timeout));
             Arc::new(b.build().map_err(built)?)
         }
         ObjectStoreScheme::Http => {
@@ -102,6 +124,9 @@ pub(crate) fn connect(
                 .with_config(ClientConfigKey::AllowHttp, "true");
             for (k, v) in &options.config {
                 if let Ok(key) = ClientConfigKey::from_str(&k.to_ascii_lowercase()) {
+                    if key == ClientConfigKey::Timeout {
+                        timeout = Some(v.clone());
+                    }
                     b = b.with_config(key, v);
                 }
             }
@@ -113,6 +138,7 @@ pub(crate) fn connect(
         store,
         origin,
         endpoint: endpoint.filter(|e| !e.is_empty()),
+        timeout: timeout.unwrap_or_else(|| DEFAULT_TIMEOUT.to_string()),
         threads,
         concurrency: options.concurrency,
         http,
@@ -183,7 +209,7 @@ impl Connection {
         })?
         .map_err(|e| Error::Io {
             path: self.url(prefix),
-            message: format!("cannot list the prefix: {e}"),
+            message: format!("cannot list the prefix: {}", describe(&e, &self.timeout)),
         })?;
         Ok(listing
             .objects
@@ -212,7 +238,7 @@ impl Connection {
             Err(e) => {
                 return Err(Error::Io {
                     path: url,
-                    message: format!("cannot read: {e}"),
+                    message: format!("cannot read: {}", describe(&e, &self.timeout)),
                 })
             }
         };
@@ -290,7 +316,7 @@ impl Connection {
             Err(e) => {
                 return Err(Error::Io {
                     path: url,
-                    message: format!("cannot open: {e}"),
+                    message: format!("cannot open: {}", describe(&e, &self.timeout)),
                 })
             }
         };
@@ -301,6 +327,7 @@ impl Connection {
             url,
             meta.size,
             meta.e_tag,
+            self.timeout.clone(),
             self.threads,
         )))
     }
@@ -315,7 +342,7 @@ impl Connection {
             path: url.clone(),
             message: match e {
                 object_store::Error::NotFound { .. } => "cannot open: not found".to_string(),
-                e => format!("cannot open: {e}"),
+                e => format!("cannot open: {}", describe(&e, &self.timeout)),
             },
         };
         let result = self.store.get_opts(path, options).await.map_err(failed)?;
@@ -326,25 +353,61 @@ impl Connection {
             url.clone(),
             result.meta.size,
             result.meta.e_tag.clone(),
+            self.timeout.clone(),
             self.threads,
         );
         let want = result.range.end - result.range.start;
-        let first = result.bytes().await.map_err(failed)?;
+        let first = result
+            .bytes()
+            .await
+            .map_err(|e| object.broken("header", &(0..want), 0, e))?;
         if first.len() as u64 != want {
             return Err(object.short("header", &(0..want), first.len() as u64));
         }
-        let mut bytes = first.to_vec();
-        if let Some(len) = bytes.get(..LEN_BYTES as usize) {
-            let mut n = [0u8; LEN_BYTES as usize];
-            n.copy_from_slice(len);
-            let end = LEN_BYTES.saturating_add(u64::from_le_bytes(n));
-            let fetched = bytes.len() as u64;
-            // Past the limit or the file, the caller refuses the header with the local rules.
-            if end > fetched && end - LEN_BYTES <= max_header && end <= object.size() {
-                let rest = object.read(fetched..end, "header").await?;
-                bytes.extend_from_slice(&rest);
-            }
-        }
+        let bytes = rest_of_header(&object, first.to_vec(), max_header).await?;
         Ok((object, bytes))
     }
+
+    /// The first bytes of every object of `objects` as [`Connection::open_files`] fetches
+    /// them (its first [`HEADER_PREFETCH`] bytes, and the rest of a safetensors header of at
+    /// most `max_header` bytes), read with the objects' `If-Match`, in parallel: what the
+    /// cache checks before it downloads a file whole.
+    pub(crate) fn read_headers(
+        &self,
+        objects: &[&Object],
+        max_header: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let reads: Vec<_> = objects
+            .iter()
+            .map(|object| async move {
+                let first = object
+                    .read(0..HEADER_PREFETCH.min(object.size()), "header")
+                    .await?;
+                rest_of_header(object, first, max_header).await
+            })
+            .collect();
+        super::block_on(self.threads, async {
+            futures::stream::iter(reads)
+                .buffered(self.concurrency)
+                .try_collect::<Vec<_>>()
+                .await
+        })?
+    }
+}
+
+/// `bytes` (the first bytes of `object`) with the rest of the safetensors header they start
+/// fetched, when its length is at most `max_header` and inside the object (past the limit or
+/// the file, the caller refuses the header with the local rules).
+async fn rest_of_header(object: &Object, mut bytes: Vec<u8>, max_header: u64) -> Result<Vec<u8>> {
+    if let Some(len) = bytes.get(..LEN_BYTES as usize) {
+        let mut n = [0u8; LEN_BYTES as usize];
+        n.copy_from_slice(len);
+        let end = LEN_BYTES.saturating_add(u64::from_le_bytes(n));
+        let fetched = bytes.len() as u64;
+        if end > fetched && end - LEN_BYTES <= max_header && end <= object.size() {
+            let rest = object.read(fetched..end, "header").await?;
+            bytes.extend_from_slice(&rest);
+        }
+    }
+    Ok(bytes)
 }

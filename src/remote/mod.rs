@@ -24,7 +24,7 @@ mod runtime;
 mod settings;
 
 #[cfg(feature = "remote")]
-pub(crate) use cache::{local_copies, mirror};
+pub(crate) use cache::{local_copies, mirror, open_copy};
 #[cfg(feature = "remote")]
 pub(crate) use connect::{connect, Connection};
 #[cfg(not(feature = "remote"))]
@@ -53,8 +53,10 @@ pub fn url_of(text: &str) -> Option<&str> {
 
 /// Whether `text` is a URL of a prefix (a directory of files) rather than of one file: a URL
 /// whose last part does not name a `.safetensors`, `.bin`, `.pth` or `.pt` file.
+/// A query string or fragment is not part of the name (such URLs are refused at connect).
 pub fn is_prefix_url(text: &str) -> bool {
-    let last = text.rsplit('/').next().unwrap_or_default();
+    let path = text.split(['?', '#']).next().unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
     url_of(text).is_some()
         && ![".safetensors", ".bin", ".pth", ".pt"]
             .iter()
@@ -78,5 +80,9 @@ mod tests {
         assert!(is_prefix_url("s3://b/llama-3.1"));
         assert!(!is_prefix_url("s3://b/m/model.safetensors"));
         assert!(!is_prefix_url("models/llama"));
+        // The query of a file URL does not make it a prefix.
+        assert!(!is_prefix_url("https://h/m/model.safetensors?token=abc"));
+        assert!(!is_prefix_url("https://h/m/model.safetensors#x"));
+        assert!(is_prefix_url("https://h/m/?token=abc"));
     }
 }

@@ -16,7 +16,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use crate::error::{Error, Result};
 
 /// A remote file fixed at open.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Object {
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
@@ -25,6 +25,8 @@ pub(crate) struct Object {
     url: String,
     size: u64,
     etag: Option<String>,
+    /// The request timeout in effect, as the settings spell it, for messages.
+    timeout: String,
     /// Runtime workers, for the blocking calls.
     threads: usize,
 }
@@ -34,7 +36,9 @@ pub(crate) type Body = BoxStream<'static, object_store::Result<Bytes>>;
 
 impl Object {
     /// The object at `path` of `store`, named `url` in messages and `identity` in the cache,
-    /// as the first response showed it: `size` bytes with ETag `etag`.
+    /// as the first response showed it: `size` bytes with ETag `etag`; `timeout` is the
+    /// request timeout in effect, which messages about a timed-out request name.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: Arc<dyn ObjectStore>,
         path: ObjectPath,
@@ -42,6 +46,7 @@ impl Object {
         url: String,
         size: u64,
         etag: Option<String>,
+        timeout: String,
         threads: usize,
     ) -> Object {
         Object {
@@ -51,6 +56,7 @@ impl Object {
             url,
             size,
             etag,
+            timeout,
             threads,
         }
     }
@@ -147,7 +153,13 @@ impl Object {
                 object_store::Error::NotFound { .. } => {
                     self.error("", "file changed since open: the object is gone".into())
                 }
-                e => self.error("", format!("cannot ask for its size and etag: {e}")),
+                e => self.error(
+                    "",
+                    format!(
+                        "cannot ask for its size and etag: {}",
+                        describe(&e, &self.timeout)
+                    ),
+                ),
             })?;
         if meta.size != self.size {
             return Err(self.error(
@@ -201,10 +213,11 @@ impl Object {
         self.error(
             what,
             format!(
-                "the response broke off after {got} of the {} bytes {}..{} (truncated body): {e}",
+                "the response broke off after {got} of the {} bytes {}..{} (truncated body): {}",
                 range.end - range.start,
                 range.start,
-                range.end
+                range.end,
+                describe(&e, &self.timeout)
             ),
         )
     }
@@ -229,8 +242,46 @@ impl Object {
             object_store::Error::NotFound { .. } => {
                 "file changed since open: the object is gone".to_string()
             }
-            e => format!("cannot read bytes {}..{}: {e}", range.start, range.end),
+            e => format!(
+                "cannot read bytes {}..{}: {}",
+                range.start,
+                range.end,
+                describe(&e, &self.timeout)
+            ),
         };
         self.error(what, message)
     }
+}
+
+/// The text of the store's error `e`; when a request timed out, it says so and names the
+/// timeout that expired (`timeout`, the remote option `timeout`), which the HTTP client's own
+/// text ("request or response body error") does not.
+pub(crate) fn describe(e: &object_store::Error, timeout: &str) -> String {
+    if timed_out(e) {
+        format!(
+            "the request timed out: no complete answer within the timeout of {timeout} (the \
+             remote option \"timeout\" bounds each request, body included): {e}"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
+/// Whether `e` or an error it wraps is a timeout of the HTTP client.
+fn timed_out(e: &object_store::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>() {
+            if http.kind() == object_store::client::HttpErrorKind::Timeout {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
 }

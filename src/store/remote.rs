@@ -706,6 +706,7 @@ mod tests {
             format!("memory://{name}"),
             1 << 30,
             None,
+            "30s".into(),
             1,
         ))
     }

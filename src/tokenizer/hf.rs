@@ -13,7 +13,7 @@ use super::{files, Base, Model, Normalizer, TokenType, MAX_TOKENS};
 use crate::error::{Error, Result};
 
 /// The file name.
-pub const FILE: &str = "tokenizer.json";
+pub const FILE: &str = crate::side_files::TOKENIZER_JSON;
 
 #[derive(Deserialize)]
 struct TokenizerFile {

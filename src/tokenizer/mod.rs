@@ -34,6 +34,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::file::DEFAULT_MAX_JSON_SIZE;
 use crate::kv;
+use crate::side_files;
 
 pub use files::MAX_FILE_BYTES;
 pub use special::{Special, SpecialTokens};
@@ -248,7 +249,7 @@ fn type_vocab_size(dir: &Path, max_json: u64) -> Result<Option<u32>> {
         #[serde(default)]
         type_vocab_size: Option<u32>,
     }
-    let path = dir.join("config.json");
+    let path = dir.join(side_files::CONFIG);
     Ok(files::read_json::<Config>(&path, max_json)?.and_then(|c| c.type_vocab_size))
 }
 
@@ -260,14 +261,14 @@ fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
     let have = base.tokens.len() as u64;
     if size > MAX_TOKENS {
         return Err(Error::format(
-            dir.join("config.json").display(),
+            dir.join(side_files::CONFIG).display(),
             None,
             format!("vocab_size {size} is above the limit of {MAX_TOKENS} tokens"),
         ));
     }
     if size < have {
         return Err(Error::format(
-            dir.join("config.json").display(),
+            dir.join(side_files::CONFIG).display(),
             None,
             format!("vocab_size {size} is smaller than the tokenizer's {have} tokens"),
         ));

@@ -18,6 +18,7 @@ use super::hf::PostProcessor;
 use super::{files, Base};
 use crate::error::{shown_json, Error, Result};
 use crate::kv;
+use crate::side_files;
 
 /// A kind of special token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -200,8 +201,8 @@ pub(crate) fn read(
     base: &Base,
     max_json: u64,
 ) -> Result<(SpecialTokens, Option<String>)> {
-    let tc_path = dir.join("tokenizer_config.json");
-    let stm_path = dir.join("special_tokens_map.json");
+    let tc_path = dir.join(side_files::TOKENIZER_CONFIG);
+    let stm_path = dir.join(side_files::SPECIAL_TOKENS_MAP);
     let tc = object(&tc_path, max_json)?;
     let stm = object(&stm_path, max_json)?;
     let n = base.tokens.len();
@@ -253,7 +254,7 @@ pub(crate) fn read(
         }
     }
 
-    let config_path = dir.join("config.json");
+    let config_path = dir.join(side_files::CONFIG);
     if let Some(cfg) = object(&config_path, max_json)? {
         for kind in Special::ALL {
             let key = format!("{}_token_id", kind.name());
@@ -272,7 +273,7 @@ pub(crate) fn read(
         out.set_id(*kind, *id);
     }
 
-    let gen_path = dir.join("generation_config.json");
+    let gen_path = dir.join(side_files::GENERATION_CONFIG);
     if let Some(gen) = object(&gen_path, max_json)? {
         match gen.get("eos_token_id") {
             None | Some(Value::Null) => {}
@@ -434,13 +435,13 @@ fn chat_template(
     if let Some(v) = tc.and_then(|m| m.get("chat_template")) {
         return pick(tc_path, v);
     }
-    let jinja = dir.join("chat_template.jinja");
+    let jinja = dir.join(side_files::CHAT_TEMPLATE_JINJA);
     if let Some(bytes) = files::read_small(&jinja, max_json)? {
         return String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| Error::format(jinja.display(), None, "not UTF-8 text".to_string()));
     }
-    let json = dir.join("chat_template.json");
+    let json = dir.join(side_files::CHAT_TEMPLATE_JSON);
     if let Some(m) = object(&json, max_json)? {
         if let Some(v) = m.get("chat_template") {
             return pick(&json, v);

@@ -9,9 +9,10 @@ use serde::Deserialize;
 
 use super::{files, special::Special, Base, Model, TokenType, MAX_TOKENS};
 use crate::error::{Error, Result};
+use crate::side_files;
 
 /// The file name.
-pub const FILE: &str = "tokenizer.model";
+pub const FILE: &str = crate::side_files::TOKENIZER_MODEL;
 
 /// `ModelProto`: only the fields read here; prost skips the others.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -146,13 +147,13 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
     // added_tokens_decoder (id → {content, special}). Ids inside the model must name the piece
     // there; new ids must follow the pieces without a gap.
     let mut added: BTreeMap<u64, (String, TokenType, &Path)> = BTreeMap::new();
-    let added_path = dir.join("added_tokens.json");
+    let added_path = dir.join(side_files::ADDED_TOKENS);
     if let Some(map) = files::read_json::<BTreeMap<String, u64>>(&added_path, max_json)? {
         for (content, id) in map {
             added.insert(id, (content, TokenType::UserDefined, &added_path));
         }
     }
-    let config_path = dir.join("tokenizer_config.json");
+    let config_path = dir.join(side_files::TOKENIZER_CONFIG);
     if let Some(cfg) = files::read_json::<TokenizerConfigAdded>(&config_path, max_json)? {
         for (key, e) in cfg.added_tokens_decoder.unwrap_or_default() {
             let id: u64 = key.parse().map_err(|_| {

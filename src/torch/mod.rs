@@ -225,7 +225,9 @@ fn is_legacy(head: &[u8]) -> bool {
     pickle || tar
 }
 
-fn check_magic(shown: &str, head: &[u8]) -> Result<()> {
+/// Checks that `head` (the first bytes of `shown`) starts a zip checkpoint; a legacy
+/// `torch.save` file or anything else is refused, naming the file.
+pub(crate) fn check_magic(shown: &str, head: &[u8]) -> Result<()> {
     if head.starts_with(ZIP_MAGIC) {
         return Ok(());
     }

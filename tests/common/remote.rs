@@ -169,6 +169,20 @@ pub fn publish(bucket: &str, dir: &Path, prefix: &str) -> (String, String) {
     )
 }
 
+/// Like [`publish`], with the files of `dir`'s subdirectories too, under their relative
+/// names (`1_Pooling/config.json`).
+pub fn publish_tree(bucket: &str, dir: &Path, prefix: &str) -> (String, String) {
+    let urls = publish(bucket, dir, prefix);
+    for item in std::fs::read_dir(dir).unwrap() {
+        let path = item.unwrap().path();
+        if path.is_dir() {
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            publish_tree(bucket, &path, &format!("{prefix}/{name}"));
+        }
+    }
+    urls
+}
+
 /// Deterministic bytes (xorshift), different for each `seed`.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
