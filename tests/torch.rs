@@ -697,21 +697,17 @@ fn peak_kib() -> u64 {
 
 #[test]
 fn a_memo_flood_is_refused_early_with_bounded_memory() {
-    // Issue 16 item 5: MEMOIZE 16M times in a 16 MB pickle took 1.6 GB and 4.4 s to refuse.
+    // MEMOIZE 16M times in a 16 MB pickle once took 1.6 GB and 4.4 s to refuse.
     let case = Case::new();
     let mut pkl = Pkl::new().op(b"N");
     pkl.0.extend(std::iter::repeat_n(0x94u8, 16 << 20));
     let before = peak_kib();
-    let started = std::time::Instant::now();
     let err = case.refuse("memo.pt", &pkl.done(), &[]);
     let grew_mib = (peak_kib() - before) / 1024;
     assert!(matches!(err, Error::Limit(_)), "{err:?}");
     assert_msg(&err, &["memo entries"]);
     // The pickle itself (16 MiB, read into memory) plus a bounded memo.
+    // No time bound here: tests assert behaviour, and the memory bound is what shows the
+    // refusal comes early (a timed assertion failed on a loaded machine).
     assert!(grew_mib < 300, "peak memory grew by {grew_mib} MiB");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
 }
