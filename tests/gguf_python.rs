@@ -301,6 +301,8 @@ fn unsupported_tensors_and_hostile_files_give_clear_errors() {
 /// resident memory in KiB (the child's own, from `wait4`).
 #[cfg(target_os = "linux")]
 fn stload_peak_kib(args: &[&std::ffi::OsStr]) -> (bool, u64) {
+    // Reaped by wait4 below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_stload"))
         .args(args)
         .stdout(std::process::Stdio::null())
