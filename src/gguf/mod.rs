@@ -587,6 +587,17 @@ mod tests {
         }
         let kept: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
         let err = |p: &std::path::Path| read_set(p).unwrap_err().to_string();
+        // The first shard's tensor again in the second (its split.no, a u16, made 1).
+        let mut dup = kept[0].clone();
+        let at = dup.windows(8).position(|w| w == b"split.no").unwrap() + 8 + 4;
+        dup[at..at + 2].copy_from_slice(&1u16.to_le_bytes());
+        std::fs::write(&paths[1], &dup).unwrap();
+        let e = err(&paths[0]);
+        assert!(
+            e.contains("o-00002-of-00003.gguf: tensor \"a.weight\": also listed by"),
+            "{e}"
+        );
+        std::fs::write(&paths[1], &kept[1]).unwrap();
         // The second shard's bytes under the third's name: its split.no and its tensor disagree.
         std::fs::write(&paths[2], &kept[1]).unwrap();
         let e = err(&paths[0]);
