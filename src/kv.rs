@@ -267,6 +267,12 @@ impl Metadata {
         }
     }
 
+    /// Appends `key`, which the caller knows is not set yet (a reader that checks duplicates
+    /// itself): no search, so building a list of n keys stays linear.
+    pub(crate) fn push_new(&mut self, key: String, value: Value) {
+        self.entries.push((key, value));
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)

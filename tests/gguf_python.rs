@@ -192,6 +192,18 @@ fn cli_converts_inspects_and_refuses_bad_input() {
         "{}",
         text(&o)
     );
+    // Finding 25: the table says which order its shapes are in (gguf-dump shows the reverse).
+    let table = text(&o);
+    let heading = table.lines().find(|l| l.starts_with("NAME")).unwrap();
+    assert!(heading.contains("SHAPE (OUTERMOST FIRST)"), "{heading}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("blk.0.ffn_gate_exps.weight "))
+        .unwrap();
+    assert!(row.contains("[2, 32, 64]"), "{row}");
+    // Finding 22: verify takes the GGUF convert wrote.
+    let o = stload(&["verify".as_ref(), out.as_os_str()]);
+    assert!(o.status.success(), "{}", text(&o));
 
     // --format gguf with another extension.
     let other = dir.path().join("m.bin");
@@ -285,6 +297,96 @@ fn unsupported_tensors_and_hostile_files_give_clear_errors() {
     assert!(text(&o).contains("tensor count"), "{}", text(&o));
 }
 
+/// Runs stload with `args`, its output thrown away; whether it succeeded, and its peak
+/// resident memory in KiB (the child's own, from `wait4`).
+#[cfg(target_os = "linux")]
+fn stload_peak_kib(args: &[&std::ffi::OsStr]) -> (bool, u64) {
+    // Reaped by wait4 below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run stload");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, for which all zero bytes are valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing only to the two locals passed.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, usage.ru_maxrss as u64)
+}
+
+/// Finding 16: `inspect --json` of a GGUF holding a 32 MiB array writes it element by element
+/// (it built a JSON value per element and peaked at 2 GiB); the table shortens arrays nested
+/// in arrays and long strings in arrays.
+#[test]
+#[cfg(target_os = "linux")]
+fn inspect_of_large_arrays_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = stload::__private::sample::write_sample(dir.path()).unwrap();
+    let model = Model::open_files(&[&sample], &Options::default()).unwrap();
+    let mut m = stload::kv::Metadata::new();
+    m.set("general.architecture", "none");
+    m.set("big", Array::U8(vec![7; 32 << 20]));
+    m.set(
+        "nested",
+        Array::Array(vec![
+            Array::U32((0..100_000).collect()),
+            Array::Array(vec![Array::String(vec!["x".repeat(100_000)])]),
+            Array::String(vec!["y".repeat(100_000)]),
+        ]),
+    );
+    let out = dir.path().join("big.gguf");
+    let plan = GgufPlan {
+        metadata: m,
+        skip: &|_| true,
+        ..GgufPlan::new("none")
+    };
+    gguf::write_model(&model, &out, OutType::F32, plan, &mut |_, _| true).unwrap();
+    let (ok, peak) = stload_peak_kib(&["inspect".as_ref(), out.as_os_str(), "--json".as_ref()]);
+    assert!(ok, "inspect --json failed");
+    // The file is mapped (32 MiB) and its array parsed (32 MiB more); the JSON text streams.
+    assert!(
+        peak < 256 << 10,
+        "inspect --json peaked at {} MiB",
+        peak >> 10
+    );
+    // The text is all there.
+    let json = dir.path().join("big.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args(["inspect".as_ref(), out.as_os_str(), "--json".as_ref()])
+        .stdout(std::fs::File::create(&json).unwrap())
+        .status()
+        .unwrap();
+    assert!(o.success());
+    let len = std::fs::metadata(&json).unwrap().len();
+    assert!(len > 2 * (32 << 20), "{len} bytes of JSON");
+    let mut head = vec![0u8; 60];
+    std::io::Read::read_exact(&mut std::fs::File::open(&json).unwrap(), &mut head).unwrap();
+    assert!(
+        head.starts_with(br#"{"format":"gguf","metadata":{"big":[7,7,7,"#),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    std::fs::remove_file(&json).unwrap();
+    let o = stload(&["inspect".as_ref(), out.as_os_str()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        o.stdout.len() < 4096,
+        "the table took {} bytes",
+        o.stdout.len()
+    );
+    assert!(
+        text(&o).contains("nested = [[0, 1, 2, 3, 4, 5, ...]"),
+        "{}",
+        text(&o)
+    );
+}
+
 fn split_check(whole: &Path, out: &Path, max_bytes: u64, max_tensors: u64) -> usize {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gguf/split_check.py");
     let o = Command::new(python())
@@ -349,6 +451,52 @@ fn split_shards_read_back_equal_to_the_unsplit_file() {
         let o = stload(&["inspect".as_ref(), first.as_os_str()]);
         assert!(
             text(&o).contains(&format!("shard 1 of {n} of a split model")),
+            "{}",
+            text(&o)
+        );
+        // Finding 22: verify takes a shard and checks its whole set; inspect takes several
+        // GGUF files, one JSON object per line.
+        let last = gguf::shard_path(&out, n as u32, n as u32);
+        let o = stload(&["verify".as_ref(), last.as_os_str(), whole.as_os_str()]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("split set of {n} shards")),
+            "{}",
+            text(&o)
+        );
+        let o = stload(&[
+            "inspect".as_ref(),
+            first.as_os_str(),
+            last.as_os_str(),
+            "--json".as_ref(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let numbers: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["shard"]["number"].clone()
+            })
+            .collect();
+        assert_eq!(numbers, [serde_json::json!(1), serde_json::json!(n)]);
+        let o = stload(&["inspect".as_ref(), first.as_os_str(), last.as_os_str()]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(
+            text(&o).matches("GGUF version 3").count(),
+            2,
+            "{}",
+            text(&o)
+        );
+        // A set missing its last shard is invalid, from any shard; mixing is refused.
+        std::fs::remove_file(&last).unwrap();
+        let o = stload(&["verify".as_ref(), first.as_os_str()]);
+        assert!(
+            o.status.code() == Some(1) && text(&o).contains(&last.display().to_string()),
+            "{}",
+            text(&o)
+        );
+        let o = stload(&["inspect".as_ref(), first.as_os_str(), src.as_os_str()]);
+        assert!(
+            !o.status.success() && text(&o).contains("not a GGUF file"),
             "{}",
             text(&o)
         );
@@ -508,7 +656,7 @@ fn every_metadata_type_reads_back_as_the_gguf_package_wrote_it() {
     }
     let o = stload(&["inspect".as_ref(), file.as_os_str()]);
     assert!(
-        text(&o).contains("test.nested = [[1,-2,3], [\"a\",\"bc\"], [0.5], [true,false]]"),
+        text(&o).contains("test.nested = [[1, -2, 3], [\"a\", \"bc\"], [0.5], [true, false]]"),
         "{}",
         text(&o)
     );

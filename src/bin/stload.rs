@@ -28,8 +28,8 @@ enum Command {
     /// Print every tensor: name, dtype, shape, bytes and first values. With no PATH, inspects
     /// the built-in sample model, written to the user's cache directory (the message says where).
     Inspect {
-        /// A model directory, one or more .safetensors or PyTorch (.bin, .pth, .pt) files, or one
-        /// GGUF file.
+        /// A model directory, one or more .safetensors or PyTorch (.bin, .pth, .pt) files, or
+        /// GGUF files (each shown on its own; shapes outermost first, the reverse of gguf-dump).
         paths: Vec<PathBuf>,
         /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
         #[arg(long)]
@@ -82,7 +82,8 @@ enum Command {
     },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
-        /// Model directories or .safetensors (or PyTorch) files, each checked on its own.
+        /// Model directories, .safetensors (or PyTorch) files or GGUF files, each checked on its
+        /// own (a shard of a split GGUF: every shard of its set, and that they agree).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -101,8 +102,8 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Inspect { paths, json, .. } if paths.len() == 1 && gguf::is_gguf(&paths[0]) => {
-            gguf::inspect(&paths[0], json)
+        Command::Inspect { paths, json, .. } if paths.iter().any(|p| gguf::is_gguf(p)) => {
+            gguf::inspect(&paths, json)
         }
         Command::Inspect { paths, json, arch } => inspect(&paths, json, &options(arch)),
         Command::Sample { dir } => sample(&dir),
@@ -529,11 +530,15 @@ fn verify(paths: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for path in paths {
         // Checks ranges without reading data: a small file may list views of gigabytes.
-        let checked = open(std::slice::from_ref(path), &Options::default())
-            .and_then(|model| model.verify().map(|()| model));
+        let checked = if gguf::is_gguf(path) {
+            gguf::verify(path)
+        } else {
+            open(std::slice::from_ref(path), &Options::default())
+                .and_then(|model| model.verify().map(|()| format!("{} tensors", model.len())))
+        };
         let shown = path.display().to_string();
         match checked {
-            Ok(model) => println!("ok: {} ({} tensors)", escaped(&shown), model.len()),
+            Ok(summary) => println!("ok: {} ({summary})", escaped(&shown)),
             Err(e) => {
                 failed = true;
                 println!("invalid: {}", escaped(&e.to_string()));

@@ -1,7 +1,8 @@
 //! GGUF output: the file format llama.cpp and ollama run. [`write_model`] writes a model with
 //! per-tensor types ([`OutType`], [`tensor_type`]), Q8_0 quantisation ([`q8_0`]) and the
 //! metadata and computed tensors of a [`GgufPlan`], in one file or in shards as llama.cpp's
-//! gguf-split cuts them ([`Split`]); [`read`] reads a header back.
+//! gguf-split cuts them ([`Split`]); [`read`] reads a header back, [`read_set`] every shard of
+//! a split set.
 //!
 //! This module knows nothing of architectures or tokenizers: their keys, extra tensors and
 //! value fix-ups arrive in the plan.
@@ -12,7 +13,7 @@ mod split;
 mod types;
 mod writer;
 
-pub use reader::{parse, read, value_json, GgufFile, GgufTensorInfo};
+pub use reader::{parse, read, read_set, value_json, GgufFile, GgufTensorInfo};
 pub use split::{
     is_shard_of, parse_size, shard_path, ShardInfo, Split, KEY_SPLIT_COUNT, KEY_SPLIT_NO,
     KEY_SPLIT_TENSORS_COUNT,
@@ -448,5 +449,181 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("magic"));
+    }
+
+    /// A GGUF v3 file of no keys and 1-D F32 tensors `(name, elements, offset)`, with `data`
+    /// zero bytes after the aligned end of the header.
+    fn f32_tensors(tensors: &[(&str, u64, u64)], data: usize) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend((tensors.len() as u64).to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        for &(name, n, offset) in tensors {
+            b.extend((name.len() as u64).to_le_bytes());
+            b.extend(name.as_bytes());
+            b.extend(1u32.to_le_bytes());
+            b.extend(n.to_le_bytes());
+            b.extend(0u32.to_le_bytes());
+            b.extend(offset.to_le_bytes());
+        }
+        b.resize(
+            b.len().next_multiple_of(DEFAULT_ALIGNMENT as usize) + data,
+            0,
+        );
+        b
+    }
+
+    /// Finding 17: tensors that share data bytes are refused, naming both (llama.cpp refuses
+    /// such a file: each tensor must start where the one before it ends, padded).
+    #[test]
+    fn tensors_sharing_bytes_are_refused_naming_both() {
+        // 8 f32 = 32 bytes, one alignment unit.
+        let ok = f32_tensors(&[("a", 8, 0), ("b", 8, 32), ("c", 3, 64)], 96);
+        let f = parse("t.gguf", &ok).unwrap();
+        assert_eq!(f.tensors[2].data_offset, f.data_start + 64);
+        let refused = |tensors: &[(&str, u64, u64)], names: &[&str]| {
+            let e = parse("t.gguf", &f32_tensors(tensors, 256))
+                .unwrap_err()
+                .to_string();
+            for n in names {
+                assert!(e.contains(&format!("\"{n}\"")), "{tensors:?}: {e}");
+            }
+        };
+        // One offset for two tensors; a tensor inside a bigger one listed before it; the third
+        // tensor on the second.
+        refused(&[("a", 8, 0), ("b", 8, 0)], &["a", "b"]);
+        refused(&[("big", 32, 0), ("small", 8, 64)], &["big", "small"]);
+        refused(&[("a", 8, 0), ("b", 8, 32), ("c", 8, 32)], &["b", "c"]);
+        // Listed out of data order, and a gap: refused as llama.cpp refuses them.
+        refused(&[("a", 8, 32), ("b", 8, 0)], &["a"]);
+        refused(&[("a", 8, 0), ("b", 8, 64)], &["b"]);
+    }
+
+    /// A GGUF v3 file of no tensors and `n` keys `k0000000`, ... of one u8 each; `dup` repeats
+    /// the first key at the end.
+    fn many_keys(n: usize, dup: bool) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend((n as u64 + u64::from(dup)).to_le_bytes());
+        for i in (0..n).chain(dup.then_some(0)) {
+            b.extend(8u64.to_le_bytes());
+            b.extend(format!("k{i:07}").as_bytes());
+            b.extend(0u32.to_le_bytes());
+            b.push(7);
+        }
+        b
+    }
+
+    /// CPU time this thread has used, in nanoseconds (unaffected by other processes).
+    #[cfg(target_os = "linux")]
+    fn thread_cpu_ns() -> u128 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes one timespec, which lives across the call.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0);
+        ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+    }
+
+    /// Finding 7: a million keys read in linear time (the duplicate check searched the list:
+    /// 300k keys took minutes), and a duplicate is still refused. The proof is the CPU time of
+    /// ten times the keys, well under a hundred times (quadratic); the timeout only guards
+    /// against a hang.
+    #[test]
+    fn a_million_keys_read_in_linear_time() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut cpu: Vec<u128> = Vec::new();
+            let mut read = Vec::new();
+            for n in [100_000, 1_000_000] {
+                let bytes = many_keys(n, false);
+                #[cfg(target_os = "linux")]
+                let start = thread_cpu_ns();
+                read.push(parse("k.gguf", &bytes).map(|f| f.metadata.len()));
+                #[cfg(target_os = "linux")]
+                cpu.push(thread_cpu_ns() - start);
+            }
+            let dup = parse("k.gguf", &many_keys(1_000_000, true)).map(|f| f.metadata.len());
+            let _ = tx.send((read, cpu, dup));
+        });
+        let (read, cpu, dup) = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("reading a million keys took more than 30 s");
+        assert_eq!(read[0].as_ref().unwrap(), &100_000);
+        assert_eq!(read[1].as_ref().unwrap(), &1_000_000);
+        if let [small, large] = cpu[..] {
+            assert!(
+                large < 30 * small.max(1),
+                "10x the keys took {}x the CPU time ({small} ns, {large} ns)",
+                large / small.max(1)
+            );
+        }
+        let e = dup.unwrap_err().to_string();
+        assert!(e.contains("\"k0000000\" appears twice"), "{e}");
+    }
+
+    /// Finding 22: a split set is read whole from any of its shards, and a set whose shards
+    /// disagree or lack one is refused, naming the file.
+    #[test]
+    fn a_split_set_is_read_whole_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let out = dir.path().join("o.gguf");
+        let plan = GgufPlan {
+            split: Some(Split {
+                max_bytes: 0,
+                max_tensors: 1,
+            }),
+            ..GgufPlan::new("llama")
+        };
+        let paths = write_model(&m, &out, OutType::F16, plan, &mut |_, _| true).unwrap();
+        for p in &paths {
+            let set = read_set(p).unwrap();
+            let names: Vec<&std::path::Path> = set.iter().map(|(p, _)| p.as_path()).collect();
+            assert_eq!(names, paths.iter().map(|p| p.as_path()).collect::<Vec<_>>());
+        }
+        let kept: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+        let err = |p: &std::path::Path| read_set(p).unwrap_err().to_string();
+        // The first shard's tensor again in the second (its split.no, a u16, made 1).
+        let mut dup = kept[0].clone();
+        let at = dup.windows(8).position(|w| w == b"split.no").unwrap() + 8 + 4;
+        dup[at..at + 2].copy_from_slice(&1u16.to_le_bytes());
+        std::fs::write(&paths[1], &dup).unwrap();
+        let e = err(&paths[0]);
+        assert!(
+            e.contains("o-00002-of-00003.gguf: tensor \"a.weight\": also listed by"),
+            "{e}"
+        );
+        std::fs::write(&paths[1], &kept[1]).unwrap();
+        // The second shard's bytes under the third's name: its split.no and its tensor disagree.
+        std::fs::write(&paths[2], &kept[1]).unwrap();
+        let e = err(&paths[0]);
+        assert!(e.contains("o-00003-of-00003.gguf"), "{e}");
+        // A missing shard.
+        std::fs::remove_file(&paths[2]).unwrap();
+        let e = err(&paths[1]);
+        assert!(e.contains("o-00003-of-00003.gguf"), "{e}");
+        // A shard under another name: its set cannot be found.
+        let renamed = dir.path().join("renamed.gguf");
+        std::fs::write(&renamed, &kept[0]).unwrap();
+        let e = err(&renamed);
+        assert!(
+            e.contains("renamed.gguf") && e.contains("-00001-of-00003"),
+            "{e}"
+        );
+        // A single file is its own set.
+        let single = dir.path().join("s.gguf");
+        write_model(
+            &m,
+            &single,
+            OutType::F16,
+            GgufPlan::new("llama"),
+            &mut |_, _| true,
+        )
+        .unwrap();
+        assert_eq!(read_set(&single).unwrap().len(), 1);
     }
 }

@@ -2,12 +2,16 @@
 //! and offset checked against the file size, so hostile input gives an error, never a panic
 //! or an allocation larger than the file. Enough for `stload inspect FILE.gguf`.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::kv::{Array, Metadata, Value, ValueType};
 
-use super::split::{shard_info, ShardInfo};
+use super::split::{shard_info, shard_path, ShardInfo};
 use super::types::GgmlType;
 use super::writer::{DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
 
@@ -48,13 +52,128 @@ pub struct GgufFile {
 /// Reads the header of the GGUF file at `path`.
 pub fn read(path: &Path) -> Result<GgufFile> {
     let shown = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(&shown, "cannot open", &e))?;
+    // Regular files only: a FIFO named like a shard would block the read forever.
+    let (file, _) = crate::identity::open_regular(path)?;
     // SAFETY: the mapping is read-only and dropped before returning; a file truncated while
     // it is parsed is the documented risk of every mapped read.
     let map =
         unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&shown, "cannot map", &e))?;
     parse(&shown, &map)
 }
+
+/// Reads the GGUF file at `path` and, when it is a shard of a split model, every shard of its
+/// set, found by the names gguf-split gives them (`PREFIX-00002-of-00003.gguf`), in order.
+/// The set must be what llama.cpp's loader accepts: every shard present and named for its
+/// `split.no`, one `split.count` and `split.tensors.count` in all, that many tensors in all,
+/// and no tensor name in two shards. A file that is no shard gives itself alone.
+pub fn read_set(path: &Path) -> Result<Vec<(PathBuf, GgufFile)>> {
+    let given = read(path)?;
+    let Some(info) = given.shard else {
+        return Ok(vec![(path.to_path_buf(), given)]);
+    };
+    let shown = path.display().to_string();
+    let (no, count) = (u32::from(info.no), u32::from(info.count));
+    // llama.cpp looks for other shards only when there are some, and then by name.
+    let base = match split_base(path).filter(|base| shard_path(base, no + 1, count) == path) {
+        Some(base) => base,
+        // Not used: the only shard is the file given.
+        None if count == 1 => path.to_path_buf(),
+        None => {
+            return Err(Error::format(
+                &shown,
+                None,
+                format!(
+                    "shard {} of {count} of a split model, but not named \
+                     PREFIX-{:05}-of-{count:05}.gguf: its other shards are found by name",
+                    no + 1,
+                    no + 1
+                ),
+            ))
+        }
+    };
+    let mut given = Some(given);
+    let mut set = Vec::with_capacity(usize::from(info.count));
+    // Each tensor name and the shard that lists it.
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut total = 0u64;
+    for i in 0..count {
+        let (p, file) = match given.take_if(|_| i == no) {
+            Some(f) => (path.to_path_buf(), f),
+            None => {
+                let p = shard_path(&base, i + 1, count);
+                let f = read(&p)?;
+                (p, f)
+            }
+        };
+        let here = p.display().to_string();
+        let want = ShardInfo {
+            no: i as u16,
+            ..info
+        };
+        match file.shard {
+            Some(s) if s == want => {}
+            got => {
+                let got = match got {
+                    Some(s) => format!(
+                        "split keys say shard {} of {} of {} tensors",
+                        u32::from(s.no) + 1,
+                        s.count,
+                        s.tensors
+                    ),
+                    None => "no split keys".to_string(),
+                };
+                return Err(Error::format(
+                    &here,
+                    None,
+                    format!(
+                        "{got}, but by its name and {shown} it is shard {} of {count} of {} \
+                         tensors",
+                        i + 1,
+                        info.tensors
+                    ),
+                ));
+            }
+        }
+        for t in &file.tensors {
+            if let Some(&j) = owner.get(&t.name) {
+                let first: &(PathBuf, GgufFile) = &set[j];
+                return Err(Error::format(
+                    &here,
+                    Some(&t.name),
+                    format!("also listed by {}", first.0.display()),
+                ));
+            }
+            owner.insert(t.name.clone(), set.len());
+        }
+        total += file.tensors.len() as u64;
+        set.push((p, file));
+    }
+    if total != info.tensors {
+        return Err(Error::format(
+            &shown,
+            None,
+            format!(
+                "split.tensors.count is {} but the {count} shards list {total} tensors",
+                info.tensors
+            ),
+        ));
+    }
+    Ok(set)
+}
+
+/// The path a split set's shard names are formed from (`dir/X.gguf` for
+/// `dir/X-00001-of-00003.gguf`), if `path` has a name long enough to be a shard's.
+fn split_base(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name
+        .len()
+        .checked_sub(SHARD_SUFFIX_LEN)
+        .map(|i| name.get(..i))??;
+    Some(path.with_file_name(format!("{stem}.gguf")))
+}
+
+/// Length of the `-00001-of-00003.gguf` end of a shard's name.
+const SHARD_SUFFIX_LEN: usize = 20;
 
 /// Parses a GGUF header from the whole file's bytes; `shown` names the file in errors.
 pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
@@ -84,18 +203,25 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
     r.check_count(n_kv, 13, "key/value count")?;
     r.check_count(n_tensors, 28, "tensor count")?;
     let mut metadata = Metadata::new();
+    // Keys seen so far, borrowed from the file: a set keeps the duplicate check linear in the
+    // number of keys (a search of the list was quadratic: 300k keys took minutes).
+    // n_kv was checked against the file size above.
+    let mut keys = std::collections::HashSet::with_capacity(n_kv as usize);
     for _ in 0..n_kv {
-        let key = r.string("key")?;
-        let ty = r.u32(&format!("value type of key \"{key}\""))?;
-        let value = r.value(ty, &key)?;
-        if metadata.get(&key).is_some() {
+        let key = r.str("key")?;
+        let ty = match r.remaining() {
+            ..4 => r.u32(&format!("value type of key \"{key}\""))?,
+            _ => r.u32("value type")?,
+        };
+        let value = r.value(ty, key)?;
+        if !keys.insert(key) {
             return Err(Error::format(
                 shown,
                 None,
                 format!("key \"{key}\" appears twice"),
             ));
         }
-        metadata.set(key, value);
+        metadata.push_new(key.to_string(), value);
     }
     let alignment = match metadata.get("general.alignment") {
         None => u64::from(DEFAULT_ALIGNMENT),
@@ -133,7 +259,9 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
     }
     let data_start = (r.pos as u64).next_multiple_of(alignment);
     let len = bytes.len() as u64;
-    let mut tensors = Vec::with_capacity(raw.len());
+    let mut tensors: Vec<GgufTensorInfo> = Vec::with_capacity(raw.len());
+    // Where the next tensor's data must start, relative to the data section.
+    let mut expected = 0u64;
     for (name, dims, ty, offset) in raw {
         let bad = |rule: String| Error::format(shown, Some(&name), rule);
         if ty.name().is_none() {
@@ -147,6 +275,23 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
         if !offset.is_multiple_of(alignment) {
             return Err(bad(format!("offset {offset} not aligned to {alignment}")));
         }
+        // llama.cpp's rule (gguf.cpp): each tensor starts where the one before it ends,
+        // padded to the alignment, in the order they are listed. So no two tensors share
+        // bytes, and there are no gaps.
+        if offset < expected {
+            return Err(bad(overlap(&tensors, data_start, offset, nbytes)));
+        }
+        if offset > expected {
+            return Err(bad(format!(
+                "data offset {offset} leaves a gap after the tensor before it: llama.cpp \
+                 needs offset {expected} (each tensor's data right after the previous one's, \
+                 padded to {alignment})"
+            )));
+        }
+        expected = nbytes
+            .checked_next_multiple_of(alignment)
+            .and_then(|padded| expected.checked_add(padded))
+            .ok_or_else(|| bad(format!("data [{offset}, +{nbytes}) overflows")))?;
         let start = data_start.checked_add(offset);
         let end = start.and_then(|s| s.checked_add(nbytes));
         match (start, end) {
@@ -174,18 +319,47 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
     })
 }
 
+/// The rule a tensor at `offset` (relative to the data section) of `nbytes` bytes breaks when
+/// it starts before the end of the tensors listed before it (`placed`, laid out one after
+/// the other): it starts inside one of them, named here.
+fn overlap(placed: &[GgufTensorInfo], data_start: u64, offset: u64, nbytes: u64) -> String {
+    let at = data_start.saturating_add(offset);
+    // `placed` is in file order and contiguous, so the first tensor ending after `at` holds it.
+    let i = placed.partition_point(|t| t.data_offset + t.nbytes <= at);
+    let shown = |t: &GgufTensorInfo| {
+        format!(
+            "tensor \"{}\" at [{}, +{})",
+            t.name,
+            t.data_offset - data_start,
+            t.nbytes
+        )
+    };
+    let other = match placed.get(i) {
+        Some(t) => shown(t),
+        // Only padding after the last one (not reachable with aligned offsets).
+        None => match placed.last() {
+            Some(t) => format!("the padding after {}", shown(t)),
+            None => "the tensors before it".to_string(),
+        },
+    };
+    format!(
+        "data [{offset}, +{nbytes}) starts inside {other}: tensors may not share bytes \
+         (llama.cpp needs each tensor's data right after the previous one's, padded)"
+    )
+}
+
 struct Cursor<'a> {
     shown: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
-    fn take(&mut self, n: u64, what: &str) -> Result<&[u8]> {
+    fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
         if n > self.remaining() as u64 {
             return Err(Error::format(
                 self.shown,
@@ -233,10 +407,15 @@ impl Cursor<'_> {
     }
 
     fn string(&mut self, what: &str) -> Result<String> {
+        self.str(what).map(str::to_string)
+    }
+
+    /// A string borrowed from the file.
+    fn str(&mut self, what: &str) -> Result<&'a str> {
         let n = self.u64(what)?;
         let at = self.pos;
         let s = self.take(n, what)?;
-        String::from_utf8(s.to_vec()).map_err(|_| {
+        std::str::from_utf8(s).map_err(|_| {
             Error::format(
                 self.shown,
                 None,
@@ -389,81 +568,148 @@ impl Cursor<'_> {
     }
 }
 
-/// A metadata value as JSON (arrays in full).
+/// A metadata value as JSON (arrays in full). Builds one JSON value per element: for a large
+/// array, [`GgufFile::write_json`] streams the text instead.
 pub fn value_json(v: &Value) -> serde_json::Value {
-    use serde_json::json;
-    match v {
-        Value::U8(x) => json!(x),
-        Value::I8(x) => json!(x),
-        Value::U16(x) => json!(x),
-        Value::I16(x) => json!(x),
-        Value::U32(x) => json!(x),
-        Value::I32(x) => json!(x),
-        Value::F32(x) => json!(x),
-        Value::Bool(x) => json!(x),
-        Value::String(x) => json!(x),
-        Value::U64(x) => json!(x),
-        Value::I64(x) => json!(x),
-        Value::F64(x) => json!(x),
-        Value::Array(a) => array_json(a),
+    serde_json::to_value(ValueJson(v)).unwrap_or(serde_json::Value::Null)
+}
+
+/// A metadata value serialized element by element, so JSON text can be streamed without a
+/// `serde_json::Value` per element (32 bytes each and more: a 32 MiB array took 2 GiB).
+struct ValueJson<'a>(&'a Value);
+
+/// An array serialized element by element.
+struct ArrayJson<'a>(&'a Array);
+
+// f32 values go out as the f64 of the same value, as `serde_json::json!` writes them, so the
+// text is what `to_json` gave before it streamed (NaN and infinities are `null` either way).
+impl Serialize for ValueJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::U8(x) => s.serialize_u8(*x),
+            Value::I8(x) => s.serialize_i8(*x),
+            Value::U16(x) => s.serialize_u16(*x),
+            Value::I16(x) => s.serialize_i16(*x),
+            Value::U32(x) => s.serialize_u32(*x),
+            Value::I32(x) => s.serialize_i32(*x),
+            Value::F32(x) => s.serialize_f64(f64::from(*x)),
+            Value::Bool(x) => s.serialize_bool(*x),
+            Value::String(x) => s.serialize_str(x),
+            Value::U64(x) => s.serialize_u64(*x),
+            Value::I64(x) => s.serialize_i64(*x),
+            Value::F64(x) => s.serialize_f64(*x),
+            Value::Array(a) => ArrayJson(a).serialize(s),
+        }
     }
 }
 
-fn array_json(a: &Array) -> serde_json::Value {
-    use serde_json::json;
-    match a {
-        Array::U8(v) => json!(v),
-        Array::I8(v) => json!(v),
-        Array::U16(v) => json!(v),
-        Array::I16(v) => json!(v),
-        Array::U32(v) => json!(v),
-        Array::I32(v) => json!(v),
-        Array::F32(v) => json!(v),
-        Array::Bool(v) => json!(v),
-        Array::String(v) => json!(v),
-        Array::U64(v) => json!(v),
-        Array::I64(v) => json!(v),
-        Array::F64(v) => json!(v),
-        Array::Array(v) => serde_json::Value::Array(v.iter().map(array_json).collect()),
+impl Serialize for ArrayJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            Array::U8(v) => s.collect_seq(v),
+            Array::I8(v) => s.collect_seq(v),
+            Array::U16(v) => s.collect_seq(v),
+            Array::I16(v) => s.collect_seq(v),
+            Array::U32(v) => s.collect_seq(v),
+            Array::I32(v) => s.collect_seq(v),
+            Array::F32(v) => s.collect_seq(v.iter().map(|&x| f64::from(x))),
+            Array::Bool(v) => s.collect_seq(v),
+            Array::String(v) => s.collect_seq(v),
+            Array::U64(v) => s.collect_seq(v),
+            Array::I64(v) => s.collect_seq(v),
+            Array::F64(v) => s.collect_seq(v),
+            Array::Array(v) => s.collect_seq(v.iter().map(ArrayJson)),
+        }
+    }
+}
+
+/// One tensor of the JSON form.
+struct TensorJson<'a>(&'a GgufTensorInfo);
+
+impl Serialize for TensorJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let t = self.0;
+        // Keys in sorted order, as a `serde_json::Map` keeps them.
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("data_offset", &t.data_offset)?;
+        m.serialize_entry("name", &t.name)?;
+        m.serialize_entry("nbytes", &t.nbytes)?;
+        m.serialize_entry("shape", &t.shape)?;
+        m.serialize_entry("type", &t.ty.to_string())?;
+        m.end()
+    }
+}
+
+/// The whole JSON form of a file (see [`GgufFile::to_json`]).
+struct FileJson<'a>(&'a GgufFile);
+
+impl Serialize for FileJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let f = self.0;
+        let mut keys: Vec<(&str, &Value)> = f.metadata.iter().collect();
+        keys.sort_unstable_by_key(|&(k, _)| k);
+        // Keys in sorted order, as a `serde_json::Map` keeps them.
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("format", "gguf")?;
+        m.serialize_entry(
+            "metadata",
+            &Pairs(keys.iter().map(|&(k, v)| (k, ValueJson(v)))),
+        )?;
+        if let Some(sh) = &f.shard {
+            m.serialize_entry(
+                "shard",
+                &serde_json::json!({
+                    "number": u32::from(sh.no) + 1,
+                    "count": sh.count,
+                    "tensors": sh.tensors,
+                }),
+            )?;
+        }
+        m.serialize_entry("tensors", &Items(f.tensors.iter().map(TensorJson)))?;
+        m.serialize_entry("version", &f.version)?;
+        m.end()
+    }
+}
+
+/// A JSON array serialized straight from an iterator.
+struct Items<I>(I);
+
+impl<I, T> Serialize for Items<I>
+where
+    I: Iterator<Item = T> + Clone,
+    T: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
+}
+
+/// A JSON object serialized straight from an iterator of pairs.
+struct Pairs<I>(I);
+
+impl<I, K, V> Serialize for Pairs<I>
+where
+    I: Iterator<Item = (K, V)> + Clone,
+    K: Serialize,
+    V: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.clone())
     }
 }
 
 impl GgufFile {
     /// `{"format":"gguf","version","metadata":{...},"tensors":[{name,type,shape,nbytes,
     /// data_offset}]}` with shapes outermost first and absolute data offsets; a shard adds
-    /// `"shard":{"number","count","tensors"}` (number from 1, tensors in all shards).
+    /// `"shard":{"number","count","tensors"}` (number from 1, tensors in all shards). Builds
+    /// one JSON value per array element: [`GgufFile::write_json`] streams the same text.
     pub fn to_json(&self) -> serde_json::Value {
-        let metadata: serde_json::Map<String, serde_json::Value> = self
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), value_json(v)))
-            .collect();
-        let tensors: Vec<serde_json::Value> = self
-            .tensors
-            .iter()
-            .map(|t| {
-                serde_json::json!({
-                    "name": t.name,
-                    "type": t.ty.to_string(),
-                    "shape": t.shape,
-                    "nbytes": t.nbytes,
-                    "data_offset": t.data_offset,
-                })
-            })
-            .collect();
-        let mut json = serde_json::json!({
-            "format": "gguf",
-            "version": self.version,
-            "metadata": metadata,
-            "tensors": tensors,
-        });
-        if let Some(s) = &self.shard {
-            json["shard"] = serde_json::json!({
-                "number": u32::from(s.no) + 1,
-                "count": s.count,
-                "tensors": s.tensors,
-            });
-        }
-        json
+        serde_json::to_value(FileJson(self)).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Writes the JSON of [`GgufFile::to_json`] (keys in sorted order, on one line) to `w`
+    /// element by element, so memory stays that of the parsed file whatever its arrays hold.
+    pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(w, &FileJson(self)).map_err(std::io::Error::from)
     }
 }

@@ -1,6 +1,7 @@
-//! The GGUF parts of the `stload` command: `convert ... --out DST.gguf` and
-//! `inspect FILE.gguf`.
+//! The GGUF parts of the `stload` command: `convert ... --out DST.gguf`, `inspect FILE.gguf...`
+//! and `verify FILE.gguf`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use stload::gguf::{self, GgufPlan, OutType, Split};
@@ -149,94 +150,161 @@ fn existing_shards(out: &Path) -> Result<Vec<PathBuf>> {
 /// The `--arch` value that writes a GGUF without architecture or tokenizer.
 const NO_ARCH: &str = "none";
 
-/// `stload inspect FILE.gguf [--json]`.
-pub fn inspect(path: &Path, as_json: bool) -> Result<()> {
-    let file = gguf::read(path)?;
-    if as_json {
-        println!("{}", file.to_json());
-        return Ok(());
+/// `stload inspect FILE.gguf... [--json]`: each file's keys and tensors in turn (a heading
+/// names each file when there are several); with `--json`, one object per file and line,
+/// written element by element so a large array costs no more than the parsed file.
+pub fn inspect(paths: &[PathBuf], as_json: bool) -> Result<()> {
+    if let Some(other) = paths.iter().find(|p| !is_gguf(p)) {
+        let why = if other.is_file() {
+            "not a GGUF file: GGUF files are inspected on their own, not with other model files"
+        } else {
+            "no such file"
+        };
+        return Err(Error::InvalidArgument(format!(
+            "{}: {why}",
+            super::escaped(&other.display().to_string())
+        )));
     }
-    println!(
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let failed = |e: std::io::Error| Error::io("standard output", "cannot write", &e);
+    for (i, path) in paths.iter().enumerate() {
+        let file = gguf::read(path)?;
+        if as_json {
+            file.write_json(&mut out).map_err(failed)?;
+            writeln!(out).map_err(failed)?;
+            continue;
+        }
+        if paths.len() > 1 {
+            let gap = if i > 0 { "\n" } else { "" };
+            let shown = path.display().to_string();
+            writeln!(out, "{gap}== {} ==", super::escaped(&shown)).map_err(failed)?;
+        }
+        table(&file, &mut out).map_err(failed)?;
+    }
+    out.flush().map_err(failed)
+}
+
+/// Heading of the shape column: GGUF stores dimensions innermost first (ggml's `ne`, as
+/// gguf-dump prints them); the table reverses them, as PyTorch and safetensors list them.
+const SHAPE_HEADING: &str = "SHAPE (OUTERMOST FIRST)";
+
+/// The table of one file: version and counts, its keys (long values shortened), its tensors.
+fn table(file: &gguf::GgufFile, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
         "GGUF version {}, {} keys, {} tensors",
         file.version,
         file.metadata.len(),
         file.tensors.len()
-    );
+    )?;
     if let Some(s) = &file.shard {
-        println!(
+        writeln!(
+            out,
             "shard {} of {} of a split model ({} tensors in all shards)",
             u32::from(s.no) + 1,
             s.count,
             s.tensors
-        );
+        )?;
     }
-    println!();
+    writeln!(out)?;
     for (k, v) in file.metadata.iter() {
-        println!("{} = {}", super::escaped(k), super::escaped(&short(v)));
+        writeln!(out, "{} = {}", super::escaped(k), super::escaped(&short(v)))?;
     }
     let width = file
         .tensors
         .iter()
-        .map(|t| t.name.len())
+        .map(|t| super::escaped(&t.name).chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
-        "\n{:<width$}  {:<6}  {:<22}  {:>12}  {:>12}",
-        "NAME", "TYPE", "SHAPE", "BYTES", "OFFSET"
-    );
+    let shape_width = SHAPE_HEADING.len();
+    writeln!(
+        out,
+        "\n{:<width$}  {:<6}  {:<shape_width$}  {:>12}  {:>12}",
+        "NAME", "TYPE", SHAPE_HEADING, "BYTES", "OFFSET"
+    )?;
     for t in &file.tensors {
-        println!(
-            "{:<width$}  {:<6}  {:<22}  {:>12}  {:>12}",
+        writeln!(
+            out,
+            "{:<width$}  {:<6}  {:<shape_width$}  {:>12}  {:>12}",
             super::escaped(&t.name),
             t.ty.to_string(),
             format!("{:?}", t.shape),
             t.nbytes,
             t.data_offset
-        );
+        )?;
     }
     Ok(())
 }
 
-/// A value for the table: arrays show their first elements and their length.
-fn short(v: &Value) -> String {
-    const SHOWN: usize = 6;
-    fn list<T: std::fmt::Debug>(v: &[T]) -> String {
-        let head: Vec<String> = v.iter().take(SHOWN).map(|x| format!("{x:?}")).collect();
-        let more = if v.len() > SHOWN { ", ..." } else { "" };
-        format!("[{}{more}] ({} elements)", head.join(", "), v.len())
-    }
-    match v {
-        Value::Array(a) => match a {
-            Array::U8(a) => list(a),
-            Array::I8(a) => list(a),
-            Array::U16(a) => list(a),
-            Array::I16(a) => list(a),
-            Array::U32(a) => list(a),
-            Array::I32(a) => list(a),
-            Array::F32(a) => list(a),
-            Array::Bool(a) => list(a),
-            Array::String(a) => list(a),
-            Array::U64(a) => list(a),
-            Array::I64(a) => list(a),
-            Array::F64(a) => list(a),
-            Array::Array(a) => {
-                let head: Vec<String> = a
-                    .iter()
-                    .take(SHOWN)
-                    .map(|x| gguf::value_json(&Value::Array(x.clone())).to_string())
-                    .collect();
-                let more = if a.len() > SHOWN { ", ..." } else { "" };
-                format!("[{}{more}] ({} elements)", head.join(", "), a.len())
-            }
-        },
-        Value::String(s) if s.chars().count() > 200 => {
-            format!(
-                "{:?}... ({} bytes)",
-                s.chars().take(200).collect::<String>(),
-                s.len()
-            )
+/// `stload verify FILE.gguf`: the file's header, or that of every shard of its split set
+/// (found by name from any of them), checked as llama.cpp's loader checks them; the summary
+/// the "ok" line shows.
+pub fn verify(path: &Path) -> Result<String> {
+    let set = gguf::read_set(path)?;
+    let tensors: usize = set.iter().map(|(_, f)| f.tensors.len()).sum();
+    Ok(match set.first() {
+        Some((_, f)) if f.shard.is_some() => {
+            format!("GGUF split set of {} shards, {tensors} tensors", set.len())
         }
+        _ => format!("GGUF, {tensors} tensors"),
+    })
+}
+
+/// Elements of an array the table shows (of an array nested in it too).
+const SHOWN: usize = 6;
+
+/// Characters of a string the table shows: of a value, of an array's element.
+const SHOWN_CHARS: usize = 200;
+const SHOWN_ELEMENT_CHARS: usize = 40;
+
+/// A value for the table: arrays show their first elements and their length, at every
+/// nesting level, and long strings their start, so a line stays short whatever the file holds.
+fn short(v: &Value) -> String {
+    match v {
+        Value::Array(a) => format!("{} ({} elements)", array_text(a, 1), a.len()),
+        Value::String(s) if s.chars().nth(SHOWN_CHARS).is_some() => string_text(s, SHOWN_CHARS),
         other => gguf::value_json(other).to_string(),
+    }
+}
+
+/// `s` quoted, cut to `max` characters (then its length in bytes follows).
+fn string_text(s: &str, max: usize) -> String {
+    if s.chars().nth(max).is_none() {
+        return format!("{s:?}");
+    }
+    let head: String = s.chars().take(max).collect();
+    format!("{head:?}... ({} bytes)", s.len())
+}
+
+/// The first elements of an array at nesting `depth` (1 for a key's value); past depth 2 an
+/// array shows its length only.
+fn array_text(a: &Array, depth: usize) -> String {
+    fn list<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
+        let head: Vec<String> = v.iter().take(SHOWN).map(f).collect();
+        let more = if v.len() > SHOWN { ", ..." } else { "" };
+        format!("[{}{more}]", head.join(", "))
+    }
+    fn debug<T: std::fmt::Debug>(x: &T) -> String {
+        format!("{x:?}")
+    }
+    if depth > 2 {
+        return format!("[{} elements]", a.len());
+    }
+    match a {
+        Array::U8(a) => list(a, debug),
+        Array::I8(a) => list(a, debug),
+        Array::U16(a) => list(a, debug),
+        Array::I16(a) => list(a, debug),
+        Array::U32(a) => list(a, debug),
+        Array::I32(a) => list(a, debug),
+        Array::F32(a) => list(a, debug),
+        Array::Bool(a) => list(a, debug),
+        Array::String(a) => list(a, |s| string_text(s, SHOWN_ELEMENT_CHARS)),
+        Array::U64(a) => list(a, debug),
+        Array::I64(a) => list(a, debug),
+        Array::F64(a) => list(a, debug),
+        Array::Array(a) => list(a, |inner| array_text(inner, depth + 1)),
     }
 }
