@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gguf::{self, GgufPlan, OutType, Split};
 use crate::model::Model;
 use crate::options::Options;
@@ -58,23 +58,51 @@ impl Model {
             s.check(path)?;
         }
         let dir = self.config_dir();
-        let parts = arch::gguf_parts(dir, self.options().arch.as_deref())?;
-        let mut metadata = parts.metadata;
-        tokenizer::write_kv(dir, parts.vocab_size, &mut metadata)?;
+        let name = arch::resolve(self.options().arch.as_deref().unwrap_or(arch::AUTO), dir)?;
         let reopened;
-        let model =
-            if self.options().gguf_layout && self.options().arch.as_deref() == Some(parts.arch) {
-                self
-            } else {
-                let options = Options {
-                    arch: Some(parts.arch.to_string()),
-                    gguf_layout: true,
-                    ..self.options().clone()
-                };
-                let files: Vec<&Path> = self.files().collect();
-                reopened = Model::open_files(&files, &options)?;
-                &reopened
+        let model = if self.options().gguf_layout && self.options().arch.as_deref() == Some(name) {
+            self
+        } else {
+            let options = Options {
+                arch: Some(name.to_string()),
+                gguf_layout: true,
+                ..self.options().clone()
             };
+            let files: Vec<&Path> = self.files().collect();
+            reopened = Model::open_files(&files, &options)?;
+            &reopened
+        };
+        // config.json's sizes are checked against the tensors before anything is computed or
+        // padded from them: a small config must not make a large file.
+        let tensors: Vec<(&str, &[u64])> = model.infos().map(|i| (i.name, i.shape)).collect();
+        let parts = arch::gguf_parts(dir, Some(name), &tensors)?;
+        let embeddings = embedding_rows(model)?;
+        if let (Some(size), Some((tensor, rows))) = (parts.vocab_size, &embeddings) {
+            if size != *rows {
+                return Err(Error::format(
+                    dir.join("config.json").display(),
+                    None,
+                    format!(
+                        "vocab_size {size} differs from the {rows} rows of tensor \"{tensor}\""
+                    ),
+                ));
+            }
+        }
+        let mut metadata = parts.metadata;
+        let vocabulary = tokenizer::Vocabulary::read(dir, parts.vocab_size)?;
+        if let Some((tensor, rows)) = &embeddings {
+            let have = vocabulary.tokens.len() as u64;
+            if have != *rows {
+                return Err(Error::format(
+                    dir.display(),
+                    None,
+                    format!(
+                        "the tokenizer has {have} tokens but tensor \"{tensor}\" has {rows} rows (one per token); set vocab_size in config.json to pad the vocabulary"
+                    ),
+                ));
+            }
+        }
+        vocabulary.into_kv(&mut metadata);
         let adjust = parts.adjust;
         let plan = GgufPlan {
             metadata,
@@ -85,4 +113,42 @@ impl Model {
         };
         gguf::write_model(model, path, outtype, plan, progress)
     }
+}
+
+/// The rows of the token embedding (`token_embd.weight`), which llama.cpp sizes by the token
+/// count, as (original name, rows); an output projection (`output.weight`) must have as many.
+/// `None` when the model has no token embedding.
+fn embedding_rows(model: &Model) -> Result<Option<(String, u64)>> {
+    let rows = |name: &str| {
+        model.info(name).ok().map(|i| {
+            (
+                i.original_name.to_string(),
+                i.shape.first().copied().unwrap_or(0),
+            )
+        })
+    };
+    let Some((embd, n)) = rows("token_embd.weight") else {
+        return Ok(None);
+    };
+    // A token embedding with no values per row would let a tiny file claim any token count.
+    let empty = model
+        .info("token_embd.weight")
+        .map(|i| i.shape.iter().skip(1).any(|&d| d == 0))?;
+    if n > 0 && empty {
+        return Err(Error::format(
+            model.config_dir().display(),
+            Some(&embd),
+            format!("has {n} rows of no values: a token embedding needs a width"),
+        ));
+    }
+    if let Some((output, m)) = rows("output.weight") {
+        if m != n {
+            return Err(Error::format(
+                model.config_dir().display(),
+                Some(&output),
+                format!("has {m} rows but tensor \"{embd}\" has {n}: both need one per token"),
+            ));
+        }
+    }
+    Ok(Some((embd, n)))
 }

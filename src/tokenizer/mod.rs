@@ -153,6 +153,7 @@ impl Vocabulary {
             base.tokens = base.tokens.into_iter().map(phantom).collect();
             token_type_count = type_vocab_size(dir)?;
         }
+        check_unique(dir, &base.tokens)?;
         Ok(Vocabulary {
             model: base.model,
             pre: base.pre,
@@ -168,26 +169,45 @@ impl Vocabulary {
         })
     }
 
+    /// Sets the `tokenizer.*` keys of `md`, moving the token and merge lists into it rather
+    /// than copying them (they are the bulk of a tokenizer's memory).
+    pub fn into_kv(mut self, md: &mut kv::Metadata) {
+        let tokens = std::mem::take(&mut self.tokens);
+        let scores = self.scores.take();
+        let merges = std::mem::take(&mut self.merges);
+        self.set_kv(md, tokens, scores, merges);
+    }
+
     /// Sets the `tokenizer.*` keys of `md`.
     pub fn write_kv(&self, md: &mut kv::Metadata) {
+        self.set_kv(
+            md,
+            self.tokens.clone(),
+            self.scores.clone(),
+            self.merges.clone(),
+        );
+    }
+
+    /// The keys, in the order both converters write them, with the lists given.
+    fn set_kv(
+        &self,
+        md: &mut kv::Metadata,
+        tokens: Vec<String>,
+        scores: Option<Vec<f32>>,
+        merges: Vec<String>,
+    ) {
         md.set("tokenizer.ggml.model", self.model.as_str());
         md.set("tokenizer.ggml.pre", self.pre.as_str());
-        md.set(
-            "tokenizer.ggml.tokens",
-            kv::Array::String(self.tokens.clone()),
-        );
-        if let Some(scores) = &self.scores {
-            md.set("tokenizer.ggml.scores", kv::Array::F32(scores.clone()));
+        md.set("tokenizer.ggml.tokens", kv::Array::String(tokens));
+        if let Some(scores) = scores {
+            md.set("tokenizer.ggml.scores", kv::Array::F32(scores));
         }
         md.set(
             "tokenizer.ggml.token_type",
             kv::Array::I32(self.types.iter().map(|t| *t as i32).collect()),
         );
-        if !self.merges.is_empty() {
-            md.set(
-                "tokenizer.ggml.merges",
-                kv::Array::String(self.merges.clone()),
-            );
+        if !merges.is_empty() {
+            md.set("tokenizer.ggml.merges", kv::Array::String(merges));
         }
         if let Some(prefix) = self.add_space_prefix {
             md.set("tokenizer.ggml.add_space_prefix", prefix);
@@ -210,7 +230,7 @@ impl Vocabulary {
 /// of a GGUF. `vocab_size` (config.json's) pads the vocabulary with `[PADn]` tokens as ollama
 /// does; fewer entries than the tokenizer has is an error.
 pub fn write_kv(dir: &Path, vocab_size: Option<u64>, md: &mut kv::Metadata) -> Result<()> {
-    Vocabulary::read(dir, vocab_size)?.write_kv(md);
+    Vocabulary::read(dir, vocab_size)?.into_kv(md);
     Ok(())
 }
 
@@ -249,14 +269,58 @@ fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
             format!("vocab_size {size} is smaller than the tokenizer's {have} tokens"),
         ));
     }
-    for n in 0..size - have {
-        base.tokens.push(format!("[PAD{n}]"));
+    for id in have..size {
+        base.tokens.push(format!("[PAD{id}]"));
         base.types.push(TokenType::UserDefined);
         if let Some(scores) = &mut base.scores {
             scores.push(-1.0);
         }
     }
     Ok(())
+}
+
+/// Refuses a token string that appears at two ids (llama.cpp aborts loading such a
+/// vocabulary), naming it and both ids. Sorting ids by token costs 4 bytes a token, where a
+/// set of the strings would copy every token.
+fn check_unique(dir: &Path, tokens: &[String]) -> Result<()> {
+    let mut order: Vec<u32> = Vec::new();
+    if order.try_reserve_exact(tokens.len()).is_err() {
+        return Err(Error::OutOfMemory(format!(
+            "{}: no memory to check {} tokens for repeats",
+            dir.display(),
+            tokens.len()
+        )));
+    }
+    // Ids fit in u32: the count was checked against MAX_TOKENS.
+    order.extend(
+        (0..tokens.len())
+            .filter(|&i| !tokens[i].is_empty())
+            .map(|i| i as u32),
+    );
+    order.sort_unstable_by(|&a, &b| tokens[a as usize].cmp(&tokens[b as usize]).then(a.cmp(&b)));
+    for pair in order.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if tokens[a as usize] == tokens[b as usize] {
+            return Err(Error::format(
+                dir.display(),
+                None,
+                format!(
+                    "token {} appears twice, at ids {a} and {b}: llama.cpp refuses a vocabulary with a repeated token",
+                    shorten(&tokens[a as usize])
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A token quoted for a message, cut after 64 characters.
+pub(crate) fn shorten(token: &str) -> String {
+    const KEEP: usize = 64;
+    match token.char_indices().nth(KEEP) {
+        Some((end, _)) => format!("{:?}...", &token[..end]),
+        None => format!("{token:?}"),
+    }
 }
 
 /// llama.cpp's phantom-space form of a WordPiece token: `##x` → `x`, `[X]` stays, else `▁x`.
