@@ -624,7 +624,7 @@ fn convert_limited(dir: &Path, limit_mib: u64) -> (Option<i32>, String, bool) {
 fn an_absurd_head_dim_is_refused_against_the_tensors_before_rope_factors_are_computed() {
     // llama3 rope scaling computes head_dim / 2 factors: 4e9 made 8 GB, and an allocation
     // failure aborted the process (a C host with it). Now head_dim is checked against q_proj
-    // (heads × head_dim rows) first: an error naming config.json, no signal, no file.
+    // and k_proj (heads × head_dim rows) first: an error naming config.json, no signal, no file.
     for head_dim in [4_000_000_000u64, 1 << 24] {
         let dir = edited("llama3", &|c| {
             c.insert("head_dim".into(), head_dim.into());
@@ -636,7 +636,7 @@ fn an_absurd_head_dim_is_refused_against_the_tensors_before_rope_factors_are_com
         );
         assert!(!written, "head_dim {head_dim}");
         assert!(
-            stderr.contains("config.json") && stderr.contains("q_proj"),
+            stderr.contains("config.json") && stderr.contains("_proj.weight"),
             "{stderr}"
         );
     }
