@@ -17,7 +17,10 @@ impl Model {
     /// chosen by `outtype`. The architecture is the one the model was opened with, else
     /// `config.json`'s `architectures[0]`; `config.json` and the tokenizer files are read from
     /// [`Model::config_dir`]. A model opened without that architecture's GGUF layout is opened
-    /// again with it (headers only). `progress(done, total)` counts tensor bytes written;
+    /// again with it (headers only). The sizes config.json gives are checked against the
+    /// tensors before anything is computed from them: `vocab_size` and the tokenizer's token
+    /// count must equal the token embedding's rows, a computed tensor's length the attention
+    /// tensors'. `progress(done, total)` counts tensor bytes written;
     /// returning false cancels with [`crate::Error::Cancelled`]. Nothing is left at `path` on
     /// any error, and `path` may not be one of the model's files.
     pub fn write_gguf(

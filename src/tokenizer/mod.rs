@@ -16,7 +16,15 @@
 //!   there is no `cls` key in the `gguf` package's constants, so none is written.
 //! - ids missing between 0 and the largest id become `[PAD{id}]` of type unused (llama.cpp;
 //!   ollama would renumber every token after the hole). Padding up to `config.json`'s
-//!   `vocab_size` follows ollama: `[PAD{n}]`, n from 0, type user-defined, score -1.
+//!   `vocab_size` is type user-defined with score -1 (ollama), named `[PAD{id}]` by its id as
+//!   llama.cpp's converter names it (ollama counts from 0, which can repeat a hole's name).
+//! - a token string at two ids (an added token repeating a vocabulary token or another added
+//!   token, a real token named like a filler) is refused, naming the token and both ids:
+//!   llama.cpp aborts loading such a vocabulary, and llama.cpp's converter would write it
+//!   unchanged. Empty tokens are exempt (llama.cpp renames them at load).
+//! - memory stays a small multiple of the files' size: counts are checked while lists are
+//!   read (before `tokenizer.model`'s pieces are decoded), values the keys do not need are
+//!   skipped without being built, and the lists move into the metadata.
 //! - `tokenizer.ggml.eos_token_ids` (a list from `generation_config.json`) is an ollama key;
 //!   llama.cpp ignores it.
 
@@ -131,8 +139,8 @@ pub(crate) struct Base {
 
 impl Vocabulary {
     /// Reads the tokenizer of the Hugging Face directory `dir`. `vocab_size` (config.json's)
-    /// pads the vocabulary with `[PADn]` tokens; a smaller value than the tokenizer's token
-    /// count is an error.
+    /// pads the vocabulary with `[PAD{id}]` tokens; a smaller value than the tokenizer's token
+    /// count is an error, and so is a token string at two ids.
     pub fn read(dir: &Path, vocab_size: Option<u64>) -> Result<Vocabulary> {
         let mut base = if let Some(bytes) = files::read_optional(&dir.join(spm::FILE))? {
             spm::parse(dir, &bytes)?
@@ -227,8 +235,8 @@ impl Vocabulary {
 }
 
 /// Reads the tokenizer files of a Hugging Face model directory and sets the `tokenizer.*` keys
-/// of a GGUF. `vocab_size` (config.json's) pads the vocabulary with `[PADn]` tokens as ollama
-/// does; fewer entries than the tokenizer has is an error.
+/// of a GGUF. `vocab_size` (config.json's) pads the vocabulary with `[PAD{id}]` tokens; fewer
+/// entries than the tokenizer has is an error.
 pub fn write_kv(dir: &Path, vocab_size: Option<u64>, md: &mut kv::Metadata) -> Result<()> {
     Vocabulary::read(dir, vocab_size)?.into_kv(md);
     Ok(())
@@ -249,7 +257,7 @@ fn type_vocab_size(dir: &Path) -> Result<Option<u32>> {
     Ok(files::read_json::<Config>(&path)?.and_then(|c| c.type_vocab_size))
 }
 
-/// Pads with `[PAD{n}]` up to `vocab_size`, as ollama does.
+/// Pads with `[PAD{id}]` up to `vocab_size` (ollama's type and score, llama.cpp's names).
 fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
     let Some(size) = vocab_size else {
         return Ok(());
