@@ -122,36 +122,30 @@ impl Model {
 /// count, as (original name, rows); an output projection (`output.weight`) must have as many.
 /// `None` when the model has no token embedding.
 fn embedding_rows(model: &Model) -> Result<Option<(String, u64)>> {
-    let rows = |name: &str| {
-        model.info(name).ok().map(|i| {
-            (
-                i.original_name.to_string(),
-                i.shape.first().copied().unwrap_or(0),
-            )
-        })
-    };
-    let Some((embd, n)) = rows("token_embd.weight") else {
+    let Ok(embd) = model.info("token_embd.weight") else {
         return Ok(None);
     };
+    let n = embd.shape.first().copied().unwrap_or(0);
     // A token embedding with no values per row would let a tiny file claim any token count.
-    let empty = model
-        .info("token_embd.weight")
-        .map(|i| i.shape.iter().skip(1).any(|&d| d == 0))?;
-    if n > 0 && empty {
+    if n > 0 && embd.shape.iter().skip(1).any(|&d| d == 0) {
         return Err(Error::format(
-            model.config_dir().display(),
-            Some(&embd),
+            embd.file.display(),
+            Some(embd.original_name),
             format!("has {n} rows of no values: a token embedding needs a width"),
         ));
     }
-    if let Some((output, m)) = rows("output.weight") {
+    if let Ok(output) = model.info("output.weight") {
+        let m = output.shape.first().copied().unwrap_or(0);
         if m != n {
             return Err(Error::format(
-                model.config_dir().display(),
-                Some(&output),
-                format!("has {m} rows but tensor \"{embd}\" has {n}: both need one per token"),
+                output.file.display(),
+                Some(output.original_name),
+                format!(
+                    "has {m} rows but tensor \"{}\" has {n}: both need one per token",
+                    embd.original_name
+                ),
             ));
         }
     }
-    Ok(Some((embd, n)))
+    Ok(Some((embd.original_name.to_string(), n)))
 }

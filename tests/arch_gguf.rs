@@ -703,3 +703,37 @@ fn a_vocab_size_unlike_the_embedding_rows_is_refused_before_padding() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(written);
 }
+
+#[test]
+fn an_output_projection_unlike_the_token_embedding_is_refused_naming_both() {
+    // lm_head with one row fewer than embed_tokens: llama.cpp refuses the file.
+    let dir = edited("llama", &|_| {});
+    let path = dir.path().join("model.safetensors");
+    // The file rewritten with lm_head's last row dropped (bf16, so by its header and bytes).
+    let script = "import json, struct, sys\n\
+        b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]\n\
+        h = json.loads(b[8:8 + n]); data = b[8 + n:]; meta = h.pop('__metadata__', None)\n\
+        out = {}; body = b''\n\
+        for k, v in sorted(h.items(), key=lambda kv: kv[1]['data_offsets'][0]):\n\
+        \x20   s, e = v['data_offsets']; chunk = data[s:e]\n\
+        \x20   if k == 'lm_head.weight':\n\
+        \x20       chunk = chunk[:len(chunk) - len(chunk) // v['shape'][0]]; v['shape'][0] -= 1\n\
+        \x20   v['data_offsets'] = [len(body), len(body) + len(chunk)]; body += chunk; out[k] = v\n\
+        if meta is not None: out['__metadata__'] = meta\n\
+        hj = json.dumps(out).encode()\n\
+        open(sys.argv[1], 'wb').write(struct.pack('<Q', len(hj)) + hj + body)\n";
+    let ok = Command::new(common::python())
+        .args(["-c", script])
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let (code, stderr, written) = convert_limited(dir.path(), 1024);
+    assert!(code.is_some_and(|c| c != 0), "{code:?} {stderr}");
+    assert!(!written);
+    assert!(
+        stderr.contains("lm_head.weight") && stderr.contains("model.embed_tokens.weight"),
+        "{stderr}"
+    );
+}
