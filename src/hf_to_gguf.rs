@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gguf::{self, GgufPlan, OutType, Split};
 use crate::model::Model;
 use crate::options::Options;
@@ -19,7 +19,10 @@ impl Model {
     /// [`Model::config_dir`] (a model opened from a URL without a cache directory has none
     /// there: refused as [`crate::Error::Unsupported`], never read as a local path spelled like
     /// the URL). A model opened without that architecture's GGUF layout is opened
-    /// again with it (headers only). `progress(done, total)` counts tensor bytes written;
+    /// again with it (headers only). The sizes config.json gives are checked against the
+    /// tensors before anything is computed from them: `vocab_size` and the tokenizer's token
+    /// count must equal the token embedding's rows, a computed tensor's length the attention
+    /// tensors'. `progress(done, total)` counts tensor bytes written;
     /// returning false cancels with [`crate::Error::Cancelled`]. Nothing is left at `path` on
     /// any error, and `path` may not be one of the model's files.
     pub fn write_gguf(
@@ -61,23 +64,55 @@ impl Model {
         }
         let dir = self.side_dir()?;
         let max_json = self.options().max_json_size;
-        let parts = arch::gguf_parts_limited(dir, self.options().arch.as_deref(), max_json)?;
-        let mut metadata = parts.metadata;
-        tokenizer::write_kv_limited(dir, parts.vocab_size, max_json, &mut metadata)?;
+        let name = arch::resolve_limited(
+            self.options().arch.as_deref().unwrap_or(arch::AUTO),
+            dir,
+            max_json,
+        )?;
         let reopened;
-        let model =
-            if self.options().gguf_layout && self.options().arch.as_deref() == Some(parts.arch) {
-                self
-            } else {
-                let options = Options {
-                    arch: Some(parts.arch.to_string()),
-                    gguf_layout: true,
-                    ..self.options().clone()
-                };
-                let files: Vec<&Path> = self.files().collect();
-                reopened = Model::open_files(&files, &options)?;
-                &reopened
+        let model = if self.options().gguf_layout && self.options().arch.as_deref() == Some(name) {
+            self
+        } else {
+            let options = Options {
+                arch: Some(name.to_string()),
+                gguf_layout: true,
+                ..self.options().clone()
             };
+            let files: Vec<&Path> = self.files().collect();
+            reopened = Model::open_files(&files, &options)?;
+            &reopened
+        };
+        // config.json's sizes are checked against the tensors before anything is computed or
+        // padded from them: a small config must not make a large file.
+        let tensors: Vec<(&str, &[u64])> = model.infos().map(|i| (i.name, i.shape)).collect();
+        let parts = arch::gguf_parts_limited(dir, Some(name), &tensors, max_json)?;
+        let embeddings = embedding_rows(model)?;
+        if let (Some(size), Some((tensor, rows))) = (parts.vocab_size, &embeddings) {
+            if size != *rows {
+                return Err(Error::format(
+                    dir.join(crate::side_files::CONFIG).display(),
+                    None,
+                    format!(
+                        "vocab_size {size} differs from the {rows} rows of tensor \"{tensor}\""
+                    ),
+                ));
+            }
+        }
+        let mut metadata = parts.metadata;
+        let vocabulary = tokenizer::Vocabulary::read_limited(dir, parts.vocab_size, max_json)?;
+        if let Some((tensor, rows)) = &embeddings {
+            let have = vocabulary.tokens.len() as u64;
+            if have != *rows {
+                return Err(Error::format(
+                    dir.display(),
+                    None,
+                    format!(
+                        "the tokenizer has {have} tokens but tensor \"{tensor}\" has {rows} rows (one per token); set vocab_size in config.json to pad the vocabulary"
+                    ),
+                ));
+            }
+        }
+        vocabulary.into_kv(&mut metadata);
         let adjust = parts.adjust;
         let plan = GgufPlan {
             metadata,
@@ -88,4 +123,36 @@ impl Model {
         };
         gguf::write_model(model, path, outtype, plan, progress)
     }
+}
+
+/// The rows of the token embedding (`token_embd.weight`), which llama.cpp sizes by the token
+/// count, as (original name, rows); an output projection (`output.weight`) must have as many.
+/// `None` when the model has no token embedding.
+fn embedding_rows(model: &Model) -> Result<Option<(String, u64)>> {
+    let Ok(embd) = model.info("token_embd.weight") else {
+        return Ok(None);
+    };
+    let n = embd.shape.first().copied().unwrap_or(0);
+    // A token embedding with no values per row would let a tiny file claim any token count.
+    if n > 0 && embd.shape.iter().skip(1).any(|&d| d == 0) {
+        return Err(Error::format(
+            embd.file.display(),
+            Some(embd.original_name),
+            format!("has {n} rows of no values: a token embedding needs a width"),
+        ));
+    }
+    if let Ok(output) = model.info("output.weight") {
+        let m = output.shape.first().copied().unwrap_or(0);
+        if m != n {
+            return Err(Error::format(
+                output.file.display(),
+                Some(output.original_name),
+                format!(
+                    "has {m} rows but tensor \"{}\" has {n}: both need one per token",
+                    embd.original_name
+                ),
+            ));
+        }
+    }
+    Ok(Some((embd.original_name.to_string(), n)))
 }

@@ -140,7 +140,15 @@ fn new_architectures_list_the_names_llama_cpp_reads_with_the_stored_values() {
 }
 
 fn parts(dir: &str) -> GgufParts {
-    arch::gguf_parts(&fixtures().join(dir), None).unwrap()
+    parts_of(&fixtures().join(dir), None).unwrap()
+}
+
+/// The GGUF parts of the model in `dir`, its computed tensors checked against its tensors in
+/// the GGUF layout.
+fn parts_of(dir: &Path, name: Option<&str>) -> stload::Result<GgufParts> {
+    let model = Model::open_dir(dir, &options(name.unwrap_or("auto"), true))?;
+    let tensors: Vec<(&str, &[u64])> = model.infos().map(|i| (i.name, i.shape)).collect();
+    arch::gguf_parts(dir, name, &tensors)
 }
 
 #[test]
@@ -236,7 +244,7 @@ fn to_json(m: &Metadata) -> serde_json::Value {
 fn check_keys(root: &Path, dirs: &[&str]) {
     let mut all = BTreeMap::new();
     for dir in dirs {
-        let parts = arch::gguf_parts(&root.join(dir), None).unwrap();
+        let parts = parts_of(&root.join(dir), None).unwrap();
         let mut m = to_json(&parts.metadata);
         m.as_object_mut()
             .unwrap()
@@ -318,7 +326,7 @@ fn the_real_minilm_checkpoint_lists_what_llama_cpp_reads_and_pools_by_mean() {
     );
     assert_eq!(model.names().collect::<Vec<_>>(), want);
     check_keys(dir.parent().unwrap(), &["model"]);
-    let parts = arch::gguf_parts(&dir, Some("auto")).unwrap();
+    let parts = parts_of(&dir, Some("auto")).unwrap();
     assert_eq!(parts.arch, "bert");
     assert_eq!(
         parts.metadata.get("bert.pooling_type"),
@@ -546,7 +554,7 @@ fn bad_configs_are_errors_naming_config_json_and_the_key() {
     ];
     for (from, config, needle) in cases {
         let dir = with_config(from, config.clone());
-        let text = match arch::gguf_parts(dir.path(), None) {
+        let text = match arch::gguf_parts(dir.path(), None, &[]) {
             Ok(_) => panic!("{from} {config}: accepted"),
             Err(e) => e.to_string(),
         };
@@ -582,14 +590,16 @@ fn bad_configs_are_errors_naming_config_json_and_the_key() {
         r#"{"pooling_mode_max_tokens": true}"#,
     )
     .unwrap();
-    let text = arch::gguf_parts(dir.path(), None).unwrap_err().to_string();
+    let text = arch::gguf_parts(dir.path(), None, &[])
+        .unwrap_err()
+        .to_string();
     assert!(
         text.contains("1_Pooling") && text.contains("config.json"),
         "{text}"
     );
     // No modules.json: no pooling, as ollama writes it.
     std::fs::remove_file(dir.path().join("modules.json")).unwrap();
-    let parts = arch::gguf_parts(dir.path(), None).unwrap();
+    let parts = parts_of(dir.path(), None).unwrap();
     assert_eq!(
         parts.metadata.get("bert.pooling_type"),
         Some(&Value::U32(0))
@@ -790,4 +800,158 @@ fn a_named_architecture_the_config_contradicts_is_refused() {
     let dir = with_config("llama", c);
     arch::gguf_parts(dir.path(), Some("llama")).unwrap();
     Model::open_dir(dir.path(), &options("llama", false)).unwrap();
+/// A copy of `from`'s checkpoint and tokenizer files with `edit` applied to its config.json.
+fn edited(
+    from: &str,
+    edit: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>),
+) -> tempfile::TempDir {
+    let mut config = json(&format!("{from}/config.json"));
+    edit(config.as_object_mut().unwrap());
+    let dir = with_config(from, config);
+    for file in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixtures().join(from).join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+/// `stload convert DIR --out DIR/out.gguf` under an address-space limit of `limit_mib`, so an
+/// allocation driven by config.json fails instead of swapping: (exit code, or None when a
+/// signal ended it; stderr; whether out.gguf exists).
+fn convert_limited(dir: &Path, limit_mib: u64) -> (Option<i32>, String, bool) {
+    let out = dir.join("out.gguf");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {} && exec \"$0\" \"$@\"",
+            limit_mib * 1024
+        ))
+        .arg(env!("CARGO_BIN_EXE_stload"))
+        .args(["convert", "--out"])
+        .arg(&out)
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        out.exists(),
+    )
+}
+
+#[test]
+fn an_absurd_head_dim_is_refused_against_the_tensors_before_rope_factors_are_computed() {
+    // llama3 rope scaling computes head_dim / 2 factors: 4e9 made 8 GB, and an allocation
+    // failure aborted the process (a C host with it). Now head_dim is checked against q_proj
+    // and k_proj (heads × head_dim rows) first: an error naming config.json, no signal, no file.
+    for head_dim in [4_000_000_000u64, 1 << 24] {
+        let dir = edited("llama3", &|c| {
+            c.insert("head_dim".into(), head_dim.into());
+        });
+        let (code, stderr, written) = convert_limited(dir.path(), 1024);
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "head_dim {head_dim}: {code:?} {stderr}"
+        );
+        assert!(!written, "head_dim {head_dim}");
+        assert!(
+            stderr.contains("config.json") && stderr.contains("_proj.weight"),
+            "{stderr}"
+        );
+    }
+    // In the library, for a model opened before config.json changed (no transform ran with
+    // the new value): the tensors it was opened with refuse the head size.
+    let dir = edited("llama3", &|_| {});
+    let model = Model::open_dir(dir.path(), &options("llama", true)).unwrap();
+    let tensors: Vec<(&str, &[u64])> = model.infos().map(|i| (i.name, i.shape)).collect();
+    let mut config = json("llama3/config.json");
+    config["head_dim"] = 4_000_000_000u64.into();
+    write_config(dir.path(), &config.to_string());
+    let text = arch::gguf_parts(dir.path(), None, &tensors)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("rope_freqs.weight") && text.contains("attn_q.weight"),
+        "{text}"
+    );
+    // And without tensors to check it against, none is computed.
+    let text = arch::gguf_parts(dir.path(), None, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("rope_freqs.weight"), "{text}");
+}
+
+#[test]
+fn a_vocab_size_unlike_the_embedding_rows_is_refused_before_padding() {
+    // The fixtures have 10 tokens and 10 embedding rows. vocab_size 11 wrote a file llama.cpp
+    // refuses; 2^24 padded 16 Mi tokens (a file of hundreds of MB) from a small config.
+    for size in [11u64, 9, 1 << 24] {
+        let dir = edited("llama", &|c| {
+            c.insert("vocab_size".into(), size.into());
+        });
+        let (code, stderr, written) = convert_limited(dir.path(), 1024);
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "vocab_size {size}: {code:?} {stderr}"
+        );
+        assert!(!written, "vocab_size {size}");
+        assert!(
+            stderr.contains("vocab_size") && stderr.contains("model.embed_tokens.weight"),
+            "{stderr}"
+        );
+    }
+    // Without vocab_size, the tokenizer's own count must match: an 11th (added) token is
+    // refused, naming the tensor.
+    let dir = edited("llama", &|c| {
+        c.remove("vocab_size");
+    });
+    let path = dir.path().join("tokenizer.json");
+    let mut t: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    t["added_tokens"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"id": 10, "content": "<extra>", "special": true}));
+    std::fs::write(&path, t.to_string()).unwrap();
+    let (code, stderr, written) = convert_limited(dir.path(), 1024);
+    assert!(code.is_some_and(|c| c != 0), "{code:?} {stderr}");
+    assert!(!written);
+    assert!(stderr.contains("model.embed_tokens.weight"), "{stderr}");
+    // The unchanged fixture converts.
+    let dir = edited("llama", &|_| {});
+    let (code, stderr, written) = convert_limited(dir.path(), 1024);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(written);
+}
+
+#[test]
+fn an_output_projection_unlike_the_token_embedding_is_refused_naming_both() {
+    // lm_head with one row fewer than embed_tokens: llama.cpp refuses the file.
+    let dir = edited("llama", &|_| {});
+    let path = dir.path().join("model.safetensors");
+    // The file rewritten with lm_head's last row dropped (bf16, so by its header and bytes).
+    let script = "import json, struct, sys\n\
+        b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]\n\
+        h = json.loads(b[8:8 + n]); data = b[8 + n:]; meta = h.pop('__metadata__', None)\n\
+        out = {}; body = b''\n\
+        for k, v in sorted(h.items(), key=lambda kv: kv[1]['data_offsets'][0]):\n\
+        \x20   s, e = v['data_offsets']; chunk = data[s:e]\n\
+        \x20   if k == 'lm_head.weight':\n\
+        \x20       chunk = chunk[:len(chunk) - len(chunk) // v['shape'][0]]; v['shape'][0] -= 1\n\
+        \x20   v['data_offsets'] = [len(body), len(body) + len(chunk)]; body += chunk; out[k] = v\n\
+        if meta is not None: out['__metadata__'] = meta\n\
+        hj = json.dumps(out).encode()\n\
+        open(sys.argv[1], 'wb').write(struct.pack('<Q', len(hj)) + hj + body)\n";
+    let ok = Command::new(common::python())
+        .args(["-c", script])
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let (code, stderr, written) = convert_limited(dir.path(), 1024);
+    assert!(code.is_some_and(|c| c != 0), "{code:?} {stderr}");
+    assert!(!written);
+    assert!(
+        stderr.contains("lm_head.weight") && stderr.contains("model.embed_tokens.weight"),
+        "{stderr}"
+    );
 }

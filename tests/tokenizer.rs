@@ -537,4 +537,214 @@ fn every_tokenizer_side_file_is_regular_bounded_and_never_blocks() {
         matches!(err, Error::Limit(_)) && err.to_string().contains("_config.json"),
         "{err}"
     );
+/// A directory holding `tokenizer.json` with `json` as its text.
+fn tokenizer_json_dir(json: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokenizer.json"), json).unwrap();
+    dir
+}
+
+#[test]
+fn a_token_repeated_at_two_ids_is_refused_naming_it() {
+    // llama.cpp aborts loading a vocabulary in which one string has two ids (and llama.cpp's
+    // converter writes such a vocabulary unchanged): each is refused, naming the token.
+    let cases = [
+        // An added token repeating a token of model.vocab at another id.
+        (
+            r#"{"added_tokens":[{"id":2,"content":"a","special":true}],
+                "model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}"#,
+            "\"a\"",
+        ),
+        // Two added tokens with one content.
+        (
+            r#"{"added_tokens":[{"id":2,"content":"<x>"},{"id":3,"content":"<x>"}],
+                "model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}"#,
+            "\"<x>\"",
+        ),
+        // A real token named like the padding at id 2 (vocab_size 3).
+        (
+            r#"{"model":{"type":"BPE","vocab":{"[PAD2]":0,"b":1},"merges":["[PAD2] b"]}}"#,
+            "\"[PAD2]\"",
+        ),
+        // One key twice in model.vocab.
+        (
+            r#"{"model":{"type":"BPE","vocab":{"a":0,"a":1},"merges":["a a"]}}"#,
+            "\"a\"",
+        ),
+    ];
+    for (json, token) in cases {
+        let dir = tokenizer_json_dir(json);
+        let err = error_of(dir.path(), Some(3).filter(|_| json.contains("[PAD2]")));
+        assert!(
+            err.contains(token) && err.contains("twice"),
+            "{json}: {err}"
+        );
+    }
+    // An unchanged added token at its own id is no repeat.
+    let dir = tokenizer_json_dir(
+        r#"{"added_tokens":[{"id":1,"content":"b","special":true}],
+            "model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}"#,
+    );
+    tokenizer::write_kv(dir.path(), None, &mut Metadata::new()).unwrap();
+}
+
+#[test]
+fn padding_and_hole_fillers_never_share_a_name() {
+    // A hole at id 1 and two tokens of padding to vocab_size 5: ollama's names from 0 gave the
+    // padding "[PAD0]", "[PAD1]", the second a repeat of the hole's "[PAD1]". Fillers are now
+    // named by id, as llama.cpp's converter names them.
+    let dir =
+        tokenizer_json_dir(r#"{"model":{"type":"BPE","vocab":{"a":0,"b":2},"merges":["a b"]}}"#);
+    let mut md = Metadata::new();
+    tokenizer::write_kv(dir.path(), Some(5), &mut md).unwrap();
+    let tokens = strings(&md, "tokenizer.ggml.tokens");
+    assert_eq!(tokens, ["a", "[PAD1]", "b", "[PAD3]", "[PAD4]"]);
+    let unique: std::collections::HashSet<&String> = tokens.iter().collect();
+    assert_eq!(unique.len(), tokens.len());
+}
+
+/// The peak resident memory of `stload convert` of `dir` (bytes), and whether it succeeded.
+/// Python runs it and reports its children's peak: a child forked from this test process would
+/// count the test's own memory (a child's peak includes what it shared at the fork).
+fn convert_peak_rss(dir: &Path) -> (u64, bool) {
+    let script = "import resource, subprocess, sys\n\
+        r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+        assert r.returncode >= 0, 'stload ended by signal %d' % -r.returncode\n\
+        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)\n";
+    let out = Command::new(common::python())
+        .args(["-c", script, env!("CARGO_BIN_EXE_stload"), "convert"])
+        .arg(dir)
+        .arg("--out")
+        .arg(dir.join("out.gguf"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut words = text.split_whitespace();
+    let kib: u64 = words.next().unwrap().parse().unwrap();
+    // Linux reports kibibytes, macOS bytes.
+    let scale = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    (kib * scale, words.next() == Some("0"))
+}
+
+/// A protobuf length-delimited field.
+fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![(tag << 3) | 2];
+    let mut n = bytes.len();
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+    out.extend_from_slice(bytes);
+    out
+}
+
+#[test]
+fn tokenizer_files_cost_a_small_multiple_of_their_size_in_memory() {
+    // Each case is a crafted file of tens of MB beside a llama checkpoint of 10 tokens; the
+    // conversion fails (the file's tokens are not the embedding's 10 rows, or the file is
+    // refused), but first reads the file. Peak memory above a plain conversion's must stay a
+    // small multiple of the file's size: it was 17 to 30 times.
+    let model = common::arch::fixtures().join("llama");
+    let copy = || {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "model.safetensors",
+            "config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ] {
+            std::fs::copy(model.join(f), dir.path().join(f)).unwrap();
+        }
+        dir
+    };
+    let base = copy();
+    let (baseline, ok) = convert_peak_rss(base.path());
+    assert!(ok, "the plain conversion fails");
+
+    let name = |i: usize| format!("{i:x}");
+    let n = 3_000_000;
+    type Make = Box<dyn Fn() -> Vec<u8>>;
+    let cases: Vec<(&str, &str, Make)> = vec![
+        // SentencePiece: empty pieces (counted, refused before any is decoded), then many
+        // short distinct ones.
+        (
+            "empty pieces",
+            "tokenizer.model",
+            Box::new(|| field(1, &[]).repeat(1 << 24 | 1)),
+        ),
+        (
+            "short pieces",
+            "tokenizer.model",
+            Box::new(move || {
+                (0..n)
+                    .flat_map(|i| field(1, &field(1, name(i).as_bytes())))
+                    .collect()
+            }),
+        ),
+        // tokenizer.json: many merges (and 11 tokens, one more than the checkpoint's), then
+        // many distinct tokens.
+        (
+            "merges",
+            "tokenizer.json",
+            Box::new(move || {
+                let eleven: Vec<String> = (0..11).map(|i| format!("\"{}\":{i}", name(i))).collect();
+                format!(
+                    r#"{{"model":{{"type":"BPE","vocab":{{{}}},"merges":[{}"a b"]}}}}"#,
+                    eleven.join(","),
+                    "\"a b\",".repeat(4 * n)
+                )
+                .into_bytes()
+            }),
+        ),
+        (
+            "vocabulary",
+            "tokenizer.json",
+            Box::new(move || {
+                let vocab: Vec<String> = (0..n).map(|i| format!("\"{}\":{i}", name(i))).collect();
+                format!(
+                    r#"{{"model":{{"type":"BPE","vocab":{{{}}},"merges":["0 1"]}}}}"#,
+                    vocab.join(",")
+                )
+                .into_bytes()
+            }),
+        ),
+        // generation_config.json: a long eos list.
+        (
+            "eos list",
+            "generation_config.json",
+            Box::new(move || {
+                format!(r#"{{"eos_token_id":[{}0]}}"#, "0,".repeat(8 * n)).into_bytes()
+            }),
+        ),
+    ];
+
+    for (what, file, make) in cases {
+        let dir = copy();
+        let size = {
+            let bytes = make();
+            std::fs::write(dir.path().join(file), &bytes).unwrap();
+            bytes.len() as u64
+        };
+        let (peak, ok) = convert_peak_rss(dir.path());
+        assert!(!ok, "{what}: converted");
+        let extra = peak.saturating_sub(baseline);
+        eprintln!(
+            "{what}: {size} bytes, {extra} bytes above a plain conversion ({:.1}x)",
+            extra as f64 / size as f64
+        );
+        assert!(
+            extra <= 12 * size,
+            "{what}: {size} bytes of {file} took {extra} bytes of memory"
+        );
+    }
 }

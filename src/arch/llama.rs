@@ -1,8 +1,8 @@
 //! llama: ollama's renames, and its Q/K repack: each head's rows go from
 //! `[2, rows/heads/2]` order to `[rows/heads/2, 2]` (reshape, swap axes 1 and 2, reshape back).
 
-use super::{keys, ComputedTensor, Config};
-use crate::error::Result;
+use super::{check_computed, keys, ComputedTensor, Config, Tensors};
+use crate::error::{Error, Result};
 use crate::kv::Metadata;
 use crate::shape::Shape;
 use crate::source::item::Item;
@@ -110,11 +110,18 @@ pub fn kv_for(config: &Config, arch: &str, kv: &mut Metadata) -> Result<keys::He
 /// `rope_freqs.weight` for llama3 rope scaling (`rope_scaling.rope_type == "llama3"`), none
 /// otherwise: one factor per pair of head dimensions, as llama.cpp's converter and ollama
 /// compute it (wavelengths shorter than `original / high_freq_factor` keep 1, longer than
-/// `original / low_freq_factor` get `factor`, those between a smooth mix).
-pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
+/// `original / low_freq_factor` get `factor`, those between a smooth mix). The head size comes
+/// from config.json, so it is checked against every `attn_q.weight` of `tensors` (heads ×
+/// head size rows) before a value is computed.
+pub fn computed(config: &Config, tensors: &Tensors) -> Result<Vec<ComputedTensor>> {
     match keys::rope_type(config)? {
         Some((kind, section)) if kind == "llama3" => {
-            let (_, _, head_dim) = config.attention()?;
+            let (heads, _, head_dim) = config.attention()?;
+            let rows = heads.checked_mul(head_dim).ok_or_else(|| {
+                config.inconsistent(&format!(
+                    "{heads} heads of size {head_dim} are more rows than 2^64"
+                ))
+            })?;
             let theta = config.optional_f64("rope_theta")?.unwrap_or(10000.0);
             let get = |key: &str, default: f64| -> Result<f64> {
                 Ok(section.optional_f64(key)?.unwrap_or(default))
@@ -133,9 +140,24 @@ pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
             }
             // Every factor lies between 1 and `factor`: positive as f32 when `factor` is.
             keys::positive_f32_of(config, "rope_scaling.factor", factor)?;
-            let values = llama3_factors(head_dim, theta, factor, low, high, original);
+            let name = "rope_freqs.weight";
+            check_computed(
+                config,
+                tensors,
+                name,
+                head_dim.div_ceil(2),
+                "attn_q.weight",
+                Some(rows),
+            )?;
+            let values =
+                llama3_factors(head_dim, theta, factor, low, high, original).ok_or_else(|| {
+                    Error::OutOfMemory(format!(
+                        "{name}: no memory for the {} rope factors of head size {head_dim}",
+                        head_dim / 2
+                    ))
+                })?;
             Ok(vec![ComputedTensor {
-                name: "rope_freqs.weight".into(),
+                name: name.into(),
                 shape: Shape::from_slice(&[values.len() as u64]),
                 values,
             }])
@@ -144,7 +166,8 @@ pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
     }
 }
 
-/// The llama3 rope factors for a head of `dim` dimensions, computed in f64.
+/// The llama3 rope factors for a head of `dim` dimensions, computed in f64; `None` when the
+/// memory for them cannot be had (allocated fallibly, so a C host is never aborted).
 pub fn llama3_factors(
     dim: u64,
     theta: f64,
@@ -152,23 +175,25 @@ pub fn llama3_factors(
     low: f64,
     high: f64,
     original: f64,
-) -> Vec<f32> {
+) -> Option<Vec<f32>> {
     let (low_wavelen, high_wavelen) = (original / low, original / high);
-    (0..dim)
-        .step_by(2)
-        .map(|i| {
-            let wavelen = 2.0 * std::f64::consts::PI * theta.powf(i as f64 / dim as f64);
-            let f = if wavelen < high_wavelen {
-                1.0
-            } else if wavelen > low_wavelen {
-                factor
-            } else {
-                let smooth = (original / wavelen - low) / (high - low);
-                1.0 / ((1.0 - smooth) / factor + smooth)
-            };
-            f as f32
-        })
-        .collect()
+    let mut out = Vec::new();
+    out.try_reserve_exact(usize::try_from(dim.div_ceil(2)).ok()?)
+        .ok()?;
+    let values = (0..dim).step_by(2).map(|i| {
+        let wavelen = 2.0 * std::f64::consts::PI * theta.powf(i as f64 / dim as f64);
+        let f = if wavelen < high_wavelen {
+            1.0
+        } else if wavelen > low_wavelen {
+            factor
+        } else {
+            let smooth = (original / wavelen - low) / (high - low);
+            1.0 / ((1.0 - smooth) / factor + smooth)
+        };
+        f as f32
+    });
+    out.extend(values);
+    Some(out)
 }
 
 #[cfg(test)]

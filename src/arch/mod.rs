@@ -43,8 +43,9 @@ pub(crate) struct Arch {
     pub gguf_name: &'static str,
     /// Writes `general.architecture` and the `ARCH.*` keys llama.cpp reads.
     pub kv: fn(&Config, &mut Metadata) -> Result<()>,
-    /// The tensors computed from config.json.
-    pub computed: fn(&Config) -> Result<Vec<ComputedTensor>>,
+    /// The tensors computed from config.json, each checked against the model's tensors
+    /// before it is computed.
+    pub computed: fn(&Config, &Tensors) -> Result<Vec<ComputedTensor>>,
     /// Per GGUF tensor name, the value fix-up to apply, if any.
     pub adjust: fn(&str) -> Option<Adjust>,
 }
@@ -57,7 +58,47 @@ pub const NAMES: [&str; 7] = [
 /// The name that selects the architecture from `config.json` `architectures[0]` at open.
 pub const AUTO: &str = "auto";
 
-fn no_computed(_: &Config) -> Result<Vec<ComputedTensor>> {
+/// The model's tensors a GGUF is written from: GGUF name and shape (outermost first). Computed
+/// tensors take their sizes from config.json, so each is checked against these first: a tiny
+/// model with an absurd `head_dim` must not make a huge tensor.
+pub type Tensors<'a> = [(&'a str, &'a [u64])];
+
+/// Checks that a tensor of `count` values computed from config.json fits the model: at least
+/// one tensor whose name ends with `suffix` exists, each has `rows` rows (when given), and none
+/// holds fewer values than the computed tensor (which is derived from its rows).
+pub(crate) fn check_computed(
+    config: &Config,
+    tensors: &Tensors,
+    computed: &str,
+    count: u64,
+    suffix: &str,
+    rows: Option<u64>,
+) -> Result<()> {
+    let mut found = false;
+    for (name, shape) in tensors.iter().filter(|(n, _)| n.ends_with(suffix)) {
+        found = true;
+        let have = shape.first().copied().unwrap_or(0);
+        if let Some(want) = rows.filter(|&r| r != have) {
+            return Err(config.inconsistent(&format!(
+                "tensor \"{computed}\" would take its size from config.json, but tensor \"{name}\" has {have} rows where config.json's head sizes need {want}"
+            )));
+        }
+        let values = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        if values.is_some_and(|v| v < count) {
+            return Err(config.inconsistent(&format!(
+                "tensor \"{computed}\" would hold {count} values, more than tensor \"{name}\" of shape {shape:?} it is derived from"
+            )));
+        }
+    }
+    if !found {
+        return Err(config.inconsistent(&format!(
+            "tensor \"{computed}\" needs a tensor \"*{suffix}\" in the model to check its size against, and there is none"
+        )));
+    }
+    Ok(())
+}
+
+fn no_computed(_: &Config, _: &Tensors) -> Result<Vec<ComputedTensor>> {
     Ok(Vec::new())
 }
 
@@ -169,7 +210,7 @@ pub fn resolve(name: &str, config_dir: &Path) -> Result<&'static str> {
 }
 
 /// [`resolve`] with `config.json` bounded by `max_json` bytes.
-fn resolve_limited(name: &str, config_dir: &Path, max_json: u64) -> Result<&'static str> {
+pub fn resolve_limited(name: &str, config_dir: &Path, max_json: u64) -> Result<&'static str> {
     if name.eq_ignore_ascii_case(AUTO) {
         detect_limited(config_dir, max_json)
     } else {
@@ -252,9 +293,10 @@ pub struct GgufParts {
 /// The metadata, computed tensors and fix-ups of a GGUF export of the checkpoint whose
 /// config.json is in `config_dir`; `name` selects the architecture (one of [`NAMES`] or
 /// [`AUTO`]), `None` detects it. Open the model with `Options { arch, gguf_layout: true, .. }`
-/// to get the tensors in the layout these describe.
-pub fn gguf_parts(config_dir: &Path, name: Option<&str>) -> Result<GgufParts> {
-    gguf_parts_limited(config_dir, name, DEFAULT_MAX_JSON_SIZE)
+/// to get the tensors in the layout these describe, and pass them as `tensors`: every computed
+/// tensor's size is checked against them before it is computed.
+pub fn gguf_parts(config_dir: &Path, name: Option<&str>, tensors: &Tensors) -> Result<GgufParts> {
+    gguf_parts_limited(config_dir, name, tensors, DEFAULT_MAX_JSON_SIZE)
 }
 
 /// [`gguf_parts`] with `config.json` and the files beside it (bert's `modules.json` and
@@ -262,6 +304,7 @@ pub fn gguf_parts(config_dir: &Path, name: Option<&str>) -> Result<GgufParts> {
 pub fn gguf_parts_limited(
     config_dir: &Path,
     name: Option<&str>,
+    tensors: &Tensors,
     max_json: u64,
 ) -> Result<GgufParts> {
     let (arch, config) = for_gguf(config_dir, name, max_json)?;
@@ -275,7 +318,7 @@ pub fn gguf_parts_limited(
     Ok(GgufParts {
         arch: arch.name,
         metadata,
-        computed: (arch.computed)(&config)?,
+        computed: (arch.computed)(&config, tensors)?,
         adjust: arch.adjust,
         vocab_size: config.optional("vocab_size")?,
     })

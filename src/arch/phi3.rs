@@ -1,7 +1,7 @@
 //! phi3: llama-style renames, with the fused `qkv_proj` split into q, k, v by head counts and
 //! the fused `gate_up_proj` split into its gate and up halves (all zero-copy row ranges).
 
-use super::{keys, ComputedTensor, Config};
+use super::{check_computed, keys, ComputedTensor, Config, Tensors};
 use crate::error::{shown, shown_json, Result};
 use crate::kv::Metadata;
 use crate::shape::Shape;
@@ -178,8 +178,8 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
 
 /// `rope_factors_long.weight` and `rope_factors_short.weight` from `rope_scaling.long_factor`
 /// and `short_factor` when config.json has them (each one factor per pair of rotary
-/// dimensions).
-pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
+/// dimensions), checked against every `attn_qkv.weight` of `tensors` first.
+pub fn computed(config: &Config, tensors: &Tensors) -> Result<Vec<ComputedTensor>> {
     let Some(section) = config.object("rope_scaling")? else {
         return Ok(Vec::new());
     };
@@ -193,6 +193,12 @@ pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
     };
     let heads = keys::base(config, "phi3", &mut Metadata::new())?;
     let half = rope_dims(config, &heads)? / 2;
+    let (q, kv, head_dim) = config.attention()?;
+    let rows = kv
+        .checked_mul(2)
+        .and_then(|kv| kv.checked_add(q))
+        .and_then(|n| n.checked_mul(head_dim))
+        .ok_or_else(|| config.inconsistent("the head counts and size need more rows than 2^64"))?;
     let mut out = Vec::new();
     for (key, values, name) in [
         ("long_factor", long, "rope_factors_long.weight"),
@@ -207,6 +213,14 @@ pub fn computed(config: &Config) -> Result<Vec<ComputedTensor>> {
                 ),
             ));
         }
+        check_computed(
+            config,
+            tensors,
+            name,
+            u64::from(half),
+            "attn_qkv.weight",
+            Some(rows),
+        )?;
         // Checked as stored: a factor that f32 rounds to 0 or infinity is an error.
         let values = values
             .iter()

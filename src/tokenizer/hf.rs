@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{files, Base, Model, Normalizer, TokenType, MAX_TOKENS};
+use super::{files, shorten, Base, Model, Normalizer, TokenType, MAX_TOKENS};
 use crate::error::{Error, Result};
 
 /// The file name.
@@ -17,7 +17,7 @@ pub const FILE: &str = crate::side_files::TOKENIZER_JSON;
 
 #[derive(Deserialize)]
 struct TokenizerFile {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "up_to_max_tokens")]
     added_tokens: Vec<AddedToken>,
     #[serde(default)]
     normalizer: Option<NormalizerJson>,
@@ -52,19 +52,86 @@ struct ModelJson {
     #[serde(default)]
     vocab: VocabField,
     #[serde(default)]
-    merges: Vec<Merge>,
+    merges: Merges,
     #[serde(default)]
     byte_fallback: bool,
 }
 
-/// A merge rule in either form `tokenizers` has written.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Merge {
-    /// `"left right"`.
-    Joined(String),
-    /// `["left", "right"]` (tokenizers ≥ 0.20, so parts may hold spaces).
-    Pair(Vec<String>),
+/// `model.merges`, each rule read straight into the joined `"left right"` form GGUF stores
+/// (no list of parsed rules to copy from), at most [`MAX_TOKENS`] of them. A rule is a string
+/// `"left right"`, or a pair `["left", "right"]` (tokenizers ≥ 0.20, so parts may hold spaces:
+/// written as byte-level BPE's U+0120, as gguf.SpecialVocab does, or the joined form would
+/// split in the wrong place).
+#[derive(Default)]
+struct Merges(Vec<String>);
+
+impl<'de> Deserialize<'de> for Merges {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Merges;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of merge rules")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(MergeRule(rule)) = s.next_element()? {
+                    if out.len() as u64 >= MAX_TOKENS {
+                        return Err(de::Error::custom(format!(
+                            "model.merges has more than {MAX_TOKENS} rules"
+                        )));
+                    }
+                    out.push(rule);
+                }
+                Ok(Merges(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One merge rule, joined.
+struct MergeRule(String);
+
+impl<'de> Deserialize<'de> for MergeRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MergeRule;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a merge rule: \"left right\" or [\"left\", \"right\"]")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+                Ok(MergeRule(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> std::result::Result<Self::Value, E> {
+                Ok(MergeRule(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let parts = |n: usize| {
+                    de::Error::custom(format!("a merge rule has {n} parts instead of 2"))
+                };
+                let Some(a) = s.next_element::<String>()? else {
+                    return Err(parts(0));
+                };
+                let Some(b) = s.next_element::<String>()? else {
+                    return Err(parts(1));
+                };
+                if s.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(parts(3));
+                }
+                let esc = |s: String| s.replace(' ', "\u{120}");
+                Ok(MergeRule(format!("{} {}", esc(a), esc(b))))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -75,7 +142,7 @@ struct NormalizerJson {
     lowercase: Option<bool>,
     #[serde(default)]
     strip_accents: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "few")]
     normalizers: Vec<NormalizerJson>,
 }
 
@@ -83,7 +150,7 @@ struct NormalizerJson {
 struct PreTokenizerJson {
     #[serde(rename = "type")]
     kind: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "few")]
     pretokenizers: Vec<PreTokenizerJson>,
     #[serde(default)]
     pattern: Option<PatternJson>,
@@ -102,13 +169,13 @@ pub struct PostProcessor {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
     /// The members of a `Sequence`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "few")]
     pub processors: Vec<PostProcessor>,
     /// The template for one sequence.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "few")]
     pub single: Vec<TemplatePiece>,
     /// The template for a pair of sequences.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "few")]
     pub pair: Vec<TemplatePiece>,
 }
 
@@ -128,6 +195,53 @@ pub struct TemplatePiece {
 pub struct PieceId {
     /// The token content or the sequence name.
     pub id: String,
+}
+
+/// The most members a structural list of tokenizer.json may have (normalizers,
+/// pre-tokenizers, post-processors, template pieces): real files hold a handful, and each
+/// element costs far more memory than its `{}` in the file.
+const MAX_MEMBERS: usize = 256;
+
+/// A list of at most [`MAX_MEMBERS`] elements.
+fn few<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Vec<T>, D::Error> {
+    bounded(d, MAX_MEMBERS as u64)
+}
+
+/// A list of at most [`MAX_TOKENS`] elements.
+fn up_to_max_tokens<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Vec<T>, D::Error> {
+    bounded(d, MAX_TOKENS)
+}
+
+/// A list refused, while it is read, once it has more than `max` elements.
+fn bounded<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    max: u64,
+) -> std::result::Result<Vec<T>, D::Error> {
+    struct V<T>(u64, std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list of at most {} elements", self.0)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> std::result::Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(e) = s.next_element()? {
+                if out.len() as u64 == self.0 {
+                    return Err(de::Error::custom(format!(
+                        "a list of more than {} elements",
+                        self.0
+                    )));
+                }
+                out.push(e);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V(max, std::marker::PhantomData))
 }
 
 /// `model.vocab`: a map from token to id (BPE, WordPiece, WordLevel) kept in file order with
@@ -154,6 +268,11 @@ impl<'de> Deserialize<'de> for VocabField {
             ) -> std::result::Result<Self::Value, A::Error> {
                 let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0).min(1 << 20));
                 while let Some((k, v)) = m.next_entry::<String, u64>()? {
+                    if out.len() as u64 >= MAX_TOKENS {
+                        return Err(de::Error::custom(format!(
+                            "model.vocab has more than {MAX_TOKENS} tokens"
+                        )));
+                    }
                     out.push((k, v));
                 }
                 Ok(VocabField::Map(out))
@@ -271,32 +390,32 @@ pub(crate) fn parse(path: &Path, bytes: &[u8], vocab_size: Option<u64>) -> Resul
 
     let entries = vocab.len() as u64 + file.added_tokens.len() as u64;
     let limit = entries.max(vocab_size.unwrap_or(0)).min(MAX_TOKENS);
-    let check =
-        |id: u64, token: &str| -> Result<usize> {
-            if id >= limit {
-                return Err(fail(format!(
-                "token {token:?} has id {id}, out of range: the tokenizer has {entries} entries{}",
-                vocab_size.map_or(String::new(), |v| format!(" and config.json vocab_size {v}"))
-            )));
-            }
-            Ok(id as usize)
-        };
-
-    let mut slots: Vec<Option<(String, TokenType)>> = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(vocab.len());
-    for (token, id) in vocab {
-        let i = check(id, &token)?;
-        if !seen.insert(token.clone()) {
+    let check = |id: u64, token: &str| -> Result<usize> {
+        if id >= limit {
             return Err(fail(format!(
-                "token {token:?} appears twice in model.vocab"
+                "token {} has id {id}, out of range: the tokenizer has {entries} entries{}",
+                shorten(token),
+                vocab_size.map_or(String::new(), |v| format!(
+                    " and config.json vocab_size {v}"
+                ))
             )));
         }
+        Ok(id as usize)
+    };
+
+    // A token repeated at two ids is found once the whole vocabulary is known
+    // (Vocabulary::read), without a second copy of every token here.
+    let mut slots: Vec<Option<(String, TokenType)>> = Vec::new();
+    for (token, id) in vocab {
+        let i = check(id, &token)?;
         if slots.len() <= i {
             slots.resize(i + 1, None);
         }
         if let Some((other, _)) = &slots[i] {
             return Err(fail(format!(
-                "id {id} is claimed by two tokens of model.vocab, {other:?} and {token:?}"
+                "id {id} is claimed by two tokens of model.vocab, {} and {}",
+                shorten(other),
+                shorten(&token)
             )));
         }
         slots[i] = Some((token, TokenType::Normal));
@@ -331,20 +450,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8], vocab_size: Option<u64>) -> Resul
         types.push(kind);
     }
 
-    let mut merges = Vec::with_capacity(file.model.merges.len());
-    for (i, m) in file.model.merges.into_iter().enumerate() {
-        match m {
-            Merge::Joined(s) => merges.push(s),
-            Merge::Pair(p) => {
-                let [a, b] = <[String; 2]>::try_from(p)
-                    .map_err(|p| fail(format!("merge {i} has {} parts instead of 2", p.len())))?;
-                // A space inside a part would split the joined form in the wrong place: write
-                // it as byte-level BPE's U+0120, as gguf.SpecialVocab does.
-                let esc = |s: String| s.replace(' ', "\u{120}");
-                merges.push(format!("{} {}", esc(a), esc(b)));
-            }
-        }
-    }
+    let merges = file.model.merges.0;
     if model == Model::Gpt2 && merges.is_empty() {
         return Err(fail("a BPE model without merges".into()));
     }
@@ -393,10 +499,6 @@ mod tests {
     #[test]
     fn hostile_vocabularies_are_errors_naming_the_file() {
         for (json, want) in [
-            (
-                r#"{"model":{"type":"BPE","vocab":{"a":0,"a":1},"merges":["a a"]}}"#,
-                "twice",
-            ),
             (
                 r#"{"model":{"type":"BPE","vocab":{"a":0,"b":0},"merges":["a b"]}}"#,
                 "claimed",

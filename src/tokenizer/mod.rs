@@ -16,7 +16,15 @@
 //!   there is no `cls` key in the `gguf` package's constants, so none is written.
 //! - ids missing between 0 and the largest id become `[PAD{id}]` of type unused (llama.cpp;
 //!   ollama would renumber every token after the hole). Padding up to `config.json`'s
-//!   `vocab_size` follows ollama: `[PAD{n}]`, n from 0, type user-defined, score -1.
+//!   `vocab_size` is type user-defined with score -1 (ollama), named `[PAD{id}]` by its id as
+//!   llama.cpp's converter names it (ollama counts from 0, which can repeat a hole's name).
+//! - a token string at two ids (an added token repeating a vocabulary token or another added
+//!   token, a real token named like a filler) is refused, naming the token and both ids:
+//!   llama.cpp aborts loading such a vocabulary, and llama.cpp's converter would write it
+//!   unchanged. Empty tokens are exempt (llama.cpp renames them at load).
+//! - memory stays a small multiple of the files' size: counts are checked while lists are
+//!   read (before `tokenizer.model`'s pieces are decoded), values the keys do not need are
+//!   skipped without being built, and the lists move into the metadata.
 //! - `tokenizer.ggml.eos_token_ids` (a list from `generation_config.json`) is an ollama key;
 //!   llama.cpp ignores it.
 //!
@@ -137,8 +145,9 @@ pub(crate) struct Base {
 
 impl Vocabulary {
     /// Reads the tokenizer of the Hugging Face directory `dir`. `vocab_size` (config.json's)
-    /// pads the vocabulary with `[PADn]` tokens; a smaller value than the tokenizer's token
-    /// count is an error. JSON files are bounded by the default `max_json_size`.
+    /// pads the vocabulary with `[PAD{id}]` tokens; a smaller value than the tokenizer's token
+    /// count is an error, and so is a token string at two ids. JSON files are bounded by the
+    /// default `max_json_size`.
     pub fn read(dir: &Path, vocab_size: Option<u64>) -> Result<Vocabulary> {
         Vocabulary::read_limited(dir, vocab_size, DEFAULT_MAX_JSON_SIZE)
     }
@@ -166,6 +175,7 @@ impl Vocabulary {
             base.tokens = base.tokens.into_iter().map(phantom).collect();
             token_type_count = type_vocab_size(dir, max_json)?;
         }
+        check_unique(dir, &base.tokens)?;
         Ok(Vocabulary {
             model: base.model,
             pre: base.pre,
@@ -181,26 +191,45 @@ impl Vocabulary {
         })
     }
 
+    /// Sets the `tokenizer.*` keys of `md`, moving the token and merge lists into it rather
+    /// than copying them (they are the bulk of a tokenizer's memory).
+    pub fn into_kv(mut self, md: &mut kv::Metadata) {
+        let tokens = std::mem::take(&mut self.tokens);
+        let scores = self.scores.take();
+        let merges = std::mem::take(&mut self.merges);
+        self.set_kv(md, tokens, scores, merges);
+    }
+
     /// Sets the `tokenizer.*` keys of `md`.
     pub fn write_kv(&self, md: &mut kv::Metadata) {
+        self.set_kv(
+            md,
+            self.tokens.clone(),
+            self.scores.clone(),
+            self.merges.clone(),
+        );
+    }
+
+    /// The keys, in the order both converters write them, with the lists given.
+    fn set_kv(
+        &self,
+        md: &mut kv::Metadata,
+        tokens: Vec<String>,
+        scores: Option<Vec<f32>>,
+        merges: Vec<String>,
+    ) {
         md.set("tokenizer.ggml.model", self.model.as_str());
         md.set("tokenizer.ggml.pre", self.pre.as_str());
-        md.set(
-            "tokenizer.ggml.tokens",
-            kv::Array::String(self.tokens.clone()),
-        );
-        if let Some(scores) = &self.scores {
-            md.set("tokenizer.ggml.scores", kv::Array::F32(scores.clone()));
+        md.set("tokenizer.ggml.tokens", kv::Array::String(tokens));
+        if let Some(scores) = scores {
+            md.set("tokenizer.ggml.scores", kv::Array::F32(scores));
         }
         md.set(
             "tokenizer.ggml.token_type",
             kv::Array::I32(self.types.iter().map(|t| *t as i32).collect()),
         );
-        if !self.merges.is_empty() {
-            md.set(
-                "tokenizer.ggml.merges",
-                kv::Array::String(self.merges.clone()),
-            );
+        if !merges.is_empty() {
+            md.set("tokenizer.ggml.merges", kv::Array::String(merges));
         }
         if let Some(prefix) = self.add_space_prefix {
             md.set("tokenizer.ggml.add_space_prefix", prefix);
@@ -220,8 +249,8 @@ impl Vocabulary {
 }
 
 /// Reads the tokenizer files of a Hugging Face model directory and sets the `tokenizer.*` keys
-/// of a GGUF. `vocab_size` (config.json's) pads the vocabulary with `[PADn]` tokens as ollama
-/// does; fewer entries than the tokenizer has is an error.
+/// of a GGUF. `vocab_size` (config.json's) pads the vocabulary with `[PAD{id}]` tokens; fewer
+/// entries than the tokenizer has is an error.
 pub fn write_kv(dir: &Path, vocab_size: Option<u64>, md: &mut kv::Metadata) -> Result<()> {
     write_kv_limited(dir, vocab_size, DEFAULT_MAX_JSON_SIZE, md)
 }
@@ -234,7 +263,7 @@ pub fn write_kv_limited(
     max_json: u64,
     md: &mut kv::Metadata,
 ) -> Result<()> {
-    Vocabulary::read_limited(dir, vocab_size, max_json)?.write_kv(md);
+    Vocabulary::read_limited(dir, vocab_size, max_json)?.into_kv(md);
     Ok(())
 }
 
@@ -253,7 +282,7 @@ fn type_vocab_size(dir: &Path, max_json: u64) -> Result<Option<u32>> {
     Ok(files::read_json::<Config>(&path, max_json)?.and_then(|c| c.type_vocab_size))
 }
 
-/// Pads with `[PAD{n}]` up to `vocab_size`, as ollama does.
+/// Pads with `[PAD{id}]` up to `vocab_size` (ollama's type and score, llama.cpp's names).
 fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
     let Some(size) = vocab_size else {
         return Ok(());
@@ -273,14 +302,54 @@ fn pad(dir: &Path, base: &mut Base, vocab_size: Option<u64>) -> Result<()> {
             format!("vocab_size {size} is smaller than the tokenizer's {have} tokens"),
         ));
     }
-    for n in 0..size - have {
-        base.tokens.push(format!("[PAD{n}]"));
+    for id in have..size {
+        base.tokens.push(format!("[PAD{id}]"));
         base.types.push(TokenType::UserDefined);
         if let Some(scores) = &mut base.scores {
             scores.push(-1.0);
         }
     }
     Ok(())
+}
+
+/// Refuses a token string that appears at two ids (llama.cpp aborts loading such a
+/// vocabulary), naming it and both ids. Sorting ids by token costs 4 bytes a token, where a
+/// set of the strings would copy every token.
+fn check_unique(dir: &Path, tokens: &[String]) -> Result<()> {
+    let mut order: Vec<u32> = Vec::new();
+    if order.try_reserve_exact(tokens.len()).is_err() {
+        return Err(Error::OutOfMemory(format!(
+            "{}: no memory to check {} tokens for repeats",
+            dir.display(),
+            tokens.len()
+        )));
+    }
+    // Ids fit in u32: the count was checked against MAX_TOKENS.
+    order.extend(
+        (0..tokens.len())
+            .filter(|&i| !tokens[i].is_empty())
+            .map(|i| i as u32),
+    );
+    order.sort_unstable_by(|&a, &b| tokens[a as usize].cmp(&tokens[b as usize]).then(a.cmp(&b)));
+    for pair in order.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if tokens[a as usize] == tokens[b as usize] {
+            return Err(Error::format(
+                dir.display(),
+                None,
+                format!(
+                    "token {} appears twice, at ids {a} and {b}: llama.cpp refuses a vocabulary with a repeated token",
+                    shorten(&tokens[a as usize])
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A token quoted for a message, cut as `error::shown` cuts values.
+pub(crate) fn shorten(token: &str) -> String {
+    format!("{:?}", crate::error::shown(token))
 }
 
 /// llama.cpp's phantom-space form of a WordPiece token: `##x` → `x`, `[X]` stays, else `▁x`.

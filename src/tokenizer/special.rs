@@ -144,17 +144,176 @@ impl SpecialTokens {
     }
 }
 
-/// Reads a JSON object file of at most `max_json` bytes; `None` when missing.
-fn object(path: &Path, max_json: u64) -> Result<Option<Map<String, Value>>> {
-    match files::read_json::<Value>(path, max_json)? {
-        None => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(Error::format(
+/// The most elements an array or object inside a kept value may have: real special-token
+/// entries, eos lists and chat template lists hold a handful.
+const MAX_ELEMENTS: usize = 4096;
+
+/// Reads the JSON object file `path` keeping only the top-level `keys` (`None` when the file is
+/// missing; at most `max_json` bytes). Every other value is skipped without being built, and a kept value may hold at
+/// most [`MAX_ELEMENTS`] elements per array or object: a large `added_tokens_decoder` or a long
+/// eos list costs no memory beyond the file's bytes.
+fn object(path: &Path, keys: &[&str], max_json: u64) -> Result<Option<Map<String, Value>>> {
+    let Some(bytes) = files::read_small(path, max_json)? else {
+        return Ok(None);
+    };
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let parsed = serde::de::DeserializeSeed::deserialize(Keep(keys), &mut de).and_then(|m| {
+        de.end()?;
+        Ok(m)
+    });
+    match parsed {
+        Ok(Some(m)) => Ok(Some(m)),
+        Ok(None) => Err(Error::format(
             path.display(),
             None,
             "not a JSON object".to_string(),
         )),
+        Err(e) => Err(Error::format(
+            path.display(),
+            None,
+            format!("invalid JSON: {e}"),
+        )),
     }
+}
+
+/// The top level of [`object`]: `Some(kept keys)` for an object, `None` for another value.
+struct Keep<'k>(&'k [&'k str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Keep<'_> {
+    type Value = Option<Map<String, Value>>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Keep<'_> {
+    type Value = Option<Map<String, Value>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut m: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+            if self.0.contains(&key.as_ref()) {
+                let v = m.next_value_seed(Bounded)?;
+                out.insert(key.into_owned(), v);
+            } else {
+                m.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Some(out))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut s: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// A JSON value whose arrays and objects hold at most [`MAX_ELEMENTS`] elements each.
+struct Bounded;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Bounded {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut s: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = s.next_element_seed(Bounded)? {
+            if out.len() == MAX_ELEMENTS {
+                return Err(serde::de::Error::custom(format!(
+                    "an array of more than {MAX_ELEMENTS} elements"
+                )));
+            }
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut m: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = m.next_key::<String>()? {
+            if out.len() == MAX_ELEMENTS {
+                return Err(serde::de::Error::custom(format!(
+                    "an object of more than {MAX_ELEMENTS} keys"
+                )));
+            }
+            let v = m.next_value_seed(Bounded)?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The keys of the special tokens' entries `X{suffix}` (`bos_token`, `add_eos_token`, ...).
+fn special_keys(prefix: &str, suffix: &str) -> Vec<String> {
+    Special::ALL
+        .iter()
+        .map(|k| format!("{prefix}{}{suffix}", k.name()))
+        .collect()
 }
 
 /// The content of `X_token` in a tokenizer config: a string or `{"content": string}`.
@@ -203,8 +362,14 @@ pub(crate) fn read(
 ) -> Result<(SpecialTokens, Option<String>)> {
     let tc_path = dir.join(side_files::TOKENIZER_CONFIG);
     let stm_path = dir.join(side_files::SPECIAL_TOKENS_MAP);
-    let tc = object(&tc_path, max_json)?;
-    let stm = object(&stm_path, max_json)?;
+    let mut tc_keys = special_keys("", "_token");
+    tc_keys.extend(special_keys("add_", "_token"));
+    tc_keys.push("chat_template".into());
+    let tc_keys: Vec<&str> = tc_keys.iter().map(String::as_str).collect();
+    let tc = object(&tc_path, &tc_keys, max_json)?;
+    let stm_keys = special_keys("", "_token");
+    let stm_keys: Vec<&str> = stm_keys.iter().map(String::as_str).collect();
+    let stm = object(&stm_path, &stm_keys, max_json)?;
     let n = base.tokens.len();
 
     // Contents by kind.
@@ -255,7 +420,9 @@ pub(crate) fn read(
     }
 
     let config_path = dir.join(side_files::CONFIG);
-    if let Some(cfg) = object(&config_path, max_json)? {
+    let id_keys = special_keys("", "_token_id");
+    let id_keys: Vec<&str> = id_keys.iter().map(String::as_str).collect();
+    if let Some(cfg) = object(&config_path, &id_keys, max_json)? {
         for kind in Special::ALL {
             let key = format!("{}_token_id", kind.name());
             match cfg.get(&key) {
@@ -274,7 +441,7 @@ pub(crate) fn read(
     }
 
     let gen_path = dir.join(side_files::GENERATION_CONFIG);
-    if let Some(gen) = object(&gen_path, max_json)? {
+    if let Some(gen) = object(&gen_path, &["eos_token_id"], max_json)? {
         match gen.get("eos_token_id") {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
@@ -442,7 +609,7 @@ fn chat_template(
             .map_err(|_| Error::format(jinja.display(), None, "not UTF-8 text".to_string()));
     }
     let json = dir.join(side_files::CHAT_TEMPLATE_JSON);
-    if let Some(m) = object(&json, max_json)? {
+    if let Some(m) = object(&json, &["chat_template"], max_json)? {
         if let Some(v) = m.get("chat_template") {
             return pick(&json, v);
         }

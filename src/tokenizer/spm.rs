@@ -2,7 +2,7 @@
 //! `sentencepiece_model.proto` a GGUF needs, plus the added tokens of `added_tokens.json` and
 //! `tokenizer_config.json`'s `added_tokens_decoder`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -99,49 +99,107 @@ struct TokenizerConfigAdded {
     added_tokens_decoder: Option<BTreeMap<String, AddedDecoderEntry>>,
 }
 
+/// Calls `each(tag, bytes)` for every length-delimited top-level field of the protobuf message
+/// `buf` (the fields read here are all messages), skipping the others without allocating.
+fn walk(
+    mut buf: &[u8],
+    fail: &dyn Fn(String) -> Error,
+    mut each: impl FnMut(u32, &[u8]) -> Result<()>,
+) -> Result<()> {
+    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+    let bad = |e: prost::DecodeError| fail(format!("not a SentencePiece model: {e}"));
+    while !buf.is_empty() {
+        let (tag, wire) = decode_key(&mut buf).map_err(bad)?;
+        if wire != WireType::LengthDelimited {
+            if tag <= 3 {
+                return Err(fail(format!(
+                    "not a SentencePiece model: field {tag} has wire type {wire:?}, not a message"
+                )));
+            }
+            skip_field(wire, tag, &mut buf, DecodeContext::default()).map_err(bad)?;
+            continue;
+        }
+        let len = decode_varint(&mut buf).map_err(bad)?;
+        let Some(len) = usize::try_from(len).ok().filter(|&n| n <= buf.len()) else {
+            return Err(fail(format!(
+                "not a SentencePiece model: field {tag} of {len} bytes runs past the end"
+            )));
+        };
+        let (field, rest) = buf.split_at(len);
+        buf = rest;
+        each(tag, field)?;
+    }
+    Ok(())
+}
+
 /// Reads `tokenizer.model` (`bytes`) of `dir` and the added tokens beside it (JSON files of at
-/// most `max_json` bytes).
+/// most `max_json` bytes). The pieces are counted before any is decoded and decoded one at a
+/// time straight into the token lists, so memory stays a small multiple of the file's size.
 pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
     let path = dir.join(FILE);
     let fail = |rule: String| Error::format(path.display(), None, rule);
-    let proto = <ModelProto as prost::Message>::decode(bytes)
-        .map_err(|e| fail(format!("not a SentencePiece model: {e}")))?;
-    if proto.pieces.is_empty() {
+    let mut count: u64 = 0;
+    walk(bytes, &fail, |tag, _| {
+        count += u64::from(tag == 1);
+        Ok(())
+    })?;
+    if count == 0 {
         return Err(fail("the model has no pieces".into()));
     }
-    if proto.pieces.len() as u64 > MAX_TOKENS {
-        return Err(fail(format!("{} pieces are too many", proto.pieces.len())));
+    if count > MAX_TOKENS {
+        return Err(fail(format!(
+            "{count} pieces are more than the {MAX_TOKENS} a vocabulary may have"
+        )));
     }
-    let mut tokens = Vec::with_capacity(proto.pieces.len());
-    let mut scores = Vec::with_capacity(proto.pieces.len());
-    let mut types = Vec::with_capacity(proto.pieces.len());
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(proto.pieces.len());
-    for (i, p) in proto.pieces.iter().enumerate() {
-        let piece = p.piece.clone().unwrap_or_default();
-        if index.insert(piece.clone(), i).is_some() {
-            return Err(fail(format!("piece {i} {piece:?} is defined twice")));
-        }
-        let kind = match p.r#type.map(PieceType::try_from) {
-            None => TokenType::Normal,
-            Some(Ok(t)) => match t {
-                PieceType::Normal => TokenType::Normal,
-                PieceType::Unknown => TokenType::Unknown,
-                PieceType::Control => TokenType::Control,
-                PieceType::UserDefined => TokenType::UserDefined,
-                PieceType::Unused => TokenType::Unused,
-                PieceType::Byte => TokenType::Byte,
-            },
-            Some(Err(_)) => {
-                return Err(fail(format!(
-                    "piece {i} {piece:?} has unknown type {}",
-                    p.r#type.unwrap_or_default()
-                )))
+    // At most MAX_TOKENS, so the casts below are exact.
+    let count = count as usize;
+    let mut tokens = Vec::with_capacity(count);
+    let mut scores = Vec::with_capacity(count);
+    let mut types = Vec::with_capacity(count);
+    let mut trainer_spec: Option<TrainerSpec> = None;
+    let mut normalizer_spec: Option<NormalizerSpec> = None;
+    walk(bytes, &fail, |tag, field| {
+        let bad = |e: prost::DecodeError| fail(format!("not a SentencePiece model: {e}"));
+        match tag {
+            1 => {
+                let i = tokens.len();
+                let p = <SentencePiece as prost::Message>::decode(field).map_err(bad)?;
+                let piece = p.piece.unwrap_or_default();
+                if piece.is_empty() {
+                    // sentencepiece refuses an empty piece when it loads a model.
+                    return Err(fail(format!("piece {i} is empty")));
+                }
+                let kind = match p.r#type.map(PieceType::try_from) {
+                    None => TokenType::Normal,
+                    Some(Ok(t)) => match t {
+                        PieceType::Normal => TokenType::Normal,
+                        PieceType::Unknown => TokenType::Unknown,
+                        PieceType::Control => TokenType::Control,
+                        PieceType::UserDefined => TokenType::UserDefined,
+                        PieceType::Unused => TokenType::Unused,
+                        PieceType::Byte => TokenType::Byte,
+                    },
+                    Some(Err(_)) => {
+                        return Err(fail(format!(
+                            "piece {i} {} has unknown type {}",
+                            super::shorten(&piece),
+                            p.r#type.unwrap_or_default()
+                        )))
+                    }
+                };
+                tokens.push(piece);
+                scores.push(p.score.unwrap_or(0.0));
+                types.push(kind);
             }
-        };
-        tokens.push(piece);
-        scores.push(p.score.unwrap_or(0.0));
-        types.push(kind);
-    }
+            // Repeated message fields merge, as protobuf decoders do.
+            2 => prost::Message::merge(trainer_spec.get_or_insert_with(Default::default), field)
+                .map_err(bad)?,
+            3 => prost::Message::merge(normalizer_spec.get_or_insert_with(Default::default), field)
+                .map_err(bad)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
 
     // Added tokens: added_tokens.json (content → id), then tokenizer_config.json's
     // added_tokens_decoder (id → {content, special}). Ids inside the model must name the piece
@@ -177,19 +235,8 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
             let i = id as usize;
             if tokens[i] != content {
                 // llama.cpp's converter lets tokenizer_config.json rename a piece (models
-                // reuse unused pieces for their own tokens); the new name must stay unique.
-                if index.contains_key(&content) {
-                    return Err(Error::format(
-                        source.display(),
-                        None,
-                        format!(
-                            "added token {content:?} claims id {id} (the piece {:?}) but is already another piece",
-                            tokens[i]
-                        ),
-                    ));
-                }
-                index.remove(&tokens[i]);
-                index.insert(content.clone(), i);
+                // reuse unused pieces for their own tokens); Vocabulary::read refuses a name
+                // that is then another token's too.
                 tokens[i] = content;
                 types[i] = kind;
             } else if kind == TokenType::Control && types[i] == TokenType::Normal {
@@ -208,19 +255,12 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
                 ),
             ));
         }
-        if index.insert(content.clone(), tokens.len()).is_some() {
-            return Err(Error::format(
-                source.display(),
-                None,
-                format!("added token {content:?} (id {id}) is already a piece"),
-            ));
-        }
         tokens.push(content);
         scores.push(-1000.0);
         types.push(kind);
     }
 
-    let spec = proto.trainer_spec.unwrap_or_default();
+    let spec = trainer_spec.unwrap_or_default();
     let mut spm_ids = Vec::new();
     for (kind, id, default) in [
         (Special::Unk, spec.unk_id, 0),
@@ -233,9 +273,7 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
             spm_ids.push((kind, id as u32));
         }
     }
-    let add_space_prefix = proto
-        .normalizer_spec
-        .is_none_or(|n| n.add_dummy_prefix.unwrap_or(true));
+    let add_space_prefix = normalizer_spec.is_none_or(|n| n.add_dummy_prefix.unwrap_or(true));
     Ok(Base {
         model: Model::Llama,
         pre: "default".to_string(),

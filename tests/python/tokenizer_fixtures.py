@@ -147,8 +147,8 @@ def roberta_case(out):
         "pad_token_id": tok.token_to_id("<pad>"), "vocab_size": len(tokens) + pad,
     })
     write_json(os.path.join(d, "generation_config.json"), {"eos_token_id": e_id})
-    for k in range(pad):  # ollama's padding; BPE has no scores
-        tokens.append("[PAD%d]" % k)
+    for _ in range(pad):  # ollama's padding, named by id as llama.cpp's converter names it; BPE has no scores
+        tokens.append("[PAD%d]" % len(tokens))
         types.append(int(gguf.TokenType.USER_DEFINED))
     sv, ids, add, template = special_oracle(d, len(tokens))
     return "bpe_roberta", {
@@ -251,8 +251,8 @@ def spm_case(out, name, model_type, vocab_size_pad):
         assert sp.encode(u, out_type=str) in ([u], ["\u2581", u]), sp.encode(u, out_type=str)
         types[i] = int(gguf.TokenType.USER_DEFINED)
     if vocab_size_pad:
-        for k in range(vocab_size_pad):  # ollama's padding
-            tokens.append("[PAD%d]" % k)
+        for _ in range(vocab_size_pad):  # ollama's padding, named by id as llama.cpp's converter names it
+            tokens.append("[PAD%d]" % len(tokens))
             scores.append(-1.0)
             types.append(int(gguf.TokenType.USER_DEFINED))
     _, ids, add, template = special_oracle(d, len(tokens))
