@@ -645,161 +645,6 @@ fn the_cli_takes_auto_and_lists_the_detected_layout() {
     );
 }
 
-/// Runs `f` on another thread; fails the test if it does not return within 20 s.
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("{what}: blocked for 20 s"))
-}
-
-fn mkfifo(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-}
-
-#[test]
-fn bert_pooling_files_are_regular_bounded_and_never_block() {
-    // Finding 3: modules.json and the Pooling module's config.json were read with no bound
-    // and opened blocking (a FIFO hung the export).
-    let pooled = || {
-        let dir = with_config("bert", json("bert/config.json"));
-        std::fs::create_dir(dir.path().join("1_Pooling")).unwrap();
-        std::fs::write(
-            dir.path().join("modules.json"),
-            r#"[{"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"}]"#,
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("1_Pooling/config.json"),
-            r#"{"pooling_mode_mean_tokens": true}"#,
-        )
-        .unwrap();
-        dir
-    };
-    let dir = pooled();
-    let parts = arch::gguf_parts(dir.path(), None).unwrap();
-    assert_eq!(
-        parts.metadata.get("bert.pooling_type"),
-        Some(&Value::U32(1))
-    );
-    for file in ["modules.json", "1_Pooling/config.json"] {
-        // The FIFO first: on a reader that blocks, the test stops there, before /dev/zero.
-        for kind in ["fifo", "/dev/zero", "sparse"] {
-            let dir = pooled();
-            let path = dir.path().join(file);
-            std::fs::remove_file(&path).unwrap();
-            match kind {
-                "fifo" => mkfifo(&path),
-                "/dev/zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
-                // Sparse, just past the default max_json_size.
-                _ => std::fs::File::create(&path)
-                    .unwrap()
-                    .set_len((16 << 20) + 1)
-                    .unwrap(),
-            }
-            let p = dir.path().to_path_buf();
-            let err = within(kind, move || arch::gguf_parts(&p, None).unwrap_err());
-            let want = if kind == "sparse" {
-                matches!(err, Error::Limit(_))
-            } else {
-                matches!(err, Error::Io { .. })
-            };
-            assert!(
-                want && err.to_string().contains(file),
-                "{file} {kind}: {err}"
-            );
-        }
-    }
-    // The bound is the model's max_json_size, not a fixed one.
-    let dir = pooled();
-    let err = arch::gguf_parts_limited(dir.path(), None, 16).unwrap_err();
-    assert!(matches!(err, Error::Limit(_)), "{err}");
-}
-
-#[test]
-fn huge_config_values_are_shortened_in_messages() {
-    // Finding 13: a value was quoted whole (a 10 MiB string gave a 10 MB message).
-    let huge = serde_json::Value::String("x".repeat(10 << 20));
-    let edit = |dir: &str, key: &str, value: serde_json::Value| {
-        let mut c = json(&format!("{dir}/config.json"));
-        c.as_object_mut().unwrap().insert(key.into(), value);
-        (dir.to_string(), c)
-    };
-    let cases = [
-        edit("llama", "architectures", serde_json::json!([huge])),
-        edit("llama", "architectures", serde_json::json!([[huge]])),
-        edit("llama", "architectures", serde_json::json!({ "a": huge })),
-        edit("llama", "num_attention_heads", huge.clone()),
-        edit("llama", "rope_theta", serde_json::json!([huge])),
-        edit("llama", "rope_scaling", huge.clone()),
-        edit(
-            "llama",
-            "rope_scaling",
-            serde_json::json!({ "rope_type": huge }),
-        ),
-        edit(
-            "qwen2",
-            "rope_scaling",
-            serde_json::json!({ "type": "yarn", "factor": huge }),
-        ),
-        edit("phi3", "rope_scaling", serde_json::json!({ "type": huge })),
-        edit("phi3", "sliding_window", huge.clone()),
-    ];
-    for (from, config) in cases {
-        let dir = with_config(&from, config);
-        let err = arch::gguf_parts(dir.path(), None).unwrap_err().to_string();
-        assert!(
-            err.len() < 1024 && err.contains("config.json"),
-            "{from}: a message of {} bytes: {}",
-            err.len(),
-            &err[..err.len().min(300)]
-        );
-    }
-}
-
-#[test]
-fn a_named_architecture_the_config_contradicts_is_refused() {
-    // Finding 26: llama on a BERT config said "rms_norm_eps is missing" (GGUF) or opened
-    // with llama's names applied to nothing (safetensors).
-    let bert = fixtures().join("bert");
-    let err = arch::gguf_parts(&bert, Some("llama")).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains("config.json") && text.contains("BertModel"),
-        "{text}"
-    );
-    let err = Model::open_dir(&bert, &options("llama", false)).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
-    // The command writes nothing.
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("bert.gguf");
-    let run = Command::new(env!("CARGO_BIN_EXE_stload"))
-        .args(["convert", "--arch", "llama", "--out"])
-        .arg(&out)
-        .arg(&bert)
-        .output()
-        .unwrap();
-    assert!(!run.status.success() && !out.exists());
-    assert!(
-        String::from_utf8_lossy(&run.stderr).contains("BertModel"),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    // The right name, auto, and a config naming an architecture stload does not know (taken
-    // as the one named) all work.
-    arch::gguf_parts(&bert, Some("bert")).unwrap();
-    arch::gguf_parts(&bert, Some("auto")).unwrap();
-    let mut c = json("llama/config.json");
-    c["architectures"] = serde_json::json!(["MistralForCausalLM"]);
-    let dir = with_config("llama", c);
-    arch::gguf_parts(dir.path(), Some("llama")).unwrap();
-    Model::open_dir(dir.path(), &options("llama", false)).unwrap();
 /// A copy of `from`'s checkpoint and tokenizer files with `edit` applied to its config.json.
 fn edited(
     from: &str,
@@ -954,4 +799,163 @@ fn an_output_projection_unlike_the_token_embedding_is_refused_naming_both() {
         stderr.contains("lm_head.weight") && stderr.contains("model.embed_tokens.weight"),
         "{stderr}"
     );
+}
+
+/// Runs `f` on another thread; fails the test if it does not return within 20 s.
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what}: blocked for 20 s"))
+}
+
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+#[test]
+fn bert_pooling_files_are_regular_bounded_and_never_block() {
+    // Finding 3: modules.json and the Pooling module's config.json were read with no bound
+    // and opened blocking (a FIFO hung the export).
+    let pooled = || {
+        let dir = with_config("bert", json("bert/config.json"));
+        std::fs::create_dir(dir.path().join("1_Pooling")).unwrap();
+        std::fs::write(
+            dir.path().join("modules.json"),
+            r#"[{"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"}]"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("1_Pooling/config.json"),
+            r#"{"pooling_mode_mean_tokens": true}"#,
+        )
+        .unwrap();
+        dir
+    };
+    let dir = pooled();
+    let parts = parts_of(dir.path(), None).unwrap();
+    assert_eq!(
+        parts.metadata.get("bert.pooling_type"),
+        Some(&Value::U32(1))
+    );
+    for file in ["modules.json", "1_Pooling/config.json"] {
+        // The FIFO first: on a reader that blocks, the test stops there, before /dev/zero.
+        for kind in ["fifo", "/dev/zero", "sparse"] {
+            let dir = pooled();
+            let path = dir.path().join(file);
+            std::fs::remove_file(&path).unwrap();
+            match kind {
+                "fifo" => mkfifo(&path),
+                "/dev/zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+                // Sparse, just past the default max_json_size.
+                _ => std::fs::File::create(&path)
+                    .unwrap()
+                    .set_len((16 << 20) + 1)
+                    .unwrap(),
+            }
+            let p = dir.path().to_path_buf();
+            let err = within(kind, move || arch::gguf_parts(&p, None, &[]).unwrap_err());
+            let want = if kind == "sparse" {
+                matches!(err, Error::Limit(_))
+            } else {
+                matches!(err, Error::Io { .. })
+            };
+            assert!(
+                want && err.to_string().contains(file),
+                "{file} {kind}: {err}"
+            );
+        }
+    }
+    // The bound is the model's max_json_size, not a fixed one.
+    let dir = pooled();
+    let err = arch::gguf_parts_limited(dir.path(), None, 16).unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err}");
+}
+
+#[test]
+fn huge_config_values_are_shortened_in_messages() {
+    // Finding 13: a value was quoted whole (a 10 MiB string gave a 10 MB message).
+    let huge = serde_json::Value::String("x".repeat(10 << 20));
+    let edit = |dir: &str, key: &str, value: serde_json::Value| {
+        let mut c = json(&format!("{dir}/config.json"));
+        c.as_object_mut().unwrap().insert(key.into(), value);
+        (dir.to_string(), c)
+    };
+    let cases = [
+        edit("llama", "architectures", serde_json::json!([huge])),
+        edit("llama", "architectures", serde_json::json!([[huge]])),
+        edit("llama", "architectures", serde_json::json!({ "a": huge })),
+        edit("llama", "num_attention_heads", huge.clone()),
+        edit("llama", "rope_theta", serde_json::json!([huge])),
+        edit("llama", "rope_scaling", huge.clone()),
+        edit(
+            "llama",
+            "rope_scaling",
+            serde_json::json!({ "rope_type": huge }),
+        ),
+        edit(
+            "qwen2",
+            "rope_scaling",
+            serde_json::json!({ "type": "yarn", "factor": huge }),
+        ),
+        edit("phi3", "rope_scaling", serde_json::json!({ "type": huge })),
+        edit("phi3", "sliding_window", huge.clone()),
+    ];
+    for (from, config) in cases {
+        let dir = with_config(&from, config);
+        let err = arch::gguf_parts(dir.path(), None, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 1024 && err.contains("config.json"),
+            "{from}: a message of {} bytes: {}",
+            err.len(),
+            &err[..err.len().min(300)]
+        );
+    }
+}
+
+#[test]
+fn a_named_architecture_the_config_contradicts_is_refused() {
+    // Finding 26: llama on a BERT config said "rms_norm_eps is missing" (GGUF) or opened
+    // with llama's names applied to nothing (safetensors).
+    let bert = fixtures().join("bert");
+    let err = arch::gguf_parts(&bert, Some("llama"), &[]).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("config.json") && text.contains("BertModel"),
+        "{text}"
+    );
+    let err = Model::open_dir(&bert, &options("llama", false)).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    // The command writes nothing.
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("bert.gguf");
+    let run = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args(["convert", "--arch", "llama", "--out"])
+        .arg(&out)
+        .arg(&bert)
+        .output()
+        .unwrap();
+    assert!(!run.status.success() && !out.exists());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("BertModel"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The right name, auto, and a config naming an architecture stload does not know (taken
+    // as the one named) all work.
+    parts_of(&bert, Some("bert")).unwrap();
+    parts_of(&bert, Some("auto")).unwrap();
+    let mut c = json("llama/config.json");
+    c["architectures"] = serde_json::json!(["MistralForCausalLM"]);
+    let dir = with_config("llama", c);
+    parts_of(dir.path(), Some("llama")).unwrap();
+    Model::open_dir(dir.path(), &options("llama", false)).unwrap();
 }

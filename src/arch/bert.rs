@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{keys, Config};
-use crate::error::{shown, Error, Result};
+use crate::error::{Error, Result};
 use crate::file::{read_side, SideLimit};
 use crate::kv::Metadata;
 use crate::side_files;
