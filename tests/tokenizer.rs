@@ -467,76 +467,6 @@ fn ids_missing_from_a_bpe_vocabulary_become_unused_pad_tokens() {
     }
 }
 
-/// Runs `f` on another thread; fails the test if it does not return within 20 s.
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("{what}: blocked for 20 s"))
-}
-
-#[test]
-fn every_tokenizer_side_file_is_regular_bounded_and_never_blocks() {
-    // Finding 3: each file the tokenizer reads, as a FIFO (opened blocking: a hang), a link to
-    // /dev/zero (read up to the bound) or a sparse file past its bound, is refused at once,
-    // naming the file: a FIFO and a device as not regular files, a large file by its size.
-    use stload::Error;
-    let cases = [
-        ("bpe_bytelevel", "tokenizer.json"),
-        ("bpe_bytelevel", "tokenizer_config.json"),
-        ("bpe_bytelevel", "generation_config.json"),
-        ("bpe_roberta", "chat_template.jinja"),
-        ("bpe_roberta", "config.json"),
-        ("spm_bpe", "tokenizer.model"),
-        ("spm_bpe", "added_tokens.json"),
-        ("spm_bpe", "special_tokens_map.json"),
-    ];
-    let max_json = stload::Options::default().max_json_size;
-    for (case, file) in cases {
-        let big = if file.starts_with("tokenizer.") {
-            tokenizer::MAX_FILE_BYTES + 1
-        } else {
-            max_json + 1
-        };
-        // The FIFO first: on a reader that blocks, the test stops there, before /dev/zero.
-        for kind in ["fifo", "/dev/zero", "sparse"] {
-            let dir = copy_case(case);
-            let path = dir.path().join(file);
-            std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{case} {file}: {e}"));
-            match kind {
-                "fifo" => {
-                    use std::os::unix::ffi::OsStrExt;
-                    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-                    // SAFETY: a NUL-terminated path.
-                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-                }
-                "/dev/zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
-                _ => std::fs::File::create(&path).unwrap().set_len(big).unwrap(),
-            }
-            let p = dir.path().to_path_buf();
-            let err = within(&format!("{file} as {kind}"), move || {
-                tokenizer::write_kv(&p, None, &mut Metadata::new()).unwrap_err()
-            });
-            let want = if kind == "sparse" {
-                matches!(err, Error::Limit(_))
-            } else {
-                matches!(err, Error::Io { .. })
-            };
-            assert!(
-                want && err.to_string().contains(file),
-                "{case} {file} as {kind}: {err}"
-            );
-        }
-    }
-    // The JSON files' bound is the model's max_json_size.
-    let dir = copy_case("bpe_bytelevel");
-    let err = tokenizer::write_kv_limited(dir.path(), None, 64, &mut Metadata::new()).unwrap_err();
-    assert!(
-        matches!(err, Error::Limit(_)) && err.to_string().contains("_config.json"),
-        "{err}"
-    );
 /// A directory holding `tokenizer.json` with `json` as its text.
 fn tokenizer_json_dir(json: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -747,4 +677,76 @@ fn tokenizer_files_cost_a_small_multiple_of_their_size_in_memory() {
             "{what}: {size} bytes of {file} took {extra} bytes of memory"
         );
     }
+}
+
+/// Runs `f` on another thread; fails the test if it does not return within 20 s.
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what}: blocked for 20 s"))
+}
+
+#[test]
+fn every_tokenizer_side_file_is_regular_bounded_and_never_blocks() {
+    // Finding 3: each file the tokenizer reads, as a FIFO (opened blocking: a hang), a link to
+    // /dev/zero (read up to the bound) or a sparse file past its bound, is refused at once,
+    // naming the file: a FIFO and a device as not regular files, a large file by its size.
+    use stload::Error;
+    let cases = [
+        ("bpe_bytelevel", "tokenizer.json"),
+        ("bpe_bytelevel", "tokenizer_config.json"),
+        ("bpe_bytelevel", "generation_config.json"),
+        ("bpe_roberta", "chat_template.jinja"),
+        ("bpe_roberta", "config.json"),
+        ("spm_bpe", "tokenizer.model"),
+        ("spm_bpe", "added_tokens.json"),
+        ("spm_bpe", "special_tokens_map.json"),
+    ];
+    let max_json = stload::Options::default().max_json_size;
+    for (case, file) in cases {
+        let big = if file.starts_with("tokenizer.") {
+            tokenizer::MAX_FILE_BYTES + 1
+        } else {
+            max_json + 1
+        };
+        // The FIFO first: on a reader that blocks, the test stops there, before /dev/zero.
+        for kind in ["fifo", "/dev/zero", "sparse"] {
+            let dir = copy_case(case);
+            let path = dir.path().join(file);
+            std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{case} {file}: {e}"));
+            match kind {
+                "fifo" => {
+                    use std::os::unix::ffi::OsStrExt;
+                    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+                    // SAFETY: a NUL-terminated path.
+                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+                }
+                "/dev/zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+                _ => std::fs::File::create(&path).unwrap().set_len(big).unwrap(),
+            }
+            let p = dir.path().to_path_buf();
+            let err = within(&format!("{file} as {kind}"), move || {
+                tokenizer::write_kv(&p, None, &mut Metadata::new()).unwrap_err()
+            });
+            let want = if kind == "sparse" {
+                matches!(err, Error::Limit(_))
+            } else {
+                matches!(err, Error::Io { .. })
+            };
+            assert!(
+                want && err.to_string().contains(file),
+                "{case} {file} as {kind}: {err}"
+            );
+        }
+    }
+    // The JSON files' bound is the model's max_json_size.
+    let dir = copy_case("bpe_bytelevel");
+    let err = tokenizer::write_kv_limited(dir.path(), None, 64, &mut Metadata::new()).unwrap_err();
+    assert!(
+        matches!(err, Error::Limit(_)) && err.to_string().contains("_config.json"),
+        "{err}"
+    );
 }
