@@ -873,7 +873,7 @@ fn bert_pooling_files_are_regular_bounded_and_never_block() {
     }
     // The bound is the model's max_json_size, not a fixed one.
     let dir = pooled();
-    let err = arch::gguf_parts_limited(dir.path(), None, 16).unwrap_err();
+    let err = arch::gguf_parts_limited(dir.path(), None, &[], 16).unwrap_err();
     assert!(matches!(err, Error::Limit(_)), "{err}");
 }
 
