@@ -16,7 +16,7 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::index::INDEX_FILE;
 use crate::model::Model;
-use crate::write::{temporary_file, write_bytes, write_streaming, TensorSpec};
+use crate::write::{temporary_output, write_bytes, write_streaming, TensorSpec};
 
 /// Source bytes converted per write.
 const CHUNK_ELEMENTS: usize = 1 << 20;
@@ -190,10 +190,8 @@ fn export_dir(
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
     let mut input =
         std::fs::File::open(from).map_err(|e| Error::io(from.display(), "cannot open", &e))?;
-    let dir = to.parent().unwrap_or(Path::new("."));
     let shown = to.display().to_string();
-    let mut tmp =
-        temporary_file(dir).map_err(|e| Error::io(&shown, "cannot create a temporary file", &e))?;
+    let mut tmp = temporary_output(to, ".tmp")?;
     std::io::copy(&mut input, &mut tmp).map_err(|e| Error::io(&shown, "cannot copy", &e))?;
     tmp.persist(to)
         .map_err(|e| Error::io(&shown, "cannot rename into place", &e.error))?;

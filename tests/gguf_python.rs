@@ -242,11 +242,21 @@ fn cli_converts_inspects_and_refuses_bad_input() {
         &["--out", src.to_str().unwrap(), "--format", "gguf"],
         "is the input",
     );
+    // A missing directory: the error names the path given, never the temporary file.
     let missing = dir.path().join("no/such/dir/m.gguf");
     bad(
         &["--out", missing.to_str().unwrap()],
-        "cannot create a temporary file",
+        &format!("{}: cannot create it: directory ", missing.display()),
     );
+    let o = stload(&[
+        "convert".as_ref(),
+        src.as_os_str(),
+        "--arch".as_ref(),
+        "none".as_ref(),
+        "--out".as_ref(),
+        missing.as_os_str(),
+    ]);
+    assert!(!text(&o).contains(".stload-"), "{}", text(&o));
     // A directory where the file should go.
     let as_dir = dir.path().join("d.gguf");
     std::fs::create_dir(&as_dir).unwrap();

@@ -16,6 +16,7 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::kv::{Array, Metadata, Value};
 use crate::model::Model;
+use crate::write::temporary_output;
 
 use super::q8_0;
 use super::split::{shard_keys, shard_path, Split};
@@ -178,10 +179,6 @@ pub fn write_model(
     }
     let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
 
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let mut stream = Stream::new(model.options().effective_threads());
     let mut done = 0u64;
     if !progress(0, total) {
@@ -197,7 +194,7 @@ pub fn write_model(
             progress: &mut *progress,
         };
         written.push(file.write(
-            dir,
+            p,
             header,
             &tensors[range.clone()],
             &plan,
@@ -219,10 +216,10 @@ struct ShardFile<'a> {
 }
 
 impl ShardFile<'_> {
-    /// Writes `header` and the data of `tensors` into a new temporary file in `dir`.
+    /// Writes `header` and the data of `tensors` into a new temporary file beside `path`.
     fn write(
         &mut self,
-        dir: &Path,
+        path: &Path,
         header: &[u8],
         tensors: &[Planned],
         plan: &GgufPlan<'_>,
@@ -231,20 +228,7 @@ impl ShardFile<'_> {
     ) -> Result<tempfile::TempPath> {
         let shown = self.shown.as_str();
         let io = |what: &str, e: std::io::Error| Error::io(shown, what, &e);
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".stload-").suffix(".gguf.tmp");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // The kernel applies the umask to this mode, as for any newly created file.
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let tmp = builder.tempfile_in(dir).map_err(|e| {
-            io(
-                "cannot create a temporary file in the destination directory",
-                e,
-            )
-        })?;
+        let tmp = temporary_output(path, ".gguf.tmp")?;
         let alignment = self.alignment;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         let mut pos = header.len() as u64;
