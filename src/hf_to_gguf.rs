@@ -12,6 +12,38 @@ use crate::model::Model;
 use crate::options::Options;
 use crate::{arch, tokenizer};
 
+/// The files beside the weights that a GGUF conversion reads, by name in the model's
+/// configuration directory: `config.json` (the architecture), the tokenizer's files, and
+/// bert's sentence-transformers `modules.json`. [`side_files`] adds the Pooling module's
+/// `config.json` that `modules.json` names.
+pub const SIDE_FILES: [&str; 10] = [
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "modules.json",
+];
+
+/// Every file besides the weights that a GGUF conversion of the model whose configuration
+/// directory is `dir` reads (whether or not it exists): an output may be none of them. A
+/// `modules.json` that is not a regular file or cannot be read adds nothing here: the
+/// conversion reports it when it reads it.
+pub fn side_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = SIDE_FILES.iter().map(|name| dir.join(name)).collect();
+    let modules = dir.join("modules.json");
+    if std::fs::metadata(&modules).is_ok_and(|m| m.is_file()) {
+        if let Ok(Some(pooling)) = arch::pooling_config(dir) {
+            files.push(pooling);
+        }
+    }
+    files
+}
+
 impl Model {
     /// Writes this model as a GGUF file that llama.cpp and ollama run, with tensor types
     /// chosen by `outtype`. The architecture is the one the model was opened with, else
@@ -19,7 +51,8 @@ impl Model {
     /// [`Model::config_dir`]. A model opened without that architecture's GGUF layout is opened
     /// again with it (headers only). `progress(done, total)` counts tensor bytes written;
     /// returning false cancels with [`crate::Error::Cancelled`]. Nothing is left at `path` on
-    /// any error, and `path` may not be one of the model's files.
+    /// any error, and `path` may not be one of the model's files nor one of the files beside
+    /// them that the conversion reads (`config.json`, the tokenizer's files, ...).
     pub fn write_gguf(
         &self,
         path: impl AsRef<Path>,
@@ -36,7 +69,7 @@ impl Model {
     /// before `split.max_bytes` of tensor data or `split.max_tensors` tensors (0 = no limit,
     /// at least one limit set); a tensor larger than `max_bytes` goes alone in a shard. Returns
     /// the shards written, in order. On any error or a cancel no shard is left, and no shard
-    /// may be one of the model's files.
+    /// may be one of the model's files or the files beside them that the conversion reads.
     pub fn write_gguf_split(
         &self,
         path: impl AsRef<Path>,
@@ -82,6 +115,7 @@ impl Model {
             adjust: &adjust,
             skip: &|_| false,
             split,
+            inputs: side_files(dir),
         };
         gguf::write_model(model, path, outtype, plan, progress)
     }

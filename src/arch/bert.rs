@@ -99,14 +99,12 @@ fn read_json(path: &Path) -> Result<Value> {
         .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))
 }
 
-/// The pooling of a sentence-transformers checkpoint: `modules.json` names the Pooling module's
-/// directory, whose `config.json` says mean, cls or last token. Without `modules.json` or a
-/// Pooling module: none (per-token embeddings), as ollama writes it. A pooling llama.cpp does
-/// not have (max, mean of square roots) is an error naming the file.
-pub fn pooling_type(dir: &Path) -> Result<u32> {
+/// The `config.json` of a sentence-transformers checkpoint's Pooling module, which
+/// `modules.json` names; `None` without `modules.json` or a Pooling module in it.
+pub(crate) fn pooling_config(dir: &Path) -> Result<Option<std::path::PathBuf>> {
     let modules_path = dir.join("modules.json");
     if !modules_path.exists() {
-        return Ok(POOLING_NONE);
+        return Ok(None);
     }
     let modules = read_json(&modules_path)?;
     let Some(list) = modules.as_array() else {
@@ -122,7 +120,7 @@ pub fn pooling_type(dir: &Path) -> Result<u32> {
             .is_some_and(|t| t.ends_with("Pooling"))
     });
     let Some(module) = pooling else {
-        return Ok(POOLING_NONE);
+        return Ok(None);
     };
     let Some(sub) = module.get("path").and_then(Value::as_str) else {
         return Err(Error::format(
@@ -141,7 +139,17 @@ pub fn pooling_type(dir: &Path) -> Result<u32> {
             format!("the Pooling module's path \"{sub}\" leaves the model directory"),
         ));
     }
-    let path = dir.join(sub).join("config.json");
+    Ok(Some(dir.join(sub).join("config.json")))
+}
+
+/// The pooling of a sentence-transformers checkpoint: `modules.json` names the Pooling module's
+/// directory, whose `config.json` says mean, cls or last token. Without `modules.json` or a
+/// Pooling module: none (per-token embeddings), as ollama writes it. A pooling llama.cpp does
+/// not have (max, mean of square roots) is an error naming the file.
+pub fn pooling_type(dir: &Path) -> Result<u32> {
+    let Some(path) = pooling_config(dir)? else {
+        return Ok(POOLING_NONE);
+    };
     let config = read_json(&path)?;
     let flag = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(false);
     if flag("pooling_mode_mean_tokens") {

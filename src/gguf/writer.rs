@@ -58,6 +58,9 @@ pub struct GgufPlan<'a> {
     pub skip: &'a dyn Fn(&str) -> bool,
     /// Write shards `PREFIX-00001-of-0000N.gguf` (even when one is enough) instead of one file.
     pub split: Option<Split>,
+    /// Files besides the model's that this plan was built from (`config.json`, tokenizer
+    /// files): like the model's files, no output may be one of them.
+    pub inputs: Vec<PathBuf>,
 }
 
 fn no_adjust(_: &str) -> Option<Adjust> {
@@ -79,6 +82,7 @@ impl GgufPlan<'static> {
             adjust: &no_adjust,
             skip: &no_skip,
             split: None,
+            inputs: Vec::new(),
         }
     }
 }
@@ -175,7 +179,7 @@ pub fn write_model(
             .collect(),
     };
     for p in &paths {
-        refuse_input_files(model, p, &p.display().to_string())?;
+        refuse_input_files(model, &plan.inputs, p, &p.display().to_string())?;
     }
     let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
 
@@ -303,30 +307,32 @@ fn cancelled(shown: &str) -> Error {
     Error::Cancelled(format!("{shown}: writing cancelled"))
 }
 
-/// Refuses a destination that is one of the model's files (same device and inode), whatever
-/// path spells it: renaming over it would break the mapping being read.
-fn refuse_input_files(model: &Model, path: &Path, shown: &str) -> Result<()> {
+/// Refuses a destination that is one of the model's files or of `inputs` (same device and
+/// inode), whatever path spells it: renaming over a weight file would break the mapping being
+/// read, and over a side file (`config.json`, a tokenizer file) destroy the source.
+fn refuse_input_files(model: &Model, inputs: &[PathBuf], path: &Path, shown: &str) -> Result<()> {
+    let mut files = model.files().chain(inputs.iter().map(PathBuf::as_path));
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         let Ok(dst) = std::fs::metadata(path) else {
             return Ok(());
         };
-        for file in model.files() {
-            if let Ok(src) = std::fs::metadata(file) {
-                if (src.dev(), src.ino()) == (dst.dev(), dst.ino()) {
-                    return Err(Error::InvalidArgument(format!(
-                        "{shown}: is an input file of the model ({}); write the GGUF elsewhere",
-                        file.display()
-                    )));
-                }
-            }
+        let same = |file: &&Path| {
+            std::fs::metadata(file)
+                .is_ok_and(|src| (src.dev(), src.ino()) == (dst.dev(), dst.ino()))
+        };
+        if let Some(file) = files.find(same) {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: is an input file of the model ({}); write the GGUF elsewhere",
+                file.display()
+            )));
         }
     }
     #[cfg(not(unix))]
     {
         let dst = std::fs::canonicalize(path).ok();
-        if dst.is_some() && model.files().any(|f| std::fs::canonicalize(f).ok() == dst) {
+        if dst.is_some() && files.any(|f| std::fs::canonicalize(f).ok() == dst) {
             return Err(Error::InvalidArgument(format!(
                 "{shown}: is an input file of the model; write the GGUF elsewhere"
             )));

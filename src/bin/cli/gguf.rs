@@ -83,7 +83,17 @@ pub fn convert(
     };
     super::stop_on_signals()?;
     let model = super::open(&[PathBuf::from(src)], &options)?;
-    let inputs: Vec<&Path> = model.files().collect();
+    // The files beside the weights that the conversion reads are inputs too (not with
+    // --arch none, which reads none of them).
+    let side = if raw {
+        Vec::new()
+    } else {
+        stload::__private::hf_to_gguf::side_files(model.config_dir())
+    };
+    let inputs: Vec<&Path> = model
+        .files()
+        .chain(side.iter().map(PathBuf::as_path))
+        .collect();
     if split.is_some() {
         // Every existing file with a shard name of this prefix (whatever its count) is checked
         // as the output would be: an input is refused, and the rest need --force.
