@@ -670,9 +670,27 @@ fn an_output_naming_a_file_the_conversion_reads_is_refused() {
             assert_eq!(snapshot(&dir), before, "{fixture}/{name}");
         }
         // The same conversion to a new file works: the refusals above were about the path.
+        // The command then sums up what it wrote, as the file's header says (finding 24).
         let ok = work.path().join(format!("{fixture}.gguf"));
-        model
-            .write_gguf(&ok, stload::gguf::OutType::F16, &mut |_, _| true)
+        let out = Command::new(env!("CARGO_BIN_EXE_stload"))
+            .arg("convert")
+            .arg(&dir)
+            .arg("--out")
+            .arg(&ok)
+            .output()
             .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{printed}");
+        let file = stload::gguf::read(&ok).unwrap();
+        let size = std::fs::metadata(&ok).unwrap().len();
+        let want = format!(
+            "GGUF: architecture {fixture}, type auto, {} tensors, ",
+            file.tensors.len()
+        );
+        let summary = printed.lines().last().unwrap();
+        assert!(
+            summary.starts_with(&want) && summary.ends_with(&format!("({size} bytes) in 1 file")),
+            "{printed}"
+        );
     }
 }
