@@ -11,6 +11,7 @@ mod gguf;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use stload::__private::export::Inputs;
 use stload::{Dtype, Model, Options, Tensor};
 
 #[derive(Parser)]
@@ -456,30 +457,6 @@ fn convert(
     Ok(())
 }
 
-/// A file's identity: device and inode where there are some, else its canonical path.
-#[derive(PartialEq, Eq)]
-enum FileId {
-    #[cfg(unix)]
-    Inode(u64, u64),
-    #[cfg_attr(unix, allow(dead_code))]
-    Canonical(PathBuf),
-}
-
-/// The identity of the file or directory at `path` (symbolic links followed), if it exists.
-fn file_id(path: &Path) -> Option<FileId> {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Some(FileId::Inode(meta.dev(), meta.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        std::fs::canonicalize(path).ok().map(FileId::Canonical)
-    }
-}
-
 /// Refuses an output that is, or would replace, one of the input's files (whatever the path
 /// text: links, `./`, `..`, hard links), the input directory itself, or (without `force`) an
 /// existing file or non-empty directory.
@@ -495,20 +472,10 @@ fn check_output(
     let Ok(meta) = std::fs::metadata(out) else {
         return Ok(());
     };
-    // The input's files, and then the source itself (a file again, or its directory).
-    let ids: Vec<(FileId, &Path)> = inputs
-        .iter()
-        .chain(std::iter::once(&src))
-        .filter_map(|&p| file_id(p).map(|id| (id, p)))
-        .collect();
-    let files = ids.len() - usize::from(file_id(src).is_some());
-    let input_named = |path: &Path, ids: &[(FileId, &'_ Path)]| {
-        let id = file_id(path)?;
-        ids.iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, p)| p.to_path_buf())
-    };
-    if let Some(input) = input_named(out, &ids) {
+    // The input's files, and those with the source itself (a file again, or its directory).
+    let files = Inputs::new(inputs.iter().copied());
+    let ids = Inputs::new(inputs.iter().copied().chain([src]));
+    if let Some(input) = ids.named(out) {
         return Err(refuse(format!(
             "is the input {}; write somewhere else",
             input.display()
@@ -535,7 +502,7 @@ fn check_output(
         let entry =
             entry.map_err(|e| stload::Error::io(out.display(), "cannot list directory", &e))?;
         empty = false;
-        if let Some(input) = input_named(&entry.path(), &ids[..files]) {
+        if let Some(input) = files.named(&entry.path()) {
             return Err(refuse(format!(
                 "holds {}, which is the input {}; write somewhere else",
                 entry.file_name().to_string_lossy(),
