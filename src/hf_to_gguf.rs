@@ -32,11 +32,13 @@ pub const SIDE_FILES: [&str; 10] = [
 /// Every file besides the weights that a GGUF conversion of the model whose configuration
 /// directory is `dir` reads (whether or not it exists): an output may be none of them. A
 /// `modules.json` that is not a regular file or cannot be read adds nothing here: the
-/// conversion reports it when it reads it.
+/// conversion reports it when it reads it. Nothing is read when `dir` is a URL (a remote
+/// model's directory), which is no local path.
 pub fn side_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = SIDE_FILES.iter().map(|name| dir.join(name)).collect();
+    let remote = dir.to_str().and_then(crate::remote::url_of).is_some();
     let modules = dir.join("modules.json");
-    if std::fs::metadata(&modules).is_ok_and(|m| m.is_file()) {
+    if !remote && std::fs::metadata(&modules).is_ok_and(|m| m.is_file()) {
         if let Ok(Some(pooling)) = arch::pooling_config(dir) {
             files.push(pooling);
         }
