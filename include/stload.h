@@ -457,8 +457,9 @@ void stload_error_free(struct stload_error *err);
  The file is written under a temporary name in the destination directory and renamed at
  the end: on any error, or when `progress` returns false (`STLOAD_ERR_CANCELLED`), nothing
  is left at `path` and an existing file there is unchanged. Writing onto one of the model's
- own files is `STLOAD_ERR_INVALID_ARGUMENT`. `progress` (may be NULL) is called as
- (user_data, bytes done, bytes total, NULL) on the calling thread.
+ own files, or onto a file the conversion reads beside them (`config.json`, the tokenizer
+ files, `generation_config.json`, ...), is `STLOAD_ERR_INVALID_ARGUMENT`. `progress` (may be
+ NULL) is called as (user_data, bytes done, bytes total, NULL) on the calling thread.
 
  Does not take ownership of any argument. `model` and `path` must not be NULL. Thread-safe:
  other threads may use the model meanwhile. Returns `STLOAD_OK`, or an error status with
@@ -487,9 +488,11 @@ enum stload_status stload_model_write_gguf(const struct stload_model *model,
 
  All shards are written under temporary names in the destination directory and renamed once
  all are complete: on any error, or when `progress` returns false (`STLOAD_ERR_CANCELLED`),
- no shard is left. Existing files with the shard names are replaced; writing onto one of the
- model's own files is `STLOAD_ERR_INVALID_ARGUMENT`. `progress` (may be NULL) is called as
- (user_data, bytes done, bytes total, NULL) on the calling thread, over all shards.
+ no shard is left. Existing files with the shard names are replaced (other files, shards of
+ another count included, are left alone); writing onto one of the model's own files, or onto
+ a file the conversion reads beside them, is `STLOAD_ERR_INVALID_ARGUMENT`. `progress` (may
+ be NULL) is called as (user_data, bytes done, bytes total, NULL) on the calling thread, over
+ all shards.
 
  Does not take ownership of any argument. `model` and `path` must not be NULL. Thread-safe:
  other threads may use the model meanwhile. Returns `STLOAD_OK`, or an error status with

@@ -16,7 +16,7 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::index::INDEX_FILE;
 use crate::model::Model;
-use crate::write::{temporary_file, write_bytes, write_streaming, TensorSpec};
+use crate::write::{temporary_output, write_bytes, write_streaming, TensorSpec};
 
 /// Source bytes converted per write.
 const CHUNK_ELEMENTS: usize = 1 << 20;
@@ -103,12 +103,97 @@ pub fn write_tensors(
     })
 }
 
+/// A file's identity: device and inode where there are some, else its canonical path.
+#[derive(PartialEq, Eq)]
+enum FileId {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    #[cfg_attr(unix, allow(dead_code))]
+    Canonical(PathBuf),
+}
+
+/// The identity of the file or directory at `path` (symbolic links followed), if it exists.
+fn file_id(path: &Path) -> Option<FileId> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileId::Inode(meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        std::fs::canonicalize(path).ok().map(FileId::Canonical)
+    }
+}
+
+/// The inputs of a conversion by identity, so that an output is recognised as one whatever
+/// path spells it (`./`, `..`, symbolic or hard links).
+pub struct Inputs<'a> {
+    ids: Vec<(FileId, &'a Path)>,
+}
+
+impl<'a> Inputs<'a> {
+    /// The inputs among `paths` that exist (the others cannot be overwritten by mistake).
+    pub fn new(paths: impl IntoIterator<Item = &'a Path>) -> Inputs<'a> {
+        let ids = paths
+            .into_iter()
+            .filter_map(|p| file_id(p).map(|id| (id, p)))
+            .collect();
+        Inputs { ids }
+    }
+
+    /// The input that the file or directory at `path` is, if it is one.
+    pub fn named(&self, path: &Path) -> Option<&'a Path> {
+        let id = file_id(path)?;
+        self.ids.iter().find(|(i, _)| *i == id).map(|&(_, p)| p)
+    }
+}
+
+/// Whether `path` is a URL (a remote model's location), never to be read as a local path.
+fn is_url(path: &Path) -> bool {
+    path.to_str().and_then(crate::remote::url_of).is_some()
+}
+
+/// Refuses a destination `dst` that is the source `src` or one of `model`'s files, or a
+/// directory holding one of its files: writing there would replace an input being read.
+pub fn refuse_inputs(model: &Model, src: &Path, dst: &Path) -> Result<()> {
+    let refuse = |rule: String| Error::InvalidArgument(format!("{}: {rule}", dst.display()));
+    let files = Inputs::new(model.files());
+    // A URL source is no local path: only the model's files stand for it.
+    let local_src = (!is_url(src)).then_some(src);
+    let all = Inputs::new(model.files().chain(local_src));
+    if let Some(input) = all.named(dst) {
+        return Err(refuse(format!(
+            "is the input {}; write somewhere else",
+            input.display()
+        )));
+    }
+    if !dst.is_dir() {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dst)
+        .map_err(|e| Error::io(dst.display(), "cannot list directory", &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dst.display(), "cannot list directory", &e))?;
+        if let Some(input) = files.named(&entry.path()) {
+            return Err(refuse(format!(
+                "holds {}, which is the input {}; write somewhere else",
+                entry.file_name().to_string_lossy(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Converts the model directory (or file) `src` into `dst`: a file gives a file; a directory
 /// gives a directory with the same shard names, its metadata, an index.json when `src` had one
 /// (with the new total size), and copies of the directory's other files that are not weights
 /// (`config.json`, tokenizer files, `generation_config.json`, ...), so the output is a usable
 /// model. Returns the files written. On an error or a cancel, a directory output loses the
-/// files written so far (and the directory itself when this call created it).
+/// files written so far (and the directory itself when this call created it). A `dst` that
+/// is an input is refused before anything is written ([`refuse_inputs`]).
 pub fn export(
     model: &Model,
     src: &Path,
@@ -119,10 +204,10 @@ pub fn export(
     if let Some(t) = target {
         convert::check_whole_model_target(t)?;
     }
+    refuse_inputs(model, src, dst)?;
     // A URL is never read as the local path it spells (`http:/host/...`): a remote prefix
     // converts into one file, as a file does.
-    let url = src.to_str().and_then(crate::remote::url_of).is_some();
-    if url || !src.is_dir() {
+    if is_url(src) || !src.is_dir() {
         let names: Vec<&str> = model.names().collect();
         write_tensors(model, &names, target, dst, progress)?;
         return Ok(vec![dst.to_path_buf()]);
@@ -194,10 +279,8 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
     // Listed as a regular file, but it may have been swapped since: never open a FIFO
     // blocking.
     let (mut input, _) = crate::identity::open_regular(from)?;
-    let dir = to.parent().unwrap_or(Path::new("."));
     let shown = to.display().to_string();
-    let mut tmp =
-        temporary_file(dir).map_err(|e| Error::io(&shown, "cannot create a temporary file", &e))?;
+    let mut tmp = temporary_output(to, ".tmp")?;
     std::io::copy(&mut input, &mut tmp).map_err(|e| Error::io(&shown, "cannot copy", &e))?;
     tmp.persist(to)
         .map_err(|e| Error::io(&shown, "cannot rename into place", &e.error))?;

@@ -12,6 +12,26 @@ use crate::model::Model;
 use crate::options::Options;
 use crate::{arch, tokenizer};
 
+/// Every file besides the weights that a GGUF conversion of the model whose configuration
+/// directory is `dir` reads (whether or not it exists): the fixed names of
+/// [`crate::side_files`], and the Pooling module's `config.json` that bert's `modules.json`
+/// names (read within `max_json` bytes). An output may be none of them. A `modules.json` that
+/// cannot be read adds nothing here: the conversion reports it when it reads it. Nothing is
+/// read when `dir` is a URL (a remote model's directory), which is no local path.
+pub fn side_files(dir: &Path, max_json: u64) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = crate::side_files::ALL
+        .iter()
+        .map(|name| dir.join(name))
+        .collect();
+    let remote = dir.to_str().and_then(crate::remote::url_of).is_some();
+    if !remote {
+        if let Ok(Some(pooling)) = arch::pooling_config(dir, max_json) {
+            files.push(pooling);
+        }
+    }
+    files
+}
+
 impl Model {
     /// Writes this model as a GGUF file that llama.cpp and ollama run, with tensor types
     /// chosen by `outtype`. The architecture is the one the model was opened with, else
@@ -24,7 +44,8 @@ impl Model {
     /// count must equal the token embedding's rows, a computed tensor's length the attention
     /// tensors'. `progress(done, total)` counts tensor bytes written;
     /// returning false cancels with [`crate::Error::Cancelled`]. Nothing is left at `path` on
-    /// any error, and `path` may not be one of the model's files.
+    /// any error, and `path` may not be one of the model's files nor one of the files beside
+    /// them that the conversion reads (`config.json`, the tokenizer's files, ...).
     pub fn write_gguf(
         &self,
         path: impl AsRef<Path>,
@@ -41,7 +62,7 @@ impl Model {
     /// before `split.max_bytes` of tensor data or `split.max_tensors` tensors (0 = no limit,
     /// at least one limit set); a tensor larger than `max_bytes` goes alone in a shard. Returns
     /// the shards written, in order. On any error or a cancel no shard is left, and no shard
-    /// may be one of the model's files.
+    /// may be one of the model's files or the files beside them that the conversion reads.
     pub fn write_gguf_split(
         &self,
         path: impl AsRef<Path>,
@@ -120,6 +141,7 @@ impl Model {
             adjust: &adjust,
             skip: &|_| false,
             split,
+            inputs: side_files(dir, max_json),
         };
         gguf::write_model(model, path, outtype, plan, progress)
     }

@@ -65,7 +65,7 @@ pub mod ffi;
 pub(crate) mod file;
 pub mod gguf;
 pub(crate) mod header;
-mod hf_to_gguf;
+pub(crate) mod hf_to_gguf;
 pub(crate) mod identity;
 pub(crate) mod index;
 pub mod kv;
@@ -119,7 +119,7 @@ pub mod __private {
         )*};
     }
     reexport!(
-        arch, buffer, export, header, index, options, remote, sample, tokenizer, torch, transform,
-        write,
+        arch, buffer, export, header, hf_to_gguf, index, options, remote, sample, tokenizer, torch,
+        transform, write,
     );
 }

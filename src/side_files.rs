@@ -47,8 +47,8 @@ pub(crate) fn limit(name: &str, max_json: u64) -> SideLimit {
 
 /// Every side file at a fixed name, in the order a remote prefix fetches them. The pooling
 /// configuration is not here: [`MODULES`] names its directory ([`pooling_config`]).
-// Only remote prefixes fetch by the list; local readers take each name.
-#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+// Remote prefixes fetch by the list, and an output may name none of them; local readers take
+// each name.
 pub(crate) const ALL: &[&str] = &[
     CONFIG,
     GENERATION_CONFIG,

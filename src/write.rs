@@ -97,13 +97,9 @@ pub fn write_streaming(
 ) -> Result<()> {
     let header = header_bytes(tensors, metadata)?;
     let shown = path.display().to_string();
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let io = |what: &str, e: std::io::Error| Error::io(&shown, what, &e);
     // Dropped on every early return below, which removes the temporary file.
-    let tmp = temporary_file(dir).map_err(|e| io("cannot create a temporary file", e))?;
+    let tmp = temporary_output(path, ".tmp")?;
     {
         let mut out = CountingWriter {
             inner: std::io::BufWriter::with_capacity(1 << 20, tmp.as_file()),
@@ -133,28 +129,54 @@ pub fn write_streaming(
     Ok(())
 }
 
-/// A temporary file in `dir` (removed when dropped unless persisted), created with mode
-/// `0666 & !umask` rather than tempfile's private 0600, since it becomes the output.
-pub fn temporary_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+/// The directory a file at `path` goes into (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A temporary file beside `out`, in its directory, named `.stload-*` + `suffix` (removed when
+/// dropped unless persisted), created with mode `0666 & !umask` rather than tempfile's private
+/// 0600, since it becomes the output. An error names `out`, the path the caller asked for,
+/// never the temporary name.
+pub fn temporary_output(out: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(out);
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".stload-").suffix(".tmp");
+    builder.prefix(".stload-").suffix(suffix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    builder.tempfile_in(dir)
+    builder
+        .tempfile_in(dir)
+        .map_err(|e| cannot_create(out, dir, &e))
+}
+
+/// The error of a temporary file that could not be created for `out` in `dir`. tempfile's
+/// message names the temporary file it tried, which the user never asked for: this one names
+/// `out`, and the directory's own problem when it has one (missing, not a directory).
+fn cannot_create(out: &Path, dir: &Path, e: &std::io::Error) -> Error {
+    let message = match std::fs::metadata(dir) {
+        Err(d) => format!("cannot create it: directory {}: {d}", dir.display()),
+        Ok(m) if !m.is_dir() => format!("cannot create it: {} is not a directory", dir.display()),
+        Ok(_) => format!(
+            "cannot create it in {}: {}",
+            dir.display(),
+            std::io::Error::from(e.kind())
+        ),
+    };
+    Error::Io {
+        path: out.display().to_string(),
+        message,
+    }
 }
 
 /// Writes `bytes` to `path` atomically (temporary file + rename, mode `0666 & !umask`).
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let shown = path.display().to_string();
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp =
-        temporary_file(dir).map_err(|e| Error::io(&shown, "cannot create a temporary file", &e))?;
+    let mut tmp = temporary_output(path, ".tmp")?;
     tmp.write_all(bytes)
         .and_then(|()| tmp.flush())
         .map_err(|e| Error::io(&shown, "cannot write", &e))?;
@@ -275,6 +297,26 @@ mod tests {
         });
         assert!(matches!(result, Err(Error::Cancelled(_))), "{result:?}");
         assert_eq!(listing(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn errors_name_the_output_path_never_the_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such/w.safetensors");
+        let e = write_file(&missing, &[], &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&missing.display().to_string()), "{e}");
+        assert!(e.contains("no/such: ") && !e.contains(".stload-"), "{e}");
+        std::fs::write(dir.path().join("f"), b"").unwrap();
+        let under_file = dir.path().join("f/x.json");
+        let e = write_bytes(&under_file, b"{}").unwrap_err().to_string();
+        assert!(e.starts_with(&under_file.display().to_string()), "{e}");
+        assert!(
+            e.contains("is not a directory") && !e.contains(".stload-"),
+            "{e}"
+        );
+        assert_eq!(listing(dir.path()), ["f"]);
     }
 
     #[cfg(unix)]

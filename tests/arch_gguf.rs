@@ -959,3 +959,126 @@ fn a_named_architecture_the_config_contradicts_is_refused() {
     parts_of(dir.path(), Some("llama")).unwrap();
     Model::open_dir(dir.path(), &options("llama", false)).unwrap();
 }
+
+/// A copy of the fixture directory `from` (its files and one level of subdirectories).
+fn copy_fixture(from: &str, to: &Path) {
+    let src = fixtures().join(from);
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if path.is_dir() {
+            std::fs::create_dir_all(to.join(entry.file_name())).unwrap();
+            for inner in std::fs::read_dir(&path).unwrap() {
+                let inner = inner.unwrap();
+                std::fs::copy(
+                    inner.path(),
+                    to.join(entry.file_name()).join(inner.file_name()),
+                )
+                .unwrap();
+            }
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir` (one level of subdirectories) with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(snapshot(&path));
+        } else {
+            files.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    files
+}
+
+/// Finding 14: an output that names a file the GGUF conversion reads besides the weights
+/// (config.json, a tokenizer file, bert's modules.json and the Pooling module's config.json)
+/// is refused, with or without --force, by the command and by `Model::write_gguf`: every file
+/// of the source stays as it was and nothing is added.
+#[test]
+fn an_output_naming_a_file_the_conversion_reads_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    for (fixture, names) in [
+        (
+            "llama",
+            &["config.json", "tokenizer.json", "tokenizer_config.json"][..],
+        ),
+        ("bert", &["modules.json", "1_Pooling/config.json"][..]),
+    ] {
+        let dir = work.path().join(fixture);
+        std::fs::create_dir(&dir).unwrap();
+        copy_fixture(fixture, &dir);
+        let before = snapshot(&dir);
+        let model = Model::open_dir(&dir, &stload::Options::default()).unwrap();
+        for name in names {
+            let target = dir.join(name);
+            for force in [false, true] {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_stload"));
+                command
+                    .arg("convert")
+                    .arg(&dir)
+                    .arg("--out")
+                    .arg(&target)
+                    .args(["--format", "gguf"]);
+                if force {
+                    command.arg("--force");
+                }
+                let out = command.output().unwrap();
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success(), "{fixture}/{name} --force={force}");
+                assert!(err.contains("is the input"), "{fixture}/{name}: {err}");
+                assert_eq!(snapshot(&dir), before, "{fixture}/{name} --force={force}");
+            }
+            let e = model
+                .write_gguf(&target, stload::gguf::OutType::F16, &mut |_, _| true)
+                .unwrap_err();
+            assert!(e.to_string().contains("is an input file"), "{name}: {e}");
+            // A shard name that is a hard link to the file is refused too (one shard).
+            let split = stload::gguf::Split {
+                max_bytes: 0,
+                max_tensors: 1 << 20,
+            };
+            let shard = stload::gguf::shard_path(&dir.join("m.gguf"), 1, 1);
+            std::fs::hard_link(&target, &shard).unwrap();
+            let e = model
+                .write_gguf_split(
+                    dir.join("m.gguf"),
+                    stload::gguf::OutType::F16,
+                    split,
+                    &mut |_, _| true,
+                )
+                .unwrap_err();
+            assert!(e.to_string().contains("is an input file"), "{name}: {e}");
+            std::fs::remove_file(&shard).unwrap();
+            assert_eq!(snapshot(&dir), before, "{fixture}/{name}");
+        }
+        // The same conversion to a new file works: the refusals above were about the path.
+        // The command then sums up what it wrote, as the file's header says (finding 24).
+        let ok = work.path().join(format!("{fixture}.gguf"));
+        let out = Command::new(env!("CARGO_BIN_EXE_stload"))
+            .arg("convert")
+            .arg(&dir)
+            .arg("--out")
+            .arg(&ok)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{printed}");
+        let file = stload::gguf::read(&ok).unwrap();
+        let size = std::fs::metadata(&ok).unwrap().len();
+        let want = format!(
+            "GGUF: architecture {fixture}, type auto, {} tensors, ",
+            file.tensors.len()
+        );
+        let summary = printed.lines().last().unwrap();
+        assert!(
+            summary.starts_with(&want) && summary.ends_with(&format!("({size} bytes) in 1 file")),
+            "{printed}"
+        );
+    }
+}

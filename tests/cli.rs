@@ -677,3 +677,49 @@ fn readme_synopsis_agrees_with_the_help() {
     let help = String::from_utf8(stload(&["inspect", "--help"]).stdout).unwrap();
     assert!(help.contains(".bin") && help.contains(".pth"), "{help}");
 }
+
+/// Finding 24: the top-level help names GGUF; a convert says what it wrote: without `.gguf`
+/// and `--format`, a safetensors file (not a GGUF), with its tensor count and exact size, and
+/// how to get GGUF instead.
+#[test]
+fn convert_says_what_it_wrote_and_help_names_gguf() {
+    let help = String::from_utf8(stload(&["--help"]).stdout).unwrap();
+    assert!(help.contains("GGUF"), "{help}");
+    let help = String::from_utf8(stload(&["convert", "--help"]).stdout).unwrap();
+    assert!(help.contains(".gguf") && help.contains("GGUF"), "{help}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixtures().join("all_dtypes.safetensors");
+    let tensors = stload::Model::open_files(&[&src], &stload::Options::default())
+        .unwrap()
+        .len();
+    for (out, format, note) in [
+        ("model.bin", None, true),
+        ("model.out", Some("safetensors"), false),
+    ] {
+        let path = dir.path().join(out);
+        let mut args = vec![
+            "convert",
+            src.to_str().unwrap(),
+            "--out",
+            path.to_str().unwrap(),
+        ];
+        if let Some(f) = format {
+            args.extend(["--format", f]);
+        }
+        let o = stload(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let bytes = std::fs::read(&path).unwrap();
+        assert_ne!(&bytes[..4], b"GGUF");
+        stload::Model::open_files(&[&path], &stload::Options::default()).unwrap();
+        let printed = String::from_utf8(o.stdout).unwrap();
+        let summary = printed.lines().last().unwrap();
+        assert!(
+            summary.starts_with(&format!(
+                "safetensors: {tensors} tensors, dtypes as stored, "
+            )) && summary.contains(&format!("({} bytes) in 1 file", bytes.len())),
+            "{printed}"
+        );
+        assert_eq!(summary.contains("--format gguf"), note, "{printed}");
+    }
+}

@@ -89,3 +89,51 @@ fn listing(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The library's export refuses an output that is an input, as the command does (finding 14's
+/// note): the source file in another spelling or through a hard link, the source directory,
+/// or a directory holding one of the model's files. Nothing is written or changed.
+#[test]
+fn export_refuses_an_output_that_is_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = stload::__private::sample::write_sample(d).unwrap();
+    let before = std::fs::read(&src).unwrap();
+    std::fs::hard_link(&src, d.join("hard.safetensors")).unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let model = Model::open_files(&[&src], &Options::default()).unwrap();
+    let name = src.file_name().unwrap();
+    for dst in [
+        src.clone(),
+        d.join("sub/..").join(name),
+        d.join("hard.safetensors"),
+    ] {
+        let result =
+            stload::__private::export::export(&model, &src, Some(Dtype::F32), &dst, &mut |_| true);
+        match result {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("is the input"), "{m}"),
+            other => panic!("{}: {other:?}", dst.display()),
+        }
+    }
+    assert_eq!(std::fs::read(&src).unwrap(), before);
+    let mut names = listing(d);
+    names.retain(|n| n.starts_with(".stload-"));
+    assert!(names.is_empty(), "{names:?}");
+
+    // A directory source into itself, or into a directory holding one of its files.
+    std::fs::remove_file(d.join("hard.safetensors")).unwrap();
+    let model = Model::open_dir(d, &Options::default()).unwrap();
+    let holder = d.join("holder");
+    std::fs::create_dir(&holder).unwrap();
+    std::fs::hard_link(&src, holder.join("copy.safetensors")).unwrap();
+    for dst in [d.to_path_buf(), holder.clone()] {
+        let result = stload::__private::export::export(&model, d, None, &dst, &mut |_| true);
+        assert!(
+            matches!(&result, Err(Error::InvalidArgument(m)) if m.contains("the input")),
+            "{}: {result:?}",
+            dst.display()
+        );
+    }
+    assert_eq!(listing(&holder), ["copy.safetensors"]);
+    assert_eq!(std::fs::read(&src).unwrap(), before);
+}

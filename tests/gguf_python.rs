@@ -254,11 +254,21 @@ fn cli_converts_inspects_and_refuses_bad_input() {
         &["--out", src.to_str().unwrap(), "--format", "gguf"],
         "is the input",
     );
+    // A missing directory: the error names the path given, never the temporary file.
     let missing = dir.path().join("no/such/dir/m.gguf");
     bad(
         &["--out", missing.to_str().unwrap()],
-        "cannot create a temporary file",
+        &format!("{}: cannot create it: directory ", missing.display()),
     );
+    let o = stload(&[
+        "convert".as_ref(),
+        src.as_os_str(),
+        "--arch".as_ref(),
+        "none".as_ref(),
+        "--out".as_ref(),
+        missing.as_os_str(),
+    ]);
+    assert!(!text(&o).contains(".stload-"), "{}", text(&o));
     // A directory where the file should go.
     let as_dir = dir.path().join("d.gguf");
     std::fs::create_dir(&as_dir).unwrap();
@@ -441,7 +451,13 @@ fn split_shards_read_back_equal_to_the_unsplit_file() {
         let n = split_check(&whole, &out, max_bytes, max_tensors);
         assert!(n > 1, "{args:?}: {n} shards");
         let printed = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(printed.lines().count(), n, "{printed}");
+        let wrote = printed.lines().filter(|l| l.starts_with("wrote ")).count();
+        assert_eq!(wrote, n, "{printed}");
+        // The summary counts what the shards hold: 11 tensors in n files.
+        assert!(
+            printed.contains("11 tensors, ") && printed.contains(&format!(" in {n} files")),
+            "{printed}"
+        );
         let first = gguf::shard_path(&out, 1, n as u32);
         let o = stload(&["inspect".as_ref(), first.as_os_str(), "--json".as_ref()]);
         assert!(o.status.success(), "{}", text(&o));
@@ -551,12 +567,35 @@ fn split_shards_read_back_equal_to_the_unsplit_file() {
         assert!(std::fs::symlink_metadata(&stale).unwrap().is_symlink());
         std::fs::remove_file(&stale).unwrap();
     }
-    // --force replaces an existing shard (11 tensors, 4 a shard: 3 shards).
+    // --force replaces an existing shard (11 tensors, 4 a shard: 3 shards) and removes the
+    // shards of an earlier split with another count, which would still load beside the new
+    // set; files only resembling a shard name of this prefix stay.
     let old = sub.join("m-00001-of-00003.gguf");
     std::fs::write(&old, b"old").unwrap();
+    let kept = [
+        "m-00001-of-00002.gguf.bak",
+        "m.gguf",
+        "mm-00001-of-00002.gguf",
+        "other-00001-of-00002.gguf",
+    ];
+    for name in ["m-00001-of-00002.gguf", "m-00002-of-00002.gguf"]
+        .iter()
+        .chain(&kept)
+    {
+        std::fs::write(sub.join(name), b"earlier").unwrap();
+    }
     let o = convert(&out, &["--split-max-tensors", "4", "--force"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(split_check(&whole, &out, 0, 4), 3);
+    let mut want: Vec<String> = (1..=3)
+        .map(|no| format!("m-{no:05}-of-00003.gguf"))
+        .chain(kept.iter().map(|k| k.to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(files_in(&sub), want);
+    for name in kept {
+        assert_eq!(std::fs::read(sub.join(name)).unwrap(), b"earlier");
+    }
 }
 
 /// `w` with the numbers of F32 values rounded to f32: JSON parsing of the expected decimal

@@ -4,7 +4,7 @@
 //! embedding model does not use (`embeddings.position_ids`, the pooler, pre-training heads)
 //! are dropped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -108,26 +108,32 @@ fn read_json(path: &Path, max_json: u64) -> Result<Option<Value>> {
         .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))
 }
 
+/// The `config.json` of a sentence-transformers checkpoint's Pooling module, which
+/// `modules.json` names (read as a side file of at most `max_json` bytes); `None` without
+/// `modules.json` or a Pooling module in it.
+pub(crate) fn pooling_config(dir: &Path, max_json: u64) -> Result<Option<PathBuf>> {
+    let modules_path = dir.join(side_files::MODULES);
+    let Some(modules) = read_json(&modules_path, max_json)? else {
+        return Ok(None);
+    };
+    let sub = side_files::pooling_config(&modules_path.display().to_string(), &modules)?;
+    Ok(sub.map(|sub| dir.join(sub)))
+}
+
 /// The pooling of a sentence-transformers checkpoint: `modules.json` names the Pooling module's
 /// directory, whose `config.json` says mean, cls or last token. Without `modules.json` or a
 /// Pooling module: none (per-token embeddings), as ollama writes it. A pooling llama.cpp does
 /// not have (max, mean of square roots) is an error naming the file. Both files are read as
 /// side files of at most `max_json` bytes.
 pub fn pooling_type(dir: &Path, max_json: u64) -> Result<u32> {
-    let modules_path = dir.join(side_files::MODULES);
-    let Some(modules) = read_json(&modules_path, max_json)? else {
+    let Some(path) = pooling_config(dir, max_json)? else {
         return Ok(POOLING_NONE);
     };
-    let Some(sub) = side_files::pooling_config(&modules_path.display().to_string(), &modules)?
-    else {
-        return Ok(POOLING_NONE);
-    };
-    let path = dir.join(sub);
     let config = read_json(&path, max_json)?.ok_or_else(|| Error::Io {
         path: path.display().to_string(),
         message: format!(
             "missing: {} names this Pooling module",
-            modules_path.display()
+            dir.join(side_files::MODULES).display()
         ),
     })?;
     let flag = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(false);

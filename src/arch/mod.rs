@@ -16,6 +16,7 @@ mod qwen2;
 
 use std::path::Path;
 
+pub(crate) use bert::pooling_config;
 pub use config::{Config, Section};
 pub use detect::{detect, detect_limited, HF_NAMES};
 

@@ -1,4 +1,5 @@
-//! The `stload` command: inspect, verify and convert safetensors models (also to GGUF).
+//! The `stload` command: inspect, verify and convert models (safetensors and PyTorch in;
+//! safetensors or GGUF out).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -10,13 +11,15 @@ mod gguf;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use stload::__private::export::Inputs;
 use stload::{Dtype, Model, Options, Tensor};
 
 #[derive(Parser)]
 #[command(
     name = "stload",
     version,
-    about = "Inspect, verify and convert safetensors model weights"
+    about = "Inspect, verify and convert model weights: safetensors and PyTorch checkpoints, \
+             to safetensors or to GGUF for llama.cpp and ollama (convert SRC --out MODEL.gguf)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,9 +47,11 @@ enum Command {
         /// The directory to write sample.safetensors into.
         dir: PathBuf,
     },
-    /// Write the model at SRC to --out, floats converted to --dtype: a file gives a file; a
-    /// directory gives a directory (shard names, metadata, index.json, config.json, tokenizer
-    /// and the other non-weight files kept). Ctrl-C stops it and removes the unfinished output.
+    /// Write the model at SRC to --out: a GGUF file llama.cpp runs when --out ends in .gguf
+    /// (or with --format gguf), else safetensors with floats converted to --dtype (a file gives
+    /// a file; a directory gives a directory: shard names, metadata, index.json, config.json,
+    /// tokenizer and the other non-weight files kept). Prints the files written and a summary.
+    /// Ctrl-C stops it and removes the unfinished output.
     Convert {
         /// A model directory, or a .safetensors or PyTorch (.bin, .pth, .pt) file.
         src: PathBuf,
@@ -68,7 +73,8 @@ enum Command {
         /// GGUF tensor types: auto (F16, small tensors F32), f32, f16, bf16 or q8_0.
         #[arg(long)]
         outtype: Option<String>,
-        /// Output format: gguf or safetensors. Default: gguf for a .gguf output.
+        /// Output format: gguf or safetensors. Default: gguf for an --out ending in .gguf,
+        /// safetensors for any other.
         #[arg(long)]
         format: Option<String>,
         /// GGUF output in shards of at most N bytes of tensor data (N, NK, NM or NG: thousands,
@@ -139,7 +145,14 @@ fn main() -> ExitCode {
                     "--split-max-size and --split-max-tensors apply to GGUF output".into(),
                 ))
             }
-            Ok(false) => convert(&src, dtype.as_deref(), &out, force, &options(arch)),
+            Ok(false) => convert(
+                &src,
+                dtype.as_deref(),
+                &out,
+                force,
+                format.is_none(),
+                &options(arch),
+            ),
             Err(e) => Err(e),
         },
     };
@@ -383,11 +396,14 @@ fn stop_on_signals() -> stload::Result<()> {
     .map_err(|e| stload::Error::InvalidArgument(format!("cannot handle signals: {e}")))
 }
 
+/// `stload convert` to safetensors; `implied` when no --format chose it (the summary then says
+/// how to get GGUF instead).
 fn convert(
     src: &Path,
     dtype: Option<&str>,
     out: &Path,
     force: bool,
+    implied: bool,
     options: &Options,
 ) -> stload::Result<()> {
     let target = dtype.map(whole_model_target).transpose()?;
@@ -419,34 +435,31 @@ fn convert(
         !INTERRUPTED.load(Ordering::Relaxed)
     });
     bar.finish_and_clear();
-    for path in written? {
+    let written = written?;
+    let mut bytes = 0u64;
+    for path in &written {
         println!("wrote {}", escaped(&path.display().to_string()));
+        bytes += std::fs::metadata(path)
+            .map_err(|e| stload::Error::io(path.display(), "cannot read its size", &e))?
+            .len();
     }
+    let floats = match target {
+        Some(t) => format!("floats as {}", t.name()),
+        None => "dtypes as stored".to_string(),
+    };
+    println!(
+        "safetensors: {} tensors, {floats}, {} ({bytes} bytes) in {} file{}{}",
+        model.len(),
+        indicatif::HumanBytes(bytes),
+        written.len(),
+        if written.len() == 1 { "" } else { "s" },
+        if implied {
+            " (safetensors since --out does not end in .gguf; --format gguf writes GGUF)"
+        } else {
+            ""
+        }
+    );
     Ok(())
-}
-
-/// A file's identity: device and inode where there are some, else its canonical path.
-#[derive(PartialEq, Eq)]
-enum FileId {
-    #[cfg(unix)]
-    Inode(u64, u64),
-    #[cfg_attr(unix, allow(dead_code))]
-    Canonical(PathBuf),
-}
-
-/// The identity of the file or directory at `path` (symbolic links followed), if it exists.
-fn file_id(path: &Path) -> Option<FileId> {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Some(FileId::Inode(meta.dev(), meta.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        std::fs::canonicalize(path).ok().map(FileId::Canonical)
-    }
 }
 
 /// Refuses an output that is, or would replace, one of the input's files (whatever the path
@@ -464,20 +477,10 @@ fn check_output(
     let Ok(meta) = std::fs::metadata(out) else {
         return Ok(());
     };
-    // The input's files, and then the source itself (a file again, or its directory).
-    let ids: Vec<(FileId, &Path)> = inputs
-        .iter()
-        .chain(std::iter::once(&src))
-        .filter_map(|&p| file_id(p).map(|id| (id, p)))
-        .collect();
-    let files = ids.len() - usize::from(file_id(src).is_some());
-    let input_named = |path: &Path, ids: &[(FileId, &'_ Path)]| {
-        let id = file_id(path)?;
-        ids.iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, p)| p.to_path_buf())
-    };
-    if let Some(input) = input_named(out, &ids) {
+    // The input's files, and those with the source itself (a file again, or its directory).
+    let files = Inputs::new(inputs.iter().copied());
+    let ids = Inputs::new(inputs.iter().copied().chain([src]));
+    if let Some(input) = ids.named(out) {
         return Err(refuse(format!(
             "is the input {}; write somewhere else",
             input.display()
@@ -510,7 +513,7 @@ fn check_output(
         let entry =
             entry.map_err(|e| stload::Error::io(out.display(), "cannot list directory", &e))?;
         empty = false;
-        if let Some(input) = input_named(&entry.path(), &ids[..files]) {
+        if let Some(input) = files.named(&entry.path()) {
             return Err(refuse(format!(
                 "holds {}, which is the input {}; write somewhere else",
                 entry.file_name().to_string_lossy(),

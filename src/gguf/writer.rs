@@ -16,6 +16,7 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::kv::{Array, Metadata, Value};
 use crate::model::Model;
+use crate::write::temporary_output;
 
 use super::q8_0;
 use super::split::{shard_keys, shard_path, Split};
@@ -57,6 +58,9 @@ pub struct GgufPlan<'a> {
     pub skip: &'a dyn Fn(&str) -> bool,
     /// Write shards `PREFIX-00001-of-0000N.gguf` (even when one is enough) instead of one file.
     pub split: Option<Split>,
+    /// Files besides the model's that this plan was built from (`config.json`, tokenizer
+    /// files): like the model's files, no output may be one of them.
+    pub inputs: Vec<PathBuf>,
 }
 
 fn no_adjust(_: &str) -> Option<Adjust> {
@@ -78,6 +82,7 @@ impl GgufPlan<'static> {
             adjust: &no_adjust,
             skip: &no_skip,
             split: None,
+            inputs: Vec::new(),
         }
     }
 }
@@ -174,14 +179,10 @@ pub fn write_model(
             .collect(),
     };
     for p in &paths {
-        refuse_input_files(model, p, &p.display().to_string())?;
+        refuse_input_files(model, &plan.inputs, p, &p.display().to_string())?;
     }
     let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
 
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let mut stream = Stream::new(model.options().effective_threads());
     let mut done = 0u64;
     if !progress(0, total) {
@@ -197,7 +198,7 @@ pub fn write_model(
             progress: &mut *progress,
         };
         written.push(file.write(
-            dir,
+            p,
             header,
             &tensors[range.clone()],
             &plan,
@@ -219,10 +220,10 @@ struct ShardFile<'a> {
 }
 
 impl ShardFile<'_> {
-    /// Writes `header` and the data of `tensors` into a new temporary file in `dir`.
+    /// Writes `header` and the data of `tensors` into a new temporary file beside `path`.
     fn write(
         &mut self,
-        dir: &Path,
+        path: &Path,
         header: &[u8],
         tensors: &[Planned],
         plan: &GgufPlan<'_>,
@@ -231,20 +232,7 @@ impl ShardFile<'_> {
     ) -> Result<tempfile::TempPath> {
         let shown = self.shown.as_str();
         let io = |what: &str, e: std::io::Error| Error::io(shown, what, &e);
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".stload-").suffix(".gguf.tmp");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // The kernel applies the umask to this mode, as for any newly created file.
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let tmp = builder.tempfile_in(dir).map_err(|e| {
-            io(
-                "cannot create a temporary file in the destination directory",
-                e,
-            )
-        })?;
+        let tmp = temporary_output(path, ".gguf.tmp")?;
         let alignment = self.alignment;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         let mut pos = header.len() as u64;
@@ -319,30 +307,32 @@ fn cancelled(shown: &str) -> Error {
     Error::Cancelled(format!("{shown}: writing cancelled"))
 }
 
-/// Refuses a destination that is one of the model's files (same device and inode), whatever
-/// path spells it: renaming over it would break the mapping being read.
-fn refuse_input_files(model: &Model, path: &Path, shown: &str) -> Result<()> {
+/// Refuses a destination that is one of the model's files or of `inputs` (same device and
+/// inode), whatever path spells it: renaming over a weight file would break the mapping being
+/// read, and over a side file (`config.json`, a tokenizer file) destroy the source.
+fn refuse_input_files(model: &Model, inputs: &[PathBuf], path: &Path, shown: &str) -> Result<()> {
+    let mut files = model.files().chain(inputs.iter().map(PathBuf::as_path));
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         let Ok(dst) = std::fs::metadata(path) else {
             return Ok(());
         };
-        for file in model.files() {
-            if let Ok(src) = std::fs::metadata(file) {
-                if (src.dev(), src.ino()) == (dst.dev(), dst.ino()) {
-                    return Err(Error::InvalidArgument(format!(
-                        "{shown}: is an input file of the model ({}); write the GGUF elsewhere",
-                        file.display()
-                    )));
-                }
-            }
+        let same = |file: &&Path| {
+            std::fs::metadata(file)
+                .is_ok_and(|src| (src.dev(), src.ino()) == (dst.dev(), dst.ino()))
+        };
+        if let Some(file) = files.find(same) {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: is an input file of the model ({}); write the GGUF elsewhere",
+                file.display()
+            )));
         }
     }
     #[cfg(not(unix))]
     {
         let dst = std::fs::canonicalize(path).ok();
-        if dst.is_some() && model.files().any(|f| std::fs::canonicalize(f).ok() == dst) {
+        if dst.is_some() && files.any(|f| std::fs::canonicalize(f).ok() == dst) {
             return Err(Error::InvalidArgument(format!(
                 "{shown}: is an input file of the model; write the GGUF elsewhere"
             )));

@@ -84,12 +84,26 @@ pub fn convert(
     };
     super::stop_on_signals()?;
     let model = super::open(&[PathBuf::from(src)], &options)?;
-    let inputs: Vec<&Path> = model.files().collect();
+    // The files beside the weights that the conversion reads are inputs too (not with
+    // --arch none, which reads none of them).
+    let side = if raw {
+        Vec::new()
+    } else {
+        stload::__private::hf_to_gguf::side_files(model.config_dir(), model.options().max_json_size)
+    };
+    let inputs: Vec<&Path> = model
+        .files()
+        .chain(side.iter().map(PathBuf::as_path))
+        .collect();
+    let earlier = match split {
+        Some(_) => existing_shards(out)?,
+        None => Vec::new(),
+    };
     if split.is_some() {
         // Every existing file with a shard name of this prefix (whatever its count) is checked
         // as the output would be: an input is refused, and the rest need --force.
-        for shard in existing_shards(out)? {
-            super::check_output(src, &inputs, &shard, true, force)?;
+        for shard in &earlier {
+            super::check_output(src, &inputs, shard, true, force)?;
         }
     } else {
         super::check_output(src, &inputs, out, true, force)?;
@@ -120,10 +134,60 @@ pub fn convert(
             .map(|()| vec![out.to_path_buf()]),
     };
     bar.finish_and_clear();
-    for path in written? {
+    let written = written?;
+    for path in &written {
         println!("wrote {}", super::escaped(&path.display().to_string()));
     }
+    remove_earlier_shards(&earlier, &written)?;
+    println!("{}", summary(&written, outtype)?);
     Ok(())
+}
+
+/// Removes the shards of an earlier split (another count) once the new set is in place: left
+/// beside it, that set would still load as a model. Only files named as shards of the same
+/// prefix were listed, and each passed the output checks (never an input; only with --force).
+fn remove_earlier_shards(earlier: &[PathBuf], written: &[PathBuf]) -> Result<()> {
+    for old in earlier {
+        if written.iter().any(|w| w.file_name() == old.file_name()) {
+            continue;
+        }
+        std::fs::remove_file(old).map_err(|e| {
+            Error::io(
+                old.display(),
+                "cannot remove this shard of an earlier split",
+                &e,
+            )
+        })?;
+        println!(
+            "removed {} (a shard of an earlier split)",
+            super::escaped(&old.display().to_string())
+        );
+    }
+    Ok(())
+}
+
+/// One line saying what the GGUF files `written` hold, read back from their headers:
+/// architecture, output type, tensors and size.
+fn summary(written: &[PathBuf], outtype: OutType) -> Result<String> {
+    let (mut tensors, mut bytes, mut arch) = (0usize, 0u64, String::new());
+    for (i, path) in written.iter().enumerate() {
+        let file = gguf::read(path)?;
+        tensors += file.tensors.len();
+        if i == 0 {
+            if let Some(Value::String(a)) = file.metadata.get("general.architecture") {
+                arch = super::escaped(a).into_owned();
+            }
+        }
+        bytes += std::fs::metadata(path)
+            .map_err(|e| Error::io(path.display(), "cannot read its size", &e))?
+            .len();
+    }
+    Ok(format!(
+        "GGUF: architecture {arch}, type {outtype}, {tensors} tensors, {} ({bytes} bytes) in {} file{}",
+        indicatif::HumanBytes(bytes),
+        written.len(),
+        if written.len() == 1 { "" } else { "s" }
+    ))
 }
 
 /// The files beside `out` named as shards of its prefix.
@@ -140,7 +204,8 @@ fn existing_shards(out: &Path) -> Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
         if gguf::is_shard_of(out, &entry.file_name().to_string_lossy()) {
-            found.push(dir.join(entry.file_name()));
+            // Spelled as the user spelled --out, as the shards written are.
+            found.push(out.with_file_name(entry.file_name()));
         }
     }
     found.sort();
