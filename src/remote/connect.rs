@@ -58,6 +58,8 @@ pub(crate) fn connect(
     // The server a bucket URL names only together with the settings (a plain HTTP URL names
     // its server itself).
     let mut endpoint = None;
+    // Each builder makes its HTTP client now, and the client takes the TLS provider then.
+    super::tls::ensure_provider();
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url).with_retry(retry);
