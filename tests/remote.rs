@@ -118,6 +118,25 @@ fn single_file_every_dtype_from_s3_and_http() {
 }
 
 #[test]
+fn a_model_over_https_equals_the_local_one() {
+    let _g = shared();
+    let file = common::fixtures().join("all_dtypes.safetensors");
+    let local = Model::open_files(&[&file], &Options::default()).unwrap();
+    let dir = single(&file, "model.safetensors");
+    publish(dir.path(), "tls");
+    // A real TLS handshake (the server's certificate is self-signed, hence the option): the
+    // connection takes the crypto provider the library installs when none is.
+    let url = format!("{}/{}/tls/", var("STLOAD_TEST_HTTPS_URL"), BUCKET);
+    let mut options = Options::default();
+    options
+        .set_remote("allow_invalid_certificates", "true")
+        .unwrap();
+    assert_same(&local, &Model::open_dir(&url, &options).unwrap());
+    // Without the option the self-signed certificate is refused: TLS checks are on.
+    assert!(Model::open_dir(&url, &Options::default()).is_err());
+}
+
+#[test]
 fn sharded_model_with_index_from_s3() {
     let _g = shared();
     let dir = common::fixtures().join("sharded");

@@ -77,6 +77,8 @@ pub(crate) fn connect(
     // The request timeout in effect (the store's setting, else object_store's default), which
     // a message about a timed-out request names.
     let mut timeout = None;
+    // Each builder makes its HTTP client now, and the client takes the TLS provider then.
+    super::tls::ensure_provider();
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url).with_retry(retry);

@@ -2,7 +2,7 @@
 //! `http(s)://`, all through the `object_store` crate. This module owns the connection to a
 //! store (`connect`), one remote file as it was at open (`object`: size and ETag, conditional
 //! ranged reads), the local cache directory of complete copies (`cache`), the one async
-//! runtime of the library (`runtime`) and the settings (`settings`). It knows nothing of
+//! runtime of the library (`runtime`), the TLS provider (`tls`) and the settings (`settings`). It knows nothing of
 //! files, tensors, the store or models: `file` builds a `ShardFile` on an [`object::Object`]
 //! or on a cached copy's path, and `store` asks it for byte ranges.
 //!
@@ -22,6 +22,8 @@ mod off;
 mod runtime;
 #[cfg(feature = "remote")]
 mod settings;
+#[cfg(feature = "remote")]
+mod tls;
 
 #[cfg(feature = "remote")]
 pub(crate) use cache::{local_copies, mirror, open_copy};

@@ -25,12 +25,13 @@ pub struct Servers {
 /// The variables servers.sh writes: all set in the environment (tests/remote/run.sh), or else
 /// servers started here, which stop when the test binary exits. Never skips: servers that
 /// cannot start fail the test.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "STLOAD_TEST_S3_ENDPOINT",
     "STLOAD_TEST_S3_FLAKY_ENDPOINT",
     "STLOAD_TEST_S3_ROOT",
     "STLOAD_TEST_HTTP_URL",
     "STLOAD_TEST_HTTP_ROOT",
+    "STLOAD_TEST_HTTPS_URL",
     "STLOAD_TEST_FLAKY_SWITCH",
     "STLOAD_TEST_S3S_FS",
     "AWS_ACCESS_KEY_ID",
@@ -114,6 +115,9 @@ fn s3(bucket: &str) -> Arc<dyn ObjectStore> {
         .unwrap_or_else(|p| p.into_inner());
     let store = stores.entry(bucket.to_string()).or_insert_with(|| {
         std::fs::create_dir_all(Path::new(var("STLOAD_TEST_S3_ROOT")).join(bucket)).unwrap();
+        // object_store's clients need a rustls provider (the one the library would install
+        // on its first remote open; uploads may come first).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Arc::new(
             AmazonS3Builder::new()
                 .with_endpoint(var("STLOAD_TEST_S3_ENDPOINT"))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the servers the remote-model tests read from, on loopback ports chosen free:
 #   - s3s-fs (an S3-compatible server over a directory), at $STLOAD_TEST_S3_ENDPOINT;
-#   - nginx serving a directory over HTTP with ranges and ETags, at $STLOAD_TEST_HTTP_URL;
+#   - nginx serving a directory over HTTP with ranges and ETags, at $STLOAD_TEST_HTTP_URL,
+#     and the same directory over HTTPS (a self-signed certificate) at $STLOAD_TEST_HTTPS_URL;
 #   - nginx proxying to s3s-fs, at $STLOAD_TEST_S3_FLAKY_ENDPOINT: it answers 503 to every
 #     request while the file $STLOAD_TEST_FLAKY_SWITCH exists (a throttling storm at will).
 # Usage: servers.sh DIR WATCH_PID
@@ -23,7 +24,12 @@ free_port() {
 s3_port="$(free_port)"
 http_port="$(free_port)"
 flaky_port="$(free_port)"
+https_port="$(free_port)"
 mkdir -p "$dir/s3" "$dir/www" "$dir/nginx"
+# The HTTPS server's certificate: self-signed for 127.0.0.1, made anew for each run.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$dir/nginx/tls.key" -out "$dir/nginx/tls.crt" >/dev/null 2>&1
 # nginx workers run as an unprivileged user: they must be able to read the files served.
 chmod 755 "$dir" "$dir/www"
 key=stloadtest
@@ -55,6 +61,12 @@ http {
         }
     }
     server {
+        listen 127.0.0.1:$https_port ssl;
+        ssl_certificate $dir/nginx/tls.crt;
+        ssl_certificate_key $dir/nginx/tls.key;
+        root $dir/www;
+    }
+    server {
         listen 127.0.0.1:$flaky_port;
         client_max_body_size 0;
         location / {
@@ -80,13 +92,14 @@ echo "$s3_pid $nginx_pid" >"$dir/pids"
 
 ready() { "$python" -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$1" 2>/dev/null; }
 for _ in $(seq 100); do
-    if ready "$s3_port" && ready "$http_port" && ready "$flaky_port"; then
+    if ready "$s3_port" && ready "$http_port" && ready "$flaky_port" && ready "$https_port"; then
         cat >"$dir/env" <<ENV
 STLOAD_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port
 STLOAD_TEST_S3_FLAKY_ENDPOINT=http://127.0.0.1:$flaky_port
 STLOAD_TEST_S3_ROOT=$dir/s3
 STLOAD_TEST_HTTP_URL=http://127.0.0.1:$http_port
 STLOAD_TEST_HTTP_ROOT=$dir/www
+STLOAD_TEST_HTTPS_URL=https://127.0.0.1:$https_port
 STLOAD_TEST_FLAKY_SWITCH=$dir/flaky
 STLOAD_TEST_S3S_FS=$s3s
 AWS_ACCESS_KEY_ID=$key
