@@ -801,23 +801,6 @@ fn an_output_projection_unlike_the_token_embedding_is_refused_naming_both() {
     );
 }
 
-/// Runs `f` on another thread; fails the test if it does not return within 20 s.
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("{what}: blocked for 20 s"))
-}
-
-fn mkfifo(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-}
-
 #[test]
 fn bert_pooling_files_are_regular_bounded_and_never_block() {
     // Finding 3: modules.json and the Pooling module's config.json were read with no bound
@@ -850,7 +833,7 @@ fn bert_pooling_files_are_regular_bounded_and_never_block() {
             let path = dir.path().join(file);
             std::fs::remove_file(&path).unwrap();
             match kind {
-                "fifo" => mkfifo(&path),
+                "fifo" => common::mkfifo(&path),
                 "/dev/zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
                 // Sparse, just past the default max_json_size.
                 _ => std::fs::File::create(&path)
@@ -859,7 +842,7 @@ fn bert_pooling_files_are_regular_bounded_and_never_block() {
                     .unwrap(),
             }
             let p = dir.path().to_path_buf();
-            let err = within(kind, move || arch::gguf_parts(&p, None, &[]).unwrap_err());
+            let err = common::within(kind, move || arch::gguf_parts(&p, None, &[]).unwrap_err());
             let want = if kind == "sparse" {
                 matches!(err, Error::Limit(_))
             } else {

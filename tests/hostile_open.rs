@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use stload::{Error, Model, Options};
@@ -31,24 +30,6 @@ fn st(dir: &Path, file: &str, tensors: &[(&str, &str, &[u64])]) -> PathBuf {
     }
     let header = format!("{{{}}}", fields.join(","));
     common::raw_file(dir, file, &header, &vec![0u8; at as usize])
-}
-
-/// Runs `f` on another thread and fails the test if it does not return within 20 s (a FIFO
-/// opened for reading blocks until a writer comes).
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("{what}: blocked for 20 s"))
-}
-
-fn mkfifo(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
 fn with_arch(arch: &str) -> Options {
@@ -86,9 +67,9 @@ fn fifos_are_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["pipe.safetensors", "pytorch_model.bin"] {
         let path = dir.path().join(name);
-        mkfifo(&path);
+        common::mkfifo(&path);
         let shown = path.clone();
-        let err = within(name, move || {
+        let err = common::within(name, move || {
             Model::open_files(&[shown], &Options::default()).unwrap_err()
         });
         let text = err.to_string();
@@ -98,14 +79,14 @@ fn fifos_are_refused_without_blocking() {
         );
     }
     let indexed = tempfile::tempdir().unwrap();
-    mkfifo(&indexed.path().join("model-1.safetensors"));
+    common::mkfifo(&indexed.path().join("model-1.safetensors"));
     std::fs::write(
         indexed.path().join("model.safetensors.index.json"),
         r#"{"weight_map":{"a":"model-1.safetensors"}}"#,
     )
     .unwrap();
     let p = indexed.path().to_path_buf();
-    let text = within("indexed", move || {
+    let text = common::within("indexed", move || {
         Model::open_dir(p, &Options::default())
             .unwrap_err()
             .to_string()
@@ -120,9 +101,9 @@ fn fifos_are_refused_without_blocking() {
         "model.safetensors",
         &[("lm_head.weight", "F32", &[2, 2])],
     );
-    mkfifo(&arch.path().join("config.json"));
+    common::mkfifo(&arch.path().join("config.json"));
     let p = arch.path().to_path_buf();
-    let text = within("config", move || {
+    let text = common::within("config", move || {
         Model::open_dir(p, &with_arch("llama"))
             .unwrap_err()
             .to_string()
@@ -144,7 +125,7 @@ fn json_beside_the_weights_is_bounded() {
     );
     std::os::unix::fs::symlink("/dev/zero", arch.path().join("config.json")).unwrap();
     let p = arch.path().to_path_buf();
-    let text = within("dev zero", move || {
+    let text = common::within("dev zero", move || {
         Model::open_dir(p, &with_arch("llama"))
             .unwrap_err()
             .to_string()
@@ -209,7 +190,7 @@ fn absurd_thread_counts_are_refused_or_clamped() {
             o
         };
         let p = path.clone();
-        let n = within("threads", move || {
+        let n = common::within("threads", move || {
             let model = Model::open_files(&[p], &options).unwrap();
             model.get_as("a", stload::Dtype::F32).unwrap().data().len()
         });

@@ -679,16 +679,6 @@ fn tokenizer_files_cost_a_small_multiple_of_their_size_in_memory() {
     }
 }
 
-/// Runs `f` on another thread; fails the test if it does not return within 20 s.
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("{what}: blocked for 20 s"))
-}
-
 #[test]
 fn every_tokenizer_side_file_is_regular_bounded_and_never_blocks() {
     // Finding 3: each file the tokenizer reads, as a FIFO (opened blocking: a hang), a link to
@@ -718,17 +708,12 @@ fn every_tokenizer_side_file_is_regular_bounded_and_never_blocks() {
             let path = dir.path().join(file);
             std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{case} {file}: {e}"));
             match kind {
-                "fifo" => {
-                    use std::os::unix::ffi::OsStrExt;
-                    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-                    // SAFETY: a NUL-terminated path.
-                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-                }
+                "fifo" => common::mkfifo(&path),
                 "/dev/zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
                 _ => std::fs::File::create(&path).unwrap().set_len(big).unwrap(),
             }
             let p = dir.path().to_path_buf();
-            let err = within(&format!("{file} as {kind}"), move || {
+            let err = common::within(&format!("{file} as {kind}"), move || {
                 tokenizer::write_kv(&p, None, &mut Metadata::new()).unwrap_err()
             });
             let want = if kind == "sparse" {

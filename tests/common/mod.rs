@@ -104,3 +104,22 @@ pub fn raw_file(dir: &Path, name: &str, header: &str, data: &[u8]) -> PathBuf {
     std::fs::write(&path, bytes).expect("write fixture");
     path
 }
+
+/// Runs `f` on another thread and fails the test if it does not return within 20 s: a FIFO
+/// opened for reading blocks until a writer comes, so a reader that opens one blocking hangs.
+pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what}: blocked for 20 s"))
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
