@@ -425,18 +425,8 @@ fn unknown_remote_options_and_locations_are_refused() {
 #[test]
 fn a_truncated_body_is_an_error_never_short_data() {
     let (dir, _) = large_model(6);
-    let port = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/short_server.py");
-    let _server = Stopped(
-        Command::new(common::python())
-            .arg(&script)
-            .arg(dir.path())
-            .arg(port.to_string())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, "short_server.py");
-    let url = format!("http://127.0.0.1:{port}/model.safetensors");
+    let (_server, server_url) = common::remote::faulty_server(dir.path(), "short");
+    let url = format!("{server_url}/model.safetensors");
     let mut options = Options::default();
     options.set_remote("max_retries", "1").unwrap();
     let model = Model::open_files(&[&url], &options).unwrap();
@@ -873,19 +863,8 @@ fn gguf_export_of_an_uncached_url_never_reads_a_local_path() {
 fn a_dripping_server_times_out_naming_the_url_the_tensor_and_the_timeout() {
     let _g = shared();
     let (dir, _) = large_model(12);
-    let port = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/drip_server.py");
-    let _server = Stopped(
-        Command::new(common::python())
-            .arg(&script)
-            .arg(dir.path())
-            .arg(port.to_string())
-            .arg("0.05")
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, "drip_server.py");
-    let url = format!("http://127.0.0.1:{port}/model.safetensors");
+    let (_server, server_url) = common::remote::faulty_server(dir.path(), "drip");
+    let url = format!("{server_url}/model.safetensors");
     let mut options = Options::default();
     options.set_remote("timeout", "2s").unwrap();
     options.set_remote("max_retries", "0").unwrap();

@@ -277,20 +277,10 @@ fn an_interrupted_download_leaves_no_copy_and_the_next_open_downloads_again() {
     // A server that cuts every body after the first bytes of the file short.
     let (dir, file) = model(3);
     let want = Model::open_files(&[&file], &Options::default()).unwrap();
-    let port = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/short_server.py");
-    let _short = Stopped(
-        Command::new(common::python())
-            .arg(&script)
-            .arg(dir.path())
-            .arg(port.to_string())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, "short_server.py");
+    let (_short, server_url) = common::remote::faulty_server(dir.path(), "short");
     let cache = tempfile::tempdir().unwrap();
     let cache = cache.path();
-    let url = format!("http://127.0.0.1:{port}/model.safetensors");
+    let url = format!("{server_url}/model.safetensors");
     let mut options = http_options(cache);
     options.set_remote("max_retries", "1").unwrap();
     options.set_remote("chunk_size", "65536").unwrap();

@@ -290,3 +290,22 @@ pub fn io_message<T: std::fmt::Debug>(result: stload::Result<T>) -> String {
         other => panic!("expected an I/O error, got {other:?}"),
     }
 }
+
+/// Starts `tests/remote/faulty_server.py` over the files of `dir` on a free port, failing every
+/// tensor range by `mode` (`short`: half the bytes, then the connection closes; `drip`: a byte
+/// every 50 ms). Returns the server (stopped when dropped) and the URL of `dir`.
+pub fn faulty_server(dir: &Path, mode: &str) -> (Stopped, String) {
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote/faulty_server.py");
+    let server = Stopped(
+        Command::new(super::python())
+            .arg(&script)
+            .arg(dir)
+            .arg(port.to_string())
+            .args([mode, "0.05"])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, "faulty_server.py");
+    (server, format!("http://127.0.0.1:{port}"))
+}

@@ -1,9 +1,11 @@
-"""An HTTP server that drips: it serves the files of a directory with ranges and a fixed ETag,
-answers every range that starts at byte 0 (a model's header) at once, and sends the bytes of
-any other range (its tensors) one every DELAY seconds after announcing them all, as a stalled
-server or link does.
+"""An HTTP server that fails the way a dying or stalled server does. It serves the files of a
+directory with ranges and a fixed ETag and answers every range that starts at byte 0 (a
+model's header) in full, so the model opens; every other range (its tensors) is announced
+whole and then, by MODE:
+  short  half of its bytes are sent and the connection closes (a proxy or server that died);
+  drip   its bytes are sent one every DELAY seconds (a stalled server or link).
 
-Usage: drip_server.py DIR PORT DELAY
+Usage: faulty_server.py DIR PORT short|drip [DELAY]
 """
 import http.server
 import os
@@ -51,20 +53,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             if start == 0:
                 self.wfile.write(body)
-                return
-            for i in range(len(body)):
-                self.wfile.write(body[i : i + 1])
-                self.wfile.flush()
-                time.sleep(self.server.delay)
+            elif self.server.mode == "short":
+                self.wfile.write(body[: len(body) // 2])
+            else:
+                for i in range(len(body)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(self.server.delay)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
 
 def main():
+    if len(sys.argv) < 4 or sys.argv[3] not in ("short", "drip"):
+        sys.exit(__doc__)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
     server.daemon_threads = True
     server.root = sys.argv[1]
-    server.delay = float(sys.argv[3])
+    server.mode = sys.argv[3]
+    server.delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     server.serve_forever()
 
 
