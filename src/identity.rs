@@ -172,14 +172,25 @@ pub fn open_regular_if_exists(path: &Path) -> Result<Option<(File, std::fs::Meta
     }
 }
 
+/// Like [`open_regular`], but a link at `path` itself is refused, never followed
+/// (`O_NOFOLLOW`): for files whose name must be the file, such as a cache's copies.
+pub fn open_regular_nofollow(path: &Path) -> Result<(File, std::fs::Metadata)> {
+    checked(path, open_with(path, libc::O_NOFOLLOW))
+}
+
 /// Opens `path` read-only without waiting for a FIFO's writer.
 fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    open_with(path, 0)
+}
+
+/// Opens `path` read-only and non-blocking (`O_NONBLOCK`), with the open flags `extra` too.
+fn open_with(path: &Path, extra: i32) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
+        options.custom_flags(libc::O_NONBLOCK | extra);
     }
     options.open(path)
 }

@@ -83,31 +83,7 @@ fn is_complete(path: &Path, size: u64) -> bool {
 /// checks on the open handle that it is a regular file: a link planted under a copy's name
 /// since it was checked is refused, never served. Returns the handle and its `fstat`.
 pub(crate) fn open_copy(path: &Path) -> Result<(std::fs::File, std::fs::Metadata)> {
-    let shown = path.display().to_string();
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(|e| {
-        Error::io(
-            &shown,
-            "cannot open the cached copy (a link is refused)",
-            &e,
-        )
-    })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(&shown, "cannot stat", &e))?;
-    if !meta.is_file() {
-        return Err(Error::Io {
-            path: shown,
-            message: "the cached copy is not a regular file: refused".into(),
-        });
-    }
-    Ok((file, meta))
+    crate::identity::open_regular_nofollow(path)
 }
 
 /// A temporary file of the same URL not written for this long belongs to a download that
