@@ -827,29 +827,14 @@ fn bert_pooling_files_are_regular_bounded_and_never_block() {
         Some(&Value::U32(1))
     );
     for file in ["modules.json", "1_Pooling/config.json"] {
-        // The FIFO first: on a reader that blocks, the test stops there, before /dev/zero.
-        for kind in ["fifo", "/dev/zero", "sparse"] {
+        for kind in common::HOSTILE_KINDS {
             let dir = pooled();
-            let path = dir.path().join(file);
-            std::fs::remove_file(&path).unwrap();
-            match kind {
-                "fifo" => common::mkfifo(&path),
-                "/dev/zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
-                // Sparse, just past the default max_json_size.
-                _ => std::fs::File::create(&path)
-                    .unwrap()
-                    .set_len((16 << 20) + 1)
-                    .unwrap(),
-            }
+            // Sparse: just past the default max_json_size.
+            common::plant_hostile(&dir.path().join(file), kind, (16 << 20) + 1);
             let p = dir.path().to_path_buf();
             let err = common::within(kind, move || arch::gguf_parts(&p, None, &[]).unwrap_err());
-            let want = if kind == "sparse" {
-                matches!(err, Error::Limit(_))
-            } else {
-                matches!(err, Error::Io { .. })
-            };
             assert!(
-                want && err.to_string().contains(file),
+                common::refused_as_hostile(&err, kind) && err.to_string().contains(file),
                 "{file} {kind}: {err}"
             );
         }

@@ -123,3 +123,29 @@ pub fn mkfifo(path: &Path) {
     // SAFETY: a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
+
+/// The hostile stand-ins for a file beside the weights, in the order the tests try them: a FIFO
+/// first (a reader that opens it blocking hangs there, before reading `/dev/zero` without
+/// end), a link to `/dev/zero`, and a sparse file past the reader's bound.
+pub const HOSTILE_KINDS: [&str; 3] = ["fifo", "/dev/zero", "sparse"];
+
+/// Replaces the file at `path` by a hostile stand-in of `kind` ([`HOSTILE_KINDS`]); a sparse
+/// one is `big` bytes.
+pub fn plant_hostile(path: &Path, kind: &str, big: u64) {
+    std::fs::remove_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match kind {
+        "fifo" => mkfifo(path),
+        "/dev/zero" => std::os::unix::fs::symlink("/dev/zero", path).unwrap(),
+        _ => std::fs::File::create(path).unwrap().set_len(big).unwrap(),
+    }
+}
+
+/// Whether `err` is how a reader refuses a hostile file of `kind`: by its size (a limit) when
+/// it is large, as not a regular file (an i/o error) otherwise.
+pub fn refused_as_hostile(err: &stload::Error, kind: &str) -> bool {
+    if kind == "sparse" {
+        matches!(err, stload::Error::Limit(_))
+    } else {
+        matches!(err, stload::Error::Io { .. })
+    }
+}
