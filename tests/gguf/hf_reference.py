@@ -94,7 +94,7 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
                 num_experts=4,
                 num_experts_per_tok=2,
                 moe_intermediate_size=48,
-                norm_topk_prob=True,
+                norm_topk_prob=True,  # llama.cpp's qwen3moe always renormalises (false is refused)
                 decoder_sparse_step=1,
                 mlp_only_layers=[],
             ),
@@ -129,9 +129,6 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             t.MixtralForCausalLM,
         )
     raise ValueError(f"no tiny config for {arch}")
-
-
-ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "phi3", "mixtral"]
 
 
 def ids(vocab: int) -> list[int]:
