@@ -50,8 +50,8 @@ func WithRename(oldnew ...string) Option {
 	return func(c *config) { c.rename = append([]string(nil), oldnew...) }
 }
 
-// WithArch applies a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "gemma",
-// "gemma2", "bert", or "auto" to pick it from config.json "architectures"): ollama's renames and
+// WithArch applies a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "qwen3",
+// "qwen3moe", "gemma", "gemma2", "bert", or "auto" to pick it from config.json "architectures"): ollama's renames and
 // its transforms (llama Q/K repack, phi3 fused splits, mixtral expert stacking, bert drops
 // position ids and the pooler). It reads config.json beside the weights; unknown names fail
 // with ErrUnsupported.

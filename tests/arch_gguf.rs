@@ -34,7 +34,7 @@ fn detection_maps_ollamas_names_and_refuses_the_rest_naming_the_file() {
         assert_eq!(arch::detect(dir.path()).unwrap(), name);
         assert_eq!(arch::resolve("AUTO", dir.path()).unwrap(), name);
     }
-    assert_eq!(arch::NAMES.len(), 7);
+    assert_eq!(arch::NAMES.len(), 9);
     for name in arch::NAMES {
         assert!(arch::HF_NAMES.iter().any(|(_, n)| *n == name), "{name}");
         arch::check_name(name).unwrap();
@@ -1047,6 +1047,64 @@ fn an_output_naming_a_file_the_conversion_reads_is_refused() {
         assert!(
             summary.starts_with(&want) && summary.ends_with(&format!("({size} bytes) in 1 file")),
             "{printed}"
+        );
+    }
+}
+
+#[test]
+fn qwen3moe_refuses_what_llama_cpp_would_compute_differently() {
+    let good = serde_json::json!({
+        "architectures": ["Qwen3MoeForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 32, "rms_norm_eps": 1e-6,
+        "rope_parameters": {"rope_theta": 1e6, "rope_type": "default"},
+        "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 48,
+        "norm_topk_prob": true, "decoder_sparse_step": 1, "mlp_only_layers": [],
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let write = |c: &serde_json::Value| write_config(dir.path(), &c.to_string());
+    write(&good);
+    let parts = arch::gguf_parts(dir.path(), None, &[]).unwrap();
+    let m = &parts.metadata;
+    assert_eq!(
+        m.get("general.architecture"),
+        Some(&Value::from("qwen3moe"))
+    );
+    assert_eq!(m.get("qwen3moe.expert_count"), Some(&Value::U32(4)));
+    assert_eq!(m.get("qwen3moe.expert_used_count"), Some(&Value::U32(2)));
+    assert_eq!(
+        m.get("qwen3moe.expert_feed_forward_length"),
+        Some(&Value::U32(48))
+    );
+    assert_eq!(
+        m.get("qwen3moe.attention.key_length"),
+        Some(&Value::U32(32))
+    );
+    assert_eq!(m.get("qwen3moe.rope.freq_base"), Some(&Value::F32(1e6)));
+    for (key, value, needle) in [
+        ("norm_topk_prob", serde_json::json!(false), "norm_topk_prob"),
+        (
+            "decoder_sparse_step",
+            serde_json::json!(2),
+            "decoder_sparse_step",
+        ),
+        ("mlp_only_layers", serde_json::json!([1]), "mlp_only_layers"),
+        (
+            "num_experts_per_tok",
+            serde_json::json!(5),
+            "num_experts_per_tok",
+        ),
+    ] {
+        let mut c = good.clone();
+        c[key] = value;
+        write(&c);
+        let text = arch::gguf_parts(dir.path(), None, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("config.json") && text.contains(needle),
+            "{text}"
         );
     }
 }

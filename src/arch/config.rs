@@ -176,6 +176,27 @@ impl Config {
         })
     }
 
+    /// The rope scaling object: `rope_scaling`, else `rope_parameters` (the one object
+    /// transformers 5 saves for `rope_theta` and the scaling), if present and not null.
+    pub fn rope_scaling(&self) -> Result<Option<Section<'_>>> {
+        match self.object("rope_scaling")? {
+            Some(s) => Ok(Some(s)),
+            None => self.object("rope_parameters"),
+        }
+    }
+
+    /// `rope_theta`, at the top level or (as transformers 5 saves it) in `rope_parameters`,
+    /// if present.
+    pub fn rope_theta(&self) -> Result<Option<f64>> {
+        if let Some(theta) = self.optional_f64("rope_theta")? {
+            return Ok(Some(theta));
+        }
+        match self.object("rope_parameters")? {
+            Some(s) => s.optional_f64("rope_theta"),
+            None => Ok(None),
+        }
+    }
+
     /// An object such as `rope_scaling`, if present and not null.
     pub fn object(&self, key: &str) -> Result<Option<Section<'_>>> {
         match self.value(key) {

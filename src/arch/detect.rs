@@ -1,5 +1,5 @@
 //! Which architecture a Hugging Face directory holds: `config.json` `architectures[0]`, mapped
-//! the way ollama's converter maps it.
+//! the way ollama's converter maps it, and llama.cpp's converter where ollama has no mapping.
 
 use std::path::Path;
 
@@ -9,12 +9,17 @@ use crate::error::{shown, shown_json, Error, Result};
 use crate::file::{read_limited, DEFAULT_MAX_JSON_SIZE};
 use crate::side_files;
 
-/// `architectures[0]` values and the architecture each selects, in ollama's mapping.
-pub const HF_NAMES: [(&str, &str); 7] = [
+/// `architectures[0]` values and the architecture each selects, in ollama's mapping
+/// (the Qwen3 names, which ollama lacks, as llama.cpp's converter registers them;
+/// `MistralForCausalLM` is llama, as llama.cpp's converter writes it).
+pub const HF_NAMES: [(&str, &str); 10] = [
     ("LlamaForCausalLM", "llama"),
+    ("MistralForCausalLM", "llama"),
     ("MixtralForCausalLM", "mixtral"),
     ("Phi3ForCausalLM", "phi3"),
     ("Qwen2ForCausalLM", "qwen2"),
+    ("Qwen3ForCausalLM", "qwen3"),
+    ("Qwen3MoeForCausalLM", "qwen3moe"),
     ("GemmaForCausalLM", "gemma"),
     ("Gemma2ForCausalLM", "gemma2"),
     ("BertModel", "bert"),

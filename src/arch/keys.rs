@@ -99,9 +99,10 @@ pub fn rms_eps(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
     Ok(())
 }
 
-/// `ARCH.rope.freq_base` from `rope_theta`, when present (positive as stored).
+/// `ARCH.rope.freq_base` from `rope_theta` (or `rope_parameters.rope_theta`), when present
+/// (positive as stored).
 pub fn rope_base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
-    if let Some(theta) = config.optional_f64("rope_theta")? {
+    if let Some(theta) = config.rope_theta()? {
         kv.set(
             format!("{arch}.rope.freq_base"),
             positive_f32_of(config, "rope_theta", theta)?,
@@ -110,9 +111,10 @@ pub fn rope_base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
     Ok(())
 }
 
-/// The `rope_scaling` type (`rope_type`, else `type`), lower case, when config.json has one.
+/// The `rope_scaling` (or `rope_parameters`) type (`rope_type`, else `type`), lower case, when
+/// config.json has one.
 pub fn rope_type(config: &Config) -> Result<Option<(String, Section<'_>)>> {
-    let Some(section) = config.object("rope_scaling")? else {
+    let Some(section) = config.rope_scaling()? else {
         return Ok(None);
     };
     let kind = match section.optional_str("rope_type")? {
@@ -231,5 +233,35 @@ mod tests {
         let err = rope_scaling(&c, "qwen2", &mut Metadata::new(), false).unwrap_err();
         assert!(err.to_string().contains("rope_scaling.rope_type"), "{err}");
         rope_scaling(&c, "llama", &mut Metadata::new(), true).unwrap();
+    }
+
+    #[test]
+    fn transformers_5_rope_parameters_give_the_base_and_the_scaling() {
+        let (_d, c) = config(
+            r#"{"rope_parameters": {"rope_theta": 50000.0, "rope_type": "yarn", "factor": 2,
+                "original_max_position_embeddings": 1024}}"#,
+        );
+        let mut kv = Metadata::new();
+        rope_base(&c, "qwen3", &mut kv).unwrap();
+        rope_scaling(&c, "qwen3", &mut kv, false).unwrap();
+        let get = |k: &str| kv.get(&format!("qwen3.rope.{k}")).cloned();
+        assert_eq!(get("freq_base"), Some(Value::F32(50000.0)));
+        assert_eq!(get("scaling.type"), Some(Value::from("yarn")));
+        assert_eq!(
+            get("scaling.original_context_length"),
+            Some(Value::U32(1024))
+        );
+        // The top-level names win where both are given.
+        let (_d, c) = config(
+            r#"{"rope_theta": 1e6, "rope_scaling": null, "rope_parameters": {"rope_theta": 5, "rope_type": "default"}}"#,
+        );
+        let mut kv = Metadata::new();
+        rope_base(&c, "qwen3", &mut kv).unwrap();
+        rope_scaling(&c, "qwen3", &mut kv, false).unwrap();
+        assert_eq!(
+            kv.get("qwen3.rope.freq_base").cloned(),
+            Some(Value::F32(1e6))
+        );
+        assert_eq!(kv.get("qwen3.rope.scaling.type"), None);
     }
 }

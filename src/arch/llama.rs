@@ -122,7 +122,7 @@ pub fn computed(config: &Config, tensors: &Tensors) -> Result<Vec<ComputedTensor
                     "{heads} heads of size {head_dim} are more rows than 2^64"
                 ))
             })?;
-            let theta = config.optional_f64("rope_theta")?.unwrap_or(10000.0);
+            let theta = config.rope_theta()?.unwrap_or(10000.0);
             let get = |key: &str, default: f64| -> Result<f64> {
                 Ok(section.optional_f64(key)?.unwrap_or(default))
             };

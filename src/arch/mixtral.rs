@@ -14,14 +14,39 @@ pub const EXTRA_PAIRS: &[&str] = &["block_sparse_moe.gate", "ffn_gate_inp"];
 const EXPERTS: &str = ".block_sparse_moe.experts.";
 
 /// Stacks `blk.L.block_sparse_moe.experts.E.wN.weight` over E, then repacks Q/K like llama.
-/// One pass over the tensors (no search per expert); an expert index must be written as a plain
-/// decimal number ("0", "17"): "00" or "+1" would alias another expert and is refused.
 pub fn transform(items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
+    let rest = stack_experts(
+        items,
+        config,
+        EXPERTS,
+        &["num_local_experts"],
+        |p| match p {
+            "w1" => Some("ffn_gate_exps"),
+            "w2" => Some("ffn_down_exps"),
+            "w3" => Some("ffn_up_exps"),
+            _ => None,
+        },
+    )?;
+    llama::repack_qk(rest, config)
+}
+
+/// Stacks each layer's experts `PREFIX{infix}E.PROJ.TAIL` over E into one tensor
+/// `PREFIX.{target(PROJ)}.TAIL` per projection (other projections are left as they are), the
+/// experts counted against the first of config.json's `count_keys` present. One pass over the tensors
+/// (no search per expert); an expert index must be written as a plain decimal number ("0",
+/// "17"): "00" or "+1" would alias another expert and is refused.
+pub fn stack_experts(
+    items: Vec<Item>,
+    config: &Config,
+    infix: &str,
+    count_keys: &[&str],
+    target: fn(&str) -> Option<&'static str>,
+) -> Result<Vec<Item>> {
     // (prefix "blk.L", projection "w1.weight") -> expert index -> tensor
     let mut groups: BTreeMap<(String, String), BTreeMap<u64, Item>> = BTreeMap::new();
     let mut rest = Vec::with_capacity(items.len());
     for item in items {
-        let Some((prefix, expert, projection)) = expert_of(&item.name) else {
+        let Some((prefix, expert, projection)) = expert_of(&item.name, infix) else {
             rest.push(item);
             continue;
         };
@@ -47,34 +72,34 @@ pub fn transform(items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
         }
         group.insert(index, item);
     }
-    let expected = config.optional("num_local_experts")?;
+    let expected = config.first_u32(count_keys)?.map(u64::from);
+    let count_key = count_keys.join(" or ");
     for ((prefix, projection), experts) in groups {
         let n = experts.len() as u64;
         if experts.keys().copied().ne(0..n) || expected.is_some_and(|e| e != n) {
             return Err(config.inconsistent(&format!(
-                "{prefix}{EXPERTS}*.{projection}: experts {:?} are not 0..{} (num_local_experts {expected:?})",
+                "{prefix}{infix}*.{projection}: experts {:?} are not 0..{} ({count_key} {expected:?})",
                 experts.keys().collect::<Vec<_>>(),
                 expected.unwrap_or(n)
             )));
         }
-        let target = match projection.split_once('.') {
-            Some(("w1", tail)) => format!("ffn_gate_exps.{tail}"),
-            Some(("w2", tail)) => format!("ffn_down_exps.{tail}"),
-            Some(("w3", tail)) => format!("ffn_up_exps.{tail}"),
-            _ => {
-                rest.extend(experts.into_values());
-                continue;
-            }
+        let name = match projection.split_once('.') {
+            Some((proj, tail)) => target(proj).map(|t| format!("{prefix}.{t}.{tail}")),
+            None => None,
+        };
+        let Some(name) = name else {
+            rest.extend(experts.into_values());
+            continue;
         };
         let parts = experts.into_values().collect();
-        rest.push(stack_items(parts, &format!("{prefix}.{target}"))?);
+        rest.push(stack_items(parts, &name)?);
     }
-    llama::repack_qk(rest, config)
+    Ok(rest)
 }
 
 /// `(prefix, expert, projection)` of an expert tensor's name.
-fn expert_of(name: &str) -> Option<(&str, &str, &str)> {
-    let (prefix, rest) = name.split_once(EXPERTS)?;
+fn expert_of<'a>(name: &'a str, infix: &str) -> Option<(&'a str, &'a str, &'a str)> {
+    let (prefix, rest) = name.split_once(infix)?;
     let (expert, projection) = rest.split_once('.')?;
     Some((prefix, expert, projection))
 }

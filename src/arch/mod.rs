@@ -13,6 +13,8 @@ mod llama;
 mod mixtral;
 mod phi3;
 mod qwen2;
+mod qwen3;
+mod qwen3moe;
 
 use std::path::Path;
 
@@ -52,8 +54,8 @@ pub(crate) struct Arch {
 }
 
 /// The names `lookup` accepts. `Options::arch` also takes [`AUTO`].
-pub const NAMES: [&str; 7] = [
-    "llama", "mixtral", "phi3", "qwen2", "gemma", "gemma2", "bert",
+pub const NAMES: [&str; 9] = [
+    "llama", "mixtral", "phi3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "bert",
 ];
 
 /// The name that selects the architecture from `config.json` `architectures[0]` at open.
@@ -152,6 +154,33 @@ pub(crate) fn lookup(name: &str) -> Result<Arch> {
             transform: qwen2::transform,
             gguf_name: "qwen2",
             kv: qwen2::kv,
+            computed: no_computed,
+            adjust: no_adjust,
+        },
+        "qwen3" => Arch {
+            name: "qwen3",
+            replacer: {
+                let mut replacer = pairs(qwen3::EXTRA_PAIRS)?;
+                replacer.extend(&pairs(qwen2::PAIRS)?);
+                replacer
+            },
+            transform: qwen3::transform,
+            gguf_name: "qwen3",
+            kv: qwen3::kv,
+            computed: no_computed,
+            adjust: no_adjust,
+        },
+        "qwen3moe" => Arch {
+            name: "qwen3moe",
+            replacer: {
+                let mut replacer = pairs(qwen3moe::EXTRA_PAIRS)?;
+                replacer.extend(&pairs(qwen3::EXTRA_PAIRS)?);
+                replacer.extend(&pairs(qwen2::PAIRS)?);
+                replacer
+            },
+            transform: qwen3moe::transform,
+            gguf_name: "qwen3moe",
+            kv: qwen3moe::kv,
             computed: no_computed,
             adjust: no_adjust,
         },

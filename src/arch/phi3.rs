@@ -113,7 +113,7 @@ fn original_context(config: &Config) -> Result<Option<u32>> {
     if let Some(n) = config.first_u32(&["original_max_position_embeddings"])? {
         return Ok(Some(n));
     }
-    match config.object("rope_scaling")? {
+    match config.rope_scaling()? {
         Some(s) => s.optional_u32("original_max_position_embeddings"),
         None => Ok(None),
     }
@@ -180,7 +180,7 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
 /// and `short_factor` when config.json has them (each one factor per pair of rotary
 /// dimensions), checked against every `attn_qkv.weight` of `tensors` first.
 pub fn computed(config: &Config, tensors: &Tensors) -> Result<Vec<ComputedTensor>> {
-    let Some(section) = config.object("rope_scaling")? else {
+    let Some(section) = config.rope_scaling()? else {
         return Ok(Vec::new());
     };
     let long = section.optional_f64s("long_factor")?;

@@ -37,7 +37,7 @@ enum Command {
         /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
         #[arg(long)]
         json: bool,
-        /// Show the names and layouts a built-in architecture maps to (llama, mixtral, phi3, qwen2, gemma, gemma2, bert, or auto from config.json).
+        /// Show the names and layouts a built-in architecture maps to (llama, mixtral, phi3, qwen2, qwen3, qwen3moe, gemma, gemma2, bert, or auto from config.json).
         #[arg(long)]
         arch: Option<String>,
     },
@@ -65,8 +65,8 @@ enum Command {
         /// Replace an existing output file, or write into a non-empty output directory.
         #[arg(long)]
         force: bool,
-        /// A built-in architecture (llama, mixtral, phi3, qwen2, gemma, gemma2, bert, or auto from
-        /// config.json): its renames and transforms; for GGUF output, "none" writes the tensors
+        /// A built-in architecture (llama, mixtral, phi3, qwen2, qwen3, qwen3moe, gemma, gemma2, bert,
+        /// or auto from config.json): its renames and transforms; for GGUF output, "none" writes the tensors
         /// as listed with only general.* keys. GGUF output detects it from config.json when unset.
         #[arg(long)]
         arch: Option<String>,

@@ -8,6 +8,10 @@
 (c) Bad input through the CLI: non-zero exit, a message naming the problem, nothing left behind.
 (d) Split output (--split-max-tensors, --split-max-size): llama.cpp loads the tiny llama from its
     first shard and gives the same logits as from the unsplit file, bit for bit.
+(e) Hugging Face transformers as the reference (tests hf_ARCH_OUTTYPE): a tiny random model per
+    decoder architecture built with transformers (hf_reference.py), llama.cpp's logits from
+    stload's f32, f16 and q8_0 files against transformers' float32 ones, within measured
+    bounds and within 2x the error of llama.cpp's own converter (llama_cpp_convert.py).
 
 --writer stload (default) converts with the stload binary; --writer gguf-py with the reference
 writer (the `gguf` package, ref_writer.py), which proves the oracles and the thresholds without
@@ -85,6 +89,7 @@ class Env:
         self._converted: dict = {}
         self._runs: dict = {}
         self._tiny: dict = {}
+        self._hf: dict = {}
         self.last_case = None
 
     # -- fixtures -------------------------------------------------------------------------------
@@ -250,6 +255,122 @@ def llama_logits_f16(env: Env, writer: str) -> str:
     return _llama_logits(env, writer, "f16", tied=False)
 
 
+# -- (e) transformers as the reference ---------------------------------------------------------------
+# For each architecture, a tiny random model built with transformers (hf_reference.py), its
+# float32 CPU logits on fixed token ids, and llama.cpp's logits from stload's GGUF of it; the
+# same model converted by llama.cpp's own converter (llama_cpp_convert.py) calibrates the bound.
+# Two checks per (architecture, output type): stload's max abs logit difference is within the
+# output type's bound, and within CALIBRATION_FACTOR times the converter's (plus a floor for the
+# f32 rounding noise both share).
+HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "phi3", "mixtral"]
+HF_OUTTYPES = ["f32", "f16", "q8_0"]
+# Bounds on the max abs logit difference against transformers, on logits that reach 4 to 7,
+# about 3x the largest measured; beside each, the measured values, stload's equal to llama.cpp's
+# converter's to the digits shown (except gemma and gemma2, below).
+HF_BOUND = {
+    # qwen3 6.1e-6; llama 3.3e-6, mistral 3.6e-6, qwen2 3.3e-6, qwen3moe 3.6e-6, phi3 4.3e-6,
+    # mixtral 2.4e-6: float32 summation order only.
+    "f32": 2e-5,
+    # qwen3 7.5e-3; llama 5.2e-3, mistral 5.4e-3, qwen2 6.8e-3, qwen3moe 4.6e-3, gemma 3.2e-3,
+    # gemma2 5.1e-3, phi3 5.5e-3, mixtral 4.1e-3: ggml rounds activations to f16 before each
+    # product with an f16 weight (see F16_ROUNDINGS).
+    "f16": 2e-2,
+    # qwen3 0.177; llama 0.141, mistral 0.150, qwen2 0.173, gemma 0.084, gemma2 0.117, phi3
+    # 0.168: q8_0 weights, and activations quantized to q8_0 for the products.
+    "q8_0": 0.5,
+}
+HF_BOUND_ARCH = {
+    # ggml's CPU GELU reads a float16 table: gemma's GeGLU rounds its activations to ~1e-3.
+    ("gemma", "f32"): 5e-3,  # measured 9.7e-4
+    ("gemma2", "f32"): 5e-3,  # measured 1.16e-3
+    # Routing: the router weights rounded to q8_0 flip a near-tie top-2 choice at a position,
+    # whose logits then move by a whole expert's output (the calibration check binds here).
+    ("mixtral", "q8_0"): 2.5,  # measured 1.11, argmax differing at 1 of 32 positions
+    ("qwen3moe", "q8_0"): 2.5,  # measured 0.98, argmax differing at 1 of 32 positions
+}
+# llama.cpp's converter of this version writes no rope.freq_base for gemma and gemma2 when
+# config.json keeps rope_theta in rope_parameters, as transformers 5 saves it: its files run
+# with 10000 instead of the model's 50000 (max abs diff 0.68 gemma, 1.18 gemma2, the same metadata
+# otherwise), so there the calibration check holds trivially and the bound is what binds.
+CALIBRATION_FACTOR = 2.0
+CALIBRATION_FLOOR = {"f32": 1e-4, "f16": 2e-3, "q8_0": 1e-2}
+CONVERTER = Path(os.environ.get("STLOAD_LLAMA_CPP_CONVERTER", HERE.parent.parent / ".venv" / "src" / "llama.cpp"))
+
+
+def _hf_reference(env: Env, arch: str) -> tuple:
+    """The tiny model's directory, token ids and transformers' logits, built once per run."""
+    if arch not in env._hf:
+        # general.name is the directory's name, and llama.cpp sets per-token attributes on
+        # Phi-3's special tokens (<unk>, <|endoftext|>, ...) when the name holds "phi3": the
+        # tiny vocabulary has none of them, so phi3's directory is named without it.
+        name = "tiny-hf-phi" if arch == "phi3" else f"tiny-hf-{arch}"
+        src, out = env.work / name, env.work / f"hf-{arch}.json"
+        cmd = [sys.executable, str(HERE / "hf_reference.py"), arch, str(src), str(out)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        if r.returncode != 0:
+            raise Failure(f"hf_reference.py {arch} failed (exit {r.returncode}): {_tail(r.stderr, errors=True)}")
+        res = json.loads(out.read_text())
+        if res["unrouted"]:
+            raise Failure(f"{arch}: the ids route to no position of {', '.join(res['unrouted'])}")
+        env._hf[arch] = (src, res["ids"], np.asarray(res["logits"], dtype=np.float64))
+    return env._hf[arch]
+
+
+def _converter_gguf(env: Env, src: Path, outtype: str) -> Path:
+    """llama.cpp's converter's GGUF of `src` (all of HF_OUTTYPES are written by its first call)."""
+    if not (CONVERTER / "convert_hf_to_gguf.py").is_file():
+        raise Failure(f"llama.cpp's converter is missing in {CONVERTER}: run scripts/python-env.sh")
+    out_dir = env.work / "out" / "llama.cpp"
+    out = out_dir / f"{src.name}-{outtype}.gguf"
+    if not out.is_file():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(HERE / "llama_cpp_convert.py"), str(CONVERTER), str(src), str(out_dir), *HF_OUTTYPES]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        if r.returncode != 0 or not out.is_file():
+            raise Failure(f"llama.cpp's converter failed on {src.name} (exit {r.returncode}): {_tail(r.stderr, errors=True)}")
+    return out
+
+
+def _max_diff(env: Env, path: Path, ids: list, want: np.ndarray) -> tuple:
+    have = np.asarray(env.llama_cpp("logits", path, ids)["logits"], dtype=np.float64)
+    if have.shape != want.shape:
+        raise Failure(f"logits shape: llama.cpp {have.shape} from {path.name}, transformers {want.shape}")
+    diff = np.abs(have - want)
+    agree = int((have.argmax(1) == want.argmax(1)).sum())
+    return float(diff.max()), agree
+
+
+def _hf_logits(env: Env, writer: str, arch: str, outtype: str) -> str:
+    if writer != "stload":
+        raise Skip("checks stload's conversion against transformers")
+    src, ids, want = _hf_reference(env, arch)
+    ref, ref_agree = _max_diff(env, _converter_gguf(env, src, outtype), ids, want)
+    mine, agree = _max_diff(env, env.convert(src, outtype, writer), ids, want)
+    bound = HF_BOUND_ARCH.get((arch, outtype), HF_BOUND[outtype])
+    calibrated = max(CALIBRATION_FACTOR * ref, CALIBRATION_FLOOR[outtype])
+    detail = (
+        f"{len(ids)} positions x {want.shape[1]} logits (max |logit| {np.abs(want).max():.2f}): "
+        f"max abs diff stload {mine:.2e}, llama.cpp's converter {ref:.2e}; argmax agrees at {agree} "
+        f"(converter {ref_agree}) of {len(ids)}"
+    )
+    if not mine <= bound:
+        raise Failure(f"{arch} {outtype}: {detail}; stload's exceeds the bound {bound:.2e}")
+    if not mine <= calibrated:
+        raise Failure(f"{arch} {outtype}: {detail}; stload's exceeds {CALIBRATION_FACTOR}x the converter's")
+    return detail
+
+
+def _hf_test(arch: str, outtype: str):
+    def test(env: Env, writer: str) -> str:
+        return _hf_logits(env, writer, arch, outtype)
+
+    test.__name__ = f"hf_{arch}_{outtype}"
+    return test
+
+
+HF_TESTS = [_hf_test(arch, outtype) for arch in HF_ARCHS for outtype in HF_OUTTYPES]
+
+
 # -- (d) split output -------------------------------------------------------------------------------
 def _llama_split(env: Env, writer: str, split: tuple, want_shards: int) -> str:
     if writer != "stload":
@@ -413,13 +534,15 @@ TESTS = [
     llama_logits_f16,
     llama_logits_split_tensors,
     llama_logits_split_size,
+    *HF_TESTS,
     bad_missing_config,
     bad_unknown_arch,
     bad_missing_tokenizer,
     bad_head_counts,
     bad_output_onto_input,
 ]
-DIAGNOSABLE = {t.__name__ for t in TESTS if not t.__name__.startswith("bad_")}
+# (The transformers checks carry their own reference, llama.cpp's converter, in their message.)
+DIAGNOSABLE = {t.__name__ for t in TESTS if not t.__name__.startswith(("bad_", "hf_"))}
 
 
 # -- mutants: the reference writer broken on purpose; each must make its test fail ------------------

@@ -1,0 +1,218 @@
+"""Tiny random Hugging Face models built with `transformers`, and their reference logits.
+
+`make(arch, dir)` builds the architecture's model from a config written here (fixed seed, every
+weight redrawn so the logits reach a few units and a wrong layout moves them by as much), saves
+it with `save_pretrained` (safetensors) beside the byte-level BPE tokenizer that llama_oracle
+trains, and returns the directory. `logits(dir, ids)` loads that directory back with
+transformers and runs it on CPU in float32 on `ids`: the logits of every position. No weight is
+downloaded: every model is built from its config.
+
+The configs are shaped so that transformers and llama.cpp compute the same thing (each choice
+is written beside its value):
+- No sliding window shorter than the sequence: `sliding_window` is None where the
+  architecture allows it, else the context length (128), longer than the IDS sequence.
+- Eager attention in transformers (gemma2's soft-capping needs it; the same math everywhere).
+- gemma2's `query_pre_attn_scalar` equals its head size: llama.cpp scales queries by
+  1/sqrt(head size) for every gemma2 size it knows.
+- Token ids (`pad_token_id`, `bos_token_id`, `eos_token_id`) inside the tiny vocabulary.
+- No "phi3" in phi3's directory name (general.name): llama.cpp then looks up Phi-3's own
+  special tokens, which the tiny vocabulary lacks (e2e.py names the directory).
+
+Usage as a script (by e2e.py, in its own process so torch's threads and memory go with it):
+  hf_reference.py ARCH DIR OUT.json  -> the model in DIR; {"ids", "logits", "unrouted"} in OUT.json
+"""
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import llama_oracle  # noqa: E402
+
+HIDDEN = 64
+HEADS = 4
+KV_HEADS = 2
+LAYERS = 2
+INTERMEDIATE = 128
+CONTEXT = 128
+ROPE_THETA = 50000.0  # not the default 10000, so a converter that drops it is caught
+RMS_EPS = 1e-5
+SEED = 7
+
+# The token ids every architecture is run on: fixed, well inside the trained vocabulary (~400),
+# 32 positions (enough that each of mixtral's and qwen3moe's experts is routed to).
+IDS_LEN = 32
+
+
+def _common(vocab: int, bos: int, eos: int) -> dict:
+    return dict(
+        vocab_size=vocab,
+        hidden_size=HIDDEN,
+        intermediate_size=INTERMEDIATE,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS,
+        max_position_embeddings=CONTEXT,
+        rms_norm_eps=RMS_EPS,
+        rope_theta=ROPE_THETA,
+        tie_word_embeddings=False,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=None,
+    )
+
+
+def _config(arch: str, vocab: int, bos: int, eos: int):
+    """The transformers config object of `arch` and the model class that builds it."""
+    import transformers as t
+
+    c = _common(vocab, bos, eos)
+    if arch == "llama":
+        return t.LlamaConfig(**c), t.LlamaForCausalLM
+    if arch == "mistral":
+        # sliding_window None: llama.cpp runs Mistral as llama, with full attention.
+        # head_dim 32, not hidden/heads = 16 (as Mistral NeMo sets it): key_length is written.
+        return t.MistralConfig(**c, sliding_window=None, head_dim=32), t.MistralForCausalLM
+    if arch == "qwen2":
+        return t.Qwen2Config(**c, use_sliding_window=False, sliding_window=None), t.Qwen2ForCausalLM
+    if arch == "qwen3":
+        # head_dim 32, not hidden/heads = 16, as every Qwen3 size sets it apart.
+        return (
+            t.Qwen3Config(**c, head_dim=32, attention_bias=False, use_sliding_window=False, sliding_window=None),
+            t.Qwen3ForCausalLM,
+        )
+    if arch == "qwen3moe":
+        return (
+            t.Qwen3MoeConfig(
+                **c,
+                head_dim=32,
+                attention_bias=False,
+                use_sliding_window=False,
+                sliding_window=None,
+                num_experts=4,
+                num_experts_per_tok=2,
+                moe_intermediate_size=48,
+                norm_topk_prob=True,  # llama.cpp's qwen3moe always renormalises (false is refused)
+                decoder_sparse_step=1,
+                mlp_only_layers=[],
+            ),
+            t.Qwen3MoeForCausalLM,
+        )
+    if arch == "gemma":
+        c["tie_word_embeddings"] = True  # gemma's output is its token embedding
+        return t.GemmaConfig(**c, head_dim=16, hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh"), t.GemmaForCausalLM
+    if arch == "gemma2":
+        c["tie_word_embeddings"] = True
+        return (
+            t.Gemma2Config(
+                **c,
+                head_dim=16,
+                hidden_activation="gelu_pytorch_tanh",
+                query_pre_attn_scalar=16,  # = head_dim: llama.cpp scales by 1/sqrt(head_dim)
+                sliding_window=CONTEXT,  # longer than the sequence: every layer sees it all
+                attn_logit_softcapping=50.0,
+                final_logit_softcapping=30.0,
+            ),
+            t.Gemma2ForCausalLM,
+        )
+    if arch == "phi3":
+        # sliding_window None: llama.cpp's phi3 applies a window only when the GGUF names one.
+        return (
+            t.Phi3Config(**c, sliding_window=None, original_max_position_embeddings=CONTEXT, rope_scaling=None),
+            t.Phi3ForCausalLM,
+        )
+    if arch == "mixtral":
+        return (
+            t.MixtralConfig(**c, sliding_window=None, num_local_experts=4, num_experts_per_tok=2, router_jitter_noise=0.0),
+            t.MixtralForCausalLM,
+        )
+    raise ValueError(f"no tiny config for {arch}")
+
+
+def ids(vocab: int) -> list[int]:
+    """IDS_LEN fixed token ids of trained tokens (below `vocab`), BOS first."""
+    import random
+
+    rng = random.Random(SEED)
+    return [0] + [rng.randrange(2, vocab) for _ in range(IDS_LEN - 1)]
+
+
+def make(arch: str, out: Path) -> Path:
+    """Builds the tiny `arch` model and writes it with its tokenizer to `out`."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    tok = llama_oracle.train_tokenizer(SEED)
+    tok.save(str(out / "tokenizer.json"))
+    bos, eos = tok.token_to_id(llama_oracle.BOS), tok.token_to_id(llama_oracle.EOS)
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "bos_token": llama_oracle.BOS,
+                "eos_token": llama_oracle.EOS,
+                "model_max_length": CONTEXT,
+                "tokenizer_class": "PreTrainedTokenizerFast",
+            },
+            indent=2,
+        )
+    )
+    # The embedding padded past the tokenizer to a multiple of 64, as released models pad it
+    # (and as transformers' tokenizer classes may add a token of their own past the trained ones).
+    vocab = -(-(tok.get_vocab_size(with_added_tokens=True) + 1) // 64) * 64
+    config, cls = _config(arch, vocab, bos, eos)
+    config._attn_implementation = "eager"
+    torch.manual_seed(SEED)
+    model = cls(config).to(torch.float32)
+    g = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 1 and "norm" in name:
+                # Norm weights near 1 (gemma stores w - 1: near 0), never all equal.
+                base = 0.0 if arch.startswith("gemma") else 1.0
+                p.copy_(base + 0.1 * torch.randn(p.shape, generator=g))
+            elif p.ndim == 1:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))  # biases
+            elif "embed_tokens" in name:
+                p.copy_(0.125 * torch.randn(p.shape, generator=g))
+            else:
+                fan_in = p.shape[-1]
+                p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
+    model.save_pretrained(str(out), safe_serialization=True)
+    return out
+
+
+def logits(model_dir: Path, token_ids: list[int]):
+    """transformers' float32 CPU logits [len(ids), vocab] of the model in `model_dir`, and for
+    a mixture of experts the (layer, expert) pairs that no position routed to."""
+    import torch
+    import transformers as t
+
+    torch.set_num_threads(2)
+    model = t.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    experts = getattr(model.config, "num_local_experts", None) or getattr(model.config, "num_experts", None)
+    with torch.no_grad():
+        out = model(torch.tensor([token_ids]), use_cache=False, **({"output_router_logits": True} if experts else {}))
+    unrouted = []
+    if experts:
+        top = model.config.num_experts_per_tok
+        for layer, r in enumerate(out.router_logits):
+            chosen = set(r.reshape(-1, experts).topk(top, dim=-1).indices.flatten().tolist())
+            unrouted += [f"layer {layer} expert {e}" for e in range(experts) if e not in chosen]
+    return out.logits[0].double().numpy(), unrouted
+
+
+def main() -> int:
+    arch, model_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    make(arch, model_dir)
+    trained = json.loads((model_dir / "tokenizer.json").read_text())["model"]["vocab"]
+    token_ids = ids(len(trained))
+    values, unrouted = logits(model_dir, token_ids)
+    out.write_text(json.dumps({"ids": token_ids, "logits": values.tolist(), "unrouted": unrouted}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
