@@ -41,9 +41,13 @@ FILE_TYPES = {
     "Q4_K_M": 15,
     "Q5_K_M": 17,
     "Q6_K": 18,
+    "IQ4_NL": 25,
+    "IQ4_XS": 30,
 }
 
-KERNELS = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}
+KERNELS = {
+    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"
+}
 
 
 def adversarial_rows(n: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -579,13 +579,15 @@ pub fn quantize_q6_k(src: &[f32], dst: &mut [u8]) {
 mod tests {
     use super::*;
 
-    fn q(f: fn(&[f32], &mut [u8]), bytes: usize, x: &[f32]) -> Vec<u8> {
+    fn q(f: Kernel, bytes: usize, x: &[f32]) -> Vec<u8> {
         let mut out = vec![0xAAu8; x.len() / QK_K * bytes];
         f(x, &mut out);
         out
     }
 
-    const ALL: [(fn(&[f32], &mut [u8]), usize); 5] = [
+    type Kernel = fn(&[f32], &mut [u8]);
+
+    const ALL: [(Kernel, usize); 5] = [
         (quantize_q2_k, Q2_K_BYTES),
         (quantize_q3_k, Q3_K_BYTES),
         (quantize_q4_k, Q4_K_BYTES),

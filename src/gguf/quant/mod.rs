@@ -8,8 +8,9 @@
 //! multiply-add (ggml's reference is built without one), so the bytes are equal.
 //!
 //! Kernels: [`legacy`] (Q4_0, Q4_1, Q5_0, Q5_1 in blocks of 32), [`k_quants`] (Q2_K to Q6_K in
-//! super-blocks of 256) and [`super::q8_0`].
+//! super-blocks of 256), [`iq4`] (IQ4_NL, IQ4_XS) and [`super::q8_0`].
 
+pub mod iq4;
 pub mod k_quants;
 pub mod legacy;
 
@@ -106,6 +107,20 @@ pub static TYPES: &[QuantType] = &[
         block: k_quants::QK_K,
         block_bytes: k_quants::Q6_K_BYTES,
         kernel: k_quants::quantize_q6_k,
+    },
+    QuantType {
+        ggml: GgmlType(20),
+        name: "IQ4_NL",
+        block: iq4::QK4_NL,
+        block_bytes: iq4::IQ4_NL_BYTES,
+        kernel: iq4::quantize_iq4_nl,
+    },
+    QuantType {
+        ggml: GgmlType(23),
+        name: "IQ4_XS",
+        block: iq4::QK_K,
+        block_bytes: iq4::IQ4_XS_BYTES,
+        kernel: iq4::quantize_iq4_xs,
     },
 ];
 
