@@ -8,7 +8,9 @@ package.
    llama.cpp's bytes. The first rows of every matrix are adversarial (zero, constant, one
    outlier, subnormal, tiny, huge range, negative zero, one sign, exact rounding ties).
 2. The `gguf` package: adversarial and random blocks, NaN and infinities included, against
-   `gguf.quants.quantize` for the types it implements a quantiser of (Q4_0, Q4_1, Q5_0, Q5_1).
+   `gguf.quants.quantize` for the types it implements a quantiser of (Q4_0, Q4_1, Q5_0, Q5_1
+   field by field, see check_gguf_package; TQ1_0 and TQ2_0 byte for byte on whole
+   super-blocks). llama.cpp refuses to write NaN scales, so only the package sees NaN.
 
 The kernels are reached through the example `quantize_rows` (TYPE, f32 on stdin, blocks on
 stdout). Prints one line per check and closes with "N passed, N failed"; exits non-zero on any
@@ -43,10 +45,12 @@ FILE_TYPES = {
     "Q6_K": 18,
     "IQ4_NL": 25,
     "IQ4_XS": 30,
+    "TQ1_0": 36,
+    "TQ2_0": 37,
 }
 
 KERNELS = {
-    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"
+    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0"
 }
 
 
@@ -213,7 +217,8 @@ def check_llama_cpp(binary: str, work: Path, res: Results) -> None:
 
 
 def gguf_blocks(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Blocks of 32 for the `gguf` package's quantisers, as named cases."""
+    """Inputs for the `gguf` package's quantisers, as named cases (the adversarial rows are
+    256 values, the non-finite cases one block of 32)."""
     f = np.float32
     n = 32
     cases = {f"adversarial {i}": r for i, r in enumerate(adversarial_rows(256, rng))}
@@ -293,6 +298,21 @@ def check_gguf_package(binary: str, res: Results) -> None:
             )
 
 
+def check_gguf_ternary(binary: str, res: Results) -> None:
+    """TQ1_0 and TQ2_0 against `gguf.quants.quantize`, byte for byte, on whole super-blocks."""
+    rng = np.random.default_rng(2)
+    cases = {k: v for k, v in gguf_blocks(rng).items() if v.size % 256 == 0}
+    for tname in ("TQ1_0", "TQ2_0"):
+        qtype = gguf.GGMLQuantizationType[tname]
+        block_bytes = gguf.GGML_QUANT_SIZES[qtype][1]
+        for label, x in cases.items():
+            with np.errstate(all="ignore"):
+                want = gguf.quants.quantize(x.reshape(-1, 256), qtype).tobytes()
+            got = stload_quantize(binary, tname, x)
+            detail = first_difference(got, want, block_bytes) if got != want else ""
+            res.check(got == want, f"gguf {tname} {label}", detail)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/examples/quantize_rows")
@@ -300,6 +320,7 @@ def main() -> int:
     args = ap.parse_args()
     res = Results()
     check_gguf_package(args.bin, res)
+    check_gguf_ternary(args.bin, res)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         check_llama_cpp(args.bin, args.keep, res)

@@ -8,11 +8,12 @@
 //! multiply-add (ggml's reference is built without one), so the bytes are equal.
 //!
 //! Kernels: [`legacy`] (Q4_0, Q4_1, Q5_0, Q5_1 in blocks of 32), [`k_quants`] (Q2_K to Q6_K in
-//! super-blocks of 256), [`iq4`] (IQ4_NL, IQ4_XS) and [`super::q8_0`].
+//! super-blocks of 256), [`iq4`] (IQ4_NL, IQ4_XS), [`ternary`] (TQ1_0, TQ2_0) and [`super::q8_0`].
 
 pub mod iq4;
 pub mod k_quants;
 pub mod legacy;
+pub mod ternary;
 
 use super::GgmlType;
 
@@ -121,6 +122,20 @@ pub static TYPES: &[QuantType] = &[
         block: iq4::QK_K,
         block_bytes: iq4::IQ4_XS_BYTES,
         kernel: iq4::quantize_iq4_xs,
+    },
+    QuantType {
+        ggml: GgmlType(34),
+        name: "TQ1_0",
+        block: ternary::QK_K,
+        block_bytes: ternary::TQ1_0_BYTES,
+        kernel: ternary::quantize_tq1_0,
+    },
+    QuantType {
+        ggml: GgmlType(35),
+        name: "TQ2_0",
+        block: ternary::QK_K,
+        block_bytes: ternary::TQ2_0_BYTES,
+        kernel: ternary::quantize_tq2_0,
     },
 ];
 
