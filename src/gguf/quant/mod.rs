@@ -3,7 +3,7 @@
 //!
 //! [`TYPES`] is the one description of every type stload can quantise to: its GGML type, block
 //! size, bytes per block and kernel, so the GGUF writer and reader share it. Each kernel follows
-//! the reference's order of f32 operations, its rounding helper ([`nearest_int`]), its
+//! the reference's order of f32 operations, its rounding helper (`nearest_int`), its
 //! float-to-integer casts as x86-64 performs them, and its F32→F16 rounding, with no fused
 //! multiply-add (ggml's reference is built without one), so the bytes are equal.
 //!
