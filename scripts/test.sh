@@ -56,6 +56,10 @@ target/release/stload verify "$minilm"
 step "GGUF export end to end: llama.cpp runs what stload convert writes (tests/gguf)"
 tests/gguf/run.sh --stload target/release/stload
 
+step "quantisation kernels: the same bytes as llama.cpp's quantizer and the gguf package (tests/gguf/quant_check.py)"
+cargo build --release --quiet --example quantize_rows
+"$STLOAD_PYTHON" tests/gguf/quant_check.py --bin target/release/examples/quantize_rows
+
 step "remote models: s3:// and http:// from s3s-fs and nginx on loopback (Rust, C, Go, CLI)"
 STLOAD_REMOTE_SKIP_RUST=1 tests/remote/run.sh # its Rust tests ran in the cargo test step
 

@@ -28,7 +28,8 @@
 //! - [`convert`]: exact dtype conversion of byte slices.
 //! - [`gguf`]: GGUF export for custom converters: [`gguf::write_model`] with a
 //!   [`gguf::GgufPlan`] (metadata as [`kv`] values, computed tensors, fix-ups), the type rule
-//!   [`gguf::OutType`], and the reader the `stload inspect` command uses. [`Model::write_gguf`]
+//!   [`gguf::OutType`], the quantisation kernels and their table ([`gguf::quant`], the same
+//!   bytes as llama.cpp's quantizer), and the reader the `stload inspect` command uses. [`Model::write_gguf`]
 //!   is the whole converter; these are public deliberately, for engines with their own
 //!   architectures.
 //! - [`kv`]: GGUF metadata values ([`kv::Metadata`], [`kv::Value`]).
