@@ -419,6 +419,50 @@ fn interrupting_convert_removes_its_temporary_file() {
     }
 }
 
+/// One SIGTERM ends the command even where no write loop checks for it: here the open of a
+/// remote file whose server accepts the connection and never answers (object_store would wait
+/// for its timeout, then retry for minutes).
+#[test]
+fn one_signal_ends_a_convert_waiting_on_a_silent_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stload"))
+        .args([
+            "convert",
+            &format!("http://127.0.0.1:{port}/m.safetensors"),
+            "--out",
+        ])
+        .arg(dir.path().join("out.safetensors"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The connection arrives: the command is waiting on the server, past its signal setup.
+    let (_held, _) = listener.accept().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: sends a signal to the child this test started and has not yet waited for.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        // A hang guard, not a speed bound: the command waits 3 s for a cleanup, then exits.
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(130), "{status:?}");
+    assert_eq!(listing(dir.path()), Vec::<String>::new());
+}
+
 /// Item 16: outputs (shards, index.json, copied files) get mode 0666 & ~umask.
 #[test]
 fn outputs_are_created_with_the_umask() {

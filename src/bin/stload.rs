@@ -385,13 +385,22 @@ fn whole_model_target(name: &str) -> stload::Result<Dtype> {
 /// Set by the SIGINT/SIGTERM handler; the conversion's progress callback then cancels.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// How long a conversion asked to stop may take to clean up before the process exits anyway.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Makes SIGINT and SIGTERM (and SIGHUP) ask the running conversion to stop, so its writer
-/// removes its temporary file; a second signal exits at once.
+/// removes its temporary file; a second signal exits at once, and so does the first after
+/// [`STOP_GRACE`]: a conversion waiting on something other than its write loop (a slow server
+/// at open) checks no flag, and one signal must still end the process.
 fn stop_on_signals() -> stload::Result<()> {
     ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
+        std::thread::spawn(|| {
+            std::thread::sleep(STOP_GRACE);
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        });
     })
     .map_err(|e| stload::Error::InvalidArgument(format!("cannot handle signals: {e}")))
 }
