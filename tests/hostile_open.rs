@@ -551,7 +551,7 @@ fn gguf_convert_refuses_a_hostile_config_json_at_once() {
     // whole. Each must be refused promptly, by an ordinary error exit naming the file.
     type Plant = fn(&Path);
     let plants: [(&str, Plant); 3] = [
-        ("fifo", |p| mkfifo(p)),
+        ("fifo", |p| common::mkfifo(p)),
         ("/dev/zero", |p| {
             std::os::unix::fs::symlink("/dev/zero", p).unwrap();
         }),
