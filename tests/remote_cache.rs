@@ -9,10 +9,9 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::remote::{free_port, io_message, noise_model, own_s3s_fs, var, wait_for_port, Stopped};
+use common::remote::{io_message, noise_model, own_s3s_fs, var};
 use stload::gguf::OutType;
 use stload::{Dtype, Error, Model, Options};
 
