@@ -174,6 +174,8 @@ pub fn open_regular_if_exists(path: &Path) -> Result<Option<(File, std::fs::Meta
 
 /// Like [`open_regular`], but a link at `path` itself is refused, never followed
 /// (`O_NOFOLLOW`): for files whose name must be the file, such as a cache's copies.
+// Only the remote cache opens copies.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub fn open_regular_nofollow(path: &Path) -> Result<(File, std::fs::Metadata)> {
     checked(path, open_with(path, libc::O_NOFOLLOW))
 }
