@@ -9,17 +9,17 @@
 use super::{nearest_int, put_f16};
 
 /// Values per IQ4_NL block.
-pub const QK4_NL: usize = 32;
+pub(crate) const QK4_NL: usize = 32;
 /// Bytes per IQ4_NL block: the F16 scale and 16 bytes of two indices each.
-pub const IQ4_NL_BYTES: usize = 18;
+pub(crate) const IQ4_NL_BYTES: usize = 18;
 /// Values per IQ4_XS super-block.
-pub const QK_K: usize = 256;
+pub(crate) const QK_K: usize = 256;
 /// Bytes per IQ4_XS block: F16 scale, 16 bits of high scale bits, 4 bytes of low scale bits,
 /// 128 bytes of indices.
-pub const IQ4_XS_BYTES: usize = 136;
+pub(crate) const IQ4_XS_BYTES: usize = 136;
 
 /// The 16 levels an index stands for (`kvalues_iq4nl`).
-pub const LEVELS: [i8; 16] = [
+pub(crate) const LEVELS: [i8; 16] = [
     -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
 ];
 

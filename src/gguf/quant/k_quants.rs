@@ -11,18 +11,18 @@
 use super::{fp16_to_fp32, nearest_int, put_f16};
 
 /// Values per super-block.
-pub const QK_K: usize = 256;
+pub(crate) const QK_K: usize = 256;
 /// Bytes per Q2_K block: 16 scale/min bytes, 64 bytes of 2-bit values, F16 scale and minimum.
-pub const Q2_K_BYTES: usize = 84;
+pub(crate) const Q2_K_BYTES: usize = 84;
 /// Bytes per Q3_K block: 32 bytes of high bits, 64 of low 2 bits, 12 of 6-bit scales, F16 scale.
-pub const Q3_K_BYTES: usize = 110;
+pub(crate) const Q3_K_BYTES: usize = 110;
 /// Bytes per Q4_K block: F16 scale and minimum, 12 bytes of 6-bit scales and minimums, 128
 /// bytes of 4-bit values.
-pub const Q4_K_BYTES: usize = 144;
+pub(crate) const Q4_K_BYTES: usize = 144;
 /// Bytes per Q5_K block: as Q4_K, plus 32 bytes of fifth bits before the low nibbles.
-pub const Q5_K_BYTES: usize = 176;
+pub(crate) const Q5_K_BYTES: usize = 176;
 /// Bytes per Q6_K block: 128 bytes of low 4 bits, 64 of high 2 bits, 16 signed scales, F16 scale.
-pub const Q6_K_BYTES: usize = 210;
+pub(crate) const Q6_K_BYTES: usize = 210;
 
 /// The reference's threshold below which a group counts as all zero.
 const GROUP_MAX_EPS: f32 = 1e-15;

@@ -8,15 +8,15 @@
 use super::{cvtt_i32, put_f16};
 
 /// Values per block of every type here.
-pub const QK: usize = 32;
+pub(crate) const QK: usize = 32;
 /// Bytes per Q4_0 block: the scale, then 16 bytes of two 4-bit values each.
-pub const Q4_0_BYTES: usize = 18;
+pub(crate) const Q4_0_BYTES: usize = 18;
 /// Bytes per Q4_1 block: scale, minimum, 16 bytes of values.
-pub const Q4_1_BYTES: usize = 20;
+pub(crate) const Q4_1_BYTES: usize = 20;
 /// Bytes per Q5_0 block: scale, the 32 fifth bits, 16 bytes of low 4 bits.
-pub const Q5_0_BYTES: usize = 22;
+pub(crate) const Q5_0_BYTES: usize = 22;
 /// Bytes per Q5_1 block: scale, minimum, fifth bits, low 4 bits.
-pub const Q5_1_BYTES: usize = 24;
+pub(crate) const Q5_1_BYTES: usize = 24;
 
 /// `x` and its value of largest magnitude (the first one on a tie), as the reference scans.
 fn signed_max(x: &[f32]) -> f32 {

@@ -9,11 +9,11 @@
 use super::put_f16;
 
 /// Values per super-block of both types.
-pub const QK_K: usize = 256;
+pub(crate) const QK_K: usize = 256;
 /// Bytes per TQ1_0 block: 48 bytes of 5 trits, 4 bytes of 4 trits, the F16 scale.
-pub const TQ1_0_BYTES: usize = 54;
+pub(crate) const TQ1_0_BYTES: usize = 54;
 /// Bytes per TQ2_0 block: 64 bytes of 4 two-bit trits, the F16 scale.
-pub const TQ2_0_BYTES: usize = 66;
+pub(crate) const TQ2_0_BYTES: usize = 66;
 
 /// `lroundf(v) + 1` as the reference's `int` holds it: C's `lroundf` on x86-64 gives
 /// `LONG_MIN` for NaN and values out of range, whose low 32 bits are 0.
