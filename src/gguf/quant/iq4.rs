@@ -1,6 +1,6 @@
 //! ggml's non-linear 4-bit types: IQ4_NL (blocks of 32, one F16 scale) and IQ4_XS (super-blocks
 //! of 256: an F16 scale and a 6-bit scale per 32 values). Each 4-bit index picks one of 16
-//! fixed levels ([`LEVELS`]), the nearest to the value over its block's scale.
+//! fixed levels (`LEVELS`), the nearest to the value over its block's scale.
 //!
 //! As `quantize_row_iq4_nl_impl` computes them without an importance matrix: weights x², a
 //! first scale from the value of largest magnitude, then 15 trial scales kept by the weighted
