@@ -6,14 +6,12 @@
 //! first scale from the value of largest magnitude, then 15 trial scales kept by the weighted
 //! least-squares criterion, in the reference's order of f32 operations.
 
-use super::{nearest_int, put_f16};
+use super::{check_lengths, nearest_int, put_f16, QK_K};
 
 /// Values per IQ4_NL block.
 pub(crate) const QK4_NL: usize = 32;
 /// Bytes per IQ4_NL block: the F16 scale and 16 bytes of two indices each.
 pub(crate) const IQ4_NL_BYTES: usize = 18;
-/// Values per IQ4_XS super-block.
-pub(crate) const QK_K: usize = 256;
 /// Bytes per IQ4_XS block: F16 scale, 16 bits of high scale bits, 4 bytes of low scale bits,
 /// 128 bytes of indices.
 pub(crate) const IQ4_XS_BYTES: usize = 136;
@@ -101,18 +99,9 @@ fn pack(l: &[u8], q4: &mut [u8]) {
     }
 }
 
-fn check(src: &[f32], dst: &[u8], block: usize, bytes: usize, name: &str) {
-    assert!(
-        src.len().is_multiple_of(block) && dst.len() == src.len() / block * bytes,
-        "{name}: {} values into {} bytes",
-        src.len(),
-        dst.len()
-    );
-}
-
 /// Quantises `src` (a whole number of 32-value blocks) to IQ4_NL in `dst`.
 pub fn quantize_iq4_nl(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, QK4_NL, IQ4_NL_BYTES, "iq4_nl");
+    check_lengths(src, dst, QK4_NL, IQ4_NL_BYTES, "iq4_nl");
     let mut l = [0u8; QK4_NL];
     for (x, y) in src
         .chunks_exact(QK4_NL)
@@ -130,7 +119,7 @@ pub fn quantize_iq4_nl(src: &[f32], dst: &mut [u8]) {
 
 /// Quantises `src` (a whole number of 256-value super-blocks) to IQ4_XS in `dst`.
 pub fn quantize_iq4_xs(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, QK_K, IQ4_XS_BYTES, "iq4_xs");
+    check_lengths(src, dst, QK_K, IQ4_XS_BYTES, "iq4_xs");
     let mut scales = [0.0f32; QK_K / 32];
     let mut l = [0u8; 32];
     for (x, y) in src

@@ -8,10 +8,8 @@
 //! in the reference's order of operations; then every value is quantised again against the
 //! scales as stored.
 
-use super::{fp16_to_fp32, nearest_int, put_f16};
+use super::{check_lengths, fp16_to_fp32, nearest_int, put_f16, QK_K};
 
-/// Values per super-block.
-pub(crate) const QK_K: usize = 256;
 /// Bytes per Q2_K block: 16 scale/min bytes, 64 bytes of 2-bit values, F16 scale and minimum.
 pub(crate) const Q2_K_BYTES: usize = 84;
 /// Bytes per Q3_K block: 32 bytes of high bits, 64 of low 2 bits, 12 of 6-bit scales, F16 scale.
@@ -26,15 +24,6 @@ pub(crate) const Q6_K_BYTES: usize = 210;
 
 /// The reference's threshold below which a group counts as all zero.
 const GROUP_MAX_EPS: f32 = 1e-15;
-
-fn check(src: &[f32], dst: &[u8], bytes: usize, name: &str) {
-    assert!(
-        src.len().is_multiple_of(QK_K) && dst.len() == src.len() / QK_K * bytes,
-        "{name}: {} values into {} bytes",
-        src.len(),
-        dst.len()
-    );
-}
 
 fn f16_at(y: &[u8], at: usize) -> f32 {
     fp16_to_fp32(u16::from_le_bytes([y[at], y[at + 1]]))
@@ -255,7 +244,7 @@ fn pack_2bit(l: &[u8], qs: &mut [u8]) {
 
 /// Quantises `src` (a whole number of 256-value super-blocks) to Q2_K in `dst`.
 pub fn quantize_q2_k(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q2_K_BYTES, "q2_k");
+    check_lengths(src, dst, QK_K, Q2_K_BYTES, "q2_k");
     const Q4SCALE: f32 = 15.0;
     let mut l = [0u8; QK_K];
     let mut laux = [0u8; 16];
@@ -328,7 +317,7 @@ pub fn quantize_q2_k(src: &[f32], dst: &mut [u8]) {
 
 /// Quantises `src` (a whole number of 256-value super-blocks) to Q3_K in `dst`.
 pub fn quantize_q3_k(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q3_K_BYTES, "q3_k");
+    check_lengths(src, dst, QK_K, Q3_K_BYTES, "q3_k");
     let mut l = [0i8; QK_K];
     let mut scales = [0.0f32; QK_K / 16];
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q3_K_BYTES)) {
@@ -480,7 +469,7 @@ fn k4_levels(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K], nmax: i32, rmin: f32, 
 
 /// Quantises `src` (a whole number of 256-value super-blocks) to Q4_K in `dst`.
 pub fn quantize_q4_k(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q4_K_BYTES, "q4_k");
+    check_lengths(src, dst, QK_K, Q4_K_BYTES, "q4_k");
     let mut l = [0u8; QK_K];
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q4_K_BYTES)) {
         k4_levels(x, y, &mut l, 15, -1.0, 20);
@@ -495,7 +484,7 @@ pub fn quantize_q4_k(src: &[f32], dst: &mut [u8]) {
 
 /// Quantises `src` (a whole number of 256-value super-blocks) to Q5_K in `dst`.
 pub fn quantize_q5_k(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q5_K_BYTES, "q5_k");
+    check_lengths(src, dst, QK_K, Q5_K_BYTES, "q5_k");
     let mut l = [0u8; QK_K];
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q5_K_BYTES)) {
         k4_levels(x, y, &mut l, 31, -0.5, 15);
@@ -525,7 +514,7 @@ pub fn quantize_q5_k(src: &[f32], dst: &mut [u8]) {
 
 /// Quantises `src` (a whole number of 256-value super-blocks) to Q6_K in `dst`.
 pub fn quantize_q6_k(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q6_K_BYTES, "q6_k");
+    check_lengths(src, dst, QK_K, Q6_K_BYTES, "q6_k");
     let mut l = [0i8; QK_K];
     let mut scales = [0.0f32; QK_K / 16];
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q6_K_BYTES)) {

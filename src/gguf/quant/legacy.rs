@@ -5,7 +5,7 @@
 //! As `quantize_row_q4_0_ref` and its siblings compute them: `x * (1/d)` plus 8.5 (or 16.5,
 //! or 0.5 after subtracting the minimum), truncated by C's float-to-integer cast, then capped.
 
-use super::{cvtt_i32, put_f16};
+use super::{check_lengths, cvtt_i32, put_f16};
 
 /// Values per block of every type here.
 pub(crate) const QK: usize = 32;
@@ -68,18 +68,9 @@ fn capped(f: f32, cap: i8) -> u8 {
     to_i8(f).min(cap) as u8
 }
 
-fn check(src: &[f32], dst: &[u8], bytes: usize, name: &str) {
-    assert!(
-        src.len().is_multiple_of(QK) && dst.len() == src.len() / QK * bytes,
-        "{name}: {} values into {} bytes",
-        src.len(),
-        dst.len()
-    );
-}
-
 /// Quantises `src` (a whole number of 32-value blocks) to Q4_0 in `dst`.
 pub fn quantize_q4_0(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q4_0_BYTES, "q4_0");
+    check_lengths(src, dst, QK, Q4_0_BYTES, "q4_0");
     for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(Q4_0_BYTES)) {
         let d = signed_max(x) / -8.0;
         let id = inverse(d);
@@ -94,7 +85,7 @@ pub fn quantize_q4_0(src: &[f32], dst: &mut [u8]) {
 
 /// Quantises `src` (a whole number of 32-value blocks) to Q4_1 in `dst`.
 pub fn quantize_q4_1(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q4_1_BYTES, "q4_1");
+    check_lengths(src, dst, QK, Q4_1_BYTES, "q4_1");
     for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(Q4_1_BYTES)) {
         let (min, max) = min_max(x);
         let d = (max - min) / 15.0;
@@ -123,7 +114,7 @@ fn put_q5(y: &mut [u8], at: usize, q: impl Fn(usize) -> (u8, u8)) {
 
 /// Quantises `src` (a whole number of 32-value blocks) to Q5_0 in `dst`.
 pub fn quantize_q5_0(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q5_0_BYTES, "q5_0");
+    check_lengths(src, dst, QK, Q5_0_BYTES, "q5_0");
     for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(Q5_0_BYTES)) {
         let d = signed_max(x) / -16.0;
         let id = inverse(d);
@@ -139,7 +130,7 @@ pub fn quantize_q5_0(src: &[f32], dst: &mut [u8]) {
 
 /// Quantises `src` (a whole number of 32-value blocks) to Q5_1 in `dst`.
 pub fn quantize_q5_1(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, Q5_1_BYTES, "q5_1");
+    check_lengths(src, dst, QK, Q5_1_BYTES, "q5_1");
     for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(Q5_1_BYTES)) {
         let (min, max) = min_max(x);
         let d = (max - min) / 31.0;

@@ -17,6 +17,21 @@ pub mod ternary;
 
 use super::GgmlType;
 
+/// Values per super-block of the K-quant, IQ4_XS and ternary types.
+pub(crate) const QK_K: usize = 256;
+
+/// Panics unless `src` is a whole number of `block`-value blocks and `dst` exactly their bytes
+/// (`bytes` a block): the kernels' precondition, which [`QuantType::quantize`] returns as an
+/// error before calling them.
+pub(crate) fn check_lengths(src: &[f32], dst: &[u8], block: usize, bytes: usize, name: &str) {
+    assert!(
+        src.len().is_multiple_of(block) && dst.len() == src.len() / block * bytes,
+        "{name}: {} values into {} bytes",
+        src.len(),
+        dst.len()
+    );
+}
+
 /// One quantised block type.
 #[derive(Debug, Clone, Copy)]
 pub struct QuantType {
@@ -77,35 +92,35 @@ pub static TYPES: &[QuantType] = &[
     QuantType {
         ggml: GgmlType(10),
         name: "Q2_K",
-        block: k_quants::QK_K,
+        block: QK_K,
         block_bytes: k_quants::Q2_K_BYTES,
         kernel: k_quants::quantize_q2_k,
     },
     QuantType {
         ggml: GgmlType(11),
         name: "Q3_K",
-        block: k_quants::QK_K,
+        block: QK_K,
         block_bytes: k_quants::Q3_K_BYTES,
         kernel: k_quants::quantize_q3_k,
     },
     QuantType {
         ggml: GgmlType(12),
         name: "Q4_K",
-        block: k_quants::QK_K,
+        block: QK_K,
         block_bytes: k_quants::Q4_K_BYTES,
         kernel: k_quants::quantize_q4_k,
     },
     QuantType {
         ggml: GgmlType(13),
         name: "Q5_K",
-        block: k_quants::QK_K,
+        block: QK_K,
         block_bytes: k_quants::Q5_K_BYTES,
         kernel: k_quants::quantize_q5_k,
     },
     QuantType {
         ggml: GgmlType(14),
         name: "Q6_K",
-        block: k_quants::QK_K,
+        block: QK_K,
         block_bytes: k_quants::Q6_K_BYTES,
         kernel: k_quants::quantize_q6_k,
     },
@@ -119,21 +134,21 @@ pub static TYPES: &[QuantType] = &[
     QuantType {
         ggml: GgmlType(23),
         name: "IQ4_XS",
-        block: iq4::QK_K,
+        block: QK_K,
         block_bytes: iq4::IQ4_XS_BYTES,
         kernel: iq4::quantize_iq4_xs,
     },
     QuantType {
         ggml: GgmlType(34),
         name: "TQ1_0",
-        block: ternary::QK_K,
+        block: QK_K,
         block_bytes: ternary::TQ1_0_BYTES,
         kernel: ternary::quantize_tq1_0,
     },
     QuantType {
         ggml: GgmlType(35),
         name: "TQ2_0",
-        block: ternary::QK_K,
+        block: QK_K,
         block_bytes: ternary::TQ2_0_BYTES,
         kernel: ternary::quantize_tq2_0,
     },

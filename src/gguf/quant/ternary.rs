@@ -6,10 +6,8 @@
 //! As `quantize_row_tq1_0_ref` and `quantize_row_tq2_0_ref` compute them: `lroundf(x / max)`
 //! (half away from zero) plus one, in the reference's packing order.
 
-use super::put_f16;
+use super::{check_lengths, put_f16, QK_K};
 
-/// Values per super-block of both types.
-pub(crate) const QK_K: usize = 256;
 /// Bytes per TQ1_0 block: 48 bytes of 5 trits, 4 bytes of 4 trits, the F16 scale.
 pub(crate) const TQ1_0_BYTES: usize = 54;
 /// Bytes per TQ2_0 block: 64 bytes of 4 two-bit trits, the F16 scale.
@@ -44,15 +42,6 @@ fn scale(x: &[f32], d: &mut [u8]) -> f32 {
     }
 }
 
-fn check(src: &[f32], dst: &[u8], bytes: usize, name: &str) {
-    assert!(
-        src.len().is_multiple_of(QK_K) && dst.len() == src.len() / QK_K * bytes,
-        "{name}: {} values into {} bytes",
-        src.len(),
-        dst.len()
-    );
-}
-
 /// Trits `x[at + k * stride]` for `k` in `0..count`, most significant first, as a base-3
 /// number in a byte (wrapping, as the reference's `uint8_t`), scaled to a fraction of 256
 /// rounded up.
@@ -71,7 +60,7 @@ fn pack5(x: &[f32], id: f32, at: usize, stride: usize, count: usize) -> u8 {
 
 /// Quantises `src` (a whole number of 256-value super-blocks) to TQ1_0 in `dst`.
 pub fn quantize_tq1_0(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, TQ1_0_BYTES, "tq1_0");
+    check_lengths(src, dst, QK_K, TQ1_0_BYTES, "tq1_0");
     for (x, y) in src
         .chunks_exact(QK_K)
         .zip(dst.chunks_exact_mut(TQ1_0_BYTES))
@@ -94,7 +83,7 @@ pub fn quantize_tq1_0(src: &[f32], dst: &mut [u8]) {
 
 /// Quantises `src` (a whole number of 256-value super-blocks) to TQ2_0 in `dst`.
 pub fn quantize_tq2_0(src: &[f32], dst: &mut [u8]) {
-    check(src, dst, TQ2_0_BYTES, "tq2_0");
+    check_lengths(src, dst, QK_K, TQ2_0_BYTES, "tq2_0");
     for (x, y) in src
         .chunks_exact(QK_K)
         .zip(dst.chunks_exact_mut(TQ2_0_BYTES))
