@@ -120,7 +120,12 @@ impl Model {
             }
         }
         let mut metadata = parts.metadata;
-        let vocabulary = tokenizer::Vocabulary::read_limited(dir, parts.vocab_size, max_json)?;
+        let vocabulary = tokenizer::Vocabulary::read_with(
+            dir,
+            parts.vocab_size,
+            max_json,
+            self.options().tokenizer_pre.as_deref(),
+        )?;
         if let Some((tensor, rows)) = &embeddings {
             let have = vocabulary.tokens.len() as u64;
             if have != *rows {

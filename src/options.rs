@@ -77,6 +77,10 @@ pub struct Options {
     /// environment, parallel reads and retries ([`Options::set_remote`]). Feature `remote`.
     #[cfg(feature = "remote")]
     pub remote: RemoteOptions,
+    /// GGUF output: the `tokenizer.ggml.pre` to write (a llama.cpp pre-tokenizer type such as
+    /// "llama-bpe", "qwen2" or "gpt-2") in place of the type derived from `tokenizer.json`'s
+    /// pre-tokenizer, which is refused when no llama.cpp type splits text as it does.
+    pub tokenizer_pre: Option<String>,
 }
 
 #[cfg(feature = "remote")]
@@ -108,6 +112,7 @@ impl Default for Options {
             max_view_expansion: crate::torch::DEFAULT_MAX_VIEW_EXPANSION,
             #[cfg(feature = "remote")]
             remote: RemoteOptions::default(),
+            tokenizer_pre: None,
         }
     }
 }
@@ -149,6 +154,16 @@ impl Options {
             crate::arch::check_name(name)?;
         }
         self.arch = name.map(str::to_string);
+        Ok(self)
+    }
+
+    /// Sets the `tokenizer.ggml.pre` GGUF output writes ([`Options::tokenizer_pre`]), or none;
+    /// a name that is not of llama.cpp's form is refused here.
+    pub fn set_tokenizer_pre(&mut self, name: Option<&str>) -> Result<&mut Options> {
+        if let Some(name) = name {
+            check_tokenizer_pre(name)?;
+        }
+        self.tokenizer_pre = name.map(str::to_string);
         Ok(self)
     }
 
@@ -213,6 +228,9 @@ impl Options {
         )?;
         if let Some(name) = &self.arch {
             crate::arch::check_name(name)?;
+        }
+        if let Some(name) = &self.tokenizer_pre {
+            check_tokenizer_pre(name)?;
         }
         for rule in &self.splits {
             rule.check()?;
@@ -305,4 +323,23 @@ fn check_threads(threads: usize) -> Result<()> {
 pub(crate) fn available_cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Refuses a `tokenizer.ggml.pre` name that is not of the form of llama.cpp's type names
+/// (lower-case letters, digits, `.`, `_` and `-`, at most 64 bytes); llama.cpp refuses a name it
+/// does not know when it loads the file.
+pub(crate) fn check_tokenizer_pre(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "tokenizer pre-tokenizer type {:?} is not a llama.cpp type name (lower-case letters, \
+         digits, '.', '_' and '-', e.g. \"llama-bpe\", \"qwen2\", \"gpt-2\")",
+        crate::error::shown(name)
+    )))
 }

@@ -122,7 +122,7 @@ fn check(case: &str) {
         k => format!("tokenizer.ggml.{k}_token_id"),
     };
     let ids = o["ids"].as_object().unwrap();
-    for kind in ["bos", "eos", "unk", "sep", "pad", "mask"] {
+    for kind in ["bos", "eos", "unk", "sep", "pad", "mask", "eot", "eom"] {
         let want = ids
             .get(kind)
             .map(|v| Value::U32(v.as_u64().unwrap() as u32));
@@ -512,7 +512,7 @@ fn a_token_repeated_at_two_ids_is_refused_naming_it() {
     }
     // An unchanged added token at its own id is no repeat.
     let dir = tokenizer_json_dir(
-        r#"{"added_tokens":[{"id":1,"content":"b","special":true}],
+        r#"{"added_tokens":[{"id":1,"content":"b","special":true}],"pre_tokenizer":{"type":"ByteLevel"},
             "model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}"#,
     );
     tokenizer::write_kv(dir.path(), None, &mut Metadata::new()).unwrap();
@@ -523,8 +523,9 @@ fn padding_and_hole_fillers_never_share_a_name() {
     // A hole at id 1 and two tokens of padding to vocab_size 5: ollama's names from 0 gave the
     // padding "[PAD0]", "[PAD1]", the second a repeat of the hole's "[PAD1]". Fillers are now
     // named by id, as llama.cpp's converter names them.
-    let dir =
-        tokenizer_json_dir(r#"{"model":{"type":"BPE","vocab":{"a":0,"b":2},"merges":["a b"]}}"#);
+    let dir = tokenizer_json_dir(
+        r#"{"pre_tokenizer":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{"a":0,"b":2},"merges":["a b"]}}"#,
+    );
     let mut md = Metadata::new();
     tokenizer::write_kv(dir.path(), Some(5), &mut md).unwrap();
     let tokens = strings(&md, "tokenizer.ggml.tokens");

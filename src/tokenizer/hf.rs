@@ -5,12 +5,11 @@
 use std::fmt;
 use std::path::Path;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
-
+use super::pre::{self, Pre};
 use super::{files, shorten, Base, Model, Normalizer, TokenType, MAX_TOKENS};
 use crate::error::{Error, Result};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 
 /// The file name.
 pub const FILE: &str = crate::side_files::TOKENIZER_JSON;
@@ -55,6 +54,8 @@ struct ModelJson {
     merges: Merges,
     #[serde(default)]
     byte_fallback: bool,
+    #[serde(default)]
+    ignore_merges: bool,
 }
 
 /// `model.merges`, each rule read straight into the joined `"left right"` form GGUF stores
@@ -146,20 +147,44 @@ struct NormalizerJson {
     normalizers: Vec<NormalizerJson>,
 }
 
+/// `pre_tokenizer`: the fields of the kinds llama.cpp has an equivalent of ([`super::pre`]).
 #[derive(Deserialize)]
-struct PreTokenizerJson {
+pub(crate) struct PreTokenizerJson {
+    /// `Sequence`, `Split`, `ByteLevel`, `Digits`, ...
     #[serde(rename = "type")]
-    kind: Option<String>,
+    pub kind: Option<String>,
+    /// The members of a `Sequence`.
     #[serde(default, deserialize_with = "few")]
-    pretokenizers: Vec<PreTokenizerJson>,
+    pub pretokenizers: Vec<PreTokenizerJson>,
+    /// A `Split`'s pattern.
     #[serde(default)]
-    pattern: Option<PatternJson>,
+    pub pattern: Option<PatternJson>,
+    /// A `Split`'s behavior (`Isolated`, `Removed`, ...).
+    #[serde(default)]
+    pub behavior: Option<String>,
+    /// Whether a `Split` keeps what its pattern does not match.
+    #[serde(default)]
+    pub invert: Option<bool>,
+    /// `ByteLevel`: a space put before the text.
+    #[serde(default)]
+    pub add_prefix_space: Option<bool>,
+    /// `ByteLevel`: split by GPT-2's regex first (true when absent).
+    #[serde(default)]
+    pub use_regex: Option<bool>,
+    /// `Digits`: each digit alone, else runs of digits.
+    #[serde(default)]
+    pub individual_digits: Option<bool>,
 }
 
+/// A `Split` pattern: a regex or a literal string.
 #[derive(Deserialize)]
-struct PatternJson {
+pub(crate) struct PatternJson {
+    /// A regex.
     #[serde(rename = "Regex", default)]
-    regex: Option<String>,
+    pub regex: Option<String>,
+    /// A literal string.
+    #[serde(rename = "String", default)]
+    pub string: Option<String>,
 }
 
 /// The post-processor of `tokenizer.json`: which special tokens encoding adds.
@@ -292,44 +317,20 @@ impl<'de> Deserialize<'de> for VocabField {
     }
 }
 
-/// The pre-tokenizers ollama recognises by the SHA-256 of their Split regexes, concatenated.
-const KNOWN_PRE: [(&str, &str); 4] = [
-    (
-        "d98f9631be1e9607a9848c26c1f9eac1aa9fc21ac6ba82a2fc0741af9780a48f",
-        "llama-bpe",
-    ),
-    (
-        "03df5c5863ad70781dcfdef491ead25140f895fe8010964be0daefe27be32b02",
-        "deepseek-llm",
-    ),
-    (
-        "21cde974d587f0d54dc8d56b183cc1e6239600172035c68fbd6d4b9f8da0576e",
-        "deepseek-coder",
-    ),
-    (
-        "1ff7f41064896984db5d1bb6ff64fa4bc29007d08c1b439e505b7392777a319e",
-        "qwen2",
-    ),
-];
-
-/// `tokenizer.ggml.pre` for a pre-tokenizer: the digest of its `Split` regexes (members of a
-/// `Sequence`) looked up in [`KNOWN_PRE`], else `"default"`.
-fn pre_name(pre: Option<&PreTokenizerJson>) -> &'static str {
-    let mut hash = Sha256::new();
-    if let Some(p) = pre {
-        for member in &p.pretokenizers {
-            if member.kind.as_deref() == Some("Split") {
-                if let Some(re) = member.pattern.as_ref().and_then(|p| p.regex.as_deref()) {
-                    hash.update(re.as_bytes());
-                }
-            }
-        }
+/// The `added_tokens` of `tokenizer.json` (`bytes` of `path`) as (id, content, special), for a
+/// `tokenizer.model` beside it: transformers 5 lists added tokens only there.
+pub(crate) fn added_tokens(path: &Path, bytes: &[u8]) -> Result<Vec<(u64, String, bool)>> {
+    #[derive(Deserialize)]
+    struct Added {
+        #[serde(default, deserialize_with = "up_to_max_tokens")]
+        added_tokens: Vec<AddedToken>,
     }
-    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    KNOWN_PRE
-        .iter()
-        .find(|(d, _)| *d == digest)
-        .map_or("default", |(_, name)| name)
+    let file: Added = files::parse_json(path, bytes)?;
+    Ok(file
+        .added_tokens
+        .into_iter()
+        .map(|t| (t.id, t.content, t.special))
+        .collect())
 }
 
 /// The BertNormalizer options (top level or inside a `Sequence`); without one, the text is
@@ -456,12 +457,19 @@ pub(crate) fn parse(path: &Path, bytes: &[u8], vocab_size: Option<u64>) -> Resul
     }
 
     let (pre, norm) = match model {
-        Model::Gpt2 => (pre_name(file.pre_tokenizer.as_ref()), None),
-        _ => ("default", Some(normalizer(file.normalizer.as_ref()))),
+        Model::Gpt2 => (
+            pre::derive(file.pre_tokenizer.as_ref(), file.model.ignore_merges),
+            None,
+        ),
+        // llama.cpp's WordPiece tokenizer has its own fixed split.
+        _ => (
+            Pre::Known("default"),
+            Some(normalizer(file.normalizer.as_ref())),
+        ),
     };
     Ok(Base {
         model,
-        pre: pre.to_string(),
+        pre,
         tokens,
         scores: None,
         types,
@@ -493,7 +501,11 @@ mod tests {
         use TokenType::*;
         assert_eq!(b.types, [Normal, Normal, Normal, Control, UserDefined]);
         assert_eq!(b.merges, ["a b", "a b\u{120}c"]);
-        assert_eq!(b.pre, "default");
+        assert!(
+            matches!(&b.pre, Pre::Unmapped(why) if why.contains("no pre_tokenizer")),
+            "{:?}",
+            b.pre
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@
 
 mod files;
 pub mod hf;
+pub mod pre;
 pub mod special;
 pub mod spm;
 
@@ -127,7 +128,7 @@ pub struct Vocabulary {
 /// Where the base vocabulary came from.
 pub(crate) struct Base {
     pub model: Model,
-    pub pre: String,
+    pub pre: pre::Pre,
     pub tokens: Vec<String>,
     pub scores: Option<Vec<f32>>,
     pub types: Vec<TokenType>,
@@ -156,6 +157,21 @@ impl Vocabulary {
     /// text files, and [`MAX_FILE_BYTES`] (or `max_json` when larger) `tokenizer.json` and
     /// `tokenizer.model`.
     pub fn read_limited(dir: &Path, vocab_size: Option<u64>, max_json: u64) -> Result<Vocabulary> {
+        Vocabulary::read_with(dir, vocab_size, max_json, None)
+    }
+
+    /// [`Vocabulary::read_limited`] with `tokenizer_pre` (`Options::tokenizer_pre`) written as
+    /// `tokenizer.ggml.pre` in place of the type derived from the pre-tokenizer ([`pre`]).
+    /// Without it, a BPE pre-tokenizer no llama.cpp type matches is refused, describing it.
+    pub fn read_with(
+        dir: &Path,
+        vocab_size: Option<u64>,
+        max_json: u64,
+        tokenizer_pre: Option<&str>,
+    ) -> Result<Vocabulary> {
+        if let Some(name) = tokenizer_pre {
+            crate::options::check_tokenizer_pre(name)?;
+        }
         let mut base = if let Some(bytes) = files::read_tokenizer(&dir.join(spm::FILE), max_json)? {
             spm::parse(dir, &bytes, max_json)?
         } else if let Some(bytes) = files::read_tokenizer(&dir.join(hf::FILE), max_json)? {
@@ -176,9 +192,20 @@ impl Vocabulary {
             token_type_count = type_vocab_size(dir, max_json)?;
         }
         check_unique(dir, &base.tokens)?;
+        let pre = match (tokenizer_pre, base.pre) {
+            (Some(name), _) => name.to_string(),
+            (None, pre::Pre::Known(name)) => name.to_string(),
+            (None, pre::Pre::Unmapped(what)) => {
+                return Err(Error::Unsupported(format!(
+                    "{}: pre_tokenizer {what}: no llama.cpp pre-tokenizer type splits text this \
+                     way; name the type to write with the tokenizer-pre option (--tokenizer-pre)",
+                    dir.join(hf::FILE).display()
+                )))
+            }
+        };
         Ok(Vocabulary {
             model: base.model,
-            pre: base.pre,
+            pre,
             tokens: base.tokens,
             scores: base.scores,
             types: base.types,

@@ -1,11 +1,12 @@
-//! Special tokens (bos, eos, unk, sep, pad, cls, mask), whether encoding adds them, and the chat
+//! Special tokens (bos, eos, unk, sep, pad, cls, mask, eot, eom), whether encoding adds them, and the chat
 //! template, from the config files beside the tokenizer.
 //!
 //! Precedence, highest first, for each special token: `tokenizer_config.json`'s `X_token`
 //! (a string or `{"content": ...}`), `special_tokens_map.json`'s, `cls` standing in for an unset
 //! `bos` and `sep` for an unset `eos`, `config.json`'s `X_token_id`, the ids a SentencePiece
 //! model declares; then `generation_config.json`'s `eos_token_id` fills an unset eos, and when it
-//! is a list it becomes `tokenizer.ggml.eos_token_ids` (ollama). A content is looked up in
+//! is a list it becomes `tokenizer.ggml.eos_token_ids` (ollama); its ids llama.cpp would not
+//! end generation on become the eot and eom ids ([`end_of_generation`]). A content is looked up in
 //! `tokenizer.json`'s `added_tokens` first (as `gguf.SpecialVocab` and ollama do), then in the
 //! whole vocabulary. `add_X_token`: `tokenizer_config.json` if it says, else what the
 //! `tokenizer.json` post-processor adds.
@@ -37,10 +38,15 @@ pub enum Special {
     Cls,
     /// Mask.
     Mask,
+    /// End of turn: an end-of-generation id of `generation_config.json` besides eos.
+    Eot,
+    /// End of message: a second such id.
+    Eom,
 }
 
 impl Special {
-    /// Every kind, in the order keys are written.
+    /// Every kind the config files name (`X_token`, `X_token_id`), in the order keys are
+    /// written; eot and eom come from `generation_config.json` only, and are written after.
     pub const ALL: [Special; 7] = [
         Special::Bos,
         Special::Eos,
@@ -61,6 +67,8 @@ impl Special {
             Special::Pad => "pad",
             Special::Cls => "cls",
             Special::Mask => "mask",
+            Special::Eot => "eot",
+            Special::Eom => "eom",
         }
     }
 
@@ -73,6 +81,8 @@ impl Special {
             Special::Sep => "tokenizer.ggml.seperator_token_id",
             Special::Pad => "tokenizer.ggml.padding_token_id",
             Special::Mask => "tokenizer.ggml.mask_token_id",
+            Special::Eot => "tokenizer.ggml.eot_token_id",
+            Special::Eom => "tokenizer.ggml.eom_token_id",
             Special::Cls => return None,
         })
     }
@@ -125,7 +135,7 @@ impl SpecialTokens {
 
     /// Sets the ids and add flags in `md`.
     pub fn write_kv(&self, md: &mut kv::Metadata) {
-        for kind in Special::ALL {
+        for kind in Special::ALL.into_iter().chain([Special::Eot, Special::Eom]) {
             if let (Some(key), Some(id)) = (kind.id_key(), self.id(kind)) {
                 md.set(key, id);
             }
@@ -442,23 +452,22 @@ pub(crate) fn read(
 
     let gen_path = dir.join(side_files::GENERATION_CONFIG);
     if let Some(gen) = object(&gen_path, &["eos_token_id"], max_json)? {
-        match gen.get("eos_token_id") {
-            None | Some(Value::Null) => {}
+        let ids = match gen.get("eos_token_id") {
+            None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => {
                 let mut ids = Vec::with_capacity(list.len());
                 for v in list {
                     ids.push(token_id(&gen_path, "eos_token_id", v, n)?);
                 }
-                if let Some(&first) = ids.first() {
-                    out.set_id(Special::Eos, first);
-                }
-                out.eos_ids = ids;
+                out.eos_ids.clone_from(&ids);
+                ids
             }
-            Some(v) => {
-                let id = token_id(&gen_path, "eos_token_id", v, n)?;
-                out.set_id(Special::Eos, id);
-            }
+            Some(v) => vec![token_id(&gen_path, "eos_token_id", v, n)?],
+        };
+        if let Some(&first) = ids.first() {
+            out.set_id(Special::Eos, first);
         }
+        end_of_generation(&ids, &base.tokens, &mut out);
     }
 
     if let Some(pp) = &base.post_processor {
@@ -483,6 +492,54 @@ pub(crate) fn read(
 
     let template = chat_template(dir, tc.as_ref(), &tc_path, max_json)?;
     Ok((out, template))
+}
+
+/// The tokens llama.cpp ends generation on by their text alone, whatever the ids written
+/// (`llama_vocab::impl::load` in llama.cpp's `llama-vocab.cpp`).
+const EOG_BY_TEXT: [&str; 22] = [
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+    "[e~[",
+];
+
+/// Makes llama.cpp stop on every end-of-generation id of `generation_config.json` (`ids`), as
+/// transformers' `generate` does. llama.cpp ends generation on the eos, eot and eom ids and on
+/// the tokens of [`EOG_BY_TEXT`]; an id that is none of them becomes the eot id, a second one
+/// the eom id, as llama.cpp's converter registers the extra id of an eos list for models it
+/// knows to need it (Laguna, HunYuan). Ids beyond those are only in
+/// `tokenizer.ggml.eos_token_ids`, which llama.cpp does not read.
+fn end_of_generation(ids: &[u32], tokens: &[String], out: &mut SpecialTokens) {
+    let eos = out.id(Special::Eos);
+    let mut slots = [Special::Eot, Special::Eom].into_iter();
+    let mut seen = Vec::new();
+    for &id in ids {
+        let text = tokens.get(id as usize).map_or("", String::as_str);
+        if Some(id) == eos || seen.contains(&id) || EOG_BY_TEXT.contains(&text) {
+            continue;
+        }
+        seen.push(id);
+        let Some(kind) = slots.next() else { break };
+        out.set_id(kind, id);
+    }
 }
 
 /// What a `tokenizer.json` post-processor adds, read the way `gguf.SpecialVocab` does for
@@ -625,6 +682,7 @@ mod tests {
     fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let tokenizer = r#"{"added_tokens":[{"id":2,"content":"<s>","special":true},{"id":3,"content":"</s>","special":true},{"id":4,"content":"<eot>","special":true}],
+            "pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},
             "model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}"#;
         std::fs::write(dir.path().join("tokenizer.json"), tokenizer).unwrap();
         for (name, text) in files {

@@ -1,6 +1,6 @@
 //! `tokenizer.model`: a SentencePiece `ModelProto`, decoded by `prost` from the fields of
-//! `sentencepiece_model.proto` a GGUF needs, plus the added tokens of `added_tokens.json` and
-//! `tokenizer_config.json`'s `added_tokens_decoder`.
+//! `sentencepiece_model.proto` a GGUF needs, plus the added tokens of `tokenizer.json`,
+//! `added_tokens.json` and `tokenizer_config.json`'s `added_tokens_decoder`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -97,6 +97,15 @@ struct AddedDecoderEntry {
 struct TokenizerConfigAdded {
     #[serde(default)]
     added_tokens_decoder: Option<BTreeMap<String, AddedDecoderEntry>>,
+}
+
+/// The type of an added token: control when special, else user-defined.
+fn kind_of(special: bool) -> TokenType {
+    if special {
+        TokenType::Control
+    } else {
+        TokenType::UserDefined
+    }
 }
 
 /// Calls `each(tag, bytes)` for every length-delimited top-level field of the protobuf message
@@ -202,8 +211,9 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
     })?;
 
     // Added tokens: added_tokens.json (content → id), then tokenizer_config.json's
-    // added_tokens_decoder (id → {content, special}). Ids inside the model must name the piece
-    // there; new ids must follow the pieces without a gap.
+    // added_tokens_decoder (id → {content, special}); when neither lists any, tokenizer.json's
+    // added_tokens (transformers 5 writes only those). Ids inside the model must name the
+    // piece there; new ids must follow the pieces without a gap.
     let mut added: BTreeMap<u64, (String, TokenType, &Path)> = BTreeMap::new();
     let added_path = dir.join(side_files::ADDED_TOKENS);
     if let Some(map) = files::read_json::<BTreeMap<String, u64>>(&added_path, max_json)? {
@@ -221,12 +231,15 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
                     format!("added_tokens_decoder key {key:?} is not a token id"),
                 )
             })?;
-            let kind = if e.special {
-                TokenType::Control
-            } else {
-                TokenType::UserDefined
-            };
-            added.insert(id, (e.content, kind, &config_path));
+            added.insert(id, (e.content, kind_of(e.special), &config_path));
+        }
+    }
+    let json_path = dir.join(super::hf::FILE);
+    if added.is_empty() {
+        if let Some(bytes) = files::read_tokenizer(&json_path, max_json)? {
+            for (id, content, special) in super::hf::added_tokens(&json_path, &bytes)? {
+                added.insert(id, (content, kind_of(special), &json_path));
+            }
         }
     }
     let n = tokens.len() as u64;
@@ -276,7 +289,7 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
     let add_space_prefix = normalizer_spec.is_none_or(|n| n.add_dummy_prefix.unwrap_or(true));
     Ok(Base {
         model: Model::Llama,
-        pre: "default".to_string(),
+        pre: super::pre::Pre::Known("default"),
         tokens,
         scores: Some(scores),
         types,

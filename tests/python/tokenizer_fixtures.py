@@ -8,7 +8,6 @@ the directory, config.json's vocab_size (or null) and what the GGUF tokenizer ke
 computed from the libraries themselves and the `gguf` package's vocab classes.
 """
 
-import hashlib
 import json
 import os
 import random
@@ -18,12 +17,11 @@ import gguf
 import sentencepiece as spm
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-# The Split regex of Llama 3's tokenizer.json (public): ollama maps its digest to "llama-bpe".
+# The Split regex of Llama 3's tokenizer.json (public): with ignore_merges, llama.cpp's "llama-bpe".
 LLAMA3_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-LLAMA3_DIGEST = "d98f9631be1e9607a9848c26c1f9eac1aa9fc21ac6ba82a2fc0741af9780a48f"
 
 WORDS = (
     "the quick brown fox jumps over lazy dog tensor model weight load convert memory speed "
@@ -68,7 +66,7 @@ def special_oracle(d, n_vocab):
 def bpe_case(out, name, llama3, pair_merges, config):
     d = os.path.join(out, name)
     os.makedirs(d)
-    tok = Tokenizer(models.BPE())
+    tok = Tokenizer(models.BPE(ignore_merges=llama3))  # Llama 3's tokenizer.json ignores merges
     if llama3:
         tok.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False),
@@ -110,10 +108,12 @@ def bpe_case(out, name, llama3, pair_merges, config):
     assert [t.decode() if isinstance(t, bytes) else t for t, _, _ in bv.all_tokens()] == tokens
     gen_eos = [tok.token_to_id("<|end|>"), tok.token_to_id("<|extra|>")]
     ids.setdefault("eos", gen_eos[0])
-    digest = hashlib.sha256(LLAMA3_REGEX.encode() if llama3 else b"").hexdigest()
+    # <|extra|> ends generation in transformers but is not a token llama.cpp ends on by its text.
+    ids["eot"] = gen_eos[1]
     return name, {
         "dir": d, "vocab_size": None, "model": "gpt2",
-        "pre": "llama-bpe" if digest == LLAMA3_DIGEST else "default",
+        # A ByteLevel pre-tokenizer with its regex is llama.cpp's gpt-2.
+        "pre": "llama-bpe" if llama3 else "gpt-2",
         "tokens": tokens, "types": types, "scores": None, "merges": sv.merges,
         "ids": ids, "add": add, "eos_ids": gen_eos, "chat_template": template,
     }
@@ -125,7 +125,8 @@ def roberta_case(out):
     d = os.path.join(out, "bpe_roberta")
     os.makedirs(d)
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    # No prefix space, as roberta-base's tokenizer.json: llama.cpp's BPE never adds one.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=350, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
@@ -152,7 +153,7 @@ def roberta_case(out):
         types.append(int(gguf.TokenType.USER_DEFINED))
     sv, ids, add, template = special_oracle(d, len(tokens))
     return "bpe_roberta", {
-        "dir": d, "vocab_size": len(tokens), "model": "gpt2", "pre": "default",
+        "dir": d, "vocab_size": len(tokens), "model": "gpt2", "pre": "gpt-2",
         "tokens": tokens, "types": types, "scores": None, "merges": sv.merges,
         "ids": ids, "add": add, "eos_ids": [], "chat_template": template,
     }
