@@ -22,8 +22,8 @@ type GGUFType uint32
 
 // The GGUF output types (the STLOAD_GGUF_* numbers of the C API).
 const (
-	// GGUFAuto is ollama's default: F32 for 1-D tensors, biases, *.ffn_gate_inp.weight and
-	// token_types.weight; F16 for every other float tensor.
+	// GGUFAuto is ollama's default: F32 for 1-D tensors, biases, *.ffn_gate_inp.weight,
+	// token_types.weight and position_embd.weight; F16 for every other float tensor.
 	GGUFAuto GGUFType = C.STLOAD_GGUF_AUTO
 	// GGUFF32 writes every float tensor in F32.
 	GGUFF32 GGUFType = C.STLOAD_GGUF_F32

@@ -167,3 +167,21 @@ func WithRemote(key, value string) Option {
 		})
 	}
 }
+
+// WithTokenizerPre sets the tokenizer.ggml.pre that WriteGGUF and WriteGGUFSplit write: a
+// llama.cpp pre-tokenizer type such as "llama-bpe", "qwen2" or "gpt-2", in place of the type
+// derived from tokenizer.json's pre-tokenizer (one that no llama.cpp type matches otherwise makes
+// the write fail with ErrUnsupported, describing it). A name not of llama.cpp's form (lower-case
+// letters, digits, '.', '_', '-') makes Open fail with ErrInvalidArgument.
+func WithTokenizerPre(name string) Option {
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			if strings.IndexByte(name, 0) >= 0 {
+				return C.STLOAD_OK, invalidArg("tokenizer pre-tokenizer type %q contains a NUL byte", name)
+			}
+			cname := C.CString(name)
+			defer C.free(unsafe.Pointer(cname))
+			return C.stload_options_set_tokenizer_pre(p, cname, cerr), nil
+		})
+	}
+}

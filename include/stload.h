@@ -315,8 +315,8 @@ typedef struct stload_tensor_info {
 #define STLOAD_DTYPE_F6_E3M2 22
 
 /*
- ollama's default: F32 for 1-D tensors, biases, `*.ffn_gate_inp.weight` and
- `token_types.weight`; F16 for every other float tensor.
+ ollama's default: F32 for 1-D tensors, biases, `*.ffn_gate_inp.weight`,
+ `token_types.weight` and `position_embd.weight`; F16 for every other float tensor.
  */
 #define STLOAD_GGUF_AUTO 0
 
@@ -837,6 +837,18 @@ enum stload_status stload_options_set_rename(struct stload_options *opts,
 enum stload_status stload_options_set_arch(struct stload_options *opts,
                                            const char *arch,
                                            struct stload_error **err);
+
+/*
+ Sets the `tokenizer.ggml.pre` that GGUF output (`stload_model_write_gguf`,
+ `stload_model_write_gguf_split`) writes: a llama.cpp pre-tokenizer type such as "llama-bpe",
+ "qwen2" or "gpt-2", in place of the type derived from `tokenizer.json`'s pre-tokenizer (a
+ pre-tokenizer no llama.cpp type matches is otherwise refused with
+ `STLOAD_ERR_UNSUPPORTED`, describing it). NULL clears it. A name that is not of llama.cpp's
+ form (lower-case letters, digits, '.', '_', '-') is `STLOAD_ERR_INVALID_ARGUMENT`.
+ */
+enum stload_status stload_options_set_tokenizer_pre(struct stload_options *opts,
+                                                    const char *name,
+                                                    struct stload_error **err);
 
 /*
  Adds a split: tensor `name` (after renaming) is replaced by `n_parts` consecutive row ranges

@@ -23,6 +23,7 @@ pub fn side_files(dir: &Path, max_json: u64) -> Vec<PathBuf> {
         .iter()
         .map(|name| dir.join(name))
         .collect();
+    files.push(dir.join(crate::general_name::MODEL_CARD));
     let remote = dir.to_str().and_then(crate::remote::url_of).is_some();
     if !remote {
         if let Ok(Some(pooling)) = arch::pooling_config(dir, max_json) {
@@ -120,6 +121,9 @@ impl Model {
             }
         }
         let mut metadata = parts.metadata;
+        if metadata.get("general.name").is_none() {
+            metadata.set("general.name", crate::general_name::of(dir, max_json));
+        }
         let vocabulary = tokenizer::Vocabulary::read_with(
             dir,
             parts.vocab_size,

@@ -64,6 +64,7 @@ pub(crate) mod error;
 pub(crate) mod export;
 pub mod ffi;
 pub(crate) mod file;
+pub(crate) mod general_name;
 pub mod gguf;
 pub(crate) mod header;
 pub(crate) mod hf_to_gguf;

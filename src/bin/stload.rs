@@ -85,6 +85,11 @@ enum Command {
         /// GGUF output in shards of at most N tensors (named as with --split-max-size).
         #[arg(long, value_name = "N")]
         split_max_tensors: Option<String>,
+        /// GGUF output: write this llama.cpp pre-tokenizer type (llama-bpe, qwen2, gpt-2, ...)
+        /// as tokenizer.ggml.pre instead of the one derived from tokenizer.json's pre-tokenizer,
+        /// which is refused when no llama.cpp type splits text as it does.
+        #[arg(long, value_name = "NAME")]
+        tokenizer_pre: Option<String>,
     },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
@@ -124,9 +129,12 @@ fn main() -> ExitCode {
             format,
             split_max_size,
             split_max_tensors,
+            tokenizer_pre,
         } => match gguf::wanted(&out, format.as_deref()) {
             Ok(true) => gguf::split_arg(split_max_size.as_deref(), split_max_tensors.as_deref())
                 .and_then(|split| {
+                    let mut options = options(arch);
+                    options.set_tokenizer_pre(tokenizer_pre.as_deref())?;
                     gguf::convert(
                         &src,
                         &out,
@@ -134,9 +142,12 @@ fn main() -> ExitCode {
                         outtype.as_deref(),
                         dtype.as_deref(),
                         split,
-                        &options(arch),
+                        &options,
                     )
                 }),
+            Ok(false) if tokenizer_pre.is_some() => Err(stload::Error::InvalidArgument(
+                "--tokenizer-pre applies to GGUF output".into(),
+            )),
             Ok(false) if outtype.is_some() => Err(stload::Error::InvalidArgument(
                 "--outtype applies to GGUF output; for safetensors use --dtype".into(),
             )),

@@ -12,8 +12,8 @@ use crate::gguf::{OutType, Split};
 /// A GGUF output type: one of the `STLOAD_GGUF_*` numbers.
 pub type stload_gguf_type = u32;
 
-/// ollama's default: F32 for 1-D tensors, biases, `*.ffn_gate_inp.weight` and
-/// `token_types.weight`; F16 for every other float tensor.
+/// ollama's default: F32 for 1-D tensors, biases, `*.ffn_gate_inp.weight`,
+/// `token_types.weight` and `position_embd.weight`; F16 for every other float tensor.
 pub const STLOAD_GGUF_AUTO: stload_gguf_type = 0;
 /// Every float tensor in F32.
 pub const STLOAD_GGUF_F32: stload_gguf_type = 1;

@@ -215,6 +215,35 @@ pub unsafe extern "C" fn stload_options_set_arch(
     })
 }
 
+/// Sets the `tokenizer.ggml.pre` that GGUF output (`stload_model_write_gguf`,
+/// `stload_model_write_gguf_split`) writes: a llama.cpp pre-tokenizer type such as "llama-bpe",
+/// "qwen2" or "gpt-2", in place of the type derived from `tokenizer.json`'s pre-tokenizer (a
+/// pre-tokenizer no llama.cpp type matches is otherwise refused with
+/// `STLOAD_ERR_UNSUPPORTED`, describing it). NULL clears it. A name that is not of llama.cpp's
+/// form (lower-case letters, digits, '.', '_', '-') is `STLOAD_ERR_INVALID_ARGUMENT`.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_options_set_tokenizer_pre(
+    opts: *mut stload_options,
+    name: *const c_char,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        if name.is_null() {
+            o.tokenizer_pre = None;
+            return Ok(());
+        }
+        // SAFETY: non-NULL, NUL-terminated per the API contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        o.set_tokenizer_pre(Some(name)).map(drop)
+    })
+}
+
 /// Adds a split: tensor `name` (after renaming) is replaced by `n_parts` consecutive row ranges
 /// along axis 0, named `part_names[i]` with `part_rows[i]` rows (they must add up to the first
 /// dimension). Zero-copy. Checked at open.

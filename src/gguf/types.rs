@@ -193,12 +193,14 @@ impl FromStr for OutType {
 }
 
 /// Whether ollama's rule keeps the tensor in F32 whatever the output type: 1-D tensors,
-/// biases, MoE router weights and BERT token-type embeddings.
+/// biases, MoE router weights and BERT token-type embeddings; and, as llama.cpp's converter
+/// keeps them (its `POS_EMBD` in the always-F32 list), learned position embeddings.
 fn stays_f32(name: &str, shape: &[u64]) -> bool {
     shape.len() <= 1
         || name.ends_with(".bias")
         || name.ends_with(".ffn_gate_inp.weight")
         || name.ends_with("token_types.weight")
+        || name == "position_embd.weight"
 }
 
 /// The GGUF type of the tensor `name` stored as `dtype` with `shape` (outermost first) when
@@ -277,6 +279,13 @@ mod tests {
             t("token_types.weight", Dtype::F16, &[2, 64], OutType::F16),
             GgmlType::F32
         );
+        // bert's learned positions, as llama.cpp's converter keeps them.
+        for out in [OutType::Auto, OutType::BF16, OutType::Q8_0] {
+            assert_eq!(
+                t("position_embd.weight", Dtype::F32, &[512, 64], out),
+                GgmlType::F32
+            );
+        }
         assert_eq!(
             t("a.weight", Dtype::F32, &[4, 64], OutType::Q8_0),
             GgmlType::Q8_0

@@ -247,3 +247,110 @@ fn quoted(regex: &str) -> String {
     }
     format!("{:?}... ({} bytes)", &regex[..cut], regex.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn parse(json: &str) -> PreTokenizerJson {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// A Sequence of a Split per regex, then ByteLevel without its own regex (Llama 3's shape).
+    fn sequence(regexes: &[&str]) -> String {
+        let mut members: Vec<String> = regexes
+            .iter()
+            .map(|r| {
+                format!(
+                    r#"{{"type":"Split","pattern":{{"Regex":{}}},"behavior":"Isolated","invert":false}}"#,
+                    serde_json::to_string(r).unwrap()
+                )
+            })
+            .collect();
+        members.push(
+            r#"{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}"#
+                .into(),
+        );
+        format!(
+            r#"{{"type":"Sequence","pretokenizers":[{}]}}"#,
+            members.join(",")
+        )
+    }
+
+    #[test]
+    fn the_regexes_are_those_ollama_knew_by_digest() {
+        // ollama's digests of the concatenated Split regexes of Llama 3, Qwen2 and
+        // DeepSeek Coder's files: the table spells them as the files do.
+        let digest = |parts: &[&str]| -> String {
+            let mut h = Sha256::new();
+            for p in parts {
+                h.update(p.as_bytes());
+            }
+            h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        };
+        assert!(digest(&[LLAMA3]).starts_with("d98f9631be1e9607"));
+        assert!(digest(&[QWEN2]).starts_with("1ff7f41064896984"));
+        let coder = TYPES
+            .iter()
+            .find(|(n, _)| *n == "deepseek-coder")
+            .unwrap()
+            .1;
+        // Its file spells the first with a literal CR and LF; its last step is the Digits
+        // pre-tokenizer, not a Split.
+        let first = coder[0].replace(r"\r", "\r").replace(r"\n", "\n");
+        assert!(digest(&[&first, coder[1], coder[2], coder[3]]).starts_with("21cde974d587f0d5"));
+    }
+
+    #[test]
+    fn every_type_is_found_from_its_definition() {
+        for (name, regexes) in TYPES {
+            let got = derive(Some(&parse(&sequence(regexes))), true);
+            assert_eq!(got, Pre::Known(name), "{name}");
+        }
+        // Llama 3's split without ignore_merges is dbrx.
+        assert_eq!(
+            derive(Some(&parse(&sequence(&[LLAMA3]))), false),
+            Pre::Known("dbrx")
+        );
+        // GPT-2's ByteLevel alone, with its regex, and Command-R's digits before it.
+        let gpt2 =
+            r#"{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}"#;
+        assert_eq!(derive(Some(&parse(gpt2)), false), Pre::Known("gpt-2"));
+        let command_r = format!(
+            r#"{{"type":"Sequence","pretokenizers":[{{"type":"Digits","individual_digits":true}},{gpt2}]}}"#
+        );
+        assert_eq!(
+            derive(Some(&parse(&command_r)), false),
+            Pre::Known("command-r")
+        );
+        // A file with literal line breaks in the regex (JSON "\n") is the same split.
+        let literal = LLAMA3.replace(r"\r", "\r").replace(r"\n", "\n");
+        assert_eq!(
+            derive(Some(&parse(&sequence(&[&literal]))), true),
+            Pre::Known("llama-bpe")
+        );
+    }
+
+    #[test]
+    fn what_llama_cpp_cannot_split_is_described() {
+        let unmapped = |json: Option<&str>| match derive(json.map(parse).as_ref(), false) {
+            Pre::Unmapped(why) => why,
+            known => panic!("{json:?}: {known:?}"),
+        };
+        assert!(unmapped(None).contains("no pre_tokenizer"));
+        assert!(unmapped(Some(r#"{"type":"Whitespace"}"#)).contains("\"Whitespace\""));
+        assert!(
+            unmapped(Some(r#"{"type":"ByteLevel","add_prefix_space":true}"#))
+                .contains("add_prefix_space")
+        );
+        let removed = r#"{"type":"Split","pattern":{"Regex":"\\s+"},"behavior":"Removed"}"#;
+        assert!(unmapped(Some(removed)).contains(r#""\\s+" with behavior "Removed""#));
+        // An unknown regex is quoted whole, then ByteLevel.
+        let why = unmapped(Some(&sequence(&[r"\p{L}+|\p{N}{1,2}"])));
+        assert_eq!(why, r#"Split "\\p{L}+|\\p{N}{1,2}", then ByteLevel"#);
+        // Splits without ByteLevel after them.
+        let why = unmapped(Some(r#"{"type":"Digits","individual_digits":false}"#));
+        assert!(why.contains(r#"Split "\\p{N}+""#) && why.contains("end in ByteLevel"));
+    }
+}

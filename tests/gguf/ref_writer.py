@@ -4,7 +4,7 @@ An independent second path from a Hugging Face directory to GGUF for the two arc
 end-to-end tests use (LlamaForCausalLM and BertModel), following llama.cpp's own converter:
 llama.cpp's tensor names, its Q/K row permutation for llama, metadata keys from the package's
 constants, tokenizer keys through `gguf.vocab` (BpeVocab, SpecialVocab). Per-tensor types follow
-the rule stload uses: F32 for 1-D tensors, `*.bias` and `token_types.weight`; Q8_0 only where the
+the rule stload uses: F32 for 1-D tensors, `*.bias`, `token_types.weight` and `position_embd.weight`; Q8_0 only where the
 row length is a multiple of 32 (else F16); the out type for the rest.
 
 When llama.cpp agrees with the numpy oracle on this file, the oracle and the thresholds are right;
@@ -37,7 +37,7 @@ FILE_TYPES = {
 def _add(w: gguf.GGUFWriter, name: str, a: np.ndarray, outtype: str) -> None:
     """Adds tensor `name` in the type the per-tensor rule gives."""
     a = np.ascontiguousarray(a, dtype=np.float32)
-    keep_f32 = a.ndim == 1 or name.endswith(".bias") or name == "token_types.weight"
+    keep_f32 = a.ndim == 1 or name.endswith(".bias") or name in ("token_types.weight", "position_embd.weight")
     if keep_f32 or outtype == "f32":
         w.add_tensor(name, a)
     elif outtype == "q8_0" and a.shape[-1] % 32 == 0:
@@ -98,7 +98,7 @@ def write_llama(src: Path, out: Path, outtype: str) -> None:
     w.add_file_type(FILE_TYPES[outtype])
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
+    w.add_tokenizer_pre("gpt-2")  # the tiny tokenizer is ByteLevel with its GPT-2 regex
     w.add_token_list(tokens)
     w.add_token_types(types)
     gguf.vocab.SpecialVocab(src, load_merges=True, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
