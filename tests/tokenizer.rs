@@ -724,3 +724,139 @@ fn every_tokenizer_side_file_is_regular_bounded_and_never_blocks() {
         "{err}"
     );
 }
+
+/// A BPE tokenizer.json whose pre-tokenizer is `pre` (JSON), with `<|end|>`, `<|eot_id|>` and
+/// `<|tool|>` added as special tokens at ids 2, 3 and 4.
+fn bpe_with_pre(pre: &str) -> tempfile::TempDir {
+    tokenizer_json_dir(&format!(
+        r#"{{"added_tokens":[{{"id":2,"content":"<|end|>","special":true}},{{"id":3,"content":"<|eot_id|>","special":true}},{{"id":4,"content":"<|tool|>","special":true}}],
+            "pre_tokenizer":{pre},"model":{{"type":"BPE","vocab":{{"a":0,"b":1}},"merges":["a b"]}}}}"#
+    ))
+}
+
+#[test]
+fn an_unmappable_pre_tokenizer_is_refused_naming_its_regex_unless_a_type_is_given() {
+    let regex = r#"\\p{L}+|\\p{N}{1,2}"#;
+    let dir = bpe_with_pre(&format!(
+        r#"{{"type":"Sequence","pretokenizers":[{{"type":"Split","pattern":{{"Regex":"{regex}"}},"behavior":"Isolated","invert":false}},{{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}}]}}"#
+    ));
+    let err = error_of(dir.path(), None);
+    assert!(
+        err.contains(r#"Split "\\p{L}+|\\p{N}{1,2}", then ByteLevel"#)
+            && err.contains("tokenizer.json")
+            && err.contains("--tokenizer-pre"),
+        "{err}"
+    );
+    // The type given is written as it is, whatever the definition.
+    let max_json = stload::Options::default().max_json_size;
+    let v = tokenizer::Vocabulary::read_with(dir.path(), None, max_json, Some("qwen2")).unwrap();
+    assert_eq!(v.pre, "qwen2");
+    // A name of another form is refused before anything is read.
+    let err = tokenizer::Vocabulary::read_with(dir.path(), None, max_json, Some("Qwen 2"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"Qwen 2\"") && err.contains("type name"),
+        "{err}"
+    );
+    let mut options = stload::Options::default();
+    assert!(options.set_tokenizer_pre(Some("")).is_err());
+    options.set_tokenizer_pre(Some("llama-bpe")).unwrap();
+    assert_eq!(options.tokenizer_pre.as_deref(), Some("llama-bpe"));
+    // A mappable one is found from its definition; others are described.
+    let gpt2 = bpe_with_pre(r#"{"type":"ByteLevel","add_prefix_space":false,"use_regex":true}"#);
+    assert_eq!(
+        tokenizer::Vocabulary::read(gpt2.path(), None).unwrap().pre,
+        "gpt-2"
+    );
+    for (pre, named) in [
+        (r#"{"type":"Whitespace"}"#, "\"Whitespace\" pre-tokenizer"),
+        (
+            r#"{"type":"ByteLevel","add_prefix_space":true}"#,
+            "add_prefix_space",
+        ),
+        (r#"null"#, "no pre_tokenizer"),
+    ] {
+        let err = error_of(bpe_with_pre(pre).path(), None);
+        assert!(err.contains(named), "{pre}: {err}");
+    }
+}
+
+#[test]
+fn generation_config_eos_ids_llama_cpp_would_not_stop_on_become_eot_and_eom() {
+    let gpt2 = r#"{"type":"ByteLevel","add_prefix_space":false,"use_regex":true}"#;
+    let keys = |gen: &str| {
+        let dir = bpe_with_pre(gpt2);
+        std::fs::write(dir.path().join("generation_config.json"), gen).unwrap();
+        std::fs::write(
+            dir.path().join("tokenizer_config.json"),
+            r#"{"eos_token":"<|end|>"}"#,
+        )
+        .unwrap();
+        let mut md = Metadata::new();
+        tokenizer::write_kv(dir.path(), None, &mut md).unwrap();
+        let id = |k: &str| match md.get(&format!("tokenizer.ggml.{k}_token_id")) {
+            Some(Value::U32(v)) => Some(*v),
+            None => None,
+            other => panic!("{k}: {other:?}"),
+        };
+        (
+            id("eos"),
+            id("eot"),
+            id("eom"),
+            md.get("tokenizer.ggml.eos_token_ids").cloned(),
+        )
+    };
+    // <|eot_id|> (3) ends generation in llama.cpp by its text; <|tool|> (4) does not: it becomes
+    // the eot id. The eos stays tokenizer_config's, as llama.cpp's converter writes it.
+    let (eos, eot, eom, list) = keys(r#"{"eos_token_id":[2,3,4]}"#);
+    assert_eq!((eos, eot, eom), (Some(2), Some(4), None));
+    assert_eq!(list, Some(Value::Array(Array::I32(vec![2, 3, 4]))));
+    // Two such ids: eot and eom; a single id that is the eos adds nothing.
+    let (_, eot, eom, _) = keys(r#"{"eos_token_id":[4,0,2,1]}"#);
+    assert_eq!((eot, eom), (Some(4), Some(0)));
+    let (eos, eot, eom, list) = keys(r#"{"eos_token_id":2}"#);
+    assert_eq!((eos, eot, eom, list), (Some(2), None, None, None));
+}
+
+#[test]
+fn added_tokens_only_tokenizer_json_lists_are_kept_beside_a_tokenizer_model() {
+    // transformers 5 saves a SentencePiece model's added tokens only in tokenizer.json: they
+    // were [PAD] fillers, and the eos named by content pointed at the spm eos instead.
+    let dir = copy_case("spm_bpe");
+    std::fs::remove_file(dir.path().join("added_tokens.json")).unwrap();
+    let o = &oracle()["spm_bpe"];
+    let want = oracle_strings(&o["tokens"]);
+    let n = want.len() - 2;
+    assert_eq!(&want[n..], ["<|im_start|>", "<|im_end|>"]);
+    std::fs::write(
+        dir.path().join("tokenizer.json"),
+        format!(
+            r#"{{"added_tokens":[{{"id":{n},"content":"<|im_start|>","special":true}},{{"id":{},"content":"<|im_end|>","special":true}}],
+                "model":{{"type":"Unigram","vocab":[]}}}}"#,
+            n + 1
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"vocab_size":{}}}"#, n + 4),
+    )
+    .unwrap();
+    let mut md = Metadata::new();
+    tokenizer::write_kv(dir.path(), Some(n as u64 + 4), &mut md).unwrap();
+    let tokens = strings(&md, "tokenizer.ggml.tokens");
+    assert_eq!(&tokens[..n + 2], &want[..]);
+    assert_eq!(
+        &tokens[n + 2..],
+        [format!("[PAD{}]", n + 2), format!("[PAD{}]", n + 3)]
+    );
+    match md.get("tokenizer.ggml.token_type") {
+        Some(Value::Array(Array::I32(t))) => assert_eq!(&t[n..n + 2], [3, 3]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        md.get("tokenizer.ggml.eos_token_id"),
+        Some(&Value::U32(n as u32 + 1))
+    );
+}

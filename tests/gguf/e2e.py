@@ -524,6 +524,19 @@ def bad_output_onto_input(env: Env, writer: str) -> str:
     return detail
 
 
+def tokenizer_split(env: Env, writer: str) -> str:
+    """tokenizer_split.py: for each tokenizer kind, llama.cpp's ids on stload's file equal the source's."""
+    if writer != "stload":
+        raise Skip("checks stload's tokenizer export (the reference writer writes no pre-tokenizer type)")
+    cmd = [sys.executable, str(HERE / "tokenizer_split.py"), str(env.stload), str(env.work / "tokenizer-split")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=4 * RUN_TIMEOUT)
+    lines = [line for line in r.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    if r.returncode != 0:
+        failed = [line for line in lines if line.startswith("FAIL")]
+        raise Failure("; ".join(failed) if failed else _tail(r.stderr, errors=True))
+    return f"{len(lines)} cases: " + ", ".join(line.split(":")[0].split()[-1] for line in lines)
+
+
 TESTS = [
     bert_tokens,
     bert_embed_f32,
@@ -540,9 +553,10 @@ TESTS = [
     bad_missing_tokenizer,
     bad_head_counts,
     bad_output_onto_input,
+    tokenizer_split,
 ]
 # (The transformers checks carry their own reference, llama.cpp's converter, in their message.)
-DIAGNOSABLE = {t.__name__ for t in TESTS if not t.__name__.startswith(("bad_", "hf_"))}
+DIAGNOSABLE = {t.__name__ for t in TESTS if not t.__name__.startswith(("bad_", "hf_", "tokenizer_"))}
 
 
 # -- mutants: the reference writer broken on purpose; each must make its test fail ------------------
