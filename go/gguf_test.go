@@ -123,3 +123,43 @@ func TestWriteGGUFSplit(t *testing.T) {
 		t.Errorf("a refused split left %d files", len(entries))
 	}
 }
+
+// WithTokenizerPre writes the pre-tokenizer type given in place of the derived one (the fixture's
+// GPT-2 ByteLevel is "gpt-2"); a name not of llama.cpp's form fails Open.
+func TestWriteGGUFTokenizerPre(t *testing.T) {
+	dir, _ := archFixtures(t)
+	src := filepath.Join(dir, "llama")
+	pre := func(opts ...Option) string {
+		m, err := Open(src, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		out := filepath.Join(t.TempDir(), "llama.gguf")
+		if err := m.WriteGGUF(out, GGUFF32, nil); err != nil {
+			t.Fatalf("WriteGGUF: %v", err)
+		}
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The key, then its value: GGUF string type 8 and a u64 length before the text.
+		key := []byte("tokenizer.ggml.pre")
+		i := bytes.Index(raw, key)
+		if i < 0 {
+			t.Fatal("no tokenizer.ggml.pre key")
+		}
+		v := raw[i+len(key)+4:]
+		n := binary.LittleEndian.Uint64(v)
+		return string(v[8 : 8+n])
+	}
+	if got := pre(); got != "gpt-2" {
+		t.Errorf("derived: %q, want gpt-2", got)
+	}
+	if got := pre(WithTokenizerPre("qwen2")); got != "qwen2" {
+		t.Errorf("WithTokenizerPre(qwen2): %q", got)
+	}
+	if _, err := Open(src, WithTokenizerPre("Not A Name")); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("bad name: %v, want ErrInvalidArgument", err)
+	}
+}

@@ -2,7 +2,7 @@
  * stload_model_write_gguf from C: a written file starts with the GGUF header, progress reaches
  * the total, a cancel or a bad argument leaves no file, and the input is never overwritten.
  * stload_model_write_gguf_split: shards named PREFIX-00001-of-0000N.gguf, none on a cancel or
- * with no limit.
+ * with no limit. stload_options_set_tokenizer_pre: the type given is written, a bad name refused.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -123,6 +123,46 @@ static void test_split(const char *dir) {
     stload_model_free(m);
 }
 
+/* Whether the GGUF file `path` holds the string value `value` right after the key `key`. */
+static int has_string_kv(const char *path, const char *key, const char *value) {
+    static unsigned char buf[1 << 16];
+    size_t n, klen = strlen(key), vlen = strlen(value), i;
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    /* key, then the type (u32 8 = string), the length (u64) and the text */
+    for (i = 0; i + klen + 12 + vlen <= n; i++) {
+        if (memcmp(buf + i, key, klen) == 0) {
+            const unsigned char *v = buf + i + klen;
+            uint64_t len;
+            memcpy(&len, v + 4, 8);
+            return v[0] == 8 && len == vlen && memcmp(v + 12, value, vlen) == 0;
+        }
+    }
+    return 0;
+}
+
+static void test_tokenizer_pre(const char *dir) {
+    char src[1024], out[1024];
+    stload_options *o = stload_options_new();
+    stload_model *m = NULL;
+    stload_error *err = NULL;
+    snprintf(src, sizeof src, "%s/llama", dir);
+    snprintf(out, sizeof out, "%s/c_pre.gguf", dir);
+    CHECK(stload_options_set_tokenizer_pre(o, "Not A Name", &err) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(err && strstr(stload_error_message(err), "Not A Name") != NULL);
+    stload_error_free(err);
+    CHECK(stload_options_set_tokenizer_pre(o, NULL, NULL) == STLOAD_OK);
+    CHECK(stload_options_set_tokenizer_pre(o, "qwen2", NULL) == STLOAD_OK);
+    CHECK(stload_open_dir(src, o, &m, NULL) == STLOAD_OK);
+    CHECK(stload_model_write_gguf(m, out, STLOAD_GGUF_F32, NULL, NULL, NULL) == STLOAD_OK);
+    CHECK(has_string_kv(out, "tokenizer.ggml.pre", "qwen2"));
+    CHECK(remove(out) == 0);
+    stload_model_free(m);
+    stload_options_free(o);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -130,6 +170,7 @@ int main(int argc, char **argv) {
     }
     test_write(argv[1]);
     test_split(argv[1]);
+    test_tokenizer_pre(argv[1]);
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
