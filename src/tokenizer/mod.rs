@@ -26,7 +26,13 @@
 //!   read (before `tokenizer.model`'s pieces are decoded), values the keys do not need are
 //!   skipped without being built, and the lists move into the metadata.
 //! - `tokenizer.ggml.eos_token_ids` (a list from `generation_config.json`) is an ollama key;
-//!   llama.cpp ignores it.
+//!   llama.cpp ignores it, so the list's ids llama.cpp would not stop on are also written as
+//!   the eot and eom ids ([`special`]).
+//! - `tokenizer.ggml.pre` of a BPE vocabulary is derived from the pre-tokenizer's definition
+//!   ([`pre`]), not from a hash of tokenized text (llama.cpp's converter) nor of the Split
+//!   regexes (ollama); one no llama.cpp type matches is refused unless the caller names a type.
+//! - a `tokenizer.model`'s added tokens listed only in `tokenizer.json` (transformers 5) are
+//!   kept; llama.cpp's converter reads only `added_tokens.json` and `added_tokens_decoder`.
 //!
 //! Every file is read by the one reader of side files ([`crate::file::read_side`]): regular
 //! files only (a FIFO or device is refused without blocking), `tokenizer.json` and
