@@ -193,6 +193,31 @@ fn convert_refuses_unknown_dtypes() {
     assert!(text(&out).contains("unknown dtype \"f12\""));
 }
 
+#[test]
+fn tokenizer_pre_is_a_gguf_flag_and_takes_llama_cpp_names_only() {
+    let src = fixtures().join("all_dtypes.safetensors");
+    let work = tempfile::tempdir().unwrap();
+    let run = |out: &str, name: &str| {
+        let out = work.path().join(out);
+        let o = stload(&[
+            "convert",
+            src.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--tokenizer-pre",
+            name,
+        ]);
+        assert!(!o.status.success() && !out.exists(), "{}", text(&o));
+        text(&o)
+    };
+    assert!(run("x.safetensors", "qwen2").contains("--tokenizer-pre applies to GGUF output"));
+    let err = run("x.gguf", "Qwen 2");
+    assert!(
+        err.contains("\"Qwen 2\" is not a llama.cpp type name"),
+        "{err}"
+    );
+}
+
 /// Every dtype the header format knows, by the name a user would type.
 const ALL_DTYPE_NAMES: [&str; 22] = [
     "bool",
