@@ -34,7 +34,11 @@ fn detection_maps_ollamas_names_and_refuses_the_rest_naming_the_file() {
         assert_eq!(arch::detect(dir.path()).unwrap(), name);
         assert_eq!(arch::resolve("AUTO", dir.path()).unwrap(), name);
     }
-    assert_eq!(arch::NAMES.len(), 9);
+    // One name, and one Hugging Face name, selects one architecture.
+    let names: std::collections::BTreeSet<_> = arch::NAMES.iter().collect();
+    assert_eq!(names.len(), arch::NAMES.len(), "{:?}", arch::NAMES);
+    let hf: std::collections::BTreeSet<_> = arch::HF_NAMES.iter().map(|(h, _)| h).collect();
+    assert_eq!(hf.len(), arch::HF_NAMES.len(), "{:?}", arch::HF_NAMES);
     for name in arch::NAMES {
         assert!(arch::HF_NAMES.iter().any(|(_, n)| *n == name), "{name}");
         arch::check_name(name).unwrap();

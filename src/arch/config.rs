@@ -52,10 +52,7 @@ impl Config {
     /// (`None` when the list is missing, malformed or names another).
     pub fn declared(&self) -> Option<(&str, &'static str)> {
         let first = self.json.get("architectures")?.get(0)?.as_str()?;
-        super::detect::HF_NAMES
-            .iter()
-            .find(|(hf, _)| *hf == first)
-            .map(|(hf, name)| (*hf, *name))
+        super::registry::by_hf_name(first).map(|arch| (first, arch.name))
     }
 
     /// A positive integer field, if present. Present but not a positive integer is an error.

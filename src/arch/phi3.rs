@@ -1,11 +1,25 @@
 //! phi3: llama-style renames, with the fused `qkv_proj` split into q, k, v by head counts and
 //! the fused `gate_up_proj` split into its gate and up halves (all zero-copy row ranges).
 
+use super::registry::{no_adjust, Arch};
 use super::{check_computed, keys, ComputedTensor, Config, Tensors};
 use crate::error::{shown, shown_json, Result};
 use crate::kv::Metadata;
 use crate::shape::Shape;
 use crate::source::item::{split, Item};
+
+/// phi3: its fused tensors split when served, kept in a GGUF file.
+pub(crate) const ARCH: Arch = Arch {
+    name: "phi3",
+    hf_names: &["Phi3ForCausalLM"],
+    gguf_name: "phi3",
+    pairs: &[PAIRS, super::llama::PAIRS],
+    transform,
+    gguf_transform: Some(gguf_transform),
+    kv,
+    computed,
+    adjust: no_adjust,
+};
 
 /// Renames applied before llama's (which cover the rest of phi3's names); the fused tensors get
 /// temporary names that the splits replace.
