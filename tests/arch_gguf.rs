@@ -1112,3 +1112,125 @@ fn qwen3moe_refuses_what_llama_cpp_would_compute_differently() {
         );
     }
 }
+
+/// Writes `good` with each edit (a key set to a value, or removed when `None`) in turn and
+/// checks that the GGUF metadata is refused with an error naming config.json and `needle`.
+fn refuses_each(good: &serde_json::Value, edits: &[(&str, Option<serde_json::Value>, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, needle) in edits {
+        let mut c = good.clone();
+        let map = c.as_object_mut().unwrap();
+        match value {
+            Some(v) => map.insert(key.to_string(), v.clone()),
+            None => map.remove(*key),
+        };
+        write_config(dir.path(), &c.to_string());
+        let text = arch::gguf_parts(dir.path(), None, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("config.json") && text.contains(needle),
+            "{key}: {text}"
+        );
+    }
+}
+
+fn parts_of_config(config: &serde_json::Value) -> GgufParts {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &config.to_string());
+    arch::gguf_parts(dir.path(), None, &[]).unwrap()
+}
+
+#[test]
+fn gemma3_writes_its_layer_pattern_and_both_rope_bases_and_refuses_what_llama_cpp_lacks() {
+    let text = serde_json::json!({
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 3, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-6,
+        "query_pre_attn_scalar": 16, "sliding_window": 512,
+        "layer_types": ["sliding_attention", "sliding_attention", "full_attention"],
+        "rope_parameters": {
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+        },
+    });
+    let mut good = text.clone();
+    good["architectures"] = serde_json::json!(["Gemma3ForCausalLM"]);
+    // The multimodal model keeps the same values in text_config.
+    let multimodal = serde_json::json!({
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "text_config": text,
+        "vision_config": {"hidden_size": 32},
+    });
+    // transformers 4's spelling of the same model.
+    let mut older = good.clone();
+    let o = older.as_object_mut().unwrap();
+    o.remove("layer_types");
+    o.remove("rope_parameters");
+    o.insert("sliding_window_pattern".into(), 3.into());
+    o.insert("rope_theta".into(), 1e6.into());
+    o.insert("rope_local_base_freq".into(), 10000.0.into());
+    o.insert(
+        "rope_scaling".into(),
+        serde_json::json!({"rope_type": "linear", "factor": 8.0}),
+    );
+    for config in [&good, &multimodal, &older] {
+        let parts = parts_of_config(config);
+        assert_eq!(parts.arch, "gemma3");
+        let m = &parts.metadata;
+        let want = [
+            ("general.architecture", Value::from("gemma3")),
+            ("gemma3.block_count", Value::U32(3)),
+            ("gemma3.attention.key_length", Value::U32(16)),
+            ("gemma3.rope.freq_base", Value::F32(1e6)),
+            ("gemma3.rope.freq_base_swa", Value::F32(10000.0)),
+            ("gemma3.rope.scaling.type", Value::from("linear")),
+            ("gemma3.rope.scaling.factor", Value::F32(8.0)),
+            ("gemma3.attention.sliding_window", Value::U32(512)),
+            (
+                "gemma3.attention.sliding_window_pattern",
+                Value::Array(stload::kv::Array::Bool(vec![true, true, false])),
+            ),
+        ];
+        for (key, value) in want {
+            assert_eq!(m.get(key), Some(&value), "{key} of {config}");
+        }
+        assert!((parts.adjust)("blk.0.attn_q_norm.weight").is_some());
+    }
+    refuses_each(
+        &good,
+        &[
+            (
+                "query_pre_attn_scalar",
+                None,
+                "\"query_pre_attn_scalar\" is missing",
+            ),
+            (
+                "query_pre_attn_scalar",
+                Some(256.into()),
+                "query_pre_attn_scalar",
+            ),
+            ("sliding_window", None, "\"sliding_window\" is missing"),
+            ("rms_norm_eps", None, "\"rms_norm_eps\" is missing"),
+            (
+                "attn_logit_softcapping",
+                Some(50.0.into()),
+                "attn_logit_softcapping",
+            ),
+            (
+                "layer_types",
+                Some(serde_json::json!(["full_attention"])),
+                "\"layer_types\" lists 1 layers",
+            ),
+            (
+                "layer_types",
+                Some(serde_json::json!([
+                    "sliding_attention",
+                    "chunked",
+                    "full_attention"
+                ])),
+                "\"chunked\"",
+            ),
+        ],
+    );
+}

@@ -27,6 +27,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed: no_computed,
     adjust: no_adjust,
+    left_out: None,
 };
 
 /// ollama's bert replacements, in its order.

@@ -20,6 +20,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed: no_computed,
     adjust,
+    left_out: None,
 };
 
 /// ollama's gemma replacements, in its order: llama's without `lm_head` (tied embeddings).

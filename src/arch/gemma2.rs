@@ -17,6 +17,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed: no_computed,
     adjust: gemma::adjust,
+    left_out: None,
 };
 
 /// gemma2's replacements, applied before gemma's (for an identical `old` the first pair wins):

@@ -114,9 +114,14 @@ pub fn rope_base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
 /// The `rope_scaling` (or `rope_parameters`) type (`rope_type`, else `type`), lower case, when
 /// config.json has one.
 pub fn rope_type(config: &Config) -> Result<Option<(String, Section<'_>)>> {
-    let Some(section) = config.rope_scaling()? else {
-        return Ok(None);
-    };
+    match config.rope_scaling()? {
+        Some(section) => rope_type_of(section),
+        None => Ok(None),
+    }
+}
+
+/// The rope type (`rope_type`, else `type`) of one rope object, lower case, when it has one.
+pub fn rope_type_of(section: Section<'_>) -> Result<Option<(String, Section<'_>)>> {
     let kind = match section.optional_str("rope_type")? {
         Some(t) => Some(t),
         None => section.optional_str("type")?,
@@ -130,25 +135,38 @@ pub fn rope_type(config: &Config) -> Result<Option<(String, Section<'_>)>> {
 /// the computed `rope_freqs.weight` tensor when `llama3` is true; `default` adds nothing. Any
 /// other type is an error naming config.json and the key.
 pub fn rope_scaling(config: &Config, arch: &str, kv: &mut Metadata, llama3: bool) -> Result<()> {
-    let Some((kind, section)) = rope_type(config)? else {
-        return Ok(());
-    };
+    match rope_type(config)? {
+        Some((kind, section)) => rope_scaling_of(config, &kind, &section, arch, kv, llama3),
+        None => Ok(()),
+    }
+}
+
+/// [`rope_scaling`] of one rope object (`section`, of type `kind`): gemma3 keeps its global
+/// layers' scaling in `rope_parameters.full_attention`.
+pub fn rope_scaling_of(
+    config: &Config,
+    kind: &str,
+    section: &Section,
+    arch: &str,
+    kv: &mut Metadata,
+    llama3: bool,
+) -> Result<()> {
     let factor = |s: &Section| -> Result<f32> {
         match s.optional_f64("factor")? {
             Some(f) => positive_f32_of(config, "rope_scaling.factor", f),
             None => Err(s.inconsistent("factor", "is missing")),
         }
     };
-    match kind.as_str() {
+    match kind {
         "default" | "none" => {}
         "llama3" if llama3 => {}
         "linear" => {
             kv.set(format!("{arch}.rope.scaling.type"), "linear");
-            kv.set(format!("{arch}.rope.scaling.factor"), factor(&section)?);
+            kv.set(format!("{arch}.rope.scaling.factor"), factor(section)?);
         }
         "yarn" => {
             kv.set(format!("{arch}.rope.scaling.type"), "yarn");
-            kv.set(format!("{arch}.rope.scaling.factor"), factor(&section)?);
+            kv.set(format!("{arch}.rope.scaling.factor"), factor(section)?);
             let original = match section.optional_u32("original_max_position_embeddings")? {
                 Some(n) => n,
                 None => config

@@ -19,6 +19,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed,
     adjust: no_adjust,
+    left_out: None,
 };
 
 /// ollama's llama replacements, in its order.

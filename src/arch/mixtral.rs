@@ -20,6 +20,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed: llama::computed,
     adjust: no_adjust,
+    left_out: None,
 };
 
 /// Renames added to llama's.

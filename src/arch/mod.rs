@@ -9,6 +9,7 @@ mod config;
 mod detect;
 mod gemma;
 mod gemma2;
+mod gemma3;
 mod keys;
 mod llama;
 mod mixtral;
@@ -23,7 +24,7 @@ use std::path::Path;
 pub(crate) use bert::pooling_config;
 pub use config::{Config, Section};
 pub use detect::{detect, detect_limited};
-pub use registry::{help, HF_NAMES, NAMES};
+pub use registry::{help, leaves_out, left_out, HF_NAMES, NAMES};
 pub(crate) use registry::{lookup, Arch};
 
 use crate::error::{Error, Result};

@@ -19,6 +19,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed,
     adjust: no_adjust,
+    left_out: None,
 };
 
 /// Renames applied before llama's (which cover the rest of phi3's names); the fused tensors get

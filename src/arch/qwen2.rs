@@ -19,6 +19,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed: no_computed,
     adjust: no_adjust,
+    left_out: None,
 };
 
 /// ollama's qwen2 replacements, in its order.

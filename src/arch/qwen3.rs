@@ -20,6 +20,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed: no_computed,
     adjust: no_adjust,
+    left_out: None,
 };
 
 /// The q/k norms, before qwen2's pairs (`self_attn.q_norm` is not a prefix of any of them).

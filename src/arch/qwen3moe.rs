@@ -22,6 +22,7 @@ pub(crate) const ARCH: Arch = Arch {
     kv,
     computed: no_computed,
     adjust: no_adjust,
+    left_out: None,
 };
 
 /// The router's rename, before qwen3's pairs.

@@ -4,8 +4,8 @@
 //! is a file with its `ARCH` and one line here.
 
 use super::{
-    bert, gemma, gemma2, llama, mixtral, phi3, qwen2, qwen3, qwen3moe, Adjust, ComputedTensor,
-    Config, Tensors, AUTO,
+    bert, gemma, gemma2, gemma3, llama, mixtral, phi3, qwen2, qwen3, qwen3moe, Adjust,
+    ComputedTensor, Config, Tensors, AUTO,
 };
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
@@ -22,6 +22,7 @@ pub(crate) const REGISTRY: &[&Arch] = &[
     &qwen3moe::ARCH,
     &gemma::ARCH,
     &gemma2::ARCH,
+    &gemma3::ARCH,
     &bert::ARCH,
 ];
 
@@ -52,6 +53,19 @@ pub(crate) struct Arch {
     pub computed: fn(&Config, &Tensors) -> Result<Vec<ComputedTensor>>,
     /// Per GGUF tensor name, the value fix-up to apply, if any.
     pub adjust: fn(&str) -> Option<Adjust>,
+    /// Tensors the architecture leaves out of its layout, named by prefix, and what they are
+    /// (a multimodal model's vision tower), so a conversion can say what it did not write.
+    pub left_out: Option<LeftOut>,
+}
+
+/// Stored tensors an architecture leaves out, by name prefix.
+pub(crate) struct LeftOut {
+    /// Prefixes of the stored names left out.
+    pub prefixes: &'static [&'static str],
+    /// What they are, for the note: "the vision tower and projector".
+    pub what: &'static str,
+    /// Where they go instead.
+    pub instead: &'static str,
 }
 
 impl Arch {
@@ -145,4 +159,24 @@ pub(crate) fn by_hf_name(hf: &str) -> Option<&'static Arch> {
 /// The names `--arch` takes, for help texts: "llama, mixtral, ..., or auto from config.json".
 pub fn help() -> String {
     format!("{}, or {AUTO} from config.json", NAMES.join(", "))
+}
+
+/// A note on the tensors of `names` (stored names) that architecture `arch` leaves out of its
+/// layout, when there are any: "N tensors of WHAT are left out: INSTEAD".
+pub fn left_out<'a>(arch: &str, names: impl Iterator<Item = &'a str>) -> Option<String> {
+    let left = lookup(arch).ok()?.left_out.as_ref()?;
+    let count = names
+        .filter(|n| left.prefixes.iter().any(|p| n.starts_with(p)))
+        .count();
+    (count > 0).then(|| {
+        format!(
+            "{count} tensors of {} are left out: {}",
+            left.what, left.instead
+        )
+    })
+}
+
+/// Whether architecture `arch` leaves any stored tensors out (see [`left_out`]).
+pub fn leaves_out(arch: &str) -> bool {
+    lookup(arch).is_ok_and(|a| a.left_out.is_some())
 }

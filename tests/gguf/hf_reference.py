@@ -38,6 +38,7 @@ LAYERS = 2
 INTERMEDIATE = 128
 CONTEXT = 128
 ROPE_THETA = 50000.0  # not the default 10000, so a converter that drops it is caught
+LOCAL_ROPE_THETA = 20000.0  # gemma3's local layers: not 10000 either
 RMS_EPS = 1e-5
 SEED = 7
 
@@ -117,6 +118,32 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             ),
             t.Gemma2ForCausalLM,
         )
+    if arch in ("gemma3", "gemma3mm"):
+        c["tie_word_embeddings"] = True
+        del c["rope_theta"]  # per layer kind, in rope_parameters
+        text = dict(
+            **c,
+            head_dim=16,
+            hidden_activation="gelu_pytorch_tanh",
+            query_pre_attn_scalar=16,  # = head_dim: llama.cpp scales by 1/sqrt(head_dim) (but for 27B)
+            sliding_window=CONTEXT,  # longer than the sequence: every layer sees it all
+            # One local and one global layer, each with its own rope base (neither 10000): the
+            # GGUF must say which layer is which, and both bases.
+            layer_types=["sliding_attention", "full_attention"],
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": LOCAL_ROPE_THETA},
+                "full_attention": {"rope_type": "default", "rope_theta": ROPE_THETA},
+            },
+        )
+        if arch == "gemma3":
+            return t.Gemma3TextConfig(**text), t.Gemma3ForCausalLM
+        # The multimodal model with a tiny vision tower, which the text GGUF leaves out.
+        vision = t.SiglipVisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
+        )
+        config = t.Gemma3Config(text_config=text, vision_config=vision.to_dict(), mm_tokens_per_image=4)
+        config.tie_word_embeddings = True
+        return config, t.Gemma3ForConditionalGeneration
     if arch == "phi3":
         # sliding_window None: llama.cpp's phi3 applies a window only when the GGUF names one.
         return (
