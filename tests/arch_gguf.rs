@@ -1234,3 +1234,26 @@ fn gemma3_writes_its_layer_pattern_and_both_rope_bases_and_refuses_what_llama_cp
         ],
     );
 }
+
+#[test]
+fn olmo2_writes_llama_cpps_keys_and_refuses_a_head_size_it_would_not_use() {
+    let good = serde_json::json!({
+        "architectures": ["Olmo2ForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 5e5,
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    assert_eq!(m.get("general.architecture"), Some(&Value::from("olmo2")));
+    assert_eq!(m.get("olmo2.rope.freq_base"), Some(&Value::F32(5e5)));
+    assert_eq!(m.get("olmo2.attention.head_count_kv"), Some(&Value::U32(2)));
+    refuses_each(
+        &good,
+        &[
+            ("head_dim", Some(32.into()), "\"head_dim\" 32"),
+            ("rms_norm_eps", None, "\"rms_norm_eps\" is missing"),
+            ("intermediate_size", None, "\"intermediate_size\""),
+        ],
+    );
+}

@@ -13,6 +13,7 @@ mod gemma3;
 mod keys;
 mod llama;
 mod mixtral;
+mod olmo2;
 mod phi3;
 mod qwen2;
 mod qwen3;

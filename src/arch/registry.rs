@@ -4,7 +4,7 @@
 //! is a file with its `ARCH` and one line here.
 
 use super::{
-    bert, gemma, gemma2, gemma3, llama, mixtral, phi3, qwen2, qwen3, qwen3moe, Adjust,
+    bert, gemma, gemma2, gemma3, llama, mixtral, olmo2, phi3, qwen2, qwen3, qwen3moe, Adjust,
     ComputedTensor, Config, Tensors, AUTO,
 };
 use crate::error::{Error, Result};
@@ -23,6 +23,7 @@ pub(crate) const REGISTRY: &[&Arch] = &[
     &gemma::ARCH,
     &gemma2::ARCH,
     &gemma3::ARCH,
+    &olmo2::ARCH,
     &bert::ARCH,
 ];
 

@@ -144,6 +144,8 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
         config = t.Gemma3Config(text_config=text, vision_config=vision.to_dict(), mm_tokens_per_image=4)
         config.tie_word_embeddings = True
         return config, t.Gemma3ForConditionalGeneration
+    if arch == "olmo2":
+        return t.Olmo2Config(**c), t.Olmo2ForCausalLM
     if arch == "phi3":
         # sliding_window None: llama.cpp's phi3 applies a window only when the GGUF names one.
         return (
