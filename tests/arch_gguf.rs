@@ -1257,3 +1257,35 @@ fn olmo2_writes_llama_cpps_keys_and_refuses_a_head_size_it_would_not_use() {
         ],
     );
 }
+
+#[test]
+fn granite_writes_its_multipliers_with_transformers_defaults() {
+    let good = serde_json::json!({
+        "architectures": ["GraniteForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1e4,
+        "embedding_multiplier": 12.0, "residual_multiplier": 0.22, "logits_scaling": 8.0,
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    assert_eq!(m.get("general.architecture"), Some(&Value::from("granite")));
+    assert_eq!(m.get("granite.embedding_scale"), Some(&Value::F32(12.0)));
+    assert_eq!(m.get("granite.residual_scale"), Some(&Value::F32(0.22)));
+    assert_eq!(m.get("granite.logit_scale"), Some(&Value::F32(8.0)));
+    // Left out of config.json: transformers' 1.0, not llama.cpp's 1/sqrt(head size).
+    assert_eq!(m.get("granite.attention.scale"), Some(&Value::F32(1.0)));
+    refuses_each(
+        &good,
+        &[
+            ("logits_scaling", Some(0.into()), "\"logits_scaling\" is 0"),
+            (
+                "attention_multiplier",
+                Some("x".into()),
+                "\"attention_multiplier\"",
+            ),
+            ("head_dim", Some(32.into()), "\"head_dim\" 32"),
+            ("rms_norm_eps", None, "\"rms_norm_eps\" is missing"),
+        ],
+    );
+}

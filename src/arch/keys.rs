@@ -63,6 +63,18 @@ pub fn base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<Heads> {
     })
 }
 
+/// Refuses a `head_dim` apart from `hidden_size / num_attention_heads`, for architectures whose
+/// llama.cpp graph derives the head size from those two (olmo2, granite).
+pub fn derived_head_dim(config: &Config, heads: &Heads, arch: &str) -> Result<()> {
+    if u64::from(heads.head_dim) * u64::from(heads.heads) == u64::from(heads.hidden) {
+        return Ok(());
+    }
+    Err(config.inconsistent(&format!(
+        "\"head_dim\" {} is not \"hidden_size\" / \"num_attention_heads\" ({} / {}), the head size llama.cpp's {arch} uses",
+        heads.head_dim, heads.hidden, heads.heads
+    )))
+}
+
 /// An f64 from config.json as the f32 GGUF stores; a value f32 cannot hold is an error.
 pub fn f32_of(config: &Config, key: &str, x: f64) -> Result<f32> {
     let v = x as f32;

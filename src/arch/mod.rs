@@ -10,6 +10,7 @@ mod detect;
 mod gemma;
 mod gemma2;
 mod gemma3;
+mod granite;
 mod keys;
 mod llama;
 mod mixtral;

@@ -30,12 +30,7 @@ pub(crate) const ARCH: Arch = Arch {
 pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
     let arch = "olmo2";
     let heads = keys::base(config, arch, kv)?;
-    if heads.head_dim * heads.heads != heads.hidden {
-        return Err(config.inconsistent(&format!(
-            "\"head_dim\" {} is not \"hidden_size\" / \"num_attention_heads\" ({} / {}), the head size llama.cpp's olmo2 uses",
-            heads.head_dim, heads.hidden, heads.heads
-        )));
-    }
+    keys::derived_head_dim(config, &heads, arch)?;
     keys::rms_eps(config, arch, kv)?;
     keys::rope_base(config, arch, kv)?;
     keys::rope_scaling(config, arch, kv, false)

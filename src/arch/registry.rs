@@ -4,8 +4,8 @@
 //! is a file with its `ARCH` and one line here.
 
 use super::{
-    bert, gemma, gemma2, gemma3, llama, mixtral, olmo2, phi3, qwen2, qwen3, qwen3moe, Adjust,
-    ComputedTensor, Config, Tensors, AUTO,
+    bert, gemma, gemma2, gemma3, granite, llama, mixtral, olmo2, phi3, qwen2, qwen3, qwen3moe,
+    Adjust, ComputedTensor, Config, Tensors, AUTO,
 };
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
@@ -24,6 +24,7 @@ pub(crate) const REGISTRY: &[&Arch] = &[
     &gemma2::ARCH,
     &gemma3::ARCH,
     &olmo2::ARCH,
+    &granite::ARCH,
     &bert::ARCH,
 ];
 

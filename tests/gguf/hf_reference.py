@@ -146,6 +146,15 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
         return config, t.Gemma3ForConditionalGeneration
     if arch == "olmo2":
         return t.Olmo2Config(**c), t.Olmo2ForCausalLM
+    if arch == "granite":
+        # Each multiplier apart from 1 and (attention) from 1/sqrt(head size), so a dropped or
+        # swapped one shows in the logits.
+        return (
+            t.GraniteConfig(
+                **c, embedding_multiplier=4.0, attention_multiplier=0.2, residual_multiplier=0.5, logits_scaling=2.0
+            ),
+            t.GraniteForCausalLM,
+        )
     if arch == "phi3":
         # sliding_window None: llama.cpp's phi3 applies a window only when the GGUF names one.
         return (
