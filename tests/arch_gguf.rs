@@ -1289,3 +1289,44 @@ fn granite_writes_its_multipliers_with_transformers_defaults() {
         ],
     );
 }
+
+#[test]
+fn stablelm_writes_its_rotary_part_norm_epsilon_and_rope_base() {
+    let good = serde_json::json!({
+        "architectures": ["StableLmForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "layer_norm_eps": 1e-5,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.25},
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    assert_eq!(
+        m.get("general.architecture"),
+        Some(&Value::from("stablelm"))
+    );
+    assert_eq!(m.get("stablelm.rope.dimension_count"), Some(&Value::U32(4)));
+    assert_eq!(m.get("stablelm.rope.freq_base"), Some(&Value::F32(1e4)));
+    assert_eq!(
+        m.get("stablelm.attention.layer_norm_epsilon"),
+        Some(&Value::F32(1e-5))
+    );
+    refuses_each(
+        &good,
+        &[
+            ("layer_norm_eps", None, "\"layer_norm_eps\" is missing"),
+            (
+                "qk_layernorm",
+                Some(true.into()),
+                "\"qk_layernorm\" is true",
+            ),
+            ("partial_rotary_factor", Some(1.5.into()), "not in (0, 1]"),
+            // 0.1 × 64 / 4 = 1 dimension: not a pair.
+            (
+                "partial_rotary_factor",
+                Some(0.1.into()),
+                "1 rotary dimensions",
+            ),
+        ],
+    );
+}

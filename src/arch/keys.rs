@@ -75,6 +75,39 @@ pub fn derived_head_dim(config: &Config, heads: &Heads, arch: &str) -> Result<()
     )))
 }
 
+/// The rotary dimensions of a head, as llama.cpp's converter computes them:
+/// `floor(partial_rotary_factor × hidden_size) / num_attention_heads`, all of the head when
+/// config.json sets no factor. The factor is read at the top level, else in `rope_parameters`
+/// (where transformers 5 saves it; Phi-4-mini, StableLM).
+pub fn rotary_dims(config: &Config, heads: &Heads) -> Result<u32> {
+    let factor = match config.optional_f64("partial_rotary_factor")? {
+        Some(p) => Some(p),
+        None => match config.rope_scaling()? {
+            Some(section) => section.optional_f64("partial_rotary_factor")?,
+            None => None,
+        },
+    };
+    let dims = match factor {
+        None => return Ok(heads.head_dim),
+        Some(p) if p > 0.0 && p <= 1.0 => {
+            ((p * f64::from(heads.hidden)).floor() as u32) / heads.heads
+        }
+        Some(p) => {
+            return Err(
+                config.inconsistent(&format!("\"partial_rotary_factor\" is {p}, not in (0, 1]"))
+            )
+        }
+    };
+    if dims == 0 || dims % 2 != 0 || dims > heads.head_dim {
+        return Err(config.inconsistent(&format!(
+            "\"partial_rotary_factor\" {} leaves {dims} rotary dimensions of a head of {}: rotary embeddings need an even number, at least 2",
+            factor.unwrap_or(1.0),
+            heads.head_dim
+        )));
+    }
+    Ok(dims)
+}
+
 /// An f64 from config.json as the f32 GGUF stores; a value f32 cannot hold is an error.
 pub fn f32_of(config: &Config, key: &str, x: f64) -> Result<f32> {
     let v = x as f32;

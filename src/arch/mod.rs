@@ -20,6 +20,7 @@ mod qwen2;
 mod qwen3;
 mod qwen3moe;
 mod registry;
+mod stablelm;
 
 use std::path::Path;
 

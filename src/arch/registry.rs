@@ -5,7 +5,7 @@
 
 use super::{
     bert, gemma, gemma2, gemma3, granite, llama, mixtral, olmo2, phi3, qwen2, qwen3, qwen3moe,
-    Adjust, ComputedTensor, Config, Tensors, AUTO,
+    stablelm, Adjust, ComputedTensor, Config, Tensors, AUTO,
 };
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
@@ -25,6 +25,7 @@ pub(crate) const REGISTRY: &[&Arch] = &[
     &gemma3::ARCH,
     &olmo2::ARCH,
     &granite::ARCH,
+    &stablelm::ARCH,
     &bert::ARCH,
 ];
 

@@ -155,6 +155,19 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             ),
             t.GraniteForCausalLM,
         )
+    if arch == "stablelm":
+        # A quarter of each head rotated, and q/k/v biases, as StableLM 2 1.6B has them.
+        del c["rms_norm_eps"]
+        del c["rope_theta"]
+        return (
+            t.StableLmConfig(
+                **c,
+                layer_norm_eps=RMS_EPS,
+                use_qkv_bias=True,
+                rope_parameters={"rope_type": "default", "rope_theta": ROPE_THETA, "partial_rotary_factor": 0.25},
+            ),
+            t.StableLmForCausalLM,
+        )
     if arch == "phi3":
         # sliding_window None: llama.cpp's phi3 applies a window only when the GGUF names one.
         return (
