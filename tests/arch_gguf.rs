@@ -1330,3 +1330,24 @@ fn stablelm_writes_its_rotary_part_norm_epsilon_and_rope_base() {
         ],
     );
 }
+
+#[test]
+fn phi3_takes_phi4_minis_partial_rotary_factor_where_transformers_5_saves_it() {
+    let mut config = serde_json::json!({
+        "architectures": ["Phi3ForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.75},
+    });
+    let dims = |c: &serde_json::Value| {
+        parts_of_config(c)
+            .metadata
+            .get("phi3.rope.dimension_count")
+            .cloned()
+    };
+    assert_eq!(dims(&config), Some(Value::U32(12)));
+    // At the top level (transformers 4), it wins over the nested one.
+    config["partial_rotary_factor"] = 0.5.into();
+    assert_eq!(dims(&config), Some(Value::U32(8)));
+}

@@ -174,6 +174,16 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             t.Phi3Config(**c, sliding_window=None, original_max_position_embeddings=CONTEXT, rope_scaling=None),
             t.Phi3ForCausalLM,
         )
+    if arch == "phi4mini":
+        # Phi-4-mini's shape: three quarters of each head rotated, embeddings tied.
+        c["tie_word_embeddings"] = True
+        return (
+            t.Phi3Config(
+                **c, sliding_window=None, original_max_position_embeddings=CONTEXT, rope_scaling=None,
+                partial_rotary_factor=0.75,
+            ),
+            t.Phi3ForCausalLM,
+        )
     if arch == "mixtral":
         return (
             t.MixtralConfig(**c, sliding_window=None, num_local_experts=4, num_experts_per_tok=2, router_jitter_noise=0.0),
