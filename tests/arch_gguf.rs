@@ -1351,3 +1351,40 @@ fn phi3_takes_phi4_minis_partial_rotary_factor_where_transformers_5_saves_it() {
     config["partial_rotary_factor"] = 0.5.into();
     assert_eq!(dims(&config), Some(Value::U32(8)));
 }
+
+#[test]
+fn command_r_writes_its_logit_scale_and_trained_context_and_refuses_qk_norms_llama_cpp_skips() {
+    let good = serde_json::json!({
+        "architectures": ["CohereForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 8192, "model_max_length": 131072,
+        "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "layer_norm_eps": 1e-5,
+        "rope_theta": 8e6, "logit_scale": 0.0625, "use_qk_norm": false,
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    assert_eq!(
+        m.get("general.architecture"),
+        Some(&Value::from("command-r"))
+    );
+    assert_eq!(m.get("command-r.logit_scale"), Some(&Value::F32(0.0625)));
+    assert_eq!(m.get("command-r.context_length"), Some(&Value::U32(131072)));
+    assert_eq!(m.get("command-r.rope.freq_base"), Some(&Value::F32(8e6)));
+    refuses_each(
+        &good,
+        &[
+            ("logit_scale", None, "\"logit_scale\" is missing"),
+            ("layer_norm_eps", None, "\"layer_norm_eps\" is missing"),
+            (
+                "use_qk_norm",
+                Some(true.into()),
+                "\"use_qk_norm\" is true with 2 layers",
+            ),
+            (
+                "rope_scaling",
+                Some(serde_json::json!({"rope_type": "linear", "factor": 2.0})),
+                "no rope scaling",
+            ),
+        ],
+    );
+}

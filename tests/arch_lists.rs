@@ -61,7 +61,7 @@ fn the_readme_maps_every_hugging_face_name() {
             let name: String = segment
                 .trim_start()
                 .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
                 .collect();
             for hf in pending.drain(..) {
                 listed.insert(hf, name.clone());

@@ -144,6 +144,17 @@ pub fn rms_eps(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
     Ok(())
 }
 
+/// `ARCH.attention.layer_norm_epsilon` from `layer_norm_eps`, for LayerNorm architectures
+/// (required: llama.cpp reads it; positive as stored).
+pub fn layer_norm_eps(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
+    let eps = config.required_f64("layer_norm_eps")?;
+    kv.set(
+        format!("{arch}.attention.layer_norm_epsilon"),
+        positive_f32_of(config, "layer_norm_eps", eps)?,
+    );
+    Ok(())
+}
+
 /// `ARCH.rope.freq_base` from `rope_theta` (or `rope_parameters.rope_theta`), when present
 /// (positive as stored).
 pub fn rope_base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {

@@ -5,6 +5,7 @@
 //! KV, tensor mapping, replacements.
 
 mod bert;
+mod command_r;
 mod config;
 mod detect;
 mod gemma;

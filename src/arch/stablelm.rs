@@ -35,11 +35,7 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
             "\"qk_layernorm\" is true: stablelm's per-head q/k LayerNorms are not supported",
         ));
     }
-    let eps = config.required_f64("layer_norm_eps")?;
-    kv.set(
-        format!("{arch}.attention.layer_norm_epsilon"),
-        keys::positive_f32_of(config, "layer_norm_eps", eps)?,
-    );
+    keys::layer_norm_eps(config, arch, kv)?;
     kv.set(
         format!("{arch}.rope.dimension_count"),
         keys::rotary_dims(config, &heads)?,

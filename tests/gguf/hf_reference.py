@@ -168,6 +168,11 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             ),
             t.StableLmForCausalLM,
         )
+    if arch == "command-r":
+        # Tied embeddings (Cohere's output is its token embedding) and a logit scale apart from 1.
+        c["tie_word_embeddings"] = True
+        del c["rms_norm_eps"]
+        return t.CohereConfig(**c, layer_norm_eps=RMS_EPS, logit_scale=0.5, use_qk_norm=False), t.CohereForCausalLM
     if arch == "phi3":
         # sliding_window None: llama.cpp's phi3 applies a window only when the GGUF names one.
         return (
