@@ -40,9 +40,10 @@ pub struct Options {
     pub cache_converted: bool,
     /// Renames applied to every tensor name (after the architecture's own).
     pub rename: Replacer,
-    /// A built-in architecture (one of llama, mixtral, phi3, qwen2,
-    /// qwen3, qwen3moe, gemma, gemma2, bert) whose renames and transforms apply, or "auto" to pick it from
-    /// `config.json` `architectures[0]`; it reads `config.json` beside the weights.
+    /// A built-in architecture (one of llama, mixtral, phi3, qwen2, qwen3, qwen3moe, gemma, gemma2,
+    /// gemma3, olmo2, granite, stablelm, command-r, bert) whose renames and transforms apply, or
+    /// "auto" to pick it from `config.json` `architectures[0]`; it reads `config.json` beside the
+    /// weights.
     pub arch: Option<String>,
     /// With `arch`: lay the tensors out as a GGUF file of the architecture stores them
     /// (phi3 keeps its fused `attn_qkv` and gate/up `ffn_up` instead of splitting them).

@@ -22,7 +22,7 @@ pub(crate) fn apply(
     let arch = options
         .arch
         .as_deref()
-        .map(|name| arch::for_open(name, config_dir, options.gguf_layout, options.max_json_size))
+        .map(|name| arch::for_open(name, config_dir, options.max_json_size))
         .transpose()?;
     let nothing_to_do = arch.is_none()
         && options.rename.is_empty()
@@ -32,11 +32,8 @@ pub(crate) fn apply(
         // The caller has sorted the items and refused duplicates already.
         return Ok(items);
     }
-    for replacer in arch
-        .iter()
-        .map(|a| &a.replacer)
-        .chain(std::iter::once(&options.rename))
-    {
+    let arch_renames = arch.map(|a| a.replacer()).transpose()?;
+    for replacer in arch_renames.iter().chain(std::iter::once(&options.rename)) {
         if !replacer.is_empty() {
             for item in &mut items {
                 let renamed = replacer.replace(&item.name)?;
@@ -47,7 +44,7 @@ pub(crate) fn apply(
     item::check_unique(&mut items)?;
     if let Some(arch) = arch {
         let config = arch::config_for(arch.name, config_dir, options.max_json_size)?;
-        items = (arch.transform)(items, &config)?;
+        items = (arch.transform_for(options.gguf_layout))(items, &config)?;
     }
     for rule in &options.stacks {
         items = item::stack(items, &rule.names, &rule.into)?;

@@ -34,7 +34,11 @@ fn detection_maps_ollamas_names_and_refuses_the_rest_naming_the_file() {
         assert_eq!(arch::detect(dir.path()).unwrap(), name);
         assert_eq!(arch::resolve("AUTO", dir.path()).unwrap(), name);
     }
-    assert_eq!(arch::NAMES.len(), 9);
+    // One name, and one Hugging Face name, selects one architecture.
+    let names: std::collections::BTreeSet<_> = arch::NAMES.iter().collect();
+    assert_eq!(names.len(), arch::NAMES.len(), "{:?}", arch::NAMES);
+    let hf: std::collections::BTreeSet<_> = arch::HF_NAMES.iter().map(|(h, _)| h).collect();
+    assert_eq!(hf.len(), arch::HF_NAMES.len(), "{:?}", arch::HF_NAMES);
     for name in arch::NAMES {
         assert!(arch::HF_NAMES.iter().any(|(_, n)| *n == name), "{name}");
         arch::check_name(name).unwrap();
@@ -1107,4 +1111,280 @@ fn qwen3moe_refuses_what_llama_cpp_would_compute_differently() {
             "{text}"
         );
     }
+}
+
+/// Writes `good` with each edit (a key set to a value, or removed when `None`) in turn and
+/// checks that the GGUF metadata is refused with an error naming config.json and `needle`.
+fn refuses_each(good: &serde_json::Value, edits: &[(&str, Option<serde_json::Value>, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, needle) in edits {
+        let mut c = good.clone();
+        let map = c.as_object_mut().unwrap();
+        match value {
+            Some(v) => map.insert(key.to_string(), v.clone()),
+            None => map.remove(*key),
+        };
+        write_config(dir.path(), &c.to_string());
+        let text = arch::gguf_parts(dir.path(), None, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("config.json") && text.contains(needle),
+            "{key}: {text}"
+        );
+    }
+}
+
+fn parts_of_config(config: &serde_json::Value) -> GgufParts {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &config.to_string());
+    arch::gguf_parts(dir.path(), None, &[]).unwrap()
+}
+
+#[test]
+fn gemma3_writes_its_layer_pattern_and_both_rope_bases_and_refuses_what_llama_cpp_lacks() {
+    let text = serde_json::json!({
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 3, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-6,
+        "query_pre_attn_scalar": 16, "sliding_window": 512,
+        "layer_types": ["sliding_attention", "sliding_attention", "full_attention"],
+        "rope_parameters": {
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+        },
+    });
+    let mut good = text.clone();
+    good["architectures"] = serde_json::json!(["Gemma3ForCausalLM"]);
+    // The multimodal model keeps the same values in text_config.
+    let multimodal = serde_json::json!({
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "text_config": text,
+        "vision_config": {"hidden_size": 32},
+    });
+    // transformers 4's spelling of the same model.
+    let mut older = good.clone();
+    let o = older.as_object_mut().unwrap();
+    o.remove("layer_types");
+    o.remove("rope_parameters");
+    o.insert("sliding_window_pattern".into(), 3.into());
+    o.insert("rope_theta".into(), 1e6.into());
+    o.insert("rope_local_base_freq".into(), 10000.0.into());
+    o.insert(
+        "rope_scaling".into(),
+        serde_json::json!({"rope_type": "linear", "factor": 8.0}),
+    );
+    for config in [&good, &multimodal, &older] {
+        let parts = parts_of_config(config);
+        assert_eq!(parts.arch, "gemma3");
+        let m = &parts.metadata;
+        let want = [
+            ("general.architecture", Value::from("gemma3")),
+            ("gemma3.block_count", Value::U32(3)),
+            ("gemma3.attention.key_length", Value::U32(16)),
+            ("gemma3.rope.freq_base", Value::F32(1e6)),
+            ("gemma3.rope.freq_base_swa", Value::F32(10000.0)),
+            ("gemma3.rope.scaling.type", Value::from("linear")),
+            ("gemma3.rope.scaling.factor", Value::F32(8.0)),
+            ("gemma3.attention.sliding_window", Value::U32(512)),
+            (
+                "gemma3.attention.sliding_window_pattern",
+                Value::Array(stload::kv::Array::Bool(vec![true, true, false])),
+            ),
+        ];
+        for (key, value) in want {
+            assert_eq!(m.get(key), Some(&value), "{key} of {config}");
+        }
+        assert!((parts.adjust)("blk.0.attn_q_norm.weight").is_some());
+    }
+    refuses_each(
+        &good,
+        &[
+            (
+                "query_pre_attn_scalar",
+                None,
+                "\"query_pre_attn_scalar\" is missing",
+            ),
+            (
+                "query_pre_attn_scalar",
+                Some(256.into()),
+                "query_pre_attn_scalar",
+            ),
+            ("sliding_window", None, "\"sliding_window\" is missing"),
+            ("rms_norm_eps", None, "\"rms_norm_eps\" is missing"),
+            (
+                "attn_logit_softcapping",
+                Some(50.0.into()),
+                "attn_logit_softcapping",
+            ),
+            (
+                "layer_types",
+                Some(serde_json::json!(["full_attention"])),
+                "\"layer_types\" lists 1 layers",
+            ),
+            (
+                "layer_types",
+                Some(serde_json::json!([
+                    "sliding_attention",
+                    "chunked",
+                    "full_attention"
+                ])),
+                "\"chunked\"",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn olmo2_writes_llama_cpps_keys_and_refuses_a_head_size_it_would_not_use() {
+    let good = serde_json::json!({
+        "architectures": ["Olmo2ForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 5e5,
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    assert_eq!(m.get("general.architecture"), Some(&Value::from("olmo2")));
+    assert_eq!(m.get("olmo2.rope.freq_base"), Some(&Value::F32(5e5)));
+    assert_eq!(m.get("olmo2.attention.head_count_kv"), Some(&Value::U32(2)));
+    refuses_each(
+        &good,
+        &[
+            ("head_dim", Some(32.into()), "\"head_dim\" 32"),
+            ("rms_norm_eps", None, "\"rms_norm_eps\" is missing"),
+            ("intermediate_size", None, "\"intermediate_size\""),
+        ],
+    );
+}
+
+#[test]
+fn granite_writes_its_multipliers_with_transformers_defaults() {
+    let good = serde_json::json!({
+        "architectures": ["GraniteForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1e4,
+        "embedding_multiplier": 12.0, "residual_multiplier": 0.22, "logits_scaling": 8.0,
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    assert_eq!(m.get("general.architecture"), Some(&Value::from("granite")));
+    assert_eq!(m.get("granite.embedding_scale"), Some(&Value::F32(12.0)));
+    assert_eq!(m.get("granite.residual_scale"), Some(&Value::F32(0.22)));
+    assert_eq!(m.get("granite.logit_scale"), Some(&Value::F32(8.0)));
+    // Left out of config.json: transformers' 1.0, not llama.cpp's 1/sqrt(head size).
+    assert_eq!(m.get("granite.attention.scale"), Some(&Value::F32(1.0)));
+    refuses_each(
+        &good,
+        &[
+            ("logits_scaling", Some(0.into()), "\"logits_scaling\" is 0"),
+            (
+                "attention_multiplier",
+                Some("x".into()),
+                "\"attention_multiplier\"",
+            ),
+            ("head_dim", Some(32.into()), "\"head_dim\" 32"),
+            ("rms_norm_eps", None, "\"rms_norm_eps\" is missing"),
+        ],
+    );
+}
+
+#[test]
+fn stablelm_writes_its_rotary_part_norm_epsilon_and_rope_base() {
+    let good = serde_json::json!({
+        "architectures": ["StableLmForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "layer_norm_eps": 1e-5,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.25},
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    assert_eq!(
+        m.get("general.architecture"),
+        Some(&Value::from("stablelm"))
+    );
+    assert_eq!(m.get("stablelm.rope.dimension_count"), Some(&Value::U32(4)));
+    assert_eq!(m.get("stablelm.rope.freq_base"), Some(&Value::F32(1e4)));
+    assert_eq!(
+        m.get("stablelm.attention.layer_norm_epsilon"),
+        Some(&Value::F32(1e-5))
+    );
+    refuses_each(
+        &good,
+        &[
+            ("layer_norm_eps", None, "\"layer_norm_eps\" is missing"),
+            (
+                "qk_layernorm",
+                Some(true.into()),
+                "\"qk_layernorm\" is true",
+            ),
+            ("partial_rotary_factor", Some(1.5.into()), "not in (0, 1]"),
+            // 0.1 × 64 / 4 = 1 dimension: not a pair.
+            (
+                "partial_rotary_factor",
+                Some(0.1.into()),
+                "1 rotary dimensions",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn phi3_takes_phi4_minis_partial_rotary_factor_where_transformers_5_saves_it() {
+    let mut config = serde_json::json!({
+        "architectures": ["Phi3ForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.75},
+    });
+    let dims = |c: &serde_json::Value| {
+        parts_of_config(c)
+            .metadata
+            .get("phi3.rope.dimension_count")
+            .cloned()
+    };
+    assert_eq!(dims(&config), Some(Value::U32(12)));
+    // At the top level (transformers 4), it wins over the nested one.
+    config["partial_rotary_factor"] = 0.5.into();
+    assert_eq!(dims(&config), Some(Value::U32(8)));
+}
+
+#[test]
+fn command_r_writes_its_logit_scale_and_trained_context_and_refuses_qk_norms_llama_cpp_skips() {
+    let good = serde_json::json!({
+        "architectures": ["CohereForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 8192, "model_max_length": 131072,
+        "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "layer_norm_eps": 1e-5,
+        "rope_theta": 8e6, "logit_scale": 0.0625, "use_qk_norm": false,
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    assert_eq!(
+        m.get("general.architecture"),
+        Some(&Value::from("command-r"))
+    );
+    assert_eq!(m.get("command-r.logit_scale"), Some(&Value::F32(0.0625)));
+    assert_eq!(m.get("command-r.context_length"), Some(&Value::U32(131072)));
+    assert_eq!(m.get("command-r.rope.freq_base"), Some(&Value::F32(8e6)));
+    refuses_each(
+        &good,
+        &[
+            ("logit_scale", None, "\"logit_scale\" is missing"),
+            ("layer_norm_eps", None, "\"layer_norm_eps\" is missing"),
+            (
+                "use_qk_norm",
+                Some(true.into()),
+                "\"use_qk_norm\" is true with 2 layers",
+            ),
+            (
+                "rope_scaling",
+                Some(serde_json::json!({"rope_type": "linear", "factor": 2.0})),
+                "no rope scaling",
+            ),
+        ],
+    );
 }

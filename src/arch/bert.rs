@@ -8,12 +8,27 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::registry::{no_adjust, no_computed, Arch};
 use super::{keys, Config};
 use crate::error::{Error, Result};
 use crate::file::{read_side, SideLimit};
 use crate::kv::Metadata;
 use crate::side_files;
 use crate::source::item::Item;
+
+/// bert (an encoder: no causal attention, pooling from the sentence-transformers files).
+pub(crate) const ARCH: Arch = Arch {
+    name: "bert",
+    hf_names: &["BertModel"],
+    gguf_name: "bert",
+    pairs: &[PAIRS],
+    transform,
+    gguf_transform: None,
+    kv,
+    computed: no_computed,
+    adjust: no_adjust,
+    left_out: None,
+};
 
 /// ollama's bert replacements, in its order.
 #[rustfmt::skip]

@@ -33,9 +33,20 @@ impl Config {
         let text = crate::file::read_limited(&path, max_bytes, &need)?;
         let json: Value = serde_json::from_slice(&text)
             .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))?;
-        if !json.is_object() {
+        let Value::Object(mut root) = json else {
             return Err(Error::format(path.display(), None, "not a JSON object"));
+        };
+        // A multimodal model (Gemma 3's ConditionalGeneration) keeps its text model's values
+        // in `text_config`: they are read as top-level keys, as llama.cpp's converter reads
+        // them, while `architectures` stays the model's own.
+        if let Some(Value::Object(text)) = root.remove("text_config") {
+            for (key, value) in text {
+                if key != "architectures" {
+                    root.insert(key, value);
+                }
+            }
         }
+        let json = Value::Object(root);
         Ok(Config {
             path,
             json,
@@ -52,10 +63,7 @@ impl Config {
     /// (`None` when the list is missing, malformed or names another).
     pub fn declared(&self) -> Option<(&str, &'static str)> {
         let first = self.json.get("architectures")?.get(0)?.as_str()?;
-        super::detect::HF_NAMES
-            .iter()
-            .find(|(hf, _)| *hf == first)
-            .map(|(hf, name)| (*hf, *name))
+        super::registry::by_hf_name(first).map(|arch| (first, arch.name))
     }
 
     /// A positive integer field, if present. Present but not a positive integer is an error.
@@ -257,6 +265,19 @@ impl Section<'_> {
                     &format!("is {}, not a positive 32-bit integer", shown_json(v)),
                 )),
             },
+        }
+    }
+
+    /// A nested object (`rope_parameters.full_attention`), if present and not null.
+    pub fn object(&self, key: &str) -> Result<Option<Section<'_>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(Section {
+                config: self.config,
+                name: format!("{}.{key}", self.name),
+                map,
+            })),
+            Some(v) => Err(self.inconsistent(key, &format!("is {}, not an object", shown_json(v)))),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Which architecture a Hugging Face directory holds: `config.json` `architectures[0]`, mapped
-//! the way ollama's converter maps it, and llama.cpp's converter where ollama has no mapping.
+//! by the names each registered architecture accepts (`registry::HF_NAMES`).
 
 use std::path::Path;
 
@@ -8,22 +8,6 @@ use serde_json::Value;
 use crate::error::{shown, shown_json, Error, Result};
 use crate::file::{read_limited, DEFAULT_MAX_JSON_SIZE};
 use crate::side_files;
-
-/// `architectures[0]` values and the architecture each selects, in ollama's mapping
-/// (the Qwen3 names, which ollama lacks, as llama.cpp's converter registers them;
-/// `MistralForCausalLM` is llama, as llama.cpp's converter writes it).
-pub const HF_NAMES: [(&str, &str); 10] = [
-    ("LlamaForCausalLM", "llama"),
-    ("MistralForCausalLM", "llama"),
-    ("MixtralForCausalLM", "mixtral"),
-    ("Phi3ForCausalLM", "phi3"),
-    ("Qwen2ForCausalLM", "qwen2"),
-    ("Qwen3ForCausalLM", "qwen3"),
-    ("Qwen3MoeForCausalLM", "qwen3moe"),
-    ("GemmaForCausalLM", "gemma"),
-    ("Gemma2ForCausalLM", "gemma2"),
-    ("BertModel", "bert"),
-];
 
 /// The architecture of the checkpoint in `dir`, from `dir/config.json` `architectures[0]`
 /// (a regular file of at most [`DEFAULT_MAX_JSON_SIZE`] bytes). A missing file, a missing or
@@ -75,12 +59,10 @@ pub fn detect_limited(dir: &Path, max_json: u64) -> Result<&'static str> {
                 ))
             }
         };
-    HF_NAMES
-        .iter()
-        .find(|(hf, _)| *hf == first)
-        .map(|(_, name)| *name)
+    super::registry::by_hf_name(first)
+        .map(|arch| arch.name)
         .ok_or_else(|| {
-            let known: Vec<&str> = HF_NAMES.iter().map(|(hf, _)| *hf).collect();
+            let known: Vec<&str> = super::HF_NAMES.iter().map(|(hf, _)| *hf).collect();
             Error::Unsupported(format!(
                 "{}: architecture \"{}\" is not supported (supported: {})",
                 path.display(),

@@ -1,26 +1,30 @@
-//! gemma and gemma2: llama-style names without `lm_head` (the output layer is the token
-//! embedding, tied), no Q/K repack (NEOX-style rope), and RMSNorm weights stored as
-//! `weight - 1`: the GGUF gets `weight + 1`, a value fix-up at write time (the model served at
-//! open keeps the stored values). gemma2 adds a norm after attention and one after the
-//! feed-forward block, and logit soft-capping.
+//! gemma: llama-style names without `lm_head` (the output layer is the token embedding,
+//! tied), no Q/K repack (NEOX-style rope), and RMSNorm weights stored as `weight - 1`: the GGUF
+//! gets `weight + 1`, a value fix-up at write time (the model served at open keeps the stored
+//! values).
 
+use super::registry::{no_computed, Arch};
 use super::{keys, llama, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
 use crate::source::item::Item;
 
+/// gemma.
+pub(crate) const ARCH: Arch = Arch {
+    name: "gemma",
+    hf_names: &["GemmaForCausalLM"],
+    gguf_name: "gemma",
+    pairs: &[PAIRS],
+    transform,
+    gguf_transform: None,
+    kv,
+    computed: no_computed,
+    adjust,
+    left_out: None,
+};
+
 /// ollama's gemma replacements, in its order: llama's without `lm_head` (tied embeddings).
 pub const PAIRS: &[&str] = llama::PAIRS.split_at(2).1;
-
-/// gemma2's replacements, applied before gemma's (for an identical `old` the first pair wins):
-/// gemma2's `post_attention_layernorm` follows the attention (`post_attention_norm`, not gemma's
-/// `ffn_norm`), its `pre_feedforward_layernorm` is the `ffn_norm`.
-#[rustfmt::skip]
-pub const EXTRA_PAIRS2: &[&str] = &[
-    "post_attention_layernorm", "post_attention_norm",
-    "pre_feedforward_layernorm", "ffn_norm",
-    "post_feedforward_layernorm", "post_ffw_norm",
-];
 
 /// Drops a stored `lm_head.weight`: the embeddings are tied and llama.cpp refuses a tensor it
 /// does not read.
@@ -42,7 +46,8 @@ pub fn adjust(name: &str) -> Option<fn(&mut [f32])> {
         .then_some(add_one as fn(&mut [f32]))
 }
 
-fn common(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
+/// The keys gemma and gemma2 share.
+pub fn common(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
     let heads = keys::base(config, arch, kv)?;
     keys::rms_eps(config, arch, kv)?;
     kv.set(format!("{arch}.attention.key_length"), heads.head_dim);
@@ -54,24 +59,4 @@ fn common(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
 /// `rope.freq_base`.
 pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
     common(config, "gemma", kv)
-}
-
-/// gemma2's GGUF metadata: gemma's, plus `attn_logit_softcapping`, `final_logit_softcapping`
-/// and `attention.sliding_window` when config.json has them.
-pub fn kv2(config: &Config, kv: &mut Metadata) -> Result<()> {
-    let arch = "gemma2";
-    common(config, arch, kv)?;
-    for key in ["attn_logit_softcapping", "final_logit_softcapping"] {
-        if let Some(x) = config.optional_f64(key)? {
-            // llama.cpp divides by the cap.
-            kv.set(
-                format!("{arch}.{key}"),
-                keys::positive_f32_of(config, key, x)?,
-            );
-        }
-    }
-    if let Some(window) = config.first_u32(&["sliding_window"])? {
-        kv.set(format!("{arch}.attention.sliding_window"), window);
-    }
-    Ok(())
 }

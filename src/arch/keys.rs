@@ -63,6 +63,51 @@ pub fn base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<Heads> {
     })
 }
 
+/// Refuses a `head_dim` apart from `hidden_size / num_attention_heads`, for architectures whose
+/// llama.cpp graph derives the head size from those two (olmo2, granite).
+pub fn derived_head_dim(config: &Config, heads: &Heads, arch: &str) -> Result<()> {
+    if u64::from(heads.head_dim) * u64::from(heads.heads) == u64::from(heads.hidden) {
+        return Ok(());
+    }
+    Err(config.inconsistent(&format!(
+        "\"head_dim\" {} is not \"hidden_size\" / \"num_attention_heads\" ({} / {}), the head size llama.cpp's {arch} uses",
+        heads.head_dim, heads.hidden, heads.heads
+    )))
+}
+
+/// The rotary dimensions of a head, as llama.cpp's converter computes them:
+/// `floor(partial_rotary_factor × hidden_size) / num_attention_heads`, all of the head when
+/// config.json sets no factor. The factor is read at the top level, else in `rope_parameters`
+/// (where transformers 5 saves it; Phi-4-mini, StableLM).
+pub fn rotary_dims(config: &Config, heads: &Heads) -> Result<u32> {
+    let factor = match config.optional_f64("partial_rotary_factor")? {
+        Some(p) => Some(p),
+        None => match config.rope_scaling()? {
+            Some(section) => section.optional_f64("partial_rotary_factor")?,
+            None => None,
+        },
+    };
+    let dims = match factor {
+        None => return Ok(heads.head_dim),
+        Some(p) if p > 0.0 && p <= 1.0 => {
+            ((p * f64::from(heads.hidden)).floor() as u32) / heads.heads
+        }
+        Some(p) => {
+            return Err(
+                config.inconsistent(&format!("\"partial_rotary_factor\" is {p}, not in (0, 1]"))
+            )
+        }
+    };
+    if dims == 0 || dims % 2 != 0 || dims > heads.head_dim {
+        return Err(config.inconsistent(&format!(
+            "\"partial_rotary_factor\" {} leaves {dims} rotary dimensions of a head of {}: rotary embeddings need an even number, at least 2",
+            factor.unwrap_or(1.0),
+            heads.head_dim
+        )));
+    }
+    Ok(dims)
+}
+
 /// An f64 from config.json as the f32 GGUF stores; a value f32 cannot hold is an error.
 pub fn f32_of(config: &Config, key: &str, x: f64) -> Result<f32> {
     let v = x as f32;
@@ -99,6 +144,17 @@ pub fn rms_eps(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
     Ok(())
 }
 
+/// `ARCH.attention.layer_norm_epsilon` from `layer_norm_eps`, for LayerNorm architectures
+/// (required: llama.cpp reads it; positive as stored).
+pub fn layer_norm_eps(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
+    let eps = config.required_f64("layer_norm_eps")?;
+    kv.set(
+        format!("{arch}.attention.layer_norm_epsilon"),
+        positive_f32_of(config, "layer_norm_eps", eps)?,
+    );
+    Ok(())
+}
+
 /// `ARCH.rope.freq_base` from `rope_theta` (or `rope_parameters.rope_theta`), when present
 /// (positive as stored).
 pub fn rope_base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
@@ -114,9 +170,14 @@ pub fn rope_base(config: &Config, arch: &str, kv: &mut Metadata) -> Result<()> {
 /// The `rope_scaling` (or `rope_parameters`) type (`rope_type`, else `type`), lower case, when
 /// config.json has one.
 pub fn rope_type(config: &Config) -> Result<Option<(String, Section<'_>)>> {
-    let Some(section) = config.rope_scaling()? else {
-        return Ok(None);
-    };
+    match config.rope_scaling()? {
+        Some(section) => rope_type_of(section),
+        None => Ok(None),
+    }
+}
+
+/// The rope type (`rope_type`, else `type`) of one rope object, lower case, when it has one.
+pub fn rope_type_of(section: Section<'_>) -> Result<Option<(String, Section<'_>)>> {
     let kind = match section.optional_str("rope_type")? {
         Some(t) => Some(t),
         None => section.optional_str("type")?,
@@ -130,25 +191,38 @@ pub fn rope_type(config: &Config) -> Result<Option<(String, Section<'_>)>> {
 /// the computed `rope_freqs.weight` tensor when `llama3` is true; `default` adds nothing. Any
 /// other type is an error naming config.json and the key.
 pub fn rope_scaling(config: &Config, arch: &str, kv: &mut Metadata, llama3: bool) -> Result<()> {
-    let Some((kind, section)) = rope_type(config)? else {
-        return Ok(());
-    };
+    match rope_type(config)? {
+        Some((kind, section)) => rope_scaling_of(config, &kind, &section, arch, kv, llama3),
+        None => Ok(()),
+    }
+}
+
+/// [`rope_scaling`] of one rope object (`section`, of type `kind`): gemma3 keeps its global
+/// layers' scaling in `rope_parameters.full_attention`.
+pub fn rope_scaling_of(
+    config: &Config,
+    kind: &str,
+    section: &Section,
+    arch: &str,
+    kv: &mut Metadata,
+    llama3: bool,
+) -> Result<()> {
     let factor = |s: &Section| -> Result<f32> {
         match s.optional_f64("factor")? {
             Some(f) => positive_f32_of(config, "rope_scaling.factor", f),
             None => Err(s.inconsistent("factor", "is missing")),
         }
     };
-    match kind.as_str() {
+    match kind {
         "default" | "none" => {}
         "llama3" if llama3 => {}
         "linear" => {
             kv.set(format!("{arch}.rope.scaling.type"), "linear");
-            kv.set(format!("{arch}.rope.scaling.factor"), factor(&section)?);
+            kv.set(format!("{arch}.rope.scaling.factor"), factor(section)?);
         }
         "yarn" => {
             kv.set(format!("{arch}.rope.scaling.type"), "yarn");
-            kv.set(format!("{arch}.rope.scaling.factor"), factor(&section)?);
+            kv.set(format!("{arch}.rope.scaling.factor"), factor(section)?);
             let original = match section.optional_u32("original_max_position_embeddings")? {
                 Some(n) => n,
                 None => config

@@ -1,11 +1,26 @@
 //! llama: ollama's renames, and its Q/K repack: each head's rows go from
 //! `[2, rows/heads/2]` order to `[rows/heads/2, 2]` (reshape, swap axes 1 and 2, reshape back).
 
+use super::registry::{no_adjust, Arch};
 use super::{check_computed, keys, ComputedTensor, Config, Tensors};
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
 use crate::shape::Shape;
 use crate::source::item::Item;
+
+/// llama (and Mistral, which llama.cpp's converter writes as llama).
+pub(crate) const ARCH: Arch = Arch {
+    name: "llama",
+    hf_names: &["LlamaForCausalLM", "MistralForCausalLM"],
+    gguf_name: "llama",
+    pairs: &[PAIRS],
+    transform,
+    gguf_transform: None,
+    kv,
+    computed,
+    adjust: no_adjust,
+    left_out: None,
+};
 
 /// ollama's llama replacements, in its order.
 #[rustfmt::skip]

@@ -3,10 +3,25 @@
 
 use std::collections::BTreeMap;
 
+use super::registry::{no_adjust, Arch};
 use super::{llama, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
 use crate::source::item::{stack_items, Item};
+
+/// mixtral: llama's renames plus the router's, experts stacked, llama's GGUF name.
+pub(crate) const ARCH: Arch = Arch {
+    name: "mixtral",
+    hf_names: &["MixtralForCausalLM"],
+    gguf_name: "llama",
+    pairs: &[llama::PAIRS, EXTRA_PAIRS],
+    transform,
+    gguf_transform: None,
+    kv,
+    computed: llama::computed,
+    adjust: no_adjust,
+    left_out: None,
+};
 
 /// Renames added to llama's.
 pub const EXTRA_PAIRS: &[&str] = &["block_sparse_moe.gate", "ffn_gate_inp"];

@@ -5,58 +5,40 @@
 //! KV, tensor mapping, replacements.
 
 mod bert;
+mod command_r;
 mod config;
 mod detect;
 mod gemma;
+mod gemma2;
+mod gemma3;
+mod granite;
 mod keys;
 mod llama;
 mod mixtral;
+mod olmo2;
 mod phi3;
 mod qwen2;
 mod qwen3;
 mod qwen3moe;
+mod registry;
+mod stablelm;
 
 use std::path::Path;
 
 pub(crate) use bert::pooling_config;
 pub use config::{Config, Section};
-pub use detect::{detect, detect_limited, HF_NAMES};
+pub use detect::{detect, detect_limited};
+pub use registry::{help, leaves_out, left_out, HF_NAMES, NAMES};
+pub(crate) use registry::{lookup, Arch};
 
 use crate::error::{Error, Result};
 use crate::file::DEFAULT_MAX_JSON_SIZE;
 use crate::kv::Metadata;
-use crate::rename::Replacer;
-use crate::source::item::Item;
 
 pub use crate::kv::ComputedTensor;
 
 /// A value fix-up applied in f32 to one tensor before it is written (gemma's norms: +1).
 pub type Adjust = fn(&mut [f32]);
-
-/// One architecture: its rename pairs, its structural transform, and what a GGUF file of it
-/// needs besides the tensors.
-pub(crate) struct Arch {
-    /// The name callers select it by.
-    pub name: &'static str,
-    /// Renames applied first.
-    pub replacer: Replacer,
-    /// Repacks, splits, stacks and drops on the renamed tensors.
-    pub transform: fn(Vec<Item>, &Config) -> Result<Vec<Item>>,
-    /// The `general.architecture` value of its GGUF files.
-    pub gguf_name: &'static str,
-    /// Writes `general.architecture` and the `ARCH.*` keys llama.cpp reads.
-    pub kv: fn(&Config, &mut Metadata) -> Result<()>,
-    /// The tensors computed from config.json, each checked against the model's tensors
-    /// before it is computed.
-    pub computed: fn(&Config, &Tensors) -> Result<Vec<ComputedTensor>>,
-    /// Per GGUF tensor name, the value fix-up to apply, if any.
-    pub adjust: fn(&str) -> Option<Adjust>,
-}
-
-/// The names `lookup` accepts. `Options::arch` also takes [`AUTO`].
-pub const NAMES: [&str; 9] = [
-    "llama", "mixtral", "phi3", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "bert",
-];
 
 /// The name that selects the architecture from `config.json` `architectures[0]` at open.
 pub const AUTO: &str = "auto";
@@ -101,130 +83,6 @@ pub(crate) fn check_computed(
     Ok(())
 }
 
-fn no_computed(_: &Config, _: &Tensors) -> Result<Vec<ComputedTensor>> {
-    Ok(Vec::new())
-}
-
-fn no_adjust(_: &str) -> Option<Adjust> {
-    None
-}
-
-/// The architecture called `name` (case-insensitive), with the tensor layout served at open.
-pub(crate) fn lookup(name: &str) -> Result<Arch> {
-    let pairs = |list: &[&str]| Replacer::from_flat(list);
-    let arch = match name.to_ascii_lowercase().as_str() {
-        "llama" => Arch {
-            name: "llama",
-            replacer: pairs(llama::PAIRS)?,
-            transform: llama::transform,
-            gguf_name: "llama",
-            kv: llama::kv,
-            computed: llama::computed,
-            adjust: no_adjust,
-        },
-        "mixtral" => {
-            let mut replacer = pairs(llama::PAIRS)?;
-            replacer.extend(&pairs(mixtral::EXTRA_PAIRS)?);
-            Arch {
-                name: "mixtral",
-                replacer,
-                transform: mixtral::transform,
-                gguf_name: "llama",
-                kv: mixtral::kv,
-                computed: llama::computed,
-                adjust: no_adjust,
-            }
-        }
-        "phi3" => {
-            let mut replacer = pairs(phi3::PAIRS)?;
-            replacer.extend(&pairs(llama::PAIRS)?);
-            Arch {
-                name: "phi3",
-                replacer,
-                transform: phi3::transform,
-                gguf_name: "phi3",
-                kv: phi3::kv,
-                computed: phi3::computed,
-                adjust: no_adjust,
-            }
-        }
-        "qwen2" => Arch {
-            name: "qwen2",
-            replacer: pairs(qwen2::PAIRS)?,
-            transform: qwen2::transform,
-            gguf_name: "qwen2",
-            kv: qwen2::kv,
-            computed: no_computed,
-            adjust: no_adjust,
-        },
-        "qwen3" => Arch {
-            name: "qwen3",
-            replacer: {
-                let mut replacer = pairs(qwen3::EXTRA_PAIRS)?;
-                replacer.extend(&pairs(qwen2::PAIRS)?);
-                replacer
-            },
-            transform: qwen3::transform,
-            gguf_name: "qwen3",
-            kv: qwen3::kv,
-            computed: no_computed,
-            adjust: no_adjust,
-        },
-        "qwen3moe" => Arch {
-            name: "qwen3moe",
-            replacer: {
-                let mut replacer = pairs(qwen3moe::EXTRA_PAIRS)?;
-                replacer.extend(&pairs(qwen3::EXTRA_PAIRS)?);
-                replacer.extend(&pairs(qwen2::PAIRS)?);
-                replacer
-            },
-            transform: qwen3moe::transform,
-            gguf_name: "qwen3moe",
-            kv: qwen3moe::kv,
-            computed: no_computed,
-            adjust: no_adjust,
-        },
-        "gemma" => Arch {
-            name: "gemma",
-            replacer: pairs(gemma::PAIRS)?,
-            transform: gemma::transform,
-            gguf_name: "gemma",
-            kv: gemma::kv,
-            computed: no_computed,
-            adjust: gemma::adjust,
-        },
-        "gemma2" => Arch {
-            name: "gemma2",
-            replacer: {
-                let mut replacer = pairs(gemma::EXTRA_PAIRS2)?;
-                replacer.extend(&pairs(gemma::PAIRS)?);
-                replacer
-            },
-            transform: gemma::transform,
-            gguf_name: "gemma2",
-            kv: gemma::kv2,
-            computed: no_computed,
-            adjust: gemma::adjust,
-        },
-        "bert" => Arch {
-            name: "bert",
-            replacer: pairs(bert::PAIRS)?,
-            transform: bert::transform,
-            gguf_name: "bert",
-            kv: bert::kv,
-            computed: no_computed,
-            adjust: no_adjust,
-        },
-        _ => {
-            return Err(Error::Unsupported(format!(
-                "unknown architecture \"{name}\" (known: {}, or {AUTO} to read config.json)",
-                NAMES.join(", ")
-            )))
-        }
-    };
-    Ok(arch)
-}
-
 /// Checks a name given to `Options::arch`: one of [`NAMES`] or [`AUTO`].
 pub fn check_name(name: &str) -> Result<()> {
     if name.eq_ignore_ascii_case(AUTO) {
@@ -249,41 +107,19 @@ pub fn resolve_limited(name: &str, config_dir: &Path, max_json: u64) -> Result<&
 }
 
 /// The architecture for the model opened with `Options::arch = name` from a directory whose
-/// config.json (at most `max_json` bytes) is in `config_dir`; `gguf_layout` selects the tensor
-/// layout a GGUF file needs (phi3 keeps its fused tensors) instead of the one served by
-/// default.
-pub(crate) fn for_open(
-    name: &str,
-    config_dir: &Path,
-    gguf_layout: bool,
-    max_json: u64,
-) -> Result<Arch> {
-    let mut arch = lookup(resolve_limited(name, config_dir, max_json)?)?;
-    if gguf_layout {
-        arch.transform = gguf_transform(arch.name, arch.transform);
-    }
-    Ok(arch)
-}
-
-fn gguf_transform(
-    name: &str,
-    open: fn(Vec<Item>, &Config) -> Result<Vec<Item>>,
-) -> fn(Vec<Item>, &Config) -> Result<Vec<Item>> {
-    match name {
-        "phi3" => phi3::gguf_transform,
-        _ => open,
-    }
+/// config.json (at most `max_json` bytes) is in `config_dir`.
+pub(crate) fn for_open(name: &str, config_dir: &Path, max_json: u64) -> Result<&'static Arch> {
+    lookup(resolve_limited(name, config_dir, max_json)?)
 }
 
 /// The architecture of a GGUF export and the config.json it reads: `name` as given (or
-/// [`AUTO`]), detected from `config_dir/config.json` when `None`. Its `transform` is the GGUF
-/// layout.
+/// [`AUTO`]), detected from `config_dir/config.json` when `None`.
 pub(crate) fn for_gguf(
     config_dir: &Path,
     name: Option<&str>,
     max_json: u64,
-) -> Result<(Arch, Config)> {
-    let arch = for_open(name.unwrap_or(AUTO), config_dir, true, max_json)?;
+) -> Result<(&'static Arch, Config)> {
+    let arch = for_open(name.unwrap_or(AUTO), config_dir, max_json)?;
     let config = config_for(arch.name, config_dir, max_json)?;
     Ok((arch, config))
 }

@@ -1,11 +1,26 @@
 //! phi3: llama-style renames, with the fused `qkv_proj` split into q, k, v by head counts and
 //! the fused `gate_up_proj` split into its gate and up halves (all zero-copy row ranges).
 
+use super::registry::{no_adjust, Arch};
 use super::{check_computed, keys, ComputedTensor, Config, Tensors};
 use crate::error::{shown, shown_json, Result};
 use crate::kv::Metadata;
 use crate::shape::Shape;
 use crate::source::item::{split, Item};
+
+/// phi3: its fused tensors split when served, kept in a GGUF file.
+pub(crate) const ARCH: Arch = Arch {
+    name: "phi3",
+    hf_names: &["Phi3ForCausalLM"],
+    gguf_name: "phi3",
+    pairs: &[PAIRS, super::llama::PAIRS],
+    transform,
+    gguf_transform: Some(gguf_transform),
+    kv,
+    computed,
+    adjust: no_adjust,
+    left_out: None,
+};
 
 /// Renames applied before llama's (which cover the rest of phi3's names); the fused tensors get
 /// temporary names that the splits replace.
@@ -89,25 +104,6 @@ pub fn gguf_transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>
     Ok(items)
 }
 
-/// The rotary dimensions: `partial_rotary_factor` of the head size when set, else all of it.
-fn rope_dims(config: &Config, heads: &keys::Heads) -> Result<u32> {
-    match config.optional_f64("partial_rotary_factor")? {
-        None => Ok(heads.head_dim),
-        Some(p) if p > 0.0 && p <= 1.0 => {
-            let dims = ((p * f64::from(heads.hidden)).floor() as u32) / heads.heads;
-            if dims == 0 {
-                return Err(config.inconsistent(&format!(
-                    "\"partial_rotary_factor\" is {p}: no rotary dimension of a head is left"
-                )));
-            }
-            Ok(dims)
-        }
-        Some(p) => {
-            Err(config.inconsistent(&format!("\"partial_rotary_factor\" is {p}, not in (0, 1]")))
-        }
-    }
-}
-
 /// `original_max_position_embeddings`, at the top level or in `rope_scaling`.
 fn original_context(config: &Config) -> Result<Option<u32>> {
     if let Some(n) = config.first_u32(&["original_max_position_embeddings"])? {
@@ -128,7 +124,7 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
     keys::rms_eps(config, arch, kv)?;
     kv.set(
         format!("{arch}.rope.dimension_count"),
-        rope_dims(config, &heads)?,
+        keys::rotary_dims(config, &heads)?,
     );
     keys::rope_base(config, arch, kv)?;
     let original = original_context(config)?;
@@ -192,7 +188,7 @@ pub fn computed(config: &Config, tensors: &Tensors) -> Result<Vec<ComputedTensor
         (None, Some(_)) => return Err(section.inconsistent("long_factor", "is missing")),
     };
     let heads = keys::base(config, "phi3", &mut Metadata::new())?;
-    let half = rope_dims(config, &heads)? / 2;
+    let half = keys::rotary_dims(config, &heads)? / 2;
     let (q, kv, head_dim) = config.attention()?;
     let rows = kv
         .checked_mul(2)

@@ -2,10 +2,25 @@
 //! (`attn_q.bias`, ...), and there is no Q/K repack: llama.cpp runs qwen2 with NEOX-style rope,
 //! which reads the rows in the order Hugging Face stores them.
 
+use super::registry::{no_adjust, no_computed, Arch};
 use super::{keys, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
 use crate::source::item::Item;
+
+/// qwen2.
+pub(crate) const ARCH: Arch = Arch {
+    name: "qwen2",
+    hf_names: &["Qwen2ForCausalLM"],
+    gguf_name: "qwen2",
+    pairs: &[PAIRS],
+    transform,
+    gguf_transform: None,
+    kv,
+    computed: no_computed,
+    adjust: no_adjust,
+    left_out: None,
+};
 
 /// ollama's qwen2 replacements, in its order.
 #[rustfmt::skip]

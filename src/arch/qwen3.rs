@@ -3,10 +3,25 @@
 //! config.json's `head_dim` may set apart from `hidden_size / num_attention_heads`. Like
 //! qwen2, no Q/K repack: llama.cpp runs qwen3 with NEOX-style rope on Hugging Face's row order.
 
+use super::registry::{no_adjust, no_computed, Arch};
 use super::{keys, qwen2, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
 use crate::source::item::Item;
+
+/// qwen3.
+pub(crate) const ARCH: Arch = Arch {
+    name: "qwen3",
+    hf_names: &["Qwen3ForCausalLM"],
+    gguf_name: "qwen3",
+    pairs: &[EXTRA_PAIRS, qwen2::PAIRS],
+    transform,
+    gguf_transform: None,
+    kv,
+    computed: no_computed,
+    adjust: no_adjust,
+    left_out: None,
+};
 
 /// The q/k norms, before qwen2's pairs (`self_attn.q_norm` is not a prefix of any of them).
 #[rustfmt::skip]

@@ -5,10 +5,25 @@
 //! layers between the sparse ones (`mlp_only_layers`, `decoder_sparse_step` above 1), which
 //! its qwen3moe graph does not have.
 
+use super::registry::{no_adjust, no_computed, Arch};
 use super::{mixtral, qwen3, Config};
 use crate::error::Result;
 use crate::kv::Metadata;
 use crate::source::item::Item;
+
+/// qwen3moe.
+pub(crate) const ARCH: Arch = Arch {
+    name: "qwen3moe",
+    hf_names: &["Qwen3MoeForCausalLM"],
+    gguf_name: "qwen3moe",
+    pairs: &[EXTRA_PAIRS, qwen3::EXTRA_PAIRS, super::qwen2::PAIRS],
+    transform,
+    gguf_transform: None,
+    kv,
+    computed: no_computed,
+    adjust: no_adjust,
+    left_out: None,
+};
 
 /// The router's rename, before qwen3's pairs.
 #[rustfmt::skip]

@@ -11,6 +11,7 @@ mod gguf;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use stload::__private::arch;
 use stload::__private::export::Inputs;
 use stload::{Dtype, Model, Options, Tensor};
 
@@ -37,8 +38,11 @@ enum Command {
         /// Print JSON: {"tensors":[{name,dtype,shape,nbytes,file,data_offset}],"metadata":{}}.
         #[arg(long)]
         json: bool,
-        /// Show the names and layouts a built-in architecture maps to (llama, mixtral, phi3, qwen2, qwen3, qwen3moe, gemma, gemma2, bert, or auto from config.json).
-        #[arg(long)]
+        // Help from the architecture registry, so it lists every architecture.
+        #[arg(long, help = format!(
+            "Show the names and layouts a built-in architecture maps to ({})",
+            arch::help()
+        ))]
         arch: Option<String>,
     },
     /// Write the built-in sample model (one small tensor of each common dtype) to
@@ -65,10 +69,12 @@ enum Command {
         /// Replace an existing output file, or write into a non-empty output directory.
         #[arg(long)]
         force: bool,
-        /// A built-in architecture (llama, mixtral, phi3, qwen2, qwen3, qwen3moe, gemma, gemma2, bert,
-        /// or auto from config.json): its renames and transforms; for GGUF output, "none" writes the tensors
-        /// as listed with only general.* keys. GGUF output detects it from config.json when unset.
-        #[arg(long)]
+        #[arg(long, help = format!(
+            "A built-in architecture ({}): its renames and transforms; for GGUF output, \"none\" \
+             writes the tensors as listed with only general.* keys. GGUF output detects it from \
+             config.json when unset.",
+            arch::help()
+        ))]
         arch: Option<String>,
         /// GGUF tensor types: auto (F16, small tensors F32), f32, f16, bf16 or q8_0.
         #[arg(long)]

@@ -262,27 +262,32 @@ def llama_logits_f16(env: Env, writer: str) -> str:
 # Two checks per (architecture, output type): stload's max abs logit difference is within the
 # output type's bound, and within CALIBRATION_FACTOR times the converter's (plus a floor for the
 # f32 rounding noise both share).
-HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "phi3", "mixtral"]
+HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "gemma3mm", "olmo2", "granite", "stablelm", "command-r", "phi3", "phi4mini", "mixtral"]
 HF_OUTTYPES = ["f32", "f16", "q8_0"]
 # Bounds on the max abs logit difference against transformers, on logits that reach 4 to 7,
 # about 3x the largest measured; beside each, the measured values, stload's equal to llama.cpp's
-# converter's to the digits shown (except gemma and gemma2, below).
+# converter's to the digits shown (except gemma, gemma2, gemma3 and stablelm, below).
 HF_BOUND = {
-    # qwen3 6.1e-6; llama 3.3e-6, mistral 3.6e-6, qwen2 3.3e-6, qwen3moe 3.6e-6, phi3 4.3e-6,
-    # mixtral 2.4e-6: float32 summation order only.
+    # qwen3 6.1e-6; llama 3.3e-6, mistral 3.6e-6, qwen2 3.3e-6, qwen3moe 3.6e-6, olmo2 2.6e-6,
+    # granite 8.3e-7, stablelm 1.9e-6, command-r 1.5e-6, phi3 4.3e-6, phi4mini 3.2e-6, mixtral
+    # 2.4e-6: float32 summation order only.
     "f32": 2e-5,
     # qwen3 7.5e-3; llama 5.2e-3, mistral 5.4e-3, qwen2 6.8e-3, qwen3moe 4.6e-3, gemma 3.2e-3,
-    # gemma2 5.1e-3, phi3 5.5e-3, mixtral 4.1e-3: ggml rounds activations to f16 before each
-    # product with an f16 weight (see F16_ROUNDINGS).
+    # gemma2 5.1e-3, gemma3 3.9e-3, gemma3mm 4.8e-3, olmo2 4.7e-3, granite 1.8e-3, stablelm
+    # 3.1e-3, command-r 1.9e-3, phi3 5.5e-3, phi4mini 5.0e-3, mixtral 4.1e-3: ggml rounds
+    # activations to f16 before each product with an f16 weight (see F16_ROUNDINGS).
     "f16": 2e-2,
-    # qwen3 0.177; llama 0.141, mistral 0.150, qwen2 0.173, gemma 0.084, gemma2 0.117, phi3
-    # 0.168: q8_0 weights, and activations quantized to q8_0 for the products.
+    # qwen3 0.177; llama 0.141, mistral 0.150, qwen2 0.173, gemma 0.084, gemma2 0.117, gemma3
+    # 0.152, gemma3mm 0.115, olmo2 0.158, granite 0.039, stablelm 0.078, command-r 0.046, phi3
+    # 0.168, phi4mini 0.141: q8_0 weights, and activations quantized to q8_0 for the products.
     "q8_0": 0.5,
 }
 HF_BOUND_ARCH = {
     # ggml's CPU GELU reads a float16 table: gemma's GeGLU rounds its activations to ~1e-3.
     ("gemma", "f32"): 5e-3,  # measured 9.7e-4
     ("gemma2", "f32"): 5e-3,  # measured 1.16e-3
+    ("gemma3", "f32"): 5e-3,  # measured 1.56e-3
+    ("gemma3mm", "f32"): 5e-3,  # measured 1.07e-3
     # Routing: the router weights rounded to q8_0 flip a near-tie top-2 choice at a position,
     # whose logits then move by a whole expert's output (the calibration check binds here).
     ("mixtral", "q8_0"): 2.5,  # measured 1.11, argmax differing at 1 of 32 positions
@@ -292,6 +297,12 @@ HF_BOUND_ARCH = {
 # config.json keeps rope_theta in rope_parameters, as transformers 5 saves it: its files run
 # with 10000 instead of the model's 50000 (max abs diff 0.68 gemma, 1.18 gemma2, the same metadata
 # otherwise), so there the calibration check holds trivially and the bound is what binds.
+# For gemma3 (and gemma3mm, its multimodal model's text part) llama.cpp's converter writes no
+# per-layer sliding-window pattern: llama.cpp then takes every layer of the 2-layer test model as
+# local (its default makes every sixth layer global), so the global layer runs with the local
+# rope base 20000 instead of 50000 (max abs diff 0.27 gemma3, 0.41 gemma3mm); stload writes the
+# pattern, so again the bound is what binds. For stablelm it writes no rope.freq_base: its
+# files run with 10000 instead of 50000 (max abs diff 0.072).
 CALIBRATION_FACTOR = 2.0
 CALIBRATION_FLOOR = {"f32": 1e-4, "f16": 2e-3, "q8_0": 1e-2}
 CONVERTER = Path(os.environ.get("STLOAD_LLAMA_CPP_CONVERTER", HERE.parent.parent / ".venv" / "src" / "llama.cpp"))

@@ -38,6 +38,7 @@ LAYERS = 2
 INTERMEDIATE = 128
 CONTEXT = 128
 ROPE_THETA = 50000.0  # not the default 10000, so a converter that drops it is caught
+LOCAL_ROPE_THETA = 20000.0  # gemma3's local layers: not 10000 either
 RMS_EPS = 1e-5
 SEED = 7
 
@@ -117,10 +118,75 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             ),
             t.Gemma2ForCausalLM,
         )
+    if arch in ("gemma3", "gemma3mm"):
+        c["tie_word_embeddings"] = True
+        del c["rope_theta"]  # per layer kind, in rope_parameters
+        text = dict(
+            **c,
+            head_dim=16,
+            hidden_activation="gelu_pytorch_tanh",
+            query_pre_attn_scalar=16,  # = head_dim: llama.cpp scales by 1/sqrt(head_dim) (but for 27B)
+            sliding_window=CONTEXT,  # longer than the sequence: every layer sees it all
+            # One local and one global layer, each with its own rope base (neither 10000): the
+            # GGUF must say which layer is which, and both bases.
+            layer_types=["sliding_attention", "full_attention"],
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": LOCAL_ROPE_THETA},
+                "full_attention": {"rope_type": "default", "rope_theta": ROPE_THETA},
+            },
+        )
+        if arch == "gemma3":
+            return t.Gemma3TextConfig(**text), t.Gemma3ForCausalLM
+        # The multimodal model with a tiny vision tower, which the text GGUF leaves out.
+        vision = t.SiglipVisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
+        )
+        config = t.Gemma3Config(text_config=text, vision_config=vision.to_dict(), mm_tokens_per_image=4)
+        config.tie_word_embeddings = True
+        return config, t.Gemma3ForConditionalGeneration
+    if arch == "olmo2":
+        return t.Olmo2Config(**c), t.Olmo2ForCausalLM
+    if arch == "granite":
+        # Each multiplier apart from 1 and (attention) from 1/sqrt(head size), so a dropped or
+        # swapped one shows in the logits.
+        return (
+            t.GraniteConfig(
+                **c, embedding_multiplier=4.0, attention_multiplier=0.2, residual_multiplier=0.5, logits_scaling=2.0
+            ),
+            t.GraniteForCausalLM,
+        )
+    if arch == "stablelm":
+        # A quarter of each head rotated, and q/k/v biases, as StableLM 2 1.6B has them.
+        del c["rms_norm_eps"]
+        del c["rope_theta"]
+        return (
+            t.StableLmConfig(
+                **c,
+                layer_norm_eps=RMS_EPS,
+                use_qkv_bias=True,
+                rope_parameters={"rope_type": "default", "rope_theta": ROPE_THETA, "partial_rotary_factor": 0.25},
+            ),
+            t.StableLmForCausalLM,
+        )
+    if arch == "command-r":
+        # Tied embeddings (Cohere's output is its token embedding) and a logit scale apart from 1.
+        c["tie_word_embeddings"] = True
+        del c["rms_norm_eps"]
+        return t.CohereConfig(**c, layer_norm_eps=RMS_EPS, logit_scale=0.5, use_qk_norm=False), t.CohereForCausalLM
     if arch == "phi3":
         # sliding_window None: llama.cpp's phi3 applies a window only when the GGUF names one.
         return (
             t.Phi3Config(**c, sliding_window=None, original_max_position_embeddings=CONTEXT, rope_scaling=None),
+            t.Phi3ForCausalLM,
+        )
+    if arch == "phi4mini":
+        # Phi-4-mini's shape: three quarters of each head rotated, embeddings tied.
+        c["tie_word_embeddings"] = True
+        return (
+            t.Phi3Config(
+                **c, sliding_window=None, original_max_position_embeddings=CONTEXT, rope_scaling=None,
+                partial_rotary_factor=0.75,
+            ),
             t.Phi3ForCausalLM,
         )
     if arch == "mixtral":

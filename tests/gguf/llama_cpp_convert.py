@@ -6,7 +6,8 @@ The tiny test models carry a freshly trained BPE tokenizer, whose pre-tokenizer 
 converter does not know (it would refuse it), and no `tokenizer.model` (gemma's vocabulary
 path needs one). The logits checks feed token ids, so the vocabulary only has to load: the
 converter is run with the BPE vocabulary path for every architecture (phi3's included) and `tokenizer.ggml.pre`
-"default". Nothing else of it is changed.
+"default", and gemma3 keeps its embedding rows past tokenizer.json's tokens (as its SentencePiece
+path does). Nothing else of it is changed.
 
 Usage: llama_cpp_convert.py CONVERTER_DIR MODEL_DIR OUT_DIR OUTTYPE...
   writes OUT_DIR/NAME-OUTTYPE.gguf for each OUTTYPE (NAME: the model directory's name), in one
@@ -28,6 +29,20 @@ def main() -> int:
     from conversion import phi  # noqa: E402 - phi3 reads tokenizer.model by itself
 
     phi.Phi3MiniModel.set_vocab = lambda self: self._set_vocab_gpt2()
+    from conversion import gemma  # noqa: E402
+
+    # gemma3 cuts the token embedding to the tokens tokenizer.json lists; its SentencePiece path
+    # counts the vocabulary padded to vocab_size, which the BPE path used here writes too, so
+    # the embedding keeps every row (else llama.cpp refuses the file: 402 rows for 448 tokens).
+    text_model_tensors = base.TextModel.modify_tensors
+    gemma3_tensors = gemma.Gemma3Model.modify_tensors
+
+    def keep_padded_rows(self, data_torch, name, bid):
+        if "embed_tokens.weight" in name:
+            return text_model_tensors(self, data_torch, name, bid)
+        return gemma3_tensors(self, data_torch, name, bid)
+
+    gemma.Gemma3Model.modify_tensors = keep_padded_rows
     import convert_hf_to_gguf  # noqa: E402
 
     for outtype in sys.argv[4:]:

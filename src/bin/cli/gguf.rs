@@ -135,6 +135,9 @@ pub fn convert(
     };
     bar.finish_and_clear();
     let written = written?;
+    if let Some(note) = (!raw).then(|| left_out_note(&model, &options)).flatten() {
+        eprintln!("note: {note}");
+    }
     for path in &written {
         println!("wrote {}", super::escaped(&path.display().to_string()));
     }
@@ -146,6 +149,30 @@ pub fn convert(
 /// Removes the shards of an earlier split (another count) once the new set is in place: left
 /// beside it, that set would still load as a model. Only files named as shards of the same
 /// prefix were listed, and each passed the output checks (never an input; only with --force).
+/// Which stored tensors the architecture left out (a multimodal model's vision tower), read
+/// from the stored names: the model opened with `--arch` lists them no more. Only a note: the
+/// file is written, so a failure here says nothing.
+fn left_out_note(model: &stload::Model, options: &Options) -> Option<String> {
+    use stload::__private::arch;
+    let arch = arch::resolve_limited(
+        options.arch.as_deref().unwrap_or(arch::AUTO),
+        model.config_dir(),
+        options.max_json_size,
+    )
+    .ok()?;
+    if !arch::leaves_out(arch) {
+        return None;
+    }
+    if options.arch.is_none() {
+        return arch::left_out(arch, model.infos().map(|i| i.name));
+    }
+    let files: Vec<&Path> = model.files().collect();
+    let mut plain = options.clone();
+    plain.arch = None;
+    let stored = stload::Model::open_files(&files, &plain).ok()?;
+    arch::left_out(arch, stored.infos().map(|i| i.name))
+}
+
 fn remove_earlier_shards(earlier: &[PathBuf], written: &[PathBuf]) -> Result<()> {
     for old in earlier {
         if written.iter().any(|w| w.file_name() == old.file_name()) {
