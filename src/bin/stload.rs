@@ -70,9 +70,11 @@ enum Command {
         /// as listed with only general.* keys. GGUF output detects it from config.json when unset.
         #[arg(long)]
         arch: Option<String>,
-        /// GGUF tensor types: auto (F16, small tensors F32), f32, f16, bf16 or q8_0.
-        #[arg(long)]
+        #[arg(long, help = gguf::outtype_help())]
         outtype: Option<String>,
+        /// llama-quantize's per-tensor type overrides for a quantised --outtype.
+        #[command(flatten)]
+        quant: gguf::QuantArgs,
         /// Output format: gguf or safetensors. Default: gguf for an --out ending in .gguf,
         /// safetensors for any other.
         #[arg(long)]
@@ -124,6 +126,7 @@ fn main() -> ExitCode {
             format,
             split_max_size,
             split_max_tensors,
+            quant,
         } => match gguf::wanted(&out, format.as_deref()) {
             Ok(true) => gguf::split_arg(split_max_size.as_deref(), split_max_tensors.as_deref())
                 .and_then(|split| {
@@ -134,6 +137,7 @@ fn main() -> ExitCode {
                         outtype.as_deref(),
                         dtype.as_deref(),
                         split,
+                        &quant,
                         &options(arch),
                     )
                 }),
