@@ -35,6 +35,7 @@ sys.path.insert(0, str(HERE))
 
 import gguf  # noqa: E402
 import numpy as np  # noqa: E402
+from quant_check import Results  # noqa: E402
 
 # stload's name -> llama.cpp's LLAMA_FTYPE number (llama.h).
 FILE_TYPES = {
@@ -67,20 +68,6 @@ GGML_Q8_0, GGML_F16 = 8, 1
 # more to 4 bits than trained ones, and 8 layers compound it. Logits of unrelated weights
 # correlate about 0, so 0.8 still tells a working file from a broken one.
 Q4_K_M_MIN_CORRELATION = 0.8
-
-
-class Results:
-    def __init__(self) -> None:
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok: bool, label: str, detail: str = "") -> None:
-        if ok:
-            self.passed += 1
-            print(f"ok    {label}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL  {label}: {detail}", flush=True)
 
 
 class Quiet:
