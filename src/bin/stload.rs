@@ -74,7 +74,7 @@ enum Command {
         outtype: Option<String>,
         /// llama-quantize's per-tensor type overrides for a quantised --outtype.
         #[command(flatten)]
-        quant: gguf::QuantArgs,
+        quant: Box<gguf::QuantArgs>,
         /// Output format: gguf or safetensors. Default: gguf for an --out ending in .gguf,
         /// safetensors for any other.
         #[arg(long)]

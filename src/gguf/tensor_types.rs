@@ -666,16 +666,19 @@ mod tests {
         t
     }
 
+    /// The types chosen, by name, and the fallback lines.
+    type Chosen = (
+        std::collections::HashMap<String, Option<GgmlType>>,
+        Vec<String>,
+    );
+
     /// The types chosen, by name.
     fn run(
         ftype: OutType,
         facts: &ModelFacts,
         overrides: &TypeOverrides,
         tensors: &[(String, Vec<u64>)],
-    ) -> Result<(
-        std::collections::HashMap<String, Option<GgmlType>>,
-        Vec<String>,
-    )> {
+    ) -> Result<Chosen> {
         let list: Vec<(&str, &[u64])> = tensors
             .iter()
             .map(|(n, s)| (n.as_str(), s.as_slice()))

@@ -135,6 +135,8 @@ fn flagged(flag: &str, e: &Error) -> Error {
 /// [--split-max-tensors N]`: a Hugging Face directory to a GGUF llama.cpp runs (in shards
 /// with a split limit); with `--arch none`, the tensors under their listed names and only the
 /// `general.*` keys (for engines that look ggml tensors up by name).
+// Each argument is one flag (or group) of the command, passed straight from clap.
+#[allow(clippy::too_many_arguments)]
 pub fn convert(
     src: &Path,
     out: &Path,
