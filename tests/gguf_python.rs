@@ -225,6 +225,33 @@ fn cli_converts_inspects_and_refuses_bad_input() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(&std::fs::read(&other).unwrap()[..4], b"GGUF");
     std::fs::remove_file(&other).unwrap();
+
+    // A quantised type: the tensors that fall back are named, and the summary counts types.
+    let o = stload(&[
+        "convert".as_ref(),
+        src.as_os_str(),
+        "--out".as_ref(),
+        other.as_os_str(),
+        "--format".as_ref(),
+        "gguf".as_ref(),
+        "--arch".as_ref(),
+        "none".as_ref(),
+        "--outtype".as_ref(),
+        "Q4_K_M".as_ref(),
+    ]);
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.contains("fallback: tensor \"blk.0.ffn_down.weight\": a row of 40 values is not a whole number of Q6_K blocks of 256; written as F16"),
+        "{said}"
+    );
+    assert!(
+        said.contains("type q4_k_m,") && said.contains("; tensor types: "),
+        "{said}"
+    );
+    let f = gguf::read(&other).unwrap();
+    assert_eq!(f.metadata.get("general.file_type"), Some(&Value::U32(15)));
+    std::fs::remove_file(&other).unwrap();
     std::fs::remove_file(&out).unwrap();
 
     let before = files_in(dir.path());

@@ -219,8 +219,34 @@ pub fn convert(
         println!("wrote {}", super::escaped(&path.display().to_string()));
     }
     remove_earlier_shards(&earlier, &written)?;
+    for line in fallbacks(&written, outtype, &quant.overrides(outtype)?)? {
+        println!("fallback: {}", super::escaped(&line));
+    }
     println!("{}", summary(&written, outtype)?);
     Ok(())
+}
+
+/// The tensors of the files `written` whose rows are not whole blocks of the type llama.cpp's
+/// rule picked and that fell back to another, as llama.cpp's quantizer warns: the rule run
+/// again on the names, shapes and keys the files hold.
+fn fallbacks(written: &[PathBuf], outtype: OutType, types: &TypeOverrides) -> Result<Vec<String>> {
+    if outtype.quantized().is_none() {
+        return Ok(Vec::new());
+    }
+    let files = written
+        .iter()
+        .map(|p| gguf::read(p))
+        .collect::<Result<Vec<_>>>()?;
+    let Some(first) = files.first() else {
+        return Ok(Vec::new());
+    };
+    let facts = gguf::tensor_types::ModelFacts::from_metadata(&first.metadata);
+    let tensors: Vec<(&str, &[u64])> = files
+        .iter()
+        .flat_map(|f| &f.tensors)
+        .map(|t| (t.name.as_str(), t.shape.as_slice()))
+        .collect();
+    Ok(gguf::tensor_types::choose(outtype, &facts, types, &tensors)?.fallbacks)
 }
 
 /// Removes the shards of an earlier split (another count) once the new set is in place: left
