@@ -212,33 +212,20 @@ fn cli_converts_inspects_and_refuses_bad_input() {
 
     // --format gguf with another extension.
     let other = dir.path().join("m.bin");
-    let o = stload(&[
-        "convert".as_ref(),
-        src.as_os_str(),
-        "--out".as_ref(),
-        other.as_os_str(),
-        "--format".as_ref(),
-        "gguf".as_ref(),
-        "--arch".as_ref(),
-        "none".as_ref(),
-    ]);
+    let to_other = |more: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["convert".as_ref(), src.as_os_str()];
+        args.extend(["--out".as_ref(), other.as_os_str()]);
+        let rest = ["--format", "gguf", "--arch", "none"].iter().chain(more);
+        args.extend(rest.map(std::ffi::OsStr::new));
+        stload(&args)
+    };
+    let o = to_other(&[]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(&std::fs::read(&other).unwrap()[..4], b"GGUF");
     std::fs::remove_file(&other).unwrap();
 
     // A quantised type: the tensors that fall back are named, and the summary counts types.
-    let o = stload(&[
-        "convert".as_ref(),
-        src.as_os_str(),
-        "--out".as_ref(),
-        other.as_os_str(),
-        "--format".as_ref(),
-        "gguf".as_ref(),
-        "--arch".as_ref(),
-        "none".as_ref(),
-        "--outtype".as_ref(),
-        "Q4_K_M".as_ref(),
-    ]);
+    let o = to_other(&["--outtype", "Q4_K_M"]);
     let said = text(&o);
     assert!(o.status.success(), "{said}");
     assert!(
