@@ -272,6 +272,10 @@ impl ShardFile<'_> {
                         adjust,
                         &mut sink,
                     )?;
+                    drop(source);
+                    // Its bytes are in the output now: let the mapped input pages go, so the
+                    // process holds about one tensor of the input, whatever the model's size.
+                    model.release_source(model.entry(&t.name)?);
                 }
                 Origin::Extra(i) => {
                     let values: &[u8] = bytemuck::cast_slice(&plan.extra[i].values);
