@@ -147,6 +147,23 @@ fn q8_0_matches_the_gguf_package() {
     }
 }
 
+/// The arguments of `stload convert SRC --out OUT --arch none EXTRA...`.
+fn convert_none<'a>(
+    src: &'a Path,
+    out: &'a Path,
+    extra: &'a [&'a str],
+) -> Vec<&'a std::ffi::OsStr> {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["convert".as_ref(), src.as_os_str()];
+    args.extend([
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--arch".as_ref(),
+        "none".as_ref(),
+    ]);
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    args
+}
+
 fn stload(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stload"))
         .args(args)
@@ -213,10 +230,8 @@ fn cli_converts_inspects_and_refuses_bad_input() {
     // --format gguf with another extension.
     let other = dir.path().join("m.bin");
     let to_other = |more: &[&str]| {
-        let mut args: Vec<&std::ffi::OsStr> = vec!["convert".as_ref(), src.as_os_str()];
-        args.extend(["--out".as_ref(), other.as_os_str()]);
-        let rest = ["--format", "gguf", "--arch", "none"].iter().chain(more);
-        args.extend(rest.map(std::ffi::OsStr::new));
+        let mut args = convert_none(&src, &other, &["--format", "gguf"]);
+        args.extend(more.iter().map(std::ffi::OsStr::new));
         stload(&args)
     };
     let o = to_other(&[]);
@@ -451,15 +466,7 @@ fn split_shards_read_back_equal_to_the_unsplit_file() {
     let dir = fixtures();
     let src = dir.path().join("bf16.safetensors");
     let convert = |out: &Path, extra: &[&str]| {
-        let mut args: Vec<&std::ffi::OsStr> = vec![
-            "convert".as_ref(),
-            src.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-            "--arch".as_ref(),
-            "none".as_ref(),
-        ];
-        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let args = convert_none(&src, out, extra);
         stload(&args)
     };
     let whole = dir.path().join("whole.gguf");
@@ -873,16 +880,7 @@ fn a_quantised_export_holds_about_one_tensor() {
         let src = dir.path().join(format!("m{count}.safetensors"));
         write_file(&src, &tensors, &Default::default()).unwrap();
         let out = dir.path().join(format!("m{count}.gguf"));
-        let (ok, peak) = stload_peak_kib(&[
-            "convert".as_ref(),
-            src.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-            "--arch".as_ref(),
-            "none".as_ref(),
-            "--outtype".as_ref(),
-            "q4_0".as_ref(),
-        ]);
+        let (ok, peak) = stload_peak_kib(&convert_none(&src, &out, &["--outtype", "q4_0"]));
         assert!(ok, "convert of {count} tensors failed");
         peaks.push(peak);
     }
