@@ -361,6 +361,10 @@ mod tests {
             ftypes,
             [1, 0, 1, 32, 7, 2, 3, 8, 9, 10, 21, 11, 12, 13, 14, 15, 16, 17, 18, 25, 30, 36, 37]
         );
+        // FILE_TYPES is indexed by the enum's discriminant: ALL must list it in that order.
+        for (i, t) in OutType::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i, "{t}");
+        }
         assert_eq!(OutType::ALL[4], OutType::Q8_0);
         assert_eq!(OutType::ALL[15], OutType::Q4_K_M);
         assert_eq!(OutType::Q4_K_M.bits_per_weight(), Some(4.5));
