@@ -14,6 +14,7 @@ import "C"
 
 import (
 	"runtime"
+	"strings"
 	"unsafe"
 )
 
@@ -31,10 +32,47 @@ const (
 	GGUFF16 GGUFType = C.STLOAD_GGUF_F16
 	// GGUFBF16 writes BF16, except the tensors GGUFAuto keeps in F32.
 	GGUFBF16 GGUFType = C.STLOAD_GGUF_BF16
-	// GGUFQ8_0 writes Q8_0 where the innermost dimension is a multiple of 32 (else F16),
-	// except the tensors GGUFAuto keeps in F32.
+	// GGUFQ8_0 writes Q8_0 where llama.cpp's quantiser puts it (F16 where a row is not a
+	// multiple of 32), F32 for the tensors it does not quantise.
 	GGUFQ8_0 GGUFType = C.STLOAD_GGUF_Q8_0
+	// The other quantised file types, by llama-quantize's names: each tensor takes the type
+	// llama.cpp's quantiser gives it (see ParseGGUFType for the names).
+	GGUFQ4_0  GGUFType = C.STLOAD_GGUF_Q4_0
+	GGUFQ4_1  GGUFType = C.STLOAD_GGUF_Q4_1
+	GGUFQ5_0  GGUFType = C.STLOAD_GGUF_Q5_0
+	GGUFQ5_1  GGUFType = C.STLOAD_GGUF_Q5_1
+	GGUFQ2K   GGUFType = C.STLOAD_GGUF_Q2_K
+	GGUFQ2KS  GGUFType = C.STLOAD_GGUF_Q2_K_S
+	GGUFQ3KS  GGUFType = C.STLOAD_GGUF_Q3_K_S
+	GGUFQ3KM  GGUFType = C.STLOAD_GGUF_Q3_K_M
+	GGUFQ3KL  GGUFType = C.STLOAD_GGUF_Q3_K_L
+	GGUFQ4KS  GGUFType = C.STLOAD_GGUF_Q4_K_S
+	GGUFQ4KM  GGUFType = C.STLOAD_GGUF_Q4_K_M
+	GGUFQ5KS  GGUFType = C.STLOAD_GGUF_Q5_K_S
+	GGUFQ5KM  GGUFType = C.STLOAD_GGUF_Q5_K_M
+	GGUFQ6K   GGUFType = C.STLOAD_GGUF_Q6_K
+	GGUFIQ4NL GGUFType = C.STLOAD_GGUF_IQ4_NL
+	GGUFIQ4XS GGUFType = C.STLOAD_GGUF_IQ4_XS
+	GGUFTQ1_0 GGUFType = C.STLOAD_GGUF_TQ1_0
+	GGUFTQ2_0 GGUFType = C.STLOAD_GGUF_TQ2_0
 )
+
+// ParseGGUFType returns the output type named name, case-insensitively: "auto", "f32",
+// "f16", "bf16", or llama-quantize's name of a file type ("q8_0", "q4_k_m", "Q5_K_S",
+// "iq4_xs", ...). An unknown name is an error matching ErrNotFound that lists the known ones.
+func ParseGGUFType(name string) (GGUFType, error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return GGUFAuto, invalidArg("GGUF type name %q contains a NUL byte", name)
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var out C.stload_gguf_type
+	var cerr *C.stload_error
+	if status := C.stload_gguf_type_from_name(cname, &out, &cerr); status != C.STLOAD_OK {
+		return GGUFAuto, takeError(status, cerr)
+	}
+	return GGUFType(out), nil
+}
 
 // WriteGGUF writes the model as a GGUF v3 file at path, for llama.cpp and ollama. Signed
 // integer tensors keep their type; float tensors take the type outtype picks.

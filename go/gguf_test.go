@@ -163,3 +163,41 @@ func TestWriteGGUFTokenizerPre(t *testing.T) {
 		t.Errorf("bad name: %v, want ErrInvalidArgument", err)
 	}
 }
+
+func TestQuantisedGGUFTypes(t *testing.T) {
+	for name, want := range map[string]GGUFType{
+		"f16": GGUFF16, "Q8_0": GGUFQ8_0, "q4_k_m": GGUFQ4KM, "q4_k": GGUFQ4KM,
+		"Q2_K_S": GGUFQ2KS, "iq4_xs": GGUFIQ4XS, "tq2_0": GGUFTQ2_0,
+	} {
+		got, err := ParseGGUFType(name)
+		if err != nil || got != want {
+			t.Errorf("ParseGGUFType(%q) = %d, %v; want %d", name, got, err, want)
+		}
+	}
+	if _, err := ParseGGUFType("iq2_xxs"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ParseGGUFType(iq2_xxs): %v, want ErrNotFound", err)
+	}
+
+	// A quantised file type writes llama.cpp's file type number.
+	dir, _ := archFixtures(t)
+	m, err := Open(filepath.Join(dir, "llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := filepath.Join(t.TempDir(), "q.gguf")
+	if err := m.WriteGGUF(out, GGUFQ4KM, nil); err != nil {
+		t.Fatalf("WriteGGUF Q4_K_M: %v", err)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// general.file_type: the key, its value type (4 = u32), then 15 (LLAMA_FTYPE_MOSTLY_Q4_K_M).
+	key := []byte("general.file_type")
+	at := bytes.Index(raw, key)
+	if at < 0 || binary.LittleEndian.Uint32(raw[at+len(key):]) != 4 ||
+		binary.LittleEndian.Uint32(raw[at+len(key)+4:]) != 15 {
+		t.Errorf("general.file_type is not the u32 15")
+	}
+}

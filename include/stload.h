@@ -336,10 +336,100 @@ typedef struct stload_tensor_info {
 #define STLOAD_GGUF_BF16 3
 
 /*
- Q8_0 where the innermost dimension is a multiple of 32 (else F16), except the tensors AUTO
- keeps in F32.
+ Q8_0 where llama.cpp's quantiser puts it (F16 where a row is not a multiple of 32), F32
+ for the tensors it does not quantise (1-D tensors, norms, MoE routers, ...).
  */
 #define STLOAD_GGUF_Q8_0 4
+
+/*
+ llama.cpp's file type Q4_0: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q4_0 5
+
+/*
+ llama.cpp's file type Q4_1: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q4_1 6
+
+/*
+ llama.cpp's file type Q5_0: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q5_0 7
+
+/*
+ llama.cpp's file type Q5_1: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q5_1 8
+
+/*
+ llama.cpp's file type Q2_K: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q2_K 9
+
+/*
+ llama.cpp's file type Q2_K_S: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q2_K_S 10
+
+/*
+ llama.cpp's file type Q3_K_S: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q3_K_S 11
+
+/*
+ llama.cpp's file type Q3_K_M: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q3_K_M 12
+
+/*
+ llama.cpp's file type Q3_K_L: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q3_K_L 13
+
+/*
+ llama.cpp's file type Q4_K_S: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q4_K_S 14
+
+/*
+ llama.cpp's file type Q4_K_M: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q4_K_M 15
+
+/*
+ llama.cpp's file type Q5_K_S: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q5_K_S 16
+
+/*
+ llama.cpp's file type Q5_K_M: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q5_K_M 17
+
+/*
+ llama.cpp's file type Q6_K: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_Q6_K 18
+
+/*
+ llama.cpp's file type IQ4_NL: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_IQ4_NL 19
+
+/*
+ llama.cpp's file type IQ4_XS: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_IQ4_XS 20
+
+/*
+ llama.cpp's file type TQ1_0: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_TQ1_0 21
+
+/*
+ llama.cpp's file type TQ2_0: each tensor's type by llama.cpp's quantiser's rule.
+ */
+#define STLOAD_GGUF_TQ2_0 22
 
 
 
@@ -449,7 +539,9 @@ void stload_error_free(struct stload_error *err);
 /*
  Writes `model` as a GGUF v3 file at `path` (UTF-8), for llama.cpp and ollama.
 
- Float tensors take the type `outtype` picks (see `STLOAD_GGUF_*`); signed integer tensors
+ Float tensors take the type `outtype` picks (see `STLOAD_GGUF_*`; a quantised file type
+ gives each tensor the type llama.cpp's quantiser gives it from an F32 GGUF, and
+ `general.file_type` its `LLAMA_FTYPE_*` number); signed integer tensors
  keep theirs; unsigned integers and booleans are an error. The metadata holds
  `general.architecture` (the `arch` option of the model, or "unknown"), `general.name`,
  `general.file_type`, `general.quantization_version` and `general.alignment` (32).
@@ -471,6 +563,16 @@ enum stload_status stload_model_write_gguf(const struct stload_model *model,
                                            stload_progress_fn progress,
                                            void *user_data,
                                            struct stload_error **err);
+
+/*
+ Parses a GGUF output type by its name, case-insensitively: "auto", "f32", "f16", "bf16",
+ or llama-quantize's name of a file type ("q8_0", "q4_k_m", "Q5_K_S", "iq4_xs", ...; "q4_k"
+ is "q4_k_m"). On success writes its `STLOAD_GGUF_*` number to `*out`. Unknown names:
+ `STLOAD_ERR_NOT_FOUND`, the message listing the known ones. Thread-safe.
+ */
+enum stload_status stload_gguf_type_from_name(const char *name,
+                                              stload_gguf_type *out,
+                                              struct stload_error **err);
 
 /*
  Writes `model` as GGUF in shards, as llama.cpp's gguf-split cuts and names them: files

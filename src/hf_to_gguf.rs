@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::gguf::tensor_types::TypeOverrides;
 use crate::gguf::{self, GgufPlan, OutType, Split};
 use crate::model::Model;
 use crate::options::Options;
@@ -53,8 +54,14 @@ impl Model {
         outtype: OutType,
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
-        self.write_gguf_as(path.as_ref(), outtype, None, progress)
-            .map(drop)
+        self.write_gguf_as(
+            path.as_ref(),
+            outtype,
+            None,
+            TypeOverrides::default(),
+            progress,
+        )
+        .map(drop)
     }
 
     /// [`Model::write_gguf`] cut into shards as llama.cpp's gguf-split does: files
@@ -71,7 +78,28 @@ impl Model {
         split: Split,
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<Vec<PathBuf>> {
-        self.write_gguf_as(path.as_ref(), outtype, Some(split), progress)
+        self.write_gguf_as(
+            path.as_ref(),
+            outtype,
+            Some(split),
+            TypeOverrides::default(),
+            progress,
+        )
+    }
+
+    /// [`Model::write_gguf`], in shards when `split` is given ([`Model::write_gguf_split`]),
+    /// with llama-quantize's overrides of the per-tensor types of a quantised `outtype`
+    /// (`--output-tensor-type`, `--token-embedding-type`, `--tensor-type`, `--pure`). Returns
+    /// the files written.
+    pub fn write_gguf_with(
+        &self,
+        path: impl AsRef<Path>,
+        outtype: OutType,
+        split: Option<Split>,
+        types: TypeOverrides,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<Vec<PathBuf>> {
+        self.write_gguf_as(path.as_ref(), outtype, split, types, progress)
     }
 
     fn write_gguf_as(
@@ -79,6 +107,7 @@ impl Model {
         path: &Path,
         outtype: OutType,
         split: Option<Split>,
+        types: TypeOverrides,
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<Vec<PathBuf>> {
         if let Some(s) = &split {
@@ -151,6 +180,7 @@ impl Model {
             skip: &|_| false,
             split,
             inputs: side_files(dir, max_json),
+            types,
         };
         gguf::write_model(model, path, outtype, plan, progress)
     }

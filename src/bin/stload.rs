@@ -76,9 +76,11 @@ enum Command {
             arch::help()
         ))]
         arch: Option<String>,
-        /// GGUF tensor types: auto (F16, small tensors F32), f32, f16, bf16 or q8_0.
-        #[arg(long)]
+        #[arg(long, help = gguf::outtype_help())]
         outtype: Option<String>,
+        /// llama-quantize's per-tensor type overrides for a quantised --outtype.
+        #[command(flatten)]
+        quant: Box<gguf::QuantArgs>,
         /// Output format: gguf or safetensors. Default: gguf for an --out ending in .gguf,
         /// safetensors for any other.
         #[arg(long)]
@@ -136,6 +138,7 @@ fn main() -> ExitCode {
             split_max_size,
             split_max_tensors,
             tokenizer_pre,
+            quant,
         } => match gguf::wanted(&out, format.as_deref()) {
             Ok(true) => gguf::split_arg(split_max_size.as_deref(), split_max_tensors.as_deref())
                 .and_then(|split| {
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
                         outtype.as_deref(),
                         dtype.as_deref(),
                         split,
+                        &quant,
                         &options,
                     )
                 }),

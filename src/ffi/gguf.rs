@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::convert::{byte_progress, stload_progress_fn};
 use super::model::stload_model;
-use super::{arg, guard, stload_error, stload_status, str_arg};
+use super::{arg, guard, out_arg, stload_error, stload_status, str_arg};
 use crate::error::Error;
 use crate::gguf::{OutType, Split};
 
@@ -21,13 +21,51 @@ pub const STLOAD_GGUF_F32: stload_gguf_type = 1;
 pub const STLOAD_GGUF_F16: stload_gguf_type = 2;
 /// BF16, except the tensors AUTO keeps in F32.
 pub const STLOAD_GGUF_BF16: stload_gguf_type = 3;
-/// Q8_0 where the innermost dimension is a multiple of 32 (else F16), except the tensors AUTO
-/// keeps in F32.
+/// Q8_0 where llama.cpp's quantiser puts it (F16 where a row is not a multiple of 32), F32
+/// for the tensors it does not quantise (1-D tensors, norms, MoE routers, ...).
 pub const STLOAD_GGUF_Q8_0: stload_gguf_type = 4;
+/// llama.cpp's file type Q4_0: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q4_0: stload_gguf_type = 5;
+/// llama.cpp's file type Q4_1: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q4_1: stload_gguf_type = 6;
+/// llama.cpp's file type Q5_0: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q5_0: stload_gguf_type = 7;
+/// llama.cpp's file type Q5_1: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q5_1: stload_gguf_type = 8;
+/// llama.cpp's file type Q2_K: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q2_K: stload_gguf_type = 9;
+/// llama.cpp's file type Q2_K_S: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q2_K_S: stload_gguf_type = 10;
+/// llama.cpp's file type Q3_K_S: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q3_K_S: stload_gguf_type = 11;
+/// llama.cpp's file type Q3_K_M: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q3_K_M: stload_gguf_type = 12;
+/// llama.cpp's file type Q3_K_L: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q3_K_L: stload_gguf_type = 13;
+/// llama.cpp's file type Q4_K_S: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q4_K_S: stload_gguf_type = 14;
+/// llama.cpp's file type Q4_K_M: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q4_K_M: stload_gguf_type = 15;
+/// llama.cpp's file type Q5_K_S: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q5_K_S: stload_gguf_type = 16;
+/// llama.cpp's file type Q5_K_M: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q5_K_M: stload_gguf_type = 17;
+/// llama.cpp's file type Q6_K: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_Q6_K: stload_gguf_type = 18;
+/// llama.cpp's file type IQ4_NL: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_IQ4_NL: stload_gguf_type = 19;
+/// llama.cpp's file type IQ4_XS: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_IQ4_XS: stload_gguf_type = 20;
+/// llama.cpp's file type TQ1_0: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_TQ1_0: stload_gguf_type = 21;
+/// llama.cpp's file type TQ2_0: each tensor's type by llama.cpp's quantiser's rule.
+pub const STLOAD_GGUF_TQ2_0: stload_gguf_type = 22;
 
 /// Writes `model` as a GGUF v3 file at `path` (UTF-8), for llama.cpp and ollama.
 ///
-/// Float tensors take the type `outtype` picks (see `STLOAD_GGUF_*`); signed integer tensors
+/// Float tensors take the type `outtype` picks (see `STLOAD_GGUF_*`; a quantised file type
+/// gives each tensor the type llama.cpp's quantiser gives it from an F32 GGUF, and
+/// `general.file_type` its `LLAMA_FTYPE_*` number); signed integer tensors
 /// keep theirs; unsigned integers and booleans are an error. The metadata holds
 /// `general.architecture` (the `arch` option of the model, or "unknown"), `general.name`,
 /// `general.file_type`, `general.quantization_version` and `general.alignment` (32).
@@ -74,8 +112,38 @@ pub unsafe extern "C" fn stload_model_write_gguf(
 fn out_type(outtype: stload_gguf_type) -> Result<OutType, Error> {
     OutType::ALL.get(outtype as usize).copied().ok_or_else(|| {
         Error::InvalidArgument(format!(
-            "unknown GGUF output type {outtype} (STLOAD_GGUF_AUTO = 0 to STLOAD_GGUF_Q8_0 = 4)"
+            "unknown GGUF output type {outtype} (STLOAD_GGUF_AUTO = 0 to STLOAD_GGUF_TQ2_0 = {})",
+            OutType::ALL.len() - 1
         ))
+    })
+}
+
+/// Parses a GGUF output type by its name, case-insensitively: "auto", "f32", "f16", "bf16",
+/// or llama-quantize's name of a file type ("q8_0", "q4_k_m", "Q5_K_S", "iq4_xs", ...; "q4_k"
+/// is "q4_k_m"). On success writes its `STLOAD_GGUF_*` number to `*out`. Unknown names:
+/// `STLOAD_ERR_NOT_FOUND`, the message listing the known ones. Thread-safe.
+#[doc = safety!(
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `out`: NULL or points to a writable `stload_gguf_type`.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_gguf_type_from_name(
+    name: *const c_char,
+    out: *mut stload_gguf_type,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a NUL-terminated string per the API contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        let out = out_arg(out, "out")?;
+        let t: OutType = name
+            .parse()
+            .map_err(|e: Error| Error::NotFound(e.to_string()))?;
+        let number = OutType::ALL.iter().position(|&a| a == t).unwrap_or(0);
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { *out = number as stload_gguf_type };
+        Ok(())
     })
 }
 

@@ -1,5 +1,6 @@
 //! GGUF output: the file format llama.cpp and ollama run. [`write_model`] writes a model with
-//! per-tensor types ([`OutType`], [`tensor_type`]), Q8_0 quantisation ([`q8_0`]; the other
+//! per-tensor types ([`OutType`], [`tensor_type`], and llama.cpp's rule for the quantised
+//! file types in [`tensor_types`]), Q8_0 quantisation ([`q8_0`]; the other
 //! block types' kernels and the table of them are in [`quant`]) and the
 //! metadata and computed tensors of a [`GgufPlan`], in one file or in shards as llama.cpp's
 //! gguf-split cuts them ([`Split`]); [`read`] reads a header back, [`read_set`] every shard of
@@ -12,6 +13,7 @@ pub mod q8_0;
 pub mod quant;
 mod reader;
 mod split;
+pub mod tensor_types;
 mod types;
 mod writer;
 

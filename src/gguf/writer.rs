@@ -19,7 +19,9 @@ use crate::model::Model;
 use crate::write::temporary_output;
 
 use super::q8_0;
+use super::quant;
 use super::split::{shard_keys, shard_path, Split};
+use super::tensor_types::{self, ModelFacts, TypeOverrides};
 use super::types::{tensor_type, GgmlType, OutType};
 
 /// The file's first four bytes, "GGUF".
@@ -61,6 +63,9 @@ pub struct GgufPlan<'a> {
     /// Files besides the model's that this plan was built from (`config.json`, tokenizer
     /// files): like the model's files, no output may be one of them.
     pub inputs: Vec<PathBuf>,
+    /// llama-quantize's overrides of the per-tensor types of a quantised output type
+    /// (ignored by the float ones).
+    pub types: TypeOverrides,
 }
 
 fn no_adjust(_: &str) -> Option<Adjust> {
@@ -83,6 +88,7 @@ impl GgufPlan<'static> {
             skip: &no_skip,
             split: None,
             inputs: Vec::new(),
+            types: TypeOverrides::default(),
         }
     }
 }
@@ -136,7 +142,7 @@ pub fn write_model(
         Some(Value::U32(a)) => u64::from(*a),
         _ => u64::from(DEFAULT_ALIGNMENT),
     };
-    let mut tensors = plan_tensors(model, &plan, outtype)?;
+    let mut tensors = plan_tensors(model, &plan, outtype, &metadata)?;
     let padded: Vec<u64> = tensors
         .iter()
         .map(|t| t.nbytes.next_multiple_of(alignment))
@@ -266,6 +272,10 @@ impl ShardFile<'_> {
                         adjust,
                         &mut sink,
                     )?;
+                    drop(source);
+                    // Its bytes are in the output now: let the mapped input pages go, so the
+                    // process holds about one tensor of the input, whatever the model's size.
+                    model.release_source(model.entry(&t.name)?);
                 }
                 Origin::Extra(i) => {
                     let values: &[u8] = bytemuck::cast_slice(&plan.extra[i].values);
@@ -388,15 +398,24 @@ fn complete_metadata(
     Ok(m)
 }
 
-/// Every tensor to write, with its GGUF type and size (offsets are set per file later).
-fn plan_tensors(model: &Model, plan: &GgufPlan<'_>, outtype: OutType) -> Result<Vec<Planned>> {
+/// Every tensor to write, with its GGUF type and size (offsets are set per file later). A
+/// quantised output type gives the float tensors llama.cpp's per-tensor types, from the facts
+/// of the complete `metadata`.
+fn plan_tensors(
+    model: &Model,
+    plan: &GgufPlan<'_>,
+    outtype: OutType,
+    metadata: &Metadata,
+) -> Result<Vec<Planned>> {
     let mut tensors = Vec::new();
+    let mut floats = Vec::new();
     for name in model.names() {
         if (plan.skip)(name) {
             continue;
         }
         let info = model.info(name)?;
         let ty = tensor_type(name, info.dtype, info.shape, outtype)?;
+        floats.push(info.dtype.is_float());
         tensors.push((name.to_string(), Origin::Model, info.shape.to_vec(), ty));
     }
     for (i, t) in plan.extra.iter().enumerate() {
@@ -410,7 +429,21 @@ fn plan_tensors(model: &Model, plan: &GgufPlan<'_>, outtype: OutType) -> Result<
                 t.shape
             )));
         }
+        floats.push(true);
         tensors.push((t.name.clone(), Origin::Extra(i), t.shape.to_vec(), ty));
+    }
+    if outtype.quantized().is_some() {
+        let facts = ModelFacts::from_metadata(metadata);
+        let shapes: Vec<(&str, &[u64])> = tensors
+            .iter()
+            .map(|(n, _, s, _)| (n.as_str(), s.as_slice()))
+            .collect();
+        let choice = tensor_types::choose(outtype, &facts, &plan.types, &shapes)?;
+        for ((t, chosen), float) in tensors.iter_mut().zip(choice.types).zip(floats) {
+            if let (Some(ty), true) = (chosen, float) {
+                t.3 = ty;
+            }
+        }
     }
     let mut seen = std::collections::HashSet::new();
     let mut planned = Vec::with_capacity(tensors.len());
@@ -438,9 +471,14 @@ fn plan_tensors(model: &Model, plan: &GgufPlan<'_>, outtype: OutType) -> Result<
         let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         let inner = shape.last().copied().unwrap_or(1);
         let nbytes = elements.and_then(|n| ty.nbytes(inner, n)).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "tensor \"{name}\": shape {shape:?} has no {ty} byte size"
-            ))
+            let block = ty.block().map_or(1, |b| b.0);
+            Error::InvalidArgument(if inner.is_multiple_of(block) {
+                format!("tensor \"{name}\": shape {shape:?} has no {ty} byte size")
+            } else {
+                format!(
+                    "tensor \"{name}\": a row of {inner} values is not a whole number of {ty} blocks of {block}"
+                )
+            })
         })?;
         planned.push(Planned {
             name,
@@ -618,11 +656,23 @@ impl Stream {
                     q8_0::quantize(&self.f32s, &mut self.out, self.threads);
                     sink(&self.out)?;
                 }
-                None => {
-                    return Err(Error::Unsupported(format!(
-                        "tensor \"{name}\": no writer for {ty}"
-                    )))
-                }
+                // A chunk is a whole number of blocks: CHUNK_ELEMENTS is a multiple of every
+                // block size, and a row of every tensor (planned so) too.
+                None => match quant::by_type(ty) {
+                    Some(q) => {
+                        self.out.resize(q.bytes_for(n).unwrap_or(0), 0);
+                        q.quantize_threads(&self.f32s, &mut self.out, self.threads)
+                            .map_err(|e| {
+                                Error::InvalidArgument(format!("tensor \"{name}\": {e}"))
+                            })?;
+                        sink(&self.out)?;
+                    }
+                    None => {
+                        return Err(Error::Unsupported(format!(
+                            "tensor \"{name}\": no writer for {ty}"
+                        )))
+                    }
+                },
             }
         }
         Ok(())

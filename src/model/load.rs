@@ -198,8 +198,7 @@ impl Model {
     }
 
     /// Lets this process's resident copy of entry `e`'s mapped source pages go (the page cache
-    /// keeps them): for a whole-model load once the bytes were copied elsewhere.
-    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
+    /// keeps them): for a whole-model load or a GGUF export once the bytes were copied elsewhere.
     pub(crate) fn release_source(&self, e: &Entry) {
         self.store.release_pages(&e.source);
     }

@@ -219,7 +219,6 @@ impl Store {
     /// Lets this process's resident copy of the mapped pages of `source`'s byte ranges go (the
     /// page cache keeps them; a later read faults them back in), once their bytes were copied
     /// elsewhere. Nothing in read mode; a file whose mapping cannot be made is skipped.
-    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
     pub fn release_pages(&self, source: &Source) {
         if self.read_mode {
             return;

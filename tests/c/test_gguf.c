@@ -3,6 +3,8 @@
  * the total, a cancel or a bad argument leaves no file, and the input is never overwritten.
  * stload_model_write_gguf_split: shards named PREFIX-00001-of-0000N.gguf, none on a cancel or
  * with no limit. stload_options_set_tokenizer_pre: the type given is written, a bad name refused.
+ * stload_gguf_type_from_name: llama-quantize's names, any case, to the numbers; a
+ * quantised type writes llama.cpp's general.file_type.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -163,6 +165,55 @@ static void test_tokenizer_pre(const char *dir) {
     stload_options_free(o);
 }
 
+static void test_quantised(const char *dir) {
+    char src[1024], out[1024];
+    stload_model *m = NULL;
+    stload_error *err = NULL;
+    stload_gguf_type t = 0;
+    unsigned char *bytes;
+    long size;
+    const char key[] = "general.file_type";
+    uint32_t value_type = 0, ftype = 0;
+    FILE *f;
+    CHECK(stload_gguf_type_from_name("Q4_K_M", &t, NULL) == STLOAD_OK && t == STLOAD_GGUF_Q4_K_M);
+    CHECK(stload_gguf_type_from_name("q4_k", &t, NULL) == STLOAD_OK && t == STLOAD_GGUF_Q4_K_M);
+    CHECK(stload_gguf_type_from_name("tq2_0", &t, NULL) == STLOAD_OK && t == STLOAD_GGUF_TQ2_0);
+    CHECK(stload_gguf_type_from_name("auto", &t, NULL) == STLOAD_OK && t == STLOAD_GGUF_AUTO);
+    CHECK(stload_gguf_type_from_name("iq2_xxs", &t, &err) == STLOAD_ERR_NOT_FOUND);
+    CHECK(err && strstr(stload_error_message(err), "q4_k_m"));
+    stload_error_free(err);
+    err = NULL;
+    CHECK(stload_gguf_type_from_name(NULL, &t, NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(stload_gguf_type_from_name("q8_0", NULL, NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+
+    snprintf(src, sizeof src, "%s/llama", dir);
+    snprintf(out, sizeof out, "%s/c_test_q5_k_s.gguf", dir);
+    CHECK(stload_open_dir(src, NULL, &m, NULL) == STLOAD_OK);
+    CHECK(stload_model_write_gguf(m, out, STLOAD_GGUF_Q5_K_S, NULL, NULL, NULL) == STLOAD_OK);
+    stload_model_free(m);
+    /* general.file_type: the key, its value type (4 = u32), then 16 (LLAMA_FTYPE_MOSTLY_Q5_K_S). */
+    f = fopen(out, "rb");
+    CHECK(f != NULL);
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        bytes = malloc((size_t)size);
+        CHECK(bytes && fread(bytes, 1, (size_t)size, f) == (size_t)size);
+        fclose(f);
+        for (long i = 0; bytes && i + (long)sizeof key + 7 < size; i++) {
+            if (memcmp(bytes + i, key, sizeof key - 1) == 0) {
+                memcpy(&value_type, bytes + i + sizeof key - 1, 4);
+                memcpy(&ftype, bytes + i + sizeof key + 3, 4);
+                break;
+            }
+        }
+        free(bytes);
+        CHECK(value_type == 4 && ftype == 16);
+    }
+    CHECK(remove(out) == 0);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -171,6 +222,7 @@ int main(int argc, char **argv) {
     test_write(argv[1]);
     test_split(argv[1]);
     test_tokenizer_pre(argv[1]);
+    test_quantised(argv[1]);
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -205,8 +205,9 @@ def ids(vocab: int) -> list[int]:
     return [0] + [rng.randrange(2, vocab) for _ in range(IDS_LEN - 1)]
 
 
-def make(arch: str, out: Path) -> Path:
-    """Builds the tiny `arch` model and writes it with its tokenizer to `out`."""
+def make(arch: str, out: Path, overrides: dict | None = None) -> Path:
+    """Builds the tiny `arch` model and writes it with its tokenizer to `out`; `overrides` sets
+    config values (sizes, layers, experts: keep head_dim = hidden_size / heads in step)."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
@@ -228,6 +229,7 @@ def make(arch: str, out: Path) -> Path:
     # (and as transformers' tokenizer classes may add a token of their own past the trained ones).
     vocab = -(-(tok.get_vocab_size(with_added_tokens=True) + 1) // 64) * 64
     config, cls = _config(arch, vocab, bos, eos)
+    config.update(overrides or {})
     config._attn_implementation = "eager"
     torch.manual_seed(SEED)
     model = cls(config).to(torch.float32)

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use stload::gguf::tensor_types::{parse_ggml_type, TypeOverrides};
 use stload::gguf::{self, GgufPlan, OutType, Split};
 use stload::kv::{Array, Value};
 use stload::{Error, Options, Result};
@@ -56,10 +57,86 @@ pub fn split_arg(max_size: Option<&str>, max_tensors: Option<&str>) -> Result<Op
     }))
 }
 
+/// The `--outtype` help: every output type with the bits per weight of its main block type.
+pub fn outtype_help() -> String {
+    let mut help = String::from(
+        "GGUF tensor types: auto (F16, small tensors F32), f32, f16, bf16, or a quantised file \
+         type by llama-quantize's name, with llama.cpp's per-tensor types (bits per weight of \
+         most tensors; the _M and _L mixes raise some):",
+    );
+    for t in OutType::ALL {
+        if let Some(bpw) = t.bits_per_weight() {
+            help.push_str(&format!(" {t} {bpw:.2},"));
+        }
+    }
+    help.pop();
+    help.push_str(". Aliases: q3_k, q4_k, q5_k (the _M mixes).");
+    help
+}
+
+/// llama-quantize's overrides of the per-tensor types of a quantised `--outtype`.
+#[derive(clap::Args, Debug, Default)]
+pub struct QuantArgs {
+    /// Quantised GGUF: the type of output.weight (and of a tied token embedding), by ggml's
+    /// name (q8_0, q6_k, f16, ...), as llama-quantize's --output-tensor-type.
+    #[arg(long, value_name = "TYPE")]
+    pub output_tensor_type: Option<String>,
+    /// Quantised GGUF: the type of token_embd.weight, as llama-quantize's
+    /// --token-embedding-type.
+    #[arg(long, value_name = "TYPE")]
+    pub token_embedding_type: Option<String>,
+    /// Quantised GGUF: tensors whose name the regular expression PATTERN matches take TYPE
+    /// (the first matching one given wins); repeatable, as llama-quantize's --tensor-type.
+    #[arg(long, value_name = "PATTERN=TYPE")]
+    pub tensor_type: Vec<String>,
+    /// Quantised GGUF: every quantised tensor in the file type's main type (no mix), as
+    /// llama-quantize's --pure.
+    #[arg(long)]
+    pub pure: bool,
+}
+
+impl QuantArgs {
+    /// The overrides, each value checked, the flag named in an error; refused with a float
+    /// output type, which they do not change.
+    pub fn overrides(&self, outtype: OutType) -> Result<TypeOverrides> {
+        let given = self.output_tensor_type.is_some()
+            || self.token_embedding_type.is_some()
+            || !self.tensor_type.is_empty()
+            || self.pure;
+        if given && outtype.quantized().is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "--output-tensor-type, --token-embedding-type, --tensor-type and --pure apply to a quantised --outtype, not {outtype}"
+            )));
+        }
+        let ty = |flag: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|v| parse_ggml_type(v).map_err(|e| flagged(flag, &e)))
+                .transpose()
+        };
+        Ok(TypeOverrides {
+            output: ty("--output-tensor-type", &self.output_tensor_type)?,
+            token_embedding: ty("--token-embedding-type", &self.token_embedding_type)?,
+            tensor_types: self
+                .tensor_type
+                .iter()
+                .map(|t| t.parse().map_err(|e| flagged("--tensor-type", &e)))
+                .collect::<Result<_>>()?,
+            pure: self.pure,
+        })
+    }
+}
+
+/// `e`, an invalid argument, with the flag that gave it in front.
+fn flagged(flag: &str, e: &Error) -> Error {
+    Error::InvalidArgument(format!("{flag}: {e}"))
+}
+
 /// `stload convert SRC --out DST.gguf [--outtype T] [--arch A] [--split-max-size N]
 /// [--split-max-tensors N]`: a Hugging Face directory to a GGUF llama.cpp runs (in shards
 /// with a split limit); with `--arch none`, the tensors under their listed names and only the
 /// `general.*` keys (for engines that look ggml tensors up by name).
+// Each argument is one flag (or group) of the command, passed straight from clap.
+#[allow(clippy::too_many_arguments)]
 pub fn convert(
     src: &Path,
     out: &Path,
@@ -67,15 +144,20 @@ pub fn convert(
     outtype: Option<&str>,
     dtype: Option<&str>,
     split: Option<Split>,
+    quant: &QuantArgs,
     options: &Options,
 ) -> Result<()> {
     if dtype.is_some() {
         return Err(Error::InvalidArgument(
-            "--dtype applies to safetensors output; for GGUF use --outtype (auto, f32, f16, bf16, q8_0)"
+            "--dtype applies to safetensors output; for GGUF use --outtype (auto, f32, f16, bf16, q8_0, q4_k_m, ...)"
                 .into(),
         ));
     }
-    let outtype: OutType = outtype.unwrap_or("auto").parse()?;
+    let outtype: OutType = outtype
+        .unwrap_or("auto")
+        .parse()
+        .map_err(|e| flagged("--outtype", &e))?;
+    let types = quant.overrides(outtype)?;
     let raw = options.arch.as_deref() == Some(NO_ARCH);
     let options = {
         let mut o = options.clone();
@@ -124,14 +206,12 @@ pub fn convert(
         (true, split) => {
             let plan = GgufPlan {
                 split,
+                types,
                 ..GgufPlan::new(NO_ARCH)
             };
             gguf::write_model(&model, out, outtype, plan, &mut progress)
         }
-        (false, Some(split)) => model.write_gguf_split(out, outtype, split, &mut progress),
-        (false, None) => model
-            .write_gguf(out, outtype, &mut progress)
-            .map(|()| vec![out.to_path_buf()]),
+        (false, split) => model.write_gguf_with(out, outtype, split, types, &mut progress),
     };
     bar.finish_and_clear();
     let written = written?;
@@ -142,8 +222,34 @@ pub fn convert(
         println!("wrote {}", super::escaped(&path.display().to_string()));
     }
     remove_earlier_shards(&earlier, &written)?;
+    for line in fallbacks(&written, outtype, &quant.overrides(outtype)?)? {
+        println!("fallback: {}", super::escaped(&line));
+    }
     println!("{}", summary(&written, outtype)?);
     Ok(())
+}
+
+/// The tensors of the files `written` whose rows are not whole blocks of the type llama.cpp's
+/// rule picked and that fell back to another, as llama.cpp's quantizer warns: the rule run
+/// again on the names, shapes and keys the files hold.
+fn fallbacks(written: &[PathBuf], outtype: OutType, types: &TypeOverrides) -> Result<Vec<String>> {
+    if outtype.quantized().is_none() {
+        return Ok(Vec::new());
+    }
+    let files = written
+        .iter()
+        .map(|p| gguf::read(p))
+        .collect::<Result<Vec<_>>>()?;
+    let Some(first) = files.first() else {
+        return Ok(Vec::new());
+    };
+    let facts = gguf::tensor_types::ModelFacts::from_metadata(&first.metadata);
+    let tensors: Vec<(&str, &[u64])> = files
+        .iter()
+        .flat_map(|f| &f.tensors)
+        .map(|t| (t.name.as_str(), t.shape.as_slice()))
+        .collect();
+    Ok(gguf::tensor_types::choose(outtype, &facts, types, &tensors)?.fallbacks)
 }
 
 /// Removes the shards of an earlier split (another count) once the new set is in place: left
@@ -197,9 +303,17 @@ fn remove_earlier_shards(earlier: &[PathBuf], written: &[PathBuf]) -> Result<()>
 /// architecture, output type, tensors and size.
 fn summary(written: &[PathBuf], outtype: OutType) -> Result<String> {
     let (mut tensors, mut bytes, mut arch) = (0usize, 0u64, String::new());
+    let mut types: Vec<(String, usize)> = Vec::new();
     for (i, path) in written.iter().enumerate() {
         let file = gguf::read(path)?;
         tensors += file.tensors.len();
+        for t in &file.tensors {
+            let name = t.ty.to_string();
+            match types.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, count)) => *count += 1,
+                None => types.push((name, 1)),
+            }
+        }
         if i == 0 {
             if let Some(Value::String(a)) = file.metadata.get("general.architecture") {
                 arch = super::escaped(a).into_owned();
@@ -209,12 +323,19 @@ fn summary(written: &[PathBuf], outtype: OutType) -> Result<String> {
             .map_err(|e| Error::io(path.display(), "cannot read its size", &e))?
             .len();
     }
-    Ok(format!(
+    let mut line = format!(
         "GGUF: architecture {arch}, type {outtype}, {tensors} tensors, {} ({bytes} bytes) in {} file{}",
         indicatif::HumanBytes(bytes),
         written.len(),
         if written.len() == 1 { "" } else { "s" }
-    ))
+    );
+    if outtype.quantized().is_some() {
+        // A mix: how many tensors took each type.
+        types.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let each: Vec<String> = types.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        line.push_str(&format!("; tensor types: {}", each.join(", ")));
+    }
+    Ok(line)
 }
 
 /// The files beside `out` named as shards of its prefix.

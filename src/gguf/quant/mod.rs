@@ -202,26 +202,56 @@ impl QuantType {
         }
     }
 
+    /// Refuses `values` values into `given` bytes unless they are whole blocks and exactly
+    /// their bytes.
+    fn check(&self, values: usize, given: usize) -> Result<(), QuantError> {
+        let needed = self.bytes_for(values).ok_or(QuantError::PartialBlock {
+            name: self.name,
+            values,
+            block: self.block,
+        })?;
+        if given != needed {
+            return Err(QuantError::OutputSize {
+                name: self.name,
+                values,
+                needed,
+                given,
+            });
+        }
+        Ok(())
+    }
+
     /// Quantises `src` (a whole number of blocks) into `dst` (exactly its bytes) on the calling
     /// thread.
     pub fn quantize(&self, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
-        let needed = self.bytes_for(src.len()).ok_or(QuantError::PartialBlock {
-            name: self.name,
-            values: src.len(),
-            block: self.block,
-        })?;
-        if dst.len() != needed {
-            return Err(QuantError::OutputSize {
-                name: self.name,
-                values: src.len(),
-                needed,
-                given: dst.len(),
-            });
-        }
+        self.check(src.len(), dst.len())?;
         (self.kernel)(src, dst);
         Ok(())
     }
+
+    /// [`QuantType::quantize`] on up to `threads` threads, each taking runs of whole blocks
+    /// (every block is quantised on its own, so the bytes do not depend on the split).
+    pub fn quantize_threads(
+        &self,
+        src: &[f32],
+        dst: &mut [u8],
+        threads: usize,
+    ) -> Result<(), QuantError> {
+        let blocks = src.len() / self.block;
+        if threads <= 1 || blocks < 2 * PIECE_BLOCKS {
+            return self.quantize(src, dst);
+        }
+        self.check(src.len(), dst.len())?;
+        let per = blocks.div_ceil(threads * 4).max(PIECE_BLOCKS);
+        let work = src
+            .chunks(per * self.block)
+            .zip(dst.chunks_mut(per * self.block_bytes));
+        crate::parallel::try_for_each(work, threads, |(s, d)| self.quantize(s, d))
+    }
 }
+
+/// Fewest blocks a thread of [`QuantType::quantize_threads`] takes at a time.
+const PIECE_BLOCKS: usize = 64;
 
 /// ggml's `nearest_int`: rounds to nearest, ties to even, by adding 1.5 × 2^23 and reading the
 /// low mantissa bits. Out of ±2^22 (and for NaN) the result is whatever those bits give, as in
