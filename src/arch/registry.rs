@@ -184,3 +184,36 @@ pub fn left_out<'a>(arch: &str, names: impl Iterator<Item = &'a str>) -> Option<
 pub fn leaves_out(arch: &str) -> bool {
     lookup(arch).is_ok_and(|a| a.left_out.is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_descriptions_and_left_out_tensors_are_counted() {
+        for arch in REGISTRY {
+            assert_eq!(lookup(&arch.name.to_uppercase()).unwrap().name, arch.name);
+            for hf in arch.hf_names {
+                assert_eq!(by_hf_name(hf).unwrap().name, arch.name);
+            }
+        }
+        let Err(err) = lookup("gpt9") else {
+            panic!("gpt9 is not an architecture")
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains(&NAMES.join(", ")) && text.contains(AUTO),
+            "{text}"
+        );
+        let names = [
+            "vision_tower.encoder.layers.0.mlp.fc1.weight",
+            "multi_modal_projector.mm_input_projection_weight",
+            "language_model.model.norm.weight",
+        ];
+        let note = left_out("gemma3", names.into_iter()).unwrap();
+        assert!(note.starts_with("2 tensors of the vision tower"), "{note}");
+        assert_eq!(left_out("gemma3", names[2..].iter().copied()), None);
+        assert_eq!(left_out("llama", names.into_iter()), None);
+        assert!(leaves_out("gemma3") && !leaves_out("llama"));
+    }
+}
