@@ -299,6 +299,19 @@ fn cli_converts_inspects_and_refuses_bad_input() {
         &["--out", st.to_str().unwrap(), "--outtype", "f16"],
         "--outtype applies to GGUF",
     );
+    bad(
+        &[
+            "--out",
+            st.to_str().unwrap(),
+            "--tensor-type",
+            "attn_v=q8_0",
+        ],
+        "--tensor-type and --pure apply to GGUF output",
+    );
+    bad(
+        &["--out", st.to_str().unwrap(), "--pure"],
+        "--tensor-type and --pure apply to GGUF output",
+    );
     bad(&["--out", out_s, "--format", "onnx"], "unknown --format");
     bad(
         &["--out", src.to_str().unwrap(), "--format", "gguf"],

@@ -158,6 +158,9 @@ fn main() -> ExitCode {
             Ok(false) if tokenizer_pre.is_some() => Err(stload::Error::InvalidArgument(
                 "--tokenizer-pre applies to GGUF output".into(),
             )),
+            Ok(false) if quant.given() => Err(stload::Error::InvalidArgument(
+                "--output-tensor-type, --token-embedding-type, --tensor-type and --pure apply to GGUF output".into(),
+            )),
             Ok(false) if outtype.is_some() => Err(stload::Error::InvalidArgument(
                 "--outtype applies to GGUF output; for safetensors use --dtype".into(),
             )),

@@ -98,12 +98,16 @@ pub struct QuantArgs {
 impl QuantArgs {
     /// The overrides, each value checked, the flag named in an error; refused with a float
     /// output type, which they do not change.
-    pub fn overrides(&self, outtype: OutType) -> Result<TypeOverrides> {
-        let given = self.output_tensor_type.is_some()
+    /// Whether any of the four flags was given.
+    pub fn given(&self) -> bool {
+        self.output_tensor_type.is_some()
             || self.token_embedding_type.is_some()
             || !self.tensor_type.is_empty()
-            || self.pure;
-        if given && outtype.quantized().is_none() {
+            || self.pure
+    }
+
+    pub fn overrides(&self, outtype: OutType) -> Result<TypeOverrides> {
+        if self.given() && outtype.quantized().is_none() {
             return Err(Error::InvalidArgument(format!(
                 "--output-tensor-type, --token-embedding-type, --tensor-type and --pure apply to a quantised --outtype, not {outtype}"
             )));
