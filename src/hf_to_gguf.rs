@@ -15,7 +15,7 @@ use crate::{arch, tokenizer};
 
 /// Every file besides the weights that a GGUF conversion of the model whose configuration
 /// directory is `dir` reads (whether or not it exists): the fixed names of
-/// [`crate::side_files`], and the Pooling module's `config.json` that bert's `modules.json`
+/// `side_files::ALL`, and the Pooling module's `config.json` that bert's `modules.json`
 /// names (read within `max_json` bytes). An output may be none of them. A `modules.json` that
 /// cannot be read adds nothing here: the conversion reports it when it reads it. Nothing is
 /// read when `dir` is a URL (a remote model's directory), which is no local path.
