@@ -60,6 +60,10 @@ step "quantisation kernels: the same bytes as llama.cpp's quantizer and the gguf
 cargo build --release --quiet --example quantize_rows
 "$STLOAD_PYTHON" tests/gguf/quant_check.py --bin target/release/examples/quantize_rows
 
+step "dequantisation kernels: the same f32 bits as the gguf package and ggml (tests/gguf/dequant_check.py)"
+cargo build --release --quiet --example dequantize_rows
+"$STLOAD_PYTHON" tests/gguf/dequant_check.py --bin target/release/examples/dequantize_rows
+
 step "remote models: s3:// and http:// from s3s-fs and nginx on loopback (Rust, C, Go, CLI)"
 STLOAD_REMOTE_SKIP_RUST=1 tests/remote/run.sh # its Rust tests ran in the cargo test step
 

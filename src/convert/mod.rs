@@ -7,7 +7,7 @@
 //! sources) and [`convert_parallel`]
 //! also splits large inputs across threads. Every kernel is a single streaming pass.
 
-mod float;
+pub(crate) mod float;
 mod lut;
 mod scalar;
 mod split;

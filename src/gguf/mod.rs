@@ -8,6 +8,7 @@
 //! This module knows nothing of architectures or tokenizers: their keys, extra tensors and
 //! value fix-ups arrive in the plan.
 
+pub mod dequant;
 pub mod q8_0;
 pub mod quant;
 mod reader;
