@@ -9,47 +9,9 @@ use crate::error::{Error, Result};
 
 /// A ggml tensor type, by its number in the file (`GGMLQuantizationType` of the `gguf` Python
 /// package). The writer produces [`GgmlType::F32`], `F16`, `BF16`, `Q8_0` and the integer
-/// types; the reader knows the sizes of every type in the table below.
+/// types; the reader knows the sizes of every type, each a [`Dtype`] (which holds the table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GgmlType(pub u32);
-
-/// Number, name, elements per block and bytes per block of every known ggml type.
-const TABLE: &[(u32, &str, u64, u64)] = &[
-    (0, "F32", 1, 4),
-    (1, "F16", 1, 2),
-    (2, "Q4_0", 32, 18),
-    (3, "Q4_1", 32, 20),
-    (6, "Q5_0", 32, 22),
-    (7, "Q5_1", 32, 24),
-    (8, "Q8_0", 32, 34),
-    (9, "Q8_1", 32, 40),
-    (10, "Q2_K", 256, 84),
-    (11, "Q3_K", 256, 110),
-    (12, "Q4_K", 256, 144),
-    (13, "Q5_K", 256, 176),
-    (14, "Q6_K", 256, 210),
-    (15, "Q8_K", 256, 292),
-    (16, "IQ2_XXS", 256, 66),
-    (17, "IQ2_XS", 256, 74),
-    (18, "IQ3_XXS", 256, 98),
-    (19, "IQ1_S", 256, 50),
-    (20, "IQ4_NL", 32, 18),
-    (21, "IQ3_S", 256, 110),
-    (22, "IQ2_S", 256, 82),
-    (23, "IQ4_XS", 256, 136),
-    (24, "I8", 1, 1),
-    (25, "I16", 1, 2),
-    (26, "I32", 1, 4),
-    (27, "I64", 1, 8),
-    (28, "F64", 1, 8),
-    (29, "IQ1_M", 256, 56),
-    (30, "BF16", 1, 2),
-    (34, "TQ1_0", 256, 54),
-    (35, "TQ2_0", 256, 66),
-    (39, "MXFP4", 32, 17),
-    (40, "NVFP4", 64, 36),
-    (41, "Q1_0", 128, 18),
-];
 
 impl GgmlType {
     /// IEEE single.
@@ -69,18 +31,19 @@ impl GgmlType {
     /// bfloat16.
     pub const BF16: GgmlType = GgmlType(30);
 
-    fn entry(self) -> Option<&'static (u32, &'static str, u64, u64)> {
-        TABLE.iter().find(|e| e.0 == self.0)
+    /// The dtype of this type ([`Dtype::from_ggml_type`]: the one table of ggml's types).
+    pub fn as_dtype(self) -> Option<Dtype> {
+        Dtype::from_ggml_type(self.0)
     }
 
     /// The name ggml gives the type (`"Q8_0"`), or `None` for a number it does not define.
     pub fn name(self) -> Option<&'static str> {
-        self.entry().map(|e| e.1)
+        self.as_dtype().map(Dtype::name)
     }
 
     /// Elements per block and bytes per block.
     pub fn block(self) -> Option<(u64, u64)> {
-        self.entry().map(|e| (e.2, e.3))
+        self.as_dtype().map(Dtype::block)
     }
 
     /// Bytes of `elements` values of this type laid out as rows of `row` elements, or `None`
@@ -95,17 +58,7 @@ impl GgmlType {
 
     /// The dtype of one element when the type is not block-quantised.
     pub fn dtype(self) -> Option<Dtype> {
-        Some(match self {
-            GgmlType::F32 => Dtype::F32,
-            GgmlType::F16 => Dtype::F16,
-            GgmlType::BF16 => Dtype::BF16,
-            GgmlType::I8 => Dtype::I8,
-            GgmlType::I16 => Dtype::I16,
-            GgmlType::I32 => Dtype::I32,
-            GgmlType::I64 => Dtype::I64,
-            GgmlType(28) => Dtype::F64,
-            _ => return None,
-        })
+        self.as_dtype().filter(|d| !d.is_block())
     }
 }
 
