@@ -65,6 +65,7 @@ pub(crate) mod export;
 pub mod ffi;
 pub(crate) mod file;
 pub mod gguf;
+pub(crate) mod gguf_format;
 pub(crate) mod header;
 pub(crate) mod hf_to_gguf;
 pub(crate) mod identity;
