@@ -11,8 +11,8 @@ fn run() -> Result<(), String> {
     let name = std::env::args()
         .nth(1)
         .ok_or("usage: dequantize_rows TYPE < blocks > values.f32")?;
-    let t = stload::gguf::dequant::by_name(&name).ok_or_else(|| {
-        let known: Vec<&str> = stload::gguf::dequant::TYPES
+    let t = stload::convert::dequant::by_name(&name).ok_or_else(|| {
+        let known: Vec<&str> = stload::convert::dequant::TYPES
             .iter()
             .map(|t| t.name())
             .collect();

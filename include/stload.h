@@ -48,6 +48,11 @@ struct mlx_array_;
 #define STLOAD_FORMAT_PYTORCH 1
 
 /*
+ `stload_tensor_info.format`: a GGUF file.
+ */
+#define STLOAD_FORMAT_GGUF 2
+
+/*
  Result of every fallible function. The numbers are stable: retired ones stay reserved.
  */
 typedef enum stload_status {
@@ -190,10 +195,13 @@ typedef struct stload_tensor_info {
    */
   const char *original_name;
   /*
-   The format of `file`: `STLOAD_FORMAT_SAFETENSORS` or `STLOAD_FORMAT_PYTORCH`.
+   The format of `file`: `STLOAD_FORMAT_SAFETENSORS`, `STLOAD_FORMAT_PYTORCH` or
+   `STLOAD_FORMAT_GGUF`.
    */
   uint32_t format;
 } stload_tensor_info;
+
+
 
 
 

@@ -73,19 +73,9 @@ fn block_types_are_appended_and_their_sizes_reach_c() {
 /// bytes per block, and every dtype with a GGML number is one the package knows.
 #[test]
 fn ggml_types_match_the_gguf_package() {
-    let out = std::process::Command::new(common::python())
-        .args([
-            "-c",
-            "import gguf\nfor t, (b, n) in gguf.GGML_QUANT_SIZES.items(): print(t.name, t.value, b, n)",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let script =
+        "import gguf\nfor t, (b, n) in gguf.GGML_QUANT_SIZES.items(): print(t.name, t.value, b, n)";
+    let text = String::from_utf8(common::run_python(&["-c", script])).unwrap();
     let mut seen = 0;
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();

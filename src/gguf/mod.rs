@@ -13,7 +13,6 @@ pub mod quant;
 mod types;
 mod writer;
 
-pub use crate::gguf_format::dequant;
 pub use crate::gguf_format::{
     is_shard_of, parse_size, shard_path, ShardInfo, Split, KEY_SPLIT_COUNT, KEY_SPLIT_NO,
     KEY_SPLIT_TENSORS_COUNT,

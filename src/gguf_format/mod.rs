@@ -1,10 +1,9 @@
 //! The GGUF container as input: the ggml type numbers ([`GgmlType`]), the header reader
-//! ([`read`], [`parse`], [`read_set`] for split sets), gguf-split's shard names and keys, and
-//! dequantisation of ggml's block types ([`dequant`]). Bytes in, tables and f32 out: it knows
-//! no model, so the model can open GGUF files through it; `gguf` (the output side, which uses
-//! the model) re-exports its public items.
+//! ([`read`], [`parse`], [`read_set`] for split sets) and gguf-split's shard names and keys.
+//! Bytes in, tables out: it knows no model, so the model can open GGUF files through it;
+//! `gguf` (the output side, which uses the model) re-exports its public items. The block
+//! types' values are `convert::dequant`'s.
 
-pub mod dequant;
 mod ggml_type;
 mod reader;
 mod split;
@@ -26,3 +25,14 @@ pub const MAGIC: [u8; 4] = *b"GGUF";
 pub const DEFAULT_ALIGNMENT: u32 = 32;
 /// Most dimensions ggml tensors have.
 pub const MAX_DIMS: usize = 4;
+
+/// Whether `path` is a regular file starting with the GGUF magic (anything else, a FIFO
+/// included, is left to the other formats' openers, which say why it is not theirs).
+pub fn is_gguf_file(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let Ok((file, _)) = crate::identity::open_regular(path) else {
+        return false;
+    };
+    let mut head = [0u8; 4];
+    file.take(4).read_exact(&mut head).is_ok() && head == MAGIC
+}

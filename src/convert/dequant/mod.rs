@@ -2,7 +2,8 @@
 //! `gguf.quants.dequantize` (and so to ggml's `dequantize_row_*`, which it mirrors).
 //!
 //! [`TYPES`] lists every type stload can dequantise with its kernel; block sizes and bytes per
-//! block come from the one ggml type table ([`GgmlType::block`]). Each kernel computes every
+//! block come from the one ggml type table ([`Dtype::block`]). [`super::convert`] runs these
+//! kernels for a block type into F32, F16 or BF16 (the last two narrowed from the exact F32). Each kernel computes every
 //! value with the f32 operations of the reference in its order (`d * q`, `d * q + m`,
 //! `(d * s) * q - m`, ...), with no fused multiply-add, so NaN and infinite scales give the same
 //! bits too. F16 scales widen exactly, NaN payloads kept (`convert::float::f16_to_f32`).
@@ -19,8 +20,8 @@ mod k_quants;
 mod legacy;
 mod ternary;
 
-use super::GgmlType;
-use crate::convert::float::f16_to_f32;
+use super::float::f16_to_f32;
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 
 /// Values per super-block of the K-quant, IQ and ternary types.
@@ -29,23 +30,23 @@ const QK_K: usize = 256;
 /// One type stload dequantises.
 #[derive(Debug, Clone, Copy)]
 pub struct DequantType {
-    /// The GGML type number, as GGUF stores it.
-    pub ggml: GgmlType,
+    /// The dtype dequantised (a block type, or F32, F16, BF16).
+    pub dtype: Dtype,
     /// Dequantises whole blocks of `src` into `dst` (one f32 per value), on the calling thread.
     /// The lengths are checked by [`DequantType::dequantize`]; a kernel given others handles
     /// the whole blocks that fit both.
-    kernel: fn(src: &[u8], dst: &mut [f32]),
+    pub(super) kernel: fn(src: &[u8], dst: &mut [f32]),
 }
 
 impl DequantType {
     /// ggml's name of the type (`"Q4_K"`).
     pub fn name(&self) -> &'static str {
-        self.ggml.name().unwrap_or("?")
+        self.dtype.name()
     }
 
     /// Values per block and bytes per block.
     pub fn block(&self) -> (usize, usize) {
-        let (values, bytes) = self.ggml.block().unwrap_or((1, 1));
+        let (values, bytes) = self.dtype.block();
         (values as usize, bytes as usize)
     }
 
@@ -83,114 +84,114 @@ impl DequantType {
 /// `quants.dequantize` knows.
 pub static TYPES: &[DequantType] = &[
     DequantType {
-        ggml: GgmlType::F32,
+        dtype: Dtype::F32,
         kernel: f32_kernel,
     },
     DequantType {
-        ggml: GgmlType::F16,
+        dtype: Dtype::F16,
         kernel: f16_kernel,
     },
     DequantType {
-        ggml: GgmlType(2),
+        dtype: Dtype::Q4_0,
         kernel: legacy::q4_0,
     },
     DequantType {
-        ggml: GgmlType(3),
+        dtype: Dtype::Q4_1,
         kernel: legacy::q4_1,
     },
     DequantType {
-        ggml: GgmlType(6),
+        dtype: Dtype::Q5_0,
         kernel: legacy::q5_0,
     },
     DequantType {
-        ggml: GgmlType(7),
+        dtype: Dtype::Q5_1,
         kernel: legacy::q5_1,
     },
     DequantType {
-        ggml: GgmlType::Q8_0,
+        dtype: Dtype::Q8_0,
         kernel: legacy::q8_0,
     },
     DequantType {
-        ggml: GgmlType(10),
+        dtype: Dtype::Q2_K,
         kernel: k_quants::q2_k,
     },
     DequantType {
-        ggml: GgmlType(11),
+        dtype: Dtype::Q3_K,
         kernel: k_quants::q3_k,
     },
     DequantType {
-        ggml: GgmlType(12),
+        dtype: Dtype::Q4_K,
         kernel: k_quants::q4_k,
     },
     DequantType {
-        ggml: GgmlType(13),
+        dtype: Dtype::Q5_K,
         kernel: k_quants::q5_k,
     },
     DequantType {
-        ggml: GgmlType(14),
+        dtype: Dtype::Q6_K,
         kernel: k_quants::q6_k,
     },
     DequantType {
-        ggml: GgmlType(16),
+        dtype: Dtype::IQ2_XXS,
         kernel: iq::iq2_xxs,
     },
     DequantType {
-        ggml: GgmlType(17),
+        dtype: Dtype::IQ2_XS,
         kernel: iq::iq2_xs,
     },
     DequantType {
-        ggml: GgmlType(18),
+        dtype: Dtype::IQ3_XXS,
         kernel: iq::iq3_xxs,
     },
     DequantType {
-        ggml: GgmlType(19),
+        dtype: Dtype::IQ1_S,
         kernel: iq::iq1_s,
     },
     DequantType {
-        ggml: GgmlType(20),
+        dtype: Dtype::IQ4_NL,
         kernel: iq::iq4_nl,
     },
     DequantType {
-        ggml: GgmlType(21),
+        dtype: Dtype::IQ3_S,
         kernel: iq::iq3_s,
     },
     DequantType {
-        ggml: GgmlType(22),
+        dtype: Dtype::IQ2_S,
         kernel: iq::iq2_s,
     },
     DequantType {
-        ggml: GgmlType(23),
+        dtype: Dtype::IQ4_XS,
         kernel: iq::iq4_xs,
     },
     DequantType {
-        ggml: GgmlType(29),
+        dtype: Dtype::IQ1_M,
         kernel: iq::iq1_m,
     },
     DequantType {
-        ggml: GgmlType::BF16,
+        dtype: Dtype::BF16,
         kernel: bf16_kernel,
     },
     DequantType {
-        ggml: GgmlType(34),
+        dtype: Dtype::TQ1_0,
         kernel: ternary::tq1_0,
     },
     DequantType {
-        ggml: GgmlType(35),
+        dtype: Dtype::TQ2_0,
         kernel: ternary::tq2_0,
     },
     DequantType {
-        ggml: GgmlType(39),
+        dtype: Dtype::MXFP4,
         kernel: fp4::mxfp4,
     },
     DequantType {
-        ggml: GgmlType(40),
+        dtype: Dtype::NVFP4,
         kernel: fp4::nvfp4,
     },
 ];
 
-/// The dequantiser of a GGML type, if stload has one.
-pub fn by_ggml(t: GgmlType) -> Option<&'static DequantType> {
-    TYPES.iter().find(|d| d.ggml == t)
+/// The dequantiser of a dtype, if stload has one.
+pub fn by_dtype(dtype: Dtype) -> Option<&'static DequantType> {
+    TYPES.iter().find(|d| d.dtype == dtype)
 }
 
 /// The dequantiser of a type by its ggml name, case-insensitively (`"q4_k"`).
@@ -249,17 +250,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_sizes_come_from_the_ggml_table() {
+    fn every_entry_is_a_ggml_type_found_by_dtype_and_name() {
         for t in TYPES {
-            assert!(t.ggml.block().is_some(), "{}", t.name());
-            assert_eq!(by_ggml(t.ggml).map(|d| d.ggml), Some(t.ggml));
+            assert!(t.dtype.ggml_type().is_some(), "{}", t.name());
+            assert_eq!(by_dtype(t.dtype).map(|d| d.dtype), Some(t.dtype));
             assert_eq!(
-                by_name(&t.name().to_lowercase()).map(|d| d.ggml),
-                Some(t.ggml)
+                by_name(&t.name().to_lowercase()).map(|d| d.dtype),
+                Some(t.dtype)
             );
         }
         assert!(
-            by_ggml(GgmlType(15)).is_none(),
+            by_dtype(Dtype::Q8_K).is_none(),
             "Q8_K has no dequantiser in ggml"
         );
     }
