@@ -23,9 +23,16 @@ struct Expected {
 
 /// Writes the fixture into a fresh directory; the model file is `DIR/model.gguf`.
 fn fixture() -> (tempfile::TempDir, Vec<Expected>) {
+    fixture_with(&[])
+}
+
+/// [`fixture`] with more arguments to the script (`--llama FTYPE`).
+fn fixture_with(args: &[&str]) -> (tempfile::TempDir, Vec<Expected>) {
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gguf/gguf_input_fixture.py");
-    common::run_python(&[script.as_os_str(), dir.path().as_os_str()]);
+    let mut all = vec![script.into_os_string(), dir.path().as_os_str().to_owned()];
+    all.extend(args.iter().map(Into::into));
+    common::run_python(&all);
     let json = std::fs::read(dir.path().join("expected.json")).unwrap();
     let list: Vec<serde_json::Value> = serde_json::from_slice(&json).unwrap();
     let expected = list
@@ -109,6 +116,69 @@ fn every_type_opens_as_stored_and_dequantizes_like_the_gguf_package() {
         }
     }
     assert_eq!(block_types, 23, "every block type the package dequantises");
+}
+
+/// Files llama.cpp's quantizer wrote (real blocks, its alignment and keys): every tensor's
+/// stored bytes and F32 values equal the file's and the package's.
+#[test]
+fn files_llama_cpp_quantized_open_and_dequantize_like_the_gguf_package() {
+    let mut seen = std::collections::BTreeSet::new();
+    // quant_check.py's file types and Q8_0: every type llama.cpp writes without an importance
+    // matrix.
+    for ftype in [
+        "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K",
+        "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0",
+    ] {
+        let (dir, expected) = fixture_with(&["--llama", ftype]);
+        let path = model_path(dir.path());
+        let file = std::fs::read(&path).unwrap();
+        let model = Model::open_files(&[&path], &Options::default()).unwrap();
+        assert_eq!(model.names().count(), expected.len(), "{ftype}");
+        for e in &expected {
+            let native = model.get(&e.name).unwrap();
+            assert_eq!(native.dtype(), e.dtype, "{ftype} {}", e.name);
+            assert_eq!(native.shape(), e.shape.as_slice(), "{ftype} {}", e.name);
+            let stored = &file[e.data_offset..e.data_offset + e.nbytes];
+            assert!(native.data() == stored, "{ftype} {}", e.name);
+            let values = model.get_as(&e.name, Dtype::F32).unwrap();
+            let want = oracle(dir.path(), &e.name, Dtype::F32);
+            assert!(values.data() == want.as_slice(), "{ftype} {}", e.name);
+            seen.insert(e.dtype);
+        }
+    }
+    let blocks: Vec<&str> = seen
+        .iter()
+        .filter(|d| d.is_block())
+        .map(|d| d.name())
+        .collect();
+    assert_eq!(
+        blocks.join(" "),
+        "Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0"
+    );
+}
+
+#[test]
+fn rows_of_blocks_slice_zero_copy_and_dequantize() {
+    let (dir, expected) = fixture();
+    let path = model_path(dir.path());
+    let file = std::fs::read(&path).unwrap();
+    let model = Model::open_files(&[&path], &Options::default()).unwrap();
+    for e in expected.iter().filter(|e| e.dtype.is_block()) {
+        let rows = e.shape[0] as usize;
+        let row_bytes = e.nbytes / rows;
+        let native = model.get_slice(&e.name, 0, 1, 2, None).unwrap();
+        assert!(native.is_mapped(), "{}", e.name);
+        let at = e.data_offset + row_bytes;
+        assert_eq!(native.data(), &file[at..at + row_bytes], "{}", e.name);
+        let values = model.get_slice(&e.name, 0, 1, 2, Some(Dtype::F32)).unwrap();
+        let all = oracle(dir.path(), &e.name, Dtype::F32);
+        let row_values = all.len() / rows;
+        assert!(
+            values.data() == &all[row_values..2 * row_values],
+            "{}",
+            e.name
+        );
+    }
 }
 
 #[test]

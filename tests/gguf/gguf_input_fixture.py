@@ -8,7 +8,11 @@ blocks. Writes DIR/model.gguf and, per tensor, DIR/NAME.f32 (the package's value
 f32), DIR/NAME.f16 (those values as numpy's astype(float16)) and DIR/NAME.bf16 (ml_dtypes'
 bfloat16), plus DIR/expected.json (name, type, shape outermost first, data offset and length).
 
-Usage: gguf_input_fixture.py DIR
+With --llama FTYPE: instead, a llama-shaped F32 model (quant_check.py's) quantised by
+llama.cpp's `llama_model_quantize` to that file type (Q4_K_M, IQ4_XS, TQ1_0, ...), with the
+same files per tensor: real blocks as llama.cpp writes them.
+
+Usage: gguf_input_fixture.py DIR [--llama FTYPE]
 """
 
 import json
@@ -28,9 +32,44 @@ TYPES = [
 ]
 
 
+def write_expected(out: Path, shapes: dict[str, tuple[str, tuple[int, ...]]]) -> None:
+    """The package's values of every tensor of out/model.gguf, and expected.json."""
+    reader = gguf.GGUFReader(str(out / "model.gguf"))
+    expected = []
+    for t in reader.tensors:
+        name, shape = shapes.get(t.name) or (t.tensor_type.name, tuple(int(d) for d in reversed(t.shape)))
+        with np.errstate(all="ignore"):
+            values = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype("<f4").reshape(shape)
+            (out / f"{t.name}.f32").write_bytes(values.tobytes())
+            (out / f"{t.name}.f16").write_bytes(values.astype("<f2").tobytes())
+            (out / f"{t.name}.bf16").write_bytes(values.astype(ml_dtypes.bfloat16).tobytes())
+        expected.append(
+            {
+                "name": t.name,
+                "type": name,
+                "shape": list(shape),
+                "data_offset": int(t.data_offset),
+                "nbytes": int(t.n_bytes),
+            }
+        )
+    (out / "expected.json").write_text(json.dumps(expected, indent=1))
+
+
+def llama(out: Path, ftype: str) -> int:
+    from quant_check import FILE_TYPES, llama_quantize, write_model
+
+    write_model(out / "f32.gguf")
+    llama_quantize(out / "f32.gguf", out / "model.gguf", {**FILE_TYPES, "Q8_0": 7}[ftype])
+    (out / "f32.gguf").unlink()
+    write_expected(out, {})
+    return 0
+
+
 def main() -> int:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
+    if len(sys.argv) == 4 and sys.argv[2] == "--llama":
+        return llama(out, sys.argv[3])
     rng = np.random.default_rng(27)
     w = gguf.GGUFWriter(str(out / "model.gguf"), "llama")
     w.add_block_count(1)
@@ -60,25 +99,7 @@ def main() -> int:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    reader = gguf.GGUFReader(str(out / "model.gguf"))
-    expected = []
-    for t in reader.tensors:
-        name, shape = tensors[t.name]
-        with np.errstate(all="ignore"):
-            values = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype("<f4").reshape(shape)
-            (out / f"{t.name}.f32").write_bytes(values.tobytes())
-            (out / f"{t.name}.f16").write_bytes(values.astype("<f2").tobytes())
-            (out / f"{t.name}.bf16").write_bytes(values.astype(ml_dtypes.bfloat16).tobytes())
-        expected.append(
-            {
-                "name": t.name,
-                "type": name,
-                "shape": list(shape),
-                "data_offset": int(t.data_offset),
-                "nbytes": int(t.n_bytes),
-            }
-        )
-    (out / "expected.json").write_text(json.dumps(expected, indent=1))
+    write_expected(out, tensors)
     return 0
 
 
