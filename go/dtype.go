@@ -40,7 +40,58 @@ const (
 	F6E3M2     Dtype = C.STLOAD_DTYPE_F6_E3M2
 )
 
-// Dtypes returns every storable dtype (all but Native), in the order of their numbers.
+// GGML's block-quantised types, which GGUF files store: a tensor holds whole blocks along its
+// last axis (BlockSize values in BlockBytes bytes each). Numbered after the element types.
+const (
+	Q4_0    Dtype = C.STLOAD_DTYPE_Q4_0
+	Q4_1    Dtype = C.STLOAD_DTYPE_Q4_1
+	Q5_0    Dtype = C.STLOAD_DTYPE_Q5_0
+	Q5_1    Dtype = C.STLOAD_DTYPE_Q5_1
+	Q8_0    Dtype = C.STLOAD_DTYPE_Q8_0
+	Q8_1    Dtype = C.STLOAD_DTYPE_Q8_1
+	Q2_K    Dtype = C.STLOAD_DTYPE_Q2_K
+	Q3_K    Dtype = C.STLOAD_DTYPE_Q3_K
+	Q4_K    Dtype = C.STLOAD_DTYPE_Q4_K
+	Q5_K    Dtype = C.STLOAD_DTYPE_Q5_K
+	Q6_K    Dtype = C.STLOAD_DTYPE_Q6_K
+	Q8_K    Dtype = C.STLOAD_DTYPE_Q8_K
+	IQ2_XXS Dtype = C.STLOAD_DTYPE_IQ2_XXS
+	IQ2_XS  Dtype = C.STLOAD_DTYPE_IQ2_XS
+	IQ3_XXS Dtype = C.STLOAD_DTYPE_IQ3_XXS
+	IQ1_S   Dtype = C.STLOAD_DTYPE_IQ1_S
+	IQ4_NL  Dtype = C.STLOAD_DTYPE_IQ4_NL
+	IQ3_S   Dtype = C.STLOAD_DTYPE_IQ3_S
+	IQ2_S   Dtype = C.STLOAD_DTYPE_IQ2_S
+	IQ4_XS  Dtype = C.STLOAD_DTYPE_IQ4_XS
+	IQ1_M   Dtype = C.STLOAD_DTYPE_IQ1_M
+	TQ1_0   Dtype = C.STLOAD_DTYPE_TQ1_0
+	TQ2_0   Dtype = C.STLOAD_DTYPE_TQ2_0
+	MXFP4   Dtype = C.STLOAD_DTYPE_MXFP4
+	NVFP4   Dtype = C.STLOAD_DTYPE_NVFP4
+	Q1_0    Dtype = C.STLOAD_DTYPE_Q1_0
+)
+
+// BlockDtypes returns GGML's block-quantised types, in the order of their numbers.
+func BlockDtypes() []Dtype {
+	return []Dtype{Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ2_XXS,
+		IQ2_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ2_S, IQ4_XS, IQ1_M, TQ1_0, TQ2_0, MXFP4, NVFP4, Q1_0}
+}
+
+// BlockSize returns the values in the smallest run of d that fills whole bytes: a block type's
+// block (256 for Q4_K), 2 for F4, 4 for the F6 types, 1 for the others; 0 for Native and
+// unknown numbers.
+func (d Dtype) BlockSize() int {
+	return int(C.stload_dtype_block_size(C.stload_dtype(d)))
+}
+
+// BlockBytes returns the bytes of the run BlockSize counts (144 for Q4_K, 2 for BF16); 0 for
+// Native and unknown numbers.
+func (d Dtype) BlockBytes() int {
+	return int(C.stload_dtype_block_bytes(C.stload_dtype(d)))
+}
+
+// Dtypes returns every element dtype (all but Native and the block types), in the order of
+// their numbers: the dtypes a safetensors file can store.
 func Dtypes() []Dtype {
 	return []Dtype{Bool, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, C64,
 		F8E4M3, F8E5M2, F8E8M0, F8E4M3FNUZ, F8E5M2FNUZ, F4, F6E2M3, F6E3M2}
@@ -59,7 +110,7 @@ func (d Dtype) String() string {
 }
 
 // Bits returns the size of one element in bits (4 for F4, 6 for F6, 16 for BF16...), or 0
-// for Native and unknown numbers.
+// for Native, unknown numbers and the block types (see BlockSize and BlockBytes).
 func (d Dtype) Bits() int {
 	return int(C.stload_dtype_bits(C.stload_dtype(d)))
 }

@@ -48,6 +48,11 @@ struct mlx_array_;
 #define STLOAD_FORMAT_PYTORCH 1
 
 /*
+ `stload_tensor_info.format`: a GGUF file.
+ */
+#define STLOAD_FORMAT_GGUF 2
+
+/*
  Result of every fallible function. The numbers are stable: retired ones stay reserved.
  */
 typedef enum stload_status {
@@ -190,10 +195,13 @@ typedef struct stload_tensor_info {
    */
   const char *original_name;
   /*
-   The format of `file`: `STLOAD_FORMAT_SAFETENSORS` or `STLOAD_FORMAT_PYTORCH`.
+   The format of `file`: `STLOAD_FORMAT_SAFETENSORS`, `STLOAD_FORMAT_PYTORCH` or
+   `STLOAD_FORMAT_GGUF`.
    */
   uint32_t format;
 } stload_tensor_info;
+
+
 
 
 
@@ -313,6 +321,136 @@ typedef struct stload_tensor_info {
  MX FP6 E3M2, 6 bits.
  */
 #define STLOAD_DTYPE_F6_E3M2 22
+
+/*
+ GGML Q4_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q4_0 23
+
+/*
+ GGML Q4_1 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q4_1 24
+
+/*
+ GGML Q5_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q5_0 25
+
+/*
+ GGML Q5_1 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q5_1 26
+
+/*
+ GGML Q8_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q8_0 27
+
+/*
+ GGML Q8_1 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q8_1 28
+
+/*
+ GGML Q2_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q2_K 29
+
+/*
+ GGML Q3_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q3_K 30
+
+/*
+ GGML Q4_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q4_K 31
+
+/*
+ GGML Q5_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q5_K 32
+
+/*
+ GGML Q6_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q6_K 33
+
+/*
+ GGML Q8_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q8_K 34
+
+/*
+ GGML IQ2_XXS blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ2_XXS 35
+
+/*
+ GGML IQ2_XS blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ2_XS 36
+
+/*
+ GGML IQ3_XXS blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ3_XXS 37
+
+/*
+ GGML IQ1_S blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ1_S 38
+
+/*
+ GGML IQ4_NL blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ4_NL 39
+
+/*
+ GGML IQ3_S blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ3_S 40
+
+/*
+ GGML IQ2_S blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ2_S 41
+
+/*
+ GGML IQ4_XS blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ4_XS 42
+
+/*
+ GGML IQ1_M blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_IQ1_M 43
+
+/*
+ GGML TQ1_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_TQ1_0 44
+
+/*
+ GGML TQ2_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_TQ2_0 45
+
+/*
+ GGML MXFP4 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_MXFP4 46
+
+/*
+ GGML NVFP4 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_NVFP4 47
+
+/*
+ GGML Q1_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+ */
+#define STLOAD_DTYPE_Q1_0 48
 
 /*
  ollama's default: F32 for 1-D tensors, biases, `*.ffn_gate_inp.weight`,
@@ -516,9 +654,24 @@ enum stload_status stload_dtype_from_name(const char *name,
 const char *stload_dtype_name(stload_dtype dtype);
 
 /*
- Bits per element (4 for F4, 6 for F6, 16 for BF16...); 0 for NATIVE or an unknown number.
+ Bits per element (4 for F4, 6 for F6, 16 for BF16...); 0 for NATIVE, an unknown number or a
+ GGML block type (whose size `stload_dtype_block_size` and `stload_dtype_block_bytes` give).
  */
 uint32_t stload_dtype_bits(stload_dtype dtype);
+
+/*
+ Values in the smallest run of a dtype that fills whole bytes: a GGML block type's block
+ (256 for `STLOAD_DTYPE_Q4_K`), 2 for F4, 4 for the F6 types, 1 for the others; 0 for NATIVE
+ or an unknown number. A tensor of a block type holds whole blocks along its last axis.
+ Thread-safe.
+ */
+uint64_t stload_dtype_block_size(stload_dtype dtype);
+
+/*
+ Bytes of the run `stload_dtype_block_size` counts (144 for `STLOAD_DTYPE_Q4_K`, 1 for F4,
+ 2 for BF16); 0 for NATIVE or an unknown number. Thread-safe.
+ */
+uint64_t stload_dtype_block_bytes(stload_dtype dtype);
 
 /*
  The status of an error. Returns `STLOAD_ERR_INVALID_ARGUMENT` when `err` is NULL.

@@ -63,6 +63,10 @@ cargo build --release --quiet --example quantize_rows
 step "quantised GGUF files: every file type's tensors as llama.cpp's quantizer writes them (tests/gguf/quant_file_check.py)"
 OMP_NUM_THREADS=2 "$STLOAD_PYTHON" tests/gguf/quant_file_check.py --stload target/release/stload
 
+step "dequantisation kernels: the same f32 bits as the gguf package and ggml (tests/gguf/dequant_check.py)"
+cargo build --release --quiet --example dequantize_rows
+"$STLOAD_PYTHON" tests/gguf/dequant_check.py --bin target/release/examples/dequantize_rows
+
 step "remote models: s3:// and http:// from s3s-fs and nginx on loopback (Rust, C, Go, CLI)"
 STLOAD_REMOTE_SKIP_RUST=1 tests/remote/run.sh # its Rust tests ran in the cargo test step
 

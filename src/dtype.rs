@@ -1,13 +1,16 @@
-//! Element types of the safetensors format: names, aliases and sizes.
+//! Element types of the safetensors format and GGML's block types: names, aliases, sizes and
+//! GGML type numbers.
 
 use std::fmt;
 
-/// One element type a safetensors file can store.
+/// One element type a safetensors file can store, or one of GGML's block-quantised types a
+/// GGUF file can store ([`Dtype::is_block`]).
 ///
 /// The discriminants are the numbers of the C constants `STLOAD_DTYPE_*` and never change;
 /// 0 is reserved for `STLOAD_DTYPE_NATIVE` ("as stored") in the C API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
+#[allow(non_camel_case_types)] // the block types keep ggml's names (Q4_K, IQ2_XXS)
 pub enum Dtype {
     /// Boolean, one byte per element (0 or 1).
     Bool = 1,
@@ -53,11 +56,65 @@ pub enum Dtype {
     F6E2M3 = 21,
     /// MX FP6 E3M2, six bits per element.
     F6E3M2 = 22,
+    // GGML's block-quantised types (`Dtype::is_block`): a value is only addressable as part of
+    // its block; [`Dtype::block`] gives values and bytes per block.
+    /// ggml Q4_0: blocks of 32 4-bit values and an F16 scale.
+    Q4_0 = 23,
+    /// ggml Q4_1: blocks of 32 4-bit values, an F16 scale and an F16 minimum.
+    Q4_1 = 24,
+    /// ggml Q5_0: blocks of 32 5-bit values and an F16 scale.
+    Q5_0 = 25,
+    /// ggml Q5_1: blocks of 32 5-bit values, an F16 scale and an F16 minimum.
+    Q5_1 = 26,
+    /// ggml Q8_0: blocks of 32 signed bytes and an F16 scale.
+    Q8_0 = 27,
+    /// ggml Q8_1: blocks of 32 signed bytes, an F32 scale and an F32 sum (dot products only).
+    Q8_1 = 28,
+    /// ggml Q2_K: super-blocks of 256 2-bit values.
+    Q2_K = 29,
+    /// ggml Q3_K: super-blocks of 256 3-bit values.
+    Q3_K = 30,
+    /// ggml Q4_K: super-blocks of 256 4-bit values.
+    Q4_K = 31,
+    /// ggml Q5_K: super-blocks of 256 5-bit values.
+    Q5_K = 32,
+    /// ggml Q6_K: super-blocks of 256 6-bit values.
+    Q6_K = 33,
+    /// ggml Q8_K: super-blocks of 256 signed bytes (dot products only).
+    Q8_K = 34,
+    /// ggml IQ2_XXS: 2.06 bits a value on a lattice.
+    IQ2_XXS = 35,
+    /// ggml IQ2_XS: 2.31 bits a value on a lattice.
+    IQ2_XS = 36,
+    /// ggml IQ3_XXS: 3.06 bits a value on a lattice.
+    IQ3_XXS = 37,
+    /// ggml IQ1_S: 1.56 bits a value on a lattice.
+    IQ1_S = 38,
+    /// ggml IQ4_NL: blocks of 32 non-linear 4-bit values.
+    IQ4_NL = 39,
+    /// ggml IQ3_S: 3.44 bits a value on a lattice.
+    IQ3_S = 40,
+    /// ggml IQ2_S: 2.5 bits a value on a lattice.
+    IQ2_S = 41,
+    /// ggml IQ4_XS: super-blocks of 256 non-linear 4-bit values.
+    IQ4_XS = 42,
+    /// ggml IQ1_M: 1.75 bits a value on a lattice.
+    IQ1_M = 43,
+    /// ggml TQ1_0: ternary values, five to a byte.
+    TQ1_0 = 44,
+    /// ggml TQ2_0: ternary values, two bits each.
+    TQ2_0 = 45,
+    /// ggml MXFP4: blocks of 32 FP4 (E2M1) values and an E8M0 scale.
+    MXFP4 = 46,
+    /// ggml NVFP4: blocks of 64 FP4 (E2M1) values, four E4M3 scales.
+    NVFP4 = 47,
+    /// ggml Q1_0: blocks of 128 1-bit values and an F16 scale.
+    Q1_0 = 48,
 }
 
 impl Dtype {
     /// Every dtype, in the order of their numbers.
-    pub const ALL: [Dtype; 22] = [
+    pub const ALL: [Dtype; 48] = [
         Dtype::Bool,
         Dtype::U8,
         Dtype::I8,
@@ -80,6 +137,32 @@ impl Dtype {
         Dtype::F4,
         Dtype::F6E2M3,
         Dtype::F6E3M2,
+        Dtype::Q4_0,
+        Dtype::Q4_1,
+        Dtype::Q5_0,
+        Dtype::Q5_1,
+        Dtype::Q8_0,
+        Dtype::Q8_1,
+        Dtype::Q2_K,
+        Dtype::Q3_K,
+        Dtype::Q4_K,
+        Dtype::Q5_K,
+        Dtype::Q6_K,
+        Dtype::Q8_K,
+        Dtype::IQ2_XXS,
+        Dtype::IQ2_XS,
+        Dtype::IQ3_XXS,
+        Dtype::IQ1_S,
+        Dtype::IQ4_NL,
+        Dtype::IQ3_S,
+        Dtype::IQ2_S,
+        Dtype::IQ4_XS,
+        Dtype::IQ1_M,
+        Dtype::TQ1_0,
+        Dtype::TQ2_0,
+        Dtype::MXFP4,
+        Dtype::NVFP4,
+        Dtype::Q1_0,
     ];
 
     /// The dtype with this C number, if any (0, NATIVE, is not a dtype).
@@ -122,19 +205,49 @@ impl Dtype {
             Dtype::F4 => "F4\0",
             Dtype::F6E2M3 => "F6_E2M3\0",
             Dtype::F6E3M2 => "F6_E3M2\0",
+            Dtype::Q4_0 => "Q4_0\0",
+            Dtype::Q4_1 => "Q4_1\0",
+            Dtype::Q5_0 => "Q5_0\0",
+            Dtype::Q5_1 => "Q5_1\0",
+            Dtype::Q8_0 => "Q8_0\0",
+            Dtype::Q8_1 => "Q8_1\0",
+            Dtype::Q2_K => "Q2_K\0",
+            Dtype::Q3_K => "Q3_K\0",
+            Dtype::Q4_K => "Q4_K\0",
+            Dtype::Q5_K => "Q5_K\0",
+            Dtype::Q6_K => "Q6_K\0",
+            Dtype::Q8_K => "Q8_K\0",
+            Dtype::IQ2_XXS => "IQ2_XXS\0",
+            Dtype::IQ2_XS => "IQ2_XS\0",
+            Dtype::IQ3_XXS => "IQ3_XXS\0",
+            Dtype::IQ1_S => "IQ1_S\0",
+            Dtype::IQ4_NL => "IQ4_NL\0",
+            Dtype::IQ3_S => "IQ3_S\0",
+            Dtype::IQ2_S => "IQ2_S\0",
+            Dtype::IQ4_XS => "IQ4_XS\0",
+            Dtype::IQ1_M => "IQ1_M\0",
+            Dtype::TQ1_0 => "TQ1_0\0",
+            Dtype::TQ2_0 => "TQ2_0\0",
+            Dtype::MXFP4 => "MXFP4\0",
+            Dtype::NVFP4 => "NVFP4\0",
+            Dtype::Q1_0 => "Q1_0\0",
         }
     }
 
-    /// The dtype a safetensors header names, spelled exactly as the format does.
+    /// The dtype a safetensors header names, spelled exactly as the format does (never a
+    /// block type: safetensors has none).
     pub fn from_header_name(name: &str) -> Option<Dtype> {
-        Dtype::ALL.iter().copied().find(|d| d.name() == name)
+        Dtype::ALL
+            .iter()
+            .copied()
+            .find(|d| !d.is_block() && d.name() == name)
     }
 
-    /// Parses a dtype name case-insensitively, accepting the format's spelling and the
-    /// common aliases (`float32`, `bfloat16`, `int64`, `half`, `float8_e4m3fn`, ...).
+    /// Parses a dtype name case-insensitively, accepting the format's spelling, ggml's names of
+    /// the block types (`q4_k`) and the common aliases (`float32`, `bfloat16`, `int64`, `half`, `float8_e4m3fn`, ...).
     pub fn from_name(name: &str) -> Option<Dtype> {
         let upper = name.trim().to_ascii_uppercase();
-        if let Some(d) = Dtype::from_header_name(&upper) {
+        if let Some(d) = Dtype::ALL.iter().copied().find(|d| d.name() == upper) {
             return Some(d);
         }
         let d = match upper.as_str() {
@@ -165,7 +278,8 @@ impl Dtype {
         Some(d)
     }
 
-    /// Size of one element in bits (4 for F4, 6 for the F6 types).
+    /// Size of one element in bits (4 for F4, 6 for the F6 types); 0 for a block type, whose
+    /// values have no whole number of bits each ([`Dtype::block`] gives its size).
     pub fn bits(self) -> u32 {
         match self {
             Dtype::F4 => 4,
@@ -181,6 +295,7 @@ impl Dtype {
             Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 16,
             Dtype::I32 | Dtype::U32 | Dtype::F32 => 32,
             Dtype::I64 | Dtype::U64 | Dtype::F64 | Dtype::C64 => 64,
+            _ => 0, // the block types
         }
     }
 
@@ -203,17 +318,104 @@ impl Dtype {
         )
     }
 
-    /// Size of one element in whole bytes, or `None` for the sub-byte types.
+    /// Size of one element in whole bytes, or `None` for the sub-byte and block types.
     pub fn byte_size(self) -> Option<usize> {
         let bits = self.bits();
-        bits.is_multiple_of(8).then_some(bits as usize / 8)
+        (bits != 0 && bits.is_multiple_of(8)).then_some(bits as usize / 8)
     }
 
-    /// Bytes needed for `elements` values, or `None` on overflow or when the
-    /// bits do not fill whole bytes (the safetensors rule for sub-byte types).
+    /// Whether this is one of GGML's block-quantised types (`Q4_K`, `IQ2_XXS`, `MXFP4`, ...).
+    pub fn is_block(self) -> bool {
+        self.ggml_block().is_some()
+    }
+
+    /// GGML type number, values per block and bytes per block of a block type.
+    fn ggml_block(self) -> Option<(u32, u64, u64)> {
+        Some(match self {
+            Dtype::Q4_0 => (2, 32, 18),
+            Dtype::Q4_1 => (3, 32, 20),
+            Dtype::Q5_0 => (6, 32, 22),
+            Dtype::Q5_1 => (7, 32, 24),
+            Dtype::Q8_0 => (8, 32, 34),
+            Dtype::Q8_1 => (9, 32, 40),
+            Dtype::Q2_K => (10, 256, 84),
+            Dtype::Q3_K => (11, 256, 110),
+            Dtype::Q4_K => (12, 256, 144),
+            Dtype::Q5_K => (13, 256, 176),
+            Dtype::Q6_K => (14, 256, 210),
+            Dtype::Q8_K => (15, 256, 292),
+            Dtype::IQ2_XXS => (16, 256, 66),
+            Dtype::IQ2_XS => (17, 256, 74),
+            Dtype::IQ3_XXS => (18, 256, 98),
+            Dtype::IQ1_S => (19, 256, 50),
+            Dtype::IQ4_NL => (20, 32, 18),
+            Dtype::IQ3_S => (21, 256, 110),
+            Dtype::IQ2_S => (22, 256, 82),
+            Dtype::IQ4_XS => (23, 256, 136),
+            Dtype::IQ1_M => (29, 256, 56),
+            Dtype::TQ1_0 => (34, 256, 54),
+            Dtype::TQ2_0 => (35, 256, 66),
+            Dtype::MXFP4 => (39, 32, 17),
+            Dtype::NVFP4 => (40, 64, 36),
+            Dtype::Q1_0 => (41, 128, 18),
+            _ => return None,
+        })
+    }
+
+    /// The smallest run of values that fills whole bytes, as (values, bytes): a block type's
+    /// block (`(256, 144)` for Q4_K), `(2, 1)` for F4, `(4, 3)` for the F6 types and
+    /// `(1, size)` for the others.
+    pub fn block(self) -> (u64, u64) {
+        if let Some((_, values, bytes)) = self.ggml_block() {
+            return (values, bytes);
+        }
+        let bits = u64::from(self.bits());
+        let values = 8 / gcd(bits, 8);
+        (values, values * bits / 8)
+    }
+
+    /// The GGML type number of a dtype GGUF stores (`F32` 0, `Q4_K` 12, ...), or `None`.
+    pub fn ggml_type(self) -> Option<u32> {
+        if let Some((number, _, _)) = self.ggml_block() {
+            return Some(number);
+        }
+        Some(match self {
+            Dtype::F32 => 0,
+            Dtype::F16 => 1,
+            Dtype::I8 => 24,
+            Dtype::I16 => 25,
+            Dtype::I32 => 26,
+            Dtype::I64 => 27,
+            Dtype::F64 => 28,
+            Dtype::BF16 => 30,
+            _ => return None,
+        })
+    }
+
+    /// The dtype of a GGML type number, or `None` for a number ggml does not define.
+    pub fn from_ggml_type(number: u32) -> Option<Dtype> {
+        Dtype::ALL
+            .into_iter()
+            .find(|d| d.ggml_type() == Some(number))
+    }
+
+    /// Bytes needed for `elements` values, or `None` on overflow or when they are not a whole
+    /// number of [`Dtype::block`]s (the safetensors rule for sub-byte types; whole blocks for
+    /// the block types).
     pub fn bytes_for(self, elements: u64) -> Option<u64> {
-        let bits = elements.checked_mul(u64::from(self.bits()))?;
-        (bits % 8 == 0).then_some(bits / 8)
+        let (values, bytes) = self.block();
+        elements
+            .is_multiple_of(values)
+            .then(|| (elements / values).checked_mul(bytes))?
+    }
+}
+
+/// Greatest common divisor of two bit counts.
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -230,7 +432,7 @@ mod tests {
     #[test]
     fn codes_round_trip_and_zero_is_not_a_dtype() {
         assert_eq!(Dtype::from_code(0), None);
-        assert_eq!(Dtype::from_code(23), None);
+        assert_eq!(Dtype::from_code(Dtype::ALL.len() as u32 + 1), None);
         assert_eq!(Dtype::from_code(u32::MAX), None);
         for d in Dtype::ALL {
             assert_eq!(Dtype::from_code(d.code()), Some(d));
@@ -240,7 +442,8 @@ mod tests {
     #[test]
     fn names_round_trip_and_aliases_parse() {
         for d in Dtype::ALL {
-            assert_eq!(Dtype::from_header_name(d.name()), Some(d));
+            let header = (!d.is_block()).then_some(d);
+            assert_eq!(Dtype::from_header_name(d.name()), header);
             assert_eq!(Dtype::from_name(&d.name().to_lowercase()), Some(d));
         }
         assert_eq!(Dtype::from_name("FLOAT32"), Some(Dtype::F32));
@@ -261,5 +464,39 @@ mod tests {
         assert_eq!(Dtype::F64.bytes_for(u64::MAX), None);
         assert_eq!(Dtype::C64.byte_size(), Some(8));
         assert_eq!(Dtype::F4.byte_size(), None);
+        assert_eq!(Dtype::F4.block(), (2, 1));
+        assert_eq!(Dtype::F6E3M2.block(), (4, 3));
+        assert_eq!(Dtype::BF16.block(), (1, 2));
+    }
+
+    #[test]
+    fn block_types_are_sized_by_block_and_numbered_after_the_others() {
+        assert_eq!(
+            Dtype::Q4_0.code(),
+            23,
+            "the first block type follows F6_E3M2"
+        );
+        assert_eq!(Dtype::Q4_K.block(), (256, 144));
+        assert_eq!(Dtype::Q4_K.bytes_for(512), Some(288));
+        assert_eq!(Dtype::Q4_K.bytes_for(255), None);
+        assert_eq!(Dtype::Q8_0.bytes_for(u64::MAX / 32 * 32), None, "overflow");
+        assert_eq!(Dtype::Q4_K.bits(), 0);
+        assert_eq!(Dtype::Q4_K.byte_size(), None);
+        assert!(Dtype::IQ2_XXS.is_block() && !Dtype::F4.is_block() && !Dtype::F32.is_block());
+        assert_eq!(Dtype::from_name("q4_k"), Some(Dtype::Q4_K));
+        assert_eq!(Dtype::from_name("iq2_xxs"), Some(Dtype::IQ2_XXS));
+        assert_eq!(
+            Dtype::from_header_name("Q4_K"),
+            None,
+            "safetensors has no block types"
+        );
+        for d in Dtype::ALL {
+            if let Some(n) = d.ggml_type() {
+                assert_eq!(Dtype::from_ggml_type(n), Some(d), "{d}");
+            }
+            assert_eq!(d.is_block(), d.code() >= 23, "{d}");
+        }
+        assert_eq!(Dtype::from_ggml_type(12), Some(Dtype::Q4_K));
+        assert_eq!(Dtype::from_ggml_type(4), None, "Q4_2 was removed from ggml");
     }
 }

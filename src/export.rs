@@ -83,13 +83,15 @@ pub fn write_tensors(
                 }
             }
         } else {
-            let (Some(fs), Some(ts)) = (source.dtype().byte_size(), to.byte_size()) else {
+            let Some((fs, ts)) = convert::units(source.dtype(), to) else {
                 return Err(Error::Unsupported(format!(
                     "tensor \"{}\": no conversion to {to}",
                     names[i]
                 )));
             };
-            for chunk in source.data().chunks(CHUNK_ELEMENTS * fs) {
+            // Units are elements, or blocks of a block type: about CHUNK_ELEMENTS values a chunk.
+            let per_chunk = (CHUNK_ELEMENTS / source.dtype().block().0 as usize).max(1);
+            for chunk in source.data().chunks(per_chunk * fs) {
                 buf.resize(chunk.len() / fs * ts, 0);
                 convert::convert_parallel(chunk, source.dtype(), &mut buf, to, threads)
                     .map_err(|e| e.in_tensor(names[i]))?;

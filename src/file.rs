@@ -25,6 +25,8 @@ pub enum Format {
     Safetensors,
     /// A zip checkpoint written by PyTorch's `torch.save` (`.bin`, `.pth`, `.pt`).
     PyTorch,
+    /// A GGUF file (llama.cpp's format), one that is no shard of a split set.
+    Gguf,
 }
 
 impl Format {
@@ -33,6 +35,7 @@ impl Format {
         match self {
             Format::Safetensors => "safetensors",
             Format::PyTorch => "pytorch",
+            Format::Gguf => "gguf",
         }
     }
 }
@@ -234,6 +237,37 @@ impl ShardFile {
             handle: Mutex::new(None),
         };
         Ok((file, header))
+    }
+
+    /// Opens a GGUF file: reads and checks its header (every tensor's type, size and data range
+    /// within the file) through a mapping that touches only the header's pages. A shard of a
+    /// split set is refused: sets open whole, which this reader does not do yet.
+    pub fn open_gguf(path: &Path) -> Result<(ShardFile, crate::gguf_format::GgufFile)> {
+        let display = path.display().to_string();
+        let (file, meta) = open_regular(path)?;
+        // SAFETY: the mapping is read-only and dropped before returning; a file truncated while
+        // the header is parsed is the documented risk of every mapped read.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&display, "cannot map", &e))?;
+        if map.len() as u64 != meta.len() {
+            return Err(Error::Io {
+                path: display,
+                message: "file changed while mapping it".into(),
+            });
+        }
+        let gguf = crate::gguf_format::parse(&display, &map)?;
+        if let Some(shard) = &gguf.shard {
+            return Err(Error::Unsupported(format!(
+                "{display}: shard {} of {} of a split GGUF model: opening split sets is not \
+                 supported yet (merge them with gguf-split --merge)",
+                u32::from(shard.no) + 1,
+                shard.count
+            )));
+        }
+        let data_start = gguf.data_start;
+        Ok((
+            ShardFile::new(Format::Gguf, path, Identity::of(&meta), data_start),
+            gguf,
+        ))
     }
 
     /// Opens a PyTorch zip checkpoint: reads its directory and `data.pkl` (never the data).

@@ -66,6 +66,7 @@ pub mod ffi;
 pub(crate) mod file;
 pub(crate) mod general_name;
 pub mod gguf;
+pub(crate) mod gguf_format;
 pub(crate) mod header;
 pub(crate) mod hf_to_gguf;
 pub(crate) mod identity;

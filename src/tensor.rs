@@ -86,10 +86,7 @@ impl Tensor {
     /// Allocates nothing.
     pub fn copy_to(&self, dtype: Option<Dtype>, dst: &mut [u8], threads: usize) -> Result<()> {
         let to = dtype.unwrap_or(self.dtype);
-        let needed = self
-            .dtype
-            .byte_size()
-            .zip(to.byte_size())
+        let needed = crate::convert::units(self.dtype, to)
             .map_or(self.data().len(), |(fs, ts)| self.data().len() / fs * ts);
         if dst.len() != needed {
             return Err(Error::BufferSize(format!(

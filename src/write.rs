@@ -66,6 +66,13 @@ pub fn header_bytes(
     }
     let mut offset = 0u64;
     for t in tensors {
+        if t.dtype.is_block() {
+            return Err(Error::Unsupported(format!(
+                "tensor \"{}\": {} is a GGML block type, which safetensors cannot store: \
+                 convert it to F32, F16 or BF16",
+                t.name, t.dtype
+            )));
+        }
         let end = offset + t.nbytes()?;
         if map
             .insert(

@@ -39,8 +39,8 @@ fn every_dtype_reads_back_the_bytes_python_wrote() {
     }
     assert_eq!(
         seen.len(),
-        Dtype::ALL.len(),
-        "the fixtures cover every dtype"
+        Dtype::ALL.iter().filter(|d| !d.is_block()).count(),
+        "the fixtures cover every safetensors dtype"
     );
 }
 

@@ -7,6 +7,7 @@
 //! sources) and [`convert_parallel`]
 //! also splits large inputs across threads. Every kernel is a single streaming pass.
 
+pub mod dequant;
 mod float;
 mod lut;
 mod scalar;
@@ -57,6 +58,18 @@ impl From<Error> for crate::Error {
 }
 
 fn length_message(from: Dtype, to: Dtype, src_len: usize, dst_len: usize) -> String {
+    if let (true, Some((fs, ts))) = (from.is_block() && from != to, units(from, to)) {
+        return format!(
+            "converting {from} to {to}: source has {src_len} bytes, {}, which need {} \
+             destination bytes, but destination has {dst_len}",
+            if src_len.is_multiple_of(fs) {
+                format!("{} blocks of {fs} bytes", src_len / fs)
+            } else {
+                format!("not whole blocks of {fs} bytes")
+            },
+            (src_len / fs).saturating_mul(ts)
+        );
+    }
     let (Some(fs), Some(ts)) = (from.byte_size(), to.byte_size()) else {
         return format!(
             "converting {from} to {to}: source has {src_len} bytes but destination has {dst_len} \
@@ -150,6 +163,14 @@ const STAGE_ELEMENTS: usize = 2048;
 #[derive(Clone, Copy)]
 enum Kernel {
     One(Stage),
+    /// A block type dequantised to exact F32 in rounds that stay in L1, then `second` (a copy,
+    /// or the narrowing into F16 or BF16).
+    Dequant {
+        kernel: fn(&[u8], &mut [f32]),
+        block: (usize, usize),
+        second: Stage,
+        out_size: usize,
+    },
     ViaF32 {
         first: Stage,
         second: Stage,
@@ -161,6 +182,24 @@ impl Kernel {
     fn run(self, src: &[u8], dst: &mut [u8], stream: bool) {
         let (first, second, (fs, ts)) = match self {
             Kernel::One(k) => return k.run(src, dst, stream),
+            Kernel::Dequant {
+                kernel,
+                block: (values, bytes),
+                second,
+                out_size,
+            } => {
+                let per_round = (STAGE_ELEMENTS / values).max(1);
+                let mut tmp = vec![0f32; per_round * values];
+                for (s, d) in src
+                    .chunks(per_round * bytes)
+                    .zip(dst.chunks_mut(per_round * values * out_size))
+                {
+                    let t = &mut tmp[..s.len() / bytes * values];
+                    with_default_fp_env(|| kernel(s, t));
+                    second.run(bytemuck::cast_slice(t), d, stream);
+                }
+                return;
+            }
             Kernel::ViaF32 {
                 first,
                 second,
@@ -227,6 +266,15 @@ fn stage(from: Dtype, to: Dtype, isa: Isa) -> Option<Stage> {
 
 fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
     let isa = isa.min(Isa::detected());
+    if from.is_block() && DEQUANT_TARGETS.contains(&to) {
+        let (values, bytes) = from.block();
+        return Some(Kernel::Dequant {
+            kernel: dequant::by_dtype(from)?.kernel,
+            block: (values as usize, bytes as usize),
+            second: stage(Dtype::F32, to, isa)?,
+            out_size: to.byte_size()?,
+        });
+    }
     let direct = stage(from, to, isa)?;
     let simd_target = |k: Stage| !matches!(k, Stage::Scalar(_));
     if isa >= Isa::Avx2 && matches!(direct, Stage::Scalar(_)) && composes_through_f32(from, to) {
@@ -243,9 +291,33 @@ fn select(from: Dtype, to: Dtype, isa: Isa) -> Option<Kernel> {
     Some(Kernel::One(direct))
 }
 
+/// The dtypes a block type dequantises into: exactly into F32, and from that F32 into F16 and
+/// BF16 by the usual rounding.
+pub const DEQUANT_TARGETS: [Dtype; 3] = [Dtype::F32, Dtype::F16, Dtype::BF16];
+
 /// Whether [`convert`] supports converting `from` into `to`.
 pub fn is_supported(from: Dtype, to: Dtype) -> bool {
-    from == to || scalar::kernel(from, to).is_some()
+    from == to
+        || scalar::kernel(from, to).is_some()
+        || (DEQUANT_TARGETS.contains(&to) && dequant::by_dtype(from).is_some())
+}
+
+/// The bytes of one unit of a supported conversion and of what it becomes: a block and its
+/// values for a block type, an element otherwise, one byte for a copy (any dtype, sub-byte and
+/// block types too). Buffers converted hold whole units; `None` for an unsupported pair.
+pub fn units(from: Dtype, to: Dtype) -> Option<(usize, usize)> {
+    if from == to {
+        return Some((1, 1));
+    }
+    if !is_supported(from, to) {
+        return None;
+    }
+    let ts = to.byte_size()?;
+    if from.is_block() {
+        let (values, bytes) = from.block();
+        return Some((bytes as usize, (values as usize).checked_mul(ts)?));
+    }
+    Some((from.byte_size()?, ts))
 }
 
 /// The dtypes a whole model can be loaded or written as ([`whole_model_dtype`]'s targets): the
@@ -282,12 +354,13 @@ pub fn whole_model_target_names() -> String {
 }
 
 /// The dtype a tensor stored as `stored` takes when a whole model is loaded or written as
-/// `target` (`None`: as stored): floating-point tensors convert; integers, booleans and floats
-/// without a conversion (F4, F6) keep their dtype. `target` should be one of the
+/// `target` (`None`: as stored): floating-point tensors convert, and block types dequantise into
+/// F32, F16 and BF16; integers, booleans and floats without a conversion (F4, F6) keep their
+/// dtype. `target` should be one of the
 /// [`WHOLE_MODEL_TARGETS`] ([`check_whole_model_target`]).
 pub fn whole_model_dtype(stored: Dtype, target: Option<Dtype>) -> Dtype {
     match target {
-        Some(t) if stored.is_float() && is_supported(stored, t) => t,
+        Some(t) if (stored.is_float() || stored.is_block()) && is_supported(stored, t) => t,
         _ => stored,
     }
 }
@@ -301,12 +374,11 @@ fn prepare(src: &[u8], from: Dtype, dst: &[u8], to: Dtype, isa: Isa) -> Result<K
         src_len: src.len(),
         dst_len: dst.len(),
     };
-    let ok = match (from.byte_size(), to.byte_size()) {
-        _ if from == to => src.len() == dst.len(),
-        (Some(fs), Some(ts)) => {
+    let ok = match units(from, to) {
+        Some((fs, ts)) => {
             src.len().is_multiple_of(fs) && (src.len() / fs).checked_mul(ts) == Some(dst.len())
         }
-        _ => false,
+        None => false,
     };
     if ok {
         Ok(kernel)
@@ -367,11 +439,8 @@ fn run(
     stream: bool,
 ) -> Result<(), Error> {
     let kernel = prepare(src, from, dst, to, isa)?;
-    // Identity copies split on bytes; conversions on whole elements.
-    let (fs, ts) = match (from.byte_size(), to.byte_size()) {
-        (Some(fs), Some(ts)) if from != to => (fs, ts),
-        _ => (1, 1),
-    };
+    // Identity copies split on bytes; conversions on whole elements (or blocks).
+    let (fs, ts) = units(from, to).unwrap_or((1, 1));
     split::split(src, fs, dst, ts, threads, |s, d| kernel.run(s, d, stream));
     Ok(())
 }
@@ -387,9 +456,8 @@ pub fn convert_to_new(
     if !is_supported(from, to) {
         return Err(Error::Unsupported { from, to });
     }
-    let len = match (from.byte_size(), to.byte_size()) {
-        _ if from == to => Some(src.len()),
-        (Some(fs), Some(ts)) if src.len().is_multiple_of(fs) => (src.len() / fs).checked_mul(ts),
+    let len = match units(from, to) {
+        Some((fs, ts)) if src.len().is_multiple_of(fs) => (src.len() / fs).checked_mul(ts),
         _ => None,
     };
     let len = len.ok_or(Error::Length {

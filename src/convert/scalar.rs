@@ -276,7 +276,8 @@ pub(crate) fn kernel(from: Dtype, to: Dtype) -> Option<KernelFn> {
         Dtype::F8E8M0 => for_source::<Fp8<E8M0>>(to),
         Dtype::F8E4M3Fnuz => for_source::<Fp8<E4M3FNUZ>>(to),
         Dtype::F8E5M2Fnuz => for_source::<Fp8<E5M2FNUZ>>(to),
-        Dtype::C64 | Dtype::F4 | Dtype::F6E2M3 | Dtype::F6E3M2 => None,
+        // C64, the sub-byte types and the block types (gguf::dequant dequantises those).
+        _ => None,
     }
 }
 

@@ -55,6 +55,58 @@ pub const STLOAD_DTYPE_F4: stload_dtype = 20;
 pub const STLOAD_DTYPE_F6_E2M3: stload_dtype = 21;
 /// MX FP6 E3M2, 6 bits.
 pub const STLOAD_DTYPE_F6_E3M2: stload_dtype = 22;
+/// GGML Q4_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q4_0: stload_dtype = 23;
+/// GGML Q4_1 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q4_1: stload_dtype = 24;
+/// GGML Q5_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q5_0: stload_dtype = 25;
+/// GGML Q5_1 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q5_1: stload_dtype = 26;
+/// GGML Q8_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q8_0: stload_dtype = 27;
+/// GGML Q8_1 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q8_1: stload_dtype = 28;
+/// GGML Q2_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q2_K: stload_dtype = 29;
+/// GGML Q3_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q3_K: stload_dtype = 30;
+/// GGML Q4_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q4_K: stload_dtype = 31;
+/// GGML Q5_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q5_K: stload_dtype = 32;
+/// GGML Q6_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q6_K: stload_dtype = 33;
+/// GGML Q8_K blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q8_K: stload_dtype = 34;
+/// GGML IQ2_XXS blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ2_XXS: stload_dtype = 35;
+/// GGML IQ2_XS blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ2_XS: stload_dtype = 36;
+/// GGML IQ3_XXS blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ3_XXS: stload_dtype = 37;
+/// GGML IQ1_S blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ1_S: stload_dtype = 38;
+/// GGML IQ4_NL blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ4_NL: stload_dtype = 39;
+/// GGML IQ3_S blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ3_S: stload_dtype = 40;
+/// GGML IQ2_S blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ2_S: stload_dtype = 41;
+/// GGML IQ4_XS blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ4_XS: stload_dtype = 42;
+/// GGML IQ1_M blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_IQ1_M: stload_dtype = 43;
+/// GGML TQ1_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_TQ1_0: stload_dtype = 44;
+/// GGML TQ2_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_TQ2_0: stload_dtype = 45;
+/// GGML MXFP4 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_MXFP4: stload_dtype = 46;
+/// GGML NVFP4 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_NVFP4: stload_dtype = 47;
+/// GGML Q1_0 blocks (`stload_dtype_block_size` values in `stload_dtype_block_bytes` bytes).
+pub const STLOAD_DTYPE_Q1_0: stload_dtype = 48;
 
 /// Maps a C dtype number to `None` (NATIVE) or a dtype; refuses unknown numbers.
 pub(crate) fn requested(dtype: stload_dtype) -> Result<Option<Dtype>, Error> {
@@ -102,8 +154,25 @@ pub extern "C" fn stload_dtype_name(dtype: stload_dtype) -> *const c_char {
     })
 }
 
-/// Bits per element (4 for F4, 6 for F6, 16 for BF16...); 0 for NATIVE or an unknown number.
+/// Bits per element (4 for F4, 6 for F6, 16 for BF16...); 0 for NATIVE, an unknown number or a
+/// GGML block type (whose size `stload_dtype_block_size` and `stload_dtype_block_bytes` give).
 #[no_mangle]
 pub extern "C" fn stload_dtype_bits(dtype: stload_dtype) -> u32 {
     guard_value(0, || Dtype::from_code(dtype).map_or(0, Dtype::bits))
+}
+
+/// Values in the smallest run of a dtype that fills whole bytes: a GGML block type's block
+/// (256 for `STLOAD_DTYPE_Q4_K`), 2 for F4, 4 for the F6 types, 1 for the others; 0 for NATIVE
+/// or an unknown number. A tensor of a block type holds whole blocks along its last axis.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_dtype_block_size(dtype: stload_dtype) -> u64 {
+    guard_value(0, || Dtype::from_code(dtype).map_or(0, |d| d.block().0))
+}
+
+/// Bytes of the run `stload_dtype_block_size` counts (144 for `STLOAD_DTYPE_Q4_K`, 1 for F4,
+/// 2 for BF16); 0 for NATIVE or an unknown number. Thread-safe.
+#[no_mangle]
+pub extern "C" fn stload_dtype_block_bytes(dtype: stload_dtype) -> u64 {
+    guard_value(0, || Dtype::from_code(dtype).map_or(0, |d| d.block().1))
 }

@@ -39,7 +39,8 @@ pub struct stload_tensor_info {
     pub data_offset: u64,
     /// The name in the file before any renaming (equal to the listed name when none applies).
     pub original_name: *const c_char,
-    /// The format of `file`: `STLOAD_FORMAT_SAFETENSORS` or `STLOAD_FORMAT_PYTORCH`.
+    /// The format of `file`: `STLOAD_FORMAT_SAFETENSORS`, `STLOAD_FORMAT_PYTORCH` or
+    /// `STLOAD_FORMAT_GGUF`.
     pub format: u32,
 }
 
@@ -47,6 +48,8 @@ pub struct stload_tensor_info {
 pub const STLOAD_FORMAT_SAFETENSORS: u32 = 0;
 /// `stload_tensor_info.format` of a PyTorch zip checkpoint (`.bin`, `.pth`, `.pt`).
 pub const STLOAD_FORMAT_PYTORCH: u32 = 1;
+/// `stload_tensor_info.format`: a GGUF file.
+pub const STLOAD_FORMAT_GGUF: u32 = 2;
 
 fn open_with(
     opts: *const stload_options,
@@ -208,6 +211,7 @@ pub unsafe extern "C" fn stload_model_info(
         let format = match t.format {
             Format::Safetensors => STLOAD_FORMAT_SAFETENSORS,
             Format::PyTorch => STLOAD_FORMAT_PYTORCH,
+            Format::Gguf => STLOAD_FORMAT_GGUF,
         };
         let value = stload_tensor_info {
             format,

@@ -11,17 +11,15 @@
 
 pub mod q8_0;
 pub mod quant;
-mod reader;
-mod split;
 pub mod tensor_types;
 mod types;
 mod writer;
 
-pub use reader::{parse, read, read_set, value_json, GgufFile, GgufTensorInfo};
-pub use split::{
+pub use crate::gguf_format::{
     is_shard_of, parse_size, shard_path, ShardInfo, Split, KEY_SPLIT_COUNT, KEY_SPLIT_NO,
     KEY_SPLIT_TENSORS_COUNT,
 };
+pub use crate::gguf_format::{parse, read, read_set, value_json, GgufFile, GgufTensorInfo};
 pub use types::{tensor_type, GgmlType, OutType};
 pub use writer::{
     write_model, Adjust, ComputedTensor, GgufPlan, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS,
@@ -30,8 +28,8 @@ pub use writer::{
 
 #[cfg(test)]
 mod tests {
-    use super::reader::MAX_ARRAY_DEPTH;
     use super::*;
+    use crate::gguf_format::MAX_ARRAY_DEPTH;
     use crate::kv::{Array, Value};
     use crate::write::{write_file, TensorRef};
     use crate::{Model, Options};

@@ -20,18 +20,13 @@ use crate::write::temporary_output;
 
 use super::q8_0;
 use super::quant;
-use super::split::{shard_keys, shard_path, Split};
 use super::tensor_types::{self, ModelFacts, TypeOverrides};
 use super::types::{tensor_type, GgmlType, OutType};
+use crate::gguf_format::{shard_keys, shard_path, Split};
 
-/// The file's first four bytes, "GGUF".
-pub const MAGIC: [u8; 4] = *b"GGUF";
+pub use crate::gguf_format::{DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
 /// The format version written.
 pub const VERSION: u32 = 3;
-/// Data alignment written as `general.alignment` unless the plan sets another.
-pub const DEFAULT_ALIGNMENT: u32 = 32;
-/// Most dimensions ggml tensors have.
-pub const MAX_DIMS: usize = 4;
 /// Longest tensor name llama.cpp accepts, in bytes (its `GGML_MAX_NAME` less the terminator).
 pub const MAX_NAME_BYTES: usize = 63;
 /// `general.quantization_version` written.

@@ -34,15 +34,10 @@ impl Model {
         if index_path.is_file() {
             return Model::open_indexed(dir, &index_path, options);
         }
-        let listing = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
-        let mut paths = Vec::new();
-        for item in listing {
-            let item = item.map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
-            let path = item.path();
-            if path.extension().is_some_and(|x| x == "safetensors") && path.is_file() {
-                paths.push(path);
-            }
+        let mut paths = list_with_extension(dir, "safetensors")?;
+        if paths.is_empty() {
+            // No safetensors file: the GGUF files of the directory.
+            paths = list_with_extension(dir, "gguf")?;
         }
         if paths.is_empty() {
             // Like ollama's parseTensors: PyTorch checkpoints when there is no safetensors file.
@@ -57,7 +52,7 @@ impl Model {
         }
         if paths.is_empty() {
             return Err(Error::NotFound(format!(
-                "{}: no *.safetensors, pytorch_model*.bin or consolidated.*.pth files in this directory",
+                "{}: no *.safetensors, *.gguf, pytorch_model*.bin or consolidated.*.pth files in this directory",
                 dir.display()
             )));
         }
@@ -66,8 +61,8 @@ impl Model {
     }
 
     /// Opens an explicit list of files (for blob stores without a directory layout):
-    /// safetensors, or PyTorch zip checkpoints (`.bin`, `.pth`, `.pt`) recognised by name and
-    /// content. Files may be URLs of safetensors files (all of them, then).
+    /// safetensors, GGUF (recognised by its magic), or PyTorch zip checkpoints (`.bin`, `.pth`,
+    /// `.pt`) recognised by name and content. Files may be URLs of safetensors files (all of them, then).
     pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
         options.validate()?;
         if paths.is_empty() {
@@ -85,7 +80,11 @@ impl Model {
         let listed = TensorCount::new(options.max_tensors);
         let opened = crate::parallel::map(&paths, options.effective_threads(), |&p| {
             listed.check(p, 0)?;
-            if crate::torch::is_torch_checkpoint(p) {
+            if crate::gguf_format::is_gguf_file(p) {
+                let (file, gguf) = ShardFile::open_gguf(p)?;
+                listed.check(p, gguf.tensors.len())?;
+                Ok((file, Contents::Gguf(gguf)))
+            } else if crate::torch::is_torch_checkpoint(p) {
                 let limits = crate::torch::TorchLimits {
                     max_view_expansion: options.max_view_expansion,
                     ..Default::default()
@@ -156,6 +155,25 @@ impl Model {
                         }),
                     }));
                 }
+                Contents::Gguf(gguf) => {
+                    for t in gguf.tensors {
+                        // The reader refuses a type it has no size of, and Dtype sizes them all.
+                        let dtype = t.ty.as_dtype().ok_or_else(|| {
+                            Error::format(file.display(), Some(&t.name), "unknown ggml type")
+                        })?;
+                        items.push(Item {
+                            original: None,
+                            dtype,
+                            shape: Shape::from_slice(&t.shape),
+                            name: t.name,
+                            source: Source::Contiguous(Segment {
+                                file: file_index,
+                                offset: t.data_offset,
+                                len: t.nbytes,
+                            }),
+                        });
+                    }
+                }
                 Contents::Torch(checkpoint) => {
                     items.extend(checkpoint.tensors.into_iter().map(|t| Item {
                         original: None,
@@ -223,6 +241,21 @@ impl Model {
     }
 }
 
+/// The regular files of `dir` whose names end in `.EXT`.
+fn list_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let listing = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
+    let mut paths = Vec::new();
+    for item in listing {
+        let item = item.map_err(|e| Error::io(dir.display(), "cannot list directory", &e))?;
+        let path = item.path();
+        if path.extension().is_some_and(|x| x == ext) && path.is_file() {
+            paths.push(path);
+        }
+    }
+    Ok(paths)
+}
+
 /// The invariant of every listed tensor: `product(shape) × dtype size == nbytes`, in
 /// overflow-checked arithmetic (a transform or a file that breaks it is refused at open).
 fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
@@ -284,6 +317,7 @@ impl TensorCount {
 /// What one opened file holds.
 pub(super) enum Contents {
     Safetensors(Header),
+    Gguf(crate::gguf_format::GgufFile),
     Torch(crate::torch::Checkpoint),
 }
 

@@ -65,22 +65,15 @@ pub(crate) fn output_len(parts: &[Part], from: Dtype, to: Dtype, tensor: &str) -
         .ok_or_else(|| Error::OutOfMemory(format!("tensor \"{tensor}\": output size overflows")))
 }
 
-/// The source and output unit sizes of a conversion: bytes for identity copies (any dtype,
-/// sub-byte too), whole elements for conversions.
+/// The source and output unit sizes of a conversion ([`convert::units`]): bytes for identity
+/// copies (any dtype, sub-byte too), whole elements for conversions, blocks for block types.
 fn sizes(from: Dtype, to: Dtype, tensor: &str) -> Result<(usize, usize)> {
     let unsupported = || {
         Error::Unsupported(format!(
             "tensor \"{tensor}\": no conversion from {from} to {to}"
         ))
     };
-    if !convert::is_supported(from, to) {
-        return Err(unsupported());
-    }
-    match (from.byte_size(), to.byte_size()) {
-        _ if from == to => Ok((1, 1)),
-        (Some(fs), Some(ts)) => Ok((fs, ts)),
-        _ => Err(unsupported()),
-    }
+    convert::units(from, to).ok_or_else(unsupported)
 }
 
 /// [`convert_parts`] into `out`, which must be exactly [`output_len`] bytes long.

@@ -237,15 +237,9 @@ fn plan_list<'a>(list: &'a [Fetch<'a>], chunk_size: u64) -> Result<Planned<'a>> 
                 "tensor \"{tensor}\": no conversion from {from} to {to}"
             ))
         };
-        if !convert::is_supported(from, to) {
-            return Err(unsupported());
-        }
-        // Identity copies move bytes (any dtype, sub-byte too); conversions move whole elements.
-        let (fs, ts) = match (from.byte_size(), to.byte_size()) {
-            _ if from == to => (1, 1),
-            (Some(fs), Some(ts)) => (fs, ts),
-            _ => return Err(unsupported()),
-        };
+        // Identity copies move bytes (any dtype, sub-byte too); conversions move whole elements
+        // (or blocks).
+        let (fs, ts) = convert::units(from, to).ok_or_else(unsupported)?;
         let too_large =
             || Error::OutOfMemory(format!("tensor \"{tensor}\" does not fit in memory"));
         let len = f

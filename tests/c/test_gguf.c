@@ -5,6 +5,8 @@
  * with no limit. stload_options_set_tokenizer_pre: the type given is written, a bad name refused.
  * stload_gguf_type_from_name: llama-quantize's names, any case, to the numbers; a
  * quantised type writes llama.cpp's general.file_type.
+ * A written Q8_0 file opens as a model: its Q8_0 tensors have the block dtype
+ * and sizes, NATIVE gives the stored blocks and F32 the scale times each byte.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -214,6 +216,64 @@ static void test_quantised(const char *dir) {
     CHECK(remove(out) == 0);
 }
 
+/* IEEE half bits to float (normal, subnormal and zero values; the written scales are finite). */
+static float half_to_float(uint16_t h) {
+    int exp = (h >> 10) & 0x1f;
+    float man = (float)(h & 0x3ff);
+    float v = exp == 0 ? man / 16777216.0f : (1.0f + man / 1024.0f) * (float)(1u << exp) / 32768.0f;
+    return (h & 0x8000) ? -v : v;
+}
+
+static void test_read_back(const char *dir) {
+    char src[1024], out[1024];
+    stload_model *m = NULL, *g = NULL;
+    size_t i, n, q8 = 0;
+    snprintf(src, sizeof src, "%s/llama", dir);
+    snprintf(out, sizeof out, "%s/c_read.gguf", dir);
+    CHECK(stload_open_dir(src, NULL, &m, NULL) == STLOAD_OK);
+    CHECK(stload_model_write_gguf(m, out, STLOAD_GGUF_Q8_0, NULL, NULL, NULL) == STLOAD_OK);
+    stload_model_free(m);
+    const char *paths[1] = {out};
+    CHECK(stload_open_files(paths, 1, NULL, &g, NULL) == STLOAD_OK);
+    CHECK(stload_dtype_block_size(STLOAD_DTYPE_Q8_0) == 32);
+    CHECK(stload_dtype_block_bytes(STLOAD_DTYPE_Q8_0) == 34);
+    CHECK(stload_dtype_bits(STLOAD_DTYPE_Q8_0) == 0);
+    n = g ? stload_model_len(g) : 0;
+    for (i = 0; i < n; i++) {
+        const char *name = stload_model_name(g, i);
+        stload_tensor_info info;
+        stload_tensor *blocks = NULL, *values = NULL;
+        uint64_t count = 1, b, j;
+        size_t d;
+        int bad = 0;
+        CHECK(stload_model_info(g, name, &info, NULL) == STLOAD_OK);
+        CHECK(info.format == STLOAD_FORMAT_GGUF);
+        if (info.dtype != STLOAD_DTYPE_Q8_0) continue;
+        q8++;
+        for (d = 0; d < info.rank; d++) count *= info.shape[d];
+        CHECK(info.nbytes == count / 32 * 34);
+        CHECK(stload_model_get(g, name, STLOAD_DTYPE_NATIVE, &blocks, NULL) == STLOAD_OK);
+        CHECK(stload_model_get(g, name, STLOAD_DTYPE_F32, &values, NULL) == STLOAD_OK);
+        if (!blocks || !values) continue;
+        CHECK(stload_tensor_nbytes(blocks) == info.nbytes);
+        CHECK(stload_tensor_nbytes(values) == count * 4);
+        const unsigned char *q = stload_tensor_data(blocks);
+        const float *y = stload_tensor_data(values);
+        for (b = 0; b < count / 32; b++) {
+            float scale = half_to_float((uint16_t)(q[b * 34] | (q[b * 34 + 1] << 8)));
+            for (j = 0; j < 32; j++) {
+                bad += y[b * 32 + j] != (float)(signed char)q[b * 34 + 2 + j] * scale;
+            }
+        }
+        CHECK(bad == 0);
+        stload_tensor_free(blocks);
+        stload_tensor_free(values);
+    }
+    CHECK(q8 > 0);
+    stload_model_free(g);
+    CHECK(remove(out) == 0);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -223,6 +283,7 @@ int main(int argc, char **argv) {
     test_split(argv[1]);
     test_tokenizer_pre(argv[1]);
     test_quantised(argv[1]);
+    test_read_back(argv[1]);
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

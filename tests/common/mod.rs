@@ -11,6 +11,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// Runs the Python interpreter of [`python`] with `args` and returns its standard output;
+/// panics with its output when it fails.
+pub fn run_python<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
+    let out = Command::new(python()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "python {:?}: {}{}",
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The Python interpreter with numpy, safetensors and ml_dtypes: `$STLOAD_PYTHON`, else the
 /// repository's `.venv`. Panics with the fix when neither works: these tests never skip.
 pub fn python() -> PathBuf {

@@ -12,8 +12,7 @@ use crate::error::{Error, Result};
 use crate::kv::{Array, Metadata, Value, ValueType};
 
 use super::split::{shard_info, shard_path, ShardInfo};
-use super::types::GgmlType;
-use super::writer::{DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
+use super::{GgmlType, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
 
 /// Deepest nesting of arrays the reader accepts (an array of arrays is 2 deep): more is
 /// refused as hostile, since no writer needs it and each level costs stack.
