@@ -266,6 +266,19 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
         if ty.name().is_none() {
             return Err(bad(format!("unknown ggml type {}", ty.0)));
         }
+        // ggml counts elements in int64 (gguf.cpp refuses more). The zero dimensions left out,
+        // so a zero-element tensor cannot hide dimensions whose other products overflow: every
+        // product of a subset of them, as slicing takes, fits.
+        if dims
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .is_none_or(|n| n > i64::MAX as u64)
+        {
+            return Err(bad(format!(
+                "dimensions {dims:?} multiply past 2^63 - 1 (ggml counts elements in int64)"
+            )));
+        }
         let elements = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         let inner = dims.first().copied().unwrap_or(1);
         let nbytes = elements
