@@ -3,7 +3,9 @@
 //! `Model::open_dir` and the C `stload_open_files`; NATIVE gets are zero-copy views of the
 //! stored blocks, and `get_as` / `load` to F32, F16 and BF16 equal the package's
 //! `gguf.quants.dequantize` bit for bit (F16 and BF16: those values narrowed by numpy and
-//! ml_dtypes). Hostile files are refused at open, naming the file.
+//! ml_dtypes). Hostile files (the fixture altered, or written byte by byte) are refused at open,
+//! naming the file and tensor or key, before anything their counts claim is allocated; `stload
+//! verify` refuses data ranges they break.
 
 mod common;
 
@@ -362,5 +364,471 @@ fn the_cli_converts_a_gguf_file_to_safetensors_with_the_package_values() {
     assert!(
         err.contains("is a GGML block type, which safetensors cannot store"),
         "{err}"
+    );
+}
+
+/// Bytes each thread has asked the allocator for: what opening a file allocates, whatever the
+/// other tests running in parallel do.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static ASKED: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn add(n: usize) {
+        // try_with: allocations while the thread is torn down are not counted.
+        let _ = ASKED.try_with(|a| a.set(a.get().saturating_add(n as u64)));
+    }
+
+    /// Bytes this thread has asked for so far (every allocation and growth, never less).
+    pub fn asked() -> u64 {
+        ASKED.with(Cell::get)
+    }
+
+    // SAFETY: every call is passed on to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size());
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            add(layout.size());
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            add(new_size);
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
+/// A GGUF v3 file written byte by byte, so each field can be made hostile: keys (raw typed
+/// values), tensor infos (dimensions innermost first, as stored) and zero data after the
+/// header, padded to `align`. The counts are those of the keys and tensors added unless set.
+struct RawGguf {
+    keys: Vec<u8>,
+    n_keys: u64,
+    infos: Vec<u8>,
+    n_tensors: u64,
+    align: usize,
+    data: usize,
+}
+
+/// ggml type numbers the tests use.
+const F32: u32 = 0;
+const Q4_0: u32 = 2;
+/// GGUF value types the tests use.
+const U32_VALUE: u32 = 4;
+const STRING_VALUE: u32 = 8;
+const ARRAY_VALUE: u32 = 9;
+const U16_VALUE: u32 = 2;
+const I32_VALUE: u32 = 5;
+
+impl RawGguf {
+    fn new() -> RawGguf {
+        RawGguf {
+            keys: Vec::new(),
+            n_keys: 0,
+            infos: Vec::new(),
+            n_tensors: 0,
+            align: 32,
+            data: 0,
+        }
+    }
+
+    fn key(mut self, name: &str, ty: u32, value: &[u8]) -> RawGguf {
+        self.keys.extend(
+            (name.len() as u64)
+                .to_le_bytes()
+                .iter()
+                .chain(name.as_bytes()),
+        );
+        self.keys.extend(ty.to_le_bytes());
+        self.keys.extend(value);
+        self.n_keys += 1;
+        self
+    }
+
+    fn tensor(mut self, name: &str, dims: &[u64], ty: u32, offset: u64) -> RawGguf {
+        self.infos.extend(
+            (name.len() as u64)
+                .to_le_bytes()
+                .iter()
+                .chain(name.as_bytes()),
+        );
+        self.infos.extend((dims.len() as u32).to_le_bytes());
+        for d in dims {
+            self.infos.extend(d.to_le_bytes());
+        }
+        self.infos.extend(ty.to_le_bytes());
+        self.infos.extend(offset.to_le_bytes());
+        self.n_tensors += 1;
+        self
+    }
+
+    fn data(mut self, bytes: usize) -> RawGguf {
+        self.data = bytes;
+        self
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(self.n_tensors.to_le_bytes());
+        b.extend(self.n_keys.to_le_bytes());
+        b.extend(&self.keys);
+        b.extend(&self.infos);
+        b.resize(b.len().next_multiple_of(self.align) + self.data, 0);
+        b
+    }
+}
+
+/// A string value: its u64 length, then its bytes.
+fn gguf_string(s: &str) -> Vec<u8> {
+    let mut v = (s.len() as u64).to_le_bytes().to_vec();
+    v.extend(s.as_bytes());
+    v
+}
+
+/// An array value's head: element type and count.
+fn gguf_array(elem: u32, n: u64) -> Vec<u8> {
+    let mut v = elem.to_le_bytes().to_vec();
+    v.extend(n.to_le_bytes());
+    v
+}
+
+/// Writes `bytes` to DIR/LABEL.gguf and opens it as a model.
+fn open_raw(dir: &Path, label: &str, bytes: &[u8]) -> stload::Result<Model> {
+    let p = dir.join(format!("{label}.gguf"));
+    std::fs::write(&p, bytes).unwrap();
+    Model::open_files(&[&p], &Options::default())
+}
+
+/// Opens DIR/LABEL.gguf holding `bytes`: refused, naming the file and saying `rule`.
+fn refused(dir: &Path, label: &str, bytes: &[u8], rule: &str) -> Error {
+    let e = match open_raw(dir, label, bytes) {
+        Ok(_) => panic!("{label}: opened"),
+        Err(e) => e,
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("{label}.gguf")) && text.contains(rule),
+        "{label}: {text}"
+    );
+    e
+}
+
+/// Two F32 rows of 8 and one Q4_0 row of 32 (18 bytes), laid out as llama.cpp lays them out.
+fn three_tensors() -> RawGguf {
+    RawGguf::new()
+        .key("general.architecture", STRING_VALUE, &gguf_string("llama"))
+        .tensor("a", &[8], F32, 0)
+        .tensor("b", &[8], F32, 32)
+        .tensor("q", &[32], Q4_0, 64)
+        .data(82)
+}
+
+#[test]
+fn hostile_counts_lengths_and_nesting_are_refused_at_open_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = three_tensors();
+    let model = open_raw(d, "good", &good.bytes()).unwrap();
+    assert_eq!(model.names().collect::<Vec<_>>(), ["a", "b", "q"]);
+    assert_eq!(model.get_as("q", Dtype::F32).unwrap().data().len(), 128);
+    // Counts no file of this size can hold, refused before anything sized by them is
+    // allocated. 2^26 keys would make a 1 GiB key set; this thread asks for less than 16 KiB
+    // (the path, the message; measured: about 1 KiB).
+    for (label, n_tensors, n_keys, rule) in [
+        (
+            "tensors-2^26",
+            1 << 26,
+            1,
+            "tensor count 67108864 cannot fit",
+        ),
+        ("tensors-max", u64::MAX, 1, "tensor count"),
+        (
+            "keys-2^26",
+            3,
+            1 << 26,
+            "key/value count 67108864 cannot fit",
+        ),
+        ("keys-max", 3, u64::MAX, "key/value count"),
+    ] {
+        let raw = RawGguf {
+            n_tensors,
+            n_keys,
+            ..three_tensors()
+        };
+        let bytes = raw.bytes();
+        let before = counting::asked();
+        refused(d, label, &bytes, rule);
+        let asked = counting::asked() - before;
+        assert!(asked < 16 << 10, "{label}: open asked for {asked} bytes");
+    }
+    // Lengths past the end: of a key's name, of a string value, of a tensor's name.
+    let mut bytes = good.bytes();
+    bytes[24..32].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    refused(
+        d,
+        "key-name-long",
+        &bytes,
+        "needs 1099511627776 bytes but the file ends",
+    );
+    let long = RawGguf::new().key("k.s", STRING_VALUE, &(1u64 << 40).to_le_bytes());
+    refused(
+        d,
+        "string-long",
+        &long.bytes(),
+        "key \"k.s\": value at byte",
+    );
+    let mut strings = gguf_array(STRING_VALUE, 2);
+    strings.extend(gguf_string("a"));
+    strings.extend(u64::MAX.to_le_bytes());
+    let e = refused(
+        d,
+        "array-string-long",
+        &RawGguf::new().key("k.a", ARRAY_VALUE, &strings).bytes(),
+        "key \"k.a\"",
+    );
+    assert!(e.to_string().contains("the file ends"), "{e}");
+    let mut bytes = good.bytes();
+    let name_at = bytes
+        .windows(9)
+        .position(|w| w == b"\x01\0\0\0\0\0\0\0a")
+        .unwrap();
+    bytes[name_at..name_at + 8].copy_from_slice(&(1u64 << 50).to_le_bytes());
+    refused(d, "tensor-name-long", &bytes, "tensor name at byte");
+    // An array count no file holds, and arrays nested past 8 deep (8 open).
+    let huge = RawGguf::new().key("k.a", ARRAY_VALUE, &gguf_array(U32_VALUE, 1 << 62));
+    refused(d, "array-huge", &huge.bytes(), "cannot fit");
+    let nested = |levels: usize| {
+        let mut v = Vec::new();
+        for _ in 1..levels {
+            v.extend(gguf_array(ARRAY_VALUE, 1));
+        }
+        v.extend(gguf_array(U32_VALUE, 1));
+        v.extend(7u32.to_le_bytes());
+        RawGguf::new().key("k.n", ARRAY_VALUE, &v).bytes()
+    };
+    open_raw(d, "nested-8", &nested(8)).unwrap();
+    refused(
+        d,
+        "nested-9",
+        &nested(9),
+        "key \"k.n\": arrays nested more than 8 deep",
+    );
+}
+
+#[test]
+fn hostile_tensor_infos_are_refused_at_open_naming_the_file_and_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let with = |tensors: &[(&str, &[u64], u32, u64)], data: usize| {
+        let mut raw = RawGguf::new();
+        for &(name, dims, ty, offset) in tensors {
+            raw = raw.tensor(name, dims, ty, offset);
+        }
+        raw.data(data)
+    };
+    let refused_tensor = |label: &str, raw: RawGguf, tensor: &str, rule: &str| {
+        let e = refused(d, label, &raw.bytes(), rule);
+        assert!(
+            e.to_string().contains(&format!("\"{tensor}\"")),
+            "{label}: {e}"
+        );
+    };
+    refused_tensor(
+        "unknown-type",
+        with(&[("a", &[8], 99, 0)], 32),
+        "a",
+        "unknown ggml type 99",
+    );
+    // Types ggml retired (4, 5: Q4_2, Q4_3) have no size either.
+    refused_tensor(
+        "retired-type",
+        with(&[("a", &[32], 4, 0)], 32),
+        "a",
+        "unknown ggml type 4",
+    );
+    refused_tensor(
+        "dims-overflow",
+        with(&[("a", &[1 << 32, 1 << 32], F32, 0)], 32),
+        "a",
+        "multiply past 2^63 - 1",
+    );
+    // ggml's int64 element count: 2^63 elements are refused even when the bytes would fit u64.
+    refused_tensor(
+        "dims-past-int64",
+        with(&[("a", &[1 << 62, 2], 24, 0)], 32),
+        "a",
+        "multiply past 2^63 - 1",
+    );
+    // A zero dimension cannot hide the others' overflow (slices multiply them).
+    refused_tensor(
+        "zero-hides-overflow",
+        with(&[("a", &[0, 1 << 40, 1 << 40], F32, 0)], 0),
+        "a",
+        "multiply past 2^63 - 1",
+    );
+    // Zero elements otherwise: an empty tensor, which gets and converts to nothing.
+    let model = open_raw(
+        d,
+        "zero-dims",
+        &with(&[("e", &[0, 4], F32, 0), ("f", &[8], F32, 0)], 32).bytes(),
+    )
+    .unwrap();
+    assert_eq!(model.info("e").unwrap().shape, [4, 0]);
+    assert!(model.get("e").unwrap().data().is_empty());
+    assert!(model.get_as("e", Dtype::BF16).unwrap().data().is_empty());
+    assert_eq!(model.get("f").unwrap().data().len(), 32);
+    // A row of 48 values is not whole Q4_0 blocks (32 each).
+    refused_tensor(
+        "partial-row",
+        with(&[("q", &[48, 2], Q4_0, 0)], 64),
+        "q",
+        "no Q4_0 byte size",
+    );
+    // Offsets: not aligned to general.alignment (64 here), past the end, on another tensor's
+    // bytes.
+    let aligned_64 = RawGguf {
+        align: 64,
+        ..with(&[("a", &[8], F32, 0), ("b", &[8], F32, 32)], 128)
+    }
+    .key("general.alignment", U32_VALUE, &64u32.to_le_bytes());
+    refused_tensor("unaligned", aligned_64, "b", "offset 32 not aligned to 64");
+    for bad in [0u32, 12] {
+        let raw = with(&[("a", &[8], F32, 0)], 32).key(
+            "general.alignment",
+            U32_VALUE,
+            &bad.to_le_bytes(),
+        );
+        refused(
+            d,
+            &format!("alignment-{bad}"),
+            &raw.bytes(),
+            "is not a u32 multiple of 8",
+        );
+    }
+    refused_tensor(
+        "past-end",
+        with(&[("a", &[8], F32, 0), ("b", &[9], F32, 32)], 64),
+        "b",
+        "past the end of the file",
+    );
+    refused_tensor(
+        "offset-overflow",
+        with(&[("a", &[8], F32, u64::MAX - 31)], 32),
+        "a",
+        "gap",
+    );
+    let e = refused(
+        d,
+        "overlap",
+        &with(&[("a", &[16], F32, 0), ("b", &[8], F32, 32)], 96).bytes(),
+        "starts inside tensor \"a\"",
+    );
+    assert!(e.to_string().contains("\"b\""), "{e}");
+}
+
+/// gguf-split's keys: shard `no` (from 0) of `count`, `tensors` in the whole set.
+fn split_keys(raw: RawGguf, no: u16, count: u16, tensors: i32) -> RawGguf {
+    raw.key("split.no", U16_VALUE, &no.to_le_bytes())
+        .key("split.count", U16_VALUE, &count.to_le_bytes())
+        .key("split.tensors.count", I32_VALUE, &tensors.to_le_bytes())
+}
+
+#[test]
+fn shards_of_a_split_set_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // gguf-split's first shard of two: by name and keys, through a file and its directory.
+    let first = split_keys(three_tensors(), 0, 2, 5).bytes();
+    let e = refused(
+        d,
+        "m-00001-of-00002",
+        &first,
+        "shard 1 of 2 of a split GGUF model",
+    );
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    let set = tempfile::tempdir().unwrap();
+    std::fs::write(set.path().join("m-00001-of-00002.gguf"), &first).unwrap();
+    let second = split_keys(three_tensors(), 1, 2, 5).bytes();
+    std::fs::write(set.path().join("m-00002-of-00002.gguf"), &second).unwrap();
+    let e = Model::open_dir(set.path(), &Options::default()).unwrap_err();
+    assert!(e.to_string().contains("m-00001-of-00002.gguf"), "{e}");
+    // Keys alone make a shard, whatever the name.
+    refused(d, "renamed", &second, "shard 2 of 2");
+    // Keys a split file never holds: shard 3 of 2.
+    refused(
+        d,
+        "no-past-count",
+        &split_keys(three_tensors(), 2, 2, 3).bytes(),
+        "split.no",
+    );
+    // A set of one is the whole model (as llama.cpp opens it), once its count agrees.
+    let one = split_keys(three_tensors(), 0, 1, 3).bytes();
+    let model = open_raw(d, "m-00001-of-00001", &one).unwrap();
+    assert_eq!(model.names().count(), 3);
+    let e = refused(
+        d,
+        "one-miscounted",
+        &split_keys(three_tensors(), 0, 1, 4).bytes(),
+        "split.tensors.count is 4 but the file lists 3 tensors",
+    );
+    assert!(matches!(e, Error::Format(_)), "{e}");
+    // A name like a shard's without split keys is a whole model (llama.cpp goes by the keys).
+    open_raw(d, "plain-00001-of-00002", &three_tensors().bytes()).unwrap();
+}
+
+#[test]
+fn the_cli_verify_checks_gguf_data_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stload = env!("CARGO_BIN_EXE_stload");
+    let verify = |label: &str, bytes: &[u8]| {
+        let p = d.join(format!("{label}.gguf"));
+        std::fs::write(&p, bytes).unwrap();
+        let o = Command::new(stload).arg("verify").arg(&p).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let good = three_tensors().bytes();
+    let (code, out) = verify("good", &good);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("GGUF, 3 tensors"), "{out}");
+    // The last tensor's data cut short by one byte.
+    let (code, out) = verify("cut", &good[..good.len() - 1]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("cut.gguf") && out.contains("\"q\"") && out.contains("past the end"),
+        "{out}"
+    );
+    let overlap = RawGguf::new()
+        .tensor("a", &[16], F32, 0)
+        .tensor("b", &[8], F32, 32)
+        .data(96)
+        .bytes();
+    let (code, out) = verify("overlap", &overlap);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("overlap.gguf") && out.contains("starts inside"),
+        "{out}"
     );
 }
