@@ -6,7 +6,7 @@
 //! `bos` and `sep` for an unset `eos`, `config.json`'s `X_token_id`, the ids a SentencePiece
 //! model declares; then `generation_config.json`'s `eos_token_id` fills an unset eos, and when it
 //! is a list it becomes `tokenizer.ggml.eos_token_ids` (ollama); its ids llama.cpp would not
-//! end generation on become the eot and eom ids ([`end_of_generation`]). A content is looked up in
+//! end generation on become the eot and eom ids (`end_of_generation`). A content is looked up in
 //! `tokenizer.json`'s `added_tokens` first (as `gguf.SpecialVocab` and ollama do), then in the
 //! whole vocabulary. `add_X_token`: `tokenizer_config.json` if it says, else what the
 //! `tokenizer.json` post-processor adds.

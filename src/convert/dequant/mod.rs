@@ -8,9 +8,9 @@
 //! `(d * s) * q - m`, ...), with no fused multiply-add, so NaN and infinite scales give the same
 //! bits too. F16 scales widen exactly, NaN payloads kept (`convert::float::f16_to_f32`).
 //!
-//! Kernels: [`legacy`] (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), [`k_quants`] (Q2_K to Q6_K), [`iq`]
+//! Kernels: `legacy` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), `k_quants` (Q2_K to Q6_K), `iq`
 //! (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS, with the lattice
-//! tables of `grids`), [`fp4`] (MXFP4, NVFP4), [`ternary`] (TQ1_0, TQ2_0) and the plain
+//! tables of `grids`), `fp4` (MXFP4, NVFP4), `ternary` (TQ1_0, TQ2_0) and the plain
 //! F32, F16 and BF16 here.
 
 mod fp4;
