@@ -96,8 +96,6 @@ pub struct QuantArgs {
 }
 
 impl QuantArgs {
-    /// The overrides, each value checked, the flag named in an error; refused with a float
-    /// output type, which they do not change.
     /// Whether any of the four flags was given.
     pub fn given(&self) -> bool {
         self.output_tensor_type.is_some()
@@ -106,6 +104,8 @@ impl QuantArgs {
             || self.pure
     }
 
+    /// The overrides, each value checked, the flag named in an error; refused with a float
+    /// output type, which they do not change.
     pub fn overrides(&self, outtype: OutType) -> Result<TypeOverrides> {
         if self.given() && outtype.quantized().is_none() {
             return Err(Error::InvalidArgument(format!(
