@@ -257,16 +257,12 @@ fn list_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// The invariant of every listed tensor: `product(shape) × dtype size == nbytes`, in
-/// overflow-checked arithmetic (a transform or a file that breaks it is refused at open). The
-/// non-zero dimensions alone must multiply within 2^64 too: a zero would otherwise hide an
-/// overflow from this check that the partial products of a slice (`get_slice`) then meet.
+/// overflow-checked arithmetic (a transform or a file that breaks it is refused at open).
 fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
-    let nonzero = item
+    let elements = item
         .shape
         .iter()
-        .filter(|&&n| n != 0)
         .try_fold(1u64, |acc, &n| acc.checked_mul(n));
-    let elements = nonzero.map(|n| if item.shape.contains(&0) { 0 } else { n });
     let want = elements.and_then(|n| item.dtype.bytes_for(n));
     let have = item.source.checked_len();
     if want.is_some() && want == have {
@@ -275,16 +271,6 @@ fn check_shape(item: &Item, files: &[ShardFile]) -> Result<()> {
     let file = files
         .get(item.source.first().file)
         .map_or_else(String::new, |f| f.display().to_string());
-    if nonzero.is_none() {
-        return Err(Error::format(
-            file,
-            Some(&item.name),
-            format!(
-                "shape {:?} overflows: its non-zero dimensions multiply past 2^64",
-                item.shape
-            ),
-        ));
-    }
     let want = want.map_or("more than 2^64".into(), |w| w.to_string());
     let have = have.map_or("more than 2^64".into(), |h| h.to_string());
     Err(Error::format(
