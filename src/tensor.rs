@@ -86,8 +86,12 @@ impl Tensor {
     /// Allocates nothing.
     pub fn copy_to(&self, dtype: Option<Dtype>, dst: &mut [u8], threads: usize) -> Result<()> {
         let to = dtype.unwrap_or(self.dtype);
-        let needed = crate::convert::units(self.dtype, to)
-            .map_or(self.data().len(), |(fs, ts)| self.data().len() / fs * ts);
+        let Some((fs, ts)) = crate::convert::units(self.dtype, to) else {
+            // An unsupported pair is refused as such, whatever the buffer's size.
+            return convert::convert_parallel(self.data(), self.dtype, dst, to, threads)
+                .map_err(|e| Error::Unsupported(e.to_string()));
+        };
+        let needed = self.data().len() / fs * ts;
         if dst.len() != needed {
             return Err(Error::BufferSize(format!(
                 "{} elements of {to} need {needed} bytes but the buffer has {}",
