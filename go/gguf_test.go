@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -199,5 +200,91 @@ func TestQuantisedGGUFTypes(t *testing.T) {
 	if at < 0 || binary.LittleEndian.Uint32(raw[at+len(key):]) != 4 ||
 		binary.LittleEndian.Uint32(raw[at+len(key)+4:]) != 15 {
 		t.Errorf("general.file_type is not the u32 15")
+	}
+}
+
+// llama-quantize's overrides: a Q4_K_M file has the types given (the fixture's rows of 32 or 16
+// values take no K-quant block, so Q4_K_M's rule gives Q5_0 to most tensors and Q8_0 to
+// output.weight), bad values fail Open naming the option and the value, and a float outtype
+// with overrides fails the write.
+func TestWriteGGUFTypeOverrides(t *testing.T) {
+	dir, _ := archFixtures(t)
+	src := filepath.Join(dir, "llama")
+	types := func(outtype GGUFType, opts ...Option) (map[string]Dtype, error) {
+		m, err := Open(src, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		out := filepath.Join(t.TempDir(), "o.gguf")
+		if err := m.WriteGGUF(out, outtype, nil); err != nil {
+			if _, statErr := os.Stat(out); !os.IsNotExist(statErr) {
+				t.Errorf("a refused write left %s", out)
+			}
+			return nil, err
+		}
+		g, err := OpenFiles([]string{out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		got := map[string]Dtype{}
+		for _, name := range g.Names() {
+			info, err := g.Info(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[name] = info.Dtype
+		}
+		return got, nil
+	}
+	got, err := types(GGUFQ4KM, WithTokenEmbeddingType("Q8_0"), WithOutputTensorType("q4_0"),
+		WithTensorType("attn_q=q5_1"), WithTensorType("attn_=bf16"))
+	if err != nil {
+		t.Fatalf("WriteGGUF with overrides: %v", err)
+	}
+	for name, want := range map[string]Dtype{
+		"token_embd.weight":   Q8_0,
+		"output.weight":       Q4_0,
+		"blk.0.attn_q.weight": Q5_1, // the first matching pattern wins
+		"blk.1.attn_k.weight": BF16,
+		"blk.1.ffn_up.weight": Q5_0, // no pattern matches: the rule's type
+	} {
+		if got[name] != want {
+			t.Errorf("%s: %v, want %v", name, got[name], want)
+		}
+	}
+	got, err = types(GGUFQ4KM, WithPure(true))
+	if err != nil || got["output.weight"] != Q5_0 {
+		t.Errorf("WithPure: output.weight %v (%v), want Q5_0", got["output.weight"], err)
+	}
+
+	// Bad values fail Open, naming the option and the value.
+	for _, c := range []struct {
+		opt        Option
+		what, text string
+	}{
+		{WithOutputTensorType("q9_9"), "output tensor type", "q9_9"},
+		{WithTokenEmbeddingType("Q4_X"), "token embedding type", "Q4_X"},
+		{WithTensorType("attn_v"), "tensor type", "attn_v"},
+		{WithTensorType("attn_v=q7_k"), "tensor type", "q7_k"},
+		{WithTensorType("attn_(v=q8_0"), "tensor type", "attn_(v"},
+		{WithTensorType("a\x00=q8_0"), "tensor type", "NUL"},
+	} {
+		_, err := Open(src, c.opt)
+		var e *Error
+		if !errors.Is(err, ErrInvalidArgument) || !errors.As(err, &e) ||
+			!strings.Contains(e.Message, c.what) || !strings.Contains(e.Message, c.text) {
+			t.Errorf("%s %q: %v, want ErrInvalidArgument naming both", c.what, c.text, err)
+		}
+	}
+	// At the write: a float outtype with overrides, a pattern matching no tensor.
+	if _, err := types(GGUFF16, WithPure(true)); !errors.Is(err, ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "pure") {
+		t.Errorf("F16 with WithPure: %v, want ErrInvalidArgument naming it", err)
+	}
+	if _, err := types(GGUFQ4KM, WithTensorType("no_such=q8_0")); !errors.Is(err, ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "no_such") {
+		t.Errorf("pattern matching nothing: %v, want ErrInvalidArgument naming it", err)
 	}
 }

@@ -174,14 +174,63 @@ func WithRemote(key, value string) Option {
 // the write fail with ErrUnsupported, describing it). A name not of llama.cpp's form (lower-case
 // letters, digits, '.', '_', '-') makes Open fail with ErrInvalidArgument.
 func WithTokenizerPre(name string) Option {
+	return stringOption("tokenizer pre-tokenizer type", name, func(p *C.stload_options, s *C.char, e **C.stload_error) uint32 {
+		return uint32(C.stload_options_set_tokenizer_pre(p, s, e))
+	})
+}
+
+// stringOption is an Option calling the C setter set with s (refused when it holds a NUL byte,
+// what naming it in the error).
+func stringOption(what, s string, set func(*C.stload_options, *C.char, **C.stload_error) uint32) Option {
 	return func(c *config) {
 		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
-			if strings.IndexByte(name, 0) >= 0 {
-				return C.STLOAD_OK, invalidArg("tokenizer pre-tokenizer type %q contains a NUL byte", name)
+			if strings.IndexByte(s, 0) >= 0 {
+				return C.STLOAD_OK, invalidArg("%s %q contains a NUL byte", what, s)
 			}
-			cname := C.CString(name)
-			defer C.free(unsafe.Pointer(cname))
-			return C.stload_options_set_tokenizer_pre(p, cname, cerr), nil
+			cs := C.CString(s)
+			defer C.free(unsafe.Pointer(cs))
+			return set(p, cs, cerr), nil
+		})
+	}
+}
+
+// WithOutputTensorType sets the type of output.weight (and of a tied token embedding) that
+// WriteGGUF and WriteGGUFSplit write with a quantised outtype, by ggml's name, any case ("q8_0",
+// "q6_k", "f16", ...), as llama-quantize's --output-tensor-type. An unknown name makes Open fail
+// with ErrInvalidArgument naming the option and listing the known types. A float outtype with
+// any of these overrides (WithOutputTensorType, WithTokenEmbeddingType, WithTensorType,
+// WithPure) makes the write fail with ErrInvalidArgument.
+func WithOutputTensorType(name string) Option {
+	return stringOption("output tensor type", name, func(p *C.stload_options, s *C.char, e **C.stload_error) uint32 {
+		return uint32(C.stload_options_set_output_tensor_type(p, s, e))
+	})
+}
+
+// WithTokenEmbeddingType sets the type of token_embd.weight in quantised GGUF output, by ggml's
+// name, as llama-quantize's --token-embedding-type; otherwise as WithOutputTensorType.
+func WithTokenEmbeddingType(name string) Option {
+	return stringOption("token embedding type", name, func(p *C.stload_options, s *C.char, e **C.stload_error) uint32 {
+		return uint32(C.stload_options_set_token_embedding_type(p, s, e))
+	})
+}
+
+// WithTensorType adds a "PATTERN=TYPE" override of quantised GGUF output, as llama-quantize's
+// --tensor-type: tensors whose name the regular expression PATTERN matches (anywhere) take
+// TYPE; the first given that matches a tensor wins. A pair without '=', an empty side, a bad
+// expression or an unknown type makes Open fail with ErrInvalidArgument naming the value; a
+// pattern that matches no tensor makes the write fail.
+func WithTensorType(patternType string) Option {
+	return stringOption("tensor type", patternType, func(p *C.stload_options, s *C.char, e **C.stload_error) uint32 {
+		return uint32(C.stload_options_add_tensor_type(p, s, e))
+	})
+}
+
+// WithPure makes quantised GGUF output give every quantised tensor the file type's main type,
+// with no mix of types by layer, as llama-quantize's --pure.
+func WithPure(pure bool) Option {
+	return func(c *config) {
+		c.more = append(c.more, func(p *C.stload_options, cerr **C.stload_error) (uint32, error) {
+			return C.stload_options_set_pure(p, C.bool(pure), cerr), nil
 		})
 	}
 }

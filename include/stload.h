@@ -1107,6 +1107,46 @@ enum stload_status stload_options_set_tokenizer_pre(struct stload_options *opts,
                                                     struct stload_error **err);
 
 /*
+ Sets the type of `output.weight` (and of a tied token embedding) in quantised GGUF output
+ (`stload_model_write_gguf`, `stload_model_write_gguf_split` with a quantised `outtype`), by
+ ggml's name, any case ("q8_0", "q6_k", "f16", ...), as llama-quantize's
+ `--output-tensor-type`. NULL clears it. An unknown name is `STLOAD_ERR_INVALID_ARGUMENT`,
+ the message naming the option and listing the known types. A float `outtype` with any of
+ these overrides set is refused by the write (`STLOAD_ERR_INVALID_ARGUMENT`).
+ */
+enum stload_status stload_options_set_output_tensor_type(struct stload_options *opts,
+                                                         const char *name,
+                                                         struct stload_error **err);
+
+/*
+ Sets the type of `token_embd.weight` in quantised GGUF output, by ggml's name, as
+ llama-quantize's `--token-embedding-type`; otherwise as
+ `stload_options_set_output_tensor_type`. NULL clears it.
+ */
+enum stload_status stload_options_set_token_embedding_type(struct stload_options *opts,
+                                                           const char *name,
+                                                           struct stload_error **err);
+
+/*
+ Adds a "PATTERN=TYPE" override of quantised GGUF output, as llama-quantize's
+ `--tensor-type`: tensors whose name the regular expression PATTERN matches (anywhere) take
+ TYPE, by ggml's name; the first added that matches a tensor wins. A pair without '=', an
+ empty side, a bad expression or an unknown type is `STLOAD_ERR_INVALID_ARGUMENT` here,
+ naming the option and the value; a pattern that matches no tensor is refused by the write.
+ */
+enum stload_status stload_options_add_tensor_type(struct stload_options *opts,
+                                                  const char *pattern_type,
+                                                  struct stload_error **err);
+
+/*
+ Sets whether quantised GGUF output gives every quantised tensor the file type's main type,
+ with no mix of types by layer, as llama-quantize's `--pure` (false by default).
+ */
+enum stload_status stload_options_set_pure(struct stload_options *opts,
+                                           bool pure,
+                                           struct stload_error **err);
+
+/*
  Adds a split: tensor `name` (after renaming) is replaced by `n_parts` consecutive row ranges
  along axis 0, named `part_names[i]` with `part_rows[i]` rows (they must add up to the first
  dimension). Zero-copy. Checked at open.

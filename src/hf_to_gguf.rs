@@ -44,7 +44,8 @@ impl Model {
     /// again with it (headers only). The sizes config.json gives are checked against the
     /// tensors before anything is computed from them: `vocab_size` and the tokenizer's token
     /// count must equal the token embedding's rows, a computed tensor's length the attention
-    /// tensors'. `progress(done, total)` counts tensor bytes written;
+    /// tensors'. A quantised `outtype` applies the model's `Options::type_overrides` (a float
+    /// one with any set is refused). `progress(done, total)` counts tensor bytes written;
     /// returning false cancels with [`crate::Error::Cancelled`]. Nothing is left at `path` on
     /// any error, and `path` may not be one of the model's files nor one of the files beside
     /// them that the conversion reads (`config.json`, the tokenizer's files, ...).
@@ -58,7 +59,7 @@ impl Model {
             path.as_ref(),
             outtype,
             None,
-            TypeOverrides::default(),
+            self.options().type_overrides.clone(),
             progress,
         )
         .map(drop)
@@ -82,15 +83,16 @@ impl Model {
             path.as_ref(),
             outtype,
             Some(split),
-            TypeOverrides::default(),
+            self.options().type_overrides.clone(),
             progress,
         )
     }
 
     /// [`Model::write_gguf`], in shards when `split` is given ([`Model::write_gguf_split`]),
     /// with llama-quantize's overrides of the per-tensor types of a quantised `outtype`
-    /// (`--output-tensor-type`, `--token-embedding-type`, `--tensor-type`, `--pure`). Returns
-    /// the files written.
+    /// (`--output-tensor-type`, `--token-embedding-type`, `--tensor-type`, `--pure`) in place
+    /// of the model's `Options::type_overrides`. Overrides with a float `outtype` are refused.
+    /// Returns the files written.
     pub fn write_gguf_with(
         &self,
         path: impl AsRef<Path>,
@@ -113,6 +115,12 @@ impl Model {
         if let Some(s) = &split {
             s.check(path)?;
         }
+        if !types.is_empty() && outtype.quantized().is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "the output tensor type, token embedding type, tensor type and pure overrides apply to a quantised output type, not {outtype}"
+            )));
+        }
+        types.check()?;
         let dir = self.side_dir()?;
         let max_json = self.options().max_json_size;
         let name = arch::resolve_limited(

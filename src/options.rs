@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::gguf::tensor_types::{parse_ggml_type, TensorTypeOverride, TypeOverrides};
 use crate::header::MAX_HEADER_SIZE;
 use crate::rename::Replacer;
 
@@ -82,6 +83,11 @@ pub struct Options {
     /// "llama-bpe", "qwen2" or "gpt-2") in place of the type derived from `tokenizer.json`'s
     /// pre-tokenizer, which is refused when no llama.cpp type splits text as it does.
     pub tokenizer_pre: Option<String>,
+    /// Quantised GGUF output: llama-quantize's overrides of the per-tensor types
+    /// (`--output-tensor-type`, `--token-embedding-type`, `--tensor-type`, `--pure`), which
+    /// `Model::write_gguf` and `Model::write_gguf_split` apply; a float output type with any
+    /// of them set is refused there. `Model::write_gguf_with` takes its own instead.
+    pub type_overrides: TypeOverrides,
 }
 
 #[cfg(feature = "remote")]
@@ -114,6 +120,7 @@ impl Default for Options {
             #[cfg(feature = "remote")]
             remote: RemoteOptions::default(),
             tokenizer_pre: None,
+            type_overrides: TypeOverrides::default(),
         }
     }
 }
@@ -166,6 +173,38 @@ impl Options {
         }
         self.tokenizer_pre = name.map(str::to_string);
         Ok(self)
+    }
+
+    /// Sets the type of `output.weight` (and of a tied token embedding) in quantised GGUF
+    /// output, by ggml's name ("q8_0", "q6_k", "f16", ...), or none; an unknown name is
+    /// refused here, naming the option and listing the known ones.
+    pub fn set_output_tensor_type(&mut self, name: Option<&str>) -> Result<&mut Options> {
+        self.type_overrides.output = override_type("output tensor type", name)?;
+        Ok(self)
+    }
+
+    /// Sets the type of `token_embd.weight` in quantised GGUF output, by ggml's name, or
+    /// none; an unknown name is refused here, naming the option.
+    pub fn set_token_embedding_type(&mut self, name: Option<&str>) -> Result<&mut Options> {
+        self.type_overrides.token_embedding = override_type("token embedding type", name)?;
+        Ok(self)
+    }
+
+    /// Adds a `PATTERN=TYPE` override of quantised GGUF output: tensors whose name the
+    /// regular expression PATTERN matches take TYPE (the first added that matches wins). A
+    /// malformed pair, a bad expression or an unknown type is refused here; a pattern that
+    /// matches no tensor is refused by the write.
+    pub fn add_tensor_type(&mut self, pattern_type: &str) -> Result<&mut Options> {
+        let o: TensorTypeOverride = pattern_type.parse().map_err(|e| named("tensor type", &e))?;
+        self.type_overrides.tensor_types.push(o);
+        Ok(self)
+    }
+
+    /// Sets whether quantised GGUF output gives every quantised tensor the file type's main
+    /// type (no mix of types by layer), as llama-quantize's `--pure`.
+    pub fn set_pure(&mut self, pure: bool) -> &mut Options {
+        self.type_overrides.pure = pure;
+        self
     }
 
     /// Adds a split of tensor `name` into `parts` (`(new name, rows)` in order); a split
@@ -233,6 +272,9 @@ impl Options {
         if let Some(name) = &self.tokenizer_pre {
             check_tokenizer_pre(name)?;
         }
+        self.type_overrides
+            .check()
+            .map_err(|e| named("type overrides", &e))?;
         for rule in &self.splits {
             rule.check()?;
         }
@@ -301,6 +343,20 @@ fn validate_remote(options: &Options) -> Result<()> {
 #[cfg(not(feature = "remote"))]
 fn validate_remote(_: &Options) -> Result<()> {
     Ok(())
+}
+
+/// The override type `name` gives, the option named in an error.
+fn override_type(option: &str, name: Option<&str>) -> Result<Option<crate::gguf::GgmlType>> {
+    name.map(|n| parse_ggml_type(n).map_err(|e| named(option, &e)))
+        .transpose()
+}
+
+/// `e`, an invalid argument, with the option that gave it in front.
+fn named(option: &str, e: &Error) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{option}: {m}")),
+        other => Error::InvalidArgument(format!("{option}: {other}")),
+    }
 }
 
 fn at_least_one(value: u64, message: &str) -> Result<()> {

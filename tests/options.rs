@@ -123,6 +123,42 @@ fn an_unknown_architecture_is_refused_when_set_and_at_open() {
 }
 
 #[test]
+fn type_overrides_are_checked_when_set_and_at_open() {
+    let mut o = Options::default();
+    assert_invalid(
+        &o.set_output_tensor_type(Some("q9_9")).unwrap_err(),
+        "output tensor type: unknown tensor type \"q9_9\"",
+    );
+    assert_invalid(
+        &o.set_token_embedding_type(Some("Q4_X")).unwrap_err(),
+        "token embedding type: unknown tensor type \"Q4_X\"",
+    );
+    assert_invalid(&o.add_tensor_type("attn_v").unwrap_err(), "attn_v");
+    assert_invalid(&o.add_tensor_type("attn_(v=q8_0").unwrap_err(), "attn_(v");
+    assert!(o.type_overrides.is_empty());
+    o.set_output_tensor_type(Some("Q6_K")).unwrap();
+    o.set_token_embedding_type(Some("q8_0")).unwrap();
+    o.add_tensor_type("ATTN_V=bf16").unwrap();
+    o.set_pure(true);
+    let t = &o.type_overrides;
+    assert_eq!(t.output.map(|t| t.to_string()).as_deref(), Some("Q6_K"));
+    assert_eq!(t.token_embedding, Some(stload::gguf::GgmlType::Q8_0));
+    assert_eq!(t.tensor_types[0].pattern, "attn_v");
+    assert!(t.pure);
+    o.set_output_tensor_type(None).unwrap();
+    assert_eq!(o.type_overrides.output, None);
+    // A struct literal with a type no override may give (I8) is refused at open.
+    let (a, b) = refused_at_open(&{
+        let mut o = Options::default();
+        o.type_overrides.output = Some(stload::gguf::GgmlType::I8);
+        o
+    });
+    for e in [a, b] {
+        assert_invalid(&e, "type overrides: unknown tensor type \"i8\"");
+    }
+}
+
+#[test]
 fn empty_stacks_and_splits_are_refused_when_added_and_at_open() {
     let mut o = Options::default();
     assert_invalid(

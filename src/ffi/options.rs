@@ -245,6 +245,108 @@ pub unsafe extern "C" fn stload_options_set_tokenizer_pre(
     })
 }
 
+/// Sets the type of `output.weight` (and of a tied token embedding) in quantised GGUF output
+/// (`stload_model_write_gguf`, `stload_model_write_gguf_split` with a quantised `outtype`), by
+/// ggml's name, any case ("q8_0", "q6_k", "f16", ...), as llama-quantize's
+/// `--output-tensor-type`. NULL clears it. An unknown name is `STLOAD_ERR_INVALID_ARGUMENT`,
+/// the message naming the option and listing the known types. A float `outtype` with any of
+/// these overrides set is refused by the write (`STLOAD_ERR_INVALID_ARGUMENT`).
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_options_set_output_tensor_type(
+    opts: *mut stload_options,
+    name: *const c_char,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        // SAFETY: NULL or NUL-terminated per the API contract.
+        let name = unsafe { opt_str_arg(name, "name") }?;
+        o.set_output_tensor_type(name).map(drop)
+    })
+}
+
+/// Sets the type of `token_embd.weight` in quantised GGUF output, by ggml's name, as
+/// llama-quantize's `--token-embedding-type`; otherwise as
+/// `stload_options_set_output_tensor_type`. NULL clears it.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `name`: NULL or a NUL-terminated string.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_options_set_token_embedding_type(
+    opts: *mut stload_options,
+    name: *const c_char,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        // SAFETY: NULL or NUL-terminated per the API contract.
+        let name = unsafe { opt_str_arg(name, "name") }?;
+        o.set_token_embedding_type(name).map(drop)
+    })
+}
+
+/// Adds a "PATTERN=TYPE" override of quantised GGUF output, as llama-quantize's
+/// `--tensor-type`: tensors whose name the regular expression PATTERN matches (anywhere) take
+/// TYPE, by ggml's name; the first added that matches a tensor wins. A pair without '=', an
+/// empty side, a bad expression or an unknown type is `STLOAD_ERR_INVALID_ARGUMENT` here,
+/// naming the option and the value; a pattern that matches no tensor is refused by the write.
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `pattern_type`: NULL or a NUL-terminated string.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_options_add_tensor_type(
+    opts: *mut stload_options,
+    pattern_type: *const c_char,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        // SAFETY: NULL or NUL-terminated per the API contract.
+        let pattern_type = unsafe { str_arg(pattern_type, "pattern_type") }?;
+        o.add_tensor_type(pattern_type).map(drop)
+    })
+}
+
+/// Sets whether quantised GGUF output gives every quantised tensor the file type's main type,
+/// with no mix of types by layer, as llama-quantize's `--pure` (false by default).
+#[doc = safety!(
+    "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
+    "  other thread uses it during the call.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_options_set_pure(
+    opts: *mut stload_options,
+    pure: bool,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    with_options(opts, err, |o| {
+        o.set_pure(pure);
+        Ok(())
+    })
+}
+
+/// `s` as UTF-8, or `None` when NULL (the setters where NULL clears).
+///
+/// # Safety
+/// `s` is NULL or a NUL-terminated string.
+unsafe fn opt_str_arg<'a>(s: *const c_char, what: &str) -> Result<Option<&'a str>, Error> {
+    if s.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, NUL-terminated per the caller's contract.
+    unsafe { str_arg(s, what) }.map(Some)
+}
+
 /// Adds a split: tensor `name` (after renaming) is replaced by `n_parts` consecutive row ranges
 /// along axis 0, named `part_names[i]` with `part_rows[i]` rows (they must add up to the first
 /// dimension). Zero-copy. Checked at open.

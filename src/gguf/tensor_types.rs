@@ -92,24 +92,32 @@ impl ModelFacts {
     }
 }
 
+/// The types an override may give: the float types and every type stload quantises to.
+fn override_types() -> impl Iterator<Item = GgmlType> + Clone {
+    let floats = [GgmlType::F32, GgmlType::F16, GgmlType::BF16];
+    floats
+        .into_iter()
+        .chain(super::quant::TYPES.iter().map(|q| q.ggml))
+}
+
+/// The error for a type no override may give, listing those it may.
+fn unknown_type(name: &str) -> Error {
+    let names: Vec<String> = override_types()
+        .map(|t| t.to_string().to_lowercase())
+        .collect();
+    Error::InvalidArgument(format!(
+        "unknown tensor type \"{name}\" (known: {})",
+        names.join(", ")
+    ))
+}
+
 /// A type a tensor may be given by an override: the float types and every type stload
 /// quantises to, by ggml's name, any case.
 pub fn parse_ggml_type(name: &str) -> Result<GgmlType> {
-    let floats = [GgmlType::F32, GgmlType::F16, GgmlType::BF16];
-    let known = floats
-        .into_iter()
-        .chain(super::quant::TYPES.iter().map(|q| q.ggml));
     let name = name.trim();
-    known
-        .clone()
+    override_types()
         .find(|t| t.name().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-        .ok_or_else(|| {
-            let names: Vec<String> = known.map(|t| t.to_string().to_lowercase()).collect();
-            Error::InvalidArgument(format!(
-                "unknown tensor type \"{name}\" (known: {})",
-                names.join(", ")
-            ))
-        })
+        .ok_or_else(|| unknown_type(name))
 }
 
 /// One `--tensor-type PATTERN=TYPE`: tensors whose name the regular expression matches
@@ -171,6 +179,31 @@ pub struct TypeOverrides {
     pub tensor_types: Vec<TensorTypeOverride>,
     /// `--pure`: every quantised tensor takes the file type's main type (fallbacks aside).
     pub pure: bool,
+}
+
+impl TypeOverrides {
+    /// Whether any override is set (a float output type takes none).
+    pub fn is_empty(&self) -> bool {
+        self.output.is_none()
+            && self.token_embedding.is_none()
+            && self.tensor_types.is_empty()
+            && !self.pure
+    }
+
+    /// Refuses a type no override may give ([`parse_ggml_type`]'s), for overrides built as a
+    /// struct literal.
+    pub fn check(&self) -> Result<()> {
+        let given = [self.output, self.token_embedding]
+            .into_iter()
+            .flatten()
+            .chain(self.tensor_types.iter().map(|o| o.ty));
+        for ty in given {
+            if !override_types().any(|t| t == ty) {
+                return Err(unknown_type(&ty.to_string().to_lowercase()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What [`choose`] decided.

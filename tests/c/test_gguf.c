@@ -5,6 +5,9 @@
  * with no limit. stload_options_set_tokenizer_pre: the type given is written, a bad name refused.
  * stload_gguf_type_from_name: llama-quantize's names, any case, to the numbers; a
  * quantised type writes llama.cpp's general.file_type.
+ * llama-quantize's overrides (stload_options_set_output_tensor_type, _set_token_embedding_type,
+ * _add_tensor_type, _set_pure): a Q4_K_M file has the types given, bad values are refused naming
+ * the option and the value, and a float output type with overrides is refused.
  * A written Q8_0 file opens as a model: its Q8_0 tensors have the block dtype
  * and sizes, NATIVE gives the stored blocks and F32 the scale times each byte.
  */
@@ -216,6 +219,96 @@ static void test_quantised(const char *dir) {
     CHECK(remove(out) == 0);
 }
 
+/* The stored dtype of tensor `name` of the GGUF file `path`, or -1. */
+static int gguf_dtype(const char *path, const char *name) {
+    stload_model *g = NULL;
+    stload_tensor_info info;
+    int dtype = -1;
+    const char *paths[1] = {path};
+    if (stload_open_files(paths, 1, NULL, &g, NULL) != STLOAD_OK) return -1;
+    if (stload_model_info(g, name, &info, NULL) == STLOAD_OK) dtype = (int)info.dtype;
+    stload_model_free(g);
+    return dtype;
+}
+
+/* Whether `s` is INVALID_ARGUMENT and the error `*errp` (read after the call that set it) names
+ * `a` and `b`; frees it. */
+static int refused(stload_status s, stload_error **errp, const char *a, const char *b) {
+    stload_error *err = *errp;
+    int ok = s == STLOAD_ERR_INVALID_ARGUMENT && err && strstr(stload_error_message(err), a) &&
+             strstr(stload_error_message(err), b);
+    stload_error_free(err);
+    *errp = NULL;
+    return ok;
+}
+
+static void test_type_overrides(const char *dir) {
+    char src[1024], out[1024];
+    stload_options *o = stload_options_new();
+    stload_model *m = NULL;
+    stload_error *err = NULL;
+    snprintf(src, sizeof src, "%s/llama", dir);
+    snprintf(out, sizeof out, "%s/c_overrides.gguf", dir);
+
+    /* Each value is checked when set; the message names the option and the value. */
+    CHECK(refused(stload_options_set_output_tensor_type(o, "q9_9", &err), &err, "output tensor type",
+                  "q9_9"));
+    CHECK(refused(stload_options_set_token_embedding_type(o, "Q4_X", &err), &err,
+                  "token embedding type", "Q4_X"));
+    CHECK(refused(stload_options_add_tensor_type(o, "attn_v", &err), &err, "tensor type", "attn_v"));
+    CHECK(refused(stload_options_add_tensor_type(o, "attn_v=q7_k", &err), &err, "tensor type",
+                  "q7_k"));
+    CHECK(refused(stload_options_add_tensor_type(o, "attn_(v=q8_0", &err), &err, "tensor type",
+                  "attn_(v"));
+    CHECK(stload_options_add_tensor_type(o, NULL, NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(stload_options_set_output_tensor_type(NULL, "q8_0", NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(stload_options_set_pure(NULL, true, NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+
+    /* The fixture's rows (32 or 16 values) take no K-quant block: Q4_K_M's rule gives Q5_0 to
+     * most tensors, Q8_0 to output.weight, F16 to ffn_down (16 wide). Each override shows. */
+    CHECK(stload_options_set_output_tensor_type(o, "f32", NULL) == STLOAD_OK);
+    CHECK(stload_options_set_output_tensor_type(o, NULL, NULL) == STLOAD_OK); /* cleared */
+    CHECK(stload_options_set_token_embedding_type(o, "Q8_0", NULL) == STLOAD_OK);
+    CHECK(stload_options_add_tensor_type(o, "attn_q=q5_1", NULL) == STLOAD_OK);
+    CHECK(stload_options_add_tensor_type(o, "attn_=bf16", NULL) == STLOAD_OK);
+    CHECK(stload_open_dir(src, o, &m, NULL) == STLOAD_OK);
+    CHECK(stload_model_write_gguf(m, out, STLOAD_GGUF_Q4_K_M, NULL, NULL, NULL) == STLOAD_OK);
+    CHECK(gguf_dtype(out, "token_embd.weight") == STLOAD_DTYPE_Q8_0);
+    CHECK(gguf_dtype(out, "output.weight") == STLOAD_DTYPE_Q8_0);
+    CHECK(gguf_dtype(out, "blk.0.attn_q.weight") == STLOAD_DTYPE_Q5_1);  /* first match wins */
+    CHECK(gguf_dtype(out, "blk.1.attn_k.weight") == STLOAD_DTYPE_BF16);
+    CHECK(gguf_dtype(out, "blk.1.ffn_up.weight") == STLOAD_DTYPE_Q5_0);  /* no pattern matches */
+    CHECK(remove(out) == 0);
+
+    /* A float output type takes no overrides: refused, naming them, and no file is left. */
+    CHECK(refused(stload_model_write_gguf(m, out, STLOAD_GGUF_F16, NULL, NULL, &err), &err,
+                  "token embedding type", "f16"));
+    CHECK(!exists(out));
+    stload_model_free(m);
+    m = NULL;
+
+    /* A pattern that matches no tensor is refused by the write, naming it. */
+    CHECK(stload_options_add_tensor_type(o, "no_such_tensor=q8_0", NULL) == STLOAD_OK);
+    CHECK(stload_open_dir(src, o, &m, NULL) == STLOAD_OK);
+    CHECK(refused(stload_model_write_gguf(m, out, STLOAD_GGUF_Q4_K_M, NULL, NULL, &err), &err,
+                  "no_such_tensor", "matches no tensor"));
+    CHECK(!exists(out));
+    stload_model_free(m);
+    stload_options_free(o);
+
+    /* --pure: output.weight takes the main type's fallback too (Q5_0, not the rule's Q8_0). */
+    o = stload_options_new();
+    m = NULL;
+    CHECK(stload_options_set_pure(o, true, NULL) == STLOAD_OK);
+    CHECK(stload_open_dir(src, o, &m, NULL) == STLOAD_OK);
+    CHECK(stload_model_write_gguf(m, out, STLOAD_GGUF_Q4_K_M, NULL, NULL, NULL) == STLOAD_OK);
+    CHECK(gguf_dtype(out, "output.weight") == STLOAD_DTYPE_Q5_0);
+    CHECK(gguf_dtype(out, "token_embd.weight") == STLOAD_DTYPE_Q5_0);
+    CHECK(remove(out) == 0);
+    stload_model_free(m);
+    stload_options_free(o);
+}
+
 /* IEEE half bits to float (normal, subnormal and zero values; the written scales are finite). */
 static float half_to_float(uint16_t h) {
     int exp = (h >> 10) & 0x1f;
@@ -283,6 +376,7 @@ int main(int argc, char **argv) {
     test_split(argv[1]);
     test_tokenizer_pre(argv[1]);
     test_quantised(argv[1]);
+    test_type_overrides(argv[1]);
     test_read_back(argv[1]);
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
