@@ -93,6 +93,7 @@ pub(crate) mod tokenizer;
 pub(crate) mod torch;
 #[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 pub(crate) mod transform;
+pub(crate) mod type_overrides;
 #[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 pub(crate) mod write;
 

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::gguf::tensor_types::{parse_ggml_type, TensorTypeOverride, TypeOverrides};
 use crate::header::MAX_HEADER_SIZE;
 use crate::rename::Replacer;
+use crate::type_overrides::{parse_ggml_type, TensorTypeOverride, TypeOverrides};
 
 /// Split one tensor along axis 0 into consecutive row ranges, each listed under a new name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,7 +346,7 @@ fn validate_remote(_: &Options) -> Result<()> {
 }
 
 /// The override type `name` gives, the option named in an error.
-fn override_type(option: &str, name: Option<&str>) -> Result<Option<crate::gguf::GgmlType>> {
+fn override_type(option: &str, name: Option<&str>) -> Result<Option<crate::gguf_format::GgmlType>> {
     name.map(|n| parse_ggml_type(n).map_err(|e| named(option, &e)))
         .transpose()
 }

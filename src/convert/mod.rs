@@ -10,6 +10,7 @@
 pub mod dequant;
 mod float;
 mod lut;
+pub mod quant;
 mod scalar;
 mod split;
 #[cfg(target_arch = "x86_64")]

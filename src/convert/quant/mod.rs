@@ -8,14 +8,15 @@
 //! multiply-add (ggml's reference is built without one), so the bytes are equal.
 //!
 //! Kernels: [`legacy`] (Q4_0, Q4_1, Q5_0, Q5_1 in blocks of 32), [`k_quants`] (Q2_K to Q6_K in
-//! super-blocks of 256), [`iq4`] (IQ4_NL, IQ4_XS), [`ternary`] (TQ1_0, TQ2_0) and [`super::q8_0`].
+//! super-blocks of 256), [`iq4`] (IQ4_NL, IQ4_XS), [`ternary`] (TQ1_0, TQ2_0) and [`q8_0`].
 
 pub mod iq4;
 pub mod k_quants;
 pub mod legacy;
+pub mod q8_0;
 pub mod ternary;
 
-use super::GgmlType;
+use crate::gguf_format::GgmlType;
 
 /// Values per super-block of the K-quant, IQ4_XS and ternary types.
 pub(crate) const QK_K: usize = 256;
@@ -49,7 +50,7 @@ pub struct QuantType {
 }
 
 fn q8_0_kernel(src: &[f32], dst: &mut [u8]) {
-    super::q8_0::quantize(src, dst, 1);
+    q8_0::quantize(src, dst, 1);
 }
 
 /// Every type stload quantises to, in GGML type number order.
@@ -85,8 +86,8 @@ pub static TYPES: &[QuantType] = &[
     QuantType {
         ggml: GgmlType::Q8_0,
         name: "Q8_0",
-        block: super::q8_0::BLOCK,
-        block_bytes: super::q8_0::BLOCK_BYTES,
+        block: q8_0::BLOCK,
+        block_bytes: q8_0::BLOCK_BYTES,
         kernel: q8_0_kernel,
     },
     QuantType {
