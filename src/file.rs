@@ -240,8 +240,8 @@ impl ShardFile {
     }
 
     /// Opens a GGUF file: reads and checks its header (every tensor's type, size and data range
-    /// within the file) through a mapping that touches only the header's pages. A shard of a
-    /// split set of two or more is refused: sets open whole, which this reader does not do yet.
+    /// within the file) through a mapping that touches only the header's pages. A shard is
+    /// one file: the model completes and checks its set.
     pub fn open_gguf(path: &Path) -> Result<(ShardFile, crate::gguf_format::GgufFile)> {
         let display = path.display().to_string();
         let (file, meta) = open_regular(path)?;
@@ -255,30 +255,6 @@ impl ShardFile {
             });
         }
         let gguf = crate::gguf_format::parse(&display, &map)?;
-        match &gguf.shard {
-            // gguf-split's set of one (`-00001-of-00001.gguf`) is the whole model, as for
-            // llama.cpp, once its tensor count agrees.
-            Some(shard) if shard.count == 1 && shard.tensors != gguf.tensors.len() as u64 => {
-                return Err(Error::format(
-                    &display,
-                    None,
-                    format!(
-                        "split.tensors.count is {} but the file lists {} tensors",
-                        shard.tensors,
-                        gguf.tensors.len()
-                    ),
-                ))
-            }
-            Some(shard) if shard.count > 1 => {
-                return Err(Error::Unsupported(format!(
-                    "{display}: shard {} of {} of a split GGUF model: opening split sets is not \
-                 supported yet (merge them with gguf-split --merge)",
-                    u32::from(shard.no) + 1,
-                    shard.count
-                )))
-            }
-            _ => {}
-        }
         let data_start = gguf.data_start;
         Ok((
             ShardFile::new(Format::Gguf, path, Identity::of(&meta), data_start),

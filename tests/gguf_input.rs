@@ -752,27 +752,147 @@ fn split_keys(raw: RawGguf, no: u16, count: u16, tensors: i32) -> RawGguf {
         .key("split.tensors.count", I32_VALUE, &tensors.to_le_bytes())
 }
 
+/// The second shard of a set of two: two more tensors, with their own values.
+fn two_more_tensors() -> RawGguf {
+    RawGguf::new()
+        .tensor("c", &[8], F32, 0)
+        .tensor("d", &[4], F32, 32)
+        .data(48)
+}
+
 #[test]
-fn shards_of_a_split_set_are_refused_naming_the_file() {
+fn a_split_set_opens_whole_from_any_shard_and_a_broken_set_is_refused_naming_the_shard() {
+    let set = tempfile::tempdir().unwrap();
+    let s = set.path();
+    // Shards whose data bytes differ from each other's and from place to place.
+    let patterned = |raw: RawGguf, seed: u8| {
+        let mut b = raw.bytes();
+        let start = b.len() - raw.data;
+        for (i, x) in b[start..].iter_mut().enumerate() {
+            *x = (i as u8).wrapping_mul(7).wrapping_add(seed);
+        }
+        (b, start)
+    };
+    let (first, start1) = patterned(split_keys(three_tensors(), 0, 2, 5), 1);
+    let (second, start2) = patterned(split_keys(two_more_tensors(), 1, 2, 5), 100);
+    let (p1, p2) = (
+        s.join("m-00001-of-00002.gguf"),
+        s.join("m-00002-of-00002.gguf"),
+    );
+    std::fs::write(&p1, &first).unwrap();
+    std::fs::write(&p2, &second).unwrap();
+    // Each tensor's bytes: (name, its shard's bytes from its data offset, its length).
+    let stored: [(&str, &[u8], usize); 5] = [
+        ("a", &first[start1..], 32),
+        ("b", &first[start1 + 32..], 32),
+        ("q", &first[start1 + 64..], 18),
+        ("c", &second[start2..], 32),
+        ("d", &second[start2 + 32..], 16),
+    ];
+    let o = Options::default();
+    // From either shard, from both (in any order; a shard given in one spelling is not
+    // looked for in another), from the directory.
+    let spelled = s.join(".").join("m-00002-of-00002.gguf");
+    for model in [
+        Model::open_files(&[&p1], &o).unwrap(),
+        Model::open_files(&[&p2], &o).unwrap(),
+        Model::open_files(&[&spelled, &p1], &o).unwrap(),
+        Model::open_dir(s, &o).unwrap(),
+    ] {
+        assert_eq!(model.names().collect::<Vec<_>>(), ["a", "b", "c", "d", "q"]);
+        for (name, bytes, len) in stored {
+            assert_eq!(model.get(name).unwrap().data(), &bytes[..len], "{name}");
+        }
+    }
+
+    let broken = |label: &str, shards: &[(&str, Vec<u8>)], given: &str, rule: &str| {
+        let d = tempfile::tempdir().unwrap();
+        for (name, bytes) in shards {
+            std::fs::write(d.path().join(name), bytes).unwrap();
+        }
+        let e = Model::open_files(&[d.path().join(given)], &o).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(rule), "{label}: {text}");
+        text
+    };
+    // A missing shard: the error names the file looked for.
+    let t = broken(
+        "missing",
+        &[("m-00001-of-00002.gguf", first.clone())],
+        "m-00001-of-00002.gguf",
+        "m-00002-of-00002.gguf",
+    );
+    assert!(!t.contains("opened"), "{t}");
+    // A shard whose keys give another place, count or total than its name and the set.
+    let t = broken(
+        "disagreeing",
+        &[
+            ("m-00001-of-00002.gguf", first.clone()),
+            (
+                "m-00002-of-00002.gguf",
+                split_keys(two_more_tensors(), 1, 2, 6).bytes(),
+            ),
+        ],
+        "m-00001-of-00002.gguf",
+        "split keys say shard 2 of 2 of 6 tensors",
+    );
+    assert!(t.contains("m-00002-of-00002.gguf"), "{t}");
+    broken(
+        "no-keys",
+        &[
+            ("m-00001-of-00002.gguf", first.clone()),
+            ("m-00002-of-00002.gguf", two_more_tensors().bytes()),
+        ],
+        "m-00001-of-00002.gguf",
+        "no split keys",
+    );
+    // The same tensor in two shards, and a total the shards do not list.
+    broken(
+        "twice",
+        &[
+            ("m-00001-of-00002.gguf", first.clone()),
+            (
+                "m-00002-of-00002.gguf",
+                split_keys(three_tensors(), 1, 2, 5).bytes(),
+            ),
+        ],
+        "m-00002-of-00002.gguf",
+        "also listed by",
+    );
+    broken(
+        "miscounted",
+        &[
+            (
+                "m-00001-of-00002.gguf",
+                split_keys(three_tensors(), 0, 2, 6).bytes(),
+            ),
+            (
+                "m-00002-of-00002.gguf",
+                split_keys(two_more_tensors(), 1, 2, 6).bytes(),
+            ),
+        ],
+        "m-00001-of-00002.gguf",
+        "split.tensors.count is 6 but the 2 shards list 5 tensors",
+    );
+    // A shard not named for its place: its others cannot be found.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // gguf-split's first shard of two: by name and keys, through a file and its directory.
-    let first = split_keys(three_tensors(), 0, 2, 5).bytes();
-    let e = refused(
+    refused(
         d,
-        "m-00001-of-00002",
-        &first,
-        "shard 1 of 2 of a split GGUF model",
+        "renamed",
+        &second,
+        "shard 2 of 2 of a split model, but not named",
     );
-    assert!(matches!(e, Error::Unsupported(_)), "{e}");
-    let set = tempfile::tempdir().unwrap();
-    std::fs::write(set.path().join("m-00001-of-00002.gguf"), &first).unwrap();
-    let second = split_keys(three_tensors(), 1, 2, 5).bytes();
-    std::fs::write(set.path().join("m-00002-of-00002.gguf"), &second).unwrap();
-    let e = Model::open_dir(set.path(), &Options::default()).unwrap_err();
-    assert!(e.to_string().contains("m-00001-of-00002.gguf"), "{e}");
-    // Keys alone make a shard, whatever the name.
-    refused(d, "renamed", &second, "shard 2 of 2");
+    // A file named as the other shard that is no GGUF file.
+    broken(
+        "not-gguf",
+        &[
+            ("m-00001-of-00002.gguf", first.clone()),
+            ("m-00002-of-00002.gguf", b"not a gguf".to_vec()),
+        ],
+        "m-00001-of-00002.gguf",
+        "m-00002-of-00002.gguf",
+    );
     // Keys a split file never holds: shard 3 of 2.
     refused(
         d,
@@ -788,7 +908,7 @@ fn shards_of_a_split_set_are_refused_naming_the_file() {
         d,
         "one-miscounted",
         &split_keys(three_tensors(), 0, 1, 4).bytes(),
-        "split.tensors.count is 4 but the file lists 3 tensors",
+        "split.tensors.count is 4 but the 1 shards list 3 tensors",
     );
     assert!(matches!(e, Error::Format(_)), "{e}");
     // A name like a shard's without split keys is a whole model (llama.cpp goes by the keys).

@@ -11,7 +11,9 @@ mod split;
 pub use ggml_type::GgmlType;
 #[cfg(test)]
 pub(crate) use reader::MAX_ARRAY_DEPTH;
-pub use reader::{parse, read, read_set, value_json, GgufFile, GgufTensorInfo};
+pub use reader::{
+    check_set, parse, read, read_set, set_paths, value_json, GgufFile, GgufTensorInfo,
+};
 pub(crate) use split::shard_keys;
 pub use split::{
     is_shard_of, parse_size, shard_path, ShardInfo, Split, KEY_SPLIT_COUNT, KEY_SPLIT_NO,

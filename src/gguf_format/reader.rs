@@ -62,24 +62,37 @@ pub fn read(path: &Path) -> Result<GgufFile> {
 
 /// Reads the GGUF file at `path` and, when it is a shard of a split model, every shard of its
 /// set, found by the names gguf-split gives them (`PREFIX-00002-of-00003.gguf`), in order.
-/// The set must be what llama.cpp's loader accepts: every shard present and named for its
-/// `split.no`, one `split.count` and `split.tensors.count` in all, that many tensors in all,
-/// and no tensor name in two shards. A file that is no shard gives itself alone.
+/// The set must be what llama.cpp's loader accepts ([`check_set`]). A file that is no shard
+/// gives itself alone.
 pub fn read_set(path: &Path) -> Result<Vec<(PathBuf, GgufFile)>> {
     let given = read(path)?;
     let Some(info) = given.shard else {
         return Ok(vec![(path.to_path_buf(), given)]);
     };
-    let shown = path.display().to_string();
+    let mut given = Some(given);
+    let mut set = Vec::with_capacity(usize::from(info.count));
+    for (i, p) in set_paths(path, info)?.into_iter().enumerate() {
+        let file = match given.take_if(|_| i == usize::from(info.no)) {
+            Some(f) => f,
+            None => read(&p)?,
+        };
+        set.push((p, file));
+    }
+    check_set(path, info, set.iter().map(|(p, f)| (p.as_path(), f)))?;
+    Ok(set)
+}
+
+/// The paths of every shard of the split set whose shard `path` is (its `split.*` keys say
+/// `info`), in order, `path` among them: llama.cpp finds the others by the names gguf-split
+/// gives them, so `path` must be named for its `split.no` (a set of one may have any name).
+pub fn set_paths(path: &Path, info: ShardInfo) -> Result<Vec<PathBuf>> {
     let (no, count) = (u32::from(info.no), u32::from(info.count));
-    // llama.cpp looks for other shards only when there are some, and then by name.
     let base = match split_base(path).filter(|base| shard_path(base, no + 1, count) == path) {
         Some(base) => base,
-        // Not used: the only shard is the file given.
-        None if count == 1 => path.to_path_buf(),
+        None if count == 1 => return Ok(vec![path.to_path_buf()]),
         None => {
             return Err(Error::format(
-                &shown,
+                path.display(),
                 None,
                 format!(
                     "shard {} of {count} of a split model, but not named \
@@ -90,20 +103,32 @@ pub fn read_set(path: &Path) -> Result<Vec<(PathBuf, GgufFile)>> {
             ))
         }
     };
-    let mut given = Some(given);
-    let mut set = Vec::with_capacity(usize::from(info.count));
-    // Each tensor name and the shard that lists it.
-    let mut owner: HashMap<String, usize> = HashMap::new();
-    let mut total = 0u64;
-    for i in 0..count {
-        let (p, file) = match given.take_if(|_| i == no) {
-            Some(f) => (path.to_path_buf(), f),
-            None => {
-                let p = shard_path(&base, i + 1, count);
-                let f = read(&p)?;
-                (p, f)
+    Ok((0..count)
+        .map(|i| {
+            if i == no {
+                path.to_path_buf()
+            } else {
+                shard_path(&base, i + 1, count)
             }
-        };
+        })
+        .collect())
+}
+
+/// Checks the shards of a split set, in order (as [`set_paths`] names them), as llama.cpp's
+/// loader does: each shard's `split.*` keys agree with `info` (those of `given`, the shard the
+/// set was found from) and its place, no tensor name is in two shards, and the shards list
+/// `split.tensors.count` tensors in all.
+pub fn check_set<'a>(
+    given: &Path,
+    info: ShardInfo,
+    shards: impl IntoIterator<Item = (&'a Path, &'a GgufFile)>,
+) -> Result<()> {
+    let shown = given.display().to_string();
+    let count = u32::from(info.count);
+    // Each tensor name and the shard that lists it.
+    let mut owner: HashMap<&str, &Path> = HashMap::new();
+    let mut total = 0u64;
+    for (i, (p, file)) in shards.into_iter().enumerate() {
         let here = p.display().to_string();
         let want = ShardInfo {
             no: i as u16,
@@ -134,18 +159,15 @@ pub fn read_set(path: &Path) -> Result<Vec<(PathBuf, GgufFile)>> {
             }
         }
         for t in &file.tensors {
-            if let Some(&j) = owner.get(&t.name) {
-                let first: &(PathBuf, GgufFile) = &set[j];
+            if let Some(first) = owner.insert(&t.name, p) {
                 return Err(Error::format(
                     &here,
                     Some(&t.name),
-                    format!("also listed by {}", first.0.display()),
+                    format!("also listed by {}", first.display()),
                 ));
             }
-            owner.insert(t.name.clone(), set.len());
         }
         total += file.tensors.len() as u64;
-        set.push((p, file));
     }
     if total != info.tensors {
         return Err(Error::format(
@@ -157,7 +179,7 @@ pub fn read_set(path: &Path) -> Result<Vec<(PathBuf, GgufFile)>> {
             ),
         ));
     }
-    Ok(set)
+    Ok(())
 }
 
 /// The path a split set's shard names are formed from (`dir/X.gguf` for

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use super::{Entry, Model};
 use crate::error::{Error, Result};
 use crate::file::ShardFile;
+use crate::gguf_format::{check_set, set_paths, ShardInfo};
 use crate::header::Header;
 use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
@@ -100,6 +101,7 @@ impl Model {
         })
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
+        let opened = complete_gguf_sets(opened, &listed, options)?;
         // Files given one by one: config.json (for architectures) sits beside the first.
         let config_dir = paths[0].parent().unwrap_or(Path::new("."));
         Model::build(opened, options, config_dir)
@@ -312,6 +314,75 @@ impl TensorCount {
         }
         Ok(())
     }
+}
+
+/// The GGUF split sets among `opened`, whole: a shard opens every shard of its set that was
+/// not given, found by name as llama.cpp's loader finds them, and each set is checked as that
+/// loader checks it (`gguf_format::check_set`). Paths are compared canonical, so a set given
+/// in full (a directory's listing) opens no shard twice.
+fn complete_gguf_sets(
+    mut opened: Vec<(ShardFile, Contents)>,
+    listed: &TensorCount,
+    options: &Options,
+) -> Result<Vec<(ShardFile, Contents)>> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut known: HashMap<PathBuf, usize> = opened
+        .iter()
+        .enumerate()
+        .map(|(i, (f, _))| (canonical(f.path()), i))
+        .collect();
+    // Each set once, by its shards' paths, and the shard it was found from.
+    let mut sets: Vec<(PathBuf, ShardInfo, Vec<PathBuf>)> = Vec::new();
+    let mut missing = Vec::new();
+    for (file, contents) in &opened {
+        let Contents::Gguf(gguf) = contents else {
+            continue;
+        };
+        let Some(info) = gguf.shard else { continue };
+        let paths = set_paths(file.path(), info)?;
+        let first = canonical(&paths[0]);
+        if sets.iter().any(|(_, _, s)| canonical(&s[0]) == first) {
+            continue;
+        }
+        for p in &paths {
+            // Placeholder until the missing shard is opened below.
+            known.entry(canonical(p)).or_insert_with(|| {
+                missing.push(p.clone());
+                usize::MAX
+            });
+        }
+        sets.push((file.path().to_path_buf(), info, paths));
+    }
+    let found = crate::parallel::map(&missing, options.effective_threads(), |p| -> Result<_> {
+        let (file, gguf) = ShardFile::open_gguf(p)?;
+        listed.check(p, gguf.tensors.len())?;
+        Ok((file, Contents::Gguf(gguf)))
+    });
+    for (p, shard) in missing.iter().zip(found) {
+        known.insert(canonical(p), opened.len());
+        opened.push(shard?);
+    }
+    for (given, info, paths) in &sets {
+        let mut shards = Vec::with_capacity(paths.len());
+        for p in paths {
+            match &opened[known[&canonical(p)]] {
+                (file, Contents::Gguf(gguf)) => shards.push((file.path(), gguf)),
+                // A file named as a shard of the set but given as another format.
+                (file, _) => {
+                    return Err(Error::format(
+                        file.display(),
+                        None,
+                        format!(
+                            "named as a shard of {}'s split set, but not a GGUF file",
+                            given.display()
+                        ),
+                    ))
+                }
+            }
+        }
+        check_set(given, *info, shards)?;
+    }
+    Ok(opened)
 }
 
 /// What one opened file holds.
