@@ -119,3 +119,24 @@ func (m *Model) writeGGUF(path string, progress func(done, total uint64) bool, w
 	runtime.KeepAlive(m)
 	return state.finish(status, cerr)
 }
+
+// GGUFValueType is the type of a GGUF metadata value, numbered as in the file (the gguf
+// package's GGUFValueType).
+type GGUFValueType int
+
+// The GGUF value types.
+const (
+	ValueUint8   GGUFValueType = 0
+	ValueInt8    GGUFValueType = 1
+	ValueUint16  GGUFValueType = 2
+	ValueInt16   GGUFValueType = 3
+	ValueUint32  GGUFValueType = 4
+	ValueInt32   GGUFValueType = 5
+	ValueFloat32 GGUFValueType = 6
+	ValueBool    GGUFValueType = 7
+	ValueString  GGUFValueType = 8
+	ValueArray   GGUFValueType = 9
+	ValueUint64  GGUFValueType = 10
+	ValueInt64   GGUFValueType = 11
+	ValueFloat64 GGUFValueType = 12
+)

@@ -3,6 +3,7 @@ package stload
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -66,6 +67,88 @@ func TestWriteGGUF(t *testing.T) {
 	input := filepath.Join(src, "model.safetensors")
 	if err := m.WriteGGUF(input, GGUFAuto, nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("onto the input: %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestOpenGGUF(t *testing.T) {
+	dir, _ := archFixtures(t)
+	m, err := Open(filepath.Join(dir, "llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := t.TempDir()
+	whole, split := filepath.Join(out, "whole.gguf"), filepath.Join(out, "set", "llama.gguf")
+	if err := os.Mkdir(filepath.Dir(split), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteGGUF(whole, GGUFQ8_0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteGGUFSplit(split, GGUFQ8_0, 0, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	g, err := OpenFiles([]string{whole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	// A split set opens whole from its directory, with the same tensors and bytes.
+	s, err := Open(filepath.Dir(split))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if fmt.Sprint(s.Names()) != fmt.Sprint(g.Names()) {
+		t.Errorf("split set lists %v, the whole file %v", s.Names(), g.Names())
+	}
+	q8 := 0
+	for _, name := range g.Names() {
+		info, err := g.Info(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Dtype != Q8_0 {
+			continue
+		}
+		q8++
+		a, err := g.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.Bytes(), b.Bytes()) || uint64(len(a.Bytes())) != info.NBytes {
+			t.Errorf("%s: %d stored bytes, the split set's differ or the info says %d", name, len(a.Bytes()), info.NBytes)
+		}
+		a.Close()
+		b.Close()
+	}
+	if q8 == 0 {
+		t.Error("no Q8_0 tensor in a Q8_0 file")
+	}
+	// GGUF keys: typed, and as text.
+	if v, _ := g.Metadata("general.architecture"); v != "llama" {
+		t.Errorf("general.architecture = %q", v)
+	}
+	if typ, ok := g.MetadataType("llama.block_count"); !ok || typ != ValueUint32 {
+		t.Errorf("llama.block_count type %v %v, want ValueUint32", typ, ok)
+	}
+	if v, _ := g.Metadata("general.file_type"); v != "7" {
+		t.Errorf("general.file_type = %q, want 7 (MOSTLY_Q8_0)", v)
+	}
+	var tokens []string
+	text, _ := g.Metadata("tokenizer.ggml.tokens")
+	if err := json.Unmarshal([]byte(text), &tokens); err != nil || len(tokens) == 0 {
+		t.Errorf("tokenizer.ggml.tokens as JSON: %d tokens, %v", len(tokens), err)
+	}
+	if typ, ok := g.MetadataType("tokenizer.ggml.tokens"); !ok || typ != ValueArray {
+		t.Errorf("tokenizer.ggml.tokens type %v %v, want ValueArray", typ, ok)
+	}
+	if _, ok := g.MetadataType("no.such.key"); ok {
+		t.Error("an absent key has a type")
 	}
 }
 

@@ -178,6 +178,25 @@ func (m *Model) Metadata(key string) (string, bool) {
 	return C.GoString(v), true
 }
 
+// MetadataType returns the type of metadata key and whether it exists: for a GGUF key, its
+// GGUF value type; ValueString for a safetensors __metadata__ value. Metadata gives every
+// value as text: a string as it is, a number or boolean as JSON text, an array as a JSON array
+// (a float32 as the float64 of the same value; NaN and infinities as null), which
+// encoding/json and strconv read.
+func (m *Model) MetadataType(key string) (GGUFValueType, bool) {
+	if strings.IndexByte(key, 0) >= 0 {
+		return 0, false
+	}
+	ckey := C.CString(key)
+	defer C.free(unsafe.Pointer(ckey))
+	t := C.stload_model_metadata_type(m.ptr(), ckey)
+	runtime.KeepAlive(m)
+	if t < 0 {
+		return 0, false
+	}
+	return GGUFValueType(t), true
+}
+
 // MetadataKeys returns the __metadata__ keys of all files, sorted, without duplicates.
 func (m *Model) MetadataKeys() []string {
 	p := m.ptr()

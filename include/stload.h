@@ -966,6 +966,18 @@ enum stload_status stload_model_info(const struct stload_model *model,
 const char *stload_model_metadata(const struct stload_model *model, const char *key);
 
 /*
+ The type of metadata `key`: for a GGUF key, the `gguf` package's `GGUFValueType` number
+ (0 UINT8, 1 INT8, 2 UINT16, 3 INT16, 4 UINT32, 5 INT32, 6 FLOAT32, 7 BOOL, 8 STRING,
+ 9 ARRAY, 10 UINT64, 11 INT64, 12 FLOAT64); 8 (a string) for a safetensors `__metadata__`
+ value; -1 when absent or when an argument is NULL. `stload_model_metadata` gives every value
+ as text: a string as it is, a number or boolean as JSON text, an array as a JSON array
+ (a FLOAT32 written as the double of the same value, which reads back to the same float;
+ NaN and infinities as `null`), so a C host reads numbers with `strtoull` / `strtoll` /
+ `strtod` and arrays with a JSON parser.
+ */
+int32_t stload_model_metadata_type(const struct stload_model *model, const char *key);
+
+/*
  Number of `__metadata__` keys; 0 when `model` is NULL.
  */
 size_t stload_model_metadata_len(const struct stload_model *model);

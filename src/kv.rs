@@ -289,6 +289,11 @@ impl Metadata {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Every pair, in insertion order, owned.
+    pub fn into_pairs(self) -> impl Iterator<Item = (String, Value)> {
+        self.entries.into_iter()
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.entries.len()

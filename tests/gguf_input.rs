@@ -952,3 +952,57 @@ fn the_cli_verify_checks_gguf_data_ranges() {
         "{out}"
     );
 }
+
+#[test]
+fn gguf_keys_are_metadata_typed_and_as_text() {
+    use stload::kv::{Array, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = gguf_array(STRING_VALUE, 2);
+    names.extend(gguf_string("a\"b"));
+    names.extend(gguf_string("é"));
+    let mut floats = gguf_array(6, 2);
+    floats.extend(0.1f32.to_le_bytes());
+    floats.extend(f32::NAN.to_le_bytes());
+    let raw = three_tensors()
+        .key("llama.block_count", U32_VALUE, &7u32.to_le_bytes())
+        .key("x.eps", 6, &1e-5f32.to_le_bytes())
+        .key("x.bias", I32_VALUE, &(-3i32).to_le_bytes())
+        .key("x.flag", 7, &[1])
+        .key("x.names", ARRAY_VALUE, &names)
+        .key("x.floats", ARRAY_VALUE, &floats);
+    let model = open_raw(dir.path(), "keys", &raw.bytes()).unwrap();
+    let text = |k: &str| model.metadata(k).unwrap().to_string();
+    assert_eq!(text("general.architecture"), "llama");
+    assert_eq!(text("llama.block_count"), "7");
+    assert_eq!(text("x.bias"), "-3");
+    assert_eq!(text("x.flag"), "true");
+    assert_eq!(text("x.names"), r#"["a\"b","é"]"#);
+    // An f32 as the f64 of the same value: it reads back to the same f32.
+    assert_eq!(text("x.eps").parse::<f64>().unwrap() as f32, 1e-5f32);
+    let floats: Vec<Option<f64>> = serde_json::from_str(&text("x.floats")).unwrap();
+    assert_eq!(floats[0].map(|x| x as f32), Some(0.1f32));
+    assert_eq!(floats[1], None);
+    assert_eq!(model.gguf_value("llama.block_count"), Some(&Value::U32(7)));
+    assert_eq!(model.gguf_value("x.flag"), Some(&Value::Bool(true)));
+    assert_eq!(
+        model.gguf_value("x.names"),
+        Some(&Value::Array(Array::String(vec![
+            "a\"b".into(),
+            "é".into()
+        ])))
+    );
+    assert_eq!(model.gguf_value("absent"), None);
+    let keys: Vec<&str> = model.metadata_pairs().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys,
+        [
+            "general.architecture",
+            "llama.block_count",
+            "x.bias",
+            "x.eps",
+            "x.flag",
+            "x.floats",
+            "x.names"
+        ]
+    );
+}

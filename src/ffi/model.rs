@@ -255,6 +255,39 @@ pub unsafe extern "C" fn stload_model_metadata(
     })
 }
 
+/// The type of metadata `key`: for a GGUF key, the `gguf` package's `GGUFValueType` number
+/// (0 UINT8, 1 INT8, 2 UINT16, 3 INT16, 4 UINT32, 5 INT32, 6 FLOAT32, 7 BOOL, 8 STRING,
+/// 9 ARRAY, 10 UINT64, 11 INT64, 12 FLOAT64); 8 (a string) for a safetensors `__metadata__`
+/// value; -1 when absent or when an argument is NULL. `stload_model_metadata` gives every value
+/// as text: a string as it is, a number or boolean as JSON text, an array as a JSON array
+/// (a FLOAT32 written as the double of the same value, which reads back to the same float;
+/// NaN and infinities as `null`), so a C host reads numbers with `strtoull` / `strtoll` /
+/// `strtod` and arrays with a JSON parser.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `key`: NULL or a NUL-terminated string.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_model_metadata_type(
+    model: *const stload_model,
+    key: *const c_char,
+) -> i32 {
+    guard_value(-1, || {
+        // SAFETY: NULL or live handle / NUL-terminated string per the API contract.
+        let (Ok(model), Ok(key)) = (unsafe { arg(model, "model") }, unsafe {
+            str_arg(key, "key")
+        }) else {
+            return -1;
+        };
+        match model.inner.gguf_value(key) {
+            Some(v) => v.value_type() as i32,
+            None if model.inner.metadata(key).is_some() => crate::kv::ValueType::String as i32,
+            None => -1,
+        }
+    })
+}
+
 /// Number of `__metadata__` keys; 0 when `model` is NULL.
 #[doc = safety!(
     "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",

@@ -84,7 +84,10 @@ pub struct Model {
     /// The files and how their bytes are served.
     store: Store,
     entries: Vec<Entry>,
+    /// `__metadata__` pairs, and GGUF keys as text ([`Model::metadata`]).
     metadata: BTreeMap<NulString, NulString>,
+    /// GGUF keys with their types, the first file's where files share a key.
+    gguf_metadata: BTreeMap<String, crate::kv::Value>,
     options: Options,
     /// Where `config.json` and the tokenizer files are: the directory opened, or the first
     /// file's directory.
@@ -116,7 +119,9 @@ impl Model {
         self.entries.iter().map(|e| e.name.as_str())
     }
 
-    /// A `__metadata__` value of any file (the first file that has the key wins).
+    /// A `__metadata__` value of any file (the first file that has the key wins), or a GGUF
+    /// key's value as text: a string as it is, a number or boolean as JSON text, an array as a
+    /// JSON array ([`Model::gguf_value`] gives it typed).
     pub fn metadata(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(NulString::as_str)
     }
@@ -129,7 +134,13 @@ impl Model {
         self.metadata.keys().nth(i)
     }
 
-    /// All `__metadata__` pairs, sorted by key.
+    /// A GGUF key's value with its type (the first file's where shards share a key); `None`
+    /// for a key no GGUF file of the model has.
+    pub fn gguf_value(&self, key: &str) -> Option<&crate::kv::Value> {
+        self.gguf_metadata.get(key)
+    }
+
+    /// All `__metadata__` pairs (GGUF keys as text), sorted by key.
     pub fn metadata_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

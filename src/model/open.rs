@@ -137,6 +137,7 @@ impl Model {
         let mut files = Vec::with_capacity(opened.len());
         let mut items = Vec::new();
         let mut metadata = BTreeMap::new();
+        let mut typed = BTreeMap::new();
         for (file_index, (file, contents)) in opened.into_iter().enumerate() {
             match contents {
                 Contents::Safetensors(header) => {
@@ -158,6 +159,13 @@ impl Model {
                     }));
                 }
                 Contents::Gguf(gguf) => {
+                    for (key, value) in gguf.metadata.into_pairs() {
+                        if !metadata.contains_key(key.as_str()) {
+                            let text = NulString::from(value_text(&value));
+                            metadata.insert(NulString::new(&key), text);
+                            typed.insert(key, value);
+                        }
+                    }
                     for t in gguf.tensors {
                         // The reader refuses a type it has no size of, and Dtype sizes them all.
                         let dtype = t.ty.as_dtype().ok_or_else(|| {
@@ -231,6 +239,7 @@ impl Model {
             store: Store::new(files, options),
             entries,
             metadata,
+            gguf_metadata: typed,
             options: options.clone(),
             config_dir: config_dir.to_path_buf(),
             converted: Mutex::new(HashMap::new()),
@@ -256,6 +265,16 @@ fn list_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(paths)
+}
+
+/// A GGUF value as the metadata calls give it: a string as it is, a number or boolean as JSON
+/// text, an array as a JSON array (f32 values as the f64 of the same value, which parses back
+/// to the same f32; NaN and infinities as `null`).
+fn value_text(value: &crate::kv::Value) -> String {
+    match value {
+        crate::kv::Value::String(s) => s.clone(),
+        other => crate::gguf_format::value_json(other).to_string(),
+    }
 }
 
 /// The invariant of every listed tensor: `product(shape) × dtype size == nbytes`, in

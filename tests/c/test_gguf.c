@@ -113,6 +113,24 @@ static void test_split(const char *dir) {
     CHECK(p.calls > 0 && p.done == p.total);
     n = shard_count(dir, "c_split");
     CHECK(n > 1 && !exists(out));
+    {
+        /* The set opens whole from its last shard: the tensors of the unsplit file. */
+        stload_model *whole = NULL, *set = NULL;
+        char one[1024];
+        const char *last[1] = {shard}, *single[1] = {one};
+        snprintf(one, sizeof one, "%s/c_unsplit.gguf", dir);
+        snprintf(shard, sizeof shard, "%s/c_split-%05d-of-%05d.gguf", dir, n, n);
+        CHECK(stload_model_write_gguf(m, one, STLOAD_GGUF_F16, NULL, NULL, NULL) == STLOAD_OK);
+        CHECK(stload_open_files(single, 1, NULL, &whole, NULL) == STLOAD_OK);
+        CHECK(stload_open_files(last, 1, NULL, &set, NULL) == STLOAD_OK);
+        CHECK(whole && set && stload_model_len(set) == stload_model_len(whole));
+        for (size_t i = 0; whole && set && i < stload_model_len(whole); i++) {
+            CHECK(strcmp(stload_model_name(set, i), stload_model_name(whole, i)) == 0);
+        }
+        stload_model_free(whole);
+        stload_model_free(set);
+        CHECK(remove(one) == 0);
+    }
     for (int i = 1; i <= n; i++) {
         snprintf(shard, sizeof shard, "%s/c_split-%05d-of-%05d.gguf", dir, i, n);
         CHECK(remove(shard) == 0);
@@ -363,6 +381,27 @@ static void test_read_back(const char *dir) {
         stload_tensor_free(values);
     }
     CHECK(q8 > 0);
+    {
+        /* GGUF keys through the metadata calls: typed, and as text. */
+        const char *arch = stload_model_metadata(g, "general.architecture");
+        const char *ftype = stload_model_metadata(g, "general.file_type");
+        const char *tokens = stload_model_metadata(g, "tokenizer.ggml.tokens");
+        char *end = NULL;
+        CHECK(arch && strcmp(arch, "llama") == 0);
+        CHECK(stload_model_metadata_type(g, "general.architecture") == 8);
+        CHECK(stload_model_metadata_type(g, "general.file_type") == 4);
+        CHECK(ftype && strtoul(ftype, &end, 10) == 7 && *end == 0); /* MOSTLY_Q8_0 */
+        CHECK(stload_model_metadata_type(g, "llama.rope.freq_base") == 6);
+        CHECK(stload_model_metadata_type(g, "tokenizer.ggml.tokens") == 9);
+        CHECK(tokens && tokens[0] == '[' && tokens[strlen(tokens) - 1] == ']');
+        CHECK(stload_model_metadata_type(g, "no.such.key") == -1);
+        CHECK(stload_model_metadata(g, "no.such.key") == NULL);
+        CHECK(stload_model_metadata_type(NULL, "general.architecture") == -1);
+        CHECK(stload_model_metadata_type(g, NULL) == -1);
+        n = stload_model_metadata_len(g);
+        CHECK(n > 5);
+        for (i = 0; i < n; i++) CHECK(stload_model_metadata(g, stload_model_metadata_key(g, i)) != NULL);
+    }
     stload_model_free(g);
     CHECK(remove(out) == 0);
 }
