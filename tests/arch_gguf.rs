@@ -499,7 +499,7 @@ fn bad_configs_are_errors_naming_config_json_and_the_key() {
         (
             "llama3",
             edit("llama3", &|c| {
-                c.insert("rope_scaling".into(), serde_json::json!({"rope_type": "llama3", "low_freq_factor": 4.0, "high_freq_factor": 4.0}));
+                c.insert("rope_scaling".into(), serde_json::json!({"rope_type": "llama3", "low_freq_factor": 4.0, "high_freq_factor": 2.0}));
             }),
             "high_freq_factor",
         ),
