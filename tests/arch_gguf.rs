@@ -499,7 +499,7 @@ fn bad_configs_are_errors_naming_config_json_and_the_key() {
         (
             "llama3",
             edit("llama3", &|c| {
-                c.insert("rope_scaling".into(), serde_json::json!({"rope_type": "llama3", "low_freq_factor": 4.0, "high_freq_factor": 4.0}));
+                c.insert("rope_scaling".into(), serde_json::json!({"rope_type": "llama3", "low_freq_factor": 4.0, "high_freq_factor": 2.0}));
             }),
             "high_freq_factor",
         ),
@@ -1387,4 +1387,128 @@ fn command_r_writes_its_logit_scale_and_trained_context_and_refuses_qk_norms_lla
             ),
         ],
     );
+}
+
+#[test]
+fn llama4_writes_its_expert_keys_and_refuses_the_layouts_llama_cpp_fixes_otherwise() {
+    let text = serde_json::json!({
+        "vocab_size": 64, "max_position_embeddings": 128, "hidden_size": 64,
+        "num_hidden_layers": 4, "intermediate_size": 48, "intermediate_size_mlp": 128,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-5,
+        "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 16.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 1.0, "original_max_position_embeddings": 8192},
+        "num_local_experts": 16, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2,
+        "moe_layers": [1, 3], "no_rope_layers": [1, 1, 1, 0], "no_rope_layer_interval": 4,
+        "layer_types": ["chunked_attention", "chunked_attention", "chunked_attention", "full_attention"],
+        "attention_chunk_size": 8192, "attn_temperature_tuning": true, "floor_scale": 8192,
+        "attn_scale": 0.1, "use_qk_norm": true, "hidden_act": "silu",
+    });
+    let mut good = text.clone();
+    good["architectures"] = serde_json::json!(["Llama4ForCausalLM"]);
+    let multimodal = serde_json::json!({
+        "architectures": ["Llama4ForConditionalGeneration"],
+        "text_config": text,
+        "vision_config": {"hidden_size": 32},
+    });
+    // The llama3 rope factors are checked against the query rows: 4 heads of 16.
+    let parts_of = |config: &serde_json::Value| {
+        let dir = tempfile::tempdir().unwrap();
+        write_config(dir.path(), &config.to_string());
+        arch::gguf_parts(dir.path(), None, &[("blk.0.attn_q.weight", &[64, 64])]).unwrap()
+    };
+    for config in [&good, &multimodal] {
+        let parts = parts_of(config);
+        assert_eq!(parts.arch, "llama4");
+        let m = &parts.metadata;
+        let want = [
+            ("general.architecture", Value::from("llama4")),
+            ("llama4.feed_forward_length", Value::U32(128)),
+            ("llama4.expert_feed_forward_length", Value::U32(48)),
+            ("llama4.expert_count", Value::U32(16)),
+            ("llama4.expert_used_count", Value::U32(1)),
+            ("llama4.interleave_moe_layer_step", Value::U32(2)),
+            ("llama4.rope.dimension_count", Value::U32(16)),
+            ("llama4.rope.freq_base", Value::F32(500000.0)),
+        ];
+        for (key, value) in want {
+            assert_eq!(m.get(key), Some(&value), "{key} of {config}");
+        }
+        assert_eq!(parts.computed.len(), 1, "rope_freqs.weight");
+        // llama.cpp reads no chunk size, pattern or temperature: the converter writes none.
+        assert!(m.iter().all(|(k, _)| !k.contains("sliding_window")));
+    }
+    refuses_each(
+        &good,
+        &[
+            (
+                "intermediate_size_mlp",
+                None,
+                "\"intermediate_size_mlp\" is missing",
+            ),
+            (
+                "interleave_moe_layer_step",
+                None,
+                "\"interleave_moe_layer_step\" is missing",
+            ),
+            (
+                "attention_chunk_size",
+                None,
+                "\"attention_chunk_size\" is missing",
+            ),
+            (
+                "num_local_experts",
+                None,
+                "\"num_local_experts\" is missing",
+            ),
+            (
+                "attention_chunk_size",
+                Some(4096.into()),
+                "attention_chunk_size",
+            ),
+            (
+                "no_rope_layers",
+                Some(serde_json::json!([1, 1, 0, 1])),
+                "no_rope_layers",
+            ),
+            (
+                "no_rope_layers",
+                Some(serde_json::json!([1, 1])),
+                "no_rope_layers",
+            ),
+            (
+                "layer_types",
+                Some(serde_json::json!([
+                    "full_attention",
+                    "full_attention",
+                    "full_attention",
+                    "full_attention"
+                ])),
+                "layer_types",
+            ),
+            (
+                "moe_layers",
+                Some(serde_json::json!([0, 1, 2, 3])),
+                "moe_layers",
+            ),
+            (
+                "attn_temperature_tuning",
+                Some(false.into()),
+                "attn_temperature_tuning",
+            ),
+            ("floor_scale", Some(1024.into()), "floor_scale"),
+            ("attn_scale", Some(0.2.into()), "attn_scale"),
+            ("use_qk_norm", Some(false.into()), "use_qk_norm"),
+            ("hidden_act", Some("gelu".into()), "hidden_act"),
+            (
+                "num_experts_per_tok",
+                Some(17.into()),
+                "num_experts_per_tok",
+            ),
+        ],
+    );
+    // Maverick: 128 experts without the q/k norm, as llama.cpp runs it.
+    let mut maverick = good.clone();
+    maverick["num_local_experts"] = 128.into();
+    maverick["use_qk_norm"] = false.into();
+    assert_eq!(parts_of(&maverick).arch, "llama4");
 }

@@ -145,11 +145,11 @@ pub fn computed(config: &Config, tensors: &Tensors) -> Result<Vec<ComputedTensor
             let low = get("low_freq_factor", 1.0)?;
             let high = get("high_freq_factor", 4.0)?;
             let original = get("original_max_position_embeddings", 8192.0)?;
-            if factor <= 0.0 || low <= 0.0 || high <= low || original <= 0.0 || theta <= 0.0 {
+            if factor <= 0.0 || low <= 0.0 || high < low || original <= 0.0 || theta <= 0.0 {
                 return Err(section.inconsistent(
                     "rope_type",
                     &format!(
-                        "is llama3 with factor {factor}, low_freq_factor {low}, high_freq_factor {high}, original_max_position_embeddings {original} and rope_theta {theta}: need all positive and high_freq_factor > low_freq_factor"
+                        "is llama3 with factor {factor}, low_freq_factor {low}, high_freq_factor {high}, original_max_position_embeddings {original} and rope_theta {theta}: need all positive and high_freq_factor >= low_freq_factor (Llama 4 sets them equal)"
                     ),
                 ));
             }
@@ -201,6 +201,9 @@ pub fn llama3_factors(
             1.0
         } else if wavelen > low_wavelen {
             factor
+        } else if high == low {
+            // Equal factors (Llama 4) leave no band between the two: its one edge keeps 1.
+            1.0
         } else {
             let smooth = (original / wavelen - low) / (high - low);
             1.0 / ((1.0 - smooth) / factor + smooth)

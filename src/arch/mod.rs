@@ -14,6 +14,7 @@ mod gemma3;
 mod granite;
 mod keys;
 mod llama;
+mod llama4;
 mod mixtral;
 mod olmo2;
 mod phi3;

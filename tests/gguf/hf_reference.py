@@ -43,7 +43,7 @@ RMS_EPS = 1e-5
 SEED = 7
 
 # The token ids every architecture is run on: fixed, well inside the trained vocabulary (~400),
-# 32 positions (enough that each of mixtral's and qwen3moe's experts is routed to).
+# 32 positions (enough that each of mixtral's, qwen3moe's and llama4's experts is routed to).
 IDS_LEN = 32
 
 
@@ -189,6 +189,42 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             ),
             t.Phi3ForCausalLM,
         )
+    if arch in ("llama4", "llama4mm"):
+        # Four layers, so that the fourth runs without rope (llama.cpp fixes that to every fourth
+        # layer), and MoE in every second one: dense layers 0 and 2, experts in 1 and 3. Top-1
+        # routing with the shared expert beside it, as Llama 4 Scout routes; 3 experts, since
+        # the 32 positions route to each of 3 in both MoE layers (not to one of 4).
+        del c["rope_theta"]  # with the rope type, in rope_parameters
+        text = dict(
+            **{**c, "num_hidden_layers": 4, "intermediate_size": 48},
+            intermediate_size_mlp=INTERMEDIATE,
+            head_dim=16,  # Llama4TextConfig's default is 128
+            num_local_experts=3,
+            num_experts_per_tok=1,
+            interleave_moe_layer_step=2,
+            use_qk_norm=True,  # llama.cpp norms q/k unless there are 128 experts
+            # Scout's llama3 rope scaling (low and high factors equal): with the 16-value heads
+            # the two slowest rotations are scaled, so rope_freqs.weight is not all ones.
+            rope_parameters={
+                "rope_type": "llama3", "rope_theta": ROPE_THETA, "factor": 16.0,
+                "low_freq_factor": 1.0, "high_freq_factor": 1.0, "original_max_position_embeddings": 8192,
+            },
+            # llama.cpp's fixed values (it reads none of them): the 32 positions lie in one chunk
+            # and below the temperature floor, so chunked attention and temperature tuning leave
+            # both sides' attention as it is.
+            attention_chunk_size=8192,
+            attn_temperature_tuning=True,
+            floor_scale=8192,
+            attn_scale=0.1,
+        )
+        if arch == "llama4":
+            return t.Llama4TextConfig(**text), t.Llama4ForCausalLM
+        # The multimodal model with a tiny vision model, which the text GGUF leaves out.
+        vision = t.Llama4VisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+            patch_size=14, vision_output_dim=32, projector_input_dim=32, projector_output_dim=HIDDEN,
+        )
+        return t.Llama4Config(text_config=text, vision_config=vision.to_dict()), t.Llama4ForConditionalGeneration
     if arch == "mixtral":
         return (
             t.MixtralConfig(**c, sliding_window=None, num_local_experts=4, num_experts_per_tok=2, router_jitter_noise=0.0),
@@ -235,7 +271,12 @@ def make(arch: str, out: Path, overrides: dict | None = None) -> Path:
     model = cls(config).to(torch.float32)
     g = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        params = list(model.named_parameters())
+        if arch == "llama4mm":
+            # The text model drawn first, so it is llama4's own model (whose ids route to every
+            # expert); the vision model after it.
+            params.sort(key=lambda np_: np_[0].startswith(("vision_model.", "multi_modal_projector.")))
+        for name, p in params:
             if p.ndim == 1 and "norm" in name:
                 # Norm weights near 1 (gemma stores w - 1: near 0), never all equal.
                 base = 0.0 if arch.startswith("gemma") else 1.0
@@ -245,7 +286,8 @@ def make(arch: str, out: Path, overrides: dict | None = None) -> Path:
             elif "embed_tokens" in name:
                 p.copy_(0.125 * torch.randn(p.shape, generator=g))
             else:
-                fan_in = p.shape[-1]
+                # Stacked experts (llama4's) multiply as x @ W: their fan-in is the middle axis.
+                fan_in = p.shape[-2] if p.ndim == 3 else p.shape[-1]
                 p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
     model.save_pretrained(str(out), safe_serialization=True)
     return out
@@ -260,12 +302,13 @@ def logits(model_dir: Path, token_ids: list[int]):
     torch.set_num_threads(2)
     model = t.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, attn_implementation="eager")
     model.eval()
-    experts = getattr(model.config, "num_local_experts", None) or getattr(model.config, "num_experts", None)
+    config = model.config.get_text_config()  # a multimodal model's text part (llama4)
+    experts = getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None)
     with torch.no_grad():
         out = model(torch.tensor([token_ids]), use_cache=False, **({"output_router_logits": True} if experts else {}))
     unrouted = []
     if experts:
-        top = model.config.num_experts_per_tok
+        top = config.num_experts_per_tok
         for layer, r in enumerate(out.router_logits):
             chosen = set(r.reshape(-1, experts).topk(top, dim=-1).indices.flatten().tolist())
             unrouted += [f"layer {layer} expert {e}" for e in range(experts) if e not in chosen]
