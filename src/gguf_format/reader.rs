@@ -62,8 +62,9 @@ pub fn read(path: &Path) -> Result<GgufFile> {
 
 /// Reads the GGUF file at `path` and, when it is a shard of a split model, every shard of its
 /// set, found by the names gguf-split gives them (`PREFIX-00002-of-00003.gguf`), in order.
-/// The set must be what llama.cpp's loader accepts ([`check_set`]). A file that is no shard
-/// gives itself alone.
+/// The set must be what llama.cpp's loader accepts: every shard present and named for its
+/// `split.no`, one `split.count` and `split.tensors.count` in all, that many tensors in all,
+/// and no tensor name in two shards. A file that is no shard gives itself alone.
 pub fn read_set(path: &Path) -> Result<Vec<(PathBuf, GgufFile)>> {
     let given = read(path)?;
     let Some(info) = given.shard else {
