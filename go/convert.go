@@ -10,6 +10,12 @@ package stload
 // // runtime/cgo.Handle) as its user_data; handle 0 means no callback.
 // enum stload_status stloadgo_load(const stload_model *model, stload_dtype dtype,
 //                                  uintptr_t handle, stload_error **err);
+//
+// // stload_model_load_into with the same callback.
+// enum stload_status stloadgo_load_into(const stload_model *model, stload_dtype dtype,
+//                                       size_t alignment, void *buf, size_t len,
+//                                       stload_arena_slot *slots, uintptr_t handle,
+//                                       stload_error **err);
 import "C"
 
 import (
@@ -153,6 +159,70 @@ func (m *Model) Load(dtype Dtype, progress func(done, total int, name string) bo
 	status := C.stloadgo_load(p, C.stload_dtype(dtype), handle, &cerr)
 	runtime.KeepAlive(m)
 	return state.finish(status, cerr)
+}
+
+// ArenaSlot says where LoadInto put one tensor.
+type ArenaSlot struct {
+	// Offset is the tensor's start in the buffer: a multiple of the alignment.
+	Offset uint64
+	// NBytes is the tensor's length in Dtype.
+	NBytes uint64
+	// Dtype is what the tensor was written as: the whole-model rule of Load.
+	Dtype Dtype
+}
+
+// ArenaSize returns the bytes a buffer needs to hold every tensor of the model as LoadInto
+// writes them with dtype and alignment (a power of two: 32 for ggml, 64, 4096).
+func (m *Model) ArenaSize(dtype Dtype, alignment int) (uint64, error) {
+	if alignment <= 0 {
+		return 0, invalidArg("alignment %d is not a power of two", alignment)
+	}
+	var size C.uint64_t
+	var cerr *C.stload_error
+	status := C.stload_model_arena_size(m.ptr(), C.stload_dtype(dtype), C.size_t(alignment), &size, &cerr)
+	runtime.KeepAlive(m)
+	if status != C.STLOAD_OK {
+		return 0, takeError(status, cerr)
+	}
+	return uint64(size), nil
+}
+
+// LoadInto writes every tensor of the model into buf, one buffer the caller owns (a ggml or
+// GPU staging arena, memory from syscall.Mmap, ...): as stored with Native, else converted as
+// Load converts (floats to dtype, integers as stored), by all threads in one pass. The tensors
+// are packed in the order of Names, each at a multiple of alignment (a power of two); buf must
+// start at a multiple of alignment and hold ArenaSize bytes. It returns where each tensor is,
+// in the order of Names. stload keeps no reference to buf and no copy; buf is not counted
+// against WithMaxLoadBytes. progress is called as for Load; a cancel leaves the tensors before
+// it written.
+func (m *Model) LoadInto(dtype Dtype, alignment int, buf []byte, progress func(done, total int, name string) bool) ([]ArenaSlot, error) {
+	if alignment <= 0 {
+		return nil, invalidArg("alignment %d is not a power of two", alignment)
+	}
+	p := m.ptr()
+	slots := make([]C.stload_arena_slot, int(C.stload_model_len(p)))
+	var slotsPtr *C.stload_arena_slot
+	if len(slots) > 0 {
+		slotsPtr = &slots[0]
+	}
+	var bufPtr unsafe.Pointer
+	if len(buf) > 0 {
+		bufPtr = unsafe.Pointer(&buf[0])
+	}
+	state, handle, release := newLoadState(progress)
+	defer release()
+	var cerr *C.stload_error
+	status := C.stloadgo_load_into(p, C.stload_dtype(dtype), C.size_t(alignment), bufPtr, C.size_t(len(buf)), slotsPtr, handle, &cerr)
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(buf)
+	if err := state.finish(status, cerr); err != nil {
+		return nil, err
+	}
+	out := make([]ArenaSlot, len(slots))
+	for i, s := range slots {
+		out[i] = ArenaSlot{Offset: uint64(s.offset), NBytes: uint64(s.nbytes), Dtype: Dtype(s.dtype)}
+	}
+	return out, nil
 }
 
 // newLoadState prepares a call's progress callback for C: C receives an integer handle,

@@ -595,3 +595,48 @@ func TestFloat32sIsGoMemory(t *testing.T) {
 		t.Errorf("Float32s: misaligned or wrong capacity %d", cap(vals))
 	}
 }
+
+func TestLoadInto(t *testing.T) {
+	m := openFixture(t, "dtypes", "f6")
+	const alignment = 64
+	size, err := m.ArenaSize(stload.BF16, alignment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A buffer whose start is a multiple of the alignment.
+	storage := make([]byte, int(size)+alignment)
+	skip := (alignment - int(uintptr(unsafe.Pointer(&storage[0])))%alignment) % alignment
+	buf := storage[skip : skip+int(size)]
+	calls := 0
+	slots, err := m.LoadInto(stload.BF16, alignment, buf, func(done, total int, name string) bool {
+		calls++
+		return true
+	})
+	if err != nil {
+		t.Fatalf("LoadInto(BF16): %v", err)
+	}
+	if calls != m.Len() || len(slots) != m.Len() {
+		t.Fatalf("%d progress calls, %d slots, want %d", calls, len(slots), m.Len())
+	}
+	for i, name := range m.Names() {
+		s := slots[i]
+		if s.Offset%alignment != 0 || s.Offset+s.NBytes > size {
+			t.Errorf("%s: slot %+v outside a %d-byte arena or unaligned", name, s, size)
+			continue
+		}
+		want, err := m.GetAs(name, s.Dtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[s.Offset:s.Offset+s.NBytes], want.Bytes()) {
+			t.Errorf("%s: arena bytes differ from GetAs(%v)", name, s.Dtype)
+		}
+		want.Close()
+	}
+	if _, err := m.LoadInto(stload.BF16, alignment, buf[:size-1], nil); !errors.Is(err, stload.ErrInvalidArgument) {
+		t.Errorf("short buffer: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := m.ArenaSize(stload.BF16, 48); !errors.Is(err, stload.ErrInvalidArgument) {
+		t.Errorf("alignment 48: %v, want ErrInvalidArgument", err)
+	}
+}

@@ -1,5 +1,5 @@
 /*
- * The progress callback of (*Model).Load. stload calls a C function pointer with a void*
+ * The progress callback of (*Model).Load (and LoadInto, WriteGGUF, WriteGGUFSplit). stload calls a C function pointer with a void*
  * user_data; this trampoline forwards to the exported Go function stloadgoProgress. user_data
  * carries a runtime/cgo.Handle (an integer), so C never holds a Go pointer.
  */
@@ -17,6 +17,14 @@ enum stload_status stloadgo_load(const stload_model *model, stload_dtype dtype,
                                  uintptr_t handle, stload_error **err) {
   return stload_model_load(model, dtype, handle != 0 ? stloadgo_progress : NULL,
                            (void *)handle, err);
+}
+
+enum stload_status stloadgo_load_into(const stload_model *model, stload_dtype dtype,
+                                      size_t alignment, void *buf, size_t len,
+                                      stload_arena_slot *slots, uintptr_t handle,
+                                      stload_error **err) {
+  return stload_model_load_into(model, dtype, alignment, buf, len, slots,
+                                handle != 0 ? stloadgo_progress : NULL, (void *)handle, err);
 }
 
 enum stload_status stloadgo_write_gguf(const stload_model *model, const char *path,

@@ -157,6 +157,24 @@ typedef uint32_t stload_dtype;
 typedef bool (*stload_progress_fn)(void *user_data, size_t done, size_t total, const char *name);
 
 /*
+ Where `stload_model_load_into` put one tensor of the model.
+ */
+typedef struct stload_arena_slot {
+  /*
+   Offset from the start of the buffer: a multiple of the alignment asked for.
+   */
+  uint64_t offset;
+  /*
+   Byte length of the tensor in `dtype`.
+   */
+  uint64_t nbytes;
+  /*
+   The dtype the tensor was written in: the whole-model rule of `stload_model_load`.
+   */
+  stload_dtype dtype;
+} stload_arena_slot;
+
+/*
  A GGUF output type: one of the `STLOAD_GGUF_*` numbers.
  */
 typedef uint32_t stload_gguf_type;
@@ -636,6 +654,41 @@ enum stload_status stload_model_load(const struct stload_model *model,
                                      stload_progress_fn progress,
                                      void *user_data,
                                      struct stload_error **err);
+
+/*
+ The bytes a buffer needs to hold every tensor of `model` as `stload_model_load_into`
+ writes them with `dtype` and `alignment` (a power of two): written to `*size`. The tensors
+ are packed in name order (`stload_model_name`), each at a multiple of `alignment`. Dtypes
+ as for `stload_model_load`. Thread-safe.
+ */
+enum stload_status stload_model_arena_size(const struct stload_model *model,
+                                           stload_dtype dtype,
+                                           size_t alignment,
+                                           uint64_t *size,
+                                           struct stload_error **err);
+
+/*
+ Writes every tensor of `model` into the caller's buffer `buf` of `len` bytes: as stored
+ with `STLOAD_DTYPE_NATIVE`, else converted as `stload_model_load` converts (floats to
+ `dtype`, integers as stored), straight into the buffer by all threads, in one pass. The
+ tensors are packed in name order, each at a multiple of `alignment` (a power of two: 32 for
+ ggml, 64, 4096); `buf` must start at a multiple of `alignment` and hold
+ `stload_model_arena_size` bytes. The buffer may be any memory the caller made (pinned,
+ huge-paged, device-mapped); stload keeps no pointer to it and no copy, and it is not
+ counted against `max_load_bytes`. When `slots` is not NULL it receives one
+ `stload_arena_slot` per tensor, in name order (`stload_model_len` entries). `progress` may
+ be NULL; it is called as for `stload_model_load`, and a cancel leaves the tensors before it
+ written. Thread-safe (the buffer is the caller's to share).
+ */
+enum stload_status stload_model_load_into(const struct stload_model *model,
+                                          stload_dtype dtype,
+                                          size_t alignment,
+                                          void *buf,
+                                          size_t len,
+                                          struct stload_arena_slot *slots,
+                                          stload_progress_fn progress,
+                                          void *user_data,
+                                          struct stload_error **err);
 
 /*
  Parses a dtype name, case-insensitively: the safetensors spelling ("BF16", "F8_E4M3") or an

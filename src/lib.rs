@@ -100,7 +100,7 @@ pub(crate) mod write;
 pub use dtype::Dtype;
 pub use error::{Error, Result};
 pub use file::Format;
-pub use model::{Model, TensorInfo};
+pub use model::{ArenaLayout, ArenaSlot, Model, TensorInfo};
 pub use options::{Options, SplitRule, StackRule};
 #[cfg(feature = "remote")]
 pub use remote::RemoteOptions;

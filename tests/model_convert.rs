@@ -118,3 +118,108 @@ fn copy_to_checks_the_buffer_length() {
     t.copy_to(None, &mut same, 1).unwrap();
     assert_eq!(same, t.data());
 }
+
+/// A buffer of `len` bytes whose start is a multiple of `alignment`, inside `storage`.
+fn aligned(storage: &mut Vec<u8>, len: usize, alignment: usize) -> &mut [u8] {
+    storage.resize(len + alignment, 0xAA);
+    let skip = storage.as_ptr().align_offset(alignment);
+    &mut storage[skip..skip + len]
+}
+
+#[test]
+fn load_into_writes_every_tensor_where_the_layout_says_as_get_as_gives_it() {
+    let m = model(&Options::default());
+    for dtype in [None, Some(Dtype::F32), Some(Dtype::F16), Some(Dtype::BF16)] {
+        for alignment in [1u64, 32, 4096] {
+            let layout = m.arena_layout(dtype, alignment).unwrap();
+            assert_eq!(layout.slots.len(), m.len());
+            let mut storage = Vec::new();
+            let buf = aligned(&mut storage, layout.size as usize, alignment as usize);
+            let mut calls = 0;
+            let got = m
+                .load_into(dtype, alignment, buf, |done, total, _| {
+                    calls += 1;
+                    assert_eq!((done, total), (calls, m.len()));
+                    true
+                })
+                .unwrap();
+            assert_eq!(got, layout);
+            assert_eq!(calls, m.len());
+            let mut end = 0;
+            for (name, slot) in m.names().zip(&layout.slots) {
+                // Packed in name order, each at a multiple of the alignment.
+                assert_eq!(slot.offset % alignment, 0, "{name}");
+                assert!(
+                    slot.offset >= end && slot.offset < end + alignment.max(1),
+                    "{name}"
+                );
+                end = slot.offset + slot.nbytes;
+                let stored = m.info(name).unwrap().dtype;
+                let want = if slot.dtype == stored {
+                    m.get(name).unwrap()
+                } else {
+                    m.get_as(name, slot.dtype).unwrap()
+                };
+                let at = &buf[slot.offset as usize..end as usize];
+                assert_eq!(at, want.data(), "{name} as {} ({dtype:?})", slot.dtype);
+            }
+            assert_eq!(end, layout.size);
+            // The whole-model rule of load: integers stay as stored.
+            let i64_slot = layout.slots[m.names().position(|n| n == "i64").unwrap()];
+            assert_eq!(i64_slot.dtype, Dtype::I64);
+        }
+    }
+}
+
+#[test]
+fn load_into_refuses_a_bad_buffer_or_alignment_and_takes_no_memory_of_its_own() {
+    let mut small = Options::default();
+    small.max_load_bytes = 1;
+    let m = model(&small);
+    let layout = m.arena_layout(Some(Dtype::F32), 64).unwrap();
+    let mut storage = Vec::new();
+    let len = layout.size as usize;
+    // The caller's buffer is not counted against max_load_bytes (a load would be refused).
+    assert!(matches!(
+        m.load(Some(Dtype::F32), |_, _, _| true),
+        Err(Error::Limit(_))
+    ));
+    m.load_into(
+        Some(Dtype::F32),
+        64,
+        aligned(&mut storage, len, 64),
+        |_, _, _| true,
+    )
+    .unwrap();
+    let e = m
+        .load_into(
+            Some(Dtype::F32),
+            64,
+            aligned(&mut storage, len - 1, 64),
+            |_, _, _| true,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert!(e.to_string().contains(&format!("needs {len}")), "{e}");
+    let buf = aligned(&mut storage, len + 1, 64);
+    let e = m
+        .load_into(Some(Dtype::F32), 64, &mut buf[1..], |_, _, _| true)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("not a multiple of its alignment 64"),
+        "{e}"
+    );
+    let e = m.arena_layout(Some(Dtype::F32), 48).unwrap_err();
+    assert!(e.to_string().contains("48 is not a power of two"), "{e}");
+    let e = m.arena_layout(Some(Dtype::I32), 64).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    let e = m
+        .load_into(
+            Some(Dtype::F32),
+            64,
+            aligned(&mut storage, len, 64),
+            |done, _, _| done < 2,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Cancelled(_)), "{e}");
+}

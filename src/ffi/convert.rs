@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use super::dtype::{requested, stload_dtype};
 use super::model::stload_model;
 use super::tensor::stload_tensor;
-use super::{arg, guard, stload_error, stload_status};
+use super::{arg, guard, out_arg, stload_error, stload_status};
 use crate::convert;
 use crate::dtype::Dtype;
 use crate::error::Error;
@@ -150,6 +150,110 @@ pub unsafe extern "C" fn stload_model_load(
         model
             .inner
             .load(dtype, progress_adapter(progress, user_data))
+    })
+}
+
+/// Where `stload_model_load_into` put one tensor of the model.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct stload_arena_slot {
+    /// Offset from the start of the buffer: a multiple of the alignment asked for.
+    pub offset: u64,
+    /// Byte length of the tensor in `dtype`.
+    pub nbytes: u64,
+    /// The dtype the tensor was written in: the whole-model rule of `stload_model_load`.
+    pub dtype: stload_dtype,
+}
+
+/// The bytes a buffer needs to hold every tensor of `model` as `stload_model_load_into`
+/// writes them with `dtype` and `alignment` (a power of two): written to `*size`. The tensors
+/// are packed in name order (`stload_model_name`), each at a multiple of `alignment`. Dtypes
+/// as for `stload_model_load`. Thread-safe.
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `size`: NULL or points to a writable `uint64_t`.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+pub unsafe extern "C" fn stload_model_arena_size(
+    model: *const stload_model,
+    dtype: stload_dtype,
+    alignment: usize,
+    size: *mut u64,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live model handle per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        let size = out_arg(size, "size")?;
+        let layout = model
+            .inner
+            .arena_layout(requested(dtype)?, alignment as u64)?;
+        // SAFETY: checked non-NULL; the caller provides writable storage.
+        unsafe { *size = layout.size };
+        Ok(())
+    })
+}
+
+/// Writes every tensor of `model` into the caller's buffer `buf` of `len` bytes: as stored
+/// with `STLOAD_DTYPE_NATIVE`, else converted as `stload_model_load` converts (floats to
+/// `dtype`, integers as stored), straight into the buffer by all threads, in one pass. The
+/// tensors are packed in name order, each at a multiple of `alignment` (a power of two: 32 for
+/// ggml, 64, 4096); `buf` must start at a multiple of `alignment` and hold
+/// `stload_model_arena_size` bytes. The buffer may be any memory the caller made (pinned,
+/// huge-paged, device-mapped); stload keeps no pointer to it and no copy, and it is not
+/// counted against `max_load_bytes`. When `slots` is not NULL it receives one
+/// `stload_arena_slot` per tensor, in name order (`stload_model_len` entries). `progress` may
+/// be NULL; it is called as for `stload_model_load`, and a cancel leaves the tensors before it
+/// written. Thread-safe (the buffer is the caller's to share).
+#[doc = safety!(
+    "- `model`: NULL or a model handle from `stload_open_dir` or `stload_open_files`, not",
+    "  yet freed.",
+    "- `buf`: NULL or points to `len` writable bytes that nothing else reads or writes",
+    "  during the call.",
+    "- `slots`: NULL or points to `stload_model_len(model)` writable `stload_arena_slot`s.",
+    "- `user_data`: what `progress` expects: it is handed to `progress` unchanged.",
+    "- `err`: NULL or points to writable storage for a pointer.",
+)]
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // the C signature: model, what, where, and the callbacks
+pub unsafe extern "C" fn stload_model_load_into(
+    model: *const stload_model,
+    dtype: stload_dtype,
+    alignment: usize,
+    buf: *mut c_void,
+    len: usize,
+    slots: *mut stload_arena_slot,
+    progress: stload_progress_fn,
+    user_data: *mut c_void,
+    err: *mut *mut stload_error,
+) -> stload_status {
+    guard(err, || {
+        // SAFETY: NULL or a live model handle per the API contract.
+        let model = unsafe { arg(model, "model") }?;
+        let dtype = requested(dtype)?;
+        // SAFETY: the caller provides `len` writable, unaliased bytes at `buf`.
+        let buf = unsafe { bytes_mut(buf, len, "buf") }?;
+        let layout = model.inner.load_into(
+            dtype,
+            alignment as u64,
+            buf,
+            progress_adapter(progress, user_data),
+        )?;
+        if !slots.is_null() {
+            for (i, s) in layout.slots.iter().enumerate() {
+                let slot = stload_arena_slot {
+                    offset: s.offset,
+                    nbytes: s.nbytes,
+                    dtype: s.dtype.code(),
+                };
+                // SAFETY: `slots` holds `stload_model_len` entries per the API contract, one
+                // per slot of the layout.
+                unsafe { slots.add(i).write(slot) };
+            }
+        }
+        Ok(())
     })
 }
 

@@ -62,6 +62,7 @@ impl Model {
                 self.attached_get(index, target, |_: &MlxArray| ())
                     .is_some()
             },
+            true,
             |index, e, target, _, fetched| {
                 if self
                     .attached_get(index, target, |_: &MlxArray| ())

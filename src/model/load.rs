@@ -1,5 +1,5 @@
 //! Whole-model loads: [`Model::load`], the one loop every whole-model load runs
-//! ([`Model::load_each`], also used by `load_mlx`), and writing a tensor into memory a layer
+//! ([`Model::load_each`], also used by `load_mlx` and `load_into`), and writing a tensor into memory a layer
 //! above allocated.
 
 use super::{Entry, Model};
@@ -30,6 +30,7 @@ impl Model {
         self.load_each(
             |stored| convert::whole_model_dtype(stored, dtype),
             |index, target| self.converted_cache().contains_key(&(index, target)),
+            true,
             |index, e, target, zero_copy, fetched| {
                 if zero_copy {
                     self.view(e).map(drop)
@@ -42,8 +43,9 @@ impl Model {
     }
 
     /// The loop of every whole-model load ([`Model::load`], and `load_mlx` of the `mlx`
-    /// feature): picks each tensor's dtype with `target(stored dtype)`, refuses a load whose
-    /// new memory would pass `max_load_bytes`, then runs
+    /// feature, and [`Model::load_into`]): picks each tensor's dtype with `target(stored dtype)`,
+    /// refuses a load whose new memory would pass `max_load_bytes` (when `new_memory`: a load
+    /// into the caller's buffer takes none), then runs
     /// `step(index, entry, dtype, zero_copy, fetched)` for every tensor in name order
     /// (`zero_copy`: the stored bytes are served in place) and `progress(done, total, name)`
     /// after it; `false` stops with [`Error::Cancelled`].
@@ -56,6 +58,7 @@ impl Model {
         &self,
         target: impl Fn(Dtype) -> Dtype,
         kept: impl Fn(usize, Dtype) -> bool,
+        new_memory: bool,
         mut step: impl FnMut(usize, &Entry, Dtype, bool, Option<Tensor>) -> Result<()>,
         mut progress: impl FnMut(usize, usize, &str) -> bool,
     ) -> Result<()> {
@@ -80,7 +83,7 @@ impl Model {
                 to.bytes_for(elements).unwrap_or(e.nbytes)
             })
             .sum();
-        if new_bytes > self.options.max_load_bytes {
+        if new_memory && new_bytes > self.options.max_load_bytes {
             return Err(Error::Limit(format!(
                 "load would materialise {new_bytes} bytes, over the limit of {} bytes",
                 self.options.max_load_bytes
@@ -138,6 +141,7 @@ impl Model {
         let outcome = self.load_each(
             |stored| stored,
             |index, dtype| !wanted[index] || self.converted_cache().contains_key(&(index, dtype)),
+            true,
             |index, e, dtype, zero_copy, fetched| {
                 if !wanted[index] {
                     return Ok(());
@@ -184,7 +188,6 @@ impl Model {
     /// Writes entry `e` as `dtype` into `dst` (exactly its size in `dtype`) through the store:
     /// gathered, read and converted by all threads. `drop_source` lets converted source pages
     /// go, as a whole-model load does.
-    #[cfg_attr(not(feature = "mlx"), allow(dead_code))] // used by the mlx layer
     pub(crate) fn materialize_into(
         &self,
         e: &Entry,

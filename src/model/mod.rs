@@ -2,6 +2,7 @@
 //! caches of converted tensors. Opening reads headers only (`open.rs`); the bytes come from the
 //! model's `Store` on first `get`.
 
+mod arena;
 mod attached;
 mod load;
 mod open;
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+pub use arena::{ArenaLayout, ArenaSlot};
 use attached::Attached;
 
 use crate::dtype::Dtype;

@@ -124,6 +124,51 @@ static void test_load(const char *dir) {
     stload_model_free(m);
 }
 
+/* A whole model into one caller-owned, page-aligned buffer: each slot holds what a converted
+ * get gives, at a multiple of the alignment. */
+static void test_load_into(const char *dir) {
+    stload_model *m = open_fixture(dir);
+    struct progress_log log = {0, 0, 0, 0};
+    stload_error *err = NULL;
+    uint64_t size = 0;
+    size_t i, n = stload_model_len(m);
+    stload_arena_slot *slots = calloc(n, sizeof *slots);
+    unsigned char *buf = NULL;
+    CHECK(stload_model_arena_size(m, STLOAD_DTYPE_F32, 4096, &size, NULL) == STLOAD_OK);
+    CHECK(size > 0);
+    buf = aligned_alloc(4096, (size + 1 + 4095) / 4096 * 4096); /* C11: a multiple of the alignment */
+    CHECK(buf != NULL);
+    CHECK(stload_model_load_into(m, STLOAD_DTYPE_F32, 4096, buf, size, slots, on_progress, &log, NULL) ==
+          STLOAD_OK);
+    CHECK(log.calls == n && log.last_done == n);
+    for (i = 0; i < n; i++) {
+        stload_tensor *t = NULL;
+        const char *name = stload_model_name(m, i);
+        CHECK(slots[i].offset % 4096 == 0 && slots[i].offset + slots[i].nbytes <= size);
+        CHECK(stload_model_get(m, name, slots[i].dtype, &t, NULL) == STLOAD_OK);
+        if (!t) continue;
+        CHECK(stload_tensor_nbytes(t) == slots[i].nbytes);
+        CHECK(memcmp(buf + slots[i].offset, stload_tensor_data(t), slots[i].nbytes) == 0);
+        stload_tensor_free(t);
+    }
+    /* A buffer one byte short, a misaligned one, an alignment that is no power of two. */
+    CHECK(stload_model_load_into(m, STLOAD_DTYPE_F32, 4096, buf, size - 1, NULL, NULL, NULL, &err) ==
+          STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(err && strstr(stload_error_message(err), "needs"));
+    stload_error_free(err);
+    err = NULL;
+    CHECK(stload_model_load_into(m, STLOAD_DTYPE_F32, 4096, buf + 1, size, NULL, NULL, NULL, &err) ==
+          STLOAD_ERR_INVALID_ARGUMENT);
+    stload_error_free(err);
+    CHECK(stload_model_arena_size(m, STLOAD_DTYPE_F32, 24, &size, NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(stload_model_arena_size(m, STLOAD_DTYPE_F32, 32, NULL, NULL) == STLOAD_ERR_INVALID_ARGUMENT);
+    CHECK(stload_model_load_into(m, STLOAD_DTYPE_F32, 32, NULL, 64, NULL, NULL, NULL, NULL) ==
+          STLOAD_ERR_INVALID_ARGUMENT);
+    free(buf);
+    free(slots);
+    stload_model_free(m);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -132,6 +177,7 @@ int main(int argc, char **argv) {
     test_buffer_conversion();
     test_converted_get_and_copy_to(argv[1]);
     test_load(argv[1]);
+    test_load_into(argv[1]);
     printf("c: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
