@@ -9,6 +9,7 @@
 //! This module knows nothing of architectures or tokenizers: their keys, extra tensors and
 //! value fix-ups arrive in the plan.
 
+mod mxfp4;
 pub mod q8_0;
 pub mod quant;
 pub mod tensor_types;

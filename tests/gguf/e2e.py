@@ -262,7 +262,7 @@ def llama_logits_f16(env: Env, writer: str) -> str:
 # Two checks per (architecture, output type): stload's max abs logit difference is within the
 # output type's bound, and within CALIBRATION_FACTOR times the converter's (plus a floor for the
 # f32 rounding noise both share).
-HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "gemma3mm", "olmo2", "granite", "stablelm", "command-r", "phi3", "phi4mini", "mixtral"]
+HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "gemma3mm", "olmo2", "granite", "stablelm", "command-r", "phi3", "phi4mini", "mixtral", "gpt-oss"]
 HF_OUTTYPES = ["f32", "f16", "q8_0"]
 # Bounds on the max abs logit difference against transformers, on logits that reach 4 to 7,
 # about 3x the largest measured; beside each, the measured values, stload's equal to llama.cpp's
