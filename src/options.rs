@@ -41,9 +41,9 @@ pub struct Options {
     /// Renames applied to every tensor name (after the architecture's own).
     pub rename: Replacer,
     /// A built-in architecture (one of llama, mixtral, phi3, qwen2, qwen3, qwen3moe, gemma, gemma2,
-    /// gemma3, olmo2, granite, stablelm, command-r, bert) whose renames and transforms apply, or
-    /// "auto" to pick it from `config.json` `architectures[0]`; it reads `config.json` beside the
-    /// weights.
+    /// gemma3, olmo2, granite, stablelm, command-r, gpt-oss, bert) whose renames and transforms
+    /// apply, or "auto" to pick it from `config.json` `architectures[0]`; it reads `config.json`
+    /// beside the weights.
     pub arch: Option<String>,
     /// With `arch`: lay the tensors out as a GGUF file of the architecture stores them
     /// (phi3 keeps its fused `attn_qkv` and gate/up `ffn_up` instead of splitting them).

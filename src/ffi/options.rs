@@ -188,11 +188,11 @@ pub unsafe extern "C" fn stload_options_set_rename(
 }
 
 /// Selects a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "qwen3", "qwen3moe",
-/// "gemma", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "command-r", "bert", or "auto" to
-/// pick it from `config.json` `architectures[0]` at open): ollama's renames plus its transforms
-/// (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts stacked; bert drops
-/// position ids and the pooler), reading `config.json` beside the weights at open. NULL clears it.
-/// Unknown names: `STLOAD_ERR_UNSUPPORTED`.
+/// "gemma", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "command-r", "gpt-oss", "bert", or
+/// "auto" to pick it from `config.json` `architectures[0]` at open): ollama's renames plus its
+/// transforms (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts stacked; bert
+/// drops position ids and the pooler), reading `config.json` beside the weights at open. NULL
+/// clears it. Unknown names: `STLOAD_ERR_UNSUPPORTED`.
 #[doc = safety!(
     "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
     "  other thread uses it during the call.",
