@@ -149,7 +149,7 @@ fn dims<const N: usize>(item: &Item, what: &str) -> Result<[u64; N]> {
 
 /// Half of `n`, which must be even (the fused gate and up outputs).
 fn even(item: &Item, n: u64) -> Result<u64> {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Ok(n / 2)
     } else {
         Err(bad(item, "an even count of fused gate and up outputs"))
