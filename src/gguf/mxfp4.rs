@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 
 /// Values per block.
 pub const BLOCK: u64 = 32;
-/// Bytes of codes per block.
-const CODES: usize = 16;
+/// Bytes of codes per block (after the scale byte in ggml's block).
+pub const CODES: usize = 16;
 
 /// The pair's stem when `name` is the blocks tensor of one (`NAME.blocks`).
 pub fn stem(name: &str) -> Option<&str> {

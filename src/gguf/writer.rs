@@ -631,16 +631,23 @@ impl Stream {
     ) -> Result<()> {
         let (b, s) = (model.get(blocks)?, model.get(scales)?);
         let (b_data, s_data) = (b.data(), s.data());
-        if s_data.len().checked_mul(16) != Some(b_data.len()) {
+        if s_data.len().checked_mul(mxfp4::CODES) != Some(b_data.len()) {
             return Err(Error::InvalidArgument(format!(
                 "tensor \"{name}\": {} bytes of blocks in \"{blocks}\" for {} scales in \"{scales}\"",
                 b_data.len(),
                 s_data.len()
             )));
         }
-        self.out.resize(s_data.len() * 17, 0);
-        mxfp4::repack(b_data, s_data, &mut self.out);
-        sink(&self.out)?;
+        // A chunk of blocks at a time, as the other tensors are converted.
+        let per_chunk = CHUNK_ELEMENTS / mxfp4::BLOCK as usize;
+        for (codes, exps) in b_data
+            .chunks(per_chunk * mxfp4::CODES)
+            .zip(s_data.chunks(per_chunk))
+        {
+            self.out.resize(exps.len() * (mxfp4::CODES + 1), 0);
+            mxfp4::repack(codes, exps, &mut self.out);
+            sink(&self.out)?;
+        }
         drop((b, s));
         model.release_source(model.entry(blocks)?);
         model.release_source(model.entry(scales)?);
