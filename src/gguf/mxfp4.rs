@@ -7,9 +7,9 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 
 /// Values per block.
-pub const BLOCK: u64 = 32;
+pub(crate) const BLOCK: u64 = 32;
 /// Bytes of codes per block (after the scale byte in ggml's block).
-pub const CODES: usize = 16;
+pub(crate) const CODES: usize = 16;
 
 /// The pair's stem when `name` is the blocks tensor of one (`NAME.blocks`).
 pub fn stem(name: &str) -> Option<&str> {
