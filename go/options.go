@@ -52,7 +52,7 @@ func WithRename(oldnew ...string) Option {
 
 // WithArch applies a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "qwen3",
 // "qwen3moe", "gemma", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "command-r", "llama4",
-// "bert", or "auto" to pick it from config.json "architectures"): ollama's renames and its transforms (llama
+// "gpt-oss", "bert", or "auto" to pick it from config.json "architectures"): ollama's renames and its transforms (llama
 // Q/K repack, phi3 fused splits, mixtral expert stacking, bert drops position ids and the pooler).
 // It reads config.json beside the weights; unknown names fail with ErrUnsupported.
 func WithArch(name string) Option {

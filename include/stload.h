@@ -607,6 +607,8 @@ typedef struct stload_tensor_info {
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1149,7 +1151,7 @@ enum stload_status stload_options_set_rename(struct stload_options *opts,
 
 /*
  Selects a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "qwen3", "qwen3moe",
- "gemma", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "command-r", "llama4", "bert", or
+ "gemma", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "command-r", "llama4", "gpt-oss", "bert", or
  "auto" to pick it from `config.json` `architectures[0]` at open): ollama's renames plus its transforms
  (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts stacked; bert drops
  position ids and the pooler), reading `config.json` beside the weights at open. NULL clears it.

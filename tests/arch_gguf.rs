@@ -1455,6 +1455,44 @@ fn llama4_writes_its_expert_keys_and_refuses_the_layouts_llama_cpp_fixes_otherwi
                 None,
                 "\"attention_chunk_size\" is missing",
             ),
+fn gpt_oss_writes_llama_cpps_keys_with_the_window_pattern_and_refuses_what_it_lacks() {
+    // gpt-oss-20b's config.json, shrunk.
+    let good = serde_json::json!({
+        "architectures": ["GptOssForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 131072, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 96, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 32, "rms_norm_eps": 1e-5,
+        "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 128,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "swiglu_limit": 7.0,
+        "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                         "original_max_position_embeddings": 4096, "truncate": false},
+        "rope_theta": 150000,
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    let get = |k: &str| m.get(&format!("gpt-oss.{k}")).cloned();
+    assert_eq!(m.get("general.architecture"), Some(&Value::from("gpt-oss")));
+    assert_eq!(get("expert_count"), Some(Value::U32(4)));
+    assert_eq!(get("expert_used_count"), Some(Value::U32(2)));
+    assert_eq!(get("expert_feed_forward_length"), Some(Value::U32(96)));
+    assert_eq!(get("attention.key_length"), Some(Value::U32(32)));
+    assert_eq!(get("attention.sliding_window"), Some(Value::U32(128)));
+    assert_eq!(
+        get("attention.sliding_window_pattern"),
+        Some(Value::Array(stload::kv::Array::Bool(vec![true, false])))
+    );
+    assert_eq!(get("rope.freq_base"), Some(Value::F32(150000.0)));
+    assert_eq!(get("rope.scaling.type"), Some(Value::from("yarn")));
+    assert_eq!(get("rope.scaling.factor"), Some(Value::F32(32.0)));
+    assert_eq!(
+        get("rope.scaling.original_context_length"),
+        Some(Value::U32(4096))
+    );
+    refuses_each(
+        &good,
+        &[
+            ("sliding_window", None, "\"sliding_window\" is missing"),
             (
                 "num_local_experts",
                 None,
@@ -1511,4 +1549,197 @@ fn llama4_writes_its_expert_keys_and_refuses_the_layouts_llama_cpp_fixes_otherwi
     maverick["num_local_experts"] = 128.into();
     maverick["use_qk_norm"] = false.into();
     assert_eq!(parts_of(&maverick).arch, "llama4");
+            ("num_experts_per_tok", None, "\"num_experts_per_tok\""),
+            ("intermediate_size", None, "\"intermediate_size\""),
+            ("swiglu_limit", Some(8.0.into()), "\"swiglu_limit\" is 8"),
+            ("swiglu_alpha", Some(1.0.into()), "\"swiglu_alpha\" is 1"),
+            (
+                "layer_types",
+                Some(serde_json::json!(["sliding_attention"])),
+                "\"layer_types\" lists 1 layers",
+            ),
+        ],
+    );
+}
+
+/// A gpt-oss checkpoint with float experts and MXFP4 ones (`*_blocks`, `*_scales`) of one
+/// layer each, values numbering their positions; `with_down_scales` false leaves out the
+/// scales of the MXFP4 `down_proj`.
+fn gpt_oss_experts(dir: &Path, with_down_scales: bool) {
+    write_config(
+        dir,
+        r#"{"architectures": ["GptOssForCausalLM"], "num_local_experts": 2}"#,
+    );
+    let mut tensors: Vec<(&str, &str, Vec<u64>, Vec<u8>)> = Vec::new();
+    let f32s = |n: u32| {
+        (0..n)
+            .flat_map(|i| (i as f32).to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    // (experts 2, in 2, out 2 x 2): value e*8 + h*4 + c.
+    tensors.push((
+        "model.layers.0.mlp.experts.gate_up_proj",
+        "F32",
+        vec![2, 2, 4],
+        f32s(16),
+    ));
+    tensors.push((
+        "model.layers.0.mlp.experts.gate_up_proj_bias",
+        "F32",
+        vec![2, 4],
+        f32s(8),
+    ));
+    // (experts 2, in 2, out 2): value e*4 + f*2 + h.
+    tensors.push((
+        "model.layers.0.mlp.experts.down_proj",
+        "F32",
+        vec![2, 2, 2],
+        f32s(8),
+    ));
+    // (experts 1, rows 4, blocks 1, 16 bytes): byte r*16 + k; scales 10 + r.
+    let blocks = (0..64).map(|i| i as u8).collect();
+    tensors.push((
+        "model.layers.1.mlp.experts.gate_up_proj_blocks",
+        "U8",
+        vec![1, 4, 1, 16],
+        blocks,
+    ));
+    tensors.push((
+        "model.layers.1.mlp.experts.gate_up_proj_scales",
+        "U8",
+        vec![1, 4, 1],
+        vec![10, 11, 12, 13],
+    ));
+    tensors.push((
+        "model.layers.1.mlp.experts.down_proj_blocks",
+        "U8",
+        vec![1, 2, 1, 16],
+        vec![0x21; 32],
+    ));
+    if with_down_scales {
+        tensors.push((
+            "model.layers.1.mlp.experts.down_proj_scales",
+            "U8",
+            vec![1, 2, 1],
+            vec![127, 128],
+        ));
+    }
+    let (mut header, mut data) = (serde_json::Map::new(), Vec::new());
+    for (name, dtype, shape, bytes) in tensors {
+        let range = [data.len(), data.len() + bytes.len()];
+        header.insert(
+            name.into(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": range}),
+        );
+        data.extend(bytes);
+    }
+    let header = serde_json::Value::Object(header).to_string();
+    common::raw_file(dir, "model.safetensors", &header, &data);
+}
+
+#[test]
+fn gpt_oss_splits_the_fused_experts_and_writes_mxfp4_pairs_as_mxfp4() {
+    let dir = tempfile::tempdir().unwrap();
+    gpt_oss_experts(dir.path(), true);
+    let model = Model::open_dir(dir.path(), &options("gpt-oss", true)).unwrap();
+    let floats = |name: &str| -> Vec<f32> {
+        let t = model.get(name).unwrap();
+        t.data()
+            .chunks(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+    // (experts, out, in): gate the even outputs, up the odd ones.
+    let (mut gate, mut up, mut down) = (vec![], vec![], vec![]);
+    for e in 0..2 {
+        for o in 0..2 {
+            for i in 0..2 {
+                gate.push((e * 8 + i * 4 + 2 * o) as f32);
+                up.push((e * 8 + i * 4 + 2 * o + 1) as f32);
+                down.push((e * 4 + i * 2 + o) as f32);
+            }
+        }
+    }
+    assert_eq!(floats("blk.0.ffn_gate_exps.weight"), gate);
+    assert_eq!(floats("blk.0.ffn_up_exps.weight"), up);
+    assert_eq!(floats("blk.0.ffn_down_exps.weight"), down);
+    assert_eq!(floats("blk.0.ffn_gate_exps.bias"), [0.0, 2.0, 4.0, 6.0]);
+    assert_eq!(floats("blk.0.ffn_up_exps.bias"), [1.0, 3.0, 5.0, 7.0]);
+    let up_blocks = model.get("blk.1.ffn_up_exps.blocks").unwrap();
+    assert_eq!(up_blocks.shape(), [1, 2, 1, 16]);
+    assert_eq!(up_blocks.data()[..2], [16, 17]);
+    assert_eq!(up_blocks.data()[16..18], [48, 49]);
+    assert_eq!(
+        model.get("blk.1.ffn_gate_exps.scales").unwrap().data(),
+        [10, 12]
+    );
+
+    let out = dir.path().join("out.gguf");
+    let plan = stload::gguf::GgufPlan::new("gpt-oss");
+    stload::gguf::write_model(
+        &model,
+        &out,
+        stload::gguf::OutType::F16,
+        plan,
+        &mut |_, _| true,
+    )
+    .unwrap();
+    let file = stload::gguf::read(&out).unwrap();
+    let tensor = |name: &str| file.tensors.iter().find(|t| t.name == name).unwrap();
+    let mxfp4 = stload::gguf::GgmlType(Dtype::MXFP4.ggml_type().unwrap());
+    for name in ["blk.1.ffn_gate_exps.weight", "blk.1.ffn_up_exps.weight"] {
+        assert_eq!(
+            (tensor(name).ty, &tensor(name).shape[..]),
+            (mxfp4, &[1, 2, 32][..])
+        );
+    }
+    let down = tensor("blk.1.ffn_down_exps.weight");
+    assert_eq!(
+        (down.ty, &down.shape[..], down.nbytes),
+        (mxfp4, &[1, 2, 32][..], 34)
+    );
+    assert!(!file
+        .tensors
+        .iter()
+        .any(|t| t.name.ends_with(".blocks") || t.name.ends_with(".scales")));
+    // Each block: its scale byte, then values j and j+16 in byte j (every HF byte 0x21 holds
+    // codes 1 and 2 in value order 1, 2, 1, 2, ...: ggml's bytes are 0x11 and 0x22 by turns).
+    let bytes = std::fs::read(&out).unwrap();
+    let at = down.data_offset as usize;
+    let block: Vec<u8> = std::iter::once(127).chain([0x11, 0x22].repeat(8)).collect();
+    assert_eq!(bytes[at..at + 17], block[..]);
+    assert_eq!(bytes[at + 17], 128);
+
+    // Blocks without their scales: refused naming both.
+    let dir = tempfile::tempdir().unwrap();
+    gpt_oss_experts(dir.path(), false);
+    let model = Model::open_dir(dir.path(), &options("gpt-oss", true)).unwrap();
+    let plan = stload::gguf::GgufPlan::new("gpt-oss");
+    let err = stload::gguf::write_model(
+        &model,
+        &dir.path().join("out.gguf"),
+        stload::gguf::OutType::F16,
+        plan,
+        &mut |_, _| true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("\"blk.1.ffn_down_exps.blocks\"")
+            && err.contains("\"blk.1.ffn_down_exps.scales\""),
+        "{err}"
+    );
+
+    // A fused tensor whose outputs do not pair up into gate and up: refused naming it.
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), r#"{"architectures": ["GptOssForCausalLM"]}"#);
+    let header = r#"{"model.layers.0.mlp.experts.gate_up_proj": {"dtype": "F32", "shape": [1, 2, 3], "data_offsets": [0, 24]}}"#;
+    common::raw_file(dir.path(), "model.safetensors", header, &[0; 24]);
+    let err = Model::open_dir(dir.path(), &options("gpt-oss", true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"model.layers.0.mlp.experts.gate_up_proj\"") && err.contains("even"),
+        "{err}"
+    );
 }

@@ -820,6 +820,36 @@ fn generation_config_eos_ids_llama_cpp_would_not_stop_on_become_eot_and_eom() {
 }
 
 #[test]
+fn gpt_oss_end_of_generation_list_is_written_whole_and_adds_no_eot() {
+    // gpt-oss's generation_config.json lists <|return|>, <|endoftext|> and <|call|>; llama.cpp
+    // ends generation on each by its text, so none becomes an eot or eom id (checked by hand
+    // in llama.cpp: llama_vocab_is_eog holds for all three).
+    let dir = tokenizer_json_dir(
+        r#"{"added_tokens":[{"id":2,"content":"<|return|>","special":true},{"id":3,"content":"<|endoftext|>","special":true},{"id":4,"content":"<|call|>","special":true}],
+            "pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}"#,
+    );
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        r#"{"bos_token_id":0,"eos_token_id":[2,3,4],"pad_token_id":3}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        r#"{"eos_token":"<|return|>"}"#,
+    )
+    .unwrap();
+    let mut md = Metadata::new();
+    tokenizer::write_kv(dir.path(), None, &mut md).unwrap();
+    assert_eq!(md.get("tokenizer.ggml.eos_token_id"), Some(&Value::U32(2)));
+    assert_eq!(md.get("tokenizer.ggml.eot_token_id"), None);
+    assert_eq!(md.get("tokenizer.ggml.eom_token_id"), None);
+    assert_eq!(
+        md.get("tokenizer.ggml.eos_token_ids"),
+        Some(&Value::Array(Array::I32(vec![2, 3, 4])))
+    );
+}
+
+#[test]
 fn added_tokens_only_tokenizer_json_lists_are_kept_beside_a_tokenizer_model() {
     // transformers 5 saves a SentencePiece model's added tokens only in tokenizer.json: they
     // were [PAD] fillers, and the eos named by content pointed at the spm eos instead.

@@ -65,7 +65,7 @@ pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
 /// Whether each layer is local (sliding window): `layer_types` as transformers 5 saves it,
 /// else every `sliding_window_pattern`-th layer global (as transformers computes it), else
 /// `None`.
-fn local_layers(config: &Config, blocks: u32) -> Result<Option<Vec<bool>>> {
+pub(crate) fn local_layers(config: &Config, blocks: u32) -> Result<Option<Vec<bool>>> {
     if let Some(types) = config.value("layer_types") {
         let Value::Array(types) = types else {
             return Err(config.inconsistent(&format!(

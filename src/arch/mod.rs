@@ -11,6 +11,7 @@ mod detect;
 mod gemma;
 mod gemma2;
 mod gemma3;
+mod gpt_oss;
 mod granite;
 mod keys;
 mod llama;

@@ -4,7 +4,7 @@
 //! is a file with its `ARCH` and one line here.
 
 use super::{
-    bert, command_r, gemma, gemma2, gemma3, granite, llama, llama4, mixtral, olmo2, phi3, qwen2,
+    bert, command_r, gemma, gemma2, gemma3, gpt_oss, granite, llama, llama4, mixtral, olmo2, phi3, qwen2,
     qwen3, qwen3moe, stablelm, Adjust, ComputedTensor, Config, Tensors, AUTO,
 };
 use crate::error::{Error, Result};
@@ -28,6 +28,7 @@ pub(crate) const REGISTRY: &[&Arch] = &[
     &stablelm::ARCH,
     &command_r::ARCH,
     &llama4::ARCH,
+    &gpt_oss::ARCH,
     &bert::ARCH,
 ];
 

@@ -9,6 +9,7 @@
 //! This module knows nothing of architectures or tokenizers: their keys, extra tensors and
 //! value fix-ups arrive in the plan.
 
+mod mxfp4;
 pub use crate::convert::quant::{self, q8_0};
 pub mod tensor_types;
 mod types;

@@ -18,6 +18,7 @@ use crate::kv::{Array, Metadata, Value};
 use crate::model::Model;
 use crate::write::temporary_output;
 
+use super::mxfp4;
 use super::q8_0;
 use super::quant;
 use super::tensor_types::{self, ModelFacts, TypeOverrides};
@@ -102,6 +103,11 @@ impl std::fmt::Debug for GgufPlan<'_> {
 enum Origin {
     Model,
     Extra(usize),
+    /// An MXFP4 tensor joined from the model's blocks and scales tensors of these names.
+    Mxfp4 {
+        blocks: String,
+        scales: String,
+    },
 }
 
 /// One tensor as it will be written.
@@ -256,7 +262,7 @@ impl ShardFile<'_> {
                 }
             };
             let adjust = (plan.adjust)(&t.name);
-            match t.origin {
+            match &t.origin {
                 Origin::Model => {
                     let source = model.get(&t.name)?;
                     stream.tensor(
@@ -273,8 +279,11 @@ impl ShardFile<'_> {
                     model.release_source(model.entry(&t.name)?);
                 }
                 Origin::Extra(i) => {
-                    let values: &[u8] = bytemuck::cast_slice(&plan.extra[i].values);
+                    let values: &[u8] = bytemuck::cast_slice(&plan.extra[*i].values);
                     stream.tensor(&t.name, Dtype::F32, values, t.ty, adjust, &mut sink)?;
+                }
+                Origin::Mxfp4 { blocks, scales } => {
+                    stream.mxfp4(model, &t.name, blocks, scales, &mut sink)?;
                 }
             }
             if pos - before != t.nbytes {
@@ -409,6 +418,34 @@ fn plan_tensors(
             continue;
         }
         let info = model.info(name)?;
+        if info.dtype == Dtype::U8 {
+            if let Some(stem) = mxfp4::stem(name) {
+                let scales = mxfp4::scales_name(stem);
+                let s = model.info(&scales).map_err(|_| {
+                    Error::NotFound(format!(
+                        "tensor \"{name}\": MXFP4 blocks without their scales tensor \"{scales}\""
+                    ))
+                })?;
+                let shape = mxfp4::joined_shape(
+                    (name, info.dtype, info.shape),
+                    (&scales, s.dtype, s.shape),
+                )?;
+                // Kept as they are whatever the output type, as llama.cpp's converter keeps them.
+                floats.push(false);
+                let origin = Origin::Mxfp4 {
+                    blocks: name.to_string(),
+                    scales,
+                };
+                tensors.push((mxfp4::weight_name(stem), origin, shape, GgmlType::MXFP4));
+                continue;
+            }
+            let paired = name
+                .strip_suffix(".scales")
+                .is_some_and(|stem| model.info(&format!("{stem}.blocks")).is_ok());
+            if paired {
+                continue;
+            }
+        }
         let ty = tensor_type(name, info.dtype, info.shape, outtype)?;
         floats.push(info.dtype.is_float());
         tensors.push((name.to_string(), Origin::Model, info.shape.to_vec(), ty));
@@ -580,6 +617,41 @@ impl Stream {
             f32s: Vec::new(),
             out: Vec::new(),
         }
+    }
+
+    /// Sends the MXFP4 tensor `name` joined from the model's tensors `blocks` and `scales` to
+    /// `sink` in ggml's block layout.
+    fn mxfp4(
+        &mut self,
+        model: &Model,
+        name: &str,
+        blocks: &str,
+        scales: &str,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let (b, s) = (model.get(blocks)?, model.get(scales)?);
+        let (b_data, s_data) = (b.data(), s.data());
+        if s_data.len().checked_mul(mxfp4::CODES) != Some(b_data.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "tensor \"{name}\": {} bytes of blocks in \"{blocks}\" for {} scales in \"{scales}\"",
+                b_data.len(),
+                s_data.len()
+            )));
+        }
+        // A chunk of blocks at a time, as the other tensors are converted.
+        let per_chunk = CHUNK_ELEMENTS / mxfp4::BLOCK as usize;
+        for (codes, exps) in b_data
+            .chunks(per_chunk * mxfp4::CODES)
+            .zip(s_data.chunks(per_chunk))
+        {
+            self.out.resize(exps.len() * (mxfp4::CODES + 1), 0);
+            mxfp4::repack(codes, exps, &mut self.out);
+            sink(&self.out)?;
+        }
+        drop((b, s));
+        model.release_source(model.entry(blocks)?);
+        model.release_source(model.entry(scales)?);
+        Ok(())
     }
 
     /// Sends the tensor `data` (elements of `from`) to `sink` as `ty`, chunk by chunk.

@@ -28,6 +28,8 @@ impl GgmlType {
     pub const I64: GgmlType = GgmlType(27);
     /// bfloat16.
     pub const BF16: GgmlType = GgmlType(30);
+    /// Blocks of 32 FP4 (E2M1) values: an E8M0 scale byte and 16 bytes of codes.
+    pub const MXFP4: GgmlType = GgmlType(39);
 
     /// The dtype of this type ([`Dtype::from_ggml_type`]: the one table of ggml's types).
     pub fn as_dtype(self) -> Option<Dtype> {

@@ -262,7 +262,7 @@ def llama_logits_f16(env: Env, writer: str) -> str:
 # Two checks per (architecture, output type): stload's max abs logit difference is within the
 # output type's bound, and within CALIBRATION_FACTOR times the converter's (plus a floor for the
 # f32 rounding noise both share).
-HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "gemma3mm", "olmo2", "granite", "stablelm", "command-r", "phi3", "phi4mini", "mixtral", "llama4", "llama4mm"]
+HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "gemma3mm", "olmo2", "granite", "stablelm", "command-r", "phi3", "phi4mini", "mixtral", "llama4", "llama4mm", "gpt-oss", "gpt-oss-mxfp4"]
 HF_OUTTYPES = ["f32", "f16", "q8_0"]
 # Bounds on the max abs logit difference against transformers, on logits that reach 4 to 7,
 # about 3x the largest measured; beside each, the measured values, stload's equal to llama.cpp's
@@ -270,12 +270,12 @@ HF_OUTTYPES = ["f32", "f16", "q8_0"]
 HF_BOUND = {
     # qwen3 6.1e-6; llama 3.3e-6, mistral 3.6e-6, qwen2 3.3e-6, qwen3moe 3.6e-6, olmo2 2.6e-6,
     # granite 8.3e-7, stablelm 1.9e-6, command-r 1.5e-6, phi3 4.3e-6, phi4mini 3.2e-6, mixtral
-    # 2.4e-6, llama4 3.3e-6, llama4mm 3.3e-6: float32 summation order only.
+    # 2.4e-6, llama4 3.3e-6, llama4mm 3.3e-6, gpt-oss 2.3e-6: float32 summation order only.
     "f32": 2e-5,
     # qwen3 7.5e-3; llama 5.2e-3, mistral 5.4e-3, qwen2 6.8e-3, qwen3moe 4.6e-3, gemma 3.2e-3,
     # gemma2 5.1e-3, gemma3 3.9e-3, gemma3mm 4.8e-3, olmo2 4.7e-3, granite 1.8e-3, stablelm
     # 3.1e-3, command-r 1.9e-3, phi3 5.5e-3, phi4mini 5.0e-3, mixtral 4.1e-3, llama4 6.9e-3,
-    # llama4mm 6.9e-3: ggml rounds
+    # llama4mm 6.9e-3, gpt-oss 4.4e-3: ggml rounds
     # activations to f16 before each product with an f16 weight (see F16_ROUNDINGS).
     "f16": 2e-2,
     # qwen3 0.177; llama 0.141, mistral 0.150, qwen2 0.173, gemma 0.084, gemma2 0.117, gemma3
@@ -297,6 +297,13 @@ HF_BOUND_ARCH = {
     # second MoE layer) move by 0.51 and 0.36, every other by at most 0.16; argmax differs at 2.
     ("llama4", "q8_0"): 1.5,  # measured 0.508 (the converter's the same)
     ("llama4mm", "q8_0"): 1.5,  # measured 0.508: the same text model
+    ("gpt-oss", "q8_0"): 2.5,  # measured 1.44, argmax differing at 1 of 32 positions
+    ("gpt-oss-mxfp4", "q8_0"): 2.5,  # measured 1.37, argmax differing at 1 of 32 positions
+    # ggml's CPU product of an MXFP4 weight rounds the activations to q8_0 (its vec_dot_type),
+    # whatever the output type: the experts' outputs move by ~1e-2 against transformers'
+    # float32 products of the same dequantized weights.
+    ("gpt-oss-mxfp4", "f32"): 0.12,  # measured 3.89e-2
+    ("gpt-oss-mxfp4", "f16"): 0.12,  # measured 3.74e-2
 }
 # llama.cpp's converter of this version writes no rope.freq_base for gemma and gemma2 when
 # config.json keeps rope_theta in rope_parameters, as transformers 5 saves it: its files run
@@ -385,6 +392,35 @@ def _hf_test(arch: str, outtype: str):
 
 
 HF_TESTS = [_hf_test(arch, outtype) for arch in HF_ARCHS for outtype in HF_OUTTYPES]
+
+
+def hf_gpt_oss_mxfp4_bytes(env: Env, writer: str) -> str:
+    """gpt-oss's MXFP4 experts (blocks and scales as released checkpoints store them) are
+    written as GGML MXFP4 as they are: every tensor of stload's file, the experts' bytes
+    included, equals the one llama.cpp's converter writes, for each output type."""
+    if writer != "stload":
+        raise Skip("checks stload's conversion against llama.cpp's converter")
+    import gguf
+
+    src, _, _ = _hf_reference(env, "gpt-oss-mxfp4")
+    mxfp4 = 0
+    for outtype in HF_OUTTYPES:
+        mine = {t.name: t for t in gguf.GGUFReader(str(env.convert(src, outtype, writer))).tensors}
+        ref = {t.name: t for t in gguf.GGUFReader(str(_converter_gguf(env, src, outtype))).tensors}
+        if mine.keys() != ref.keys():
+            raise Failure(f"{outtype}: tensors only stload writes {sorted(mine.keys() - ref.keys())}, "
+                          f"only the converter {sorted(ref.keys() - mine.keys())}")
+        for name, r in ref.items():
+            m = mine[name]
+            if (m.tensor_type, list(m.shape)) != (r.tensor_type, list(r.shape)):
+                raise Failure(f"{outtype} {name}: stload {m.tensor_type.name} {list(m.shape)}, "
+                              f"converter {r.tensor_type.name} {list(r.shape)}")
+            if not np.array_equal(np.asarray(m.data).view(np.uint8), np.asarray(r.data).view(np.uint8)):
+                raise Failure(f"{outtype} {name}: {m.tensor_type.name} bytes differ from the converter's")
+            mxfp4 += r.tensor_type == gguf.GGMLQuantizationType.MXFP4
+    if mxfp4 != 6 * len(HF_OUTTYPES):
+        raise Failure(f"{mxfp4} MXFP4 tensors in {len(HF_OUTTYPES)} files, expected 6 a file (2 layers x 3)")
+    return f"{len(HF_OUTTYPES)} output types: every tensor equal to the converter's, {mxfp4 // len(HF_OUTTYPES)} MXFP4 each"
 
 
 # -- (d) split output -------------------------------------------------------------------------------
@@ -564,6 +600,7 @@ TESTS = [
     llama_logits_split_tensors,
     llama_logits_split_size,
     *HF_TESTS,
+    hf_gpt_oss_mxfp4_bytes,
     bad_missing_config,
     bad_unknown_arch,
     bad_missing_tokenizer,

@@ -230,6 +230,35 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             t.MixtralConfig(**c, sliding_window=None, num_local_experts=4, num_experts_per_tok=2, router_jitter_noise=0.0),
             t.MixtralForCausalLM,
         )
+    if arch in ("gpt-oss", "gpt-oss-mxfp4"):  # -mxfp4: the experts stored as MXFP4 (make)
+        # One sliding-window layer then one global one (llama.cpp's gpt-oss fixes this
+        # alternation), the window 8 shorter than the 32 positions so it matters; yarn rope
+        # scaling as the released models have it; attention biases and sinks as they have them.
+        del c["rope_theta"]
+        return (
+            t.GptOssConfig(
+                **c,
+                head_dim=16,
+                num_local_experts=4,
+                num_experts_per_tok=2,
+                sliding_window=8,
+                layer_types=["sliding_attention", "full_attention"],
+                attention_bias=True,
+                rope_parameters={
+                    "rope_type": "yarn",
+                    "rope_theta": ROPE_THETA,
+                    "factor": 4.0,
+                    "original_max_position_embeddings": 32,
+                    "beta_fast": 32.0,
+                    "beta_slow": 1.0,
+                    # Released configs say false (no rounding of yarn's correction range), but
+                    # llama.cpp always rounds it (ggml_rope_yarn_corr_dims): at these sizes the
+                    # logits then move by 2.7, with either converter's file.
+                    "truncate": True,
+                },
+            ),
+            t.GptOssForCausalLM,
+        )
     raise ValueError(f"no tiny config for {arch}")
 
 
@@ -289,8 +318,67 @@ def make(arch: str, out: Path, overrides: dict | None = None) -> Path:
                 # Stacked experts (llama4's) multiply as x @ W: their fan-in is the middle axis.
                 fan_in = p.shape[-2] if p.ndim == 3 else p.shape[-1]
                 p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
+        if arch == "gpt-oss-mxfp4":
+            mxfp4 = _quantize_experts(model)
     model.save_pretrained(str(out), safe_serialization=True)
+    if arch == "gpt-oss-mxfp4":
+        _store_mxfp4(out, mxfp4)
     return out
+
+
+def _to_mxfp4(rows):
+    """`rows` [..., n] (float32 torch, n a multiple of 32) quantized by the `gguf` package's
+    MXFP4 quantizer, in the Hugging Face layout: (blocks [..., n/32, 16] uint8, value 2i in the
+    low nibble of byte i and 2i+1 in its high one; scales [..., n/32] uint8 E8M0) and the
+    dequantized values [..., n]."""
+    import gguf
+    import numpy as np
+    import torch
+
+    a = rows.detach().numpy().astype(np.float32)
+    q = gguf.quants.quantize(a, gguf.GGMLQuantizationType.MXFP4)  # ggml blocks: e, then 16 bytes
+    q = q.reshape(*a.shape[:-1], a.shape[-1] // 32, 17)
+    scales, ggml = q[..., 0], q[..., 1:]
+    # ggml's byte j holds value j (low nibble) and j+16 (high): the codes in value order.
+    codes = np.concatenate([ggml & 0x0F, ggml >> 4], axis=-1)
+    blocks = (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
+    values = gguf.quants.dequantize(q.reshape(*a.shape[:-1], -1), gguf.GGMLQuantizationType.MXFP4)
+    return torch.from_numpy(blocks), torch.from_numpy(scales.copy()), torch.from_numpy(values.reshape(a.shape))
+
+
+def _quantize_experts(model) -> dict:
+    """Quantizes every expert matrix of a gpt-oss model to MXFP4, sets the float parameters to
+    the dequantized values (the model transformers then computes), and returns the blocks and
+    scales tensors by checkpoint name, rows (out, in) as released checkpoints store them."""
+    tensors = {}
+    for name, p in model.named_parameters():
+        if name.endswith("mlp.experts.gate_up_proj") or name.endswith("mlp.experts.down_proj"):
+            # Stored (experts, in, out); quantized along `in` per output row.
+            blocks, scales, values = _to_mxfp4(p.transpose(1, 2).contiguous())
+            p.copy_(values.transpose(1, 2))
+            tensors[f"{name}_blocks"], tensors[f"{name}_scales"] = blocks, scales
+    return tensors
+
+
+def _store_mxfp4(out: Path, mxfp4: dict) -> None:
+    """Replaces the float expert matrices of the saved checkpoint by their MXFP4 blocks and
+    scales, and declares the quantization in config.json as released gpt-oss checkpoints do."""
+    from safetensors.torch import load_file, save_file
+
+    path = out / "model.safetensors"
+    tensors = {k: v for k, v in load_file(str(path)).items() if f"{k}_blocks" not in mxfp4}
+    save_file({**tensors, **mxfp4}, str(path), metadata={"format": "pt"})
+    config = json.loads((out / "config.json").read_text())
+    config["quantization_config"] = {
+        "quant_method": "mxfp4",
+        "modules_to_not_convert": [
+            "model.layers.*.self_attn",
+            "model.layers.*.mlp.router",
+            "model.embed_tokens",
+            "lm_head",
+        ],
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2))
 
 
 def logits(model_dir: Path, token_ids: list[int]):
@@ -300,7 +388,12 @@ def logits(model_dir: Path, token_ids: list[int]):
     import transformers as t
 
     torch.set_num_threads(2)
-    model = t.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, attn_implementation="eager")
+    config = json.loads((model_dir / "config.json").read_text())
+    # An MXFP4 checkpoint is dequantized on load (transformers computes MXFP4 only on GPUs).
+    quant = t.Mxfp4Config(dequantize=True) if "quantization_config" in config else None
+    model = t.AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=torch.float32, attn_implementation="eager", quantization_config=quant
+    )
     model.eval()
     config = model.config.get_text_config()  # a multimodal model's text part (llama4)
     experts = getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None)
