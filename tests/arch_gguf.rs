@@ -1455,44 +1455,6 @@ fn llama4_writes_its_expert_keys_and_refuses_the_layouts_llama_cpp_fixes_otherwi
                 None,
                 "\"attention_chunk_size\" is missing",
             ),
-fn gpt_oss_writes_llama_cpps_keys_with_the_window_pattern_and_refuses_what_it_lacks() {
-    // gpt-oss-20b's config.json, shrunk.
-    let good = serde_json::json!({
-        "architectures": ["GptOssForCausalLM"],
-        "vocab_size": 64, "max_position_embeddings": 131072, "hidden_size": 64,
-        "num_hidden_layers": 2, "intermediate_size": 96, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "head_dim": 32, "rms_norm_eps": 1e-5,
-        "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 128,
-        "layer_types": ["sliding_attention", "full_attention"],
-        "swiglu_limit": 7.0,
-        "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
-                         "original_max_position_embeddings": 4096, "truncate": false},
-        "rope_theta": 150000,
-    });
-    let parts = parts_of_config(&good);
-    let m = &parts.metadata;
-    let get = |k: &str| m.get(&format!("gpt-oss.{k}")).cloned();
-    assert_eq!(m.get("general.architecture"), Some(&Value::from("gpt-oss")));
-    assert_eq!(get("expert_count"), Some(Value::U32(4)));
-    assert_eq!(get("expert_used_count"), Some(Value::U32(2)));
-    assert_eq!(get("expert_feed_forward_length"), Some(Value::U32(96)));
-    assert_eq!(get("attention.key_length"), Some(Value::U32(32)));
-    assert_eq!(get("attention.sliding_window"), Some(Value::U32(128)));
-    assert_eq!(
-        get("attention.sliding_window_pattern"),
-        Some(Value::Array(stload::kv::Array::Bool(vec![true, false])))
-    );
-    assert_eq!(get("rope.freq_base"), Some(Value::F32(150000.0)));
-    assert_eq!(get("rope.scaling.type"), Some(Value::from("yarn")));
-    assert_eq!(get("rope.scaling.factor"), Some(Value::F32(32.0)));
-    assert_eq!(
-        get("rope.scaling.original_context_length"),
-        Some(Value::U32(4096))
-    );
-    refuses_each(
-        &good,
-        &[
-            ("sliding_window", None, "\"sliding_window\" is missing"),
             (
                 "num_local_experts",
                 None,
@@ -1549,6 +1511,52 @@ fn gpt_oss_writes_llama_cpps_keys_with_the_window_pattern_and_refuses_what_it_la
     maverick["num_local_experts"] = 128.into();
     maverick["use_qk_norm"] = false.into();
     assert_eq!(parts_of(&maverick).arch, "llama4");
+}
+
+#[test]
+fn gpt_oss_writes_llama_cpps_keys_with_the_window_pattern_and_refuses_what_it_lacks() {
+    // gpt-oss-20b's config.json, shrunk.
+    let good = serde_json::json!({
+        "architectures": ["GptOssForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 131072, "hidden_size": 64,
+        "num_hidden_layers": 2, "intermediate_size": 96, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 32, "rms_norm_eps": 1e-5,
+        "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 128,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "swiglu_limit": 7.0,
+        "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                         "original_max_position_embeddings": 4096, "truncate": false},
+        "rope_theta": 150000,
+    });
+    let parts = parts_of_config(&good);
+    let m = &parts.metadata;
+    let get = |k: &str| m.get(&format!("gpt-oss.{k}")).cloned();
+    assert_eq!(m.get("general.architecture"), Some(&Value::from("gpt-oss")));
+    assert_eq!(get("expert_count"), Some(Value::U32(4)));
+    assert_eq!(get("expert_used_count"), Some(Value::U32(2)));
+    assert_eq!(get("expert_feed_forward_length"), Some(Value::U32(96)));
+    assert_eq!(get("attention.key_length"), Some(Value::U32(32)));
+    assert_eq!(get("attention.sliding_window"), Some(Value::U32(128)));
+    assert_eq!(
+        get("attention.sliding_window_pattern"),
+        Some(Value::Array(stload::kv::Array::Bool(vec![true, false])))
+    );
+    assert_eq!(get("rope.freq_base"), Some(Value::F32(150000.0)));
+    assert_eq!(get("rope.scaling.type"), Some(Value::from("yarn")));
+    assert_eq!(get("rope.scaling.factor"), Some(Value::F32(32.0)));
+    assert_eq!(
+        get("rope.scaling.original_context_length"),
+        Some(Value::U32(4096))
+    );
+    refuses_each(
+        &good,
+        &[
+            ("sliding_window", None, "\"sliding_window\" is missing"),
+            (
+                "num_local_experts",
+                None,
+                "\"num_local_experts\" is missing",
+            ),
             ("num_experts_per_tok", None, "\"num_experts_per_tok\""),
             ("intermediate_size", None, "\"intermediate_size\""),
             ("swiglu_limit", Some(8.0.into()), "\"swiglu_limit\" is 8"),
