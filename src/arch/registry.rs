@@ -4,8 +4,8 @@
 //! is a file with its `ARCH` and one line here.
 
 use super::{
-    bert, command_r, gemma, gemma2, gemma3, granite, llama, mixtral, olmo2, phi3, qwen2, qwen3,
-    qwen3moe, stablelm, Adjust, ComputedTensor, Config, Tensors, AUTO,
+    bert, command_r, deepseek2, gemma, gemma2, gemma3, granite, llama, mixtral, olmo2, phi3, qwen2,
+    qwen3, qwen3moe, stablelm, Adjust, ComputedTensor, Config, Tensors, AUTO,
 };
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
@@ -27,6 +27,7 @@ pub(crate) const REGISTRY: &[&Arch] = &[
     &granite::ARCH,
     &stablelm::ARCH,
     &command_r::ARCH,
+    &deepseek2::ARCH,
     &bert::ARCH,
 ];
 

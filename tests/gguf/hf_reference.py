@@ -189,6 +189,40 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             ),
             t.Phi3ForCausalLM,
         )
+    if arch == "deepseekv3":
+        # MLA with a q LoRA, one dense layer then one of 4 routed experts (2 per token, in
+        # 2 groups of which 1 is chosen) plus a shared expert, sigmoid gating with a score bias,
+        # renormalised and scaled by 2.5. No rope scaling (yarn): transformers and llama.cpp
+        # then both scale attention by 1/sqrt(qk head size) (see docs/ARCHITECTURES.md).
+        # Sizes: the no-rope key and value heads are a whole 128 rows each, as DeepSeek-V3's
+        # are, so the FP8 variant's 128x128 scale blocks fall on head bounds of kv_b_proj;
+        # q_lora_rank 192, kv_lora_rank 96 and the 144-row kv_a_proj leave partial blocks.
+        c.update(hidden_size=256, num_attention_heads=2, num_key_value_heads=2, intermediate_size=320)
+        return (
+            t.DeepseekV3Config(
+                **c,
+                q_lora_rank=192,
+                kv_lora_rank=96,  # apart from the head sizes, so no two length keys agree
+                qk_nope_head_dim=128,
+                qk_rope_head_dim=48,
+                v_head_dim=128,
+                n_routed_experts=4,
+                num_experts_per_tok=2,
+                n_group=2,
+                topk_group=1,
+                n_shared_experts=1,
+                moe_intermediate_size=160,
+                first_k_dense_replace=1,
+                routed_scaling_factor=2.5,
+                norm_topk_prob=True,
+                rope_interleave=True,
+                # DeepSeek-V3's config.json says so; transformers gates with a sigmoid whatever
+                # it says, llama.cpp's converter writes the gating only from this key (without
+                # it llama.cpp gates deepseek2 with a softmax).
+                scoring_func="sigmoid",
+            ),
+            t.DeepseekV3ForCausalLM,
+        )
     if arch == "mixtral":
         return (
             t.MixtralConfig(**c, sliding_window=None, num_local_experts=4, num_experts_per_tok=2, router_jitter_noise=0.0),
@@ -247,8 +281,40 @@ def make(arch: str, out: Path, overrides: dict | None = None) -> Path:
             else:
                 fan_in = p.shape[-1]
                 p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                # The routing bias (a buffer, saved with the weights) apart from 0.
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
     model.save_pretrained(str(out), safe_serialization=True)
+    if arch == "deepseekv3":
+        _add_mtp_layer(out, config, g)
     return out
+
+
+def _add_mtp_layer(out: Path, config, g) -> None:
+    """Appends a multi-token-prediction layer (index num_hidden_layers, as DeepSeek-V3's
+    checkpoints hold one) beside the weights: transformers does not build it, llama.cpp does
+    not run it, so a converter must leave it out (a random one changes nothing if it does)."""
+    import torch
+    from safetensors.torch import save_file
+
+    n, h = config.num_hidden_layers, config.hidden_size
+    p = f"model.layers.{n}."
+    extra = {
+        p + "eh_proj.weight": torch.randn(h, 2 * h, generator=g),
+        p + "enorm.weight": torch.ones(h),
+        p + "hnorm.weight": torch.ones(h),
+        p + "input_layernorm.weight": torch.ones(h),
+        p + "self_attn.q_a_proj.weight": torch.randn(config.q_lora_rank, h, generator=g),
+    }
+    save_file(extra, str(out / "model-mtp.safetensors"), metadata={"format": "pt"})
+    index = {"metadata": {}, "weight_map": {}}
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        index["weight_map"] = {k: "model.safetensors" for k in f.keys()}
+    index["weight_map"].update({k: "model-mtp.safetensors" for k in extra})
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
 def logits(model_dir: Path, token_ids: list[int]):
@@ -261,10 +327,21 @@ def logits(model_dir: Path, token_ids: list[int]):
     model = t.AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, attn_implementation="eager")
     model.eval()
     experts = getattr(model.config, "num_local_experts", None) or getattr(model.config, "num_experts", None)
+    # DeepSeek-V3's router chooses by biased scores within chosen groups, not by the top
+    # logits: its choice (the router's third output) is recorded as it is made.
+    chosen_by_router = []
+    for module in model.modules():
+        if type(module).__name__ == "DeepseekV3TopkRouter":
+            module.register_forward_hook(lambda _m, _i, out: chosen_by_router.append(out[2]))
     with torch.no_grad():
         out = model(torch.tensor([token_ids]), use_cache=False, **({"output_router_logits": True} if experts else {}))
     unrouted = []
-    if experts:
+    if chosen_by_router:
+        layers = [i for i, layer in enumerate(model.model.layers) if hasattr(layer.mlp, "gate")]
+        for layer, indices in zip(layers, chosen_by_router, strict=True):
+            chosen = set(indices.flatten().tolist())
+            unrouted += [f"layer {layer} expert {e}" for e in range(experts) if e not in chosen]
+    elif experts:
         top = model.config.num_experts_per_tok
         for layer, r in enumerate(out.router_logits):
             chosen = set(r.reshape(-1, experts).topk(top, dim=-1).indices.flatten().tolist())
