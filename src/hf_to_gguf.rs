@@ -140,6 +140,8 @@ impl Model {
         // padded from them: a small config must not make a large file.
         let tensors: Vec<(&str, &[u64])> = model.infos().map(|i| (i.name, i.shape)).collect();
         let parts = arch::gguf_parts_limited(dir, Some(name), &tensors, max_json)?;
+        // FP8 weights pair with their scales before anything else is read.
+        let scales = block_scales(model, dir, parts.weight_block_size)?;
         let embeddings = embedding_rows(model)?;
         if let (Some(size), Some((tensor, rows))) = (parts.vocab_size, &embeddings) {
             if size != *rows {
@@ -176,7 +178,6 @@ impl Model {
         }
         vocabulary.into_kv(&mut metadata);
         let adjust = parts.adjust;
-        let scales = block_scales(model, dir, parts.weight_block_size)?;
         let scale = |name: &str| scales.get(name).cloned();
         let scale_of_a_weight = |name: &str| scales.values().any(|s| s.tensor == name);
         let plan = GgufPlan {

@@ -20,6 +20,8 @@ is written beside its value):
 
 Usage as a script (by e2e.py, in its own process so torch's threads and memory go with it):
   hf_reference.py ARCH DIR OUT.json  -> the model in DIR; {"ids", "logits", "unrouted"} in OUT.json
+  hf_reference.py fp8 SRC FP8_DIR DEQ_DIR OUT.json  -> SRC (a deepseekv3 model) as FP8 with block
+      scales in FP8_DIR, dequantised in DEQ_DIR; transformers' logits of DEQ_DIR in OUT.json
 """
 
 import json
@@ -317,6 +319,62 @@ def _add_mtp_layer(out: Path, config, g) -> None:
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
+FP8_BLOCK = 128
+
+
+def make_fp8(src: Path, fp8: Path, dequantized: Path) -> None:
+    """DeepSeek-V3's FP8 layout of the model in `src`: every linear weight of the layers
+    (not the router, embeddings or output) as float8 E4M3 with one `weight_scale_inv` per
+    128x128 block (partial blocks at the edges have their own), and config.json's
+    quantization_config, in `fp8`; the same weights dequantised (E4M3 value x its block's
+    scale, in float32) as a plain model in `dequantized`, which transformers runs."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for d in (fp8, dequantized):
+        d.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.suffix != ".safetensors" and f.name != "model.safetensors.index.json":
+                shutil.copy(f, d / f.name)
+    index = json.loads((src / "model.safetensors.index.json").read_text())
+    quantized, plain, weight_map = {}, {}, {}
+    for file in sorted(set(index["weight_map"].values())):
+        for name, w in load_file(str(src / file)).items():
+            wanted = file == "model.safetensors"  # the MTP layer stays as it is
+            kept = name.endswith(("norm.weight", "embed_tokens.weight", "mlp.gate.weight")) or "lm_head" in name
+            if not wanted or w.ndim != 2 or kept:
+                quantized[name] = plain[name] = w
+                weight_map[name] = file
+                continue
+            rows, cols = -(-w.shape[0] // FP8_BLOCK), -(-w.shape[1] // FP8_BLOCK)
+            padded = torch.zeros(rows * FP8_BLOCK, cols * FP8_BLOCK)
+            padded[: w.shape[0], : w.shape[1]] = w
+            blocks = padded.view(rows, FP8_BLOCK, cols, FP8_BLOCK)
+            scale = blocks.abs().amax(dim=(1, 3)) / 448.0  # E4M3's largest finite value
+            full = scale.repeat_interleave(FP8_BLOCK, 0).repeat_interleave(FP8_BLOCK, 1)[: w.shape[0], : w.shape[1]]
+            q = (w / full).to(torch.float8_e4m3fn)
+            quantized[name], quantized[name + "_scale_inv"] = q, scale.float()
+            plain[name] = q.float() * full
+            weight_map[name] = weight_map[name + "_scale_inv"] = file
+    by_file = {}
+    for name, file in weight_map.items():
+        by_file.setdefault(file, []).append(name)
+    for d, tensors, index_map in ((fp8, quantized, weight_map), (dequantized, plain, {n: f for n, f in weight_map.items() if n in plain})):
+        for file, names in by_file.items():
+            save_file({n: tensors[n].contiguous() for n in names if n in tensors}, str(d / file), metadata={"format": "pt"})
+        (d / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index_map}, indent=2))
+    config = json.loads((src / "config.json").read_text())
+    config["quantization_config"] = {
+        "activation_scheme": "dynamic",
+        "fmt": "e4m3",
+        "quant_method": "fp8",
+        "weight_block_size": [FP8_BLOCK, FP8_BLOCK],
+    }
+    (fp8 / "config.json").write_text(json.dumps(config, indent=2))
+
+
 def logits(model_dir: Path, token_ids: list[int]):
     """transformers' float32 CPU logits [len(ids), vocab] of the model in `model_dir`, and for
     a mixture of experts the (layer, expert) pairs that no position routed to."""
@@ -350,6 +408,15 @@ def logits(model_dir: Path, token_ids: list[int]):
 
 
 def main() -> int:
+    if sys.argv[1] == "fp8":
+        # hf_reference.py fp8 SRC FP8_DIR DEQUANTIZED_DIR OUT.json: SRC built by `make`.
+        src, fp8, dequantized, out = (Path(a) for a in sys.argv[2:6])
+        make_fp8(src, fp8, dequantized)
+        trained = json.loads((src / "tokenizer.json").read_text())["model"]["vocab"]
+        token_ids = ids(len(trained))
+        values, unrouted = logits(dequantized, token_ids)
+        out.write_text(json.dumps({"ids": token_ids, "logits": values.tolist(), "unrouted": unrouted}))
+        return 0
     arch, model_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     make(arch, model_dir)
     trained = json.loads((model_dir / "tokenizer.json").read_text())["model"]["vocab"]
