@@ -808,3 +808,45 @@ impl Scaling {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_scales_follow_rows_columns_partial_blocks_and_stacked_experts() {
+        // Two stacked [3, 5] weights in blocks of 2x2: scales [2, 2, 3], the last row and
+        // column blocks partial. Scale value = 100 × expert + 10 × block row + block column.
+        let (experts, rows, cols, br, bc) = (2u64, 3u64, 5u64, 2u64, 2u64);
+        let (sr, sc) = (rows.div_ceil(br), cols.div_ceil(bc));
+        let values = (0..experts * sr * sc)
+            .map(|i| (100 * (i / (sr * sc)) + 10 * (i / sc % sr) + i % sc) as f32)
+            .collect();
+        let scaling = Scaling {
+            values,
+            rows,
+            cols,
+            scale_rows: sr,
+            scale_cols: sc,
+            block: [br, bc],
+        };
+        let n = (experts * rows * cols) as usize;
+        let want: Vec<f32> = (0..n as u64)
+            .map(|e| {
+                let (x, r, c) = (e / (rows * cols), e / cols % rows, e % cols);
+                (100 * x + 10 * (r / br) + c / bc) as f32
+            })
+            .collect();
+        // Whole, and cut into chunks that start mid-row, as the writer's chunks may.
+        for cut in [n, 7, 4, 1] {
+            let mut got = vec![1f32; n];
+            for (i, chunk) in got.chunks_mut(cut).enumerate() {
+                scaling.apply((i * cut) as u64, chunk, "w").unwrap();
+            }
+            assert_eq!(got, want, "chunks of {cut}");
+        }
+        // Past the scales: an error naming the tensor, never a panic.
+        let err = scaling.apply(n as u64, &mut [1.0], "w").unwrap_err();
+        assert!(err.to_string().contains("\"w\""), "{err}");
+    }
+}
