@@ -1511,3 +1511,97 @@ fn fp8_weights_without_their_scales_or_block_size_are_refused_naming_them() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn deepseek2_splits_kv_b_and_its_block_scales_per_head_and_leaves_out_the_mtp_layer() {
+    // kv_b_proj of 2 heads, each 2 no-rope key rows then 4 value rows, over a latent of 3,
+    // values 0, 1, 2, ...; its scales in blocks of 2x2 ([6, 2], values 100, 101, ...). The
+    // oracle is llama.cpp's converter's: view(heads, 6, 3), split rows [2, 4], keys transposed.
+    let (heads, nope, v, lora, b) = (2usize, 2usize, 4usize, 3usize, 2usize);
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({
+        "architectures": ["DeepseekV3ForCausalLM"], "num_hidden_layers": 1,
+        "num_attention_heads": heads, "qk_nope_head_dim": nope, "v_head_dim": v,
+        "n_routed_experts": 2,
+        "quantization_config": {"quant_method": "fp8", "weight_block_size": [b, b]},
+    });
+    write_config(dir.path(), &config.to_string());
+    let rows = heads * (nope + v);
+    let (srows, scols) = (rows / b, lora.div_ceil(b));
+    let weight: Vec<f32> = (0..rows * lora).map(|i| i as f32).collect();
+    let scale: Vec<f32> = (0..srows * scols).map(|i| 100.0 + i as f32).collect();
+    let (w_end, s_end) = (4 * rows * lora, 4 * (rows * lora + srows * scols));
+    let header = format!(
+        r#"{{"model.layers.0.self_attn.kv_b_proj.weight":{{"dtype":"F32","shape":[{rows},{lora}],"data_offsets":[0,{w_end}]}},"model.layers.0.self_attn.kv_b_proj.weight_scale_inv":{{"dtype":"F32","shape":[{srows},{scols}],"data_offsets":[{w_end},{s_end}]}},"model.layers.1.eh_proj.weight":{{"dtype":"F32","shape":[1],"data_offsets":[{s_end},{}]}}}}"#,
+        s_end + 4
+    );
+    let data: Vec<u8> = weight
+        .iter()
+        .chain(&scale)
+        .chain(&[7.0])
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    common::raw_file(dir.path(), "model.safetensors", &header, &data);
+    let model = Model::open_dir(dir.path(), &options("deepseek2", true)).unwrap();
+    let mut names: Vec<&str> = model.names().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "blk.0.attn_k_b.weight",
+            "blk.0.attn_k_b.weight_scale_inv",
+            "blk.0.attn_v_b.weight",
+            "blk.0.attn_v_b.weight_scale_inv",
+        ]
+    );
+    let values = |name: &str| -> (Vec<u64>, Vec<f32>) {
+        let t = model.get(name).unwrap();
+        let shape = model.info(name).unwrap().shape.to_vec();
+        let v = t
+            .data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        (shape, v)
+    };
+    // k_b[h, c, i] = kv_b[h·6 + i, c]; v_b[h, j, c] = kv_b[h·6 + 2 + j, c].
+    let k_b: Vec<f32> = (0..heads)
+        .flat_map(|h| {
+            (0..lora).flat_map(move |c| (0..nope).map(move |i| ((h * 6 + i) * lora + c) as f32))
+        })
+        .collect();
+    let v_b: Vec<f32> = (0..heads)
+        .flat_map(|h| {
+            (0..v).flat_map(move |j| (0..lora).map(move |c| ((h * 6 + nope + j) * lora + c) as f32))
+        })
+        .collect();
+    assert_eq!(values("blk.0.attn_k_b.weight"), (vec![2, 3, 2], k_b));
+    assert_eq!(values("blk.0.attn_v_b.weight"), (vec![2, 4, 3], v_b));
+    // The scales at block granularity: head h's key block row is 3h, its value rows 3h+1, 3h+2;
+    // the keys' scales transposed as their weights are.
+    let s = |r: usize, c: usize| 100.0 + (r * scols + c) as f32;
+    let k_s: Vec<f32> = (0..heads)
+        .flat_map(|h| (0..scols).map(move |c| s(3 * h, c)))
+        .collect();
+    let v_s: Vec<f32> = (0..heads)
+        .flat_map(|h| (1..3).flat_map(move |r| (0..scols).map(move |c| s(3 * h + r, c))))
+        .collect();
+    assert_eq!(
+        values("blk.0.attn_k_b.weight_scale_inv"),
+        (vec![2, 2, 1], k_s)
+    );
+    assert_eq!(
+        values("blk.0.attn_v_b.weight_scale_inv"),
+        (vec![2, 2, 2], v_s)
+    );
+    // Blocks of 4 rows would cut head 0's values and head 1's keys together: refused.
+    let mut config = config;
+    config["quantization_config"]["weight_block_size"] = serde_json::json!([4, 4]);
+    write_config(dir.path(), &config.to_string());
+    let err = Model::open_dir(dir.path(), &options("deepseek2", true)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("kv_b_proj.weight_scale_inv") && text.contains("whole heads"),
+        "{text}"
+    );
+}

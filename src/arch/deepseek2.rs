@@ -175,7 +175,7 @@ impl Mla {
         })?;
         let [_, lora] = dims2(kv_b, config)?;
         let b = block[0];
-        if block[0] != block[1] || self.nope % b != 0 || self.v % b != 0 {
+        if block[0] != block[1] || !self.nope.is_multiple_of(b) || !self.v.is_multiple_of(b) {
             return Err(Error::Unsupported(format!(
                 "tensor \"{}\": splitting kv_b_proj's FP8 scales needs square blocks that hold \
                  whole heads, but the blocks are {block:?} for qk_nope_head_dim {} and v_head_dim {}",
