@@ -663,7 +663,12 @@ impl Stream {
             )
             .map_err(fail)?;
             if let Some(s) = scaling {
-                s.apply((no * CHUNK_ELEMENTS) as u64, &mut self.f32s, name)?;
+                s.apply_parallel(
+                    (no * CHUNK_ELEMENTS) as u64,
+                    &mut self.f32s,
+                    name,
+                    self.threads,
+                )?;
             }
             if let Some(f) = adjust {
                 f(&mut self.f32s);
@@ -779,6 +784,21 @@ impl Scaling {
         })
     }
 
+    /// [`Scaling::apply`] on up to `threads` threads, in parts of 64 Ki elements.
+    fn apply_parallel(
+        &self,
+        start: u64,
+        values: &mut [f32],
+        name: &str,
+        threads: usize,
+    ) -> Result<()> {
+        const PART: usize = 1 << 16;
+        let parts = values.chunks_mut(PART).enumerate();
+        crate::parallel::try_for_each(parts, threads, |(i, part)| {
+            self.apply(start + (i * PART) as u64, part, name)
+        })
+    }
+
     /// Multiplies `values`, the weight's elements from element `start` on, by their blocks'
     /// scales.
     fn apply(&self, start: u64, values: &mut [f32], name: &str) -> Result<()> {
@@ -845,6 +865,24 @@ mod tests {
             }
             assert_eq!(got, want, "chunks of {cut}");
         }
+        let mut got = vec![1f32; n];
+        scaling.apply_parallel(0, &mut got, "w", 4).unwrap();
+        assert_eq!(got, want, "on 4 threads");
+        // Parts of the parallel split start mid-row: rows of 70001, blocks of 2x128.
+        let (rows, cols) = (3u64, 70001u64);
+        let (sr, sc) = (rows.div_ceil(2), cols.div_ceil(128));
+        let wide = Scaling {
+            values: (0..sr * sc).map(|i| i as f32).collect(),
+            rows,
+            cols,
+            scale_rows: sr,
+            scale_cols: sc,
+            block: [2, 128],
+        };
+        let mut got = vec![1f32; (rows * cols) as usize];
+        wide.apply_parallel(0, &mut got, "w", 4).unwrap();
+        let at = |e: u64| ((e / cols / 2) * sc + e % cols / 128) as f32;
+        assert!(got.iter().enumerate().all(|(e, &x)| x == at(e as u64)));
         // Past the scales: an error naming the tensor, never a panic.
         let err = scaling.apply(n as u64, &mut [1.0], "w").unwrap_err();
         assert!(err.to_string().contains("\"w\""), "{err}");
