@@ -52,8 +52,9 @@ func WithRename(oldnew ...string) Option {
 
 // WithArch applies a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "qwen3",
 // "qwen3moe", "gemma", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "command-r", "llama4",
-// "gpt-oss", "bert", or "auto" to pick it from config.json "architectures"): ollama's renames and its transforms (llama
-// Q/K repack, phi3 fused splits, mixtral expert stacking, bert drops position ids and the pooler).
+// "gpt-oss", "deepseek2", "bert", or "auto" to pick it from config.json "architectures"): ollama's
+// renames and its transforms (llama Q/K repack, phi3 fused splits, mixtral expert stacking,
+// deepseek2's kv_b split, bert drops position ids and the pooler).
 // It reads config.json beside the weights; unknown names fail with ErrUnsupported.
 func WithArch(name string) Option {
 	return func(c *config) { c.arch = &name }

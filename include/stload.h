@@ -1151,9 +1151,9 @@ enum stload_status stload_options_set_rename(struct stload_options *opts,
 
 /*
  Selects a built-in architecture ("llama", "mixtral", "phi3", "qwen2", "qwen3", "qwen3moe",
- "gemma", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "command-r", "llama4", "gpt-oss", "bert", or
+ "gemma", "gemma2", "gemma3", "olmo2", "granite", "stablelm", "command-r", "llama4", "gpt-oss", "deepseek2", "bert", or
  "auto" to pick it from `config.json` `architectures[0]` at open): ollama's renames plus its transforms
- (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts stacked; bert drops
+ (llama Q/K repack; phi3 fused qkv and gate_up split; mixtral experts stacked; deepseek2's kv_b split; bert drops
  position ids and the pooler), reading `config.json` beside the weights at open. NULL clears it.
  Unknown names: `STLOAD_ERR_UNSUPPORTED`.
  */

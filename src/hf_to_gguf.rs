@@ -6,9 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gguf::tensor_types::TypeOverrides;
-use crate::gguf::{self, GgufPlan, OutType, Split};
+use crate::gguf::{self, BlockScale, GgufPlan, OutType, Split};
 use crate::model::Model;
 use crate::options::Options;
 use crate::{arch, tokenizer};
@@ -145,6 +148,8 @@ impl Model {
         // padded from them: a small config must not make a large file.
         let tensors: Vec<(&str, &[u64])> = model.infos().map(|i| (i.name, i.shape)).collect();
         let parts = arch::gguf_parts_limited(dir, Some(name), &tensors, max_json)?;
+        // FP8 weights pair with their scales before anything else is read.
+        let scales = block_scales(model, dir, parts.weight_block_size)?;
         let embeddings = embedding_rows(model)?;
         if let (Some(size), Some((tensor, rows))) = (parts.vocab_size, &embeddings) {
             if size != *rows {
@@ -181,17 +186,79 @@ impl Model {
         }
         vocabulary.into_kv(&mut metadata);
         let adjust = parts.adjust;
+        let scale = |name: &str| scales.get(name).cloned();
+        let scale_of_a_weight = |name: &str| scales.values().any(|s| s.tensor == name);
         let plan = GgufPlan {
             metadata,
             extra: parts.computed,
             adjust: &adjust,
-            skip: &|_| false,
+            skip: &scale_of_a_weight,
+            scale: &scale,
             split,
             inputs: side_files(dir, max_json),
             types,
         };
         gguf::write_model(model, path, outtype, plan, progress)
     }
+}
+
+/// The suffix of an FP8 weight's block scales (`X.weight` → `X.weight_scale_inv`).
+const SCALE_SUFFIX: &str = "_scale_inv";
+
+/// The block scales of the model's FP8 weights, by weight name: each `X_scale_inv` scales
+/// tensor `X` in blocks of config.json's `quantization_config.weight_block_size`, and the pair
+/// is written dequantised (as llama.cpp's converter does; the scales are not written). An FP8
+/// weight without its scales is refused: its stored values alone are not the weight's.
+fn block_scales(
+    model: &Model,
+    dir: &Path,
+    block: Option<[u64; 2]>,
+) -> Result<HashMap<String, BlockScale>> {
+    let mut scales = HashMap::new();
+    for info in model.infos() {
+        let Some(weight) = info.name.strip_suffix(SCALE_SUFFIX) else {
+            continue;
+        };
+        let Ok(scaled) = model.info(weight) else {
+            return Err(Error::format(
+                info.file.display(),
+                Some(info.original_name),
+                format!("holds block scales, but the model has no tensor \"{weight}\" they scale"),
+            ));
+        };
+        let Some(block) = block else {
+            return Err(Error::format(
+                dir.join(crate::side_files::CONFIG).display(),
+                None,
+                format!(
+                    "tensor \"{}\" has block scales \"{}\" but \"quantization_config.weight_block_size\" is missing",
+                    scaled.original_name, info.original_name
+                ),
+            ));
+        };
+        let tensor = info.name.to_string();
+        scales.insert(weight.to_string(), BlockScale { tensor, block });
+    }
+    let fp8 = [
+        Dtype::F8E4M3,
+        Dtype::F8E5M2,
+        Dtype::F8E4M3Fnuz,
+        Dtype::F8E5M2Fnuz,
+    ];
+    if let Some(bare) = model
+        .infos()
+        .find(|i| fp8.contains(&i.dtype) && !scales.contains_key(i.name))
+    {
+        return Err(Error::format(
+            bare.file.display(),
+            Some(bare.original_name),
+            format!(
+                "is an {} weight without its scales \"{}{SCALE_SUFFIX}\": FP8 values are written only dequantised by their block scales",
+                bare.dtype, bare.original_name
+            ),
+        ));
+    }
+    Ok(scales)
 }
 
 /// The rows of the token embedding (`token_embd.weight`), which llama.cpp sizes by the token

@@ -42,7 +42,7 @@ pub struct Options {
     /// Renames applied to every tensor name (after the architecture's own).
     pub rename: Replacer,
     /// A built-in architecture (one of llama, mixtral, phi3, qwen2, qwen3, qwen3moe, gemma, gemma2,
-    /// gemma3, olmo2, granite, stablelm, command-r, llama4, gpt-oss, bert) whose renames and transforms apply, or
+    /// gemma3, olmo2, granite, stablelm, command-r, llama4, gpt-oss, deepseek2, bert) whose renames and transforms apply, or
     /// "auto" to pick it from `config.json` `architectures[0]`; it reads `config.json` beside the
     /// weights.
     pub arch: Option<String>,

@@ -1751,3 +1751,220 @@ fn gpt_oss_splits_the_fused_experts_and_writes_mxfp4_pairs_as_mxfp4() {
         "{err}"
     );
 }
+
+#[test]
+fn deepseek2_writes_llama_cpps_mla_and_expert_keys_and_refuses_what_it_lacks() {
+    let good = serde_json::json!({
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "vocab_size": 64, "max_position_embeddings": 4096, "hidden_size": 64,
+        "num_hidden_layers": 3, "intermediate_size": 128, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "q_lora_rank": 48, "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8,
+        "v_head_dim": 12, "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 4,
+        "topk_group": 2, "n_shared_experts": 1, "moe_intermediate_size": 24,
+        "first_k_dense_replace": 1, "routed_scaling_factor": 2.5, "norm_topk_prob": true,
+        "scoring_func": "sigmoid",
+        "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+            "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0},
+    });
+    let parts = parts_of_config(&good);
+    let get = |k: &str| parts.metadata.get(&format!("deepseek2.{k}")).cloned();
+    let u = Value::U32;
+    for (key, want) in [
+        ("attention.head_count_kv", u(1)),
+        ("attention.q_lora_rank", u(48)),
+        ("attention.kv_lora_rank", u(32)),
+        ("attention.key_length", u(40)),
+        ("attention.value_length", u(32)),
+        ("attention.key_length_mla", u(24)),
+        ("attention.value_length_mla", u(12)),
+        ("rope.dimension_count", u(8)),
+        ("leading_dense_block_count", u(1)),
+        ("expert_count", u(8)),
+        ("expert_used_count", u(2)),
+        ("expert_shared_count", u(1)),
+        ("expert_group_count", u(4)),
+        ("expert_group_used_count", u(2)),
+        ("expert_feed_forward_length", u(24)),
+        ("expert_gating_func", u(2)),
+        ("expert_weights_scale", Value::F32(2.5)),
+        ("expert_weights_norm", Value::Bool(true)),
+        ("rope.scaling.type", Value::from("yarn")),
+        ("rope.scaling.factor", Value::F32(40.0)),
+        ("rope.scaling.yarn_log_multiplier", Value::F32(0.1)),
+    ] {
+        assert_eq!(get(key), Some(want), "{key}");
+    }
+    // Without a q LoRA (DeepSeek-V2-Lite's shape) there is no q_lora_rank.
+    let mut no_q_lora = good.clone();
+    no_q_lora["q_lora_rank"] = serde_json::Value::Null;
+    let parts = parts_of_config(&no_q_lora);
+    assert_eq!(parts.metadata.get("deepseek2.attention.q_lora_rank"), None);
+    refuses_each(
+        &good,
+        &[
+            ("kv_lora_rank", None, "\"kv_lora_rank\" is missing"),
+            ("qk_rope_head_dim", None, "\"qk_rope_head_dim\" is missing"),
+            (
+                "moe_intermediate_size",
+                None,
+                "\"moe_intermediate_size\" is missing",
+            ),
+            ("n_routed_experts", None, "\"n_routed_experts\" is missing"),
+            ("rms_norm_eps", None, "\"rms_norm_eps\" is missing"),
+            (
+                "scoring_func",
+                Some("softmax".into()),
+                "gates its experts with a sigmoid",
+            ),
+            ("n_group", Some(3.into()), "\"n_group\" 3 does not divide"),
+            ("num_experts_per_tok", Some(9.into()), "more than the 8"),
+        ],
+    );
+}
+
+/// A DeepSeek-V3 checkpoint of one FP8 weight (E4M3 bytes) with or without its block scales,
+/// in `dir`.
+fn fp8_model(dir: &Path, scaled: bool, block: &str) {
+    let config = serde_json::json!({
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "max_position_embeddings": 64, "hidden_size": 4,
+        "num_hidden_layers": 1, "intermediate_size": 8, "num_attention_heads": 1,
+        "rms_norm_eps": 1e-6, "kv_lora_rank": 4, "qk_nope_head_dim": 4, "qk_rope_head_dim": 2,
+        "v_head_dim": 4, "n_routed_experts": 2, "num_experts_per_tok": 1,
+        "moe_intermediate_size": 4, "first_k_dense_replace": 1,
+        "quantization_config": {"quant_method": "fp8", "weight_block_size": serde_json::from_str::<serde_json::Value>(block).unwrap()},
+    });
+    write_config(dir, &config.to_string());
+    let (header, data) = if scaled {
+        (
+            r#"{"model.layers.0.mlp.up_proj.weight":{"dtype":"F8_E4M3","shape":[8,4],"data_offsets":[0,32]},"model.layers.0.mlp.up_proj.weight_scale_inv":{"dtype":"F32","shape":[1,1],"data_offsets":[32,36]}}"#,
+            [vec![0x38u8; 32], 2f32.to_le_bytes().to_vec()].concat(),
+        )
+    } else {
+        (
+            r#"{"model.layers.0.mlp.up_proj.weight":{"dtype":"F8_E4M3","shape":[8,4],"data_offsets":[0,32]}}"#,
+            vec![0x38u8; 32],
+        )
+    };
+    common::raw_file(dir, "model.safetensors", header, &data);
+}
+
+#[test]
+fn fp8_weights_without_their_scales_or_block_size_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.gguf");
+    let convert = |dir: &Path| {
+        let model = Model::open_dir(dir, &stload::Options::default()).unwrap();
+        model.write_gguf(&out, stload::gguf::OutType::F32, &mut |_, _| true)
+    };
+    fp8_model(dir.path(), false, "[128, 128]");
+    let text = convert(dir.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("\"model.layers.0.mlp.up_proj.weight\"")
+            && text.contains("F8_E4M3 weight without its scales"),
+        "{text}"
+    );
+    // Scales without the block size they scale are refused naming the key.
+    fp8_model(dir.path(), true, "null");
+    let text = convert(dir.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("config.json") && text.contains("weight_block_size\" is missing"),
+        "{text}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn deepseek2_splits_kv_b_and_its_block_scales_per_head_and_leaves_out_the_mtp_layer() {
+    // kv_b_proj of 2 heads, each 2 no-rope key rows then 4 value rows, over a latent of 3,
+    // values 0, 1, 2, ...; its scales in blocks of 2x2 ([6, 2], values 100, 101, ...). The
+    // oracle is llama.cpp's converter's: view(heads, 6, 3), split rows [2, 4], keys transposed.
+    let (heads, nope, v, lora, b) = (2usize, 2usize, 4usize, 3usize, 2usize);
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({
+        "architectures": ["DeepseekV3ForCausalLM"], "num_hidden_layers": 1,
+        "num_attention_heads": heads, "qk_nope_head_dim": nope, "v_head_dim": v,
+        "n_routed_experts": 2,
+        "quantization_config": {"quant_method": "fp8", "weight_block_size": [b, b]},
+    });
+    write_config(dir.path(), &config.to_string());
+    let rows = heads * (nope + v);
+    let (srows, scols) = (rows / b, lora.div_ceil(b));
+    let weight: Vec<f32> = (0..rows * lora).map(|i| i as f32).collect();
+    let scale: Vec<f32> = (0..srows * scols).map(|i| 100.0 + i as f32).collect();
+    let (w_end, s_end) = (4 * rows * lora, 4 * (rows * lora + srows * scols));
+    let header = format!(
+        r#"{{"model.layers.0.self_attn.kv_b_proj.weight":{{"dtype":"F32","shape":[{rows},{lora}],"data_offsets":[0,{w_end}]}},"model.layers.0.self_attn.kv_b_proj.weight_scale_inv":{{"dtype":"F32","shape":[{srows},{scols}],"data_offsets":[{w_end},{s_end}]}},"model.layers.1.eh_proj.weight":{{"dtype":"F32","shape":[1],"data_offsets":[{s_end},{}]}}}}"#,
+        s_end + 4
+    );
+    let data: Vec<u8> = weight
+        .iter()
+        .chain(&scale)
+        .chain(&[7.0])
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    common::raw_file(dir.path(), "model.safetensors", &header, &data);
+    let model = Model::open_dir(dir.path(), &options("deepseek2", true)).unwrap();
+    let mut names: Vec<&str> = model.names().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "blk.0.attn_k_b.weight",
+            "blk.0.attn_k_b.weight_scale_inv",
+            "blk.0.attn_v_b.weight",
+            "blk.0.attn_v_b.weight_scale_inv",
+        ]
+    );
+    let values = |name: &str| -> (Vec<u64>, Vec<f32>) {
+        let t = model.get(name).unwrap();
+        let shape = model.info(name).unwrap().shape.to_vec();
+        let v = t
+            .data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        (shape, v)
+    };
+    // k_b[h, c, i] = kv_b[h·6 + i, c]; v_b[h, j, c] = kv_b[h·6 + 2 + j, c].
+    let k_b: Vec<f32> = (0..heads)
+        .flat_map(|h| {
+            (0..lora).flat_map(move |c| (0..nope).map(move |i| ((h * 6 + i) * lora + c) as f32))
+        })
+        .collect();
+    let v_b: Vec<f32> = (0..heads)
+        .flat_map(|h| {
+            (0..v).flat_map(move |j| (0..lora).map(move |c| ((h * 6 + nope + j) * lora + c) as f32))
+        })
+        .collect();
+    assert_eq!(values("blk.0.attn_k_b.weight"), (vec![2, 3, 2], k_b));
+    assert_eq!(values("blk.0.attn_v_b.weight"), (vec![2, 4, 3], v_b));
+    // The scales at block granularity: head h's key block row is 3h, its value rows 3h+1, 3h+2;
+    // the keys' scales transposed as their weights are.
+    let s = |r: usize, c: usize| 100.0 + (r * scols + c) as f32;
+    let k_s: Vec<f32> = (0..heads)
+        .flat_map(|h| (0..scols).map(move |c| s(3 * h, c)))
+        .collect();
+    let v_s: Vec<f32> = (0..heads)
+        .flat_map(|h| (1..3).flat_map(move |r| (0..scols).map(move |c| s(3 * h + r, c))))
+        .collect();
+    assert_eq!(
+        values("blk.0.attn_k_b.weight_scale_inv"),
+        (vec![2, 2, 1], k_s)
+    );
+    assert_eq!(
+        values("blk.0.attn_v_b.weight_scale_inv"),
+        (vec![2, 2, 2], v_s)
+    );
+    // Blocks of 4 rows would cut head 0's values and head 1's keys together: refused.
+    let mut config = config;
+    config["quantization_config"]["weight_block_size"] = serde_json::json!([4, 4]);
+    write_config(dir.path(), &config.to_string());
+    let err = Model::open_dir(dir.path(), &options("deepseek2", true)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("kv_b_proj.weight_scale_inv") && text.contains("whole heads"),
+        "{text}"
+    );
+}

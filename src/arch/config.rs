@@ -193,6 +193,26 @@ impl Config {
         }
     }
 
+    /// `quantization_config.weight_block_size` as [rows, columns]: the blocks of an FP8
+    /// checkpoint's weights that each `weight_scale_inv` value scales, when config.json gives
+    /// them.
+    pub fn weight_block_size(&self) -> Result<Option<[u64; 2]>> {
+        let Some(quant) = self.object("quantization_config")? else {
+            return Ok(None);
+        };
+        let Some(sizes) = quant.optional_f64s("weight_block_size")? else {
+            return Ok(None);
+        };
+        let whole = |x: f64| (1.0..=65536.0).contains(&x) && x.fract() == 0.0;
+        match sizes.as_slice() {
+            &[r, c] if whole(r) && whole(c) => Ok(Some([r as u64, c as u64])),
+            _ => Err(quant.inconsistent(
+                "weight_block_size",
+                &format!("is {sizes:?}, not two block sizes (rows, columns) of 1 to 65536"),
+            )),
+        }
+    }
+
     /// `rope_theta`, at the top level or (as transformers 5 saves it) in `rope_parameters`,
     /// if present.
     pub fn rope_theta(&self) -> Result<Option<f64>> {

@@ -7,6 +7,7 @@
 mod bert;
 mod command_r;
 mod config;
+mod deepseek2;
 mod detect;
 mod gemma;
 mod gemma2;
@@ -156,6 +157,9 @@ pub struct GgufParts {
     pub adjust: fn(&str) -> Option<Adjust>,
     /// config.json's `vocab_size`, which the tokenizer's vocabulary is padded to.
     pub vocab_size: Option<u64>,
+    /// `quantization_config.weight_block_size` (rows, columns): the blocks each value of an
+    /// FP8 weight's `weight_scale_inv` scales.
+    pub weight_block_size: Option<[u64; 2]>,
 }
 
 /// The metadata, computed tensors and fix-ups of a GGUF export of the checkpoint whose
@@ -189,5 +193,6 @@ pub fn gguf_parts_limited(
         computed: (arch.computed)(&config, tensors)?,
         adjust: arch.adjust,
         vocab_size: config.optional("vocab_size")?,
+        weight_block_size: config.weight_block_size()?,
     })
 }

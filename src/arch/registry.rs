@@ -4,8 +4,8 @@
 //! is a file with its `ARCH` and one line here.
 
 use super::{
-    bert, command_r, gemma, gemma2, gemma3, gpt_oss, granite, llama, llama4, mixtral, olmo2, phi3, qwen2,
-    qwen3, qwen3moe, stablelm, Adjust, ComputedTensor, Config, Tensors, AUTO,
+    bert, command_r, deepseek2, gemma, gemma2, gemma3, gpt_oss, granite, llama, llama4, mixtral,
+    olmo2, phi3, qwen2, qwen3, qwen3moe, stablelm, Adjust, ComputedTensor, Config, Tensors, AUTO,
 };
 use crate::error::{Error, Result};
 use crate::kv::Metadata;
@@ -29,6 +29,7 @@ pub(crate) const REGISTRY: &[&Arch] = &[
     &command_r::ARCH,
     &llama4::ARCH,
     &gpt_oss::ARCH,
+    &deepseek2::ARCH,
     &bert::ARCH,
 ];
 

@@ -22,7 +22,7 @@ pub use crate::gguf_format::{
 pub use crate::gguf_format::{parse, read, read_set, value_json, GgufFile, GgufTensorInfo};
 pub use types::{tensor_type, GgmlType, OutType};
 pub use writer::{
-    write_model, Adjust, ComputedTensor, GgufPlan, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS,
+    write_model, Adjust, BlockScale, ComputedTensor, GgufPlan, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS,
     MAX_NAME_BYTES, QUANTIZATION_VERSION, VERSION,
 };
 

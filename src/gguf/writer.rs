@@ -41,6 +41,18 @@ pub type Adjust = fn(&mut [f32]);
 
 pub use crate::kv::ComputedTensor;
 
+/// A weight stored with one scale per block (an FP8 checkpoint's `weight_scale_inv`): its
+/// values are multiplied in f32 by their block's scale before conversion, as llama.cpp's
+/// converter dequantises them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockScale {
+    /// The model's tensor holding the scales: the weight's dimensions, the last two divided
+    /// by `block` and rounded up (a partial block at the end has its own scale).
+    pub tensor: String,
+    /// Rows and columns of one block of the weight's last two dimensions.
+    pub block: [u64; 2],
+}
+
 /// What to write besides the model's own tensors: filled by the architecture and tokenizer
 /// code, so the writer knows nothing of either.
 pub struct GgufPlan<'a> {
@@ -54,6 +66,8 @@ pub struct GgufPlan<'a> {
     pub adjust: &'a dyn Fn(&str) -> Option<Adjust>,
     /// Tensors of the model not written.
     pub skip: &'a dyn Fn(&str) -> bool,
+    /// For a tensor name, the block scales its values are multiplied by first, if any.
+    pub scale: &'a dyn Fn(&str) -> Option<BlockScale>,
     /// Write shards `PREFIX-00001-of-0000N.gguf` (even when one is enough) instead of one file.
     pub split: Option<Split>,
     /// Files besides the model's that this plan was built from (`config.json`, tokenizer
@@ -72,6 +86,10 @@ fn no_skip(_: &str) -> bool {
     false
 }
 
+fn no_scale(_: &str) -> Option<BlockScale> {
+    None
+}
+
 impl GgufPlan<'static> {
     /// A plan with only `general.architecture` = `arch`: every tensor written as it is.
     pub fn new(arch: &str) -> GgufPlan<'static> {
@@ -82,6 +100,7 @@ impl GgufPlan<'static> {
             extra: Vec::new(),
             adjust: &no_adjust,
             skip: &no_skip,
+            scale: &no_scale,
             split: None,
             inputs: Vec::new(),
             types: TypeOverrides::default(),
@@ -264,13 +283,21 @@ impl ShardFile<'_> {
             let adjust = (plan.adjust)(&t.name);
             match &t.origin {
                 Origin::Model => {
+                    let scaling = match (plan.scale)(&t.name) {
+                        Some(scale) => Some(Scaling::read(model, &t.name, &scale, stream.threads)?),
+                        None => None,
+                    };
                     let source = model.get(&t.name)?;
+                    let edit = Edit {
+                        scaling: scaling.as_ref(),
+                        adjust,
+                    };
                     stream.tensor(
                         &t.name,
                         source.dtype(),
                         source.data(),
                         t.ty,
-                        adjust,
+                        edit,
                         &mut sink,
                     )?;
                     drop(source);
@@ -280,7 +307,11 @@ impl ShardFile<'_> {
                 }
                 Origin::Extra(i) => {
                     let values: &[u8] = bytemuck::cast_slice(&plan.extra[*i].values);
-                    stream.tensor(&t.name, Dtype::F32, values, t.ty, adjust, &mut sink)?;
+                    let edit = Edit {
+                        scaling: None,
+                        adjust,
+                    };
+                    stream.tensor(&t.name, Dtype::F32, values, t.ty, edit, &mut sink)?;
                 }
                 Origin::Mxfp4 { blocks, scales } => {
                     stream.mxfp4(model, &t.name, blocks, scales, &mut sink)?;
@@ -654,26 +685,29 @@ impl Stream {
         Ok(())
     }
 
-    /// Sends the tensor `data` (elements of `from`) to `sink` as `ty`, chunk by chunk.
+    /// Sends the tensor `data` (elements of `from`) to `sink` as `ty`, chunk by chunk, with
+    /// the values edited in f32 on the way when `edit` says so.
     fn tensor(
         &mut self,
         name: &str,
         from: Dtype,
         data: &[u8],
         ty: GgmlType,
-        adjust: Option<Adjust>,
+        edit: Edit<'_>,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
+        let Edit { scaling, adjust } = edit;
         let fail = |e: convert::Error| Error::Unsupported(format!("tensor \"{name}\": {e}"));
         let fs = from.byte_size().ok_or_else(|| {
             Error::Unsupported(format!("tensor \"{name}\": {from} has no GGUF type"))
         })?;
         let target = ty.dtype();
+        let unedited = adjust.is_none() && scaling.is_none();
         // Straight from the mapping when nothing changes the bytes.
-        if adjust.is_none() && target == Some(from) {
+        if unedited && target == Some(from) {
             return sink(data);
         }
-        if let (None, Some(to)) = (adjust, target) {
+        if let (true, Some(to)) = (unedited, target) {
             let ts = to.byte_size().unwrap_or(4);
             for chunk in data.chunks(CHUNK_ELEMENTS * fs) {
                 self.out.resize(chunk.len() / fs * ts, 0);
@@ -683,13 +717,13 @@ impl Stream {
             }
             return Ok(());
         }
-        // Through f32: a fix-up, or Q8_0.
+        // Through f32: block scales, a fix-up, or Q8_0.
         if !from.is_float() {
             return Err(Error::Unsupported(format!(
                 "tensor \"{name}\": a value fix-up or {ty} needs a float tensor, not {from}"
             )));
         }
-        for chunk in data.chunks(CHUNK_ELEMENTS * fs) {
+        for (no, chunk) in data.chunks(CHUNK_ELEMENTS * fs).enumerate() {
             let n = chunk.len() / fs;
             self.f32s.resize(n, 0.0);
             convert::convert_parallel(
@@ -700,6 +734,14 @@ impl Stream {
                 self.threads,
             )
             .map_err(fail)?;
+            if let Some(s) = scaling {
+                s.apply_parallel(
+                    (no * CHUNK_ELEMENTS) as u64,
+                    &mut self.f32s,
+                    name,
+                    self.threads,
+                )?;
+            }
             if let Some(f) = adjust {
                 f(&mut self.f32s);
             }
@@ -743,5 +785,178 @@ impl Stream {
             }
         }
         Ok(())
+    }
+}
+
+/// How a tensor's values change on their way to the file.
+struct Edit<'a> {
+    /// Block scales multiplied in first.
+    scaling: Option<&'a Scaling>,
+    /// A fix-up applied after.
+    adjust: Option<Adjust>,
+}
+
+/// A weight's block scales in f32, with the sizes that find an element's block.
+struct Scaling {
+    values: Vec<f32>,
+    /// The weight's last two dimensions.
+    rows: u64,
+    cols: u64,
+    /// The scale's last two dimensions.
+    scale_rows: u64,
+    scale_cols: u64,
+    block: [u64; 2],
+}
+
+impl Scaling {
+    /// The scales of weight `name` from the model, checked against the weight's shape.
+    fn read(model: &Model, name: &str, scale: &BlockScale, threads: usize) -> Result<Scaling> {
+        let weight = model.info(name)?;
+        let info = model.info(&scale.tensor)?;
+        let [br, bc] = scale.block;
+        let shape = weight.shape;
+        let (lead, rows, cols) = match shape {
+            [lead @ .., r, c] => (lead, *r, *c),
+            [c] => (&[][..], 1, *c),
+            [] => (&[][..], 1, 1),
+        };
+        let mut want: Vec<u64> = lead.to_vec();
+        if shape.len() >= 2 {
+            want.push(rows.div_ceil(br.max(1)));
+        }
+        want.push(cols.div_ceil(bc.max(1)));
+        if br == 0 || bc == 0 || info.shape != want.as_slice() || !info.dtype.is_float() {
+            return Err(Error::format(
+                info.file.display(),
+                Some(info.original_name),
+                format!(
+                    "is {} {:?}, not the float scales {want:?} of the {:?} blocks of tensor \"{}\" {shape:?}",
+                    info.dtype, info.shape, scale.block, weight.original_name
+                ),
+            ));
+        }
+        let source = model.get(&scale.tensor)?;
+        let count = want.iter().product::<u64>() as usize;
+        let mut values = vec![0f32; count];
+        convert::convert_parallel(
+            source.data(),
+            source.dtype(),
+            bytemuck::cast_slice_mut(&mut values),
+            Dtype::F32,
+            threads,
+        )
+        .map_err(|e| Error::Unsupported(format!("tensor \"{}\": {e}", scale.tensor)))?;
+        Ok(Scaling {
+            values,
+            rows,
+            cols,
+            scale_rows: rows.div_ceil(br),
+            scale_cols: cols.div_ceil(bc),
+            block: scale.block,
+        })
+    }
+
+    /// [`Scaling::apply`] on up to `threads` threads, in parts of 64 Ki elements.
+    fn apply_parallel(
+        &self,
+        start: u64,
+        values: &mut [f32],
+        name: &str,
+        threads: usize,
+    ) -> Result<()> {
+        const PART: usize = 1 << 16;
+        let parts = values.chunks_mut(PART).enumerate();
+        crate::parallel::try_for_each(parts, threads, |(i, part)| {
+            self.apply(start + (i * PART) as u64, part, name)
+        })
+    }
+
+    /// Multiplies `values`, the weight's elements from element `start` on, by their blocks'
+    /// scales.
+    fn apply(&self, start: u64, values: &mut [f32], name: &str) -> Result<()> {
+        let [br, bc] = self.block;
+        let mut at = start;
+        let mut rest = values;
+        while !rest.is_empty() {
+            let (row, col) = (at / self.cols, at % self.cols);
+            let (lead, r) = (row / self.rows, row % self.rows);
+            let n = ((self.cols - col) as usize).min(rest.len());
+            let first = ((lead * self.scale_rows + r / br) * self.scale_cols) as usize;
+            let scales = self
+                .values
+                .get(first..first + self.scale_cols as usize)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "tensor \"{name}\": element {at} lies past its block scales"
+                    ))
+                })?;
+            let (now, later) = rest.split_at_mut(n);
+            for (i, x) in now.iter_mut().enumerate() {
+                *x *= scales[((col + i as u64) / bc) as usize];
+            }
+            rest = later;
+            at += n as u64;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_scales_follow_rows_columns_partial_blocks_and_stacked_experts() {
+        // Two stacked [3, 5] weights in blocks of 2x2: scales [2, 2, 3], the last row and
+        // column blocks partial. Scale value = 100 × expert + 10 × block row + block column.
+        let (experts, rows, cols, br, bc) = (2u64, 3u64, 5u64, 2u64, 2u64);
+        let (sr, sc) = (rows.div_ceil(br), cols.div_ceil(bc));
+        let values = (0..experts * sr * sc)
+            .map(|i| (100 * (i / (sr * sc)) + 10 * (i / sc % sr) + i % sc) as f32)
+            .collect();
+        let scaling = Scaling {
+            values,
+            rows,
+            cols,
+            scale_rows: sr,
+            scale_cols: sc,
+            block: [br, bc],
+        };
+        let n = (experts * rows * cols) as usize;
+        let want: Vec<f32> = (0..n as u64)
+            .map(|e| {
+                let (x, r, c) = (e / (rows * cols), e / cols % rows, e % cols);
+                (100 * x + 10 * (r / br) + c / bc) as f32
+            })
+            .collect();
+        // Whole, and cut into chunks that start mid-row, as the writer's chunks may.
+        for cut in [n, 7, 4, 1] {
+            let mut got = vec![1f32; n];
+            for (i, chunk) in got.chunks_mut(cut).enumerate() {
+                scaling.apply((i * cut) as u64, chunk, "w").unwrap();
+            }
+            assert_eq!(got, want, "chunks of {cut}");
+        }
+        let mut got = vec![1f32; n];
+        scaling.apply_parallel(0, &mut got, "w", 4).unwrap();
+        assert_eq!(got, want, "on 4 threads");
+        // Parts of the parallel split start mid-row: rows of 70001, blocks of 2x128.
+        let (rows, cols) = (3u64, 70001u64);
+        let (sr, sc) = (rows.div_ceil(2), cols.div_ceil(128));
+        let wide = Scaling {
+            values: (0..sr * sc).map(|i| i as f32).collect(),
+            rows,
+            cols,
+            scale_rows: sr,
+            scale_cols: sc,
+            block: [2, 128],
+        };
+        let mut got = vec![1f32; (rows * cols) as usize];
+        wide.apply_parallel(0, &mut got, "w", 4).unwrap();
+        let at = |e: u64| ((e / cols / 2) * sc + e % cols / 128) as f32;
+        assert!(got.iter().enumerate().all(|(e, &x)| x == at(e as u64)));
+        // Past the scales: an error naming the tensor, never a panic.
+        let err = scaling.apply(n as u64, &mut [1.0], "w").unwrap_err();
+        assert!(err.to_string().contains("\"w\""), "{err}");
     }
 }

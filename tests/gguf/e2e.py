@@ -262,7 +262,11 @@ def llama_logits_f16(env: Env, writer: str) -> str:
 # Two checks per (architecture, output type): stload's max abs logit difference is within the
 # output type's bound, and within CALIBRATION_FACTOR times the converter's (plus a floor for the
 # f32 rounding noise both share).
-HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "gemma3mm", "olmo2", "granite", "stablelm", "command-r", "phi3", "phi4mini", "mixtral", "llama4", "llama4mm", "gpt-oss", "gpt-oss-mxfp4"]
+HF_ARCHS = [
+    "llama", "mistral", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "gemma3mm", "olmo2", "granite",
+    "stablelm", "command-r", "phi3", "phi4mini", "mixtral", "llama4", "llama4mm", "gpt-oss", "gpt-oss-mxfp4",
+    "deepseekv3",
+]
 HF_OUTTYPES = ["f32", "f16", "q8_0"]
 # Bounds on the max abs logit difference against transformers, on logits that reach 4 to 7,
 # about 3x the largest measured; beside each, the measured values, stload's equal to llama.cpp's
@@ -304,6 +308,11 @@ HF_BOUND_ARCH = {
     # float32 products of the same dequantized weights.
     ("gpt-oss-mxfp4", "f32"): 0.12,  # measured 3.89e-2
     ("gpt-oss-mxfp4", "f16"): 0.12,  # measured 3.74e-2
+    # Four times as wide as the other test models (hidden 256, heads of 160 and 128: MLA's
+    # no-rope heads are a whole FP8 block), and llama.cpp runs MLA absorbed (queries through
+    # attn_k_b into the 96-wide latent) where transformers decompresses the keys: longer f32
+    # sums in another order.
+    ("deepseekv3", "f32"): 1.5e-4,  # measured 4.9e-5, llama.cpp's converter's file the same
 }
 # llama.cpp's converter of this version writes no rope.freq_base for gemma and gemma2 when
 # config.json keeps rope_theta in rope_parameters, as transformers 5 saves it: its files run
@@ -421,6 +430,100 @@ def hf_gpt_oss_mxfp4_bytes(env: Env, writer: str) -> str:
     if mxfp4 != 6 * len(HF_OUTTYPES):
         raise Failure(f"{mxfp4} MXFP4 tensors in {len(HF_OUTTYPES)} files, expected 6 a file (2 layers x 3)")
     return f"{len(HF_OUTTYPES)} output types: every tensor equal to the converter's, {mxfp4 // len(HF_OUTTYPES)} MXFP4 each"
+
+
+# DeepSeek-V3 as its checkpoints are stored: weights in float8 E4M3 with a weight_scale_inv per
+# 128x128 block (hf_reference.make_fp8, from the tiny deepseekv3 model). stload dequantises
+# them as llama.cpp's converter does: its file must equal the converter's tensor by tensor, and
+# run in llama.cpp as close to transformers (on the dequantised weights) as the f32 model does.
+def _fp8_reference(env: Env) -> tuple:
+    """The FP8 directory, its dequantised twin, token ids and transformers' logits of the twin."""
+    if "deepseekv3-fp8" not in env._hf:
+        src, _, _ = _hf_reference(env, "deepseekv3")
+        fp8, deq, out = env.work / "tiny-hf-deepseekv3-fp8", env.work / "tiny-hf-deepseekv3-deq", env.work / "hf-fp8.json"
+        cmd = [sys.executable, str(HERE / "hf_reference.py"), "fp8", str(src), str(fp8), str(deq), str(out)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        if r.returncode != 0:
+            raise Failure(f"hf_reference.py fp8 failed (exit {r.returncode}): {_tail(r.stderr, errors=True)}")
+        res = json.loads(out.read_text())
+        if res["unrouted"]:
+            raise Failure(f"deepseekv3 fp8: the ids route to no position of {', '.join(res['unrouted'])}")
+        env._hf["deepseekv3-fp8"] = (fp8, deq, res["ids"], np.asarray(res["logits"], dtype=np.float64))
+    return env._hf["deepseekv3-fp8"]
+
+
+def _same_tensors(mine: Path, theirs: Path) -> int:
+    """Fails unless the two GGUF files hold the same tensors: names, types, shapes and bytes."""
+    import gguf
+
+    a = {t.name: t for t in gguf.GGUFReader(mine).tensors}
+    b = {t.name: t for t in gguf.GGUFReader(theirs).tensors}
+    if a.keys() != b.keys():
+        raise Failure(f"{mine.name}: tensors only in it {sorted(a.keys() - b.keys())}, only in {theirs.name} {sorted(b.keys() - a.keys())}")
+    for name, x in a.items():
+        y = b[name]
+        if (x.tensor_type, list(x.shape)) != (y.tensor_type, list(y.shape)):
+            raise Failure(f"{name}: {x.tensor_type.name} {list(x.shape)} in {mine.name}, {y.tensor_type.name} {list(y.shape)} in {theirs.name}")
+        if not np.array_equal(np.asarray(x.data).view(np.uint8), np.asarray(y.data).view(np.uint8)):
+            raise Failure(f"{name}: its bytes differ between {mine.name} and {theirs.name}")
+    return len(a)
+
+
+def _hf_fp8(env: Env, writer: str, outtype: str) -> str:
+    if writer != "stload":
+        raise Skip("checks stload's conversion against llama.cpp's converter and transformers")
+    fp8, deq, ids, want = _fp8_reference(env)
+    mine = env.convert(fp8, outtype, writer)
+    count = _same_tensors(mine, _converter_gguf(env, fp8, outtype))
+    # The dequantised weights are exactly what a plain f32 checkpoint of them converts to.
+    _same_tensors(mine, env.convert(deq, outtype, writer))
+    detail = f"{count} tensors equal llama.cpp's converter's and the dequantised model's"
+    if outtype != "f32":
+        return detail
+    ref, _ = _max_diff(env, _converter_gguf(env, fp8, outtype), ids, want)
+    diff, agree = _max_diff(env, mine, ids, want)
+    bound = HF_BOUND_ARCH[("deepseekv3", "f32")]
+    detail += f"; max abs logit diff stload {diff:.2e}, converter {ref:.2e}, argmax agrees at {agree} of {len(ids)}"
+    if not diff <= bound:
+        raise Failure(f"deepseekv3 fp8 f32: {detail}; stload's exceeds the bound {bound:.2e}")
+    return detail
+
+
+def _hf_fp8_test(outtype: str):
+    def test(env: Env, writer: str) -> str:
+        return _hf_fp8(env, writer, outtype)
+
+    test.__name__ = f"hf_deepseekv3_fp8_{outtype}"
+    return test
+
+
+def bad_fp8_without_scale(env: Env, writer: str) -> str:
+    """An FP8 weight whose weight_scale_inv is missing is refused, naming the weight."""
+    if writer != "stload":
+        raise Skip("checks stload's refusal")
+    from safetensors.torch import load_file, save_file  # numpy has no float8
+
+    fp8, _, _, _ = _fp8_reference(env)
+    src = env.work / "tiny-hf-deepseekv3-fp8-unscaled"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(fp8, src)
+    weight = "model.layers.1.self_attn.kv_b_proj.weight"
+    tensors = {k: v for k, v in load_file(str(src / "model.safetensors")).items() if k != weight + "_scale_inv"}
+    save_file(tensors, str(src / "model.safetensors"), metadata={"format": "pt"})
+    index = json.loads((src / "model.safetensors.index.json").read_text())
+    del index["weight_map"][weight + "_scale_inv"]
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+    out = env.work / "out" / "unscaled.gguf"
+    cmd = [str(env.stload), "convert", str(src), "--out", str(out), "--outtype", "f32"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    if r.returncode == 0 or out.exists():
+        raise Failure(f"converted an FP8 weight without its scales (exit {r.returncode})")
+    if weight not in r.stderr or "scale" not in r.stderr:
+        raise Failure(f"the refusal does not name {weight} and its scales: {_tail(r.stderr)}")
+    return r.stderr.strip().splitlines()[-1]
+
+
+HF_FP8_TESTS = [_hf_fp8_test(outtype) for outtype in HF_OUTTYPES]
 
 
 # -- (d) split output -------------------------------------------------------------------------------
@@ -601,7 +704,9 @@ TESTS = [
     llama_logits_split_size,
     *HF_TESTS,
     hf_gpt_oss_mxfp4_bytes,
+    *HF_FP8_TESTS,
     bad_missing_config,
+    bad_fp8_without_scale,
     bad_unknown_arch,
     bad_missing_tokenizer,
     bad_head_counts,

@@ -20,6 +20,8 @@ is written beside its value):
 
 Usage as a script (by e2e.py, in its own process so torch's threads and memory go with it):
   hf_reference.py ARCH DIR OUT.json  -> the model in DIR; {"ids", "logits", "unrouted"} in OUT.json
+  hf_reference.py fp8 SRC FP8_DIR DEQ_DIR OUT.json  -> SRC (a deepseekv3 model) as FP8 with block
+      scales in FP8_DIR, dequantised in DEQ_DIR; transformers' logits of DEQ_DIR in OUT.json
 """
 
 import json
@@ -225,6 +227,40 @@ def _config(arch: str, vocab: int, bos: int, eos: int):
             patch_size=14, vision_output_dim=32, projector_input_dim=32, projector_output_dim=HIDDEN,
         )
         return t.Llama4Config(text_config=text, vision_config=vision.to_dict()), t.Llama4ForConditionalGeneration
+    if arch == "deepseekv3":
+        # MLA with a q LoRA, one dense layer then one of 4 routed experts (2 per token, in
+        # 2 groups of which 1 is chosen) plus a shared expert, sigmoid gating with a score bias,
+        # renormalised and scaled by 2.5. No rope scaling (yarn): transformers and llama.cpp
+        # then both scale attention by 1/sqrt(qk head size) (see docs/ARCHITECTURES.md).
+        # Sizes: the no-rope key and value heads are a whole 128 rows each, as DeepSeek-V3's
+        # are, so the FP8 variant's 128x128 scale blocks fall on head bounds of kv_b_proj;
+        # q_lora_rank 192, kv_lora_rank 96 and the 144-row kv_a_proj leave partial blocks.
+        c.update(hidden_size=256, num_attention_heads=2, num_key_value_heads=2, intermediate_size=320)
+        return (
+            t.DeepseekV3Config(
+                **c,
+                q_lora_rank=192,
+                kv_lora_rank=96,  # apart from the head sizes, so no two length keys agree
+                qk_nope_head_dim=128,
+                qk_rope_head_dim=48,
+                v_head_dim=128,
+                n_routed_experts=4,
+                num_experts_per_tok=2,
+                n_group=2,
+                topk_group=1,
+                n_shared_experts=1,
+                moe_intermediate_size=160,
+                first_k_dense_replace=1,
+                routed_scaling_factor=2.5,
+                norm_topk_prob=True,
+                rope_interleave=True,
+                # DeepSeek-V3's config.json says so; transformers gates with a sigmoid whatever
+                # it says, llama.cpp's converter writes the gating only from this key (without
+                # it llama.cpp gates deepseek2 with a softmax).
+                scoring_func="sigmoid",
+            ),
+            t.DeepseekV3ForCausalLM,
+        )
     if arch == "mixtral":
         return (
             t.MixtralConfig(**c, sliding_window=None, num_local_experts=4, num_experts_per_tok=2, router_jitter_noise=0.0),
@@ -320,9 +356,15 @@ def make(arch: str, out: Path, overrides: dict | None = None) -> Path:
                 p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
         if arch == "gpt-oss-mxfp4":
             mxfp4 = _quantize_experts(model)
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                # The routing bias (a buffer, saved with the weights) apart from 0.
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
     model.save_pretrained(str(out), safe_serialization=True)
     if arch == "gpt-oss-mxfp4":
         _store_mxfp4(out, mxfp4)
+    if arch == "deepseekv3":
+        _add_mtp_layer(out, config, g)
     return out
 
 
@@ -381,6 +423,88 @@ def _store_mxfp4(out: Path, mxfp4: dict) -> None:
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
 
+def _add_mtp_layer(out: Path, config, g) -> None:
+    """Appends a multi-token-prediction layer (index num_hidden_layers, as DeepSeek-V3's
+    checkpoints hold one) beside the weights: transformers does not build it, llama.cpp does
+    not run it, so a converter must leave it out (a random one changes nothing if it does)."""
+    import torch
+    from safetensors.torch import save_file
+
+    n, h = config.num_hidden_layers, config.hidden_size
+    p = f"model.layers.{n}."
+    extra = {
+        p + "eh_proj.weight": torch.randn(h, 2 * h, generator=g),
+        p + "enorm.weight": torch.ones(h),
+        p + "hnorm.weight": torch.ones(h),
+        p + "input_layernorm.weight": torch.ones(h),
+        p + "self_attn.q_a_proj.weight": torch.randn(config.q_lora_rank, h, generator=g),
+    }
+    save_file(extra, str(out / "model-mtp.safetensors"), metadata={"format": "pt"})
+    index = {"metadata": {}, "weight_map": {}}
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        index["weight_map"] = {k: "model.safetensors" for k in f.keys()}
+    index["weight_map"].update({k: "model-mtp.safetensors" for k in extra})
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+
+
+FP8_BLOCK = 128
+
+
+def make_fp8(src: Path, fp8: Path, dequantized: Path) -> None:
+    """DeepSeek-V3's FP8 layout of the model in `src`: every linear weight of the layers
+    (not the router, embeddings or output) as float8 E4M3 with one `weight_scale_inv` per
+    128x128 block (partial blocks at the edges have their own), and config.json's
+    quantization_config, in `fp8`; the same weights dequantised (E4M3 value x its block's
+    scale, in float32) as a plain model in `dequantized`, which transformers runs."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for d in (fp8, dequantized):
+        d.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.suffix != ".safetensors" and f.name != "model.safetensors.index.json":
+                shutil.copy(f, d / f.name)
+    index = json.loads((src / "model.safetensors.index.json").read_text())
+    quantized, plain, weight_map = {}, {}, {}
+    for file in sorted(set(index["weight_map"].values())):
+        for name, w in load_file(str(src / file)).items():
+            wanted = file == "model.safetensors"  # the MTP layer stays as it is
+            kept = name.endswith(("norm.weight", "embed_tokens.weight", "mlp.gate.weight")) or "lm_head" in name
+            if not wanted or w.ndim != 2 or kept:
+                quantized[name] = plain[name] = w
+                weight_map[name] = file
+                continue
+            rows, cols = -(-w.shape[0] // FP8_BLOCK), -(-w.shape[1] // FP8_BLOCK)
+            padded = torch.zeros(rows * FP8_BLOCK, cols * FP8_BLOCK)
+            padded[: w.shape[0], : w.shape[1]] = w
+            blocks = padded.view(rows, FP8_BLOCK, cols, FP8_BLOCK)
+            scale = blocks.abs().amax(dim=(1, 3)) / 448.0  # E4M3's largest finite value
+            full = scale.repeat_interleave(FP8_BLOCK, 0).repeat_interleave(FP8_BLOCK, 1)[: w.shape[0], : w.shape[1]]
+            q = (w / full).to(torch.float8_e4m3fn)
+            quantized[name], quantized[name + "_scale_inv"] = q, scale.float()
+            plain[name] = q.float() * full
+            weight_map[name] = weight_map[name + "_scale_inv"] = file
+    by_file = {}
+    for name, file in weight_map.items():
+        by_file.setdefault(file, []).append(name)
+    for d, tensors, index_map in ((fp8, quantized, weight_map), (dequantized, plain, {n: f for n, f in weight_map.items() if n in plain})):
+        for file, names in by_file.items():
+            save_file({n: tensors[n].contiguous() for n in names if n in tensors}, str(d / file), metadata={"format": "pt"})
+        (d / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index_map}, indent=2))
+    config = json.loads((src / "config.json").read_text())
+    config["quantization_config"] = {
+        "activation_scheme": "dynamic",
+        "fmt": "e4m3",
+        "quant_method": "fp8",
+        "weight_block_size": [FP8_BLOCK, FP8_BLOCK],
+    }
+    (fp8 / "config.json").write_text(json.dumps(config, indent=2))
+
+
 def logits(model_dir: Path, token_ids: list[int]):
     """transformers' float32 CPU logits [len(ids), vocab] of the model in `model_dir`, and for
     a mixture of experts the (layer, expert) pairs that no position routed to."""
@@ -397,10 +521,21 @@ def logits(model_dir: Path, token_ids: list[int]):
     model.eval()
     config = model.config.get_text_config()  # a multimodal model's text part (llama4)
     experts = getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None)
+    # DeepSeek-V3's router chooses by biased scores within chosen groups, not by the top
+    # logits: its choice (the router's third output) is recorded as it is made.
+    chosen_by_router = []
+    for module in model.modules():
+        if type(module).__name__ == "DeepseekV3TopkRouter":
+            module.register_forward_hook(lambda _m, _i, out: chosen_by_router.append(out[2]))
     with torch.no_grad():
         out = model(torch.tensor([token_ids]), use_cache=False, **({"output_router_logits": True} if experts else {}))
     unrouted = []
-    if experts:
+    if chosen_by_router:
+        layers = [i for i, layer in enumerate(model.model.layers) if hasattr(layer.mlp, "gate")]
+        for layer, indices in zip(layers, chosen_by_router, strict=True):
+            chosen = set(indices.flatten().tolist())
+            unrouted += [f"layer {layer} expert {e}" for e in range(experts) if e not in chosen]
+    elif experts:
         top = config.num_experts_per_tok
         for layer, r in enumerate(out.router_logits):
             chosen = set(r.reshape(-1, experts).topk(top, dim=-1).indices.flatten().tolist())
@@ -409,6 +544,15 @@ def logits(model_dir: Path, token_ids: list[int]):
 
 
 def main() -> int:
+    if sys.argv[1] == "fp8":
+        # hf_reference.py fp8 SRC FP8_DIR DEQUANTIZED_DIR OUT.json: SRC built by `make`.
+        src, fp8, dequantized, out = (Path(a) for a in sys.argv[2:6])
+        make_fp8(src, fp8, dequantized)
+        trained = json.loads((src / "tokenizer.json").read_text())["model"]["vocab"]
+        token_ids = ids(len(trained))
+        values, unrouted = logits(dequantized, token_ids)
+        out.write_text(json.dumps({"ids": token_ids, "logits": values.tolist(), "unrouted": unrouted}))
+        return 0
     arch, model_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     make(arch, model_dir)
     trained = json.loads((model_dir / "tokenizer.json").read_text())["model"]["vocab"]
