@@ -17,8 +17,10 @@
 //! checks that this list and the `pub` items of `lib.rs` agree).
 //!
 //! - [`Model`]: an opened model (`open_dir`, `open_files`, `get`, `get_as`, `get_slice`,
-//!   `load`, `prefetch`, `verify`, `release_all`, `write_gguf`).
+//!   `load`, `load_into`, `prefetch`, `verify`, `release_all`, `write_gguf`).
 //! - [`TensorInfo`]: what the index knows of one tensor, without reading it.
+//! - [`ArenaLayout`], [`ArenaSlot`]: where `Model::load_into` puts each tensor in one
+//!   caller-owned buffer.
 //! - [`Tensor`]: a tensor's bytes, a view into a mapped file or owned memory.
 //! - [`Options`]: how a model is opened, with its setters; [`SplitRule`], [`StackRule`],
 //!   [`Replacer`] and [`RemoteOptions`] (object-store settings for `s3://`, `gs://`, `az://` and
