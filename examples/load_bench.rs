@@ -46,7 +46,7 @@ fn main() -> Res<()> {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let usage = "usage: load_bench (open-list|json|get|load|memcpy|touch) ARGS... (see the source)";
+    let usage = "usage: load_bench (open-list|json|get|load|load-into|memcpy|touch) ARGS... (see the source)";
     let cmd = args.first().ok_or(usage)?.as_str();
     let rest = &args[1..];
     match cmd {
@@ -54,6 +54,7 @@ fn main() -> Res<()> {
         "json" => json_parse(rest),
         "get" => get(rest),
         "load" => load(rest),
+        "load-into" => load_into(rest),
         "memcpy" => memcpy(rest),
         "touch" => touch(rest),
         "prime" => prime(rest),
@@ -288,6 +289,42 @@ fn load(args: &[String]) -> Res<()> {
         peak_rss(),
         status_bytes("RssAnon"),
         status_bytes("RssFile")
+    );
+    Ok(())
+}
+
+/// Open + `Model::load_into` of FILE into one 4096-aligned buffer: one the process faults in
+/// first (an engine's arena, reused from load to load: `--prefaulted`) or fresh memory.
+fn load_into(args: &[String]) -> Res<()> {
+    let file = positional(args, 0, "FILE")?;
+    let dtype = match flag(args, "--dtype", String::from("native"))?.as_str() {
+        "native" => None,
+        name => Some(
+            Dtype::from_header_name(&name.to_uppercase())
+                .ok_or_else(|| format!("unknown dtype {name}"))?,
+        ),
+    };
+    let mut opts = Options::default();
+    opts.threads = flag(args, "--threads", 0)?;
+    let model = Model::open_files(&[&file], &opts)?;
+    let size = model.arena_layout(dtype, 4096)?.size as usize;
+    let mut buf = stload::__private::buffer::AlignedBuf::new_uninit(size)?;
+    let threads = opts.effective_threads();
+    if has(args, "--prefaulted") {
+        let per = size.div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|s| {
+            for part in buf.as_mut_slice().chunks_mut(per) {
+                s.spawn(move || part.fill(0));
+            }
+        });
+    }
+    let t = Instant::now();
+    model.load_into(dtype, 4096, buf.as_mut_slice(), |_, _, _| true)?;
+    let load_s = t.elapsed().as_secs_f64();
+    println!(
+        "{{\"kind\":\"load_into\",\"tensors\":{},\"bytes\":{size},\"threads\":{threads},\"load_s\":{load_s:.6},\"peak_rss\":{}}}",
+        model.len(),
+        peak_rss()
     );
     Ok(())
 }
