@@ -274,12 +274,12 @@ HF_OUTTYPES = ["f32", "f16", "q8_0"]
 HF_BOUND = {
     # qwen3 6.1e-6; llama 3.3e-6, mistral 3.6e-6, qwen2 3.3e-6, qwen3moe 3.6e-6, olmo2 2.6e-6,
     # granite 8.3e-7, stablelm 1.9e-6, command-r 1.5e-6, phi3 4.3e-6, phi4mini 3.2e-6, mixtral
-    # 2.4e-6, llama4 3.3e-6, llama4mm 3.3e-6, gpt-oss 2.3e-6: float32 summation order only.
+    # 2.4e-6, llama4 3.3e-6, llama4mm 3.3e-6, gpt-oss 3.1e-6: float32 summation order only.
     "f32": 2e-5,
     # qwen3 7.5e-3; llama 5.2e-3, mistral 5.4e-3, qwen2 6.8e-3, qwen3moe 4.6e-3, gemma 3.2e-3,
     # gemma2 5.1e-3, gemma3 3.9e-3, gemma3mm 4.8e-3, olmo2 4.7e-3, granite 1.8e-3, stablelm
     # 3.1e-3, command-r 1.9e-3, phi3 5.5e-3, phi4mini 5.0e-3, mixtral 4.1e-3, llama4 6.9e-3,
-    # llama4mm 6.9e-3, gpt-oss 4.4e-3: ggml rounds
+    # llama4mm 6.9e-3, gpt-oss 5.2e-3: ggml rounds
     # activations to f16 before each product with an f16 weight (see F16_ROUNDINGS).
     "f16": 2e-2,
     # qwen3 0.177; llama 0.141, mistral 0.150, qwen2 0.173, gemma 0.084, gemma2 0.117, gemma3
@@ -301,18 +301,21 @@ HF_BOUND_ARCH = {
     # second MoE layer) move by 0.51 and 0.36, every other by at most 0.16; argmax differs at 2.
     ("llama4", "q8_0"): 1.5,  # measured 0.508 (the converter's the same)
     ("llama4mm", "q8_0"): 1.5,  # measured 0.508: the same text model
-    ("gpt-oss", "q8_0"): 2.5,  # measured 1.44, argmax differing at 1 of 32 positions
-    ("gpt-oss-mxfp4", "q8_0"): 2.5,  # measured 1.37, argmax differing at 1 of 32 positions
+    ("gpt-oss", "q8_0"): 2.5,  # measured 2.11, argmax differing at 3 of 32 positions
+    ("gpt-oss-mxfp4", "q8_0"): 2.5,  # measured 1.78, argmax differing at 3 of 32 positions
     # ggml's CPU product of an MXFP4 weight rounds the activations to q8_0 (its vec_dot_type),
     # whatever the output type: the experts' outputs move by ~1e-2 against transformers'
     # float32 products of the same dequantized weights.
-    ("gpt-oss-mxfp4", "f32"): 0.12,  # measured 3.89e-2
-    ("gpt-oss-mxfp4", "f16"): 0.12,  # measured 3.74e-2
+    ("gpt-oss-mxfp4", "f32"): 0.12,  # measured 4.75e-2
+    # At f16 that rounding and the f16 activations together flip one near-tie expert choice
+    # (argmax differing at 1 of 32 positions, llama.cpp's converter's file the same): routing, as
+    # the q8_0 rows above.
+    ("gpt-oss-mxfp4", "f16"): 2.5,  # measured 0.659
     # Four times as wide as the other test models (hidden 256, heads of 160 and 128: MLA's
     # no-rope heads are a whole FP8 block), and llama.cpp runs MLA absorbed (queries through
     # attn_k_b into the 96-wide latent) where transformers decompresses the keys: longer f32
     # sums in another order.
-    ("deepseekv3", "f32"): 1.5e-4,  # measured 4.9e-5, llama.cpp's converter's file the same
+    ("deepseekv3", "f32"): 1.5e-4,  # measured 4.3e-5, llama.cpp's converter's file the same
 }
 # llama.cpp's converter of this version writes no rope.freq_base for gemma and gemma2 when
 # config.json keeps rope_theta in rope_parameters, as transformers 5 saves it: its files run
