@@ -11,6 +11,8 @@ mod split;
 pub use ggml_type::GgmlType;
 #[cfg(test)]
 pub(crate) use reader::MAX_ARRAY_DEPTH;
+#[cfg_attr(not(feature = "remote"), allow(unused_imports))]
+pub(crate) use reader::{parse_prefix, Prefix};
 pub use reader::{
     check_set, parse, read, read_set, set_paths, value_json, GgufFile, GgufTensorInfo,
 };

@@ -199,11 +199,39 @@ const SHARD_SUFFIX_LEN: usize = 20;
 
 /// Parses a GGUF header from the whole file's bytes; `shown` names the file in errors.
 pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
-    let mut r = Cursor {
-        shown,
-        bytes,
-        pos: 0,
-    };
+    let len = bytes.len() as u64;
+    parse_cursor(&mut Cursor::new(shown, bytes, len, len))
+}
+
+/// What [`parse_prefix`] makes of the first bytes of a file.
+#[derive(Debug)]
+pub(crate) enum Prefix {
+    /// The whole header was in them.
+    Header(GgufFile),
+    /// The header goes on past them: at least this many first bytes are needed.
+    Needs(u64),
+}
+
+/// Parses a GGUF header from `bytes`, the first bytes of a file of `file_len` bytes (a remote
+/// file, fetched in pieces: the format has no header length to fetch by). The header may take
+/// at most `max_header` bytes: one longer is refused, naming that limit, however long the file.
+/// Every rule of [`parse`] holds, checked against the file's length, not the bytes at hand.
+pub(crate) fn parse_prefix(
+    shown: &str,
+    bytes: &[u8],
+    file_len: u64,
+    max_header: u64,
+) -> Result<Prefix> {
+    let mut r = Cursor::new(shown, bytes, file_len, max_header.min(file_len));
+    match parse_cursor(&mut r) {
+        Ok(file) => Ok(Prefix::Header(file)),
+        Err(_) if r.need.is_some() => Ok(Prefix::Needs(r.need.unwrap_or_default())),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_cursor(r: &mut Cursor) -> Result<GgufFile> {
+    let shown = r.shown;
     if r.take(4, "magic")? != MAGIC {
         return Err(Error::format(
             shown,
@@ -280,7 +308,7 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
         raw.push((name, dims, ty, offset));
     }
     let data_start = (r.pos as u64).next_multiple_of(alignment);
-    let len = bytes.len() as u64;
+    let len = r.file_len;
     let mut tensors: Vec<GgufTensorInfo> = Vec::with_capacity(raw.len());
     // Where the next tensor's data must start, relative to the data section.
     let mut expected = 0u64;
@@ -385,29 +413,81 @@ fn overlap(placed: &[GgufTensorInfo], data_start: u64, offset: u64, nbytes: u64)
 
 struct Cursor<'a> {
     shown: &'a str,
+    /// The bytes at hand: the file's first bytes (all of them, for a local file).
     bytes: &'a [u8],
     pos: usize,
+    /// The file's length, which data ranges are checked against.
+    file_len: u64,
+    /// Where the header must end: the file's end, or the limit on a remote header before it.
+    end: u64,
+    /// Set when a read went past `bytes` but not past `end`: the first bytes it needs.
+    need: Option<u64>,
 }
 
 impl<'a> Cursor<'a> {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
+    fn new(shown: &'a str, bytes: &'a [u8], file_len: u64, end: u64) -> Cursor<'a> {
+        Cursor {
+            shown,
+            bytes,
+            pos: 0,
+            file_len,
+            end,
+            need: None,
+        }
+    }
+
+    /// Bytes the header may still take (counts are checked against this, so nothing a count
+    /// claims is allocated past it).
+    fn remaining(&self) -> u64 {
+        self.end.saturating_sub(self.pos as u64)
+    }
+
+    /// Where the header's room ends, for messages: "the file ends after N" or the limit.
+    fn ends_after(&self) -> String {
+        if self.end < self.file_len {
+            format!(
+                "the limit on a GGUF header ({} bytes, max_header_size) is reached after {}",
+                self.end,
+                self.remaining()
+            )
+        } else {
+            format!("the file ends after {}", self.remaining())
+        }
+    }
+
+    /// The room left, for messages about counts.
+    fn left(&self) -> String {
+        if self.end < self.file_len {
+            format!(
+                "{} bytes left under the limit on a GGUF header ({} bytes, max_header_size)",
+                self.remaining(),
+                self.end
+            )
+        } else {
+            format!("{} bytes left of the file", self.remaining())
+        }
     }
 
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
-        if n > self.remaining() as u64 {
+        if n > self.remaining() {
             return Err(Error::format(
                 self.shown,
                 None,
                 format!(
-                    "{what} at byte {} needs {n} bytes but the file ends after {}",
+                    "{what} at byte {} needs {n} bytes but {}",
                     self.pos,
-                    self.remaining()
+                    self.ends_after()
                 ),
             ));
         }
-        let s = &self.bytes[self.pos..self.pos + n as usize];
-        self.pos += n as usize;
+        // Within `end`, so it fits in memory (a local file's bytes, or a bounded prefix).
+        let stop = self.pos + n as usize;
+        if stop > self.bytes.len() {
+            self.need = Some(stop as u64);
+            return Err(Error::format(self.shown, None, "header continues past the bytes read"));
+        }
+        let s = &self.bytes[self.pos..stop];
+        self.pos = stop;
         Ok(s)
     }
 
@@ -428,14 +508,11 @@ impl<'a> Cursor<'a> {
 
     /// Refuses a count whose items could not fit in the rest of the file.
     fn check_count(&self, n: u64, min_size: u64, what: &str) -> Result<()> {
-        if n.saturating_mul(min_size) > self.remaining() as u64 {
+        if n.saturating_mul(min_size) > self.remaining() {
             return Err(Error::format(
                 self.shown,
                 None,
-                format!(
-                    "{what} {n} cannot fit in the {} bytes left of the file",
-                    self.remaining()
-                ),
+                format!("{what} {n} cannot fit in the {}", self.left()),
             ));
         }
         Ok(())
@@ -466,13 +543,13 @@ impl<'a> Cursor<'a> {
 
     /// `n` bytes of the value of `key`.
     fn key_bytes(&mut self, n: u64, key: &str) -> Result<&[u8]> {
-        if n > self.remaining() as u64 {
+        if n > self.remaining() {
             return Err(self.bad_key(
                 key,
                 format!(
-                    "value at byte {} needs {n} bytes but the file ends after {}",
+                    "value at byte {} needs {n} bytes but {}",
                     self.pos,
-                    self.remaining()
+                    self.ends_after()
                 ),
             ));
         }
@@ -558,12 +635,12 @@ impl<'a> Cursor<'a> {
         let min_size = t
             .fixed_size()
             .unwrap_or(if t == ValueType::String { 8 } else { 12 });
-        if n.saturating_mul(min_size) > self.remaining() as u64 {
+        if n.saturating_mul(min_size) > self.remaining() {
             return Err(self.bad_key(
                 key,
                 format!(
-                    "{n} array elements of {min_size} or more bytes cannot fit in the {} bytes left of the file",
-                    self.remaining()
+                    "{n} array elements of {min_size} or more bytes cannot fit in the {}",
+                    self.left()
                 ),
             ));
         }

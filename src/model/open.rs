@@ -101,7 +101,15 @@ impl Model {
         })
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
-        let opened = complete_gguf_sets(opened, &listed, options)?;
+        let opened = complete_gguf_sets(opened, |missing| {
+            crate::parallel::map(missing, options.effective_threads(), |p| {
+                let (file, gguf) = ShardFile::open_gguf(p)?;
+                listed.check(p, gguf.tensors.len())?;
+                Ok((file, Contents::Gguf(gguf)))
+            })
+            .into_iter()
+            .collect()
+        })?;
         // Files given one by one: config.json (for architectures) sits beside the first.
         let config_dir = paths[0].parent().unwrap_or(Path::new("."));
         Model::build(opened, options, config_dir)
@@ -335,16 +343,19 @@ impl TensorCount {
     }
 }
 
-/// The GGUF split sets among `opened`, whole: a shard opens every shard of its set that was
-/// not given, found by name as llama.cpp's loader finds them, and each set is checked as that
-/// loader checks it (`gguf_format::check_set`). Paths are compared canonical, so a set given
-/// in full (a directory's listing) opens no shard twice.
-fn complete_gguf_sets(
+/// The GGUF split sets among `opened`, whole: a shard opens (with `open`, local files or
+/// URLs, in order) every shard of its set that was not given, found by name as llama.cpp's
+/// loader finds them, and each set is checked as that loader checks it
+/// (`gguf_format::check_set`). Local paths are compared canonical, so a set given in full (a
+/// directory's listing) opens no shard twice; URLs as they are spelled.
+pub(super) fn complete_gguf_sets(
     mut opened: Vec<(ShardFile, Contents)>,
-    listed: &TensorCount,
-    options: &Options,
+    open: impl FnOnce(&[PathBuf]) -> Result<Vec<(ShardFile, Contents)>>,
 ) -> Result<Vec<(ShardFile, Contents)>> {
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let canonical = |p: &Path| match p.to_str().and_then(crate::remote::url_of) {
+        Some(_) => p.to_path_buf(),
+        None => std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()),
+    };
     let mut known: HashMap<PathBuf, usize> = opened
         .iter()
         .enumerate()
@@ -372,14 +383,11 @@ fn complete_gguf_sets(
         }
         sets.push((file.path().to_path_buf(), info, paths));
     }
-    let found = crate::parallel::map(&missing, options.effective_threads(), |p| -> Result<_> {
-        let (file, gguf) = ShardFile::open_gguf(p)?;
-        listed.check(p, gguf.tensors.len())?;
-        Ok((file, Contents::Gguf(gguf)))
-    });
-    for (p, shard) in missing.iter().zip(found) {
-        known.insert(canonical(p), opened.len());
-        opened.push(shard?);
+    if !missing.is_empty() {
+        for (p, shard) in missing.iter().zip(open(&missing)?) {
+            known.insert(canonical(p), opened.len());
+            opened.push(shard);
+        }
     }
     for (given, info, paths) in &sets {
         let mut shards = Vec::with_capacity(paths.len());
