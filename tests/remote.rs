@@ -899,11 +899,16 @@ fn gguf_files_stload_wrote_open_from_s3_and_http_as_the_local_file() {
         let file = dir.path().join("model.gguf");
         let local = Model::open_files(&[&file], &Options::default()).unwrap();
         if outtype == stload::gguf::OutType::Q8_0 {
-            assert!(local.names().any(|n| local.info(n).unwrap().dtype == Dtype::Q8_0));
+            assert!(local
+                .names()
+                .any(|n| local.info(n).unwrap().dtype == Dtype::Q8_0));
         }
         let (s3_url, http_url) = publish(dir.path(), &format!("gguf/{outtype:?}"));
         let by_file = format!("{s3_url}model.gguf");
-        assert_same(&local, &Model::open_files(&[&by_file], &s3_options()).unwrap());
+        assert_same(
+            &local,
+            &Model::open_files(&[&by_file], &s3_options()).unwrap(),
+        );
         assert_same(&local, &Model::open_dir(&s3_url, &s3_options()).unwrap());
         let http_file = format!("{http_url}model.gguf");
         let remote = Model::open_files(&[&http_file], &Options::default()).unwrap();
@@ -995,9 +1000,14 @@ fn a_gguf_header_past_the_first_read_is_read_on_up_to_the_limit() {
     let mut options = s3_options();
     options.set_max_header_size(2 << 20).unwrap();
     let url = format!("{s3_url}model.gguf");
-    let err = Model::open_files(&[&url], &options).unwrap_err().to_string();
+    let err = Model::open_files(&[&url], &options)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&url), "{err}");
-    assert!(err.contains("test.padding") && err.contains("max_header_size"), "{err}");
+    assert!(
+        err.contains("test.padding") && err.contains("max_header_size"),
+        "{err}"
+    );
 }
 
 /// A truncated GGUF is refused at open naming its URL: cut inside its header, or inside its
@@ -1021,7 +1031,10 @@ fn a_truncated_remote_gguf_is_refused_naming_the_url() {
             let err = Model::open_files(&[&url], &options).unwrap_err();
             assert!(matches!(err, Error::Format(_)), "{label}: {err:?}");
             let text = err.to_string();
-            assert!(text.contains(&url) && text.contains(rule), "{label}: {text}");
+            assert!(
+                text.contains(&url) && text.contains(rule),
+                "{label}: {text}"
+            );
         }
     }
 }

@@ -484,7 +484,11 @@ impl<'a> Cursor<'a> {
         let stop = self.pos + n as usize;
         if stop > self.bytes.len() {
             self.need = Some(stop as u64);
-            return Err(Error::format(self.shown, None, "header continues past the bytes read"));
+            return Err(Error::format(
+                self.shown,
+                None,
+                "header continues past the bytes read",
+            ));
         }
         let s = &self.bytes[self.pos..stop];
         self.pos = stop;

@@ -101,7 +101,8 @@ impl Model {
         })
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
-        let opened = complete_gguf_sets(opened, |missing| {
+        let names = paths.iter().map(|p| p.to_path_buf()).collect();
+        let opened = complete_gguf_sets(opened, names, |missing| {
             crate::parallel::map(missing, options.effective_threads(), |p| {
                 let (file, gguf) = ShardFile::open_gguf(p)?;
                 listed.check(p, gguf.tensors.len())?;
@@ -347,29 +348,32 @@ impl TensorCount {
 /// URLs, in order) every shard of its set that was not given, found by name as llama.cpp's
 /// loader finds them, and each set is checked as that loader checks it
 /// (`gguf_format::check_set`). Local paths are compared canonical, so a set given in full (a
-/// directory's listing) opens no shard twice; URLs as they are spelled.
+/// directory's listing) opens no shard twice; URLs as they are spelled. `names` holds the
+/// name each file of `opened` was given by, which shard names are formed from: its path, or
+/// its URL (a cached copy's own path is named by hashes).
 pub(super) fn complete_gguf_sets(
     mut opened: Vec<(ShardFile, Contents)>,
+    mut names: Vec<PathBuf>,
     open: impl FnOnce(&[PathBuf]) -> Result<Vec<(ShardFile, Contents)>>,
 ) -> Result<Vec<(ShardFile, Contents)>> {
     let canonical = |p: &Path| match p.to_str().and_then(crate::remote::url_of) {
         Some(_) => p.to_path_buf(),
         None => std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()),
     };
-    let mut known: HashMap<PathBuf, usize> = opened
+    let mut known: HashMap<PathBuf, usize> = names
         .iter()
         .enumerate()
-        .map(|(i, (f, _))| (canonical(f.path()), i))
+        .map(|(i, name)| (canonical(name), i))
         .collect();
     // Each set once, by its shards' paths, and the shard it was found from.
     let mut sets: Vec<(PathBuf, ShardInfo, Vec<PathBuf>)> = Vec::new();
     let mut missing = Vec::new();
-    for (file, contents) in &opened {
+    for (name, (_, contents)) in names.iter().zip(&opened) {
         let Contents::Gguf(gguf) = contents else {
             continue;
         };
         let Some(info) = gguf.shard else { continue };
-        let paths = set_paths(file.path(), info)?;
+        let paths = set_paths(name, info)?;
         let first = canonical(&paths[0]);
         if sets.iter().any(|(_, _, s)| canonical(&s[0]) == first) {
             continue;
@@ -381,23 +385,32 @@ pub(super) fn complete_gguf_sets(
                 usize::MAX
             });
         }
-        sets.push((file.path().to_path_buf(), info, paths));
+        sets.push((name.clone(), info, paths));
     }
     if !missing.is_empty() {
-        for (p, shard) in missing.iter().zip(open(&missing)?) {
-            known.insert(canonical(p), opened.len());
+        let found = open(&missing)?;
+        if found.len() != missing.len() {
+            return Err(Error::NotFound(format!(
+                "{}: not every shard of its split set was opened",
+                sets[0].0.display()
+            )));
+        }
+        for (p, shard) in missing.into_iter().zip(found) {
+            known.insert(canonical(&p), opened.len());
             opened.push(shard);
+            names.push(p);
         }
     }
     for (given, info, paths) in &sets {
         let mut shards = Vec::with_capacity(paths.len());
         for p in paths {
-            match &opened[known[&canonical(p)]] {
-                (file, Contents::Gguf(gguf)) => shards.push((file.path(), gguf)),
+            let i = known[&canonical(p)];
+            match &opened[i] {
+                (_, Contents::Gguf(gguf)) => shards.push((names[i].as_path(), gguf)),
                 // A file named as a shard of the set but given as another format.
-                (file, _) => {
+                (_, _) => {
                     return Err(Error::format(
-                        file.display(),
+                        names[i].display(),
                         None,
                         format!(
                             "named as a shard of {}'s split set, but not a GGUF file",

@@ -71,7 +71,8 @@ impl Model {
             return Model::build(opened, options, Path::new(url));
         }
         // A shard of a split GGUF set whose other shards the listing did not show.
-        let opened = complete_gguf_sets(opened, |missing| {
+        let names = paths.iter().map(|p| PathBuf::from(conn.url(p))).collect();
+        let opened = complete_gguf_sets(opened, names, |missing| {
             let paths = missing
                 .iter()
                 .map(|p| object_path(&conn, p))
@@ -99,7 +100,8 @@ impl Model {
         let listed = TensorCount::new(options.max_tensors);
         let opened = open_urls(&mut conns, urls, options, &listed)?;
         // The shards of a split GGUF set that were not given, found by name beside the given.
-        let opened = complete_gguf_sets(opened, |missing| {
+        let names = urls.iter().map(PathBuf::from).collect();
+        let opened = complete_gguf_sets(opened, names, |missing| {
             let missing: Vec<String> = missing
                 .iter()
                 .map(|p| p.to_string_lossy().into_owned())
@@ -117,7 +119,9 @@ impl Model {
 fn object_path(conn: &Connection, url: &Path) -> Result<ObjectPath> {
     let text = url.to_string_lossy();
     conn.path_of(&text).ok_or_else(|| {
-        Error::InvalidArgument(format!("{text}: not a location of the store it was found on"))
+        Error::InvalidArgument(format!(
+            "{text}: not a location of the store it was found on"
+        ))
     })
 }
 
@@ -132,13 +136,13 @@ fn open_urls(
     let threads = options.effective_threads();
     let mut groups: Vec<(usize, Vec<(usize, ObjectPath)>)> = Vec::new();
     for (i, url) in urls.iter().enumerate() {
-            if is_torch_name(url) {
-                return Err(Error::Unsupported(format!(
-                    "{url}: PyTorch checkpoints are read from remote stores only as a prefix \
+        if is_torch_name(url) {
+            return Err(Error::Unsupported(format!(
+                "{url}: PyTorch checkpoints are read from remote stores only as a prefix \
                      opened with a cache directory (the remote option cache_dir, or \
                      STLOAD_CACHE_DIR); or convert them to safetensors"
-                )));
-            }
+            )));
+        }
         let found = conns.iter().position(|c| c.path_of(url).is_some());
         let (c, path) = match found {
             Some(c) => (c, conns[c].path_of(url).unwrap_or_default()),
@@ -234,9 +238,8 @@ fn open_local_copy(local: &Path, max_header: u64) -> Result<(ShardFile, Contents
     let shown = local.display().to_string();
     let (mut file, meta) = open_copy(local)?;
     let mut head = [0u8; 4];
-    let gguf = meta.len() >= 4
-        && file.read_exact(&mut head).is_ok()
-        && head == crate::gguf_format::MAGIC;
+    let gguf =
+        meta.len() >= 4 && file.read_exact(&mut head).is_ok() && head == crate::gguf_format::MAGIC;
     file.rewind()
         .map_err(|e| Error::io(&shown, "cannot read", &e))?;
     if gguf {
