@@ -442,9 +442,26 @@ impl<'a> Cursor<'a> {
         self.end.saturating_sub(self.pos as u64)
     }
 
-    /// Where the header's room ends, for messages: "the file ends after N" or the limit.
-    fn ends_after(&self) -> String {
-        if self.end < self.file_len {
+    /// Whether `needed` bytes from here fit in the file but not under the limit on a remote
+    /// header: refused as a limit ([`Error::Limit`], as a safetensors header past
+    /// `max_header_size` is), not as a broken file.
+    fn limited(&self, needed: u64) -> bool {
+        self.end < self.file_len && needed <= self.file_len.saturating_sub(self.pos as u64)
+    }
+
+    /// The error `rule` (about `needed` bytes from here that are not there).
+    fn short(&self, needed: u64, rule: String) -> Error {
+        if self.limited(needed) {
+            Error::Limit(format!("{}: {rule}", self.shown))
+        } else {
+            Error::format(self.shown, None, rule)
+        }
+    }
+
+    /// Where the header's room ends for `needed` bytes, for messages: "the file ends after N"
+    /// or the limit.
+    fn ends_after(&self, needed: u64) -> String {
+        if self.limited(needed) {
             format!(
                 "the limit on a GGUF header ({} bytes, max_header_size) is reached after {}",
                 self.end,
@@ -455,9 +472,9 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The room left, for messages about counts.
-    fn left(&self) -> String {
-        if self.end < self.file_len {
+    /// The room left for `needed` bytes, for messages about counts.
+    fn left(&self, needed: u64) -> String {
+        if self.limited(needed) {
             format!(
                 "{} bytes left under the limit on a GGUF header ({} bytes, max_header_size)",
                 self.remaining(),
@@ -470,15 +487,12 @@ impl<'a> Cursor<'a> {
 
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(Error::format(
-                self.shown,
-                None,
-                format!(
-                    "{what} at byte {} needs {n} bytes but {}",
-                    self.pos,
-                    self.ends_after()
-                ),
-            ));
+            let rule = format!(
+                "{what} at byte {} needs {n} bytes but {}",
+                self.pos,
+                self.ends_after(n)
+            );
+            return Err(self.short(n, rule));
         }
         // Within `end`, so it fits in memory (a local file's bytes, or a bounded prefix).
         let stop = self.pos + n as usize;
@@ -512,12 +526,10 @@ impl<'a> Cursor<'a> {
 
     /// Refuses a count whose items could not fit in the rest of the file.
     fn check_count(&self, n: u64, min_size: u64, what: &str) -> Result<()> {
-        if n.saturating_mul(min_size) > self.remaining() {
-            return Err(Error::format(
-                self.shown,
-                None,
-                format!("{what} {n} cannot fit in the {}", self.left()),
-            ));
+        let needed = n.saturating_mul(min_size);
+        if needed > self.remaining() {
+            let rule = format!("{what} {n} cannot fit in the {}", self.left(needed));
+            return Err(self.short(needed, rule));
         }
         Ok(())
     }
@@ -548,14 +560,12 @@ impl<'a> Cursor<'a> {
     /// `n` bytes of the value of `key`.
     fn key_bytes(&mut self, n: u64, key: &str) -> Result<&[u8]> {
         if n > self.remaining() {
-            return Err(self.bad_key(
-                key,
-                format!(
-                    "value at byte {} needs {n} bytes but {}",
-                    self.pos,
-                    self.ends_after()
-                ),
-            ));
+            let rule = format!(
+                "key \"{key}\": value at byte {} needs {n} bytes but {}",
+                self.pos,
+                self.ends_after(n)
+            );
+            return Err(self.short(n, rule));
         }
         self.take(n, key)
     }
@@ -639,14 +649,14 @@ impl<'a> Cursor<'a> {
         let min_size = t
             .fixed_size()
             .unwrap_or(if t == ValueType::String { 8 } else { 12 });
-        if n.saturating_mul(min_size) > self.remaining() {
-            return Err(self.bad_key(
-                key,
-                format!(
-                    "{n} array elements of {min_size} or more bytes cannot fit in the {}",
-                    self.left()
-                ),
-            ));
+        let needed = n.saturating_mul(min_size);
+        if needed > self.remaining() {
+            let rule = format!(
+                "key \"{key}\": {n} array elements of {min_size} or more bytes cannot fit in \
+                 the {}",
+                self.left(needed)
+            );
+            return Err(self.short(needed, rule));
         }
         Ok(match t {
             ValueType::U8 => Array::U8(self.key_bytes(n, key)?.to_vec()),
