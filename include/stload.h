@@ -984,8 +984,8 @@ enum stload_status stload_open_dir(const char *dir,
  (by its magic; a shard of a split set brings the other shards, found by name beside it),
  or PyTorch checkpoints. Same ownership as `stload_open_dir`. The same tensor name in two
  files is `STLOAD_ERR_DUPLICATE`, naming both files. The files may be URLs (all of them,
- then; PyTorch checkpoints only through a cache directory), read with ranged GETs as
- local files are read from their mapping.
+ then; PyTorch checkpoints only in a prefix opened with a cache directory), read with
+ ranged GETs as local files are read from their mapping.
  */
 enum stload_status stload_open_files(const char *const *paths,
                                      size_t n,

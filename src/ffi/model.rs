@@ -102,8 +102,8 @@ pub unsafe extern "C" fn stload_open_dir(
 /// (by its magic; a shard of a split set brings the other shards, found by name beside it),
 /// or PyTorch checkpoints. Same ownership as `stload_open_dir`. The same tensor name in two
 /// files is `STLOAD_ERR_DUPLICATE`, naming both files. The files may be URLs (all of them,
-/// then; PyTorch checkpoints only through a cache directory), read with ranged GETs as
-/// local files are read from their mapping.
+/// then; PyTorch checkpoints only in a prefix opened with a cache directory), read with
+/// ranged GETs as local files are read from their mapping.
 #[doc = safety!(
     "- `paths`: NULL or points to `n` pointers, each NULL or a NUL-terminated string.",
     "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed.",

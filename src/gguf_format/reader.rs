@@ -485,15 +485,22 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
+    /// Refuses `n` more bytes past the header's room; `what` (made only then) leads the message.
+    fn room(&self, n: u64, what: impl FnOnce() -> String) -> Result<()> {
         if n > self.remaining() {
             let rule = format!(
-                "{what} at byte {} needs {n} bytes but {}",
+                "{} at byte {} needs {n} bytes but {}",
+                what(),
                 self.pos,
                 self.ends_after(n)
             );
             return Err(self.short(n, rule));
         }
+        Ok(())
+    }
+
+    fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
+        self.room(n, || what.to_string())?;
         // Within `end`, so it fits in memory (a local file's bytes, or a bounded prefix).
         let stop = self.pos + n as usize;
         if stop > self.bytes.len() {
@@ -559,14 +566,7 @@ impl<'a> Cursor<'a> {
 
     /// `n` bytes of the value of `key`.
     fn key_bytes(&mut self, n: u64, key: &str) -> Result<&[u8]> {
-        if n > self.remaining() {
-            let rule = format!(
-                "key \"{key}\": value at byte {} needs {n} bytes but {}",
-                self.pos,
-                self.ends_after(n)
-            );
-            return Err(self.short(n, rule));
-        }
+        self.room(n, || format!("key \"{key}\": value"))?;
         self.take(n, key)
     }
 

@@ -21,10 +21,12 @@ use crate::transform;
 
 impl Model {
     /// Opens every `*.safetensors` file of `dir` in sorted order, or the shards named by its
-    /// `model.safetensors.index.json` when that exists (and checks they agree with it).
+    /// `model.safetensors.index.json` when that exists (and checks they agree with it); with
+    /// neither, its `*.gguf` files (split sets checked whole), else its PyTorch checkpoints.
     ///
     /// `dir` may be a URL (`s3://`, `gs://`, `az://`, `http(s)://`, settings in [`crate::RemoteOptions`]):
-    /// its prefix is listed with the same rules.
+    /// its prefix is listed with the same rules (a plain HTTP server cannot list: give a GGUF
+    /// file's URL to [`Model::open_files`]).
     pub fn open_dir(dir: impl AsRef<Path>, options: &Options) -> Result<Model> {
         options.validate()?;
         let dir = dir.as_ref();
@@ -63,7 +65,10 @@ impl Model {
 
     /// Opens an explicit list of files (for blob stores without a directory layout):
     /// safetensors, GGUF (recognised by its magic), or PyTorch zip checkpoints (`.bin`, `.pth`,
-    /// `.pt`) recognised by name and content. Files may be URLs of safetensors files (all of them, then).
+    /// `.pt`) recognised by name and content. A GGUF shard of a split set brings every shard
+    /// of its set, found by name beside it. Files may be URLs of safetensors or GGUF files
+    /// (all of them, then), read by range; a remote GGUF header is read in growing pieces up
+    /// to [`Options::max_header_size`].
     pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
         options.validate()?;
         if paths.is_empty() {
