@@ -306,7 +306,7 @@ impl ShardFile {
         let gguf = crate::gguf_format::parse(&display, &map)?;
         let data_start = gguf.data_start;
         Ok((
-            ShardFile::new(Format::Gguf, path, Identity::of(&meta), data_start),
+            ShardFile::new(Format::Gguf, path, Identity::of(meta), data_start),
             gguf,
         ))
     }

@@ -205,6 +205,7 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
 
 /// What [`parse_prefix`] makes of the first bytes of a file.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) enum Prefix {
     /// The whole header was in them.
     Header(GgufFile),
@@ -216,6 +217,7 @@ pub(crate) enum Prefix {
 /// file, fetched in pieces: the format has no header length to fetch by). The header may take
 /// at most `max_header` bytes: one longer is refused, naming that limit, however long the file.
 /// Every rule of [`parse`] holds, checked against the file's length, not the bytes at hand.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn parse_prefix(
     shown: &str,
     bytes: &[u8],
@@ -837,5 +839,49 @@ impl GgufFile {
     /// element by element, so memory stays that of the parsed file whatever its arrays hold.
     pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
         serde_json::to_writer(w, &FileJson(self)).map_err(std::io::Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GGUF header of one string key whose value is `len` bytes, and no tensors.
+    fn one_key(len: usize) -> Vec<u8> {
+        let mut b = MAGIC.to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.push(b'k');
+        b.extend(8u32.to_le_bytes());
+        b.extend((len as u64).to_le_bytes());
+        b.extend(std::iter::repeat_n(b'v', len));
+        b
+    }
+
+    /// A prefix asks for the bytes the header goes on to, parses whole once they are there, and
+    /// is refused as a limit (not a broken file) when the header passes `max_header`.
+    #[test]
+    fn a_prefix_asks_for_more_up_to_the_limit() {
+        let file = one_key(1000);
+        let len = file.len() as u64;
+        // Cut inside the value's length (bytes 37..45), then inside the value.
+        for (cut, need) in [(40, 45), (45, len)] {
+            match parse_prefix("f", &file[..cut], len, 1 << 20).unwrap() {
+                Prefix::Needs(n) => assert_eq!(n, need),
+                other => panic!("{other:?}"),
+            }
+        }
+        match parse_prefix("f", &file, len, 1 << 20).unwrap() {
+            Prefix::Header(h) => assert_eq!(h, parse("f", &file).unwrap()),
+            other => panic!("{other:?}"),
+        }
+        let err = parse_prefix("f", &file[..45], len, 100).unwrap_err();
+        assert!(matches!(err, Error::Limit(_)), "{err:?}");
+        assert!(err.to_string().contains("max_header_size"), "{err}");
+        // Past the file itself: a broken file, whatever the limit.
+        let err = parse_prefix("f", &file[..45], 500, 100).unwrap_err();
+        assert!(matches!(err, Error::Format(_)), "{err:?}");
     }
 }
