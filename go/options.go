@@ -26,7 +26,8 @@ type config struct {
 }
 
 // WithMaxHeaderSize sets the largest accepted header, in JSON bytes per file (default
-// 100 MB). A file with a larger header fails to open with ErrLimit; 0 is invalid.
+// 100 MB; a remote GGUF file's header bytes too). A file with a larger header fails to open
+// with ErrLimit; 0 is invalid.
 func WithMaxHeaderSize(bytes uint64) Option {
 	return func(c *config) { c.maxHeaderSize = &bytes }
 }

@@ -822,8 +822,10 @@ enum stload_status stload_model_write_gguf_split(const struct stload_model *mode
  Gets tensor `name` as an evaluated MLX array. With `STLOAD_DTYPE_NATIVE` (or the stored
  dtype) the array holds the stored values: MLX wraps the file mapping where it can (unified
  memory) and copies it once otherwise (the CPU backend). One-byte FP8 tensors come as U8
- arrays of their raw bytes, as `mx.load` gives them; F4/F6 tensors have no MLX form
- (`STLOAD_ERR_UNSUPPORTED`). With another dtype (one MLX has) the values are converted.
+ arrays of their raw bytes, as `mx.load` gives them; F4/F6 tensors and GGUF block types
+ (`STLOAD_DTYPE_Q4_K`, ...) have no MLX form (`STLOAD_ERR_UNSUPPORTED`, naming the tensor;
+ ask for F32, F16 or BF16, into which block types are dequantised). With another dtype
+ (one MLX has) the values are converted.
  Served from the model's MLX cache when `stload_model_load_mlx` (or an earlier get, when the
  cache option is on) made the array. On success `*arr` receives a handle owned by the caller
  (free with `stload_mlx_array_free`), valid after the model is freed. Thread-safe.
@@ -839,7 +841,10 @@ enum stload_status stload_model_get_mlx(const struct stload_model *model,
 /*
  Materialises every tensor as an MLX array, like `stload_model_load` does for tensors:
  with `STLOAD_DTYPE_NATIVE` each as stored, with a float dtype every floating-point tensor
- stored in another dtype is converted (integer and boolean tensors stay as stored). Later
+ stored in another dtype is converted (GGUF block types dequantised; integer and boolean
+ tensors stay as stored). A tensor that would stay in a dtype with no MLX form (a block
+ type with NATIVE, F4, F6) makes it fail with `STLOAD_ERR_UNSUPPORTED`, naming the tensor,
+ before anything is loaded. Later
  `stload_model_get_mlx(model, name, dtype)` calls are served from these arrays until
  `stload_model_release_all`. `progress` may be NULL; it is called as for
  `stload_model_load`. Thread-safe.
@@ -960,9 +965,12 @@ const char *stload_mlx_version(void);
 
 /*
  Opens a model directory: the shards named by `model.safetensors.index.json` when present
- (each shard's header must agree with it), else every `*.safetensors` file in sorted order.
- Reads headers only. `opts` may be NULL for defaults; it is copied, not kept.
- `dir` may be a URL (`s3://bucket/prefix/`, `gs://`, `az://`, `http(s)://`): see
+ (each shard's header must agree with it), else every `*.safetensors` file in sorted order,
+ else every `*.gguf` file (a split set's shards checked as llama.cpp checks them), else
+ PyTorch checkpoints. Reads headers only. `opts` may be NULL for defaults; it is copied,
+ not kept. `dir` may be a URL (`s3://bucket/prefix/`, `gs://`, `az://`, `http(s)://`),
+ listed by the same rules (a plain HTTP server cannot list: it serves its index or
+ `model.safetensors`; give a GGUF file's URL to `stload_open_files`): see
  `stload_options_set_remote`.
  On success `*model` receives a handle owned by the caller (free with `stload_model_free`).
  */
@@ -972,9 +980,12 @@ enum stload_status stload_open_dir(const char *dir,
                                    struct stload_error **err);
 
 /*
- Opens an explicit list of `n` safetensors files (blob stores, no directory layout).
- Same ownership as `stload_open_dir`. The same tensor name in two files is
- `STLOAD_ERR_DUPLICATE`, naming both files. The files may be URLs (all of them, then).
+ Opens an explicit list of `n` files (blob stores, no directory layout): safetensors, GGUF
+ (by its magic; a shard of a split set brings the other shards, found by name beside it),
+ or PyTorch checkpoints. Same ownership as `stload_open_dir`. The same tensor name in two
+ files is `STLOAD_ERR_DUPLICATE`, naming both files. The files may be URLs (all of them,
+ then; PyTorch checkpoints only in a prefix opened with a cache directory), read with
+ ranged GETs as local files are read from their mapping.
  */
 enum stload_status stload_open_files(const char *const *paths,
                                      size_t n,
@@ -1095,8 +1106,10 @@ struct stload_options *stload_options_new(void);
 void stload_options_free(struct stload_options *opts);
 
 /*
- Sets the largest accepted header (JSON bytes per file). A larger header is refused at open
- with `STLOAD_ERR_LIMIT`. 0 is invalid. Not thread-safe on the same options.
+ Sets the largest accepted header (JSON bytes per file; for a remote GGUF file, its header's
+ bytes, which have no length prefix and are fetched in growing pieces up to this bound). A
+ larger header is refused at open with `STLOAD_ERR_LIMIT`. 0 is invalid. Not thread-safe on
+ the same options.
  */
 enum stload_status stload_options_set_max_header_size(struct stload_options *opts,
                                                       uint64_t bytes,

@@ -226,28 +226,77 @@ impl ShardFile {
             .ok_or_else(|| object.short("header", &(0..end as u64), first.len() as u64))?;
         let data_start = end as u64;
         let header = header::parse(&display, json, size - data_start)?;
-        let path = PathBuf::from(&display);
-        let file = ShardFile {
-            format: Format::Safetensors,
+        Ok((
+            ShardFile::on_object(Format::Safetensors, object, data_start),
+            header,
+        ))
+    }
+
+    /// A GGUF file in a remote store, from its first bytes (`first`, the open's speculative
+    /// read): the format has no header length, so the header is parsed from the bytes at hand
+    /// and, while it goes on past them, more are fetched (at least twice as many each time, so
+    /// round trips grow with the logarithm of its size), up to `max_header` bytes: a longer
+    /// header is refused naming that limit, whatever the server sends. Checked with the rules
+    /// of local GGUF files; its data stays remote. Its path is its URL.
+    #[cfg(feature = "remote")]
+    pub(crate) fn open_remote_gguf(
+        object: crate::remote::object::Object,
+        first: Vec<u8>,
+        max_header: u64,
+    ) -> Result<(ShardFile, crate::gguf_format::GgufFile)> {
+        use crate::gguf_format::{parse_prefix, Prefix};
+        let size = object.size();
+        let mut bytes = first;
+        let gguf = loop {
+            match parse_prefix(object.url(), &bytes, size, max_header)? {
+                Prefix::Header(gguf) => break gguf,
+                // The parser asks for more only within the limit and the object.
+                Prefix::Needs(n) => {
+                    let have = bytes.len() as u64;
+                    let want = n.max(have.saturating_mul(2)).min(size.min(max_header));
+                    let more = object.read_blocking(have..want, "header")?;
+                    bytes.extend_from_slice(&more);
+                }
+            }
+        };
+        let data_start = gguf.data_start;
+        Ok((ShardFile::on_object(Format::Gguf, object, data_start), gguf))
+    }
+
+    /// A file of `format` whose bytes are the remote `object`'s; its path is its URL.
+    #[cfg(feature = "remote")]
+    fn on_object(format: Format, object: crate::remote::object::Object, data_start: u64) -> Self {
+        let display = object.url().to_string();
+        ShardFile {
+            format,
+            path: PathBuf::from(&display),
             display: NulString::new(&display),
-            path,
             backend: Backend::Remote(Arc::new(object)),
             data_start,
             map: Mutex::new(None),
             handle: Mutex::new(None),
-        };
-        Ok((file, header))
+        }
     }
 
     /// Opens a GGUF file: reads and checks its header (every tensor's type, size and data range
     /// within the file) through a mapping that touches only the header's pages. A shard is
     /// one file: the model completes and checks its set.
     pub fn open_gguf(path: &Path) -> Result<(ShardFile, crate::gguf_format::GgufFile)> {
-        let display = path.display().to_string();
         let (file, meta) = open_regular(path)?;
+        ShardFile::open_gguf_handle(path, &file, &meta)
+    }
+
+    /// [`ShardFile::open_gguf`] of the regular file `path` opened already as `file` (`meta`
+    /// its `fstat`): for opens that must not follow a link, such as a copy in the cache.
+    pub(crate) fn open_gguf_handle(
+        path: &Path,
+        file: &File,
+        meta: &std::fs::Metadata,
+    ) -> Result<(ShardFile, crate::gguf_format::GgufFile)> {
+        let display = path.display().to_string();
         // SAFETY: the mapping is read-only and dropped before returning; a file truncated while
         // the header is parsed is the documented risk of every mapped read.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&display, "cannot map", &e))?;
+        let map = unsafe { Mmap::map(file) }.map_err(|e| Error::io(&display, "cannot map", &e))?;
         if map.len() as u64 != meta.len() {
             return Err(Error::Io {
                 path: display,
@@ -257,7 +306,7 @@ impl ShardFile {
         let gguf = crate::gguf_format::parse(&display, &map)?;
         let data_start = gguf.data_start;
         Ok((
-            ShardFile::new(Format::Gguf, path, Identity::of(&meta), data_start),
+            ShardFile::new(Format::Gguf, path, Identity::of(meta), data_start),
             gguf,
         ))
     }

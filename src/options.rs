@@ -32,7 +32,10 @@ pub struct StackRule {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// Largest accepted header (JSON bytes) per file; the reference's 100 MB by default.
+    /// Largest accepted header (JSON bytes) per file; the reference's 100 MB by default. It
+    /// bounds a remote GGUF file's header too (whose length the format does not give, so it
+    /// is fetched in growing pieces up to this many bytes); a local GGUF header is bounded by
+    /// its file.
     pub max_header_size: u64,
     /// Threads used to convert large tensors; 0 means one per available core; at most
     /// 1024 (`MAX_THREADS`) are used.

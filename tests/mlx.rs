@@ -381,3 +381,56 @@ fn load_mlx_serves_every_source_kind_as_load_does() {
         assert_eq!(model.mlx_cached(), 0);
     }
 }
+
+/// A GGUF model's block types as MLX arrays: with F32, F16 or BF16 every tensor (each type the
+/// `gguf` package writes, tests/gguf/gguf_input_fixture.py) is dequantised into the values
+/// `get_as` gives (themselves checked against `gguf.quants.dequantize` by tests/gguf_input.rs);
+/// with no dtype a block type has no MLX form and is refused naming the tensor and the float
+/// dtypes to ask for, by `get_mlx` and, before anything is loaded, by `load_mlx`.
+#[test]
+fn gguf_block_types_dequantise_into_mlx_arrays_equal_to_get_as() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gguf/gguf_input_fixture.py");
+    common::run_python(&[script.as_os_str(), dir.path().as_os_str()]);
+    let model = open(&dir.path().join("model.gguf"));
+    let blocks: Vec<&str> = model
+        .infos()
+        .filter(|i| i.dtype.is_block())
+        .map(|i| i.name)
+        .collect();
+    assert!(blocks.len() > 20, "{blocks:?}");
+    for to in [Dtype::F32, Dtype::F16, Dtype::BF16] {
+        for info in model.infos() {
+            let array = model.get_mlx(info.name, Some(to)).expect("dequantised");
+            let core = model.get_as(info.name, to).expect("get_as");
+            assert_eq!(array.dtype(), to, "{}", info.name);
+            assert_eq!(array.shape(), core.shape(), "{}", info.name);
+            assert_eq!(bytes(&array), core.data(), "{} as {to}", info.name);
+        }
+    }
+    model.release_all();
+    for name in &blocks {
+        let err = model.get_mlx(name, None).expect_err("no MLX form");
+        let text = err.to_string();
+        assert!(matches!(err, Error::Unsupported(_)), "{text}");
+        assert!(text.contains(&format!("\"{name}\"")), "{text}");
+        assert!(text.contains("ask for F32, F16 or BF16"), "{text}");
+    }
+    let err = model.load_mlx(None, |_, _, _| true).expect_err("refused");
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+    assert!(
+        err.to_string().contains("ask for F32, F16 or BF16"),
+        "{err}"
+    );
+    assert_eq!(model.mlx_cached(), 0, "refused before anything was loaded");
+    model
+        .load_mlx(Some(Dtype::BF16), |_, _, _| true)
+        .expect("load_mlx");
+    assert_eq!(model.mlx_cached(), model.len());
+    for info in model.infos() {
+        let array = model.get_mlx(info.name, Some(Dtype::BF16)).expect("cached");
+        let core = model.get_as(info.name, Dtype::BF16).expect("get_as");
+        assert_eq!(bytes(&array), core.data(), "{} loaded as BF16", info.name);
+    }
+    assert_eq!(model.mlx_cached(), model.len(), "served from the cache");
+}

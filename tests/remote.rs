@@ -876,3 +876,165 @@ fn a_dripping_server_times_out_naming_the_url_the_tensor_and_the_timeout() {
     assert!(err.contains("tensor \"a.bf16\""), "{err}");
     assert!(err.contains("timed out") && err.contains("2s"), "{err}");
 }
+
+/// `model.gguf` of the llama fixture as stload writes it in `outtype`, alone in a new directory.
+fn llama_gguf(outtype: stload::gguf::OutType) -> tempfile::TempDir {
+    let llama = common::arch::fixtures().join("llama");
+    let model = Model::open_dir(&llama, &Options::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model
+        .write_gguf(dir.path().join("model.gguf"), outtype, &mut |_, _| true)
+        .unwrap();
+    dir
+}
+
+/// GGUF files stload wrote (Q8_0 blocks and F16) open from S3 and HTTP, by file URL and by
+/// prefix, as the local file does: the same tensors, keys, blocks as stored, values in every
+/// dtype and whole-model loads.
+#[test]
+fn gguf_files_stload_wrote_open_from_s3_and_http_as_the_local_file() {
+    let _g = shared();
+    for outtype in [stload::gguf::OutType::Q8_0, stload::gguf::OutType::F16] {
+        let dir = llama_gguf(outtype);
+        let file = dir.path().join("model.gguf");
+        let local = Model::open_files(&[&file], &Options::default()).unwrap();
+        if outtype == stload::gguf::OutType::Q8_0 {
+            assert!(local
+                .names()
+                .any(|n| local.info(n).unwrap().dtype == Dtype::Q8_0));
+        }
+        let (s3_url, http_url) = publish(dir.path(), &format!("gguf/{outtype:?}"));
+        let by_file = format!("{s3_url}model.gguf");
+        assert_same(
+            &local,
+            &Model::open_files(&[&by_file], &s3_options()).unwrap(),
+        );
+        assert_same(&local, &Model::open_dir(&s3_url, &s3_options()).unwrap());
+        let http_file = format!("{http_url}model.gguf");
+        let remote = Model::open_files(&[&http_file], &Options::default()).unwrap();
+        assert_same(&local, &remote);
+        // Typed keys as the local file has them.
+        for (key, _) in local.metadata_pairs() {
+            assert_eq!(local.gguf_value(key), remote.gguf_value(key), "{key}");
+        }
+    }
+}
+
+/// A split set opens whole from any one shard's URL (its other shards found by name beside
+/// it) and from its prefix; a set with a shard missing is refused naming that shard's URL.
+#[test]
+fn a_gguf_split_set_opens_from_any_shard_url_and_a_missing_shard_is_named() {
+    let _g = shared();
+    let llama = common::arch::fixtures().join("llama");
+    let model = Model::open_dir(&llama, &Options::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let split = stload::gguf::Split {
+        max_bytes: 0,
+        max_tensors: 4,
+    };
+    let shards = model
+        .write_gguf_split(
+            dir.path().join("m.gguf"),
+            stload::gguf::OutType::Q8_0,
+            split,
+            &mut |_, _| true,
+        )
+        .unwrap();
+    assert!(shards.len() >= 3, "{shards:?}");
+    let (s3_url, http_url) = publish(dir.path(), "gguf/split");
+    let name = |i: usize| shards[i].file_name().unwrap().to_str().unwrap().to_string();
+    let last = shards.len() - 1;
+    // Keys come from the shard given first (split.no differs), as for local files.
+    for (i, url, options) in [
+        (last, format!("{s3_url}{}", name(last)), s3_options()),
+        (1, format!("{http_url}{}", name(1)), Options::default()),
+    ] {
+        let local = Model::open_files(&[&shards[i]], &Options::default()).unwrap();
+        let remote = Model::open_files(&[&url], &options).unwrap();
+        assert_eq!(remote.files().count(), shards.len());
+        assert_same(&local, &remote);
+    }
+    let local = Model::open_files(&[&shards[0]], &Options::default()).unwrap();
+    assert_same(&local, &Model::open_dir(&s3_url, &s3_options()).unwrap());
+
+    // The second shard left out of another prefix.
+    let partial = tempfile::tempdir().unwrap();
+    for (i, shard) in shards.iter().enumerate().filter(|&(i, _)| i != 1) {
+        std::fs::copy(shard, partial.path().join(name(i))).unwrap();
+    }
+    let (s3_url, _) = publish(partial.path(), "gguf/split-partial");
+    let err = io_message(Model::open_files(
+        &[&format!("{s3_url}{}", name(0))],
+        &s3_options(),
+    ));
+    assert!(err.contains(&format!("{s3_url}{}", name(1))), "{err}");
+    assert!(err.contains("not found"), "{err}");
+}
+
+/// A GGUF header longer than the first ranged read (a 3 MiB key here, past the 1 MiB read at
+/// open) is read on in growing pieces; every block type the `gguf` package writes then serves
+/// the local file's blocks and values. With `max_header_size` under the header's length it is
+/// refused naming the URL and the limit, however long the server would go on.
+#[test]
+fn a_gguf_header_past_the_first_read_is_read_on_up_to_the_limit() {
+    let _g = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gguf/gguf_input_fixture.py");
+    common::run_python(&[
+        script.as_os_str(),
+        dir.path().as_os_str(),
+        "--pad".as_ref(),
+        "3145728".as_ref(),
+    ]);
+    let only = single(&dir.path().join("model.gguf"), "model.gguf");
+    let file = only.path().join("model.gguf");
+    let local = Model::open_files(&[&file], &Options::default()).unwrap();
+    let (s3_url, http_url) = publish(only.path(), "gguf/padded");
+    assert_same(&local, &Model::open_dir(&s3_url, &s3_options()).unwrap());
+    let http_file = format!("{http_url}model.gguf");
+    assert_same(
+        &local,
+        &Model::open_files(&[&http_file], &Options::default()).unwrap(),
+    );
+
+    let mut options = s3_options();
+    options.set_max_header_size(2 << 20).unwrap();
+    let url = format!("{s3_url}model.gguf");
+    let err = Model::open_files(&[&url], &options).unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&url), "{text}");
+    assert!(
+        text.contains("test.padding") && text.contains("max_header_size"),
+        "{text}"
+    );
+}
+
+/// A truncated GGUF is refused at open naming its URL: cut inside its header, or inside its
+/// data (a tensor past the end).
+#[test]
+fn a_truncated_remote_gguf_is_refused_naming_the_url() {
+    let _g = shared();
+    let dir = llama_gguf(stload::gguf::OutType::Q8_0);
+    let bytes = std::fs::read(dir.path().join("model.gguf")).unwrap();
+    for (label, len, rule) in [
+        ("in-header", 200, "bytes left of the file"),
+        ("in-data", bytes.len() - 100, "past the end of the file"),
+    ] {
+        let cut = tempfile::tempdir().unwrap();
+        std::fs::write(cut.path().join("model.gguf"), &bytes[..len]).unwrap();
+        let (s3_url, http_url) = publish(cut.path(), &format!("gguf/cut-{label}"));
+        for (url, options) in [
+            (format!("{s3_url}model.gguf"), s3_options()),
+            (format!("{http_url}model.gguf"), Options::default()),
+        ] {
+            let err = Model::open_files(&[&url], &options).unwrap_err();
+            assert!(matches!(err, Error::Format(_)), "{label}: {err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&url) && text.contains(rule),
+                "{label}: {text}"
+            );
+        }
+    }
+}

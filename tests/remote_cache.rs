@@ -695,3 +695,71 @@ fn a_cached_prefix_exports_the_same_gguf_as_the_local_directory() {
         }
     }
 }
+
+/// A GGUF split set (Q8_0) opens through the cache as the local set does, by its prefix and
+/// by one shard's URL (its other shards found by name beside that URL, not beside the copy,
+/// which is named by hashes): every tensor is then read from a copy. A GGUF whose header is
+/// refused (here cut short) is refused as without a cache, and nothing is kept.
+#[test]
+fn gguf_split_sets_open_through_the_cache_and_a_refused_header_is_not_downloaded() {
+    let llama = common::arch::fixtures().join("llama");
+    let dir = tempfile::tempdir().unwrap();
+    let split = stload::gguf::Split {
+        max_bytes: 0,
+        max_tensors: 5,
+    };
+    let shards = Model::open_dir(&llama, &Options::default())
+        .unwrap()
+        .write_gguf_split(
+            dir.path().join("m.gguf"),
+            OutType::Q8_0,
+            split,
+            &mut |_, _| true,
+        )
+        .unwrap();
+    assert!(shards.len() >= 3, "{shards:?}");
+    let local = Model::open_files(&[&shards[0]], &Options::default()).unwrap();
+    let (s3_url, http_url) = publish(dir.path(), "gguf-split");
+    let first = shards[0].file_name().unwrap().to_str().unwrap();
+    type Opener = fn(&Path) -> Options;
+    let opens: [(String, Opener, bool); 3] = [
+        (s3_url.clone(), s3_options, true),
+        (format!("{s3_url}{first}"), s3_options, false),
+        (format!("{http_url}{first}"), http_options, false),
+    ];
+    for (url, options, prefix) in opens {
+        let cache = tempfile::tempdir().unwrap();
+        let remote = if prefix {
+            Model::open_dir(&url, &options(cache.path()))
+        } else {
+            Model::open_files(&[&url], &options(cache.path()))
+        }
+        .unwrap();
+        assert_eq!(remote.files().count(), shards.len(), "{url}");
+        assert_served_from(&remote, cache.path());
+        assert_same(&local, &remote);
+    }
+
+    let cut = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(&shards[0]).unwrap();
+    std::fs::write(cut.path().join("model.gguf"), &bytes[..300]).unwrap();
+    let (s3_url, _) = publish(cut.path(), "gguf-cut");
+    let url = format!("{s3_url}model.gguf");
+    for target in [s3_url.clone(), url.clone()] {
+        let cache = tempfile::tempdir().unwrap();
+        let options = s3_options(cache.path());
+        let result = if target == url {
+            Model::open_files(&[&target], &options)
+        } else {
+            Model::open_dir(&target, &options)
+        };
+        let err = result.expect_err("refused");
+        assert!(matches!(err, Error::Format(_)), "{target}: {err:?}");
+        assert!(err.to_string().contains(&url), "{target}: {err}");
+        assert_eq!(
+            files(cache.path()),
+            (vec![], vec![]),
+            "{target}: nothing kept"
+        );
+    }
+}

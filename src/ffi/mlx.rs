@@ -19,8 +19,10 @@ pub struct stload_mlx_array {
 /// Gets tensor `name` as an evaluated MLX array. With `STLOAD_DTYPE_NATIVE` (or the stored
 /// dtype) the array holds the stored values: MLX wraps the file mapping where it can (unified
 /// memory) and copies it once otherwise (the CPU backend). One-byte FP8 tensors come as U8
-/// arrays of their raw bytes, as `mx.load` gives them; F4/F6 tensors have no MLX form
-/// (`STLOAD_ERR_UNSUPPORTED`). With another dtype (one MLX has) the values are converted.
+/// arrays of their raw bytes, as `mx.load` gives them; F4/F6 tensors and GGUF block types
+/// (`STLOAD_DTYPE_Q4_K`, ...) have no MLX form (`STLOAD_ERR_UNSUPPORTED`, naming the tensor;
+/// ask for F32, F16 or BF16, into which block types are dequantised). With another dtype
+/// (one MLX has) the values are converted.
 /// Served from the model's MLX cache when `stload_model_load_mlx` (or an earlier get, when the
 /// cache option is on) made the array. On success `*arr` receives a handle owned by the caller
 /// (free with `stload_mlx_array_free`), valid after the model is freed. Thread-safe.
@@ -55,7 +57,10 @@ pub unsafe extern "C" fn stload_model_get_mlx(
 
 /// Materialises every tensor as an MLX array, like `stload_model_load` does for tensors:
 /// with `STLOAD_DTYPE_NATIVE` each as stored, with a float dtype every floating-point tensor
-/// stored in another dtype is converted (integer and boolean tensors stay as stored). Later
+/// stored in another dtype is converted (GGUF block types dequantised; integer and boolean
+/// tensors stay as stored). A tensor that would stay in a dtype with no MLX form (a block
+/// type with NATIVE, F4, F6) makes it fail with `STLOAD_ERR_UNSUPPORTED`, naming the tensor,
+/// before anything is loaded. Later
 /// `stload_model_get_mlx(model, name, dtype)` calls are served from these arrays until
 /// `stload_model_release_all`. `progress` may be NULL; it is called as for
 /// `stload_model_load`. Thread-safe.

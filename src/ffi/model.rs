@@ -70,9 +70,12 @@ fn open_with(
 }
 
 /// Opens a model directory: the shards named by `model.safetensors.index.json` when present
-/// (each shard's header must agree with it), else every `*.safetensors` file in sorted order.
-/// Reads headers only. `opts` may be NULL for defaults; it is copied, not kept.
-/// `dir` may be a URL (`s3://bucket/prefix/`, `gs://`, `az://`, `http(s)://`): see
+/// (each shard's header must agree with it), else every `*.safetensors` file in sorted order,
+/// else every `*.gguf` file (a split set's shards checked as llama.cpp checks them), else
+/// PyTorch checkpoints. Reads headers only. `opts` may be NULL for defaults; it is copied,
+/// not kept. `dir` may be a URL (`s3://bucket/prefix/`, `gs://`, `az://`, `http(s)://`),
+/// listed by the same rules (a plain HTTP server cannot list: it serves its index or
+/// `model.safetensors`; give a GGUF file's URL to `stload_open_files`): see
 /// `stload_options_set_remote`.
 /// On success `*model` receives a handle owned by the caller (free with `stload_model_free`).
 #[doc = safety!(
@@ -95,9 +98,12 @@ pub unsafe extern "C" fn stload_open_dir(
     })
 }
 
-/// Opens an explicit list of `n` safetensors files (blob stores, no directory layout).
-/// Same ownership as `stload_open_dir`. The same tensor name in two files is
-/// `STLOAD_ERR_DUPLICATE`, naming both files. The files may be URLs (all of them, then).
+/// Opens an explicit list of `n` files (blob stores, no directory layout): safetensors, GGUF
+/// (by its magic; a shard of a split set brings the other shards, found by name beside it),
+/// or PyTorch checkpoints. Same ownership as `stload_open_dir`. The same tensor name in two
+/// files is `STLOAD_ERR_DUPLICATE`, naming both files. The files may be URLs (all of them,
+/// then; PyTorch checkpoints only in a prefix opened with a cache directory), read with
+/// ranged GETs as local files are read from their mapping.
 #[doc = safety!(
     "- `paths`: NULL or points to `n` pointers, each NULL or a NUL-terminated string.",
     "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed.",

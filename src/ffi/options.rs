@@ -52,8 +52,10 @@ fn with_options(
     })
 }
 
-/// Sets the largest accepted header (JSON bytes per file). A larger header is refused at open
-/// with `STLOAD_ERR_LIMIT`. 0 is invalid. Not thread-safe on the same options.
+/// Sets the largest accepted header (JSON bytes per file; for a remote GGUF file, its header's
+/// bytes, which have no length prefix and are fetched in growing pieces up to this bound). A
+/// larger header is refused at open with `STLOAD_ERR_LIMIT`. 0 is invalid. Not thread-safe on
+/// the same options.
 #[doc = safety!(
     "- `opts`: NULL or an options handle from `stload_options_new`, not yet freed, and no",
     "  other thread uses it during the call.",

@@ -14,6 +14,8 @@ pub(crate) use reader::MAX_ARRAY_DEPTH;
 pub use reader::{
     check_set, parse, read, read_set, set_paths, value_json, GgufFile, GgufTensorInfo,
 };
+#[cfg_attr(not(feature = "remote"), allow(unused_imports))]
+pub(crate) use reader::{parse_prefix, Prefix};
 pub(crate) use split::shard_keys;
 pub use split::{
     is_shard_of, parse_size, shard_path, ShardInfo, Split, KEY_SPLIT_COUNT, KEY_SPLIT_NO,

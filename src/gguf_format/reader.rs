@@ -199,11 +199,41 @@ const SHARD_SUFFIX_LEN: usize = 20;
 
 /// Parses a GGUF header from the whole file's bytes; `shown` names the file in errors.
 pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
-    let mut r = Cursor {
-        shown,
-        bytes,
-        pos: 0,
-    };
+    let len = bytes.len() as u64;
+    parse_cursor(&mut Cursor::new(shown, bytes, len, len))
+}
+
+/// What [`parse_prefix`] makes of the first bytes of a file.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) enum Prefix {
+    /// The whole header was in them.
+    Header(GgufFile),
+    /// The header goes on past them: at least this many first bytes are needed.
+    Needs(u64),
+}
+
+/// Parses a GGUF header from `bytes`, the first bytes of a file of `file_len` bytes (a remote
+/// file, fetched in pieces: the format has no header length to fetch by). The header may take
+/// at most `max_header` bytes: one longer is refused, naming that limit, however long the file.
+/// Every rule of [`parse`] holds, checked against the file's length, not the bytes at hand.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) fn parse_prefix(
+    shown: &str,
+    bytes: &[u8],
+    file_len: u64,
+    max_header: u64,
+) -> Result<Prefix> {
+    let mut r = Cursor::new(shown, bytes, file_len, max_header.min(file_len));
+    match parse_cursor(&mut r) {
+        Ok(file) => Ok(Prefix::Header(file)),
+        Err(_) if r.need.is_some() => Ok(Prefix::Needs(r.need.unwrap_or_default())),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_cursor(r: &mut Cursor) -> Result<GgufFile> {
+    let shown = r.shown;
     if r.take(4, "magic")? != MAGIC {
         return Err(Error::format(
             shown,
@@ -280,7 +310,7 @@ pub fn parse(shown: &str, bytes: &[u8]) -> Result<GgufFile> {
         raw.push((name, dims, ty, offset));
     }
     let data_start = (r.pos as u64).next_multiple_of(alignment);
-    let len = bytes.len() as u64;
+    let len = r.file_len;
     let mut tensors: Vec<GgufTensorInfo> = Vec::with_capacity(raw.len());
     // Where the next tensor's data must start, relative to the data section.
     let mut expected = 0u64;
@@ -385,29 +415,106 @@ fn overlap(placed: &[GgufTensorInfo], data_start: u64, offset: u64, nbytes: u64)
 
 struct Cursor<'a> {
     shown: &'a str,
+    /// The bytes at hand: the file's first bytes (all of them, for a local file).
     bytes: &'a [u8],
     pos: usize,
+    /// The file's length, which data ranges are checked against.
+    file_len: u64,
+    /// Where the header must end: the file's end, or the limit on a remote header before it.
+    end: u64,
+    /// Set when a read went past `bytes` but not past `end`: the first bytes it needs.
+    need: Option<u64>,
 }
 
 impl<'a> Cursor<'a> {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
+    fn new(shown: &'a str, bytes: &'a [u8], file_len: u64, end: u64) -> Cursor<'a> {
+        Cursor {
+            shown,
+            bytes,
+            pos: 0,
+            file_len,
+            end,
+            need: None,
+        }
+    }
+
+    /// Bytes the header may still take (counts are checked against this, so nothing a count
+    /// claims is allocated past it).
+    fn remaining(&self) -> u64 {
+        self.end.saturating_sub(self.pos as u64)
+    }
+
+    /// Whether `needed` bytes from here fit in the file but not under the limit on a remote
+    /// header: refused as a limit ([`Error::Limit`], as a safetensors header past
+    /// `max_header_size` is), not as a broken file.
+    fn limited(&self, needed: u64) -> bool {
+        self.end < self.file_len && needed <= self.file_len.saturating_sub(self.pos as u64)
+    }
+
+    /// The error `rule` (about `needed` bytes from here that are not there).
+    fn short(&self, needed: u64, rule: String) -> Error {
+        if self.limited(needed) {
+            Error::Limit(format!("{}: {rule}", self.shown))
+        } else {
+            Error::format(self.shown, None, rule)
+        }
+    }
+
+    /// Where the header's room ends for `needed` bytes, for messages: "the file ends after N"
+    /// or the limit.
+    fn ends_after(&self, needed: u64) -> String {
+        if self.limited(needed) {
+            format!(
+                "the limit on a GGUF header ({} bytes, max_header_size) is reached after {}",
+                self.end,
+                self.remaining()
+            )
+        } else {
+            format!("the file ends after {}", self.remaining())
+        }
+    }
+
+    /// The room left for `needed` bytes, for messages about counts.
+    fn left(&self, needed: u64) -> String {
+        if self.limited(needed) {
+            format!(
+                "{} bytes left under the limit on a GGUF header ({} bytes, max_header_size)",
+                self.remaining(),
+                self.end
+            )
+        } else {
+            format!("{} bytes left of the file", self.remaining())
+        }
+    }
+
+    /// Refuses `n` more bytes past the header's room; `what` (made only then) leads the message.
+    fn room(&self, n: u64, what: impl FnOnce() -> String) -> Result<()> {
+        if n > self.remaining() {
+            let rule = format!(
+                "{} at byte {} needs {n} bytes but {}",
+                what(),
+                self.pos,
+                self.ends_after(n)
+            );
+            return Err(self.short(n, rule));
+        }
+        Ok(())
     }
 
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
-        if n > self.remaining() as u64 {
+        self.room(n, || what.to_string())?;
+        // Within `end`, so it fits in memory (a local file's bytes, or a bounded prefix).
+        let stop = self.pos + n as usize;
+        if stop > self.bytes.len() {
+            self.need = Some(stop as u64);
             return Err(Error::format(
                 self.shown,
                 None,
-                format!(
-                    "{what} at byte {} needs {n} bytes but the file ends after {}",
-                    self.pos,
-                    self.remaining()
-                ),
+                "header continues past the bytes read",
             ));
         }
-        let s = &self.bytes[self.pos..self.pos + n as usize];
-        self.pos += n as usize;
+        let s = &self.bytes[self.pos..stop];
+        self.pos = stop;
         Ok(s)
     }
 
@@ -428,15 +535,10 @@ impl<'a> Cursor<'a> {
 
     /// Refuses a count whose items could not fit in the rest of the file.
     fn check_count(&self, n: u64, min_size: u64, what: &str) -> Result<()> {
-        if n.saturating_mul(min_size) > self.remaining() as u64 {
-            return Err(Error::format(
-                self.shown,
-                None,
-                format!(
-                    "{what} {n} cannot fit in the {} bytes left of the file",
-                    self.remaining()
-                ),
-            ));
+        let needed = n.saturating_mul(min_size);
+        if needed > self.remaining() {
+            let rule = format!("{what} {n} cannot fit in the {}", self.left(needed));
+            return Err(self.short(needed, rule));
         }
         Ok(())
     }
@@ -466,16 +568,7 @@ impl<'a> Cursor<'a> {
 
     /// `n` bytes of the value of `key`.
     fn key_bytes(&mut self, n: u64, key: &str) -> Result<&[u8]> {
-        if n > self.remaining() as u64 {
-            return Err(self.bad_key(
-                key,
-                format!(
-                    "value at byte {} needs {n} bytes but the file ends after {}",
-                    self.pos,
-                    self.remaining()
-                ),
-            ));
-        }
+        self.room(n, || format!("key \"{key}\": value"))?;
         self.take(n, key)
     }
 
@@ -558,14 +651,14 @@ impl<'a> Cursor<'a> {
         let min_size = t
             .fixed_size()
             .unwrap_or(if t == ValueType::String { 8 } else { 12 });
-        if n.saturating_mul(min_size) > self.remaining() as u64 {
-            return Err(self.bad_key(
-                key,
-                format!(
-                    "{n} array elements of {min_size} or more bytes cannot fit in the {} bytes left of the file",
-                    self.remaining()
-                ),
-            ));
+        let needed = n.saturating_mul(min_size);
+        if needed > self.remaining() {
+            let rule = format!(
+                "key \"{key}\": {n} array elements of {min_size} or more bytes cannot fit in \
+                 the {}",
+                self.left(needed)
+            );
+            return Err(self.short(needed, rule));
         }
         Ok(match t {
             ValueType::U8 => Array::U8(self.key_bytes(n, key)?.to_vec()),
@@ -746,5 +839,49 @@ impl GgufFile {
     /// element by element, so memory stays that of the parsed file whatever its arrays hold.
     pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
         serde_json::to_writer(w, &FileJson(self)).map_err(std::io::Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GGUF header of one string key whose value is `len` bytes, and no tensors.
+    fn one_key(len: usize) -> Vec<u8> {
+        let mut b = MAGIC.to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.push(b'k');
+        b.extend(8u32.to_le_bytes());
+        b.extend((len as u64).to_le_bytes());
+        b.extend(std::iter::repeat_n(b'v', len));
+        b
+    }
+
+    /// A prefix asks for the bytes the header goes on to, parses whole once they are there, and
+    /// is refused as a limit (not a broken file) when the header passes `max_header`.
+    #[test]
+    fn a_prefix_asks_for_more_up_to_the_limit() {
+        let file = one_key(1000);
+        let len = file.len() as u64;
+        // Cut inside the value's length (bytes 37..45), then inside the value.
+        for (cut, need) in [(40, 45), (45, len)] {
+            match parse_prefix("f", &file[..cut], len, 1 << 20).unwrap() {
+                Prefix::Needs(n) => assert_eq!(n, need),
+                other => panic!("{other:?}"),
+            }
+        }
+        match parse_prefix("f", &file, len, 1 << 20).unwrap() {
+            Prefix::Header(h) => assert_eq!(h, parse("f", &file).unwrap()),
+            other => panic!("{other:?}"),
+        }
+        let err = parse_prefix("f", &file[..45], len, 100).unwrap_err();
+        assert!(matches!(err, Error::Limit(_)), "{err:?}");
+        assert!(err.to_string().contains("max_header_size"), "{err}");
+        // Past the file itself: a broken file, whatever the limit.
+        let err = parse_prefix("f", &file[..45], 500, 100).unwrap_err();
+        assert!(matches!(err, Error::Format(_)), "{err:?}");
     }
 }

@@ -4,7 +4,7 @@
 //! and lets source pages go through the store. The arrays are kept by the model as attached
 //! values, so [`Model::release_all`] drops them without the model knowing MLX.
 
-use super::{has_dtype, MlxArray};
+use super::{has_dtype, storage_dtype, MlxArray};
 use crate::convert;
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
@@ -13,8 +13,11 @@ use crate::model::{Entry, Model};
 impl Model {
     /// The tensor `name` as an MLX array, evaluated. With `None` (as stored) in the stored
     /// dtype, or as raw `U8` bytes for the one-byte FP8 types MLX lacks (as `mx.load` does);
-    /// packed F4/F6 have no MLX form. With a dtype (one MLX has) the values are converted by
-    /// stload's exact kernels straight into MLX memory, or by MLX's `astype` for the pairs
+    /// packed F4/F6 and GGML's block types (a GGUF model's `Q4_K`, `Q8_0`, ...) have no MLX
+    /// form: refused with [`Error::Unsupported`] naming the tensor, before any byte is read,
+    /// rather than widened unasked. With a dtype (one MLX has) the values are converted by
+    /// stload's exact kernels straight into MLX memory (a block type dequantised into F32,
+    /// F16 or BF16, the values of [`Model::get_as`]), or by MLX's `astype` for the pairs
     /// stload does not convert (complex to real, ...).
     ///
     /// Served from the model's MLX cache when present (see [`Model::load_mlx`]); otherwise
@@ -41,8 +44,10 @@ impl Model {
     /// Materialises every tensor as an MLX array, like ollama's `ModelWeights.Load` with MLX,
     /// through the loop of [`Model::load`]: with `None` each as stored; with a float dtype
     /// every floating-point tensor stored in another dtype is converted as `load` converts it
-    /// (integer and boolean tensors stay as stored, and so do all tensors when MLX lacks the
-    /// dtype). Converted and copied tensors let their mapped source pages go, so peak memory
+    /// (block types dequantised; integer and boolean tensors stay as stored, and so do all
+    /// tensors when MLX lacks the dtype). A tensor that would stay in a dtype with no MLX
+    /// form (a block type with `None`, F4, F6) is refused, naming it, before anything is
+    /// loaded: ask for F32, F16 or BF16. Converted and copied tensors let their mapped source pages go, so peak memory
     /// stays near the arrays' size. Later [`Model::get_mlx`] calls for that dtype are served
     /// from the cache until [`Model::release_all`].
     ///
@@ -53,11 +58,18 @@ impl Model {
         dtype: Option<Dtype>,
         progress: impl FnMut(usize, usize, &str) -> bool,
     ) -> Result<()> {
+        let target = |stored| match convert::whole_model_dtype(stored, dtype) {
+            to if has_dtype(to) => to,
+            _ => stored,
+        };
+        if let Some(info) = self
+            .infos()
+            .find(|i| target(i.dtype) == i.dtype && storage_dtype(i.dtype).is_none())
+        {
+            return Err(no_mlx_form(info.name, info.dtype));
+        }
         self.load_each(
-            |stored| match convert::whole_model_dtype(stored, dtype) {
-                to if has_dtype(to) => to,
-                _ => stored,
-            },
+            target,
             |index, target| {
                 self.attached_get(index, target, |_: &MlxArray| ())
                     .is_some()
@@ -103,6 +115,9 @@ impl Model {
         let name = e.name.as_str();
         let what = format!("tensor \"{name}\"");
         let stored = e.dtype;
+        if target == stored && storage_dtype(stored).is_none() {
+            return Err(no_mlx_form(name, stored));
+        }
         if target == stored {
             let array = MlxArray::from_tensor(&self.get(name)?, &what)?;
             if whole_load && !array.is_wrapped() {
@@ -128,4 +143,17 @@ impl Model {
             "{what}: no conversion from {stored} to {target}"
         )))
     }
+}
+
+/// The refusal of tensor `name` as stored in `dtype`, which has no MLX form (a GGML block
+/// type, F4, F6): MLX gets the values of those it converts, in a float dtype the caller picks.
+fn no_mlx_form(name: &str, dtype: Dtype) -> Error {
+    let advice = if convert::is_supported(dtype, Dtype::F32) {
+        "; ask for F32, F16 or BF16, into which its values are converted"
+    } else {
+        ", and stload converts it into none that MLX has"
+    };
+    Error::Unsupported(format!(
+        "tensor \"{name}\": MLX has no {dtype} dtype{advice}"
+    ))
 }

@@ -21,10 +21,12 @@ use crate::transform;
 
 impl Model {
     /// Opens every `*.safetensors` file of `dir` in sorted order, or the shards named by its
-    /// `model.safetensors.index.json` when that exists (and checks they agree with it).
+    /// `model.safetensors.index.json` when that exists (and checks they agree with it); with
+    /// neither, its `*.gguf` files (split sets checked whole), else its PyTorch checkpoints.
     ///
     /// `dir` may be a URL (`s3://`, `gs://`, `az://`, `http(s)://`, settings in [`crate::RemoteOptions`]):
-    /// its prefix is listed with the same rules.
+    /// its prefix is listed with the same rules (a plain HTTP server cannot list: give a GGUF
+    /// file's URL to [`Model::open_files`]).
     pub fn open_dir(dir: impl AsRef<Path>, options: &Options) -> Result<Model> {
         options.validate()?;
         let dir = dir.as_ref();
@@ -63,7 +65,10 @@ impl Model {
 
     /// Opens an explicit list of files (for blob stores without a directory layout):
     /// safetensors, GGUF (recognised by its magic), or PyTorch zip checkpoints (`.bin`, `.pth`,
-    /// `.pt`) recognised by name and content. Files may be URLs of safetensors files (all of them, then).
+    /// `.pt`) recognised by name and content. A GGUF shard of a split set brings every shard
+    /// of its set, found by name beside it. Files may be URLs of safetensors or GGUF files
+    /// (all of them, then), read by range; a remote GGUF header is read in growing pieces up
+    /// to [`Options::max_header_size`].
     pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
         options.validate()?;
         if paths.is_empty() {
@@ -101,7 +106,16 @@ impl Model {
         })
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
-        let opened = complete_gguf_sets(opened, &listed, options)?;
+        let names = paths.iter().map(|p| p.to_path_buf()).collect();
+        let opened = complete_gguf_sets(opened, names, |missing| {
+            crate::parallel::map(missing, options.effective_threads(), |p| {
+                let (file, gguf) = ShardFile::open_gguf(p)?;
+                listed.check(p, gguf.tensors.len())?;
+                Ok((file, Contents::Gguf(gguf)))
+            })
+            .into_iter()
+            .collect()
+        })?;
         // Files given one by one: config.json (for architectures) sits beside the first.
         let config_dir = paths[0].parent().unwrap_or(Path::new("."));
         Model::build(opened, options, config_dir)
@@ -335,30 +349,36 @@ impl TensorCount {
     }
 }
 
-/// The GGUF split sets among `opened`, whole: a shard opens every shard of its set that was
-/// not given, found by name as llama.cpp's loader finds them, and each set is checked as that
-/// loader checks it (`gguf_format::check_set`). Paths are compared canonical, so a set given
-/// in full (a directory's listing) opens no shard twice.
-fn complete_gguf_sets(
+/// The GGUF split sets among `opened`, whole: a shard opens (with `open`, local files or
+/// URLs, in order) every shard of its set that was not given, found by name as llama.cpp's
+/// loader finds them, and each set is checked as that loader checks it
+/// (`gguf_format::check_set`). Local paths are compared canonical, so a set given in full (a
+/// directory's listing) opens no shard twice; URLs as they are spelled. `names` holds the
+/// name each file of `opened` was given by, which shard names are formed from: its path, or
+/// its URL (a cached copy's own path is named by hashes).
+pub(super) fn complete_gguf_sets(
     mut opened: Vec<(ShardFile, Contents)>,
-    listed: &TensorCount,
-    options: &Options,
+    mut names: Vec<PathBuf>,
+    open: impl FnOnce(&[PathBuf]) -> Result<Vec<(ShardFile, Contents)>>,
 ) -> Result<Vec<(ShardFile, Contents)>> {
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut known: HashMap<PathBuf, usize> = opened
+    let canonical = |p: &Path| match p.to_str().and_then(crate::remote::url_of) {
+        Some(_) => p.to_path_buf(),
+        None => std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()),
+    };
+    let mut known: HashMap<PathBuf, usize> = names
         .iter()
         .enumerate()
-        .map(|(i, (f, _))| (canonical(f.path()), i))
+        .map(|(i, name)| (canonical(name), i))
         .collect();
     // Each set once, by its shards' paths, and the shard it was found from.
     let mut sets: Vec<(PathBuf, ShardInfo, Vec<PathBuf>)> = Vec::new();
     let mut missing = Vec::new();
-    for (file, contents) in &opened {
+    for (name, (_, contents)) in names.iter().zip(&opened) {
         let Contents::Gguf(gguf) = contents else {
             continue;
         };
         let Some(info) = gguf.shard else { continue };
-        let paths = set_paths(file.path(), info)?;
+        let paths = set_paths(name, info)?;
         let first = canonical(&paths[0]);
         if sets.iter().any(|(_, _, s)| canonical(&s[0]) == first) {
             continue;
@@ -370,26 +390,32 @@ fn complete_gguf_sets(
                 usize::MAX
             });
         }
-        sets.push((file.path().to_path_buf(), info, paths));
+        sets.push((name.clone(), info, paths));
     }
-    let found = crate::parallel::map(&missing, options.effective_threads(), |p| -> Result<_> {
-        let (file, gguf) = ShardFile::open_gguf(p)?;
-        listed.check(p, gguf.tensors.len())?;
-        Ok((file, Contents::Gguf(gguf)))
-    });
-    for (p, shard) in missing.iter().zip(found) {
-        known.insert(canonical(p), opened.len());
-        opened.push(shard?);
+    if !missing.is_empty() {
+        let found = open(&missing)?;
+        if found.len() != missing.len() {
+            return Err(Error::NotFound(format!(
+                "{}: not every shard of its split set was opened",
+                sets[0].0.display()
+            )));
+        }
+        for (p, shard) in missing.into_iter().zip(found) {
+            known.insert(canonical(&p), opened.len());
+            opened.push(shard);
+            names.push(p);
+        }
     }
     for (given, info, paths) in &sets {
         let mut shards = Vec::with_capacity(paths.len());
         for p in paths {
-            match &opened[known[&canonical(p)]] {
-                (file, Contents::Gguf(gguf)) => shards.push((file.path(), gguf)),
+            let i = known[&canonical(p)];
+            match &opened[i] {
+                (_, Contents::Gguf(gguf)) => shards.push((names[i].as_path(), gguf)),
                 // A file named as a shard of the set but given as another format.
-                (file, _) => {
+                (_, _) => {
                     return Err(Error::format(
-                        file.display(),
+                        names[i].display(),
                         None,
                         format!(
                             "named as a shard of {}'s split set, but not a GGUF file",

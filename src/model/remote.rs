@@ -1,7 +1,9 @@
 //! Opening a model in object storage or behind HTTP: the prefix listed with the rules of a
-//! local directory (`model.safetensors.index.json` first, else `*.safetensors`; a plain HTTP
-//! server, which cannot list, serves `model.safetensors`), every file's header fetched with
-//! one speculative ranged GET, in parallel. The model built is the same as for local files;
+//! local directory (`model.safetensors.index.json` first, else `*.safetensors`, else `*.gguf`;
+//! a plain HTTP server, which cannot list, serves `model.safetensors`), every file's header
+//! fetched with one speculative ranged GET, in parallel (a GGUF header longer than that
+//! first read is read on in growing pieces, up to `max_header_size`), and a GGUF shard's set
+//! completed by name as a local one is. The model built is the same as for local files;
 //! only its files' backend differs. With a cache directory, a prefix is copied into it with
 //! the files beside the weights and opened as the local directory it then is (PyTorch
 //! checkpoints, architectures and GGUF export included).
@@ -10,11 +12,10 @@ use std::path::{Path, PathBuf};
 
 use object_store::path::Path as ObjectPath;
 
-use super::open::{check_agreement, Contents, TensorCount};
+use super::open::{check_agreement, complete_gguf_sets, Contents, TensorCount};
 use super::Model;
 use crate::error::{Error, Result};
 use crate::file::ShardFile;
-use crate::header::Header;
 use crate::index::{ShardIndex, INDEX_FILE};
 use crate::options::Options;
 use crate::remote::object::Object;
@@ -48,14 +49,36 @@ impl Model {
             .into_iter()
             .map(|n| conn.join(&prefix, n))
             .collect::<Result<Vec<_>>>()?;
-        let opened = open_objects(&conn, &paths, options)?;
+        let listed = TensorCount::new(options.max_tensors);
+        let opened = open_objects(&conn, &paths, options, &listed)?;
         if let Weights::Indexed { index, shown } = &contents.weights {
-            check_agreement(shown, index, &opened)?;
+            let headers = opened
+                .into_iter()
+                .map(|(f, c)| match c {
+                    Contents::Safetensors(h) => Ok((f, h)),
+                    _ => Err(Error::format(
+                        f.display(),
+                        None,
+                        format!("named by {shown} but not a safetensors file"),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            check_agreement(shown, index, &headers)?;
+            let opened = headers
+                .into_iter()
+                .map(|(f, h)| (f, Contents::Safetensors(h)))
+                .collect();
+            return Model::build(opened, options, Path::new(url));
         }
-        let opened = opened
-            .into_iter()
-            .map(|(f, h)| (f, Contents::Safetensors(h)))
-            .collect();
+        // A shard of a split GGUF set whose other shards the listing did not show.
+        let names = paths.iter().map(|p| PathBuf::from(conn.url(p))).collect();
+        let opened = complete_gguf_sets(opened, names, |missing| {
+            let paths = missing
+                .iter()
+                .map(|p| object_path(&conn, p))
+                .collect::<Result<Vec<_>>>()?;
+            open_objects(&conn, &paths, options, &listed)
+        })?;
         Model::build(opened, options, Path::new(url))
     }
 
@@ -72,60 +95,89 @@ impl Model {
         }
         let first = urls[0];
         refuse_arch(first, options)?;
-        let threads = options.effective_threads();
         // One connection per store; files on the same store share it (and its connections).
         let mut conns: Vec<Connection> = Vec::new();
-        let mut groups: Vec<(usize, Vec<(usize, ObjectPath)>)> = Vec::new();
-        for (i, url) in urls.iter().enumerate() {
-            if is_torch_name(url) {
-                return Err(Error::Unsupported(format!(
-                    "{url}: PyTorch checkpoints are read from remote stores only as a prefix \
-                     opened with a cache directory (the remote option cache_dir, or \
-                     STLOAD_CACHE_DIR); or convert them to safetensors"
-                )));
-            }
-            let found = conns.iter().position(|c| c.path_of(url).is_some());
-            let (c, path) = match found {
-                Some(c) => (c, conns[c].path_of(url).unwrap_or_default()),
-                None => {
-                    let (conn, path) = connect(url, &options.remote, threads)?;
-                    conns.push(conn);
-                    (conns.len() - 1, path)
-                }
-            };
-            match groups.iter_mut().find(|(g, _)| *g == c) {
-                Some((_, members)) => members.push((i, path)),
-                None => groups.push((c, vec![(i, path)])),
-            }
-        }
-        let mut slots: Vec<Option<(ShardFile, Header)>> = (0..urls.len()).map(|_| None).collect();
-        for (c, members) in groups {
-            let paths: Vec<ObjectPath> = members.iter().map(|(_, p)| p.clone()).collect();
-            let opened = open_objects(&conns[c], &paths, options)?;
-            for ((i, _), file) in members.into_iter().zip(opened) {
-                slots[i] = Some(file);
-            }
-        }
-        let opened = slots
-            .into_iter()
-            .flatten()
-            .map(|(f, h)| (f, Contents::Safetensors(h)))
-            .collect();
+        let listed = TensorCount::new(options.max_tensors);
+        let opened = open_urls(&mut conns, urls, options, &listed)?;
+        // The shards of a split GGUF set that were not given, found by name beside the given.
+        let names = urls.iter().map(PathBuf::from).collect();
+        let opened = complete_gguf_sets(opened, names, |missing| {
+            let missing: Vec<String> = missing
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+            open_urls(&mut conns, &missing, options, &listed)
+        })?;
         // Files given one by one: config.json would sit beside the first.
         let config_dir = first.rsplit_once('/').map_or(first, |(dir, _)| dir);
         Model::build(opened, options, Path::new(config_dir))
     }
 }
 
-/// Fetches and checks the headers of `paths` (in parallel), counting their tensors. With a
-/// cache directory, each file with an ETag opens as its local copy there (downloaded first
-/// when missing), the others as remote files.
+/// The object a URL made by a split set's naming (from a URL of `conn`) names on `conn`.
+fn object_path(conn: &Connection, url: &Path) -> Result<ObjectPath> {
+    let text = url.to_string_lossy();
+    conn.path_of(&text).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "{text}: not a location of the store it was found on"
+        ))
+    })
+}
+
+/// Opens the files `urls`, in order, each through the connection of its store among `conns`
+/// (made and added there when none is yet), counting their tensors in `listed`.
+fn open_urls(
+    conns: &mut Vec<Connection>,
+    urls: &[&str],
+    options: &Options,
+    listed: &TensorCount,
+) -> Result<Vec<(ShardFile, Contents)>> {
+    let threads = options.effective_threads();
+    let mut groups: Vec<(usize, Vec<(usize, ObjectPath)>)> = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        if is_torch_name(url) {
+            return Err(Error::Unsupported(format!(
+                "{url}: PyTorch checkpoints are read from remote stores only as a prefix \
+                     opened with a cache directory (the remote option cache_dir, or \
+                     STLOAD_CACHE_DIR); or convert them to safetensors"
+            )));
+        }
+        let found = conns.iter().position(|c| c.path_of(url).is_some());
+        let (c, path) = match found {
+            Some(c) => (c, conns[c].path_of(url).unwrap_or_default()),
+            None => {
+                let (conn, path) = connect(url, &options.remote, threads)?;
+                conns.push(conn);
+                (conns.len() - 1, path)
+            }
+        };
+        match groups.iter_mut().find(|(g, _)| *g == c) {
+            Some((_, members)) => members.push((i, path)),
+            None => groups.push((c, vec![(i, path)])),
+        }
+    }
+    let mut slots: Vec<Option<(ShardFile, Contents)>> = (0..urls.len()).map(|_| None).collect();
+    for (c, members) in groups {
+        let paths: Vec<ObjectPath> = members.iter().map(|(_, p)| p.clone()).collect();
+        let opened = open_objects(&conns[c], &paths, options, listed)?;
+        for ((i, _), file) in members.into_iter().zip(opened) {
+            slots[i] = Some(file);
+        }
+    }
+    Ok(slots.into_iter().flatten().collect())
+}
+
+/// Fetches and checks the headers of `paths` (in parallel), counting their tensors in
+/// `listed`: safetensors or GGUF, told apart by their first bytes. With a cache directory,
+/// each file with an ETag opens as its local copy there (downloaded first when missing), the
+/// others as remote files.
 fn open_objects(
     conn: &Connection,
     paths: &[ObjectPath],
     options: &Options,
-) -> Result<Vec<(ShardFile, Header)>> {
-    let listed = TensorCount::new(options.max_tensors);
+    listed: &TensorCount,
+) -> Result<Vec<(ShardFile, Contents)>> {
     let max_header = options.max_header_size;
     let copies = match options.remote.cache_dir() {
         Some(dir) => {
@@ -152,23 +204,51 @@ fn open_objects(
         .into_iter()
         .zip(paths)
         .map(|(copy, path)| {
-            let (file, header) = match copy {
-                Some(local) => {
-                    let (file, meta) = open_copy(&local)?;
-                    ShardFile::open_handle(&local, file, &meta, max_header)?
-                }
+            let (file, contents) = match copy {
+                Some(local) => open_local_copy(&local, max_header)?,
                 None => {
                     let (object, first) = remote.next().ok_or_else(|| Error::Io {
                         path: conn.url(path),
                         message: "cannot open: no response".into(),
                     })?;
-                    ShardFile::open_remote(object, &first, max_header)?
+                    if first.starts_with(&crate::gguf_format::MAGIC) {
+                        let (file, gguf) = ShardFile::open_remote_gguf(object, first, max_header)?;
+                        (file, Contents::Gguf(gguf))
+                    } else {
+                        let (file, header) = ShardFile::open_remote(object, &first, max_header)?;
+                        (file, Contents::Safetensors(header))
+                    }
                 }
             };
-            listed.check(file.path(), header.tensors.len())?;
-            Ok((file, header))
+            let tensors = match &contents {
+                Contents::Safetensors(h) => h.tensors.len(),
+                Contents::Gguf(g) => g.tensors.len(),
+                Contents::Torch(c) => c.tensors.len(),
+            };
+            listed.check(file.path(), tensors)?;
+            Ok((file, contents))
         })
         .collect()
+}
+
+/// Opens the cache's copy `local` (without following a link) as the format its first bytes
+/// say: GGUF, else safetensors.
+fn open_local_copy(local: &Path, max_header: u64) -> Result<(ShardFile, Contents)> {
+    use std::io::{Read, Seek};
+    let shown = local.display().to_string();
+    let (mut file, meta) = open_copy(local)?;
+    let mut head = [0u8; 4];
+    let gguf =
+        meta.len() >= 4 && file.read_exact(&mut head).is_ok() && head == crate::gguf_format::MAGIC;
+    file.rewind()
+        .map_err(|e| Error::io(&shown, "cannot read", &e))?;
+    if gguf {
+        let (file, gguf) = ShardFile::open_gguf_handle(local, &file, &meta)?;
+        Ok((file, Contents::Gguf(gguf)))
+    } else {
+        let (file, header) = ShardFile::open_handle(local, file, &meta, max_header)?;
+        Ok((file, Contents::Safetensors(header)))
+    }
 }
 
 /// What a remote prefix holds, by the rules of a local directory: the shard index and its
@@ -187,6 +267,8 @@ enum Weights {
     Indexed { index: ShardIndex, shown: String },
     /// `*.safetensors` files without an index, sorted.
     Safetensors(Vec<String>),
+    /// `*.gguf` files (there being no safetensors file), sorted.
+    Gguf(Vec<String>),
     /// PyTorch checkpoints, sorted.
     Torch(Vec<String>),
 }
@@ -196,7 +278,7 @@ impl Weights {
     fn files(&self) -> Vec<&str> {
         match self {
             Weights::Indexed { index, .. } => index.shards(),
-            Weights::Safetensors(names) | Weights::Torch(names) => {
+            Weights::Safetensors(names) | Weights::Gguf(names) | Weights::Torch(names) => {
                 names.iter().map(String::as_str).collect()
             }
         }
@@ -226,18 +308,26 @@ impl PrefixContents {
         if files.is_empty() && !conn.can_list() {
             files.push(SINGLE_FILE.to_string());
         }
-        let weights = if files.is_empty() {
+        let mut gguf: Vec<String> = listing
+            .iter()
+            .filter(|n| n.ends_with(".gguf"))
+            .cloned()
+            .collect();
+        let weights = if !files.is_empty() {
+            files.sort_unstable();
+            Weights::Safetensors(files)
+        } else if !gguf.is_empty() {
+            gguf.sort_unstable();
+            Weights::Gguf(gguf)
+        } else {
             let torch = crate::torch::dir_patterns(&listing);
             if torch.is_empty() {
                 return Err(Error::NotFound(format!(
-                    "{url}: no {INDEX_FILE}, no *.safetensors and no PyTorch checkpoint under \
-                     this prefix"
+                    "{url}: no {INDEX_FILE}, no *.safetensors, no *.gguf and no PyTorch \
+                     checkpoint under this prefix"
                 )));
             }
             Weights::Torch(torch)
-        } else {
-            files.sort_unstable();
-            Weights::Safetensors(files)
         };
         Ok(PrefixContents {
             weights,
@@ -360,14 +450,17 @@ fn cached_prefix(
 }
 
 /// Fetches the first bytes of the weight files among `missing` (objects about to be copied
-/// into the cache) and checks them as the uncached path does, a safetensors header with the
-/// local rules (at most `max_header` bytes) and a PyTorch checkpoint's zip signature, so a
-/// file refused after its first bytes is never downloaded whole.
+/// into the cache) and checks them as the uncached path does, a safetensors or GGUF header
+/// with the local rules (at most `max_header` bytes) and a PyTorch checkpoint's zip
+/// signature, so a file refused after its first bytes is never downloaded whole.
 fn check_first_bytes(conn: &Connection, missing: &[&Object], max_header: u64) -> Result<()> {
     let weights: Vec<&Object> = missing
         .iter()
         .copied()
-        .filter(|o| o.url().ends_with(".safetensors") || is_torch_name(o.url()))
+        .filter(|o| {
+            let url = o.url();
+            url.ends_with(".safetensors") || url.ends_with(".gguf") || is_torch_name(url)
+        })
         .collect();
     if weights.is_empty() {
         return Ok(());
@@ -375,6 +468,8 @@ fn check_first_bytes(conn: &Connection, missing: &[&Object], max_header: u64) ->
     for (object, first) in weights.iter().zip(conn.read_headers(&weights, max_header)?) {
         if is_torch_name(object.url()) {
             crate::torch::check_magic(object.url(), &first)?;
+        } else if first.starts_with(&crate::gguf_format::MAGIC) {
+            ShardFile::open_remote_gguf((*object).clone(), first, max_header)?;
         } else {
             ShardFile::open_remote((*object).clone(), &first, max_header)?;
         }

@@ -399,8 +399,12 @@ impl Connection {
 
 /// `bytes` (the first bytes of `object`) with the rest of the safetensors header they start
 /// fetched, when its length is at most `max_header` and inside the object (past the limit or
-/// the file, the caller refuses the header with the local rules).
+/// the file, the caller refuses the header with the local rules). A GGUF file's first bytes
+/// are no length: they are left as they are, for its reader to fetch more as it parses.
 async fn rest_of_header(object: &Object, mut bytes: Vec<u8>, max_header: u64) -> Result<Vec<u8>> {
+    if bytes.starts_with(&crate::gguf_format::MAGIC) {
+        return Ok(bytes);
+    }
     if let Some(len) = bytes.get(..LEN_BYTES as usize) {
         let mut n = [0u8; LEN_BYTES as usize];
         n.copy_from_slice(len);

@@ -54,13 +54,13 @@ pub fn url_of(text: &str) -> Option<&str> {
 }
 
 /// Whether `text` is a URL of a prefix (a directory of files) rather than of one file: a URL
-/// whose last part does not name a `.safetensors`, `.bin`, `.pth` or `.pt` file.
+/// whose last part does not name a `.safetensors`, `.gguf`, `.bin`, `.pth` or `.pt` file.
 /// A query string or fragment is not part of the name (such URLs are refused at connect).
 pub fn is_prefix_url(text: &str) -> bool {
     let path = text.split(['?', '#']).next().unwrap_or_default();
     let last = path.rsplit('/').next().unwrap_or_default();
     url_of(text).is_some()
-        && ![".safetensors", ".bin", ".pth", ".pt"]
+        && ![".safetensors", ".gguf", ".bin", ".pth", ".pt"]
             .iter()
             .any(|x| last.ends_with(x))
 }
@@ -81,6 +81,7 @@ mod tests {
         assert!(is_prefix_url("s3://b/llama-3.1/"));
         assert!(is_prefix_url("s3://b/llama-3.1"));
         assert!(!is_prefix_url("s3://b/m/model.safetensors"));
+        assert!(!is_prefix_url("s3://b/m/model-00001-of-00002.gguf"));
         assert!(!is_prefix_url("models/llama"));
         // The query of a file URL does not make it a prefix.
         assert!(!is_prefix_url("https://h/m/model.safetensors?token=abc"));

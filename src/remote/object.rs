@@ -146,6 +146,11 @@ impl Object {
         Ok(out)
     }
 
+    /// [`Object::read`] from a blocking caller (the growing reads of a GGUF header at open).
+    pub(crate) fn read_blocking(&self, range: Range<u64>, what: &str) -> Result<Vec<u8>> {
+        super::block_on(self.threads, self.read(range, what))?
+    }
+
     /// Asks the store (HEAD) whether the object is still the one opened.
     pub(crate) fn check(&self) -> Result<()> {
         let meta =

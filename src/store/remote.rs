@@ -585,8 +585,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Where the bytes of one piece go: converted into its region as they arrive; an element split
-/// between two frames waits in a small carry buffer.
+/// Where the bytes of one piece go: converted into its region as they arrive; a unit (an
+/// element, or a GGML block of up to a few hundred bytes) split between two frames waits in a
+/// carry buffer of one unit.
 struct Sink<'j> {
     /// The piece's bytes in its object.
     range: Range<u64>,
@@ -594,7 +595,8 @@ struct Sink<'j> {
     region: Region,
     /// Output bytes written.
     at: usize,
-    carry: [u8; 16],
+    /// One unit (`job.fs` bytes), filled across frames.
+    carry: Vec<u8>,
     carried: usize,
 }
 
@@ -605,7 +607,7 @@ impl<'j> Sink<'j> {
             job,
             region,
             at: 0,
-            carry: [0; 16],
+            carry: vec![0; job.fs],
             carried: 0,
         }
     }

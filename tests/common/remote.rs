@@ -133,13 +133,21 @@ fn s3(bucket: &str) -> Arc<dyn ObjectStore> {
     Arc::clone(store)
 }
 
-/// Puts `bytes` at `key` of the test bucket `bucket`.
+/// Puts `bytes` at `key` of the test bucket `bucket`, on one runtime shared by every upload:
+/// the store's client keeps pooled connections whose tasks live on the runtime that made them,
+/// so a runtime per upload, dropped after it, left the next upload a dead connection
+/// ("runtime dropped the dispatch task").
 pub fn put(bucket: &str, key: &str, bytes: Vec<u8>) {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    });
     let store = s3(bucket);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    runtime
         .block_on(store.put(&ObjectPath::from(key), PutPayload::from(bytes)))
         .unwrap();
 }

@@ -12,7 +12,10 @@ With --llama FTYPE: instead, a llama-shaped F32 model (quant_check.py's) quantis
 llama.cpp's `llama_model_quantize` to that file type (Q4_K_M, IQ4_XS, TQ1_0, ...), with the
 same files per tensor: real blocks as llama.cpp writes them.
 
-Usage: gguf_input_fixture.py DIR [--llama FTYPE]
+With --pad BYTES: the same file with a key "test.padding" (an array of strings) that makes its
+header at least BYTES long, for readers that fetch a header in pieces.
+
+Usage: gguf_input_fixture.py DIR [--llama FTYPE | --pad BYTES]
 """
 
 import json
@@ -73,6 +76,9 @@ def main() -> int:
     rng = np.random.default_rng(27)
     w = gguf.GGUFWriter(str(out / "model.gguf"), "llama")
     w.add_block_count(1)
+    if len(sys.argv) == 4 and sys.argv[2] == "--pad":
+        # Strings of 1000 bytes, each with its 8-byte length.
+        w.add_array("test.padding", ["p" * 1000] * (int(sys.argv[3]) // 1008 + 1))
     tensors = {}
     for i, name in enumerate(TYPES):
         qtype = T[name]
