@@ -15,7 +15,7 @@ mod gemma3;
 mod gpt_oss;
 mod granite;
 mod keys;
-mod llama;
+pub(crate) mod llama;
 mod llama4;
 mod mixtral;
 mod olmo2;
