@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::arch::{llama, lookup};
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::file::Format;
 use crate::kv::Value;
 use crate::model::Model;
 use crate::rename::Replacer;
@@ -266,6 +267,15 @@ pub fn write_hf(
         return Err(Error::InvalidArgument(format!(
             "--to-hf writes f32, f16 or bf16, not {}",
             target.name()
+        )));
+    }
+    if let Some(file) = (0..model.files().count())
+        .find(|&i| model.file_format(i) != Format::Gguf)
+        .and_then(|i| model.files().nth(i))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{}: --to-hf converts a GGUF model, and this is not a GGUF file",
+            file.display()
         )));
     }
     let back = back_of(model)?;

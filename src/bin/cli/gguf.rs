@@ -37,12 +37,6 @@ pub fn to_hf(src: &Path, out: &Path, dtype: Option<&str>) -> Result<()> {
             )))
         }
     };
-    if !is_gguf(src) {
-        return Err(Error::InvalidArgument(format!(
-            "{}: --to-hf converts a GGUF model file, and this is not one",
-            src.display()
-        )));
-    }
     super::stop_on_signals()?;
     let model = super::open(&[PathBuf::from(src)], &Options::default())?;
     let written = stload::__private::gguf_to_hf::write_hf(&model, out, target, &mut |_| {
