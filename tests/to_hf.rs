@@ -1,8 +1,10 @@
-//! `stload convert X.gguf --out DIR --to-hf`: the llama and qwen2 fixtures of
+//! `stload convert X.gguf --out DIR --to-hf`: the llama, qwen2 and mixtral fixtures of
 //! tests/python/make_arch_fixtures.py (BF16) go to GGUF (BF16) and back, and every tensor comes
-//! back under its Hugging Face name with the fixture's bytes (llama's Q/K repack undone), with a
+//! back under its Hugging Face name with the fixture's bytes (llama's Q/K repack undone, mixtral's
+//! experts unstacked), with a
 //! config.json holding the fixture's sizes; and the refusals, each naming what is wrong: an
-//! architecture not rebuilt (listing those that are), llama3's computed rope factors, a GGUF
+//! architecture not rebuilt (listing those that are), llama3's and phi3's (longrope) computed rope
+//! factors, a GGUF
 //! without general.architecture, an input that is no GGUF, an output directory that is not
 //! empty, a --dtype it does not write and flags that do not apply. The round trip through
 //! transformers (logits, tokenizer) is tests/gguf/e2e.py's `to_hf_*`.
@@ -73,9 +75,9 @@ fn refs(args: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
 }
 
 #[test]
-fn llama_and_qwen2_come_back_with_the_fixtures_names_bytes_and_sizes() {
+fn llama_qwen2_and_mixtral_come_back_with_the_fixtures_names_bytes_and_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    for arch in ["llama", "qwen2"] {
+    for arch in ["llama", "qwen2", "mixtral"] {
         let gguf = gguf_of(arch, dir.path());
         let out = dir.path().join(format!("{arch}-hf"));
         ok(&refs(&to_hf(&gguf, &out, &["--dtype", "bf16"])));
@@ -128,16 +130,23 @@ fn architectures_not_rebuilt_are_refused_listing_the_supported_ones() {
     assert!(
         err.contains("gemma.gguf")
             && err.contains("general.architecture \"gemma\"")
-            && err.contains("supported: llama, qwen2, qwen3"),
+            && err.contains(
+                "supported: llama, mixtral (a llama GGUF with experts), qwen2, qwen3, qwen3moe"
+            ),
         "{err}"
     );
     assert!(!out.exists(), "an output was left behind");
-    // llama3's rope factors are computed from config.json's rope_scaling, which they do not
-    // give back.
-    let gguf = gguf_of("llama3", dir.path());
-    let err = refused(&refs(&to_hf(&gguf, &out, &[])));
-    assert!(err.contains("rope_freqs.weight"), "{err}");
-    assert!(!out.exists(), "an output was left behind");
+    // llama3's and phi3's longrope factors are computed from config.json's rope_scaling, which
+    // they do not give back.
+    for (arch, tensor) in [("llama3", "rope_freqs.weight"), ("phi3", "rope_factors_")] {
+        let gguf = gguf_of(arch, dir.path());
+        let err = refused(&refs(&to_hf(&gguf, &out, &[])));
+        assert!(
+            err.contains(tensor) && err.contains("rope_scaling"),
+            "{arch}: {err}"
+        );
+        assert!(!out.exists(), "{arch}: an output was left behind");
+    }
 }
 
 /// A GGUF v3 file with one F32 tensor "w" of 4 values and no metadata at all.

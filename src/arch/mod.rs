@@ -17,12 +17,12 @@ mod granite;
 mod keys;
 pub(crate) mod llama;
 mod llama4;
-mod mixtral;
+pub(crate) mod mixtral;
 mod olmo2;
-mod phi3;
+pub(crate) mod phi3;
 mod qwen2;
 mod qwen3;
-mod qwen3moe;
+pub(crate) mod qwen3moe;
 mod registry;
 mod stablelm;
 

@@ -61,10 +61,9 @@ pub(super) fn build(model: &Model, back: &Back, tensors: &[&TensorSpec]) -> Resu
     c.insert("model_type".into(), json!(back.model_type));
     c.insert("vocab_size".into(), json!(embed.shape.first().copied()));
     c.insert("hidden_size".into(), json!(hidden));
-    c.insert(
-        "intermediate_size".into(),
-        json!(required("feed_forward_length")?),
-    );
+    if let Some(n) = int_key(model, &key("feed_forward_length"))? {
+        c.insert("intermediate_size".into(), json!(n));
+    }
     c.insert("num_hidden_layers".into(), json!(required("block_count")?));
     c.insert("num_attention_heads".into(), json!(heads));
     c.insert(
@@ -88,36 +87,90 @@ pub(super) fn build(model: &Model, back: &Back, tensors: &[&TensorSpec]) -> Resu
     }
     c.insert("hidden_act".into(), json!("silu"));
     c.insert("tie_word_embeddings".into(), json!(!has("lm_head.weight")));
-    if back.model_type != "qwen2" {
-        // qwen2 always has q/k/v biases; llama and qwen3 say whether they do.
-        c.insert(
-            "attention_bias".into(),
-            json!(tensors
-                .iter()
-                .any(|t| t.name.ends_with("self_attn.q_proj.bias"))),
-        );
+    let bias = |suffix: &str| json!(tensors.iter().any(|t| t.name.ends_with(suffix)));
+    let used = || required("expert_used_count");
+    match back.model_type {
+        "llama" => {
+            c.insert("attention_bias".into(), bias("self_attn.q_proj.bias"));
+            c.insert("mlp_bias".into(), bias("mlp.up_proj.bias"));
+        }
+        "mixtral" => {
+            c.insert("num_local_experts".into(), json!(required("expert_count")?));
+            c.insert("num_experts_per_tok".into(), json!(used()?));
+            c.insert("sliding_window".into(), Json::Null);
+        }
+        // qwen2 always has q/k/v biases.
+        "qwen2" => {}
+        _ => {
+            c.insert("attention_bias".into(), bias("self_attn.q_proj.bias"));
+        }
     }
-    if back.model_type == "llama" {
-        c.insert(
-            "mlp_bias".into(),
-            json!(tensors.iter().any(|t| t.name.ends_with("mlp.up_proj.bias"))),
-        );
-    }
-    if back.model_type != "llama" {
+    if back.model_type.starts_with("qwen") {
         c.insert("use_sliding_window".into(), json!(false));
+        c.insert("sliding_window".into(), Json::Null);
+    }
+    if back.model_type == "phi3" {
+        phi3(model, &mut c, &file, heads, hidden)?;
+    }
+    if back.model_type == "qwen3_moe" {
+        c.insert("num_experts".into(), json!(required("expert_count")?));
+        c.insert("num_experts_per_tok".into(), json!(used()?));
+        c.insert(
+            "moe_intermediate_size".into(),
+            json!(required("expert_feed_forward_length")?),
+        );
+        // llama.cpp's qwen3moe always renormalises the chosen experts' weights and has experts
+        // in every layer: the export refuses a config.json that says otherwise.
+        c.insert("norm_topk_prob".into(), json!(true));
+        c.insert("decoder_sparse_step".into(), json!(1));
+        c.insert("mlp_only_layers".into(), json!([]));
     }
     for (gguf, hf) in [
         ("tokenizer.ggml.bos_token_id", "bos_token_id"),
         ("tokenizer.ggml.eos_token_id", "eos_token_id"),
         ("tokenizer.ggml.padding_token_id", "pad_token_id"),
     ] {
-        if let Some(id) = int_key(model, gguf)? {
-            c.insert(hf.into(), json!(id));
-        }
+        // null when absent: some classes default to an id of their real vocabulary (phi3's
+        // pad_token_id 32000), past a smaller one.
+        c.insert(hf.into(), json!(int_key(model, gguf)?));
     }
     let dtype = tensors.first().map_or("float32", |t| torch_name(t.dtype));
     c.insert("torch_dtype".into(), json!(dtype));
     Ok(Json::Object(c))
+}
+
+/// phi3's keys: the rotated share of each head, the sliding window (0: none) and the original
+/// context length. Its longrope and yarn scaling (factors computed into tensors, an attention
+/// factor) is refused.
+fn phi3(
+    model: &Model,
+    c: &mut Map<String, Json>,
+    file: &str,
+    heads: u64,
+    hidden: u64,
+) -> Result<()> {
+    if model.gguf_value("phi3.rope.scaling.attn_factor").is_some() {
+        return Err(Error::Unsupported(format!(
+            "{file}: key phi3.rope.scaling.attn_factor: --to-hf does not rebuild phi3's longrope \
+             or yarn rope scaling"
+        )));
+    }
+    let head_dim = hidden.checked_div(heads).unwrap_or(0);
+    if let Some(dims) = int_key(model, "phi3.rope.dimension_count")? {
+        if dims != head_dim && head_dim > 0 {
+            c.insert(
+                "partial_rotary_factor".into(),
+                json!(dims as f64 / head_dim as f64),
+            );
+        }
+    }
+    let window = int_key(model, "phi3.attention.sliding_window")?.filter(|&w| w > 0);
+    c.insert("sliding_window".into(), json!(window));
+    if let Some(n) = int_key(model, "phi3.rope.scaling.original_context_length")? {
+        c.insert("original_max_position_embeddings".into(), json!(n));
+    }
+    c.insert("rope_scaling".into(), Json::Null);
+    Ok(())
 }
 
 /// torch's name of a float dtype, as config.json's `torch_dtype` spells it.

@@ -1,7 +1,8 @@
 //! GGUF → Hugging Face directory (`stload convert X.gguf --out DIR --to-hf`): the inverse of
 //! stload's GGUF export for the architectures in [`BACK`]. Tensor names come from the
 //! architecture's own rename pairs, inverted (each inverse checked by renaming forward again);
-//! llama's Q/K repack is undone by the inverse of its row order; `config.json` and
+//! llama's Q/K repack is undone by the inverse of its row order; stacked experts are cut apart
+//! by the architecture's own expert tables (the ones its transform stacks by); `config.json` and
 //! `tokenizer.json` are rebuilt from the GGUF keys (`config.rs`, `tokenizer.rs`).
 
 mod config;
@@ -9,7 +10,7 @@ mod tokenizer;
 
 use std::path::{Path, PathBuf};
 
-use crate::arch::{llama, lookup};
+use crate::arch::{llama, lookup, mixtral, phi3, qwen3moe};
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::file::Format;
@@ -31,6 +32,19 @@ pub(crate) struct Back {
     pub model_type: &'static str,
     /// Whether the export repacked Q/K (llama's rope layout), to be undone.
     pub unrepack_qk: bool,
+    /// The experts the export stacked, to be unstacked.
+    pub experts: Option<Experts>,
+    /// Renames the GGUF layout made after the rename pairs (old part, new part), undone first.
+    pub gguf_renames: &'static [(&'static str, &'static str)],
+}
+
+/// How an architecture's experts are named apart and stacked (its own tables, shared with
+/// its transform).
+pub(crate) struct Experts {
+    /// Between a layer's prefix and the expert index: `.mlp.experts.`.
+    pub infix: &'static str,
+    /// Each projection's Hugging Face name and its stacked GGUF name.
+    pub names: &'static [(&'static str, &'static str)],
 }
 
 /// Every architecture `--to-hf` rebuilds. A GGUF of Mistral is llama's (llama.cpp's converter
@@ -42,6 +56,20 @@ pub(crate) const BACK: &[Back] = &[
         hf_class: "LlamaForCausalLM",
         model_type: "llama",
         unrepack_qk: true,
+        experts: None,
+        gguf_renames: &[],
+    },
+    Back {
+        arch: "mixtral",
+        gguf_name: "llama",
+        hf_class: "MixtralForCausalLM",
+        model_type: "mixtral",
+        unrepack_qk: true,
+        experts: Some(Experts {
+            infix: mixtral::EXPERTS,
+            names: mixtral::EXPERT_NAMES,
+        }),
+        gguf_renames: &[],
     },
     Back {
         arch: "qwen2",
@@ -49,6 +77,8 @@ pub(crate) const BACK: &[Back] = &[
         hf_class: "Qwen2ForCausalLM",
         model_type: "qwen2",
         unrepack_qk: false,
+        experts: None,
+        gguf_renames: &[],
     },
     Back {
         arch: "qwen3",
@@ -56,13 +86,39 @@ pub(crate) const BACK: &[Back] = &[
         hf_class: "Qwen3ForCausalLM",
         model_type: "qwen3",
         unrepack_qk: false,
+        experts: None,
+        gguf_renames: &[],
+    },
+    Back {
+        arch: "qwen3moe",
+        gguf_name: "qwen3moe",
+        hf_class: "Qwen3MoeForCausalLM",
+        model_type: "qwen3_moe",
+        unrepack_qk: false,
+        experts: Some(Experts {
+            infix: qwen3moe::EXPERTS,
+            names: qwen3moe::EXPERT_NAMES,
+        }),
+        gguf_renames: &[],
+    },
+    Back {
+        arch: "phi3",
+        gguf_name: "phi3",
+        hf_class: "Phi3ForCausalLM",
+        model_type: "phi3",
+        unrepack_qk: false,
+        experts: None,
+        gguf_renames: phi3::GGUF_RENAMES,
     },
 ];
 
-/// The `general.architecture` values `--to-hf` rebuilds, for messages.
+/// The architectures `--to-hf` rebuilds, for messages.
 pub fn supported() -> String {
     BACK.iter()
-        .map(|b| b.gguf_name)
+        .map(|b| match b.gguf_name == b.arch {
+            true => b.arch.to_string(),
+            false => format!("{} (a {} GGUF with experts)", b.arch, b.gguf_name),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -122,21 +178,18 @@ fn back_of(model: &Model) -> Result<&'static Back> {
             supported()
         ))
     })?;
-    // mixtral's GGUF is llama's with experts: not rebuilt yet.
-    if name == "llama" && model.gguf_value("llama.expert_count").is_some() {
-        return Err(Error::Unsupported(format!(
-            "{file}: a llama GGUF with experts (mixtral): --to-hf does not rebuild it yet \
-             (supported: {})",
-            supported()
-        )));
-    }
-    BACK.iter().find(|b| b.gguf_name == name).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "{file}: general.architecture \"{}\": --to-hf does not rebuild it (supported: {})",
+    // mixtral's GGUF is llama's with experts.
+    let experts = model.gguf_value(&format!("{name}.expert_count")).is_some();
+    BACK.iter()
+        .find(|b| b.gguf_name == name && b.experts.is_some() == experts)
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+            "{file}: general.architecture \"{}\"{}: --to-hf does not rebuild it (supported: {})",
             crate::error::shown(name),
+            if experts { " with experts" } else { "" },
             supported()
         ))
-    })
+        })
 }
 
 /// The inverse of the architecture's renames: each GGUF name part back to its Hugging Face
@@ -151,12 +204,14 @@ fn inverse(forward: &Replacer) -> Replacer {
     Replacer::new(pairs)
 }
 
-/// One tensor to write: its GGUF name, Hugging Face name, and the row order of its rows in the
-/// GGUF when the export permuted them (`hf row order[i]` = GGUF row `i`).
+/// One tensor to write: its GGUF name, Hugging Face name, the row order of its rows in the
+/// GGUF when the export permuted them (`hf row order[i]` = GGUF row `i`), and which of how many
+/// equal parts of the GGUF tensor it is (one expert of a stack).
 struct Planned {
     gguf: String,
     spec: TensorSpec,
     rows: Option<Vec<u64>>,
+    part: Option<(u64, u64)>,
 }
 
 /// The tensors of `model` under their Hugging Face names, each checked to rename forward to its
@@ -171,27 +226,62 @@ fn plan(model: &Model, back: &Back, target: Dtype) -> Result<Vec<Planned>> {
     let mut out = Vec::with_capacity(model.len());
     for info in model.infos() {
         let name = info.name;
-        if name == "rope_freqs.weight" {
+        // Computed from config.json by the export (llama3's and phi3's longrope scaling).
+        if name.starts_with("rope_freqs.") || name.starts_with("rope_factors_") {
             return Err(Error::Unsupported(format!(
-                "{file}: tensor \"rope_freqs.weight\" (llama3 rope scaling): --to-hf cannot \
-                 rebuild config.json's rope_scaling from its factors"
+                "{file}: tensor \"{name}\" was computed from config.json's rope_scaling, which \
+                 --to-hf cannot rebuild from its factors"
             )));
         }
-        let hf = String::from_utf8_lossy(&backward.replace_bytes(name.as_bytes())).into_owned();
-        let again = String::from_utf8_lossy(&forward.replace_bytes(hf.as_bytes())).into_owned();
-        if hf == name || again != name {
-            return Err(Error::Unsupported(format!(
-                "{file}: tensor \"{}\" is not one of {}'s tensors as stload writes them \
-                 (no Hugging Face name renames to it)",
-                crate::error::shown(name),
-                back.arch
-            )));
-        }
+        let hf_name = |gguf: &str| -> Result<String> {
+            let mut gguf = gguf.to_string();
+            for (old, new) in back.gguf_renames {
+                gguf = gguf.replace(new, old);
+            }
+            let gguf = gguf.as_str();
+            let hf = String::from_utf8_lossy(&backward.replace_bytes(gguf.as_bytes())).into_owned();
+            if hf == gguf || forward.replace_bytes(hf.as_bytes()) != gguf.as_bytes() {
+                return Err(Error::Unsupported(format!(
+                    "{file}: tensor \"{}\" is not one of {}'s tensors as stload writes them \
+                     (no Hugging Face name renames to it)",
+                    crate::error::shown(name),
+                    back.arch
+                )));
+            }
+            Ok(hf)
+        };
         let dtype = if info.dtype.is_float() || info.dtype.is_block() {
             target
         } else {
             info.dtype
         };
+        if let Some((prefix, proj, tail)) = back.experts.as_ref().and_then(|e| expert_of(e, name)) {
+            let experts = back.experts.as_ref().map_or("", |e| e.infix);
+            let (count, shape) = match info.shape.split_first() {
+                Some((&n, rest)) if n > 0 && !rest.is_empty() => (n, rest),
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{file}: tensor \"{name}\" of shape {:?} is no stack of experts",
+                        info.shape
+                    )))
+                }
+            };
+            let prefix = hf_name(prefix)?;
+            for e in 0..count {
+                out.push(Planned {
+                    gguf: name.to_string(),
+                    spec: TensorSpec {
+                        name: format!("{prefix}{experts}{e}.{proj}.{tail}"),
+                        dtype,
+                        shape: shape.to_vec(),
+                    },
+                    rows: None,
+                    part: Some((e, count)),
+                });
+            }
+            continue;
+        }
+        let hf = hf_name(name)?;
         let rows = match (back.unrepack_qk, info.shape.first().copied()) {
             (true, Some(rows))
                 if name.ends_with("attn_q.weight") || name.ends_with("attn_k.weight") =>
@@ -226,9 +316,18 @@ fn plan(model: &Model, back: &Back, target: Dtype) -> Result<Vec<Planned>> {
                 shape: info.shape.to_vec(),
             },
             rows,
+            part: None,
         });
     }
     Ok(out)
+}
+
+/// `(prefix, Hugging Face projection, tail)` of a stacked expert tensor `PREFIX.GGUF_PROJ.TAIL`.
+fn expert_of<'a>(experts: &Experts, name: &'a str) -> Option<(&'a str, &'static str, &'a str)> {
+    experts.names.iter().find_map(|(hf, gguf)| {
+        let (prefix, tail) = name.split_once(&format!(".{gguf}."))?;
+        Some((prefix, *hf, tail))
+    })
 }
 
 /// Refuses an output that exists and is not an empty directory.
@@ -292,10 +391,24 @@ pub fn write_hf(
     let specs: Vec<TensorSpec> = planned.iter().map(|p| p.spec.clone()).collect();
     let metadata = [("format".to_string(), "pt".to_string())].into();
     let shown = weights.display().to_string();
+    // The GGUF tensor last read: a stack of experts is read once for all its parts.
+    let mut current: Option<(&str, crate::tensor::Tensor)> = None;
     write_streaming(&weights, &specs, &metadata, |i, w| {
         let p = &planned[i];
-        let t = model.get_as(&p.gguf, p.spec.dtype)?;
-        let data = t.data();
+        if current.as_ref().is_none_or(|(name, _)| *name != p.gguf) {
+            current = None;
+            // The converted copy is cached by the model: let it go, so memory holds one tensor.
+            model.release_all();
+            current = Some((&p.gguf, model.get_as(&p.gguf, p.spec.dtype)?));
+        }
+        let Some((_, t)) = &current else {
+            return Ok(());
+        };
+        let mut data = t.data();
+        if let Some((index, count)) = p.part {
+            let size = data.len() / count as usize;
+            data = &data[index as usize * size..(index as usize + 1) * size];
+        }
         let io = |e: std::io::Error| Error::io(&shown, "cannot write", &e);
         match &p.rows {
             None => w.write_all(data).map_err(io)?,
@@ -309,16 +422,14 @@ pub fn write_hf(
                 w.write_all(&hf).map_err(io)?;
             }
         }
-        let bytes = data.len() as u64;
-        drop(t);
-        // The converted copy is cached by the model: let it go, so memory holds one tensor.
-        model.release_all();
-        if progress(bytes) {
+        if progress(data.len() as u64) {
             Ok(())
         } else {
             Err(Error::Cancelled(format!("{shown}: conversion cancelled")))
         }
     })?;
+    drop(current);
+    model.release_all();
     let mut written = vec![weights];
     for (name, value) in [
         ("config.json", config),

@@ -698,7 +698,7 @@ def tokenizer_split(env: Env, writer: str) -> str:
 # same config give bit-identical logits: the bound is 0 (measured 0.0 for each; mistral comes back
 # as LlamaForCausalLM, whose eager float32 graph is the same). The rebuilt tokenizer.json gives
 # the source's ids and pre-tokenizer pieces for each of hf_reference.TOKENIZER_TEXTS.
-TO_HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
+TO_HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen3moe", "phi3", "phi4mini"]
 TO_HF_MAX_ABS = 0.0
 
 
