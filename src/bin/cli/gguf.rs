@@ -46,7 +46,7 @@ pub fn to_hf(src: &Path, out: &Path, dtype: Option<&str>) -> Result<()> {
         println!("wrote {}", super::escaped(&path.display().to_string()));
     }
     println!(
-        "hugging face: {} tensors as {} in {}",
+        "hugging face: from {} GGUF tensors, as {}, in {}",
         model.len(),
         target.name(),
         out.display()
