@@ -69,6 +69,8 @@ pub(crate) mod file;
 pub(crate) mod general_name;
 pub mod gguf;
 pub(crate) mod gguf_format;
+#[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+pub(crate) mod gguf_to_hf;
 pub(crate) mod header;
 pub(crate) mod hf_to_gguf;
 pub(crate) mod identity;
@@ -125,7 +127,7 @@ pub mod __private {
         )*};
     }
     reexport!(
-        arch, buffer, export, header, hf_to_gguf, index, options, remote, sample, tokenizer, torch,
-        transform, write,
+        arch, buffer, export, gguf_to_hf, header, hf_to_gguf, index, options, remote, sample,
+        tokenizer, torch, transform, write,
     );
 }

@@ -26,22 +26,30 @@ pub(crate) const ARCH: Arch = Arch {
 /// Renames added to llama's.
 pub const EXTRA_PAIRS: &[&str] = &["block_sparse_moe.gate", "ffn_gate_inp"];
 
-const EXPERTS: &str = ".block_sparse_moe.experts.";
+/// Where a layer's experts are in a Hugging Face name: `PREFIX{EXPERTS}E.PROJ.weight`.
+pub const EXPERTS: &str = ".block_sparse_moe.experts.";
+
+/// Each expert projection's Hugging Face name and the stacked GGUF tensor it goes into.
+#[rustfmt::skip]
+pub const EXPERT_NAMES: &[(&str, &str)] = &[
+    ("w1", "ffn_gate_exps"),
+    ("w2", "ffn_down_exps"),
+    ("w3", "ffn_up_exps"),
+];
+
+/// The GGUF name of expert projection `proj` in `names` (an `EXPERT_NAMES` table).
+pub fn stacked_name(names: &[(&str, &'static str)], proj: &str) -> Option<&'static str> {
+    names
+        .iter()
+        .find(|(hf, _)| *hf == proj)
+        .map(|(_, gguf)| *gguf)
+}
 
 /// Stacks `blk.L.block_sparse_moe.experts.E.wN.weight` over E, then repacks Q/K like llama.
 pub fn transform(items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
-    let rest = stack_experts(
-        items,
-        config,
-        EXPERTS,
-        &["num_local_experts"],
-        |p| match p {
-            "w1" => Some("ffn_gate_exps"),
-            "w2" => Some("ffn_down_exps"),
-            "w3" => Some("ffn_up_exps"),
-            _ => None,
-        },
-    )?;
+    let rest = stack_experts(items, config, EXPERTS, &["num_local_experts"], |p| {
+        stacked_name(EXPERT_NAMES, p)
+    })?;
     llama::repack_qk(rest, config)
 }
 

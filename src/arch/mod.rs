@@ -15,14 +15,14 @@ mod gemma3;
 mod gpt_oss;
 mod granite;
 mod keys;
-mod llama;
+pub(crate) mod llama;
 mod llama4;
-mod mixtral;
+pub(crate) mod mixtral;
 mod olmo2;
-mod phi3;
+pub(crate) mod phi3;
 mod qwen2;
 mod qwen3;
-mod qwen3moe;
+pub(crate) mod qwen3moe;
 mod registry;
 mod stablelm;
 

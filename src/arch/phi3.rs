@@ -30,6 +30,10 @@ pub const PAIRS: &[&str] = &[
     "mlp.gate_up_proj", "ffn_gate_up",
 ];
 
+/// The names the GGUF layout gives a tensor apart from the rename pairs (old part, new part):
+/// llama.cpp's phi3 reads the fused gate and up projection as `ffn_up`.
+pub const GGUF_RENAMES: &[(&str, &str)] = &[("ffn_gate_up.", "ffn_up.")];
+
 /// Splits every `attn_qkv.*` into `attn_q/k/v.*` and every `ffn_gate_up.*` into `ffn_gate/up.*`.
 pub fn transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
     let (heads, kv_heads, head_dim) = config.attention()?;
@@ -97,7 +101,7 @@ pub fn gguf_transform(mut items: Vec<Item>, config: &Config) -> Result<Vec<Item>
                     item.original()
                 )));
             }
-            let name = item.name.replace("ffn_gate_up.", "ffn_up.");
+            let name = item.name.replace(GGUF_RENAMES[0].0, GGUF_RENAMES[0].1);
             item.rename(name);
         }
     }

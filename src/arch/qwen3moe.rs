@@ -31,7 +31,16 @@ pub const EXTRA_PAIRS: &[&str] = &[
     "mlp.gate.weight", "ffn_gate_inp.weight",
 ];
 
-const EXPERTS: &str = ".mlp.experts.";
+/// Where a layer's experts are in a Hugging Face name: `PREFIX{EXPERTS}E.PROJ.weight`.
+pub const EXPERTS: &str = ".mlp.experts.";
+
+/// Each expert projection's Hugging Face name and the stacked GGUF tensor it goes into.
+#[rustfmt::skip]
+pub const EXPERT_NAMES: &[(&str, &str)] = &[
+    ("gate_proj", "ffn_gate_exps"),
+    ("up_proj", "ffn_up_exps"),
+    ("down_proj", "ffn_down_exps"),
+];
 
 /// The expert count: `num_experts` in Qwen's configs, `num_local_experts` as transformers 5
 /// saves it.
@@ -39,11 +48,8 @@ const EXPERT_COUNT: [&str; 2] = ["num_experts", "num_local_experts"];
 
 /// Stacks `blk.L.mlp.experts.E.{gate,up,down}_proj.weight` over E.
 pub fn transform(items: Vec<Item>, config: &Config) -> Result<Vec<Item>> {
-    mixtral::stack_experts(items, config, EXPERTS, &EXPERT_COUNT, |p| match p {
-        "gate_proj" => Some("ffn_gate_exps"),
-        "up_proj" => Some("ffn_up_exps"),
-        "down_proj" => Some("ffn_down_exps"),
-        _ => None,
+    mixtral::stack_experts(items, config, EXPERTS, &EXPERT_COUNT, |p| {
+        mixtral::stacked_name(EXPERT_NAMES, p)
     })
 }
 

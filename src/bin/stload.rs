@@ -98,6 +98,12 @@ enum Command {
         /// which is refused when no llama.cpp type splits text as it does.
         #[arg(long, value_name = "NAME")]
         tokenizer_pre: Option<String>,
+        /// SRC is a GGUF model file: write a Hugging Face directory at --out (new or empty):
+        /// model.safetensors under Hugging Face names (the inverse of stload's GGUF export),
+        /// floats and quantised types as --dtype f32 (default), f16 or bf16, and config.json,
+        /// tokenizer.json and tokenizer_config.json rebuilt from the GGUF keys.
+        #[arg(long)]
+        to_hf: bool,
     },
     /// Check every header and every tensor's data range; exit 0 when all are valid, 1 otherwise.
     Verify {
@@ -139,7 +145,30 @@ fn main() -> ExitCode {
             split_max_tensors,
             tokenizer_pre,
             quant,
-        } => match gguf::wanted(&out, format.as_deref()) {
+            to_hf,
+        } => {
+            if to_hf {
+                let given = [
+                    ("--arch", arch.is_some()),
+                    ("--outtype", outtype.is_some()),
+                    ("--format", format.is_some()),
+                    ("--split-max-size", split_max_size.is_some()),
+                    ("--split-max-tensors", split_max_tensors.is_some()),
+                    ("--tokenizer-pre", tokenizer_pre.is_some()),
+                    ("--force", force),
+                    (
+                        "--output-tensor-type and the other quantisation flags",
+                        quant.given(),
+                    ),
+                ];
+                match given.iter().find(|(_, set)| *set) {
+                    Some((flag, _)) => Err(stload::Error::InvalidArgument(format!(
+                        "{flag} does not apply to --to-hf"
+                    ))),
+                    None => gguf::to_hf(&src, &out, dtype.as_deref()),
+                }
+            } else {
+                match gguf::wanted(&out, format.as_deref()) {
             Ok(true) => gguf::split_arg(split_max_size.as_deref(), split_max_tensors.as_deref())
                 .and_then(|split| {
                     let mut options = options(arch);
@@ -178,7 +207,9 @@ fn main() -> ExitCode {
                 &options(arch),
             ),
             Err(e) => Err(e),
-        },
+            }
+            }
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -695,6 +695,73 @@ def tokenizer_split(env: Env, writer: str) -> str:
     return f"{len(lines)} cases: " + ", ".join(line.split(":")[0].split()[-1] for line in lines)
 
 
+# `stload convert X.gguf --out DIR --to-hf` on stload's F32 GGUF of each tiny model above: the
+# directory holds the source's tensors under the source's names with the source's bytes, and
+# transformers loads it (AutoModelForCausalLM, AutoTokenizer). Bit-identical weights under the
+# same config give bit-identical logits: the bound is 0 (measured 0.0 for each; mistral comes back
+# as LlamaForCausalLM, whose eager float32 graph is the same). The rebuilt tokenizer.json gives
+# the source's ids and pre-tokenizer pieces for each of hf_reference.TOKENIZER_TEXTS.
+TO_HF_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen3moe", "phi3", "phi4mini"]
+TO_HF_MAX_ABS = 0.0
+
+
+def _safetensors(d: Path) -> dict:
+    from safetensors import safe_open
+
+    out = {}
+    for f in sorted(d.glob("*.safetensors")):
+        with safe_open(str(f), "np") as st:
+            out.update({k: st.get_tensor(k) for k in st.keys()})
+    return out
+
+
+def _to_hf(env: Env, writer: str, arch: str) -> str:
+    if writer != "stload":
+        raise Skip("checks stload's --to-hf")
+    src, ids, want = _hf_reference(env, arch)
+    gguf_path = env.convert(src, "f32", writer)
+    back = env.work / "out" / "to-hf" / arch
+    shutil.rmtree(back, ignore_errors=True)
+    cmd = [str(env.stload), "convert", str(gguf_path), "--out", str(back), "--to-hf"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    if r.returncode != 0:
+        raise Failure(f"{arch}: --to-hf exited {r.returncode}: {_tail(r.stderr, errors=True)}")
+    a, b = _safetensors(src), _safetensors(back)
+    if a.keys() != b.keys():
+        raise Failure(f"{arch}: tensors only in the source {sorted(a.keys() - b.keys())}, only in --to-hf's {sorted(b.keys() - a.keys())}")
+    for name, x in a.items():
+        y = b[name]
+        if (x.dtype, x.shape) != (y.dtype, y.shape) or x.tobytes() != y.tobytes():
+            raise Failure(f"{arch}: {name}: source {x.dtype} {list(x.shape)}, --to-hf {y.dtype} {list(y.shape)}, or other bytes")
+    out = env.work / f"to-hf-{arch}.json"
+    cmd = [sys.executable, str(HERE / "hf_reference.py"), "tohf", str(src), str(back), str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    if r.returncode != 0:
+        raise Failure(f"{arch}: transformers on --to-hf's directory failed: {_tail(r.stderr, errors=True)}")
+    res = json.loads(out.read_text())
+    if res["ids"] != ids:
+        raise Failure(f"{arch}: token ids {res['ids']} differ from the source run's {ids}")
+    have = np.asarray(res["logits"], dtype=np.float64)
+    diff = float(np.abs(have - want).max()) if have.shape == want.shape else float("inf")
+    if not diff <= TO_HF_MAX_ABS:
+        raise Failure(f"{arch}: logits {have.shape} vs the source's {want.shape}: max abs diff {diff:.3g} > {TO_HF_MAX_ABS}")
+    for t in res["tokens"]:
+        if t["source"] != t["back"]:
+            raise Failure(f"{arch}: {t['text']!r}: source tokenizer (ids, pieces) {t['source']}, rebuilt {t['back']}")
+    return f"{len(a)} tensors bit-identical, logits max abs diff {diff:.3g}, {len(res['tokens'])} texts tokenized alike"
+
+
+def _to_hf_test(arch: str):
+    def test(env: Env, writer: str) -> str:
+        return _to_hf(env, writer, arch)
+
+    test.__name__ = f"to_hf_{arch}"
+    return test
+
+
+TO_HF_TESTS = [_to_hf_test(arch) for arch in TO_HF_ARCHS]
+
+
 TESTS = [
     bert_tokens,
     bert_embed_f32,
@@ -708,6 +775,7 @@ TESTS = [
     *HF_TESTS,
     hf_gpt_oss_mxfp4_bytes,
     *HF_FP8_TESTS,
+    *TO_HF_TESTS,
     bad_missing_config,
     bad_fp8_without_scale,
     bad_unknown_arch,
@@ -717,7 +785,7 @@ TESTS = [
     tokenizer_split,
 ]
 # (The transformers checks carry their own reference, llama.cpp's converter, in their message.)
-DIAGNOSABLE = {t.__name__ for t in TESTS if not t.__name__.startswith(("bad_", "hf_", "tokenizer_"))}
+DIAGNOSABLE = {t.__name__ for t in TESTS if not t.__name__.startswith(("bad_", "hf_", "tokenizer_", "to_hf_"))}
 
 
 # -- mutants: the reference writer broken on purpose; each must make its test fail ------------------

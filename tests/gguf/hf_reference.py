@@ -22,6 +22,9 @@ Usage as a script (by e2e.py, in its own process so torch's threads and memory g
   hf_reference.py ARCH DIR OUT.json  -> the model in DIR; {"ids", "logits", "unrouted"} in OUT.json
   hf_reference.py fp8 SRC FP8_DIR DEQ_DIR OUT.json  -> SRC (a deepseekv3 model) as FP8 with block
       scales in FP8_DIR, dequantised in DEQ_DIR; transformers' logits of DEQ_DIR in OUT.json
+  hf_reference.py tohf SRC BACK OUT.json  -> transformers' logits of BACK (a directory written by
+      `stload convert --to-hf`) on SRC's ids, and the ids and pre-tokenizer pieces SRC's and BACK's
+      tokenizers (both loaded with AutoTokenizer) give each of TOKENIZER_TEXTS, in OUT.json
 """
 
 import json
@@ -543,7 +546,44 @@ def logits(model_dir: Path, token_ids: list[int]):
     return out.logits[0].double().numpy(), unrouted
 
 
+# Texts the rebuilt tokenizer must split as the source's does: words, contractions, digit runs,
+# runs of spaces and newlines, punctuation, accents, CJK and emoji (bytes without a merge), the
+# special tokens' text, and nothing at all.
+TOKENIZER_TEXTS = [
+    "Hello world",
+    "The quick brown fox jumps over the lazy dog.",
+    "don't I'll we've they're",
+    "12345 3.14159 2025-01-31",
+    "  two spaces,\n\nnew lines\ttab   end  ",
+    "naïve café über",
+    "漢字とかな 한국어",
+    "emoji 🙂👍🏽!",
+    f"{llama_oracle.BOS}text{llama_oracle.EOS} more",
+    "",
+]
+
+
+def tohf(src: Path, back: Path, out: Path) -> None:
+    import transformers as t
+
+    trained = json.loads((src / "tokenizer.json").read_text())["model"]["vocab"]
+    token_ids = ids(len(trained))
+    values, _ = logits(back, token_ids)
+    a, b = t.AutoTokenizer.from_pretrained(str(src)), t.AutoTokenizer.from_pretrained(str(back))
+    # The pre-tokenizers' pieces compared too: a BPE trained on split text has no merge across a
+    # split, so the ids alone would not tell a coarser split from the source's.
+    pieces = [t.backend_tokenizer.pre_tokenizer.pre_tokenize_str for t in (a, b)]
+    tokens = [
+        {"text": s, "source": [a(s)["input_ids"], pieces[0](s)], "back": [b(s)["input_ids"], pieces[1](s)]}
+        for s in TOKENIZER_TEXTS
+    ]
+    out.write_text(json.dumps({"ids": token_ids, "logits": values.tolist(), "tokens": tokens}))
+
+
 def main() -> int:
+    if sys.argv[1] == "tohf":
+        tohf(*(Path(a) for a in sys.argv[2:5]))
+        return 0
     if sys.argv[1] == "fp8":
         # hf_reference.py fp8 SRC FP8_DIR DEQUANTIZED_DIR OUT.json: SRC built by `make`.
         src, fp8, dequantized, out = (Path(a) for a in sys.argv[2:6])

@@ -23,6 +23,37 @@ pub fn wanted(out: &Path, format: Option<&str>) -> Result<bool> {
     }
 }
 
+/// `stload convert SRC.gguf --out DIR --to-hf [--dtype f32|f16|bf16]`: the Hugging Face
+/// directory rebuilt from a GGUF model.
+pub fn to_hf(src: &Path, out: &Path, dtype: Option<&str>) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let target = match dtype.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("f32") => stload::Dtype::F32,
+        Some("f16") => stload::Dtype::F16,
+        Some("bf16") => stload::Dtype::BF16,
+        Some(d) => {
+            return Err(Error::InvalidArgument(format!(
+                "--dtype \"{d}\": --to-hf writes f32, f16 or bf16"
+            )))
+        }
+    };
+    super::stop_on_signals()?;
+    let model = super::open(&[PathBuf::from(src)], &Options::default())?;
+    let written = stload::__private::gguf_to_hf::write_hf(&model, out, target, &mut |_| {
+        !super::INTERRUPTED.load(Ordering::Relaxed)
+    })?;
+    for path in &written {
+        println!("wrote {}", super::escaped(&path.display().to_string()));
+    }
+    println!(
+        "hugging face: from {} GGUF tensors, as {}, in {}",
+        model.len(),
+        target.name(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// Whether `path` is a GGUF file (by its magic, so any file name works).
 pub fn is_gguf(path: &Path) -> bool {
     use std::io::Read;
