@@ -125,7 +125,7 @@ pub mod __private {
         )*};
     }
     reexport!(
-        arch, buffer, export, header, hf_to_gguf, index, options, remote, sample, tokenizer, torch,
-        transform, write,
+        arch, buffer, export, header, hf_to_gguf, index, options, remote, sample, side_files,
+        tokenizer, torch, transform, write,
     );
 }

@@ -4,11 +4,13 @@
 //! duplicate names) are in `source::item`; the rules' types in `options`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::arch;
 use crate::error::Result;
 use crate::options::Options;
 pub use crate::options::{SplitRule, StackRule};
+use crate::side_files::SideFiles;
 use crate::source::item::{self, Item};
 
 /// Applies, in order: the architecture's renames, the caller's renames, the architecture's
@@ -19,10 +21,16 @@ pub(crate) fn apply(
     options: &Options,
     config_dir: &Path,
 ) -> Result<Vec<Item>> {
+    // config.json is read once, and only when an architecture needs it.
+    let side = options
+        .arch
+        .as_ref()
+        .map(|_| Arc::new(SideFiles::read_arch(config_dir, options.max_json_size)));
     let arch = options
         .arch
         .as_deref()
-        .map(|name| arch::for_open(name, config_dir, options.max_json_size))
+        .zip(side.as_ref())
+        .map(|(name, side)| arch::for_open(name, side))
         .transpose()?;
     let nothing_to_do = arch.is_none()
         && options.rename.is_empty()
@@ -42,8 +50,8 @@ pub(crate) fn apply(
         }
     }
     item::check_unique(&mut items)?;
-    if let Some(arch) = arch {
-        let config = arch::config_for(arch.name, config_dir, options.max_json_size)?;
+    if let (Some(arch), Some(side)) = (arch, side) {
+        let config = arch::config_for(arch.name, side)?;
         items = (arch.transform_for(options.gguf_layout))(items, &config)?;
     }
     for rule in &options.stacks {
