@@ -16,12 +16,12 @@ pub(crate) const MODEL_CARD: &str = "README.md";
 /// without what it cannot parse): the name only labels the file.
 pub(crate) fn of(side: &SideFiles) -> String {
     let read = |name: &str| side.get(name).ok().flatten();
-    if let Some(name) = read(MODEL_CARD).and_then(|card| card_name(&String::from_utf8_lossy(&card)))
+    if let Some(name) = read(MODEL_CARD).and_then(|card| card_name(&String::from_utf8_lossy(card)))
     {
         return name;
     }
     let config = read(side_files::CONFIG)
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(bytes).ok());
     if let Some(id) = config
         .as_ref()
         .and_then(|c| c.get("_name_or_path"))
