@@ -43,10 +43,10 @@ pub fn side_files(dir: &Path, max_json: u64) -> Vec<PathBuf> {
 impl Model {
     /// Writes this model as a GGUF file that llama.cpp and ollama run, with tensor types
     /// chosen by `outtype`. The architecture is the one the model was opened with, else
-    /// `config.json`'s `architectures[0]`; `config.json` and the tokenizer files are read from
-    /// [`Model::config_dir`] (a model opened from a URL without a cache directory has none
-    /// there: refused as [`crate::Error::Unsupported`], never read as a local path spelled like
-    /// the URL). A model opened without that architecture's GGUF layout is opened
+    /// `config.json`'s `architectures[0]`; `config.json` and the tokenizer files are read once
+    /// each (within `max_json_size`) from [`Model::config_dir`], or, for a model opened from a
+    /// URL without a cache directory, fetched from its URL prefix (never read as a local path
+    /// spelled like the URL). A model opened without that architecture's GGUF layout is opened
     /// again with it (headers only). The sizes config.json gives are checked against the
     /// tensors before anything is computed from them: `vocab_size` and the tokenizer's token
     /// count must equal the token embedding's rows, a computed tensor's length the attention
@@ -127,10 +127,10 @@ impl Model {
             )));
         }
         types.check()?;
-        let dir = self.side_dir()?;
-        let max_json = self.options().max_json_size;
         // Every file beside the weights is read here, once, within its bound.
-        let side = Arc::new(SideFiles::read(dir, max_json));
+        let side = Arc::new(self.side_files()?);
+        let dir = self.config_dir();
+        let max_json = self.options().max_json_size;
         let name = arch::resolve_in(self.options().arch.as_deref().unwrap_or(arch::AUTO), &side)?;
         let reopened;
         let model = if self.options().gguf_layout && self.options().arch.as_deref() == Some(name) {
@@ -142,7 +142,7 @@ impl Model {
                 ..self.options().clone()
             };
             let files: Vec<&Path> = self.files().collect();
-            reopened = Model::open_files(&files, &options)?;
+            reopened = Model::open_files_with(&files, &options, Some(Arc::clone(&side)))?;
             &reopened
         };
         // config.json's sizes are checked against the tensors before anything is computed or

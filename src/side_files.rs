@@ -128,23 +128,47 @@ impl SideFiles {
     /// Every side file of the directory `dir` ([`ALL`], the model card, and the pooling
     /// configuration `modules.json` names), each within its bound of `max_json`.
     pub fn read(dir: &Path, max_json: u64) -> SideFiles {
+        SideFiles::read_only(dir, &SideFiles::names(), max_json).with_pooling(local(dir, max_json))
+    }
+
+    /// The names [`SideFiles::read`] reads before the pooling configuration: [`ALL`] and the
+    /// model card.
+    pub(crate) fn names() -> Vec<&'static str> {
         let mut names: Vec<&str> = ALL.to_vec();
         names.push(MODEL_CARD);
-        SideFiles::read_only(dir, &names, max_json).with_pooling()
+        names
+    }
+
+    /// Side files fetched from elsewhere (a remote prefix, shown as `dir`): `files` holds each
+    /// name looked for and what reading it gave, `None` when missing.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn from_parts(
+        dir: PathBuf,
+        max_json: u64,
+        files: Vec<(String, Result<Option<Vec<u8>>>)>,
+    ) -> SideFiles {
+        SideFiles {
+            dir,
+            max_json,
+            files,
+        }
     }
 
     /// The side files an architecture reads of the directory `dir`: `config.json` and the
     /// pooling configuration (`modules.json` and the file it names), not the tokenizer's.
     pub fn read_arch(dir: &Path, max_json: u64) -> SideFiles {
-        SideFiles::read_only(dir, &[CONFIG, MODULES], max_json).with_pooling()
+        SideFiles::read_only(dir, &[CONFIG, MODULES], max_json).with_pooling(local(dir, max_json))
     }
 
-    /// These files and the pooling configuration `modules.json` names, when it names one
-    /// (a `modules.json` that cannot be read adds nothing here: bert reports it).
-    fn with_pooling(mut self) -> SideFiles {
+    /// These files and the pooling configuration `modules.json` names, when it names one,
+    /// read by `read` (a `modules.json` that cannot be read adds nothing here: bert reports
+    /// it).
+    pub(crate) fn with_pooling(
+        mut self,
+        read: impl Fn(&str) -> Result<Option<Vec<u8>>>,
+    ) -> SideFiles {
         if let Ok(Some(pooling)) = self.pooling_config() {
-            let path = self.dir.join(&pooling);
-            let bytes = read_side(&path, limit(&pooling, self.max_json));
+            let bytes = read(&pooling);
             self.files.push((pooling, bytes));
         }
         self
@@ -153,12 +177,10 @@ impl SideFiles {
     /// The side files `names` of the directory `dir` only (detection needs `config.json`
     /// alone, not a tokenizer of tens of megabytes).
     pub fn read_only(dir: &Path, names: &[&str], max_json: u64) -> SideFiles {
+        let read = local(dir, max_json);
         let files = names
             .iter()
-            .map(|name| {
-                let bytes = read_side(&dir.join(name), limit(name, max_json));
-                (name.to_string(), bytes)
-            })
+            .map(|name| (name.to_string(), read(name)))
             .collect();
         SideFiles {
             dir: dir.to_path_buf(),
@@ -228,6 +250,12 @@ impl SideFiles {
         };
         pooling_config(&self.path(MODULES).display().to_string(), &modules)
     }
+}
+
+/// The reader of the side files of the local directory `dir`: one regular file, within its
+/// bound of `max_json`.
+fn local(dir: &Path, max_json: u64) -> impl Fn(&str) -> Result<Option<Vec<u8>>> + '_ {
+    move |name| read_side(&dir.join(name), limit(name, max_json))
 }
 
 /// The error `e` again: a side file's error is kept and reported to each reader that needs

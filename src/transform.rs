@@ -14,18 +14,18 @@ use crate::side_files::SideFiles;
 use crate::source::item::{self, Item};
 
 /// Applies, in order: the architecture's renames, the caller's renames, the architecture's
-/// structural transforms (reading `config.json` in `config_dir`), the caller's stack rules,
+/// structural transforms (reading `config.json` of `side`, else in `config_dir`), the caller's stack rules,
 /// then the caller's split rules. Two tensors ending under one name is an error naming both.
 pub(crate) fn apply(
     mut items: Vec<Item>,
     options: &Options,
     config_dir: &Path,
+    side: Option<Arc<SideFiles>>,
 ) -> Result<Vec<Item>> {
     // config.json is read once, and only when an architecture needs it.
-    let side = options
-        .arch
-        .as_ref()
-        .map(|_| Arc::new(SideFiles::read_arch(config_dir, options.max_json_size)));
+    let side = options.arch.as_ref().map(|_| {
+        side.unwrap_or_else(|| Arc::new(SideFiles::read_arch(config_dir, options.max_json_size)))
+    });
     let arch = options
         .arch
         .as_deref()
