@@ -6,29 +6,22 @@
 //! lower-case words capitalised, versions and numbers kept). llama.cpp keys some tokenizer
 //! quirks on the name (Phi-3's special tokens), so it must be the converter's.
 
-use std::path::Path;
-
-use crate::file::{read_side, SideLimit};
-use crate::side_files;
+use crate::side_files::{self, SideFiles};
 
 /// The model card beside the weights.
 pub(crate) const MODEL_CARD: &str = "README.md";
 
-/// The name of the model in `dir`, reading the model card and `config.json` within `max_json`
-/// bytes each. A card or config that cannot be read or parsed adds nothing (the converter
-/// too goes on without what it cannot parse): the name only labels the file.
-pub(crate) fn of(dir: &Path, max_json: u64) -> String {
-    let read = |name: &str| {
-        read_side(&dir.join(name), SideLimit::Json(max_json))
-            .ok()
-            .flatten()
-    };
-    if let Some(name) = read(MODEL_CARD).and_then(|card| card_name(&String::from_utf8_lossy(&card)))
+/// The name of the model whose side files are `side`, from its model card and `config.json`.
+/// A card or config that could not be read or parsed adds nothing (the converter too goes on
+/// without what it cannot parse): the name only labels the file.
+pub(crate) fn of(side: &SideFiles) -> String {
+    let read = |name: &str| side.get(name).ok().flatten();
+    if let Some(name) = read(MODEL_CARD).and_then(|card| card_name(&String::from_utf8_lossy(card)))
     {
         return name;
     }
     let config = read(side_files::CONFIG)
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(bytes).ok());
     if let Some(id) = config
         .as_ref()
         .and_then(|c| c.get("_name_or_path"))
@@ -38,7 +31,8 @@ pub(crate) fn of(dir: &Path, max_json: u64) -> String {
             return id_to_title(full_name(id));
         }
     }
-    let dir_name = dir
+    let dir_name = side
+        .dir()
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -178,32 +172,42 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("tiny-phi3-mini");
         std::fs::create_dir(&dir).unwrap();
-        assert_eq!(of(&dir, 1 << 20), "Tiny Phi3 Mini");
+        assert_eq!(of(&SideFiles::read(&dir, 1 << 20)), "Tiny Phi3 Mini");
         std::fs::write(dir.join("config.json"), r#"{"_name_or_path": "/home/x/y"}"#).unwrap();
-        assert_eq!(of(&dir, 1 << 20), "Tiny Phi3 Mini", "a path is no model id");
+        assert_eq!(
+            of(&SideFiles::read(&dir, 1 << 20)),
+            "Tiny Phi3 Mini",
+            "a path is no model id"
+        );
         std::fs::write(
             dir.join("config.json"),
             r#"{"_name_or_path": "microsoft/Phi-3-mini-4k-instruct"}"#,
         )
         .unwrap();
-        assert_eq!(of(&dir, 1 << 20), "Phi 3 Mini 4k Instruct");
+        assert_eq!(
+            of(&SideFiles::read(&dir, 1 << 20)),
+            "Phi 3 Mini 4k Instruct"
+        );
         std::fs::write(
             dir.join("README.md"),
             "---\nlicense: mit\nmodel_name: 'My ''Model'''\n---\n# Card\nname: not front matter\n",
         )
         .unwrap();
-        assert_eq!(of(&dir, 1 << 20), "My 'Model'");
+        assert_eq!(of(&SideFiles::read(&dir, 1 << 20)), "My 'Model'");
         std::fs::write(
             dir.join("README.md"),
             "---\nname: \"Card Name\"\nmodel_name: other\n---\n",
         )
         .unwrap();
-        assert_eq!(of(&dir, 1 << 20), "Card Name");
+        assert_eq!(of(&SideFiles::read(&dir, 1 << 20)), "Card Name");
         // A card without front matter, or past the size bound, adds nothing.
         std::fs::write(dir.join("README.md"), "# name: x\n").unwrap();
-        assert_eq!(of(&dir, 1 << 20), "Phi 3 Mini 4k Instruct");
+        assert_eq!(
+            of(&SideFiles::read(&dir, 1 << 20)),
+            "Phi 3 Mini 4k Instruct"
+        );
         std::fs::write(dir.join("README.md"), "---\nname: big\n---\n").unwrap();
         // Nothing fits in 4 bytes: the directory's name.
-        assert_eq!(of(&dir, 4), "Tiny Phi3 Mini");
+        assert_eq!(of(&SideFiles::read(&dir, 4)), "Tiny Phi3 Mini");
     }
 }

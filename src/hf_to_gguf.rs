@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
@@ -14,6 +15,7 @@ use crate::gguf::tensor_types::TypeOverrides;
 use crate::gguf::{self, BlockScale, GgufPlan, OutType, Split};
 use crate::model::Model;
 use crate::options::Options;
+use crate::side_files::SideFiles;
 use crate::{arch, tokenizer};
 
 /// Every file besides the weights that a GGUF conversion of the model whose configuration
@@ -30,8 +32,9 @@ pub fn side_files(dir: &Path, max_json: u64) -> Vec<PathBuf> {
     files.push(dir.join(crate::general_name::MODEL_CARD));
     let remote = dir.to_str().and_then(crate::remote::url_of).is_some();
     if !remote {
-        if let Ok(Some(pooling)) = arch::pooling_config(dir, max_json) {
-            files.push(pooling);
+        let modules = SideFiles::read_only(dir, &[crate::side_files::MODULES], max_json);
+        if let Ok(Some(pooling)) = modules.pooling_config() {
+            files.push(dir.join(pooling));
         }
     }
     files
@@ -40,10 +43,10 @@ pub fn side_files(dir: &Path, max_json: u64) -> Vec<PathBuf> {
 impl Model {
     /// Writes this model as a GGUF file that llama.cpp and ollama run, with tensor types
     /// chosen by `outtype`. The architecture is the one the model was opened with, else
-    /// `config.json`'s `architectures[0]`; `config.json` and the tokenizer files are read from
-    /// [`Model::config_dir`] (a model opened from a URL without a cache directory has none
-    /// there: refused as [`crate::Error::Unsupported`], never read as a local path spelled like
-    /// the URL). A model opened without that architecture's GGUF layout is opened
+    /// `config.json`'s `architectures[0]`; `config.json` and the tokenizer files are read once
+    /// each (within `max_json_size`) from [`Model::config_dir`], or, for a model opened from a
+    /// URL without a cache directory, fetched from its URL prefix (never read as a local path
+    /// spelled like the URL). A model opened without that architecture's GGUF layout is opened
     /// again with it (headers only). The sizes config.json gives are checked against the
     /// tensors before anything is computed from them: `vocab_size` and the tokenizer's token
     /// count must equal the token embedding's rows, a computed tensor's length the attention
@@ -124,13 +127,11 @@ impl Model {
             )));
         }
         types.check()?;
-        let dir = self.side_dir()?;
+        // Every file beside the weights is read here, once, within its bound.
+        let side = Arc::new(self.side_files()?);
+        let dir = self.config_dir();
         let max_json = self.options().max_json_size;
-        let name = arch::resolve_limited(
-            self.options().arch.as_deref().unwrap_or(arch::AUTO),
-            dir,
-            max_json,
-        )?;
+        let name = arch::resolve_in(self.options().arch.as_deref().unwrap_or(arch::AUTO), &side)?;
         let reopened;
         let model = if self.options().gguf_layout && self.options().arch.as_deref() == Some(name) {
             self
@@ -141,13 +142,13 @@ impl Model {
                 ..self.options().clone()
             };
             let files: Vec<&Path> = self.files().collect();
-            reopened = Model::open_files(&files, &options)?;
+            reopened = Model::open_files_with(&files, &options, Some(Arc::clone(&side)))?;
             &reopened
         };
         // config.json's sizes are checked against the tensors before anything is computed or
         // padded from them: a small config must not make a large file.
         let tensors: Vec<(&str, &[u64])> = model.infos().map(|i| (i.name, i.shape)).collect();
-        let parts = arch::gguf_parts_limited(dir, Some(name), &tensors, max_json)?;
+        let parts = arch::gguf_parts_in(&side, Some(name), &tensors)?;
         // FP8 weights pair with their scales before anything else is read.
         let scales = block_scales(model, dir, parts.weight_block_size)?;
         let embeddings = embedding_rows(model)?;
@@ -164,12 +165,11 @@ impl Model {
         }
         let mut metadata = parts.metadata;
         if metadata.get("general.name").is_none() {
-            metadata.set("general.name", crate::general_name::of(dir, max_json));
+            metadata.set("general.name", crate::general_name::of(&side));
         }
-        let vocabulary = tokenizer::Vocabulary::read_with(
-            dir,
+        let vocabulary = tokenizer::Vocabulary::read_in(
+            &side,
             parts.vocab_size,
-            max_json,
             self.options().tokenizer_pre.as_deref(),
         )?;
         if let Some((tensor, rows)) = &embeddings {

@@ -128,6 +128,6 @@ pub mod __private {
     }
     reexport!(
         arch, buffer, export, gguf_to_hf, header, hf_to_gguf, index, options, remote, sample,
-        tokenizer, torch, transform, write,
+        side_files, tokenizer, torch, transform, write,
     );
 }

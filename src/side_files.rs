@@ -1,16 +1,21 @@
 //! Which files beside the weights a model has: the one list of side files that GGUF export
 //! reads (architectures and the tokenizer read them from the model's directory by these names)
 //! and that a cached remote prefix fetches along with the weights, so both see the same files.
-//! It names files only; how one is read (bounded, regular files only) belongs to the readers.
+//! [`SideFiles`] holds them, each read once through the one bounded reader, and is what
+//! architecture detection, `config.json`, the pooling configuration, the tokenizer and the
+//! model's name are made from: they take values, never a directory.
 //!
 //! A new side file is a constant here and a line in [`ALL`]; a file whose name another file
 //! gives (the pooling configuration `modules.json` names) gets a function beside
 //! [`pooling_config`].
 
+use std::path::{Path, PathBuf};
+
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::file::SideLimit;
+use crate::file::{read_side, SideLimit};
+use crate::general_name::MODEL_CARD;
 
 /// The model's configuration: architecture, sizes, token ids.
 pub(crate) const CONFIG: &str = "config.json";
@@ -36,7 +41,6 @@ pub(crate) const MODULES: &str = "modules.json";
 /// How large the side file `name` may be, given `max_json_size`: the tokenizer's own files
 /// (`tokenizer.json`, `tokenizer.model`) are bounded as tokenizers, every other one as JSON. The
 /// same bound holds for a local read and for a remote fetch.
-#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn limit(name: &str, max_json: u64) -> SideLimit {
     if name == TOKENIZER_JSON || name == TOKENIZER_MODEL {
         SideLimit::Tokenizer(max_json)
@@ -105,6 +109,173 @@ pub(crate) fn pooling_config(shown: &str, modules: &Value) -> Result<Option<Stri
         ));
     }
     Ok(Some(format!("{}/{CONFIG}", parts.join("/"))))
+}
+
+/// The side files of one model, each read once (within [`limit`] of `max_json_size`, a
+/// regular file only) when the set is made: a missing file is absent, and a file that could
+/// not be read keeps its error, reported to the reader that needs it (a broken model card does
+/// not stop an export that never needs it).
+#[derive(Debug)]
+pub struct SideFiles {
+    /// Where the files are: the model's directory, shown in messages as `dir/name`.
+    dir: PathBuf,
+    max_json: u64,
+    /// Each file read, by name relative to `dir`.
+    files: Vec<(String, Result<Option<Vec<u8>>>)>,
+}
+
+impl SideFiles {
+    /// Every side file of the directory `dir` ([`ALL`], the model card, and the pooling
+    /// configuration `modules.json` names), each within its bound of `max_json`.
+    pub fn read(dir: &Path, max_json: u64) -> SideFiles {
+        SideFiles::read_only(dir, &SideFiles::names(), max_json).with_pooling(local(dir, max_json))
+    }
+
+    /// The names [`SideFiles::read`] reads before the pooling configuration: [`ALL`] and the
+    /// model card.
+    pub(crate) fn names() -> Vec<&'static str> {
+        let mut names: Vec<&str> = ALL.to_vec();
+        names.push(MODEL_CARD);
+        names
+    }
+
+    /// Side files fetched from elsewhere (a remote prefix, shown as `dir`): `files` holds each
+    /// name looked for and what reading it gave, `None` when missing.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn from_parts(
+        dir: PathBuf,
+        max_json: u64,
+        files: Vec<(String, Result<Option<Vec<u8>>>)>,
+    ) -> SideFiles {
+        SideFiles {
+            dir,
+            max_json,
+            files,
+        }
+    }
+
+    /// The side files an architecture reads of the directory `dir`: `config.json` and the
+    /// pooling configuration (`modules.json` and the file it names), not the tokenizer's.
+    pub fn read_arch(dir: &Path, max_json: u64) -> SideFiles {
+        SideFiles::read_only(dir, &[CONFIG, MODULES], max_json).with_pooling(local(dir, max_json))
+    }
+
+    /// These files and the pooling configuration `modules.json` names, when it names one,
+    /// read by `read` (a `modules.json` that cannot be read adds nothing here: bert reports
+    /// it).
+    pub(crate) fn with_pooling(
+        mut self,
+        read: impl Fn(&str) -> Result<Option<Vec<u8>>>,
+    ) -> SideFiles {
+        if let Ok(Some(pooling)) = self.pooling_config() {
+            let bytes = read(&pooling);
+            self.files.push((pooling, bytes));
+        }
+        self
+    }
+
+    /// The side files `names` of the directory `dir` only (detection needs `config.json`
+    /// alone, not a tokenizer of tens of megabytes).
+    pub fn read_only(dir: &Path, names: &[&str], max_json: u64) -> SideFiles {
+        let read = local(dir, max_json);
+        let files = names
+            .iter()
+            .map(|name| (name.to_string(), read(name)))
+            .collect();
+        SideFiles {
+            dir: dir.to_path_buf(),
+            max_json,
+            files,
+        }
+    }
+
+    /// Where the files are (a directory, or a remote model's URL prefix).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of the side file `name`, as messages show it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The bound on JSON side files they were read with (`max_json_size`).
+    pub fn max_json(&self) -> u64 {
+        self.max_json
+    }
+
+    /// The bytes of the side file `name`: `None` when it is missing (or was not read); the
+    /// error met reading it (not a regular file, past its bound) otherwise.
+    pub fn get(&self, name: &str) -> Result<Option<&[u8]>> {
+        match self.files.iter().find(|(n, _)| n == name) {
+            None | Some((_, Ok(None))) => Ok(None),
+            Some((_, Ok(Some(bytes)))) => Ok(Some(bytes)),
+            Some((_, Err(e))) => Err(again(e)),
+        }
+    }
+
+    /// The side file `name`, which must exist: missing is an error naming it, saying `what`
+    /// needs it.
+    pub fn need(&self, name: &str, what: &str) -> Result<&[u8]> {
+        self.get(name)?.ok_or_else(|| Error::Io {
+            path: self.path(name).display().to_string(),
+            message: format!("{what}: missing"),
+        })
+    }
+
+    /// The side file `name` parsed as JSON into `T`, `None` when missing; errors name it.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(bytes) => self.parse(name, bytes).map(Some),
+        }
+    }
+
+    /// The JSON `bytes` of the side file `name` parsed into `T`; errors name it.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self, name: &str, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            Error::format(
+                self.path(name).display(),
+                None,
+                format!("not valid JSON: {e}"),
+            )
+        })
+    }
+
+    /// The name of the Pooling module's configuration that `modules.json` names
+    /// ([`pooling_config`]), `None` without one.
+    pub fn pooling_config(&self) -> Result<Option<String>> {
+        let Some(modules) = self.json::<Value>(MODULES)? else {
+            return Ok(None);
+        };
+        pooling_config(&self.path(MODULES).display().to_string(), &modules)
+    }
+}
+
+/// The reader of the side files of the local directory `dir`: one regular file, within its
+/// bound of `max_json`.
+fn local(dir: &Path, max_json: u64) -> impl Fn(&str) -> Result<Option<Vec<u8>>> + '_ {
+    move |name| read_side(&dir.join(name), limit(name, max_json))
+}
+
+/// The error `e` again: a side file's error is kept and reported to each reader that needs
+/// the file.
+fn again(e: &Error) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+        Error::Io { path, message } => Error::Io {
+            path: path.clone(),
+            message: message.clone(),
+        },
+        Error::Format(m) => Error::Format(m.clone()),
+        Error::NotFound(m) => Error::NotFound(m.clone()),
+        Error::Unsupported(m) => Error::Unsupported(m.clone()),
+        Error::Duplicate(m) => Error::Duplicate(m.clone()),
+        Error::Limit(m) => Error::Limit(m.clone()),
+        Error::BufferSize(m) => Error::BufferSize(m.clone()),
+        Error::OutOfMemory(m) => Error::OutOfMemory(m.clone()),
+        Error::Cancelled(m) => Error::Cancelled(m.clone()),
+    }
 }
 
 #[cfg(test)]

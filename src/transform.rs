@@ -4,25 +4,33 @@
 //! duplicate names) are in `source::item`; the rules' types in `options`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::arch;
 use crate::error::Result;
 use crate::options::Options;
 pub use crate::options::{SplitRule, StackRule};
+use crate::side_files::SideFiles;
 use crate::source::item::{self, Item};
 
 /// Applies, in order: the architecture's renames, the caller's renames, the architecture's
-/// structural transforms (reading `config.json` in `config_dir`), the caller's stack rules,
+/// structural transforms (reading `config.json` of `side`, else in `config_dir`), the caller's stack rules,
 /// then the caller's split rules. Two tensors ending under one name is an error naming both.
 pub(crate) fn apply(
     mut items: Vec<Item>,
     options: &Options,
     config_dir: &Path,
+    side: Option<Arc<SideFiles>>,
 ) -> Result<Vec<Item>> {
+    // config.json is read once, and only when an architecture needs it.
+    let side = options.arch.as_ref().map(|_| {
+        side.unwrap_or_else(|| Arc::new(SideFiles::read_arch(config_dir, options.max_json_size)))
+    });
     let arch = options
         .arch
         .as_deref()
-        .map(|name| arch::for_open(name, config_dir, options.max_json_size))
+        .zip(side.as_ref())
+        .map(|(name, side)| arch::for_open(name, side))
         .transpose()?;
     let nothing_to_do = arch.is_none()
         && options.rename.is_empty()
@@ -42,8 +50,8 @@ pub(crate) fn apply(
         }
     }
     item::check_unique(&mut items)?;
-    if let Some(arch) = arch {
-        let config = arch::config_for(arch.name, config_dir, options.max_json_size)?;
+    if let (Some(arch), Some(side)) = (arch, side) {
+        let config = arch::config_for(arch.name, side)?;
         items = (arch.transform_for(options.gguf_layout))(items, &config)?;
     }
     for rule in &options.stacks {

@@ -1968,3 +1968,62 @@ fn deepseek2_splits_kv_b_and_its_block_scales_per_head_and_leaves_out_the_mtp_la
         "{text}"
     );
 }
+
+#[test]
+fn side_files_are_read_once_and_handed_over_as_values() {
+    use std::sync::Arc;
+    use stload::__private::side_files::SideFiles;
+    use stload::__private::tokenizer::Vocabulary;
+    let tokenizer = r#"{"added_tokens":[],
+        "pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},
+        "model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}"#;
+    let dir = with_config("bert", json("bert/config.json"));
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer).unwrap();
+    let from_dir = arch::gguf_parts(dir.path(), None, &[]).unwrap();
+    let side = Arc::new(SideFiles::read(dir.path(), 1 << 20));
+    // Every reader takes the values read: with the files gone, detection, config.json and the
+    // tokenizer still give what they gave from the directory.
+    for name in ["config.json", "tokenizer.json"] {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    assert_eq!(arch::detect_in(&side).unwrap(), "bert");
+    let parts = arch::gguf_parts_in(&side, None, &[]).unwrap();
+    assert_eq!(
+        format!("{:?}", parts.metadata),
+        format!("{:?}", from_dir.metadata)
+    );
+    let vocabulary = Vocabulary::read_in(&side, None, None).unwrap();
+    assert_eq!(vocabulary.tokens, ["a", "b"]);
+    // A missing config.json is named by who needs it.
+    let err = arch::gguf_parts_in(&Arc::new(SideFiles::read(dir.path(), 1 << 20)), None, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.json") && err.contains("missing"),
+        "{err}"
+    );
+
+    // A FIFO is refused without blocking, and a file past max_json_size keeps its error for
+    // the reader that needs it, naming the file; the files it does not need do not stop it.
+    let dir = with_config("bert", json("bert/config.json"));
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer).unwrap();
+    common::mkfifo(&dir.path().join("README.md"));
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        " ".repeat(1 << 16),
+    )
+    .unwrap();
+    let config_len = std::fs::metadata(dir.path().join("config.json"))
+        .unwrap()
+        .len();
+    assert!(config_len < 1 << 16);
+    let p = dir.path().to_path_buf();
+    let side = common::within("fifo", move || SideFiles::read(&p, (1 << 16) - 1));
+    assert!(side.get("README.md").is_err());
+    assert_eq!(arch::detect_in(&side).unwrap(), "bert");
+    let err = Vocabulary::read_in(&side, None, None).unwrap_err();
+    assert!(
+        matches!(err, Error::Limit(_)) && err.to_string().contains("tokenizer_config.json"),
+        "{err}"
+    );
+}

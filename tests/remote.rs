@@ -812,17 +812,17 @@ fn a_url_with_a_query_string_is_refused_never_fetched_without_it() {
     );
 }
 
-/// Without a cache directory, GGUF export of a URL reads no local path spelled like it
-/// (`./http:/HOST/...`, where `config.json` and the tokenizer would be taken from): it is
-/// refused, naming the cache directory as the way, by the API and the CLI, and the CLI opens
-/// the URL, never a local directory of that name.
+/// Without a cache directory, GGUF export of a URL fetches `config.json` and the tokenizer
+/// files from the prefix (small bounded reads) and writes the file the local export writes,
+/// byte for byte, by the API and the CLI; it never reads a local path spelled like the URL
+/// (`./http:/HOST/...`, planted here with a config that would fail the export).
 #[test]
-fn gguf_export_of_an_uncached_url_never_reads_a_local_path() {
+fn gguf_export_of_an_uncached_url_equals_the_local_export() {
     let _g = shared();
     let llama = common::arch::fixtures().join("llama");
-    let (_, http_url) = publish(&llama, "spelled/llama");
+    let (s3_url, http_url) = publish(&llama, "spelled/llama");
     let work = tempfile::tempdir().unwrap();
-    // The same model planted at the local path the URL spells, relative to the directory the
+    // A broken model planted at the local path the URL spells, relative to the directory the
     // command runs in.
     let planted = work
         .path()
@@ -834,15 +834,27 @@ fn gguf_export_of_an_uncached_url_never_reads_a_local_path() {
             std::fs::copy(&path, planted.join(path.file_name().unwrap())).unwrap();
         }
     }
+    std::fs::write(
+        planted.join("config.json"),
+        r#"{"architectures": ["Nonsense"]}"#,
+    )
+    .unwrap();
 
-    let model = Model::open_dir(&http_url, &Options::default()).unwrap();
-    let out = work.path().join("api.gguf");
-    let err = model
-        .write_gguf(&out, stload::gguf::OutType::F16, &mut |_, _| true)
-        .expect_err("refused");
-    assert!(matches!(err, Error::Unsupported(_)), "{err}");
-    assert!(err.to_string().contains("cache_dir"), "{err}");
-    assert!(!out.exists());
+    let export = |model: &Model, name: &str| {
+        let out = work.path().join(name);
+        model
+            .write_gguf(&out, stload::gguf::OutType::F16, &mut |_, _| true)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        std::fs::read(&out).unwrap()
+    };
+    let local = export(
+        &Model::open_dir(&llama, &Options::default()).unwrap(),
+        "local.gguf",
+    );
+    let http = Model::open_dir(&http_url, &Options::default()).unwrap();
+    assert!(export(&http, "http.gguf") == local, "{http_url}");
+    let s3 = Model::open_dir(&s3_url, &s3_options()).unwrap();
+    assert!(export(&s3, "s3.gguf") == local, "{s3_url}");
 
     let run = Command::new(env!("CARGO_BIN_EXE_stload"))
         .current_dir(work.path())
@@ -851,9 +863,22 @@ fn gguf_export_of_an_uncached_url_never_reads_a_local_path() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success(), "{stderr}");
-    assert!(stderr.contains("cache_dir"), "{stderr}");
-    assert!(!work.path().join("cli.gguf").exists());
+    assert!(run.status.success(), "{stderr}");
+    assert!(std::fs::read(work.path().join("cli.gguf")).unwrap() == local);
+
+    // A side file past max_json_size is refused by its size, naming its URL.
+    let mut small = Options::default();
+    small.max_json_size = 16;
+    let model = Model::open_dir(&http_url, &small).unwrap();
+    let out = work.path().join("small.gguf");
+    let err = model
+        .write_gguf(&out, stload::gguf::OutType::F16, &mut |_, _| true)
+        .expect_err("refused");
+    assert!(
+        matches!(err, Error::Limit(_)) && err.to_string().contains("config.json"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }
 
 /// A server that drips bytes fails the read when the request timeout expires, with a message

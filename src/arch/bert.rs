@@ -4,16 +4,13 @@
 //! embedding model does not use (`embeddings.position_ids`, the pooler, pre-training heads)
 //! are dropped.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::Value;
 
 use super::registry::{no_adjust, no_computed, Arch};
 use super::{keys, Config};
 use crate::error::{Error, Result};
-use crate::file::{read_side, SideLimit};
 use crate::kv::Metadata;
-use crate::side_files;
+use crate::side_files::{self, SideFiles};
 use crate::source::item::Item;
 
 /// bert (an encoder: no causal attention, pooling from the sentence-transformers files).
@@ -94,10 +91,9 @@ pub fn kv(config: &Config, kv: &mut Metadata) -> Result<()> {
         keys::positive_f32_of(config, key, eps)?,
     );
     kv.set(format!("{arch}.attention.causal"), false);
-    let dir = config.path().parent().unwrap_or(Path::new("."));
     kv.set(
         format!("{arch}.pooling_type"),
-        pooling_type(dir, config.max_json())?,
+        pooling_type(config.side_files())?,
     );
     let types = config.first_u32(&["type_vocab_size"])?.unwrap_or(2);
     kv.set("tokenizer.ggml.token_type_count", types);
@@ -113,42 +109,20 @@ const POOLING_CLS: u32 = 2;
 /// The last token's embedding.
 const POOLING_LAST: u32 = 3;
 
-/// The JSON file `path` (at most `max_json` bytes, a regular file), `None` when missing.
-fn read_json(path: &Path, max_json: u64) -> Result<Option<Value>> {
-    let Some(text) = read_side(path, SideLimit::Json(max_json))? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&text)
-        .map(Some)
-        .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))
-}
-
-/// The `config.json` of a sentence-transformers checkpoint's Pooling module, which
-/// `modules.json` names (read as a side file of at most `max_json` bytes); `None` without
-/// `modules.json` or a Pooling module in it.
-pub(crate) fn pooling_config(dir: &Path, max_json: u64) -> Result<Option<PathBuf>> {
-    let modules_path = dir.join(side_files::MODULES);
-    let Some(modules) = read_json(&modules_path, max_json)? else {
-        return Ok(None);
-    };
-    let sub = side_files::pooling_config(&modules_path.display().to_string(), &modules)?;
-    Ok(sub.map(|sub| dir.join(sub)))
-}
-
 /// The pooling of a sentence-transformers checkpoint: `modules.json` names the Pooling module's
 /// directory, whose `config.json` says mean, cls or last token. Without `modules.json` or a
 /// Pooling module: none (per-token embeddings), as ollama writes it. A pooling llama.cpp does
-/// not have (max, mean of square roots) is an error naming the file. Both files are read as
-/// side files of at most `max_json` bytes.
-pub fn pooling_type(dir: &Path, max_json: u64) -> Result<u32> {
-    let Some(path) = pooling_config(dir, max_json)? else {
+/// not have (max, mean of square roots) is an error naming the file. Both come from `side`.
+pub fn pooling_type(side: &SideFiles) -> Result<u32> {
+    let Some(name) = side.pooling_config()? else {
         return Ok(POOLING_NONE);
     };
-    let config = read_json(&path, max_json)?.ok_or_else(|| Error::Io {
+    let path = side.path(&name);
+    let config: Value = side.json(&name)?.ok_or_else(|| Error::Io {
         path: path.display().to_string(),
         message: format!(
             "missing: {} names this Pooling module",
-            dir.join(side_files::MODULES).display()
+            side.path(side_files::MODULES).display()
         ),
     })?;
     let flag = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(false);

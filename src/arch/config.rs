@@ -1,12 +1,13 @@
 //! The `config.json` beside the weights: head counts and sizes the transforms need.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::error::{shown, shown_json, Error, Result};
 pub use crate::file::DEFAULT_MAX_JSON_SIZE;
-use crate::side_files;
+use crate::side_files::{self, SideFiles};
 
 /// A model's `config.json`, with checked accessors whose errors name the file (and quote a
 /// value shortened, however long it is).
@@ -14,9 +15,9 @@ use crate::side_files;
 pub struct Config {
     path: PathBuf,
     json: Value,
-    /// The bound it was read with, which the files beside it read later (bert's pooling
-    /// modules) keep.
-    max_json: u64,
+    /// The side files it was read from, which an architecture reads more of (bert's pooling
+    /// modules).
+    side: Arc<SideFiles>,
 }
 
 impl Config {
@@ -28,11 +29,17 @@ impl Config {
 
     /// Reads `dir/config.json` if it is a regular file of at most `max_bytes` bytes.
     pub fn read_limited(dir: &Path, arch: &str, max_bytes: u64) -> Result<Config> {
-        let path = dir.join(side_files::CONFIG);
+        let side = SideFiles::read_arch(dir, max_bytes);
+        Config::of(Arc::new(side), arch)
+    }
+
+    /// The `config.json` of the side files `side`, which must have it; `arch` names who needs
+    /// it in the error.
+    pub fn of(side: Arc<SideFiles>, arch: &str) -> Result<Config> {
+        let path = side.path(side_files::CONFIG);
         let need = format!("architecture {arch} needs config.json beside the weights");
-        let text = crate::file::read_limited(&path, max_bytes, &need)?;
-        let json: Value = serde_json::from_slice(&text)
-            .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))?;
+        let text = side.need(side_files::CONFIG, &need)?;
+        let json: Value = side.parse(side_files::CONFIG, text)?;
         let Value::Object(mut root) = json else {
             return Err(Error::format(path.display(), None, "not a JSON object"));
         };
@@ -47,16 +54,17 @@ impl Config {
             }
         }
         let json = Value::Object(root);
-        Ok(Config {
-            path,
-            json,
-            max_json: max_bytes,
-        })
+        Ok(Config { path, json, side })
     }
 
     /// The bound on JSON files this config was read with (`max_json_size`).
     pub fn max_json(&self) -> u64 {
-        self.max_json
+        self.side.max_json()
+    }
+
+    /// The side files this config was read from.
+    pub fn side_files(&self) -> &SideFiles {
+        &self.side
     }
 
     /// The architecture `architectures[0]` declares, when it names one stload knows

@@ -6,8 +6,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::{shown, shown_json, Error, Result};
-use crate::file::{read_limited, DEFAULT_MAX_JSON_SIZE};
-use crate::side_files;
+use crate::file::DEFAULT_MAX_JSON_SIZE;
+use crate::side_files::{self, SideFiles};
 
 /// The architecture of the checkpoint in `dir`, from `dir/config.json` `architectures[0]`
 /// (a regular file of at most [`DEFAULT_MAX_JSON_SIZE`] bytes). A missing file, a missing or
@@ -20,15 +20,17 @@ pub fn detect(dir: &Path) -> Result<&'static str> {
 /// read by the one reader of side files, so a FIFO, a device or a file past the bound is
 /// refused without blocking and before its bytes are read.
 pub fn detect_limited(dir: &Path, max_json: u64) -> Result<&'static str> {
-    let path = dir.join(side_files::CONFIG);
-    let text = read_limited(
-        &path,
-        max_json,
+    detect_in(&SideFiles::read_only(dir, &[side_files::CONFIG], max_json))
+}
+
+/// The architecture `config.json` of `side` declares ([`detect`]).
+pub fn detect_in(side: &SideFiles) -> Result<&'static str> {
+    let path = side.path(side_files::CONFIG);
+    let text = side.need(
+        side_files::CONFIG,
         "detecting the architecture needs config.json beside the weights",
     )?;
-    let json: Value = serde_json::from_slice(&text)
-        .map_err(|e| Error::format(path.display(), None, format!("not valid JSON: {e}")))?;
-    drop(text);
+    let json: Value = side.parse(side_files::CONFIG, text)?;
     let first =
         match json.get("architectures") {
             None | Some(Value::Null) => return Err(Error::format(

@@ -27,16 +27,17 @@ mod registry;
 mod stablelm;
 
 use std::path::Path;
+use std::sync::Arc;
 
-pub(crate) use bert::pooling_config;
 pub use config::{Config, Section};
-pub use detect::{detect, detect_limited};
+pub use detect::{detect, detect_in, detect_limited};
 pub use registry::{help, leaves_out, left_out, HF_NAMES, NAMES};
 pub(crate) use registry::{lookup, Arch};
 
 use crate::error::{Error, Result};
 use crate::file::DEFAULT_MAX_JSON_SIZE;
 use crate::kv::Metadata;
+use crate::side_files::SideFiles;
 
 pub use crate::kv::ComputedTensor;
 
@@ -109,30 +110,38 @@ pub fn resolve_limited(name: &str, config_dir: &Path, max_json: u64) -> Result<&
     }
 }
 
-/// The architecture for the model opened with `Options::arch = name` from a directory whose
-/// config.json (at most `max_json` bytes) is in `config_dir`.
-pub(crate) fn for_open(name: &str, config_dir: &Path, max_json: u64) -> Result<&'static Arch> {
-    lookup(resolve_limited(name, config_dir, max_json)?)
+/// [`resolve`] with [`AUTO`] detected from the `config.json` of `side`.
+pub fn resolve_in(name: &str, side: &SideFiles) -> Result<&'static str> {
+    if name.eq_ignore_ascii_case(AUTO) {
+        detect_in(side)
+    } else {
+        lookup(name).map(|a| a.name)
+    }
+}
+
+/// The architecture for the model opened with `Options::arch = name` and the side files
+/// `side` (their config.json).
+pub(crate) fn for_open(name: &str, side: &SideFiles) -> Result<&'static Arch> {
+    lookup(resolve_in(name, side)?)
 }
 
 /// The architecture of a GGUF export and the config.json it reads: `name` as given (or
-/// [`AUTO`]), detected from `config_dir/config.json` when `None`.
+/// [`AUTO`]), detected from the config.json of `side` when `None`.
 pub(crate) fn for_gguf(
-    config_dir: &Path,
+    side: &Arc<SideFiles>,
     name: Option<&str>,
-    max_json: u64,
 ) -> Result<(&'static Arch, Config)> {
-    let arch = for_open(name.unwrap_or(AUTO), config_dir, max_json)?;
-    let config = config_for(arch.name, config_dir, max_json)?;
+    let arch = for_open(name.unwrap_or(AUTO), side)?;
+    let config = config_for(arch.name, Arc::clone(side))?;
     Ok((arch, config))
 }
 
-/// `config_dir/config.json` (at most `max_json` bytes) for the architecture `name`. A config
-/// whose `architectures[0]` declares another architecture stload knows is refused, naming
-/// both: the other's keys and tensors would fail later with a misleading message, or worse,
-/// convert. A config that declares none, or one stload does not know, is taken as `name`.
-pub(crate) fn config_for(name: &str, config_dir: &Path, max_json: u64) -> Result<Config> {
-    let config = Config::read_limited(config_dir, name, max_json)?;
+/// The config.json of `side` for the architecture `name`. A config whose `architectures[0]`
+/// declares another architecture stload knows is refused, naming both: the other's keys and
+/// tensors would fail later with a misleading message, or worse, convert. A config that
+/// declares none, or one stload does not know, is taken as `name`.
+pub(crate) fn config_for(name: &str, side: Arc<SideFiles>) -> Result<Config> {
+    let config = Config::of(side, name)?;
     match config.declared() {
         Some((hf, declared)) if declared != name => Err(Error::InvalidArgument(format!(
             "{}: declares \"{hf}\" (architecture {declared}), not {name}: give the \
@@ -179,7 +188,17 @@ pub fn gguf_parts_limited(
     tensors: &Tensors,
     max_json: u64,
 ) -> Result<GgufParts> {
-    let (arch, config) = for_gguf(config_dir, name, max_json)?;
+    let side = Arc::new(SideFiles::read_arch(config_dir, max_json));
+    gguf_parts_in(&side, name, tensors)
+}
+
+/// [`gguf_parts`] of the model whose side files are `side` (read once, within their bounds).
+pub fn gguf_parts_in(
+    side: &Arc<SideFiles>,
+    name: Option<&str>,
+    tensors: &Tensors,
+) -> Result<GgufParts> {
+    let (arch, config) = for_gguf(side, name)?;
     let mut metadata = Metadata::new();
     (arch.kv)(&config, &mut metadata)?;
     debug_assert!(

@@ -25,6 +25,7 @@ use crate::file::{Format, ShardFile};
 use crate::nulstr::NulString;
 use crate::options::Options;
 use crate::shape::Shape;
+use crate::side_files::SideFiles;
 use crate::source::Source;
 use crate::store::Store;
 use crate::tensor::Tensor;
@@ -341,24 +342,24 @@ impl Model {
     /// The directory holding the model's `config.json` and tokenizer files: the directory
     /// opened, or the directory of the first file given. For a model opened from a URL
     /// without a cache directory it is that URL (or its directory), which names no local
-    /// directory: GGUF export then refuses the model rather than read a local path spelled
-    /// like the URL.
+    /// directory: GGUF export then fetches the files beside the weights from it rather than
+    /// read a local path spelled like the URL.
     pub fn config_dir(&self) -> &Path {
         &self.config_dir
     }
 
-    /// [`Model::config_dir`] for reading the files beside the weights: refused when it is a
-    /// URL (a remote model opened without a cache directory, whose side files were not
-    /// fetched), never read as the local path it would spell (`http:/host/...`).
-    pub(crate) fn side_dir(&self) -> Result<&Path> {
+    /// The files beside the weights ([`SideFiles`]), each read once within its bound: from
+    /// [`Model::config_dir`], or for a remote model opened without a cache directory fetched
+    /// from its URL prefix (small whole-object reads), never read as the local path the URL
+    /// would spell (`http:/host/...`).
+    pub(crate) fn side_files(&self) -> Result<SideFiles> {
         let text = self.config_dir.to_str().unwrap_or_default();
         match crate::remote::url_of(text) {
-            Some(url) => Err(Error::Unsupported(format!(
-                "{url}: config.json and the tokenizer files beside the weights come with a \
-                 remote model only when it is opened as a prefix with a cache directory (the \
-                 remote option cache_dir, or STLOAD_CACHE_DIR)"
-            ))),
-            None => Ok(&self.config_dir),
+            Some(url) => Model::fetch_side_files(url, &self.options),
+            None => Ok(SideFiles::read(
+                &self.config_dir,
+                self.options.max_json_size,
+            )),
         }
     }
 

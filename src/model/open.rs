@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{Entry, Model};
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::index::{ShardIndex, INDEX_FILE};
 use crate::nulstr::NulString;
 use crate::options::Options;
 use crate::shape::Shape;
+use crate::side_files::SideFiles;
 use crate::source::item::Item;
 use crate::source::{Segment, Source};
 use crate::store::Store;
@@ -70,6 +71,16 @@ impl Model {
     /// (all of them, then), read by range; a remote GGUF header is read in growing pieces up
     /// to [`Options::max_header_size`].
     pub fn open_files<P: AsRef<Path>>(paths: &[P], options: &Options) -> Result<Model> {
+        Model::open_files_with(paths, options, None)
+    }
+
+    /// [`Model::open_files`] with the side files an architecture reads given as `side` (read
+    /// once already, or fetched from a remote prefix) rather than read beside the files.
+    pub(crate) fn open_files_with<P: AsRef<Path>>(
+        paths: &[P],
+        options: &Options,
+        side: Option<Arc<SideFiles>>,
+    ) -> Result<Model> {
         options.validate()?;
         if paths.is_empty() {
             return Err(Error::InvalidArgument("no files given".into()));
@@ -79,7 +90,7 @@ impl Model {
             .filter_map(|p| p.as_ref().to_str().and_then(crate::remote::url_of))
             .collect();
         if !urls.is_empty() {
-            return Model::open_remote_files(&urls, paths.len(), options);
+            return Model::open_remote_files(&urls, paths.len(), options, side);
         }
         // Headers are parsed in parallel: a model may have a thousand shards.
         let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
@@ -118,7 +129,7 @@ impl Model {
         })?;
         // Files given one by one: config.json (for architectures) sits beside the first.
         let config_dir = paths[0].parent().unwrap_or(Path::new("."));
-        Model::build(opened, options, config_dir)
+        Model::build(opened, options, config_dir, side)
     }
 
     fn open_indexed(dir: &Path, index_path: &Path, options: &Options) -> Result<Model> {
@@ -140,13 +151,14 @@ impl Model {
             .into_iter()
             .map(|(f, h)| (f, Contents::Safetensors(h)))
             .collect();
-        Model::build(opened, options, dir)
+        Model::build(opened, options, dir, None)
     }
 
     pub(super) fn build(
         opened: Vec<(ShardFile, Contents)>,
         options: &Options,
         config_dir: &Path,
+        side: Option<Arc<SideFiles>>,
     ) -> Result<Model> {
         let mut files = Vec::with_capacity(opened.len());
         let mut items = Vec::new();
@@ -222,7 +234,7 @@ impl Model {
                 files[w[1].source.first().file].display()
             )));
         }
-        let items = transform::apply(items, options, config_dir)?;
+        let items = transform::apply(items, options, config_dir, side)?;
         for item in &items {
             check_shape(item, &files)?;
         }

@@ -6,9 +6,11 @@
 //! completed by name as a local one is. The model built is the same as for local files;
 //! only its files' backend differs. With a cache directory, a prefix is copied into it with
 //! the files beside the weights and opened as the local directory it then is (PyTorch
-//! checkpoints, architectures and GGUF export included).
+//! checkpoints and architectures at open included). Without one, GGUF export fetches the files
+//! beside the weights it reads ([`Model::fetch_side_files`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
 
@@ -20,7 +22,7 @@ use crate::index::{ShardIndex, INDEX_FILE};
 use crate::options::Options;
 use crate::remote::object::Object;
 use crate::remote::{connect, local_copies, mirror, open_copy, Connection};
-use crate::side_files;
+use crate::side_files::{self, SideFiles};
 
 /// The file a plain HTTP directory URL serves when it has no shard index.
 const SINGLE_FILE: &str = "model.safetensors";
@@ -68,7 +70,7 @@ impl Model {
                 .into_iter()
                 .map(|(f, h)| (f, Contents::Safetensors(h)))
                 .collect();
-            return Model::build(opened, options, Path::new(url));
+            return Model::build(opened, options, Path::new(url), None);
         }
         // A shard of a split GGUF set whose other shards the listing did not show.
         let names = paths.iter().map(|p| PathBuf::from(conn.url(p))).collect();
@@ -79,7 +81,7 @@ impl Model {
                 .collect::<Result<Vec<_>>>()?;
             open_objects(&conn, &paths, options, &listed)
         })?;
-        Model::build(opened, options, Path::new(url))
+        Model::build(opened, options, Path::new(url), None)
     }
 
     /// Opens the files `urls` (`given` paths were given: all must be URLs).
@@ -87,6 +89,7 @@ impl Model {
         urls: &[&str],
         given: usize,
         options: &Options,
+        side: Option<Arc<SideFiles>>,
     ) -> Result<Model> {
         if urls.len() != given {
             return Err(Error::InvalidArgument(
@@ -94,7 +97,9 @@ impl Model {
             ));
         }
         let first = urls[0];
-        refuse_arch(first, options)?;
+        if side.is_none() {
+            refuse_arch(first, options)?;
+        }
         // One connection per store; files on the same store share it (and its connections).
         let mut conns: Vec<Connection> = Vec::new();
         let listed = TensorCount::new(options.max_tensors);
@@ -111,7 +116,26 @@ impl Model {
         })?;
         // Files given one by one: config.json would sit beside the first.
         let config_dir = first.rsplit_once('/').map_or(first, |(dir, _)| dir);
-        Model::build(opened, options, Path::new(config_dir))
+        Model::build(opened, options, Path::new(config_dir), side)
+    }
+}
+
+impl Model {
+    /// The side files of a remote model opened without a cache directory, fetched from the
+    /// URL prefix `url` that holds its files: one small bounded GET each ([`side_files::limit`]
+    /// of `max_json_size`, as a local read is bounded), a missing object absent.
+    pub(super) fn fetch_side_files(url: &str, options: &Options) -> Result<SideFiles> {
+        let (conn, prefix) = connect(url, &options.remote, options.effective_threads())?;
+        let max_json = options.max_json_size;
+        let fetch = |name: &str| {
+            let path = conn.join(&prefix, name)?;
+            conn.read_small(&path, side_files::limit(name, max_json).bytes())
+        };
+        let files = SideFiles::names()
+            .into_iter()
+            .map(|name| (name.to_string(), fetch(name)))
+            .collect();
+        Ok(SideFiles::from_parts(PathBuf::from(url), max_json, files).with_pooling(fetch))
     }
 }
 

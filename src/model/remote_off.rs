@@ -11,8 +11,18 @@ impl Model {
         Err(crate::remote::disabled(url))
     }
 
+    /// Refuses to fetch the side files under the URL prefix `url`.
+    pub(super) fn fetch_side_files(url: &str, _: &Options) -> Result<crate::side_files::SideFiles> {
+        Err(crate::remote::disabled(url))
+    }
+
     /// Refuses the URLs `urls` (the first one is named).
-    pub(super) fn open_remote_files(urls: &[&str], _: usize, _: &Options) -> Result<Model> {
+    pub(super) fn open_remote_files(
+        urls: &[&str],
+        _: usize,
+        _: &Options,
+        _: Option<std::sync::Arc<crate::side_files::SideFiles>>,
+    ) -> Result<Model> {
         Err(crate::remote::disabled(
             urls.first().copied().unwrap_or("remote files"),
         ))

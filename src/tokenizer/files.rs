@@ -1,10 +1,10 @@
-//! Reading the files of a model directory the tokenizer needs, through the one bounded,
-//! regular-file-only reader of side files ([`crate::file::read_side`]).
+//! The files of a model the tokenizer needs, taken from its side files ([`SideFiles`]), each
+//! read once through the one bounded, regular-file-only reader ([`crate::file::read_side`]).
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::file::{read_side, SideLimit};
+use crate::side_files::SideFiles;
 
 /// The largest `tokenizer.json` or `tokenizer.model` read (256 MiB, or `max_json_size` when
 /// larger): real ones stay under 50 MiB, and the bound keeps a hostile file from exhausting
@@ -12,27 +12,21 @@ use crate::file::{read_side, SideLimit};
 /// are JSON beside the weights, bounded by `max_json_size`.
 pub const MAX_FILE_BYTES: u64 = crate::file::MAX_TOKENIZER_SIZE;
 
-/// The bytes of the tokenizer file `path` (`tokenizer.json`, `tokenizer.model`), `None` when
-/// it does not exist; an error when it is not a regular file or larger than its bound.
-pub(crate) fn read_tokenizer(path: &Path, max_json: u64) -> Result<Option<Vec<u8>>> {
-    read_side(path, SideLimit::Tokenizer(max_json))
+/// The bytes of the side file `name` of `side` (read once, within its bound), `None` when
+/// it does not exist; the error met reading it when it is not a regular file or larger than
+/// its bound.
+pub(crate) fn read<'a>(side: &'a SideFiles, name: &str) -> Result<Option<&'a [u8]>> {
+    side.get(name)
 }
 
-/// The bytes of the JSON or text file `path` (at most `max_json` bytes), `None` when it does
-/// not exist.
-pub(crate) fn read_small(path: &Path, max_json: u64) -> Result<Option<Vec<u8>>> {
-    read_side(path, SideLimit::Json(max_json))
-}
-
-/// Parses the JSON file `path` (if it exists, at most `max_json` bytes) into `T`; errors name
-/// the file.
+/// Parses the JSON side file `name` of `side` (if it exists) into `T`; errors name the file.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    max_json: u64,
+    side: &SideFiles,
+    name: &str,
 ) -> Result<Option<T>> {
-    match read_small(path, max_json)? {
+    match read(side, name)? {
         None => Ok(None),
-        Some(bytes) => parse_json(path, &bytes).map(Some),
+        Some(bytes) => parse_json(&side.path(name), bytes).map(Some),
     }
 }
 

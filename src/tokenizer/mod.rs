@@ -49,7 +49,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::file::DEFAULT_MAX_JSON_SIZE;
 use crate::kv;
-use crate::side_files;
+use crate::side_files::{self, SideFiles};
 
 pub use files::MAX_FILE_BYTES;
 pub use special::{Special, SpecialTokens};
@@ -175,13 +175,24 @@ impl Vocabulary {
         max_json: u64,
         tokenizer_pre: Option<&str>,
     ) -> Result<Vocabulary> {
+        let side = SideFiles::read(dir, max_json);
+        Vocabulary::read_in(&side, vocab_size, tokenizer_pre)
+    }
+
+    /// [`Vocabulary::read_with`] from the side files `side` (read once, within their bounds).
+    pub fn read_in(
+        side: &SideFiles,
+        vocab_size: Option<u64>,
+        tokenizer_pre: Option<&str>,
+    ) -> Result<Vocabulary> {
         if let Some(name) = tokenizer_pre {
             crate::options::check_tokenizer_pre(name)?;
         }
-        let mut base = if let Some(bytes) = files::read_tokenizer(&dir.join(spm::FILE), max_json)? {
-            spm::parse(dir, &bytes, max_json)?
-        } else if let Some(bytes) = files::read_tokenizer(&dir.join(hf::FILE), max_json)? {
-            hf::parse(&dir.join(hf::FILE), &bytes, vocab_size)?
+        let dir = side.dir();
+        let mut base = if let Some(bytes) = files::read(side, spm::FILE)? {
+            spm::parse(side, bytes)?
+        } else if let Some(bytes) = files::read(side, hf::FILE)? {
+            hf::parse(&dir.join(hf::FILE), bytes, vocab_size)?
         } else {
             return Err(Error::NotFound(format!(
                 "{}: no tokenizer: neither {} nor {} exists",
@@ -191,11 +202,11 @@ impl Vocabulary {
             )));
         };
         pad(dir, &mut base, vocab_size)?;
-        let (special, chat_template) = special::read(dir, &base, max_json)?;
+        let (special, chat_template) = special::read(side, &base)?;
         let mut token_type_count = None;
         if base.model == Model::Bert {
             base.tokens = base.tokens.into_iter().map(phantom).collect();
-            token_type_count = type_vocab_size(dir, max_json)?;
+            token_type_count = type_vocab_size(side)?;
         }
         check_unique(dir, &base.tokens)?;
         let pre = match (tokenizer_pre, base.pre) {
@@ -305,14 +316,13 @@ pub fn write_kv_limited(
 pub(crate) const MAX_TOKENS: u64 = 1 << 24;
 
 /// config.json's `type_vocab_size`, when present.
-fn type_vocab_size(dir: &Path, max_json: u64) -> Result<Option<u32>> {
+fn type_vocab_size(side: &SideFiles) -> Result<Option<u32>> {
     #[derive(serde::Deserialize)]
     struct Config {
         #[serde(default)]
         type_vocab_size: Option<u32>,
     }
-    let path = dir.join(side_files::CONFIG);
-    Ok(files::read_json::<Config>(&path, max_json)?.and_then(|c| c.type_vocab_size))
+    Ok(files::read_json::<Config>(side, side_files::CONFIG)?.and_then(|c| c.type_vocab_size))
 }
 
 /// Pads with `[PAD{id}]` up to `vocab_size` (ollama's type and score, llama.cpp's names).

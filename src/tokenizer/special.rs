@@ -19,7 +19,7 @@ use super::hf::PostProcessor;
 use super::{files, Base};
 use crate::error::{shown_json, Error, Result};
 use crate::kv;
-use crate::side_files;
+use crate::side_files::{self, SideFiles};
 
 /// A kind of special token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,11 +162,12 @@ const MAX_ELEMENTS: usize = 4096;
 /// missing; at most `max_json` bytes). Every other value is skipped without being built, and a kept value may hold at
 /// most [`MAX_ELEMENTS`] elements per array or object: a large `added_tokens_decoder` or a long
 /// eos list costs no memory beyond the file's bytes.
-fn object(path: &Path, keys: &[&str], max_json: u64) -> Result<Option<Map<String, Value>>> {
-    let Some(bytes) = files::read_small(path, max_json)? else {
+fn object(side: &SideFiles, name: &str, keys: &[&str]) -> Result<Option<Map<String, Value>>> {
+    let path = &side.path(name);
+    let Some(bytes) = files::read(side, name)? else {
         return Ok(None);
     };
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = serde::de::DeserializeSeed::deserialize(Keep(keys), &mut de).and_then(|m| {
         de.end()?;
         Ok(m)
@@ -365,21 +366,18 @@ fn token_id(path: &Path, key: &str, v: &Value, n: usize) -> Result<u32> {
 
 /// The special tokens and the chat template of `dir` for the vocabulary `base`; `max_json`
 /// bounds each file read.
-pub(crate) fn read(
-    dir: &Path,
-    base: &Base,
-    max_json: u64,
-) -> Result<(SpecialTokens, Option<String>)> {
+pub(crate) fn read(side: &SideFiles, base: &Base) -> Result<(SpecialTokens, Option<String>)> {
+    let dir = side.dir();
     let tc_path = dir.join(side_files::TOKENIZER_CONFIG);
     let stm_path = dir.join(side_files::SPECIAL_TOKENS_MAP);
     let mut tc_keys = special_keys("", "_token");
     tc_keys.extend(special_keys("add_", "_token"));
     tc_keys.push("chat_template".into());
     let tc_keys: Vec<&str> = tc_keys.iter().map(String::as_str).collect();
-    let tc = object(&tc_path, &tc_keys, max_json)?;
+    let tc = object(side, side_files::TOKENIZER_CONFIG, &tc_keys)?;
     let stm_keys = special_keys("", "_token");
     let stm_keys: Vec<&str> = stm_keys.iter().map(String::as_str).collect();
-    let stm = object(&stm_path, &stm_keys, max_json)?;
+    let stm = object(side, side_files::SPECIAL_TOKENS_MAP, &stm_keys)?;
     let n = base.tokens.len();
 
     // Contents by kind.
@@ -432,7 +430,7 @@ pub(crate) fn read(
     let config_path = dir.join(side_files::CONFIG);
     let id_keys = special_keys("", "_token_id");
     let id_keys: Vec<&str> = id_keys.iter().map(String::as_str).collect();
-    if let Some(cfg) = object(&config_path, &id_keys, max_json)? {
+    if let Some(cfg) = object(side, side_files::CONFIG, &id_keys)? {
         for kind in Special::ALL {
             let key = format!("{}_token_id", kind.name());
             match cfg.get(&key) {
@@ -451,7 +449,7 @@ pub(crate) fn read(
     }
 
     let gen_path = dir.join(side_files::GENERATION_CONFIG);
-    if let Some(gen) = object(&gen_path, &["eos_token_id"], max_json)? {
+    if let Some(gen) = object(side, side_files::GENERATION_CONFIG, &["eos_token_id"])? {
         let ids = match gen.get("eos_token_id") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => {
@@ -490,7 +488,7 @@ pub(crate) fn read(
         }
     }
 
-    let template = chat_template(dir, tc.as_ref(), &tc_path, max_json)?;
+    let template = chat_template(side, tc.as_ref(), &tc_path)?;
     Ok((out, template))
 }
 
@@ -625,11 +623,11 @@ fn add_from_post_processor(
 /// named templates of which the one named "default" is taken), else `chat_template.jinja`, else
 /// `chat_template.json`'s `chat_template`.
 fn chat_template(
-    dir: &Path,
+    side: &SideFiles,
     tc: Option<&Map<String, Value>>,
     tc_path: &Path,
-    max_json: u64,
 ) -> Result<Option<String>> {
+    let dir = side.dir();
     fn pick(path: &Path, v: &Value) -> Result<Option<String>> {
         match v {
             Value::Null => Ok(None),
@@ -660,13 +658,13 @@ fn chat_template(
         return pick(tc_path, v);
     }
     let jinja = dir.join(side_files::CHAT_TEMPLATE_JINJA);
-    if let Some(bytes) = files::read_small(&jinja, max_json)? {
-        return String::from_utf8(bytes)
+    if let Some(bytes) = files::read(side, side_files::CHAT_TEMPLATE_JINJA)? {
+        return String::from_utf8(bytes.to_vec())
             .map(Some)
             .map_err(|_| Error::format(jinja.display(), None, "not UTF-8 text".to_string()));
     }
     let json = dir.join(side_files::CHAT_TEMPLATE_JSON);
-    if let Some(m) = object(&json, &["chat_template"], max_json)? {
+    if let Some(m) = object(side, side_files::CHAT_TEMPLATE_JSON, &["chat_template"])? {
         if let Some(v) = m.get("chat_template") {
             return pick(&json, v);
         }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{files, special::Special, Base, Model, TokenType, MAX_TOKENS};
 use crate::error::{Error, Result};
-use crate::side_files;
+use crate::side_files::{self, SideFiles};
 
 /// The file name.
 pub const FILE: &str = crate::side_files::TOKENIZER_MODEL;
@@ -144,7 +144,8 @@ fn walk(
 /// Reads `tokenizer.model` (`bytes`) of `dir` and the added tokens beside it (JSON files of at
 /// most `max_json` bytes). The pieces are counted before any is decoded and decoded one at a
 /// time straight into the token lists, so memory stays a small multiple of the file's size.
-pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
+pub(crate) fn parse(side: &SideFiles, bytes: &[u8]) -> Result<Base> {
+    let dir = side.dir();
     let path = dir.join(FILE);
     let fail = |rule: String| Error::format(path.display(), None, rule);
     let mut count: u64 = 0;
@@ -216,13 +217,14 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
     // piece there; new ids must follow the pieces without a gap.
     let mut added: BTreeMap<u64, (String, TokenType, &Path)> = BTreeMap::new();
     let added_path = dir.join(side_files::ADDED_TOKENS);
-    if let Some(map) = files::read_json::<BTreeMap<String, u64>>(&added_path, max_json)? {
+    if let Some(map) = files::read_json::<BTreeMap<String, u64>>(side, side_files::ADDED_TOKENS)? {
         for (content, id) in map {
             added.insert(id, (content, TokenType::UserDefined, &added_path));
         }
     }
     let config_path = dir.join(side_files::TOKENIZER_CONFIG);
-    if let Some(cfg) = files::read_json::<TokenizerConfigAdded>(&config_path, max_json)? {
+    if let Some(cfg) = files::read_json::<TokenizerConfigAdded>(side, side_files::TOKENIZER_CONFIG)?
+    {
         for (key, e) in cfg.added_tokens_decoder.unwrap_or_default() {
             let id: u64 = key.parse().map_err(|_| {
                 Error::format(
@@ -236,8 +238,8 @@ pub(crate) fn parse(dir: &Path, bytes: &[u8], max_json: u64) -> Result<Base> {
     }
     let json_path = dir.join(super::hf::FILE);
     if added.is_empty() {
-        if let Some(bytes) = files::read_tokenizer(&json_path, max_json)? {
-            for (id, content, special) in super::hf::added_tokens(&json_path, &bytes)? {
+        if let Some(bytes) = files::read(side, super::hf::FILE)? {
+            for (id, content, special) in super::hf::added_tokens(&json_path, bytes)? {
                 added.insert(id, (content, kind_of(special), &json_path));
             }
         }

@@ -295,6 +295,11 @@ fn fallbacks(written: &[PathBuf], outtype: OutType, types: &TypeOverrides) -> Re
 /// file is written, so a failure here says nothing.
 fn left_out_note(model: &stload::Model, options: &Options) -> Option<String> {
     use stload::__private::arch;
+    // A remote model's config_dir is its URL, no local directory to read.
+    let dir = model.config_dir().to_str()?;
+    if stload::__private::remote::url_of(dir).is_some() {
+        return None;
+    }
     let arch = arch::resolve_limited(
         options.arch.as_deref().unwrap_or(arch::AUTO),
         model.config_dir(),
