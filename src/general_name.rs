@@ -6,10 +6,7 @@
 //! lower-case words capitalised, versions and numbers kept). llama.cpp keys some tokenizer
 //! quirks on the name (Phi-3's special tokens), so it must be the converter's.
 
-use crate::side_files::{self, SideFiles};
-
-/// The model card beside the weights.
-pub(crate) const MODEL_CARD: &str = "README.md";
+use crate::side_files::{self, SideFiles, MODEL_CARD};
 
 /// The name of the model whose side files are `side`, from its model card and `config.json`.
 /// A card or config that could not be read or parsed adds nothing (the converter too goes on

@@ -29,7 +29,7 @@ pub fn side_files(dir: &Path, max_json: u64) -> Vec<PathBuf> {
         .iter()
         .map(|name| dir.join(name))
         .collect();
-    files.push(dir.join(crate::general_name::MODEL_CARD));
+    files.push(dir.join(crate::side_files::MODEL_CARD));
     let remote = dir.to_str().and_then(crate::remote::url_of).is_some();
     if !remote {
         let modules = SideFiles::read_only(dir, &[crate::side_files::MODULES], max_json);

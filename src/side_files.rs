@@ -15,8 +15,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::file::{read_side, SideLimit};
-use crate::general_name::MODEL_CARD;
 
+/// The model card beside the weights (read for `general.name`).
+pub(crate) const MODEL_CARD: &str = "README.md";
 /// The model's configuration: architecture, sizes, token ids.
 pub(crate) const CONFIG: &str = "config.json";
 /// Generation defaults: `eos_token_id` lists.
