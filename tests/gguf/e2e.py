@@ -267,7 +267,7 @@ HF_ARCHS = [
     "stablelm", "command-r", "phi3", "phi4mini", "mixtral", "llama4", "llama4mm", "gpt-oss", "gpt-oss-mxfp4",
     "deepseekv3",
 ]
-HF_OUTTYPES = ["f32", "f16", "q8_0"]
+HF_OUTTYPES = ["f32", "f16", "q8_0", "bf16"]
 # Bounds on the max abs logit difference against transformers, on logits that reach 4 to 7,
 # about 3x the largest measured; beside each, the measured values, stload's equal to llama.cpp's
 # converter's to the digits shown (except gemma, gemma2, gemma3 and stablelm, below).
@@ -286,6 +286,12 @@ HF_BOUND = {
     # 0.152, gemma3mm 0.115, olmo2 0.158, granite 0.039, stablelm 0.078, command-r 0.046, phi3
     # 0.168, phi4mini 0.141: q8_0 weights, and activations quantized to q8_0 for the products.
     "q8_0": 0.5,
+    # deepseekv3 5.9e-2, phi4mini 5.8e-2, gpt-oss-mxfp4 6.0e-2, qwen3 4.7e-2, qwen2 4.7e-2, gpt-oss
+    # 4.5e-2, llama 4.4e-2, mistral 4.3e-2, phi3 4.1e-2, gemma3mm 3.7e-2, gemma2 3.6e-2, gemma3
+    # 3.3e-2, olmo2 3.3e-2, stablelm 2.7e-2, gemma 2.5e-2, qwen3moe 2.5e-2, command-r 1.8e-2,
+    # granite 1.3e-2: bf16 weights keep 8 bits of mantissa (ggml multiplies them with activations
+    # rounded to bf16), about 8x f16's error.
+    "bf16": 0.2,
 }
 HF_BOUND_ARCH = {
     # ggml's CPU GELU reads a float16 table: gemma's GeGLU rounds its activations to ~1e-3.
@@ -297,6 +303,10 @@ HF_BOUND_ARCH = {
     # whose logits then move by a whole expert's output (the calibration check binds here).
     ("mixtral", "q8_0"): 2.5,  # measured 1.11, argmax differing at 1 of 32 positions
     ("qwen3moe", "q8_0"): 2.5,  # measured 0.98, argmax differing at 1 of 32 positions
+    # The same at bf16: a near-tie choice of experts flips (the converter's file the same).
+    ("mixtral", "bf16"): 1.5,  # measured 0.474
+    ("llama4", "bf16"): 1.5,  # measured 0.484, argmax differing at 1 of 32 positions
+    ("llama4mm", "bf16"): 1.5,  # measured 0.484: the same text model
     # llama4 routes top-1: positions 1 and 17 (top-1/top-2 router margins 0.002 and 0.009 in the
     # second MoE layer) move by 0.51 and 0.36, every other by at most 0.16; argmax differs at 2.
     ("llama4", "q8_0"): 1.5,  # measured 0.508 (the converter's the same)
@@ -328,7 +338,7 @@ HF_BOUND_ARCH = {
 # pattern, so again the bound is what binds. For stablelm it writes no rope.freq_base: its
 # files run with 10000 instead of 50000 (max abs diff 0.072).
 CALIBRATION_FACTOR = 2.0
-CALIBRATION_FLOOR = {"f32": 1e-4, "f16": 2e-3, "q8_0": 1e-2}
+CALIBRATION_FLOOR = {"f32": 1e-4, "f16": 2e-3, "q8_0": 1e-2, "bf16": 1e-2}
 CONVERTER = Path(os.environ.get("STLOAD_LLAMA_CPP_CONVERTER", HERE.parent.parent / ".venv" / "src" / "llama.cpp"))
 
 
