@@ -382,9 +382,10 @@ pub(super) fn complete_gguf_sets(
         .enumerate()
         .map(|(i, name)| (canonical(name), i))
         .collect();
-    // Each set once, by its shards' paths, and the shard it was found from.
+    // Each set once: the shard it was found from, its keys, and its shards' canonical paths
+    // (each path canonicalised once: that is a system call per shard).
     let mut sets: Vec<(PathBuf, ShardInfo, Vec<PathBuf>)> = Vec::new();
-    let mut missing = Vec::new();
+    let mut missing: Vec<(PathBuf, PathBuf)> = Vec::new();
     for (name, (_, contents)) in names.iter().zip(&opened) {
         let Contents::Gguf(gguf) = contents else {
             continue;
@@ -392,36 +393,44 @@ pub(super) fn complete_gguf_sets(
         let Some(info) = gguf.shard else { continue };
         let paths = set_paths(name, info)?;
         let first = canonical(&paths[0]);
-        if sets.iter().any(|(_, _, s)| canonical(&s[0]) == first) {
+        if sets.iter().any(|(_, _, s)| s[0] == first) {
             continue;
         }
-        for p in &paths {
+        let mut keys = Vec::with_capacity(paths.len());
+        for p in paths {
+            let key = if keys.is_empty() {
+                first.clone()
+            } else {
+                canonical(&p)
+            };
             // Placeholder until the missing shard is opened below.
-            known.entry(canonical(p)).or_insert_with(|| {
-                missing.push(p.clone());
+            known.entry(key.clone()).or_insert_with(|| {
+                missing.push((p, key.clone()));
                 usize::MAX
             });
+            keys.push(key);
         }
-        sets.push((name.clone(), info, paths));
+        sets.push((name.clone(), info, keys));
     }
     if !missing.is_empty() {
-        let found = open(&missing)?;
+        let paths: Vec<PathBuf> = missing.iter().map(|(p, _)| p.clone()).collect();
+        let found = open(&paths)?;
         if found.len() != missing.len() {
             return Err(Error::NotFound(format!(
                 "{}: not every shard of its split set was opened",
                 sets[0].0.display()
             )));
         }
-        for (p, shard) in missing.into_iter().zip(found) {
-            known.insert(canonical(&p), opened.len());
+        for ((p, key), shard) in missing.into_iter().zip(found) {
+            known.insert(key, opened.len());
             opened.push(shard);
             names.push(p);
         }
     }
-    for (given, info, paths) in &sets {
-        let mut shards = Vec::with_capacity(paths.len());
-        for p in paths {
-            let i = known[&canonical(p)];
+    for (given, info, keys) in &sets {
+        let mut shards = Vec::with_capacity(keys.len());
+        for key in keys {
+            let i = known[key];
             match &opened[i] {
                 (_, Contents::Gguf(gguf)) => shards.push((names[i].as_path(), gguf)),
                 // A file named as a shard of the set but given as another format.
